@@ -11,7 +11,7 @@ TURN_START_TOKEN = "<|im_start|>"
 SPECIAL_TOKENS = [BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, TURN_START_TOKEN]
 
 DEFAULT_CHAT_TEMPLATE = (
-    "{{ bos_token }}"
+    "{%- if bos_token %}{{ bos_token }}{%- endif %}"
     "{%- for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
     "{%- endfor %}"

@@ -1,0 +1,327 @@
+"""The sftflow config: one YAML file, validated before any expensive work starts.
+
+    sftflow init my-project        # writes a commented sftflow.yaml generated from these fields
+
+Every field documents itself (`description=`); `sftflow init` renders that help into the
+YAML it writes, so the docs never drift from the code. Unknown keys are errors with a
+"did you mean" hint, and every problem is reported at once with its key path.
+Relative paths are resolved against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sftflow.errors import SftflowError
+
+FORMATS = ("auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text")
+METHODS = ("lora", "qlora", "full")
+METRICS = ("exact_match", "json_valid", "perplexity")
+LORA_DEFAULT_LR = 2e-4
+FULL_DEFAULT_LR = 2e-5
+FULL_RISKY_LR = 3e-5
+
+
+class Strict(BaseModel):
+    """Base for every section: unknown keys are errors, defaults are validated too."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DataSource(Strict):
+    path: str = Field(description="file, folder or glob of raw examples (JSONL, JSON, CSV/TSV, Parquet)")
+    format: Literal[FORMATS] = Field("auto", description="row format; auto detects it per row")
+    mapping: dict[str, str] = Field(
+        default_factory=dict,
+        description="rename fields before conversion, canonical: source (e.g. {output: answer})",
+    )
+
+
+class Split(Strict):
+    train: float = Field(0.8, ge=0, le=1, description="fraction of examples for training")
+    val: float = Field(0.1, ge=0, le=1, description="fraction for validation (early stopping)")
+    test: float = Field(0.1, ge=0, le=1, description="fraction held out for evaluation only")
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> Split:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + val + test must be 1.0, got {total:g}")
+        return self
+
+
+class DataConfig(Strict):
+    sources: list[DataSource] = Field(min_length=1, description="raw input files, each with its format")
+    output_dir: str = Field("data", description="where prepare writes train/val/test.jsonl and the ledger")
+    split: Split = Field(default_factory=Split, description="split fractions, decided before training")
+    seed: int = Field(42, description="split seed; an example's split depends only on it and the example")
+    group_field: str | None = Field(
+        None, description="raw field whose value keeps related rows in one split (e.g. customer_id)"
+    )
+    system_prompt: str | None = Field(
+        None, description="system message added to examples that have none (one prompt format for all)"
+    )
+    allow_text: bool = Field(False, description="accept plain-text rows (continued pre-training data)")
+
+
+class ModelConfig(Strict):
+    name_or_path: str = Field(description="Hugging Face model id or local folder")
+    chat_template: str | None = Field(
+        None, description="Jinja chat template file; default: the tokenizer's own, else sftflow's ChatML"
+    )
+    revision: str | None = Field(None, description="model revision (branch, tag or commit) on the hub")
+    trust_remote_code: bool = Field(False, description="allow custom model code from the hub (only if you trust it)")
+
+
+class LoraSettings(Strict):
+    r: int = Field(16, ge=1, description="LoRA rank")
+    alpha: int = Field(32, ge=1, description="LoRA alpha (scale = alpha / r)")
+    dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the LoRA input")
+    target_modules: str | list[str] = Field(
+        "all-linear", description="modules to adapt: all-linear or a list of names (q_proj, v_proj, ...)"
+    )
+
+
+class TrainConfig(Strict):
+    method: Literal[METHODS] = Field("lora", description="lora (default), qlora (4-bit base) or full fine-tuning")
+    lora: LoraSettings = Field(default_factory=LoraSettings, description="LoRA settings (lora and qlora)")
+    learning_rate: float | None = Field(
+        None, gt=0, description=f"peak learning rate; default {LORA_DEFAULT_LR:g} for LoRA, {FULL_DEFAULT_LR:g} for full"
+    )
+    epochs: float = Field(3, gt=0, description="passes over the training split (early stopping may end sooner)")
+    batch_size: int = Field(4, ge=1, description="examples per device per step")
+    grad_accum: int = Field(4, ge=1, description="gradient accumulation steps (effective batch = batch_size x grad_accum)")
+    max_length: int = Field(1024, ge=8, description="longest example in tokens; longer ones are truncated and counted")
+    warmup_steps: int = Field(0, ge=0, description="linear warm-up steps")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    early_stopping_patience: int = Field(1, ge=0, description="evals without val-loss improvement before stopping; 0 = off")
+    evals_per_epoch: int = Field(1, ge=1, description="validation passes per epoch")
+    seed: int = Field(42, description="training seed (init of LoRA weights, data order)")
+    bf16: Literal["auto", True, False] = Field("auto", description="bf16 mixed precision; auto = on where supported")
+    gradient_checkpointing: bool = Field(False, description="trade compute for memory (on by default for qlora)")
+    padding_free: bool = Field(True, description="concatenate examples without pad tokens or cross-attention")
+    extra: dict[str, Any] = Field(
+        default_factory=dict, description="more trl.SFTConfig arguments passed through unchanged"
+    )
+
+    @property
+    def lr(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return FULL_DEFAULT_LR if self.method == "full" else LORA_DEFAULT_LR
+
+
+class EvalConfig(Strict):
+    max_new_tokens: int = Field(128, ge=1, description="generation budget per test example")
+    batch_size: int = Field(16, ge=1, description="examples per generation batch")
+    metrics: list[Literal[METRICS]] = Field(
+        default_factory=lambda: ["exact_match", "json_valid"], description="task metrics on greedy outputs"
+    )
+    compare_base: bool = Field(True, description="also evaluate the untuned base model on the same prompts")
+    max_examples: int | None = Field(None, ge=1, description="evaluate only the first N test examples")
+    gates: dict[str, str] = Field(
+        default_factory=dict, description='metric thresholds that fail the run, e.g. {exact_match: ">= 0.8"}'
+    )
+
+    @field_validator("gates")
+    @classmethod
+    def _gates_parse(cls, gates: dict[str, str]) -> dict[str, str]:
+        for name, rule in gates.items():
+            parse_gate(name, rule)
+        return gates
+
+
+class Config(Strict):
+    name: str = Field("run", description="run name; outputs go to <output_dir>/<name>")
+    data: DataConfig = Field(description="input files and how to split them")
+    model: ModelConfig = Field(description="base model to fine-tune")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="training settings")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="evaluation settings and gates")
+    output_dir: str = Field("runs", description="folder for run outputs")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+            raise ValueError("use letters, digits, '.', '_' and '-' only (it becomes a folder name)")
+        return name
+
+    # Resolved paths: set by load_config, relative to the config file.
+    _root: Path = Path(".")
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    def path(self, value: str) -> Path:
+        """A config path resolved against the config file's folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self._root / p
+
+    @property
+    def data_dir(self) -> Path:
+        return self.path(self.data.output_dir)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path(self.output_dir) / self.name
+
+    def model_path(self) -> str:
+        """A local folder if one exists relative to the config, else the hub id unchanged."""
+        local = self.path(self.model.name_or_path)
+        return str(local) if local.exists() else self.model.name_or_path
+
+
+GATE_RE = re.compile(r"^\s*(<=|>=|<|>|==)\s*([-+0-9.eE]+)\s*$")
+
+
+def parse_gate(name: str, rule: str) -> tuple[str, float]:
+    m = GATE_RE.match(str(rule))
+    if not m:
+        raise ValueError(f"gate {name}: {rule!r} is not a comparison like '>= 0.8' or '< 15'")
+    return m.group(1), float(m.group(2))
+
+
+def guardrail_warnings(cfg: Config) -> list[str]:
+    """Risky settings that practice says hurt: warned about, not forbidden."""
+    t = cfg.train
+    out = []
+    if t.method == "full" and t.lr > FULL_RISKY_LR:
+        out.append(
+            f"train.learning_rate {t.lr:g} > {FULL_RISKY_LR:g} in full fine-tuning tends to erase what the base model knew"
+        )
+    if t.epochs > 3:
+        out.append(f"train.epochs {t.epochs:g} > 3 usually overfits small SFT sets; early stopping is on guard")
+    if t.method != "full" and t.lr > 1e-3:
+        out.append(f"train.learning_rate {t.lr:g} is high for LoRA on a real LLM (typical: 1e-4 to 3e-4)")
+    return out
+
+
+def _key_path(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names at the config location of an unknown key, for 'did you mean'."""
+    cls: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = cls.model_fields.get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        cand = [a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not cand:
+            return []
+        cls = cand[0]
+    return list(cls.model_fields)
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """All problems of a config in one readable message, each with its key path."""
+    problems = []
+    for e in err.errors():
+        loc = e["loc"]
+        key = _key_path(loc)
+        if e["type"] == "extra_forbidden":
+            known = _known_keys(Config, loc)
+            hint = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            msg = f"unknown key '{key}'" + (f" (did you mean '{hint[0]}'?)" if hint else f"; allowed: {', '.join(known)}")
+        elif e["type"] == "missing":
+            msg = f"missing required key '{key}'"
+        else:
+            text = e["msg"].removeprefix("Value error, ")
+            got = e.get("input")
+            msg = f"'{key}': {text}" + ("" if isinstance(got, dict | list) else f" (got {got!r})")
+        problems.append(msg)
+    return f"{source}: " + "; ".join(problems)
+
+
+def parse_config(data: Any, source: str = "config", root: Path | None = None) -> Config:
+    if not isinstance(data, dict):
+        raise SftflowError(f"{source}: the config must be a YAML mapping of keys, got {type(data).__name__}")
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as err:
+        raise SftflowError(format_validation_error(err, source)) from err
+    cfg._root = (root or Path(".")).resolve()
+    for w in guardrail_warnings(cfg):
+        warnings.warn(w, UserWarning, stacklevel=2)
+    return cfg
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    if not path.exists():
+        raise SftflowError(f"{path}: config file not found (create one with `sftflow init DIR`)")
+    if path.is_dir():
+        cand = path / "sftflow.yaml"
+        if not cand.exists():
+            raise SftflowError(f"{path}: is a folder without sftflow.yaml; pass the config file")
+        path = cand
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise SftflowError(f"{path}{where}: invalid YAML: {problem}") from err
+    except UnicodeDecodeError as err:
+        raise SftflowError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    return parse_config(data, str(path), root=path.parent)
+
+
+def dump_config(cfg: Config) -> str:
+    """The resolved config (defaults filled in), as saved in every run folder."""
+    data = cfg.model_dump(mode="json")
+    data["train"]["learning_rate"] = cfg.train.lr
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def _help_lines(model: type[BaseModel], data: dict, indent: int) -> list[str]:
+    lines = []
+    pad = " " * indent
+    for name, field in model.model_fields.items():
+        if name not in data:
+            continue
+        value = data[name]
+        ann = field.annotation
+        sub = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        if field.is_required():
+            default = " (required)"
+        elif sub or isinstance(value, list):
+            default = ""
+        else:
+            default = f" (default {field.get_default(call_default_factory=True)!r})"
+        if field.description:
+            lines.append(f"{pad}# {field.description}{default}")
+        if sub and isinstance(value, dict):
+            lines.append(f"{pad}{name}:")
+            lines.extend(_help_lines(sub, value, indent + 2))
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            lines.append(f"{pad}{name}:")
+            item_cls = getattr(ann, "__args__", (None,))[0]
+            for item in value:
+                item_lines = _help_lines(item_cls, item, indent + 4)
+                first = next(i for i, line in enumerate(item_lines) if not line.lstrip().startswith("#"))
+                item_lines[first] = f"{pad}  - " + item_lines[first].lstrip()
+                lines.extend(item_lines)
+        else:
+            dumped = yaml.safe_dump({name: value}, default_flow_style=True, width=1000).strip()
+            lines.append(f"{pad}{dumped[1:-1] if dumped.startswith('{') else dumped}")
+    return lines
+
+
+def commented_yaml(data: dict) -> str:
+    """A config as YAML with each key's help, type and default as a comment above it."""
+    parse_config(data)  # never write a config we would reject
+    return "\n".join(_help_lines(Config, data, 0)) + "\n"

@@ -1,0 +1,35 @@
+"""Evaluation gates: thresholds from the config that fail a run (non-zero exit), so
+`sftflow eval` can guard a deployment pipeline."""
+
+from __future__ import annotations
+
+import operator
+
+from sftflow.config import parse_gate
+
+OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
+
+
+def gate_value(metrics: dict, name: str) -> float | None:
+    """A gate names a tuned-model metric (`exact_match`) or a dotted path (`base.exact_match`)."""
+    node = metrics.get("tuned", {})
+    parts = name.split(".")
+    if parts[0] in ("tuned", "base"):
+        node, parts = metrics.get(parts[0], {}), parts[1:]
+    for part in parts:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    if isinstance(node, dict) and "mean" in node:
+        node = node["mean"]
+    return node if isinstance(node, int | float) else None
+
+
+def check_gates(metrics: dict, gates: dict[str, str]) -> list[dict]:
+    results = []
+    for name, rule in gates.items():
+        op, threshold = parse_gate(name, rule)
+        value = gate_value(metrics, name)
+        passed = value is not None and OPS[op](value, threshold)
+        results.append({"gate": name, "rule": f"{op} {threshold:g}", "value": value, "passed": passed})
+    return results

@@ -1,0 +1,133 @@
+"""Load a tokenizer and model for training or inference, with the fixes SFT needs.
+
+- One chat template: the model's own, a file from the config, or sftflow's ChatML default.
+- pad != eos: a pad token is added if missing or equal to eos (otherwise padding teaches the
+  model to stop, or masks real eos tokens), and the embeddings are resized.
+- padding side set explicitly: right for training, left for batched generation.
+- qlora loads the base in 4-bit NF4 with double quantisation (bitsandbytes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sftflow.errors import SftflowError
+from sftflow.model.template import DEFAULT_CHAT_TEMPLATE, EOS_TOKEN, PAD_TOKEN, TURN_START_TOKEN
+
+
+def _from_pretrained(cls, path: str, **kwargs):
+    try:
+        return cls.from_pretrained(path, **kwargs)
+    except OSError as err:
+        if not Path(path).exists():
+            raise SftflowError(
+                f"model {path!r}: not a local folder and not loadable from the Hugging Face hub "
+                f"(offline or wrong id?): {str(err).splitlines()[0]}"
+            ) from err
+        raise SftflowError(f"model {path!r}: cannot load ({str(err).splitlines()[0]})") from err
+
+
+def load_tokenizer(path: str, *, chat_template: str | None = None, revision: str | None = None,
+                   trust_remote_code: bool = False, padding_side: str = "right"):
+    """Tokenizer with a chat template, a pad token distinct from eos, and an explicit padding side."""
+    from transformers import AutoTokenizer
+
+    tok = _from_pretrained(AutoTokenizer, path, revision=revision, trust_remote_code=trust_remote_code)
+    size_before = len(tok)
+    if chat_template:
+        template_path = Path(chat_template)
+        if not template_path.exists():
+            raise SftflowError(f"model.chat_template: {template_path} not found")
+        tok.chat_template = template_path.read_text(encoding="utf-8")
+    elif not tok.chat_template:
+        # A base model without a template: sftflow's ChatML, whose turn end is the eos the
+        # model must learn to emit.
+        tok.add_special_tokens({"additional_special_tokens": [TURN_START_TOKEN, EOS_TOKEN]})
+        tok.eos_token = EOS_TOKEN
+        tok.chat_template = DEFAULT_CHAT_TEMPLATE
+    if tok.pad_token is None or tok.pad_token_id == tok.eos_token_id:
+        tok.add_special_tokens({"pad_token": PAD_TOKEN})
+    tok.padding_side = padding_side
+    # Rows of these tokens are untrained in the base model: LoRA must train them too.
+    tok.sftflow_added_token_ids = list(range(size_before, len(tok)))
+    return tok
+
+
+def has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def bf16_supported() -> bool:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return False  # CPU autocast in bf16 is measured in bench/, not on by default
+
+
+def quantization_config(compute_bf16: bool):
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as err:
+        raise SftflowError("train.method qlora needs bitsandbytes: pip install 'sftflow[qlora]'") from err
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16 if compute_bf16 else torch.float32,
+    )
+
+
+def load_model(path: str, tokenizer, *, method: str = "lora", bf16: bool = False, revision: str | None = None,
+               trust_remote_code: bool = False):
+    """The base model, quantised for qlora, with embeddings sized to the tokenizer and pad/eos ids synced."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}
+    kwargs["dtype"] = torch.bfloat16 if bf16 else torch.float32
+    if method == "qlora":
+        kwargs["quantization_config"] = quantization_config(bf16)
+        kwargs["device_map"] = {"": 0} if has_cuda() else {"": "cpu"}
+    model = _from_pretrained(AutoModelForCausalLM, path, **kwargs)
+    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tokenizer))
+    sync_special_tokens(model, tokenizer)
+    return model
+
+
+def sync_special_tokens(model, tokenizer) -> None:
+    """Generation must stop on the template's eos and pad with the tokenizer's pad."""
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.config.eos_token_id = tokenizer.eos_token_id
+    gen = model.generation_config
+    gen.pad_token_id = tokenizer.pad_token_id
+    eos = gen.eos_token_id
+    eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
+    if tokenizer.eos_token_id not in eos_ids:
+        eos_ids.append(tokenizer.eos_token_id)
+    gen.eos_token_id = eos_ids[0] if len(eos_ids) == 1 else eos_ids
+    if tokenizer.bos_token_id is not None:
+        gen.bos_token_id = tokenizer.bos_token_id
+
+
+def load_tuned(run_dir: Path, base_path: str, *, method: str, bf16: bool = False, trust_remote_code: bool = False):
+    """The fine-tuned model of a run: base + adapter (lora/qlora) or the full model saved by train."""
+    model_dir = run_dir / "model"
+    if not model_dir.exists():
+        raise SftflowError(f"{model_dir}: no trained model; run `sftflow train` first")
+    tok = load_tokenizer(str(model_dir), padding_side="left", trust_remote_code=trust_remote_code)
+    if (model_dir / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        base = load_model(base_path, tok, method=method, bf16=bf16, trust_remote_code=trust_remote_code)
+        model = PeftModel.from_pretrained(base, str(model_dir))
+    else:
+        model = load_model(str(model_dir), tok, method="full", bf16=bf16, trust_remote_code=trust_remote_code)
+    model.eval()
+    return model, tok

@@ -1,0 +1,88 @@
+import pytest
+
+from sftflow.data.formats import RowError, convert_row
+
+SYS = {"role": "system", "content": "Answer in JSON."}
+
+
+def conv(row, fmt="auto", **kw):
+    return convert_row(row, fmt, **kw)
+
+
+def test_alpaca_with_input_maps_instruction_to_system():
+    fmt, rec = conv({"instruction": "Answer in JSON.", "input": "my phone broke", "output": "{}"})
+    assert fmt == "alpaca"
+    assert rec["messages"] == [SYS, {"role": "user", "content": "my phone broke"}, {"role": "assistant", "content": "{}"}]
+
+
+def test_alpaca_without_input_and_with_system():
+    _, rec = conv({"instruction": "Say hi", "input": "", "output": "Hi!"})
+    assert rec["messages"] == [{"role": "user", "content": "Say hi"}, {"role": "assistant", "content": "Hi!"}]
+    _, rec = conv({"instruction": "Translate", "input": "chat", "output": "cat", "system": "Be brief."})
+    assert rec["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert rec["messages"][1] == {"role": "user", "content": "Translate\n\nchat"}
+
+
+def test_alpaca_and_chat_of_same_example_are_identical():
+    _, a = conv({"instruction": "Answer in JSON.", "input": "my phone broke", "output": "{}"})
+    _, b = conv({"messages": [SYS, {"role": "user", "content": "my phone broke"}, {"role": "assistant", "content": "{}"}]})
+    assert a == b
+
+
+def test_sharegpt_multi_turn():
+    row = {"conversations": [
+        {"from": "system", "value": "S"}, {"from": "human", "value": "a"}, {"from": "gpt", "value": "b"},
+        {"from": "human", "value": "c"}, {"from": "gpt", "value": "d"}]}
+    fmt, rec = conv(row)
+    assert fmt == "sharegpt"
+    assert [m["role"] for m in rec["messages"]] == ["system", "user", "assistant", "user", "assistant"]
+    assert rec["messages"][-1]["content"] == "d"
+
+
+def test_prompt_completion_plain_and_conversational():
+    fmt, rec = conv({"prompt": "2+2?", "completion": "4"})
+    assert fmt == "prompt_completion"
+    assert rec["messages"] == [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]
+    _, rec = conv({"prompt": [{"role": "user", "content": "hi"}], "completion": [{"role": "assistant", "content": "yo"}]})
+    assert rec["messages"][-1] == {"role": "assistant", "content": "yo"}
+
+
+def test_text_needs_opt_in():
+    with pytest.raises(RowError, match="allow_text: true"):
+        conv({"text": "some prose"})
+    assert conv({"text": "some prose"}, allow_text=True) == ("text", {"text": "some prose"})
+
+
+def test_mapping_and_system_prompt():
+    fmt, rec = conv({"question": "q", "answer": "a"}, "prompt_completion",
+                    mapping={"prompt": "question", "completion": "answer"}, system_prompt="Be nice.")
+    assert rec["messages"][0] == {"role": "system", "content": "Be nice."}
+    assert rec["messages"][1:] == [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+
+
+@pytest.mark.parametrize(
+    ("row", "field", "reason"),
+    [
+        ({"instruction": "x", "output": ""}, "output", "empty"),
+        ({"instruction": "x", "output": 5}, "output", "must be a string, got int"),
+        ({"instruction": "x", "input": "y"}, None, "unknown format"),
+        ({"messages": [{"role": "user", "content": "hi"}]}, "messages", "no assistant reply"),
+        ({"messages": [{"role": "robot", "content": "hi"}]}, "messages[0].role", "unknown role 'robot'"),
+        ({"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}, "messages[1].role",
+         "expected assistant, got user"),
+        ({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "  "}]},
+         "messages[1].content", "empty assistant message"),
+        ({"messages": "hello"}, "messages", "must be a list of messages, got str"),
+        ({"conversations": [{"from": "human"}]}, "conversations[0].value", "must be a string, got missing"),
+    ],
+)
+def test_bad_rows_name_field_and_reason(row, field, reason):
+    with pytest.raises(RowError) as e:
+        conv(row)
+    assert e.value.field == field
+    assert reason in e.value.reason
+
+
+def test_non_object_row():
+    with pytest.raises(RowError, match="row must be an object/record, got list"):
+        conv([1, 2])
