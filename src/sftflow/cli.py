@@ -30,8 +30,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 STATE = {"debug": False}
 
 ConfigArg = typer.Argument(..., help="the project's sftflow.yaml (or its folder)", show_default=False)

@@ -84,11 +84,8 @@ def count_parameters(model) -> tuple[int, int]:
     return trainable, total
 
 
-def train(cfg: Config, *, resume: bool = False, log=print) -> dict:
-    import peft
-    import torch
-    import transformers
-    import trl
+def build_trainer(cfg: Config, log=print):
+    """The configured SFTTrainer and what was measured while building it (tests inspect its batches)."""
     from datasets import Dataset
     from transformers import set_seed
     from trl import SFTConfig, SFTTrainer
@@ -166,11 +163,6 @@ def train(cfg: Config, *, resume: bool = False, log=print) -> dict:
     # and no attention mask, and with the KV cache off (DESIGN.md).
     model.config.use_cache = False
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path = run_dir / "metrics.jsonl"
-    if not resume:
-        metrics_path.unlink(missing_ok=True)
-
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -184,6 +176,40 @@ def train(cfg: Config, *, resume: bool = False, log=print) -> dict:
     log(f"train: {t.method} on {model_path}: {trainable:,} of {total:,} parameters trainable "
         f"({100 * trainable / total:.2f}%), {len(train_rows)} examples, {answer_tokens:,} answer tokens of "
         f"{total_tokens:,}, effective batch {effective_batch}, lr {t.lr:g}")
+
+    info = {
+        "method": t.method,
+        "base_model": model_path,
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "train_examples": len(train_rows),
+        "val_examples": len(val_rows),
+        "tokenization": {"train": train_tok, "val": val_tok},
+        "answer_tokens": answer_tokens,
+        "total_tokens": total_tokens,
+        "effective_batch": effective_batch,
+        "learning_rate": t.lr,
+        "bf16": bf16,
+        "device": "cpu" if use_cpu else "cuda",
+        "seed": t.seed,
+    }
+    return trainer, info
+
+
+def train(cfg: Config, *, resume: bool = False, log=print) -> dict:
+    import peft
+    import torch
+    import transformers
+    import trl
+
+    run_dir = cfg.run_dir
+    t = cfg.train
+    run_dir.mkdir(parents=True, exist_ok=True)
+    metrics_path = run_dir / "metrics.jsonl"
+    if not resume:
+        metrics_path.unlink(missing_ok=True)
+    trainer, info = build_trainer(cfg, log)
+    tokenizer = trainer.processing_class
 
     start = time.time()
     initial_eval = None
@@ -207,17 +233,7 @@ def train(cfg: Config, *, resume: bool = False, log=print) -> dict:
     tokenizer.save_pretrained(str(model_dir))
 
     summary = {
-        "method": t.method,
-        "base_model": model_path,
-        "trainable_parameters": trainable,
-        "total_parameters": total,
-        "train_examples": len(train_rows),
-        "val_examples": len(val_rows),
-        "tokenization": {"train": train_tok, "val": val_tok},
-        "answer_tokens": answer_tokens,
-        "total_tokens": total_tokens,
-        "effective_batch": effective_batch,
-        "learning_rate": t.lr,
+        **info,
         "epochs_configured": t.epochs,
         "epochs_done": trainer.state.epoch,
         "steps": trainer.state.global_step,
@@ -230,10 +246,7 @@ def train(cfg: Config, *, resume: bool = False, log=print) -> dict:
         "train_loss_last": train_losses[-1] if train_losses else None,
         "train_loss_mean": result.training_loss,
         "seconds": round(seconds, 1),
-        "answer_tokens_per_second": round(answer_tokens * (trainer.state.epoch or 0) / max(seconds, 1e-9), 1),
-        "bf16": bf16,
-        "device": "cuda" if not use_cpu else "cpu",
-        "seed": t.seed,
+        "answer_tokens_per_second": round(info["answer_tokens"] * (trainer.state.epoch or 0) / max(seconds, 1e-9), 1),
     }
     write_json(run_dir / "train_summary.json", summary)
     atomic_write_text(run_dir / "config.yaml", dump_config(cfg))

@@ -1,0 +1,92 @@
+"""The CLI as a user types it: the installed `sftflow` entry point, in a subprocess."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SFTFLOW = str(Path(sys.executable).parent / "sftflow")
+COMMANDS = ["init", "prepare", "train", "eval", "report", "run"]
+
+
+def sftflow(*args, cwd=None, timeout=120):
+    return subprocess.run([SFTFLOW, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout,
+                          env={**os.environ, "NO_COLOR": "1", "COLUMNS": "120"})
+
+
+def test_version_and_fast_help():
+    from sftflow import __version__
+
+    r = sftflow("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"sftflow {__version__}"
+    start = time.time()
+    r = sftflow("--help")
+    assert r.returncode == 0 and all(c in r.stdout for c in COMMANDS)
+    assert time.time() - start < 10  # no torch import for --help
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_example(command):
+    r = sftflow(command, "--help")
+    assert r.returncode == 0
+    assert "sftflow" in r.stdout and "Example" in r.stdout
+
+
+def one_line_error(r, code=2):
+    assert r.returncode == code, (r.stdout, r.stderr)
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: ") and "Traceback" not in r.stderr
+    return lines[0]
+
+
+def test_missing_config_is_one_line(tmp_path):
+    line = one_line_error(sftflow("prepare", str(tmp_path / "nope.yaml")))
+    assert "nope.yaml: config file not found" in line
+
+
+def test_bad_yaml_names_file_and_line(tmp_path):
+    p = tmp_path / "sftflow.yaml"
+    p.write_text("data:\n  sources: [\n  - oops: {\n")
+    line = one_line_error(sftflow("prepare", str(p)))
+    assert f"{p}:" in line and "invalid YAML" in line
+
+
+def test_unknown_key_and_wrong_type(tmp_path):
+    p = tmp_path / "sftflow.yaml"
+    p.write_text("data:\n  sources: [{path: a.jsonl}]\nmodel: {name_or_path: m}\ntrain: {epoch: 2, batch_size: many}\n")
+    line = one_line_error(sftflow("train", str(p)))
+    assert "unknown key 'train.epoch' (did you mean 'epochs'?)" in line
+    assert "'train.batch_size': Input should be a valid integer" in line
+
+
+def test_missing_data_file_and_debug_traceback(tmp_path):
+    p = tmp_path / "sftflow.yaml"
+    p.write_text("data:\n  sources: [{path: raw/missing.jsonl}]\nmodel: {name_or_path: m}\n")
+    line = one_line_error(sftflow("prepare", str(p)))
+    assert "raw/missing.jsonl not found" in line
+    r = sftflow("--debug", "prepare", str(p))
+    assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_prepare_through_cli_reports_counts(tmp_path):
+    (tmp_path / "raw.jsonl").write_text(
+        "".join(f'{{"prompt": "q{i}", "completion": "a{i}"}}\n' for i in range(30)) + "{broken\n")
+    p = tmp_path / "sftflow.yaml"
+    p.write_text("data:\n  sources: [{path: raw.jsonl}]\nmodel: {name_or_path: m}\n")
+    r = sftflow("prepare", str(p))
+    assert r.returncode == 0, r.stderr
+    assert "31 rows read → 30 kept, 1 rejected, 0 duplicates" in r.stdout
+    assert (tmp_path / "data" / "rejects.jsonl").read_text().count("\n") == 1
+
+
+def test_guardrail_warning_is_shown(tmp_path):
+    (tmp_path / "raw.jsonl").write_text("".join(f'{{"prompt": "q{i}", "completion": "a{i}"}}\n' for i in range(10)))
+    p = tmp_path / "sftflow.yaml"
+    p.write_text("data:\n  sources: [{path: raw.jsonl}]\nmodel: {name_or_path: m}\ntrain: {method: full, learning_rate: 1e-4}\n")
+    r = sftflow("prepare", str(p))
+    assert r.returncode == 0
+    assert "warning: train.learning_rate 0.0001 > 3e-05 in full fine-tuning" in r.stderr
