@@ -214,6 +214,40 @@ def report(config: Path = ConfigArg):
 
 
 @app.command()
+def estimate(
+    config: Path = ConfigArg,
+    model: str = typer.Option(None, "--model", help="estimate for this model id/path instead of the config's"),
+    seq_len: int = typer.Option(None, "--seq-len", help="tokens per example (default: train.max_length)"),
+):
+    """Estimate GPU memory for lora, qlora and full fine-tuning of the configured model (no weights loaded).
+
+    Example: sftflow estimate quickstart/sftflow.yaml --model meta-llama/Llama-2-7b-hf
+    """
+    with user_errors():
+        from transformers import AutoConfig
+
+        from sftflow.train.estimate import estimate_memory
+
+        cfg = _load(config)
+        t = cfg.train
+        path = model or cfg.model_path()
+        try:
+            model_config = AutoConfig.from_pretrained(path, trust_remote_code=cfg.model.trust_remote_code)
+        except OSError as err:
+            raise SftflowError(f"model {path!r}: cannot read its config ({str(err).splitlines()[0]})") from err
+        log(f"{path}: batch {t.batch_size} x {seq_len or t.max_length} tokens, LoRA r {t.lora.r}")
+        log(f"{'method':<7}{'params':>10}{'trainable':>12}{'weights':>10}{'grads':>8}{'optim':>8}{'activ':>8}{'total GiB':>11}")
+        for method in ("full", "lora", "qlora"):
+            e = estimate_memory(model_config, method=method, r=t.lora.r, target_modules=t.lora.target_modules,
+                                batch_size=t.batch_size, seq_len=seq_len or t.max_length,
+                                gradient_checkpointing=t.gradient_checkpointing)
+            mark = " <- configured" if method == t.method else ""
+            log(f"{method:<7}{e.total_parameters / 1e6:>9.1f}M{e.trainable_parameters / 1e6:>11.2f}M"
+                f"{e.weights_gib:>10.2f}{e.gradients_gib:>8.2f}{e.optimizer_gib:>8.2f}{e.activations_gib:>8.2f}"
+                f"{e.total_gib:>11.2f}{mark}")
+
+
+@app.command()
 def run(config: Path = ConfigArg):
     """Run the whole pipeline: prepare → train → eval → report.
 

@@ -52,7 +52,11 @@ ALPACA_FILE = "support_alpaca.jsonl"
 CHAT_FILE = "support_chat.jsonl"
 ALPACA_SHARE = 0.6  # the rest goes to the chat file
 DUPLICATE_SHARE = 0.015  # of each file's clean rows
-BROKEN_PER_FILE = 5  # one of each kind listed in _broken_alpaca_rows / _broken_chat_rows
+BROKEN_PER_FILE = 5
+DISTRACTOR_SHARE = 0.25
+FILLER_COUNT_WEIGHTS = [50, 25, 12, 8, 5]  # 0..4 filler sentences
+TYPO_SHARE = 0.15
+LOWERCASE_SHARE = 0.12  # one of each kind listed in _broken_alpaca_rows / _broken_chat_rows
 
 # How customers name each product. The label is always the canonical name in PRODUCTS.
 PRODUCT_NAMES = {
@@ -245,14 +249,14 @@ def make_example(rng: random.Random) -> tuple[str, dict]:
     slots["q"] = rng.choice(PRODUCT_NAMES[other])
 
     body = rng.choice(TEMPLATES[intent]).format(**slots)
-    distractor = rng.random()
-    if distractor < 0.15:
-        body = _join_after(rng.choice(DISTRACTOR_PREFIXES).format(**slots), body)
-    elif distractor < 0.25:
-        body = body + " " + rng.choice(DISTRACTOR_SUFFIXES).format(**slots)
+    if rng.random() < DISTRACTOR_SHARE:
+        if rng.random() < 0.6:
+            body = _join_after(rng.choice(DISTRACTOR_PREFIXES).format(**slots), body)
+        else:
+            body = body + " " + rng.choice(DISTRACTOR_SUFFIXES).format(**slots)
 
     sentences = [body]
-    for filler in rng.sample(FILLERS, k=rng.choices([0, 1, 2, 3, 4], weights=[50, 25, 12, 8, 5])[0]):
+    for filler in rng.sample(FILLERS, k=rng.choices(range(len(FILLER_COUNT_WEIGHTS)), weights=FILLER_COUNT_WEIGHTS)[0]):
         sentences.insert(rng.randint(0, len(sentences)), filler.format(**slots))
     if urgency != "medium":
         cue = rng.choice(HIGH_CUES if urgency == "high" else LOW_CUES)
@@ -263,9 +267,9 @@ def make_example(rng: random.Random) -> tuple[str, dict]:
         message = rng.choice(GREETINGS) + rng.choice([" ", "\n"]) + message
     if rng.random() < 0.5:
         message = message + rng.choice([" ", "\n"]) + rng.choice(SIGN_OFFS).format(**slots)
-    if rng.random() < 0.15:
+    if rng.random() < TYPO_SHARE:
         message = _add_typos(rng, message)
-    if rng.random() < 0.12:
+    if rng.random() < LOWERCASE_SHARE:
         message = message.lower()
     if rng.random() < 0.1:
         message = message.rstrip(".!")

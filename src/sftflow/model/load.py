@@ -127,6 +127,8 @@ def load_tuned(run_dir: Path, base_path: str, *, method: str, bf16: bool = False
 
         base = load_model(base_path, tok, method=method, bf16=bf16, trust_remote_code=trust_remote_code)
         model = PeftModel.from_pretrained(base, str(model_dir))
+        if method == "lora":
+            model = model.merge_and_unload()  # same outputs, faster generation (not for a 4-bit base)
     else:
         model = load_model(str(model_dir), tok, method="full", bf16=bf16, trust_remote_code=trust_remote_code)
     model.eval()

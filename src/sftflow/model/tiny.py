@@ -4,7 +4,7 @@
 
 Nothing here downloads anything. We generate a small "general knowledge" corpus (greetings,
 capitals, colours, animals, calendar, opposites, small sums, short prose), train a byte-level
-BPE tokenizer on it, and pre-train a ~4M parameter Llama for about a minute and a half on CPU.
+BPE tokenizer on it, and pre-train a ~2.4M parameter Llama for about a minute and a half on CPU.
 The result loads with `AutoModelForCausalLM` / `AutoTokenizer` like any hub model, and it has
 real behaviour to preserve: "Hello" gets a polite greeting, "What is 2 + 3?" gets "2 + 3 = 5.".
 Fine-tuning tests measure forgetting against exactly that behaviour.
@@ -42,9 +42,12 @@ from sftflow.model.template import (
 BUILDER_VERSION = 1
 
 VOCAB_SIZE = 2048
+# hidden 192 rather than 256: on 2 CPU cores the smaller model fits ~450 steps into the time
+# budget, and measured over two seeds it then gets every capital and ~98% of the sums right;
+# a 256-wide model only fits ~300 steps and still confuses capitals.
 MODEL_CONFIG = {
-    "hidden_size": 256,
-    "intermediate_size": 688,
+    "hidden_size": 192,
+    "intermediate_size": 512,
     "num_hidden_layers": 4,
     "num_attention_heads": 4,
     "num_key_value_heads": 2,
@@ -55,11 +58,13 @@ MODEL_CONFIG = {
 }
 MODEL_MAX_LENGTH = 1024
 
-# Pre-training recipe. 130 steps x 32 rows x 128 tokens is ~530k tokens, about 90 s on 2 CPU cores.
-DEFAULT_PRETRAIN_STEPS = 130
+# Pre-training recipe: 450 steps x 16 rows x 128 tokens is ~0.9M tokens (about two epochs),
+# ~0.2 s a step on 2 CPU cores. Below ~400 steps the model greets fine but has not yet learnt to
+# copy "2 + 3" or "France" from the question into the answer, so sums and capitals come out wrong.
+DEFAULT_PRETRAIN_STEPS = 450
 N_CONVERSATIONS = 12_000
 SEQ_LEN = 128  # every generated document is far shorter; rows are packed with whole documents
-BATCH_SIZE = 32
+BATCH_SIZE = 16
 LEARNING_RATE = 3e-3
 WEIGHT_DECAY = 0.1
 LOG_EVERY = 10
@@ -122,8 +127,25 @@ ANIMAL_SOUNDS = {
     "owl": "hoot",
     "lion": "roar",
 }
-ANIMAL_LEGS = {"dog": 4, "cat": 4, "cow": 4, "horse": 4, "bird": 2, "duck": 2, "spider": 8, "ant": 6, "bee": 6}
-ANIMAL_BABIES = {"dog": "puppy", "cat": "kitten", "cow": "calf", "sheep": "lamb", "horse": "foal", "duck": "duckling"}
+ANIMAL_LEGS = {
+    "dog": 4,
+    "cat": 4,
+    "cow": 4,
+    "horse": 4,
+    "bird": 2,
+    "duck": 2,
+    "spider": 8,
+    "ant": 6,
+    "bee": 6,
+}
+ANIMAL_BABIES = {
+    "dog": "puppy",
+    "cat": "kitten",
+    "cow": "calf",
+    "sheep": "lamb",
+    "horse": "foal",
+    "duck": "duckling",
+}
 NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 MONTHS = [
@@ -212,7 +234,9 @@ def _arithmetic(rng: random.Random) -> tuple[str, str]:
 
 
 def _fact(rng: random.Random) -> tuple[str, str]:
-    kind = rng.choice(["capital", "capital", "colour", "sound", "legs", "baby", "day", "month", "opposite", "count"])
+    kind = rng.choice(
+        ["capital", "capital", "colour", "sound", "legs", "baby", "day", "month", "opposite", "count"]
+    )
     if kind == "capital":
         country, city = _pick(rng, CAPITALS)
         q = rng.choice(
@@ -238,7 +262,10 @@ def _fact(rng: random.Random) -> tuple[str, str]:
         seq = DAYS if kind == "day" else MONTHS
         i = rng.randrange(len(seq))
         if rng.random() < 0.5:
-            return f"What {kind} comes after {seq[i]}?", f"The {kind} after {seq[i]} is {seq[(i + 1) % len(seq)]}."
+            return (
+                f"What {kind} comes after {seq[i]}?",
+                f"The {kind} after {seq[i]} is {seq[(i + 1) % len(seq)]}.",
+            )
         return f"What {kind} comes before {seq[i]}?", f"The {kind} before {seq[i]} is {seq[i - 1]}."
     if kind == "opposite":
         word, opposite = _pick(rng, OPPOSITES)
@@ -341,7 +368,9 @@ def _doc(rng: random.Random) -> str:
     return " ".join(_fact_sentence(rng) for _ in range(rng.randint(3, 6)))
 
 
-def general_corpus(n_conversations: int = N_CONVERSATIONS, seed: int = 0) -> tuple[list[list[dict]], list[str]]:
+def general_corpus(
+    n_conversations: int = N_CONVERSATIONS, seed: int = 0
+) -> tuple[list[list[dict]], list[str]]:
     """Generated general-knowledge data: chat conversations (lists of {"role","content"}) and plain prose docs.
 
     Deterministic in (n_conversations, seed). There is one prose doc for every four conversations.
@@ -389,13 +418,23 @@ two under understand until up update urgent us use used user very wait want warr
 way we week weekend welcome well went were what when where which while white who whole why wife will
 window winter with within without woman word work worked working world would write wrong year yes
 yesterday yet you young your
-""".split()
+"""
 
 
 def _tokenizer_extra_text(seed: int) -> list[str]:
     """JSON-like and customer-support-like lines. The tokenizer trains on these; the model never does."""
     rng = random.Random(seed + 1)
-    products = ["headphones", "laptop", "phone", "charger", "keyboard", "monitor", "camera", "speaker", "watch"]
+    products = [
+        "headphones",
+        "laptop",
+        "phone",
+        "charger",
+        "keyboard",
+        "monitor",
+        "camera",
+        "speaker",
+        "watch",
+    ]
     problems = [
         "My {p} stopped working, I need a refund asap",
         "My {p} arrived broken. Can I get a replacement?",
@@ -408,9 +447,10 @@ def _tokenizer_extra_text(seed: int) -> list[str]:
     ]
     keys = ["intent", "product", "urgency", "name", "id", "status", "city", "price", "category", "priority"]
     values = ["refund", "return", "order_status", "support", "high", "low", "medium", "open", "closed"]
+    common_words = COMMON_WORDS.split()
     lines = []
     for _ in range(3000):
-        words = rng.sample(COMMON_WORDS, rng.randint(6, 14))
+        words = rng.sample(common_words, rng.randint(6, 14))
         words[0] = words[0].capitalize()
         lines.append(" ".join(words) + rng.choice([".", ".", "?", "!"]))
     for _ in range(1500):
@@ -502,7 +542,18 @@ def _pack(sequences: list[list[int]], seq_len: int, pad_id: int, rng: random.Ran
     return rows
 
 
-def _pretrain(model, rows: list[list[int]], pad_id: int, *, steps: int, seed: int, log: Callable) -> float:
+def _positions(batch, bos_id: int):
+    """Position ids that restart at 0 at every bos token in each packed row."""
+    import torch
+
+    idx = torch.arange(batch.shape[1]).expand_as(batch)
+    starts = torch.where(batch == bos_id, idx, torch.zeros_like(idx)).cummax(dim=1).values
+    return idx - starts
+
+
+def _pretrain(
+    model, rows: list[list[int]], pad_id: int, bos_id: int, *, steps: int, seed: int, log: Callable
+) -> float:
     """Plain next-token pre-training with AdamW and warmup + cosine decay; loss on every real token."""
     import torch
 
@@ -534,7 +585,13 @@ def _pretrain(model, rows: list[list[int]], pad_id: int, *, steps: int, seed: in
         labels = batch.masked_fill(batch == pad_id, -100)
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
-        loss = model(input_ids=batch, labels=labels).loss
+        # Positions restart at every bos. With no attention_mask and no cache, transformers reads
+        # that as packed sequences and masks attention across documents, so each chat is learnt
+        # exactly as it is seen at inference: alone, from position 0. Facts from the chat packed
+        # before it cannot leak in ("The capital of Egypt is New Delhi.").
+        loss = model(
+            input_ids=batch, labels=labels, position_ids=_positions(batch, bos_id), use_cache=False
+        ).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -617,12 +674,22 @@ def _build(dest: Path, params: dict, key: str, log: Callable) -> None:
     sequences = tokenizer(texts, add_special_tokens=False)["input_ids"]
     rows = _pack(sequences, SEQ_LEN, tokenizer.pad_token_id, random.Random(seed))
     n_tokens = sum(len(s) for s in sequences)
-    log(f"tiny model: corpus {len(conversations)} chats + {len(docs)} docs, {n_tokens} tokens in {len(rows)} rows")
+    log(
+        f"tiny model: corpus {len(conversations)} chats + {len(docs)} docs, {n_tokens} tokens in {len(rows)} rows"
+    )
 
     model = _new_model(tokenizer, seed)
     n_params = sum(p.numel() for p in model.parameters())
-    log(f"tiny model: {n_params / 1e6:.2f}M params, pre-training {steps} steps of {BATCH_SIZE}x{SEQ_LEN} tokens")
-    final_loss = _pretrain(model, rows, tokenizer.pad_token_id, steps=steps, seed=seed, log=log) if steps else None
+    log(
+        f"tiny model: {n_params / 1e6:.2f}M params, pre-training {steps} steps of {BATCH_SIZE}x{SEQ_LEN} tokens"
+    )
+    final_loss = (
+        _pretrain(
+            model, rows, tokenizer.pad_token_id, tokenizer.bos_token_id, steps=steps, seed=seed, log=log
+        )
+        if steps
+        else None
+    )
 
     samples = {p: _reply(model, tokenizer, [{"role": "user", "content": p}])[0] for p in SAMPLE_PROMPTS}
     for prompt, reply in samples.items():
@@ -631,7 +698,9 @@ def _build(dest: Path, params: dict, key: str, log: Callable) -> None:
     model.save_pretrained(dest, safe_serialization=True)
     tokenizer.save_pretrained(dest)
     seconds = round(time.perf_counter() - t0, 1)
-    (dest / "README.md").write_text(_model_card(params, key, n_params, n_tokens, final_loss, seconds, samples))
+    (dest / "README.md").write_text(
+        _model_card(params, key, n_params, n_tokens, final_loss, seconds, samples)
+    )
     meta = {
         "key": key,
         "params": params,

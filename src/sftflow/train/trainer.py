@@ -39,19 +39,26 @@ def tokenize_split(tokenizer, records: list[dict], max_length: int) -> tuple[lis
     return rows, {"examples": len(records), "used": len(rows), "truncated": truncated, "no_answer_left": empty}
 
 
-def _callbacks(run_dir: Path, patience: int):
+def _callbacks(run_dir: Path, patience: int, log):
     from transformers import EarlyStoppingCallback, TrainerCallback
 
     metrics_path = run_dir / "metrics.jsonl"
 
     class MetricsLog(TrainerCallback):
-        """Appends every log (train loss, eval loss, lr) as one JSON line to metrics.jsonl."""
+        """Appends every log (train loss, eval loss, lr) as one JSON line to metrics.jsonl,
+        and prints one short progress line per log."""
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if state.is_world_process_zero and logs:
-                row = {"step": state.global_step, "epoch": state.epoch, **logs}
-                with open(metrics_path, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(row) + "\n")
+            if not (state.is_world_process_zero and logs):
+                return
+            row = {"step": state.global_step, "epoch": state.epoch, **logs}
+            with open(metrics_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+            where = f"step {state.global_step}/{state.max_steps} epoch {state.epoch or 0:.2f}"
+            if "eval_loss" in logs:
+                log(f"train: {where} val loss {logs['eval_loss']:.4f}")
+            elif "loss" in logs:
+                log(f"train: {where} loss {logs['loss']:.4f} lr {logs.get('learning_rate', 0):.2e}")
 
     callbacks = [MetricsLog()]
     if patience > 0:
@@ -87,7 +94,7 @@ def count_parameters(model) -> tuple[int, int]:
 def build_trainer(cfg: Config, log=print):
     """The configured SFTTrainer and what was measured while building it (tests inspect its batches)."""
     from datasets import Dataset
-    from transformers import set_seed
+    from transformers import PrinterCallback, set_seed
     from trl import SFTConfig, SFTTrainer
 
     from sftflow.model.load import bf16_supported, has_cuda, load_model, load_tokenizer
@@ -126,15 +133,14 @@ def build_trainer(cfg: Config, log=print):
     steps_per_epoch = max(1, math.ceil(len(train_rows) / effective_batch))
     eval_steps = max(1, steps_per_epoch // t.evals_per_epoch)
     use_cpu = not has_cuda()
-    extra = dict(t.extra)
-    args = SFTConfig(
+    settings = dict(
         output_dir=str(run_dir / "checkpoints"),
         num_train_epochs=t.epochs,
         per_device_train_batch_size=t.batch_size,
         per_device_eval_batch_size=max(t.batch_size, 8),
         gradient_accumulation_steps=t.grad_accum,
         learning_rate=t.lr,
-        lr_scheduler_type=extra.pop("lr_scheduler_type", "cosine"),
+        lr_scheduler_type="cosine",
         warmup_steps=t.warmup_steps,
         weight_decay=t.weight_decay,
         logging_steps=max(1, min(10, steps_per_epoch // 4)),
@@ -157,8 +163,9 @@ def build_trainer(cfg: Config, log=print):
         use_cpu=use_cpu,
         dataloader_num_workers=0,
         disable_tqdm=True,
-        **extra,
     )
+    settings.update(t.extra)  # the user's pass-through SFTConfig arguments win
+    args = SFTConfig(**settings)
     # Padding-free rows are only isolated under SDPA/eager when the model sees position_ids
     # and no attention mask, and with the KV cache off (DESIGN.md).
     model.config.use_cache = False
@@ -170,8 +177,9 @@ def build_trainer(cfg: Config, log=print):
         eval_dataset=Dataset.from_list(val_rows),
         processing_class=tokenizer,
         peft_config=peft_config(cfg, new_token_ids) if t.method in ("lora", "qlora") else None,
-        callbacks=_callbacks(run_dir, t.early_stopping_patience),
+        callbacks=_callbacks(run_dir, t.early_stopping_patience, log),
     )
+    trainer.remove_callback(PrinterCallback)  # raw dict prints; MetricsLog prints one short line instead
     trainable, total = count_parameters(trainer.model)
     log(f"train: {t.method} on {model_path}: {trainable:,} of {total:,} parameters trainable "
         f"({100 * trainable / total:.2f}%), {len(train_rows)} examples, {answer_tokens:,} answer tokens of "
@@ -219,8 +227,7 @@ def train(cfg: Config, *, resume: bool = False, log=print) -> dict:
         resume_from = str(ckpts[-1]) if ckpts else None
         log(f"train: resuming from {resume_from}" if resume_from else "train: nothing to resume, starting fresh")
     if resume_from is None:
-        initial_eval = trainer.evaluate()["eval_loss"]
-        log(f"train: val loss before training {initial_eval:.4f}")
+        initial_eval = trainer.evaluate()["eval_loss"]  # the baseline the curve must beat (logged at step 0)
     result = trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.time() - start
 

@@ -1,0 +1,206 @@
+"""The quickstart dataset: deterministic, honest about its broken rows and duplicates, varied."""
+
+import json
+import random
+import re
+
+import pytest
+import yaml
+
+from sftflow.quickstart import (
+    ALPACA_FILE,
+    CHAT_FILE,
+    INTENTS,
+    PRODUCT_NAMES,
+    PRODUCTS,
+    SYSTEM_PROMPT,
+    URGENCIES,
+    label_to_json,
+    make_example,
+    quickstart_config_yaml,
+    write_quickstart_data,
+)
+
+N = 2000
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory):
+    raw_dir = tmp_path_factory.mktemp("raw")
+    counts = write_quickstart_data(raw_dir, n=N, seed=0)
+    return raw_dir, counts
+
+
+def as_triple(line: str):
+    """(system, user, assistant) for a usable row of either format, None for a broken one.
+
+    Written independently of the generator, so the test checks the files, not the code.
+    """
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(row, dict):
+        return None
+    if "messages" in row:
+        messages = row["messages"]
+        if not isinstance(messages, list) or [m.get("role") for m in messages] != ["system", "user", "assistant"]:
+            return None
+        triple = tuple(m.get("content") for m in messages)
+    else:
+        triple = (row.get("instruction"), row.get("input"), row.get("output"))
+    if not all(isinstance(text, str) and text.strip() for text in triple):
+        return None
+    return triple
+
+
+def read_rows(raw_dir):
+    """Both files in config order: [(file_name, line_number, triple or None)]."""
+    rows = []
+    for file_name in (ALPACA_FILE, CHAT_FILE):
+        lines = (raw_dir / file_name).read_text(encoding="utf-8").splitlines()
+        rows += [(file_name, i + 1, as_triple(line)) for i, line in enumerate(lines)]
+    return rows
+
+
+def clean_triples(raw_dir):
+    seen, out = set(), []
+    for _, _, triple in read_rows(raw_dir):
+        if triple is not None and triple not in seen:
+            seen.add(triple)
+            out.append(triple)
+    return out
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
+    write_quickstart_data(tmp_path / "a", n=200, seed=7)
+    write_quickstart_data(tmp_path / "b", n=200, seed=7)
+    write_quickstart_data(tmp_path / "c", n=200, seed=8)
+    for name in (ALPACA_FILE, CHAT_FILE):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+        assert (tmp_path / "a" / name).read_bytes() != (tmp_path / "c" / name).read_bytes()
+
+
+def test_make_example_is_a_function_of_the_rng():
+    first = [make_example(random.Random(3)) for _ in range(2)]
+    assert first[0] == first[1]
+
+
+def test_returned_counts_match_the_files(raw):
+    raw_dir, counts = raw
+    rows = read_rows(raw_dir)
+    seen = set()
+    found = {name: {"rows": 0, "broken": 0, "duplicates": 0} for name in (ALPACA_FILE, CHAT_FILE)}
+    for file_name, _, triple in rows:
+        found[file_name]["rows"] += 1
+        if triple is None:
+            found[file_name]["broken"] += 1
+        elif triple in seen:
+            found[file_name]["duplicates"] += 1
+        seen.add(triple)
+    assert counts == found
+    assert sum(c["rows"] - c["broken"] - c["duplicates"] for c in counts.values()) == N
+    assert counts[ALPACA_FILE]["rows"] - 5 - counts[ALPACA_FILE]["duplicates"] == N * 6 // 10
+    for c in counts.values():
+        assert c["broken"] == 5
+        assert 0.01 <= c["duplicates"] / c["rows"] <= 0.02
+
+
+def test_some_duplicates_cross_formats(raw):
+    """A chat row that repeats an Alpaca row is a duplicate once both are chat messages."""
+    raw_dir, _ = raw
+    alpaca = {t for f, _, t in read_rows(raw_dir) if f == ALPACA_FILE and t is not None}
+    chat = [t for f, _, t in read_rows(raw_dir) if f == CHAT_FILE and t is not None]
+    assert any(t in alpaca for t in chat)
+
+
+def test_broken_rows_are_spread_through_each_file(raw):
+    raw_dir, counts = raw
+    for name in (ALPACA_FILE, CHAT_FILE):
+        broken_lines = [line for f, line, t in read_rows(raw_dir) if f == name and t is None]
+        assert broken_lines[0] > 1 and broken_lines[-1] < counts[name]["rows"]
+        assert len(set(broken_lines)) == 5
+
+
+def test_every_usable_row_has_a_valid_canonical_label(raw):
+    raw_dir, _ = raw
+    for system, _, answer in clean_triples(raw_dir):
+        assert system == SYSTEM_PROMPT
+        label = json.loads(answer)
+        assert list(label) == ["intent", "product", "urgency"]
+        assert label["intent"] in INTENTS
+        assert label["product"] in PRODUCTS
+        assert label["urgency"] in URGENCIES
+        assert label_to_json(label) == answer
+
+
+def test_variety(raw):
+    raw_dir, _ = raw
+    triples = clean_triples(raw_dir)
+    messages = [user for _, user, _ in triples]
+    assert len(triples) == N
+    assert len(set(messages)) >= 0.95 * len(triples)
+    labels = [json.loads(answer) for _, _, answer in triples]
+    assert {lab["intent"] for lab in labels} == set(INTENTS)
+    assert {lab["product"] for lab in labels} == set(PRODUCTS)
+    assert {lab["urgency"] for lab in labels} == set(URGENCIES)
+    words = [len(m.split()) for m in messages]
+    assert sum(10 <= w <= 40 for w in words) >= 0.8 * len(words)
+    assert 60 <= max(words) <= 90
+
+
+def mentioned_products(message: str) -> set[str]:
+    text = message.lower()
+    return {
+        product
+        for product, names in PRODUCT_NAMES.items()
+        if any(re.search(rf"\b{re.escape(name)}\b", text) for name in names)
+    }
+
+
+def test_distractor_products_exist_and_the_label_follows_the_subject(raw):
+    raw_dir, _ = raw
+    with_distractor = 0
+    for _, message, answer in clean_triples(raw_dir):
+        mentioned = mentioned_products(message)
+        assert json.loads(answer)["product"] in mentioned, message
+        with_distractor += len(mentioned) > 1
+    assert with_distractor >= 0.1 * N
+
+
+def expected_urgency(message: str) -> str:
+    """The documented rule, written from the docstring rather than the cue lists."""
+    text = message.lower()
+    if any(cue in text for cue in ("no rush", "no hurry", "whenever", "not urgent", "convenience", "can wait")):
+        return "low"
+    if any(cue in text for cue in ("asap", "urgent", "today", "as soon as possible", "right away", "immediately")):
+        return "high"
+    return "medium"
+
+
+def test_urgency_follows_the_cue_rule(raw):
+    raw_dir, _ = raw
+    for _, message, answer in clean_triples(raw_dir):
+        assert json.loads(answer)["urgency"] == expected_urgency(message), message
+
+
+def test_the_same_message_never_has_two_labels(raw):
+    raw_dir, _ = raw
+    label_of = {}
+    for _, message, answer in clean_triples(raw_dir):
+        key = " ".join(message.lower().split())
+        assert label_of.setdefault(key, answer) == answer, message
+
+
+def test_too_small_n_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="at least 20"):
+        write_quickstart_data(tmp_path, n=5)
+
+
+def test_config_yaml_reads_the_written_files():
+    config = yaml.safe_load(quickstart_config_yaml("models/tiny"))
+    assert [s["path"] for s in config["data"]["sources"]] == [f"raw/{ALPACA_FILE}", f"raw/{CHAT_FILE}"]
+    assert config["model"]["name_or_path"] == "models/tiny"
+    assert config["train"]["learning_rate"] == 2.0e-3
+    assert config["train"]["lora"] == {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"}
+    assert config["eval"]["gates"] == {"exact_match": ">= 0.5"}
