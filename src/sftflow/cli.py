@@ -141,7 +141,7 @@ def init(
             build_tiny_model(directory, log=log)
             log(f"tiny model ready: {directory}")
             return
-        from sftflow.quickstart import write_quickstart_project
+        from sftflow.project import write_quickstart_project
 
         config_path = write_quickstart_project(directory, n=examples, force=force, log=log)
         log(f"project ready: {config_path}\nnext: sftflow run {config_path}")

@@ -314,6 +314,7 @@ def _help_lines(model: type[BaseModel], data: dict, indent: int) -> list[str]:
                 item_lines = _help_lines(item_cls, item, indent + 4)
                 first = next(i for i, line in enumerate(item_lines) if not line.lstrip().startswith("#"))
                 item_lines[first] = f"{pad}  - " + item_lines[first].lstrip()
+                item_lines[:first] = [line[2:] for line in item_lines[:first]]  # align with the "- "
                 lines.extend(item_lines)
         else:
             dumped = yaml.safe_dump({name: value}, default_flow_style=True, width=1000).strip()
@@ -323,5 +324,7 @@ def _help_lines(model: type[BaseModel], data: dict, indent: int) -> list[str]:
 
 def commented_yaml(data: dict) -> str:
     """A config as YAML with each key's help, type and default as a comment above it."""
-    parse_config(data)  # never write a config we would reject
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parse_config(data)  # never write a config we would reject
     return "\n".join(_help_lines(Config, data, 0)) + "\n"

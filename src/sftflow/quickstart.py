@@ -60,7 +60,7 @@ LOWERCASE_SHARE = 0.12  # one of each kind listed in _broken_alpaca_rows / _brok
 
 # How customers name each product. The label is always the canonical name in PRODUCTS.
 PRODUCT_NAMES = {
-    "headphones": ["headphones", "headset", "wireless headphones", "noise-cancelling headphones"],
+    "headphones": ["headset", "pair of headphones", "wireless headset", "noise-cancelling headset"],
     "laptop": ["laptop", "notebook", "13-inch laptop"],
     "phone": ["phone", "smartphone", "mobile phone"],
     "smartwatch": ["smartwatch", "smart watch", "fitness watch"],
@@ -69,6 +69,21 @@ PRODUCT_NAMES = {
     "tablet": ["tablet", "drawing tablet", "10-inch tablet"],
     "camera": ["camera", "action camera", "digital camera"],
 }
+
+# What only that product has. The subject of a message is often described as well as named,
+# while a distractor product is only named: reading the whole message tells them apart.
+PRODUCT_DETAILS = {
+    "headphones": ["padded ear cups", "the foldable headband", "the detachable mic"],
+    "laptop": ["the backlit keyboard", "a 512GB drive and the trackpad", "the fingerprint reader"],
+    "phone": ["dual SIM slots", "128GB of storage", "the triple rear lens"],
+    "smartwatch": ["the heart-rate sensor", "the silicone strap", "step counting and sleep tracking"],
+    "router": ["four ethernet ports", "dual-band wifi", "the external antennas"],
+    "coffee maker": ["the milk frother", "a glass carafe", "the built-in bean grinder"],
+    "tablet": ["the stylus pen", "a detachable keyboard cover", "the 10-inch touchscreen"],
+    "camera": ["the zoom lens", "the memory card slot", "4K video recording"],
+}
+DETAIL_SENTENCES = ["It's the one with {detail}.", "The model with {detail}.", "(The one with {detail}.)"]
+DETAIL_SHARE = 0.7
 
 # {p} is the product the message is about; {order}, {date}, {street} are optional details.
 # Several templates negate another intent on purpose, so keywords alone are not enough.
@@ -249,6 +264,9 @@ def make_example(rng: random.Random) -> tuple[str, dict]:
     slots["q"] = rng.choice(PRODUCT_NAMES[other])
 
     body = rng.choice(TEMPLATES[intent]).format(**slots)
+    if rng.random() < DETAIL_SHARE:
+        detail = rng.choice(PRODUCT_DETAILS[product])
+        body = body + " " + rng.choice(DETAIL_SENTENCES).format(detail=detail)
     if rng.random() < DISTRACTOR_SHARE:
         if rng.random() < 0.6:
             body = _join_after(rng.choice(DISTRACTOR_PREFIXES).format(**slots), body)

@@ -141,7 +141,9 @@ def prepare(cfg: Config, log=print) -> dict:
         "splits": {name: len(rows) for name, rows in splits.items()},
         "formats": dict(formats),
         "files": {f: dict(c) for f, c in per_file.items()},
-        "reject_reasons": dict(Counter(r["reason"] for r in rejects).most_common()),
+        "reject_reasons": dict(
+            Counter(f"{r['field']}: {r['reason']}" if r["field"] else r["reason"] for r in rejects).most_common()
+        ),
         "missing_group_field": missing_group,
         "seed": cfg.data.seed,
         "fractions": fractions,
