@@ -16,6 +16,8 @@ def gate_value(metrics: dict, name: str) -> float | None:
     parts = name.split(".")
     if parts[0] in ("tuned", "base"):
         node, parts = metrics.get(parts[0], {}), parts[1:]
+    if parts == ["perplexity"]:
+        parts = ["answer_perplexity", "perplexity"]  # the perplexity sftflow reports: on answer tokens
     for part in parts:
         if not isinstance(node, dict) or part not in node:
             return None
