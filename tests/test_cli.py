@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 SFTFLOW = str(Path(sys.executable).parent / "sftflow")
-COMMANDS = ["init", "prepare", "train", "eval", "report", "run", "estimate"]
+COMMANDS = ["init", "prepare", "train", "eval", "report", "run", "estimate", "export"]
 
 
 def sftflow(*args, cwd=None, timeout=120):

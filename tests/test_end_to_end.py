@@ -90,3 +90,23 @@ def test_qlora_trains_on_cpu(project, tmp_path):
     assert summary["val_loss_best"] < summary["val_loss_initial"]
     adapter = json.loads((cfg.run_dir / "model" / "adapter_config.json").read_text())
     assert adapter["r"] == 16
+
+
+def test_export_merged_loads_without_peft_and_matches(project, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sftflow.model.load import load_tuned
+
+    out = tmp_path / "merged"
+    r = sftflow("export", str(project / "sftflow.yaml"), "--merge", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert not (out / "adapter_config.json").exists()
+    merged = AutoModelForCausalLM.from_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(out)
+    tuned, _ = load_tuned(project / "runs" / "quickstart", str(project / "tiny-model"), method="lora")
+    ids = tok("<|im_start|>user\nmy phone is broken<|im_end|>\n", return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        assert torch.allclose(merged(**ids).logits, tuned(**ids).logits, atol=1e-4)
+    again = sftflow("export", str(project / "sftflow.yaml"), "--merge", "--out", str(out))
+    assert again.returncode == 2 and "not empty" in again.stderr

@@ -214,6 +214,25 @@ def report(config: Path = ConfigArg):
 
 
 @app.command()
+def export(
+    config: Path = ConfigArg,
+    out: Path = typer.Option(..., "--out", help="folder for the exported model"),
+    merge: bool = typer.Option(False, "--merge", help="fold the LoRA adapter into the base weights"),
+):
+    """Export the trained model: the adapter as is, or merged into a standalone model (--merge).
+
+    Example: sftflow export quickstart/sftflow.yaml --merge --out merged-model
+    """
+    with user_errors():
+        from sftflow.model.export import export_model
+
+        cfg = _load(config)
+        path = export_model(cfg.run_dir, cfg.model_path(), out, merge=merge, method=cfg.train.method,
+                            trust_remote_code=cfg.model.trust_remote_code)
+        log(f"exported {'merged model' if merge else 'model'}: {path}")
+
+
+@app.command()
 def estimate(
     config: Path = ConfigArg,
     model: str = typer.Option(None, "--model", help="estimate for this model id/path instead of the config's"),
