@@ -1,9 +1,10 @@
 """The tiny pre-trained model: a real hub-format model with behaviour worth preserving.
 
-    pytest tests/test_tiny_model.py
+pytest tests/test_tiny_model.py
 """
 
 import json
+import random
 import time
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
+from sftflow.model import tiny
 from sftflow.model.template import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, SPECIAL_TOKENS, TURN_START_TOKEN
 from sftflow.model.tiny import META_FILE, build_tiny_model, general_corpus
 
@@ -39,7 +41,7 @@ def reply(model, tokenizer, content: str, max_new_tokens: int = 40) -> tuple[str
         [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
     )
     ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt").input_ids
-    with torch.no_grad():
+    with torch.no_grad(), tiny.one_torch_thread():
         out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False)
     new = out[0, ids.shape[1] :].tolist()
     stopped = tokenizer.eos_token_id in new
@@ -78,7 +80,11 @@ def test_param_count_is_a_few_million(model_and_tokenizer):
 
 def test_special_tokens_are_distinct_and_wired_into_configs(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
-    assert (tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token) == (BOS_TOKEN, EOS_TOKEN, PAD_TOKEN)
+    assert (tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token) == (
+        BOS_TOKEN,
+        EOS_TOKEN,
+        PAD_TOKEN,
+    )
     ids = [tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS]
     assert len(set(ids)) == len(SPECIAL_TOKENS)
     assert tokenizer.unk_token_id not in ids  # byte-level BPE has no unk: each really is in the vocab
@@ -119,7 +125,13 @@ def test_chat_template_renders_and_special_tokens_are_single_ids(model_and_token
 
 @pytest.mark.parametrize(
     "text",
-    ["héllo wörld", "日本語のテキスト", "emoji 🙂👍🏽 and\ttabs\n\nnewlines", "  spaces  .  , ", '{"a": [1, 2]}'],
+    [
+        "héllo wörld",
+        "日本語のテキスト",
+        "emoji 🙂👍🏽 and\ttabs\n\nnewlines",
+        "  spaces  .  , ",
+        '{"a": [1, 2]}',
+    ],
 )
 def test_byte_level_round_trip(model_and_tokenizer, text):
     _, tokenizer = model_and_tokenizer
@@ -169,17 +181,42 @@ def test_cache_is_reused(tiny_model_dir, tmp_path):
     assert any("reusing" in line for line in logs), logs
 
 
-def test_same_seed_builds_the_same_model(tmp_path, monkeypatch):
+def test_same_seed_gives_the_same_tokenizer_and_cache_false_skips_the_cache(
+    tiny_model_dir, tmp_path, monkeypatch
+):
     monkeypatch.setenv("SFTFLOW_CACHE", str(tmp_path / "cache"))
-    quiet = dict(pretrain_steps=2, cache=False, log=lambda _: None)
-    a = build_tiny_model(tmp_path / "a", seed=1, **quiet)
-    b = build_tiny_model(tmp_path / "b", seed=1, **quiet)
+    out = build_tiny_model(tmp_path / "fresh", seed=0, pretrain_steps=1, cache=False, log=lambda _: None)
     assert not (tmp_path / "cache").exists()  # cache=False neither reads nor writes the cache
-    assert (a / "tokenizer.json").read_text() == (b / "tokenizer.json").read_text()
-    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    ka = json.loads((a / META_FILE).read_text())["key"]
-    assert ka != json.loads((build_tiny_model(tmp_path / "c", seed=2, **quiet) / META_FILE).read_text())["key"]
+    assert (out / "tokenizer.json").read_text() == (tiny_model_dir / "tokenizer.json").read_text()
+    assert (
+        json.loads((out / META_FILE).read_text())["key"]
+        != json.loads((tiny_model_dir / META_FILE).read_text())["key"]
+    )
+
+
+def test_same_seed_gives_the_same_weights(tiny_model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    conversations, _ = general_corpus(64, seed=0)
+    texts = [tokenizer.apply_chat_template(m, tokenize=False) for m in conversations]
+    rows = tiny._pack(tokenizer(texts).input_ids, tiny.SEQ_LEN, tokenizer.pad_token_id, random.Random(0))
+
+    def pretrain(seed):
+        model = tiny._new_model(tokenizer, seed)
+        with tiny.one_torch_thread():
+            tiny._pretrain(
+                model,
+                rows,
+                tokenizer.pad_token_id,
+                tokenizer.bos_token_id,
+                steps=2,
+                seed=seed,
+                log=lambda _: None,
+            )
+        return model.state_dict()
+
+    a, b, c = pretrain(0), pretrain(0), pretrain(1)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
 def test_general_corpus_is_deterministic_and_free_of_the_quickstart_task():

@@ -56,7 +56,8 @@ BROKEN_PER_FILE = 5
 DISTRACTOR_SHARE = 0.25
 FILLER_COUNT_WEIGHTS = [50, 25, 12, 8, 5]  # 0..4 filler sentences
 TYPO_SHARE = 0.15
-LOWERCASE_SHARE = 0.12  # one of each kind listed in _broken_alpaca_rows / _broken_chat_rows
+LOWERCASE_SHARE = 0.12
+CUE_FIRST_SHARE = 0.35  # one of each kind listed in _broken_alpaca_rows / _broken_chat_rows
 
 # How customers name each product. The label is always the canonical name in PRODUCTS.
 PRODUCT_NAMES = {
@@ -279,7 +280,7 @@ def make_example(rng: random.Random) -> tuple[str, dict]:
     if urgency != "medium":
         cue = rng.choice(HIGH_CUES if urgency == "high" else LOW_CUES)
         # Cues sit at the start or the end, never inside the product sentence.
-        sentences.insert(0 if rng.random() < 0.35 else len(sentences), cue)
+        sentences.insert(0 if rng.random() < CUE_FIRST_SHARE else len(sentences), cue)
     message = " ".join(sentences)
     if rng.random() < 0.6:
         message = rng.choice(GREETINGS) + rng.choice([" ", "\n"]) + message
@@ -318,7 +319,7 @@ def _broken_alpaca_rows(examples: list[tuple[str, dict]]) -> list[str]:
     """Five lines that `prepare` must reject, one per kind of damage."""
     (m0, l0), (m1, l1), (m2, l2), (m3, l3), (m4, l4) = examples
     return [
-        _dump(_alpaca_row(m0, l0))[:-25],  # truncated line: not valid JSON
+        _dump(_alpaca_row(m0, l0))[:-1],  # closing brace cut off: not valid JSON
         _dump({"instruction": SYSTEM_PROMPT, "input": m1, "output": ""}),  # empty output
         _dump({"instruction": SYSTEM_PROMPT, "input": m2, "output": l2}),  # output is an object
         _dump({"instruction": SYSTEM_PROMPT, "input": m3}),  # no output key

@@ -4,7 +4,7 @@
 
 Nothing here downloads anything. We generate a small "general knowledge" corpus (greetings,
 capitals, colours, animals, calendar, opposites, small sums, short prose), train a byte-level
-BPE tokenizer on it, and pre-train a ~2.4M parameter Llama for about a minute and a half on CPU.
+BPE tokenizer on it, and pre-train a ~1.8M parameter Llama for about two minutes on one CPU thread.
 The result loads with `AutoModelForCausalLM` / `AutoTokenizer` like any hub model, and it has
 real behaviour to preserve: "Hello" gets a polite greeting, "What is 2 + 3?" gets "2 + 3 = 5.".
 Fine-tuning tests measure forgetting against exactly that behaviour.
@@ -28,6 +28,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sftflow.model.template import (
@@ -42,12 +43,13 @@ from sftflow.model.template import (
 BUILDER_VERSION = 1
 
 VOCAB_SIZE = 2048
-# hidden 192 rather than 256: on 2 CPU cores the smaller model fits ~450 steps into the time
-# budget, and measured over two seeds it then gets every capital and ~98% of the sums right;
-# a 256-wide model only fits ~300 steps and still confuses capitals.
+# Hidden 160 rather than the usual 256: on one CPU thread it fits the ~450 steps the model needs
+# into about two minutes (0.3 s a step). Measured over seeds: after 450 steps widths 128-192 get
+# (nearly) all capitals and sums right; after 300-350 steps, all a 256-wide model can afford, they
+# still mix up capitals: they have not yet learnt to copy "France" or "2 + 3" into the answer.
 MODEL_CONFIG = {
-    "hidden_size": 192,
-    "intermediate_size": 512,
+    "hidden_size": 160,
+    "intermediate_size": 432,
     "num_hidden_layers": 4,
     "num_attention_heads": 4,
     "num_key_value_heads": 2,
@@ -58,9 +60,7 @@ MODEL_CONFIG = {
 }
 MODEL_MAX_LENGTH = 1024
 
-# Pre-training recipe: 450 steps x 16 rows x 128 tokens is ~0.9M tokens (about two epochs),
-# ~0.2 s a step on 2 CPU cores. Below ~400 steps the model greets fine but has not yet learnt to
-# copy "2 + 3" or "France" from the question into the answer, so sums and capitals come out wrong.
+# Pre-training recipe: 450 steps x 16 rows x 128 tokens is ~0.9M tokens, about two epochs.
 DEFAULT_PRETRAIN_STEPS = 450
 N_CONVERSATIONS = 12_000
 SEQ_LEN = 128  # every generated document is far shorter; rows are packed with whole documents
@@ -559,8 +559,8 @@ def _pretrain(
 
     data = torch.tensor(rows, dtype=torch.long)
     gen = torch.Generator().manual_seed(seed)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    decay = [p for p in model.parameters() if p.ndim >= 2]  # matrices; not norms
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": WEIGHT_DECAY}, {"params": no_decay, "weight_decay": 0.0}],
         lr=LEARNING_RATE,
@@ -586,9 +586,10 @@ def _pretrain(
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
         # Positions restart at every bos. With no attention_mask and no cache, transformers reads
-        # that as packed sequences and masks attention across documents, so each chat is learnt
-        # exactly as it is seen at inference: alone, from position 0. Facts from the chat packed
-        # before it cannot leak in ("The capital of Egypt is New Delhi.").
+        # that as packed sequences (masking_utils.find_packed_sequence_indices) and masks attention
+        # across documents, so each chat is learnt exactly as it is seen at inference: alone, from
+        # position 0. Facts from the chat packed before it cannot leak in ("The capital of Egypt is
+        # New Delhi."). Measured (one seed, 400 steps): sums right went from 60% to 100%.
         loss = model(
             input_ids=batch, labels=labels, position_ids=_positions(batch, bos_id), use_cache=False
         ).loss
@@ -606,7 +607,7 @@ def _pretrain(
     return sum(recent) / max(1, len(recent))
 
 
-def _reply(model, tokenizer, messages: list[dict], max_new_tokens: int = 40) -> tuple[str, bool]:
+def _reply(model, tokenizer, messages: list[dict], max_new_tokens: int = 24) -> tuple[str, bool]:
     """Greedy reply to a chat; returns (text, stopped_at_eos)."""
     import torch
 
@@ -638,6 +639,7 @@ def _params(seed: int, pretrain_steps: int) -> dict:
         "batch_size": BATCH_SIZE,
         "learning_rate": LEARNING_RATE,
         "weight_decay": WEIGHT_DECAY,
+        "torch_threads": 1,
     }
 
 
@@ -658,8 +660,31 @@ def _is_complete(path: Path, key: str) -> bool:
     return meta.get("key") == key and all((path / f).is_file() for f in meta.get("files", []))
 
 
+@contextmanager
+def one_torch_thread():
+    """Run torch on one thread inside the block; see `_build` for why."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _build(dest: Path, params: dict, key: str, log: Callable) -> None:
-    """Train tokenizer and model from scratch and save everything into dest (an empty folder)."""
+    """Train tokenizer and model from scratch and save everything into dest (an empty folder).
+
+    Runs torch on one thread. On a shared 2-core machine two OpenMP threads spin-wait whenever
+    another process holds a core: measured 5.9 s a step instead of 0.4 s. One thread also makes
+    the weights independent of the machine's core count.
+    """
+    with one_torch_thread():
+        _build_single_threaded(dest, params, key, log)
+
+
+def _build_single_threaded(dest: Path, params: dict, key: str, log: Callable) -> None:
     import torch
     import transformers
 

@@ -54,7 +54,8 @@ def _callbacks(run_dir: Path, patience: int, log):
             row = {"step": state.global_step, "epoch": state.epoch, **logs}
             with open(metrics_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
-            where = f"step {state.global_step}/{state.max_steps} epoch {state.epoch or 0:.2f}"
+            where = (f"step {state.global_step}/{state.max_steps} epoch {state.epoch or 0:.2f}"
+                     if state.max_steps else "before training:")
             if "eval_loss" in logs:
                 log(f"train: {where} val loss {logs['eval_loss']:.4f}")
             elif "loss" in logs:
