@@ -120,6 +120,14 @@ def build_trainer(cfg: Config, log=print):
     model = load_model(model_path, tokenizer, method=t.method, bf16=bf16, revision=cfg.model.revision,
                        trust_remote_code=cfg.model.trust_remote_code)
     new_token_ids = tokenizer.sftflow_added_token_ids
+    if t.method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        # fp32 norms/embeddings, input grads on, gradient checkpointing: the QLoRA recipe
+        # (TRL 1.x no longer does this itself).
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
 
     train_rows, train_tok = tokenize_split(tokenizer, train_records, t.max_length)
     val_rows, val_tok = tokenize_split(tokenizer, val_records, t.max_length)
@@ -160,6 +168,7 @@ def build_trainer(cfg: Config, log=print):
         max_length=None,  # truncated above; padding-free batches need it unset
         padding_free=t.padding_free,
         gradient_checkpointing=t.gradient_checkpointing or t.method == "qlora",
+        gradient_checkpointing_kwargs={"use_reentrant": False},
         report_to=[],
         use_cpu=use_cpu,
         dataloader_num_workers=0,
