@@ -11,6 +11,7 @@ from sftflow.quickstart import (
     ALPACA_FILE,
     CHAT_FILE,
     INTENTS,
+    PRODUCT_DETAILS,
     PRODUCT_NAMES,
     PRODUCTS,
     SYSTEM_PROMPT,
@@ -26,9 +27,18 @@ N = 2000
 
 @pytest.fixture(scope="module")
 def raw(tmp_path_factory):
+    """The default data, as `sftflow init` writes it."""
     raw_dir = tmp_path_factory.mktemp("raw")
     counts = write_quickstart_data(raw_dir, n=N, seed=0)
     return raw_dir, counts
+
+
+@pytest.fixture(scope="module")
+def raw_full(tmp_path_factory):
+    """Every kind of variety at full strength, where the rarer traps show up."""
+    raw_dir = tmp_path_factory.mktemp("raw_full")
+    write_quickstart_data(raw_dir, n=600, seed=1, variety=1.0)
+    return raw_dir
 
 
 def as_triple(line: str):
@@ -44,7 +54,11 @@ def as_triple(line: str):
         return None
     if "messages" in row:
         messages = row["messages"]
-        if not isinstance(messages, list) or [m.get("role") for m in messages] != ["system", "user", "assistant"]:
+        if not isinstance(messages, list) or [m.get("role") for m in messages] != [
+            "system",
+            "user",
+            "assistant",
+        ]:
             return None
         triple = tuple(m.get("content") for m in messages)
     else:
@@ -84,6 +98,28 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
 def test_make_example_is_a_function_of_the_rng():
     first = [make_example(random.Random(3)) for _ in range(2)]
     assert first[0] == first[1]
+
+
+def test_variety_scales_the_difficulty():
+    def stats(variety):
+        rng = random.Random(0)
+        messages = [make_example(rng, variety)[0] for _ in range(500)]
+        return len(set(messages)), sum(len(m.split()) for m in messages) / len(messages)
+
+    (plain_distinct, plain_words), (default_distinct, default_words), (full_distinct, full_words) = (
+        stats(0.0),
+        stats(0.4),
+        stats(1.0),
+    )
+    assert plain_distinct < default_distinct <= full_distinct
+    assert plain_words < default_words < full_words
+
+
+def test_too_little_variety_for_n_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="too few distinct messages"):
+        write_quickstart_data(tmp_path, n=2000, variety=0.0)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        write_quickstart_data(tmp_path, n=100, variety=1.5)
 
 
 def test_returned_counts_match_the_files(raw):
@@ -146,7 +182,9 @@ def test_variety(raw):
     assert {lab["urgency"] for lab in labels} == set(URGENCIES)
     words = [len(m.split()) for m in messages]
     assert sum(10 <= w <= 40 for w in words) >= 0.8 * len(words)
-    assert 60 <= max(words) <= 90
+    assert 50 <= max(words) <= 90
+    details = [d for ds in PRODUCT_DETAILS.values() for d in ds]
+    assert sum(any(d.lower() in m.lower() for d in details) for m in messages) >= 0.1 * N
 
 
 def mentioned_products(message: str) -> set[str]:
@@ -158,30 +196,44 @@ def mentioned_products(message: str) -> set[str]:
     }
 
 
-def test_distractor_products_exist_and_the_label_follows_the_subject(raw):
-    raw_dir, _ = raw
+@pytest.mark.parametrize("which", ["raw", "raw_full"])
+def test_distractor_products_exist_and_the_label_follows_the_subject(which, request):
+    raw_dir = request.getfixturevalue(which)
+    raw_dir = raw_dir[0] if which == "raw" else raw_dir
+    triples = clean_triples(raw_dir)
     with_distractor = 0
-    for _, message, answer in clean_triples(raw_dir):
+    for _, message, answer in triples:
         mentioned = mentioned_products(message)
         assert json.loads(answer)["product"] in mentioned, message
         with_distractor += len(mentioned) > 1
-    assert with_distractor >= 0.1 * N
+    assert with_distractor >= 0.03 * len(triples)
 
 
 def expected_urgency(message: str) -> str:
     """The documented rule, written from the docstring rather than the cue lists."""
     text = message.lower()
-    if any(cue in text for cue in ("no rush", "no hurry", "whenever", "not urgent", "convenience", "can wait")):
+    if any(
+        cue in text for cue in ("no rush", "no hurry", "whenever", "not urgent", "convenience", "can wait")
+    ):
         return "low"
-    if any(cue in text for cue in ("asap", "urgent", "today", "as soon as possible", "right away", "immediately")):
+    if any(
+        cue in text for cue in ("asap", "urgent", "today", "as soon as possible", "right away", "immediately")
+    ):
         return "high"
     return "medium"
 
 
-def test_urgency_follows_the_cue_rule(raw):
-    raw_dir, _ = raw
-    for _, message, answer in clean_triples(raw_dir):
+def test_urgency_follows_the_cue_rule(raw, raw_full):
+    triples = clean_triples(raw[0]) + clean_triples(raw_full)
+    for _, message, answer in triples:
         assert json.loads(answer)["urgency"] == expected_urgency(message), message
+    # the trap: "not urgent" contains a high cue but is a low one
+    assert any("not urgent" in m.lower() for _, m, _ in triples)
+
+
+def test_intent_negations_appear_at_full_variety(raw_full):
+    messages = [m.lower() for _, m, _ in clean_triples(raw_full)]
+    assert any("don't want a refund" in m for m in messages)
 
 
 def test_the_same_message_never_has_two_labels(raw):

@@ -53,7 +53,7 @@ def reply(model, tokenizer, content: str, max_new_tokens: int = 40) -> tuple[str
 def test_output_folder_holds_exactly_the_model_files(tiny_model_dir):
     assert {p.name for p in tiny_model_dir.iterdir()} == EXPECTED_FILES
     meta = json.loads((tiny_model_dir / META_FILE).read_text())
-    assert meta["final_loss"] < 1.0
+    assert meta["final_loss"] < 1.5  # from ln(2048) = 7.6; the word-salad tokenizer lines keep it near 0.85
     assert "toy" in (tiny_model_dir / "README.md").read_text()
 
 

@@ -2,15 +2,16 @@
 
     python -c "from sftflow.quickstart import write_quickstart_data; print(write_quickstart_data('raw'))"
 
-Generated, not downloaded, so `sftflow init --quickstart` works offline and every test sees the
-same bytes. The task is sized for the tiny CPU model: a rigid template saturates at 100% in a
-minute and a free-form task stays at 0%, so messages mix paraphrases, greetings, sign-offs,
-order numbers, typos, a second product that is not the subject, and intent negations
-("I don't want a refund, just ...") so the label needs the whole message.
+Generated, not downloaded, so `sftflow init quickstart` works offline and every test sees the
+same bytes. The task has to suit the tiny CPU model: a rigid template saturates at 100% in a
+minute, so base, tuned and badly tuned runs all look alike, while full variety stays near 0%.
+Messages mix paraphrases, product synonyms and descriptions, greetings, sign-offs, order
+numbers, typos, a second product that is not the subject, and intent negations ("I don't
+want a refund, just ..."); one knob, `variety`, scales all of it (see DEFAULT_VARIETY).
 
 Urgency follows one rule, so it is learnable and checkable:
   high   the message contains a high cue (asap, urgent, today, right away, immediately, ...)
-  low    the message contains a low cue (no rush, whenever you can, not urgent, it can wait, ...)
+  low    the message contains a low cue (no rush, whenever, not urgent, it can wait, ...)
   medium no cue at all.
 A message never carries both kinds; "not urgent" is a low cue despite containing "urgent".
 
@@ -26,7 +27,9 @@ import json
 import random
 from pathlib import Path
 
-SYSTEM_PROMPT = 'Read the customer message and answer with JSON: {"intent": ..., "product": ..., "urgency": ...}'
+SYSTEM_PROMPT = (
+    'Read the customer message and answer with JSON: {"intent": ..., "product": ..., "urgency": ...}'
+)
 
 INTENTS = (
     "refund",
@@ -52,16 +55,34 @@ ALPACA_FILE = "support_alpaca.jsonl"
 CHAT_FILE = "support_chat.jsonl"
 ALPACA_SHARE = 0.6  # the rest goes to the chat file
 DUPLICATE_SHARE = 0.015  # of each file's clean rows
-BROKEN_PER_FILE = 5
-DISTRACTOR_SHARE = 0.25
-FILLER_COUNT_WEIGHTS = [50, 25, 12, 8, 5]  # 0..4 filler sentences
+BROKEN_PER_FILE = 5  # one of each kind listed in _broken_alpaca_rows / _broken_chat_rows
+
+# Difficulty. `variety` (0..1) multiplies every share below and picks how much of each
+# phrasing list is used; at 1 the shares apply as written. With the quickstart recipe (LoRA
+# r=16, lr 2e-3, 3 epochs, ~1,600 examples) on CPU, a near-rigid version of this task reached
+# 100% exact match and variety 1 reached 0-3%: re-measure before moving the default.
+DEFAULT_VARIETY = 0.4
+SYNONYM_SHARE = 0.7  # the product goes by another name ("notebook", "espresso machine")
+DETAIL_SHARE = 0.7  # the product is also described ("the one with the milk frother")
+DISTRACTOR_SHARE = 0.25  # a second product is named that is not the subject
+FILLER_SHARE = 0.5  # chance of each further off-topic sentence, up to MAX_FILLERS
+MAX_FILLERS = 4
+CUE_FIRST_SHARE = 0.35  # the urgency cue opens the message rather than closing it
+GREETING_SHARE = 0.6
+SIGN_OFF_SHARE = 0.5
 TYPO_SHARE = 0.15
 LOWERCASE_SHARE = 0.12
-CUE_FIRST_SHARE = 0.35  # one of each kind listed in _broken_alpaca_rows / _broken_chat_rows
+NO_FINAL_STOP_SHARE = 0.1
 
-# How customers name each product. The label is always the canonical name in PRODUCTS.
+# How customers name each product, plainest first. The label is always the name in PRODUCTS.
 PRODUCT_NAMES = {
-    "headphones": ["headset", "pair of headphones", "wireless headset", "noise-cancelling headset"],
+    "headphones": [
+        "headphones",
+        "headset",
+        "pair of headphones",
+        "wireless headset",
+        "noise-cancelling headset",
+    ],
     "laptop": ["laptop", "notebook", "13-inch laptop"],
     "phone": ["phone", "smartphone", "mobile phone"],
     "smartwatch": ["smartwatch", "smart watch", "fitness watch"],
@@ -84,22 +105,21 @@ PRODUCT_DETAILS = {
     "camera": ["the zoom lens", "the memory card slot", "4K video recording"],
 }
 DETAIL_SENTENCES = ["It's the one with {detail}.", "The model with {detail}.", "(The one with {detail}.)"]
-DETAIL_SHARE = 0.7
 
 # {p} is the product the message is about; {order}, {date}, {street} are optional details.
-# Several templates negate another intent on purpose, so keywords alone are not enough.
+# Plainest first; the last ones negate another intent on purpose, so keywords are not enough.
 TEMPLATES = {
     "refund": [
+        "The {p} arrived broken, please refund me.",
         "I want a refund for the {p} I bought {date}.",
         "Can I get my money back for the {p}? It stopped working after a week.",
-        "The {p} arrived broken, please refund me.",
         "I sent the {p} back two weeks ago and still haven't seen the refund.",
         "Please refund order {order}, the {p} is not what I expected.",
         "How do I return my {p} and get a refund?",
         "I was charged twice for the {p}. I need the extra charge refunded.",
         "The {p} looks nothing like the pictures. I'd like my money back.",
-        "I don't want a replacement {p}, I want a full refund.",
         "Order {order}: the {p} is missing parts. Refund please, I'm done with it.",
+        "I don't want a replacement {p}, I want a full refund.",
     ],
     "order_status": [
         "Where is my {p}? I ordered it {date}.",
@@ -109,8 +129,8 @@ TEMPLATES = {
         "I'm still waiting on the {p} I ordered. Any update on delivery?",
         "Can you check the status of order {order}? It's a {p}.",
         "The delivery date for my {p} keeps moving. What's going on?",
-        "I don't want a refund, I just want to know when my {p} will arrive.",
         "The courier says the {p} was delivered but there is no package here.",
+        "I don't want a refund, I just want to know when my {p} will arrive.",
     ],
     "technical_issue": [
         "My {p} keeps restarting on its own.",
@@ -119,25 +139,25 @@ TEMPLATES = {
         "My {p} keeps disconnecting every few minutes.",
         "The {p} makes a weird buzzing noise and then shuts off.",
         "I already tried resetting the {p} but it still doesn't work.",
-        "I'm not asking for a refund, I just need the {p} to work again. It keeps freezing.",
         "The {p} gets really hot and the app says error 42.",
         "Since {date} my {p} won't charge at all.",
+        "I'm not asking for a refund, I just need the {p} to work again. It keeps freezing.",
     ],
     "cancel_subscription": [
+        "Cancel my {p} care membership before the next billing date.",
         "Please cancel the protection plan on my {p}.",
         "I want to stop the monthly subscription for my {p}.",
         "How do I cancel the cloud plan for the {p}? I don't use it anymore.",
-        "Cancel my {p} care membership before the next billing date.",
         "I no longer need the premium service for the {p}, please end it.",
         "Stop charging me for the {p} subscription.",
         "I'd like to unsubscribe from the extended warranty for my {p}.",
         "My {p} works fine, I just don't want to pay for the plan anymore. Cancel it please.",
     ],
     "change_address": [
+        "Wrong address on my {p} order, can I fix it before it ships?",
         "I need to change the shipping address for my {p} order.",
         "I moved last week. Can you send the {p} to my new address?",
         "Please update the delivery address on order {order}, the {p}.",
-        "Wrong address on my {p} order, can I fix it before it ships?",
         "Can the {p} be delivered to my office instead of my home?",
         "I typed the wrong street for the {p}. The right one is {street}.",
         "Please redirect my {p} package to {street}.",
@@ -157,12 +177,13 @@ TEMPLATES = {
 }
 
 # Cues are the only thing that decides urgency; nothing else in a message may contain them.
+# Plainest first; "not urgent" is a low cue that contains a high one.
 HIGH_CUES = [
     "This is urgent.",
     "Please help asap.",
-    "ASAP please!",
     "I need this sorted today.",
     "Please reply as soon as possible.",
+    "ASAP please!",
     "Need an answer right away!",
     "Please handle this immediately.",
     "Urgent!!",
@@ -170,17 +191,33 @@ HIGH_CUES = [
 LOW_CUES = [
     "No rush.",
     "No rush, whenever you can.",
-    "Whenever you get a chance is fine.",
-    "Not urgent, just wanted to ask.",
     "It can wait, no hurry.",
+    "Whenever you get a chance is fine.",
     "Reply at your convenience.",
+    "Not urgent, just wanted to ask.",
     "Not urgent at all.",
 ]
 
-GREETINGS = ["Hi,", "Hello,", "Hey there,", "Good morning,", "Dear support,", "hi team", "To whom it may concern,"]
+GREETINGS = [
+    "Hi,",
+    "Hello,",
+    "Hey there,",
+    "Good morning,",
+    "Dear support,",
+    "hi team",
+    "To whom it may concern,",
+]
 NAMES = ["Anna", "Ben", "Carla", "Dev", "Elif", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi", "Luca"]
 SIGN_OFFS = ["Thanks!", "Thank you.", "Cheers, {name}", "Best, {name}", "- {name}", "Regards, {name}", "thx"]
-DATES = ["on May 3", "last Tuesday", "two weeks ago", "on the 12th", "back in March", "last month", "yesterday"]
+DATES = [
+    "on May 3",
+    "last Tuesday",
+    "two weeks ago",
+    "on the 12th",
+    "back in March",
+    "last month",
+    "yesterday",
+]
 STREETS = ["12 Oak Street", "4 Mill Lane", "88 Harbour Road", "7 Elm Court", "230 King Avenue"]
 RELATIVES = ["sister", "dad", "best friend", "son", "partner"]
 FILLERS = [
@@ -245,14 +282,30 @@ def _add_typos(rng: random.Random, text: str) -> str:
     return " ".join(words)
 
 
-def make_example(rng: random.Random) -> tuple[str, dict]:
-    """One (customer message, label) pair; all randomness comes from `rng`."""
+def _first(items: list, variety: float) -> list:
+    """The first 1 + variety * (len - 1) items: lists are ordered from plainest to hardest."""
+    return items[: 1 + round(variety * (len(items) - 1))]
+
+
+def make_example(rng: random.Random, variety: float = DEFAULT_VARIETY) -> tuple[str, dict]:
+    """One (customer message, label) pair; all randomness comes from `rng`.
+
+    `variety` scales every source of difficulty at once: 0 is one phrasing per intent with the
+    product named plainly and the urgency cue last (close to the rigid template a tiny model
+    learns to 100%), 1 is every paraphrase, synonym, distractor, filler and typo at full share.
+    """
+
+    def sometimes(share: float) -> bool:
+        return rng.random() < share * variety
+
     intent = rng.choice(INTENTS)
     product = rng.choice(PRODUCTS)
     urgency = rng.choices(URGENCIES, weights=[3, 4, 3])[0]
     name = rng.choice(NAMES)
+    other = rng.choice([p for p in PRODUCTS if p != product])
     slots = {
-        "p": rng.choice(PRODUCT_NAMES[product]),
+        "p": rng.choice(PRODUCT_NAMES[product][1:]) if sometimes(SYNONYM_SHARE) else product,
+        "q": rng.choice(PRODUCT_NAMES[other]),
         "order": rng.choice(["#", "", "A-"]) + str(rng.randint(10000, 99999)),
         "date": rng.choice(DATES),
         "street": rng.choice(STREETS),
@@ -261,36 +314,37 @@ def make_example(rng: random.Random) -> tuple[str, dict]:
         "k": rng.randint(2, 12),
         "relative": rng.choice(RELATIVES),
     }
-    other = rng.choice([p for p in PRODUCTS if p != product])
-    slots["q"] = rng.choice(PRODUCT_NAMES[other])
 
-    body = rng.choice(TEMPLATES[intent]).format(**slots)
-    if rng.random() < DETAIL_SHARE:
+    body = rng.choice(_first(TEMPLATES[intent], variety)).format(**slots)
+    if sometimes(DETAIL_SHARE):
         detail = rng.choice(PRODUCT_DETAILS[product])
         body = body + " " + rng.choice(DETAIL_SENTENCES).format(detail=detail)
-    if rng.random() < DISTRACTOR_SHARE:
+    if sometimes(DISTRACTOR_SHARE):
         if rng.random() < 0.6:
             body = _join_after(rng.choice(DISTRACTOR_PREFIXES).format(**slots), body)
         else:
             body = body + " " + rng.choice(DISTRACTOR_SUFFIXES).format(**slots)
 
     sentences = [body]
-    for filler in rng.sample(FILLERS, k=rng.choices(range(len(FILLER_COUNT_WEIGHTS)), weights=FILLER_COUNT_WEIGHTS)[0]):
+    n_fillers = 0
+    while n_fillers < MAX_FILLERS and sometimes(FILLER_SHARE):
+        n_fillers += 1
+    for filler in rng.sample(FILLERS, k=n_fillers):
         sentences.insert(rng.randint(0, len(sentences)), filler.format(**slots))
     if urgency != "medium":
-        cue = rng.choice(HIGH_CUES if urgency == "high" else LOW_CUES)
-        # Cues sit at the start or the end, never inside the product sentence.
-        sentences.insert(0 if rng.random() < CUE_FIRST_SHARE else len(sentences), cue)
+        cue = rng.choice(_first(HIGH_CUES if urgency == "high" else LOW_CUES, variety))
+        # Cues open or close the message, never sit inside the product sentence.
+        sentences.insert(0 if sometimes(CUE_FIRST_SHARE) else len(sentences), cue)
     message = " ".join(sentences)
-    if rng.random() < 0.6:
+    if sometimes(GREETING_SHARE):
         message = rng.choice(GREETINGS) + rng.choice([" ", "\n"]) + message
-    if rng.random() < 0.5:
+    if sometimes(SIGN_OFF_SHARE):
         message = message + rng.choice([" ", "\n"]) + rng.choice(SIGN_OFFS).format(**slots)
-    if rng.random() < TYPO_SHARE:
+    if sometimes(TYPO_SHARE):
         message = _add_typos(rng, message)
-    if rng.random() < LOWERCASE_SHARE:
+    if sometimes(LOWERCASE_SHARE):
         message = message.lower()
-    if rng.random() < 0.1:
+    if sometimes(NO_FINAL_STOP_SHARE):
         message = message.rstrip(".!")
     return message, {"intent": intent, "product": product, "urgency": urgency}
 
@@ -347,7 +401,9 @@ def _broken_chat_rows(examples: list[tuple[str, dict]]) -> list[str]:
     ]
 
 
-def _place(rng: random.Random, rows: list[str], duplicates: list[tuple[int, str]], broken: list[str]) -> list[str]:
+def _place(
+    rng: random.Random, rows: list[str], duplicates: list[tuple[int, str]], broken: list[str]
+) -> list[str]:
     """Insert each duplicate somewhere after its original, then broken rows at evenly spaced lines."""
     lines = list(rows)
     positions = list(range(len(lines)))  # where each original row sits now
@@ -360,21 +416,32 @@ def _place(rng: random.Random, rows: list[str], duplicates: list[tuple[int, str]
     return lines
 
 
-def write_quickstart_data(raw_dir: str | Path, n: int = 2000, seed: int = 0) -> dict:
+def write_quickstart_data(
+    raw_dir: str | Path, n: int = 2000, seed: int = 0, variety: float = DEFAULT_VARIETY
+) -> dict:
     """Write the raw files and return counts: {file_name: {"rows": .., "broken": .., "duplicates": ..}}.
 
     `n` is the number of distinct, valid examples over both files; broken rows and duplicates
     come on top, so for each file rows - broken - duplicates is its share of `n`. A duplicate
     in the chat file may repeat an Alpaca row (the Alpaca file is listed first in the config).
+    `variety` is passed to `make_example`.
     """
     if n < 20:
         raise ValueError(f"n must be at least 20 to place broken rows and duplicates, got {n}")
+    if not 0.0 <= variety <= 1.0:
+        raise ValueError(f"variety must be between 0 and 1, got {variety}")
     rng = random.Random(seed)
     seen: set[str] = set()
     examples: list[tuple[str, dict]] = []
     # Broken rows get fresh messages too, so no text appears once broken and once clean.
-    while len(examples) < n + 2 * BROKEN_PER_FILE:
-        message, label = make_example(rng)
+    wanted, attempts = n + 2 * BROKEN_PER_FILE, 0
+    while len(examples) < wanted:
+        attempts += 1
+        if attempts > 50 * wanted:
+            raise ValueError(
+                f"variety {variety} allows too few distinct messages for n={n}; raise variety or lower n"
+            )
+        message, label = make_example(rng, variety)
         key = " ".join(message.lower().split())  # close variants would count as duplicates downstream
         if key in seen:
             continue
@@ -387,8 +454,12 @@ def write_quickstart_data(raw_dir: str | Path, n: int = 2000, seed: int = 0) -> 
     broken_examples = examples[n:]
 
     alpaca_rows = [_dump(_alpaca_row(m, lab)) for m, lab in alpaca_examples]
-    alpaca_dups = [(i, alpaca_rows[i]) for i in rng.sample(range(n_alpaca), max(1, round(n_alpaca * DUPLICATE_SHARE)))]
-    alpaca_lines = _place(rng, alpaca_rows, alpaca_dups, _broken_alpaca_rows(broken_examples[:BROKEN_PER_FILE]))
+    alpaca_dups = [
+        (i, alpaca_rows[i]) for i in rng.sample(range(n_alpaca), max(1, round(n_alpaca * DUPLICATE_SHARE)))
+    ]
+    alpaca_lines = _place(
+        rng, alpaca_rows, alpaca_dups, _broken_alpaca_rows(broken_examples[:BROKEN_PER_FILE])
+    )
 
     chat_rows = [_dump(_chat_row(m, lab)) for m, lab in chat_examples]
     n_chat_dups = max(2, round(len(chat_rows) * DUPLICATE_SHARE))

@@ -40,7 +40,7 @@ from sftflow.model.template import (
 )
 
 # Bump when the corpus, tokenizer or training recipe changes: it invalidates every cached build.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 
 VOCAB_SIZE = 2048
 # Hidden 160 rather than the usual 256: on one CPU thread it fits the ~450 steps the model needs
@@ -422,7 +422,7 @@ yesterday yet you young your
 
 
 def _tokenizer_extra_text(seed: int) -> list[str]:
-    """JSON-like and customer-support-like lines. The tokenizer trains on these; the model never does."""
+    """JSON-like and customer-support-like lines, for the tokenizer and (unpaired) for pre-training."""
     rng = random.Random(seed + 1)
     products = [
         "headphones",
@@ -527,12 +527,15 @@ def _new_model(tokenizer, seed: int):
 
 
 def _pack(sequences: list[list[int]], seq_len: int, pad_id: int, rng: random.Random) -> list[list[int]]:
-    """Greedy packing of whole documents into rows of seq_len, right-padded; no document is split."""
-    order = list(range(len(sequences)))
+    """Greedy packing of whole documents into rows of seq_len, right-padded; no document is split.
+
+    The few documents longer than a row are dropped: a chat cut before its answer teaches nothing.
+    """
+    order = [i for i in range(len(sequences)) if len(sequences[i]) <= seq_len]
     rng.shuffle(order)
     rows, row = [], []
     for i in order:
-        seq = sequences[i][:seq_len]
+        seq = sequences[i]
         if len(row) + len(seq) > seq_len:
             rows.append(row + [pad_id] * (seq_len - len(row)))
             row = []
@@ -696,6 +699,13 @@ def _build_single_threaded(dest: Path, params: dict, key: str, log: Callable) ->
 
     texts = [tokenizer.apply_chat_template(m, tokenize=False) for m in conversations]
     texts += [BOS_TOKEN + d + EOS_TOKEN for d in docs]
+    # The model also reads the tokenizer's extra lines (unpaired support messages, generic JSON),
+    # as every real LLM has seen all of its vocabulary: a token that is never a training target
+    # gets its output row pushed down during pre-training, and LoRA (which leaves lm_head alone)
+    # cannot lift it again — fine-tuning then plateaus with the right argmax but a flat,
+    # low-confidence distribution. These lines pair no message with a label: the base model
+    # still cannot do the quickstart task.
+    texts += [BOS_TOKEN + line + EOS_TOKEN for line in _tokenizer_extra_text(seed)]
     sequences = tokenizer(texts, add_special_tokens=False)["input_ids"]
     rows = _pack(sequences, SEQ_LEN, tokenizer.pad_token_id, random.Random(seed))
     n_tokens = sum(len(s) for s in sequences)
@@ -759,7 +769,7 @@ useful for anything else.
   `<|im_end|>` is eos, `<|pad|>` is pad, `<|bos|>` is bos.
 - Corpus: generated, seed {params["seed"]}. {params["n_conversations"]} chats (greetings, capitals, colours,
   animals, days and months, opposites, sums and differences up to 12) and plain prose docs, {n_tokens:,} tokens.
-  The tokenizer also saw JSON-like and customer-support-like text; the model did not.
+  Tokenizer and model also saw unpaired JSON-like and support-like lines, never a message with its label.
 - Pre-training: {params["pretrain_steps"]} steps of {params["batch_size"]}x{params["seq_len"]} tokens, AdamW
   lr {params["learning_rate"]}, cosine decay. Final loss {loss}. Built in {seconds}s.
 - Cache key: `{key}` (builder version {params["builder_version"]}).
