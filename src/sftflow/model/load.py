@@ -95,10 +95,24 @@ def load_model(path: str, tokenizer, *, method: str = "lora", bf16: bool = False
         kwargs["quantization_config"] = quantization_config(bf16)
         kwargs["device_map"] = {"": 0} if has_cuda() else {"": "cpu"}
     model = _from_pretrained(AutoModelForCausalLM, path, **kwargs)
+    if method == "qlora" and not has_cuda():
+        _check_cpu_4bit_widths(model)
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer))
     sync_special_tokens(model, tokenizer)
     return model
+
+
+def _check_cpu_4bit_widths(model, block: int = 64) -> None:
+    """bitsandbytes' CPU 4-bit matmul fails inside training on widths not divisible by its
+    quantisation block; say so before any work is done (the GPU kernels fall back instead)."""
+    for name, module in model.named_modules():
+        width = getattr(module, "in_features", None)
+        if type(module).__name__ == "Linear4bit" and width % block:
+            raise SftflowError(
+                f"train.method qlora on CPU: layer {name} is {width} wide, not a multiple of {block}, which "
+                "bitsandbytes' CPU 4-bit kernels need; use method lora here, or a GPU"
+            )
 
 
 def sync_special_tokens(model, tokenizer) -> None:
