@@ -37,17 +37,8 @@ def model_and_tokenizer(tiny_model_dir):
 
 def reply(model, tokenizer, content: str, max_new_tokens: int = 40) -> tuple[str, bool]:
     """Greedy reply to one user message; (text without eos, whether it stopped at eos)."""
-    prompt = tokenizer.apply_chat_template(
-        [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
-    )
-    ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt").input_ids
-    with torch.no_grad(), tiny.one_torch_thread():
-        out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False)
-    new = out[0, ids.shape[1] :].tolist()
-    stopped = tokenizer.eos_token_id in new
-    if stopped:
-        new = new[: new.index(tokenizer.eos_token_id)]
-    return tokenizer.decode(new), stopped
+    with tiny.one_torch_thread():
+        return tiny._reply(model, tokenizer, [{"role": "user", "content": content}], max_new_tokens)
 
 
 def test_output_folder_holds_exactly_the_model_files(tiny_model_dir):
