@@ -11,3 +11,12 @@ def tiny_model_dir(tmp_path_factory):
     from sftflow.model.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _offline():
+    """No network here: make the hub fail fast instead of retrying for half a minute."""
+    import os
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    yield

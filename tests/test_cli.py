@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 SFTFLOW = str(Path(sys.executable).parent / "sftflow")
-COMMANDS = ["init", "prepare", "train", "eval", "report", "run", "estimate", "export"]
+COMMANDS = ["init", "prepare", "train", "eval", "report", "run", "estimate", "export", "audit"]
 
 
 def sftflow(*args, cwd=None, timeout=120):

@@ -58,7 +58,8 @@ def test_every_row_accounted_for_with_rejects_and_duplicates(tmp_path):
     decisions = dict(db.execute("SELECT decision, count(*) FROM decisions WHERE stage='prepare' GROUP BY decision"))
     assert decisions == {"kept": 50, "rejected": 2, "duplicate": 2}
     dup = db.execute("SELECT reason FROM decisions WHERE decision='duplicate' AND source_file='raw/b.jsonl'").fetchone()
-    assert dup == ("duplicate of raw/a.jsonl:6",)
+    kept_id = db.execute("SELECT example_id FROM decisions WHERE decision='kept' AND source_line=6").fetchone()[0]
+    assert dup == (f"exact duplicate of {kept_id} (raw/a.jsonl:6)",)
 
 
 def test_split_is_deterministic_and_stable_when_data_grows(tmp_path):
@@ -90,11 +91,21 @@ def test_same_prompt_different_answers_stay_in_one_split(tmp_path):
     assert all(len(v) == 1 for v in where.values())
 
 
-def test_group_field_leak_fails_loudly(tmp_path):
-    rows = [{**chat(0, answer=f"a{i}"), "customer": f"c{i}"} for i in range(40)]
+def test_group_field_and_prompt_both_keep_rows_together(tmp_path):
+    # customer c{i%7} owns rows with different prompts; prompt 0 is asked by several customers:
+    # groups chain through both, so no customer and no prompt straddles splits.
+    rows = [{**chat(i % 30, answer=f"a{i}"), "customer": f"c{i % 7}"} for i in range(60)]
+    rows += [{**chat(1000 + i), "customer": f"solo{i}"} for i in range(300)]
     cfg = make_project(tmp_path, rows, group_field="customer")
-    with pytest.raises(SftflowError, match="share their prompt with a train example"):
-        prepare(cfg, log=lambda m: None)
+    prepare(cfg, log=lambda m: None)
+    by_customer, by_prompt = {}, {}
+    for s in ("train", "val", "test"):
+        for r in read(cfg.data_dir / f"{s}.jsonl"):
+            by_customer.setdefault(r["group"], set()).add(s)
+            by_prompt.setdefault(r["messages"][1]["content"], set()).add(s)
+    assert all(len(v) == 1 for v in by_customer.values()) and all(len(v) == 1 for v in by_prompt.values())
+    assert len({next(iter(by_customer[f"c{k}"])) for k in range(7)}) == 1  # chained into one group
+    assert len({next(iter(v)) for v in by_customer.values()}) == 3
 
 
 def test_no_usable_rows(tmp_path):

@@ -148,15 +148,71 @@ def init(
 
 
 @app.command()
-def prepare(config: Path = ConfigArg):
-    """Load, convert, validate, deduplicate and split the data (nothing is lost: see rejects.jsonl).
+def prepare(
+    config: Path = ConfigArg,
+    show: int = typer.Option(0, "--show", min=0, help="print N rendered training examples, trained tokens highlighted"),
+    workers: int = typer.Option(1, "--workers", min=1, help="processes for parsing, scoring and MinHash"),
+):
+    """Load, convert, validate, score, deduplicate and split the data (nothing is lost: see rejects.jsonl).
 
-    Example: sftflow prepare quickstart/sftflow.yaml
+    Every row ends kept, rejected, duplicate or filtered; data_card.md and ledger.sqlite say which and why.
+
+    Example: sftflow prepare quickstart/sftflow.yaml --show 2
     """
     with user_errors():
         from sftflow.data.prepare import prepare as run_prepare
 
-        run_prepare(_load(config), log=log)
+        cfg = _load(config)
+        run_prepare(cfg, log=log, workers=workers)
+        if show:
+            from sftflow.data.show import show_examples
+
+            for header, text in show_examples(cfg, show):
+                console.print(header, markup=False, style="bold")
+                console.print(text)
+
+
+@app.command()
+def audit(
+    config: Path = ConfigArg,
+    example: str = typer.Option(None, "--example", help="where an example (id or prefix) came from and its fate"),
+    run: str = typer.Option(None, "--run", help="the examples a training run (id or name) trained on"),
+    file: str = typer.Option(None, "--file", help="the rows of a source file that were dropped, and why"),
+    output: Path = typer.Option(None, "--output", help="export the answer as .csv or .json"),
+):
+    """Query the provenance ledger: an example's history, a run's training data, a file's dropped rows.
+
+    Examples:
+
+        sftflow audit quickstart/sftflow.yaml --file raw/support_chat.jsonl
+
+        sftflow audit quickstart/sftflow.yaml --run quickstart --output run-data.csv
+    """
+    with user_errors():
+        from sftflow.data import audit as queries
+
+        cfg = _load(config)
+        if sum(x is not None for x in (example, run, file)) > 1:
+            raise SftflowError("give one of --example, --run, --file")
+        ledger = queries.open_ledger(cfg.data_dir)
+        try:
+            if example:
+                rows = queries.example(ledger, example)
+            elif run:
+                rows = queries.run(ledger, run)
+            elif file:
+                rows = queries.dropped(ledger, file)
+            else:
+                rows = queries.summary(ledger)
+        finally:
+            ledger.close()
+        if output:
+            log(f"audit: {len(rows)} rows → {queries.export(rows, output)}")
+            return
+        for r in rows[:200]:
+            log("  ".join(f"{k}={v}" for k, v in r.items() if v not in (None, "")))
+        if len(rows) > 200:
+            log(f"... {len(rows) - 200} more rows; use --output to export all {len(rows)}")
 
 
 @app.command()
@@ -188,29 +244,38 @@ def _evaluate(cfg) -> dict:
     from sftflow.eval.evaluate import evaluate
 
     metrics = evaluate(cfg, log=log)
-    _report(cfg)
-    if not metrics["passed"]:
-        failed = [g["gate"] for g in metrics["gates"] if not g["passed"]]
+    human_failed = _report(cfg)
+    failed = [f"{g['gate']} ({'missing' if g['value'] is None else format(g['value'], '.4g')}, needs {g['rule']})"
+              for g in metrics["gates"] if not g["passed"]] + human_failed
+    if failed:
         raise GateFailure(f"gates failed: {', '.join(failed)} (see {cfg.run_dir / 'eval' / 'report.html'})")
     return metrics
 
 
-def _report(cfg) -> Path:
+def _report(cfg) -> list[str]:
+    """Merge human ratings (if any) and write the report; return the failed human_* gates."""
     from sftflow.eval.report import write_report
+    from sftflow.review.stats import merge_human_ratings
 
+    human_failed = merge_human_ratings(cfg.run_dir, cfg.eval.gates)
     path = write_report(cfg.run_dir, cfg.data_dir, cfg.name)
     log(f"report: {path}")
-    return path
+    return human_failed
 
 
 @app.command()
 def report(config: Path = ConfigArg):
     """Write the HTML report (metrics, loss curves, predictions) from the last eval.
 
+    Human ratings from `sftflow review` are merged in; exits 1 if a human_* gate fails.
+
     Example: sftflow report quickstart/sftflow.yaml
     """
     with user_errors():
-        _report(_load(config))
+        cfg = _load(config)
+        failed = _report(cfg)
+        if failed:
+            raise GateFailure(f"gates failed: {', '.join(failed)} (see {cfg.run_dir / 'eval' / 'report.html'})")
 
 
 @app.command()
@@ -264,6 +329,87 @@ def estimate(
             log(f"{method:<7}{e.total_parameters / 1e6:>9.1f}M{e.trainable_parameters / 1e6:>11.2f}M"
                 f"{e.weights_gib:>10.2f}{e.gradients_gib:>8.2f}{e.optimizer_gib:>8.2f}{e.activations_gib:>8.2f}"
                 f"{e.total_gib:>11.2f}{mark}")
+
+
+RunArg = typer.Argument(..., help="the run folder (runs/NAME) or the project's sftflow.yaml", show_default=False)
+
+
+@app.command()
+def serve(
+    run_dir: Path = RunArg,
+    host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on (0.0.0.0 exposes it: warns)"),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="port; 0 picks a free one"),
+    api_key: str = typer.Option(None, "--api-key", envvar="SFTFLOW_API_KEY", help="require 'Authorization: Bearer KEY'"),
+    base: str = typer.Option(None, "--base", help="base model path/id for an adapter run (default: the run's config)"),
+    max_tokens: int = typer.Option(1024, "--max-tokens", min=1, help="the most tokens one request may generate"),
+    max_request_kb: int = typer.Option(1024, "--max-request-kb", min=1, help="largest request body accepted"),
+    max_batch: int = typer.Option(16, "--max-batch", min=1, help="requests decoded together at most"),
+    batch_wait_ms: float = typer.Option(10.0, "--batch-wait-ms", min=0, help="wait for more requests to batch"),
+    threads: int = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: torch's choice)"),
+):
+    """Serve the tuned model with an OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models).
+
+    The prompt is rendered with the run's own chat template, as in training. Concurrent
+    requests are batched. Any OpenAI client works: base_url=http://127.0.0.1:8000/v1.
+
+    Example: sftflow serve quickstart/runs/quickstart --port 8000
+    """
+    with user_errors():
+        from sftflow.serve import Limits, resolve_run
+        from sftflow.serve import serve as run_server
+
+        limits = Limits(max_request_bytes=max_request_kb * 1024, max_tokens=max_tokens,
+                        default_max_tokens=min(256, max_tokens))
+        run_server(resolve_run(run_dir, base), host=host, port=port, api_key=api_key, limits=limits,
+                   max_batch=max_batch, batch_wait_ms=batch_wait_ms, threads=threads, log=log)
+
+
+@app.command()
+def chat(
+    run_dir: Path = RunArg,
+    system: str = typer.Option(None, "--system", help="system message for the conversation"),
+    temperature: float = typer.Option(0.0, "--temperature", min=0, max=2, help="0 = greedy, as in eval"),
+    top_p: float = typer.Option(1.0, "--top-p", min=0.01, max=1, help="nucleus sampling mass"),
+    max_tokens: int = typer.Option(256, "--max-tokens", min=1, help="tokens per answer at most"),
+    seed: int = typer.Option(None, "--seed", help="sampling seed (same seed, same answers)"),
+    base: str = typer.Option(None, "--base", help="base model path/id for an adapter run (default: the run's config)"),
+    threads: int = typer.Option(None, "--threads", min=1, help="torch CPU threads"),
+):
+    """Chat with the tuned model in the terminal (same chat template as training): a first look.
+
+    Type /reset to clear the conversation, /exit or ctrl-D to quit.
+
+    Example: sftflow chat quickstart/runs/quickstart --system "Answer with JSON."
+    """
+    with user_errors():
+        from sftflow.serve import chat as run_chat
+        from sftflow.serve import resolve_run
+
+        run_chat(resolve_run(run_dir, base), system=system, temperature=temperature, top_p=top_p,
+                 max_tokens=max_tokens, seed=seed, threads=threads)
+
+
+@app.command()
+def review(
+    run_dir: Path = RunArg,
+    host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on (0.0.0.0 exposes it: warns)"),
+    port: int = typer.Option(8765, "--port", min=0, max=65535, help="port; 0 picks a free one"),
+    token: str = typer.Option(None, "--token", envvar="SFTFLOW_REVIEW_TOKEN",
+                              help="access token (default: a random one, printed)"),
+):
+    """Human review in the browser: blinded base-vs-tuned comparisons of the test predictions.
+
+    Reviewers log in with the printed token and a name, rate coherence and correctness,
+    flag safety issues and hallucinations, and pick the better answer (keyboard shortcuts:
+    press ? on the page). Ratings go to RUN/eval/review.sqlite at every submit; `sftflow
+    report` merges them (human win rate, gate human_win_rate).
+
+    Example: sftflow review quickstart/runs/quickstart
+    """
+    with user_errors():
+        from sftflow.review.app import serve_review
+
+        serve_review(run_dir, host=host, port=port, token=token, log=log)
 
 
 @app.command()

@@ -23,7 +23,10 @@ from sftflow.errors import SftflowError
 
 FORMATS = ("auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text")
 METHODS = ("lora", "qlora", "full")
-METRICS = ("exact_match", "json_valid", "perplexity")
+METRICS = (
+    "exact_match", "normalized_exact_match", "token_f1", "rouge_l", "bleu", "chrf", "json_valid", "json_match",
+    "json_field_accuracy", "json_schema_valid", "classification_accuracy", "perplexity",
+)
 LORA_DEFAULT_LR = 2e-4
 FULL_DEFAULT_LR = 2e-5
 FULL_RISKY_LR = 3e-5
@@ -42,6 +45,10 @@ class DataSource(Strict):
         default_factory=dict,
         description="rename fields before conversion, canonical: source (e.g. {output: answer})",
     )
+    origin: Literal["human", "synthetic"] = Field(
+        "human", description="who wrote these examples; a row's own 'origin' field overrides it"
+    )
+    license: str | None = Field(None, description="licence of this source, shown in the data card")
 
 
 class Split(Strict):
@@ -57,6 +64,27 @@ class Split(Strict):
         return self
 
 
+class QualityConfig(Strict):
+    enabled: bool = Field(True, description="score every example and drop those below the threshold")
+    threshold: float = Field(0.5, ge=0, le=1, description="examples scoring below this are filtered out")
+    pii: Literal["flag", "redact", "drop"] = Field(
+        "flag", description="emails, phone and card numbers: flag (reason only), redact ([EMAIL]...) or drop"
+    )
+
+
+class DedupConfig(Strict):
+    near: bool = Field(True, description="also remove near duplicates (MinHash LSH), keeping the best-scored one")
+    threshold: float = Field(0.85, gt=0, le=1, description="Jaccard similarity of word n-grams that counts as near-duplicate")
+    ngram: int = Field(5, ge=1, description="words per shingle for MinHash")
+    num_perm: int = Field(128, ge=16, description="MinHash permutations (more = more precise, slower)")
+
+
+class MixConfig(Strict):
+    path: str = Field(description="general conversation data (any supported file or format)")
+    ratio: float = Field(0.1, gt=0, lt=1, description="share of the final training split taken from it")
+    format: Literal[FORMATS] = Field("auto", description="row format of the general data")
+
+
 class DataConfig(Strict):
     sources: list[DataSource] = Field(min_length=1, description="raw input files, each with its format")
     output_dir: str = Field("data", description="where prepare writes train/val/test.jsonl and the ledger")
@@ -69,6 +97,19 @@ class DataConfig(Strict):
         None, description="system message added to examples that have none (one prompt format for all)"
     )
     allow_text: bool = Field(False, description="accept plain-text rows (continued pre-training data)")
+    max_tokens: int | None = Field(
+        None, ge=8, description="longest example in tokens (real tokenizer + template); default train.max_length"
+    )
+    truncate: bool = Field(False, description="keep over-long examples (truncated in training) instead of rejecting them")
+    quality: QualityConfig = Field(default_factory=QualityConfig, description="rule-based quality filter")
+    dedup: DedupConfig = Field(default_factory=DedupConfig, description="exact and near-duplicate removal")
+    stratify_field: str | None = Field(
+        None, description="raw field (e.g. label) whose values get their share of every split"
+    )
+    decontaminate: list[str] = Field(
+        default_factory=list, description="benchmark files whose prompts or 13-grams must not appear in the data"
+    )
+    mix: MixConfig | None = Field(None, description="general data mixed into train only, against forgetting")
 
 
 class ModelConfig(Strict):
@@ -118,16 +159,41 @@ class TrainConfig(Strict):
         return FULL_DEFAULT_LR if self.method == "full" else LORA_DEFAULT_LR
 
 
+class SampleSettings(Strict):
+    temperature: float = Field(0.7, gt=0, description="sampling temperature")
+    top_p: float = Field(0.95, gt=0, le=1, description="nucleus sampling: smallest token set with this probability")
+    seed: int = Field(0, description="sampling seed")
+
+
 class EvalConfig(Strict):
     max_new_tokens: int = Field(128, ge=1, description="generation budget per test example")
     batch_size: int = Field(16, ge=1, description="examples per generation batch")
-    metrics: list[Literal[METRICS]] = Field(
-        default_factory=lambda: ["exact_match", "json_valid"], description="task metrics on greedy outputs"
+    metrics: list[Literal[METRICS]] | None = Field(
+        None, description="task metrics on greedy outputs; default: inferred from the test answers (JSON, labels, text)"
+    )
+    json_schema: str | dict[str, Any] | None = Field(
+        None, description="JSON schema (file or inline) of the answers: schema validity, allowed keys and enum values"
+    )
+    sample: SampleSettings | None = Field(
+        None, description="also sample the tuned model's answers and score them, e.g. {temperature: 0.7}"
+    )
+    probes: bool = Field(True, description="regression probes: base vs tuned on prompts outside the task")
+    probe_file: str | None = Field(
+        None, description='extra probes, JSONL: {"prompt": ..., "expect"?: ..., "expect_refusal"?: ...}'
+    )
+    forgetting: bool = Field(True, description="general-text perplexity and fact accuracy, base vs tuned")
+    general_text: str | None = Field(
+        None, description="general text for forgetting (.txt lines or JSONL text/messages); default: built-in"
+    )
+    forgetting_threshold: float = Field(
+        0.10, gt=0, description="relative general-text perplexity increase flagged as forgetting in the report"
     )
     compare_base: bool = Field(True, description="also evaluate the untuned base model on the same prompts")
     max_examples: int | None = Field(None, ge=1, description="evaluate only the first N test examples")
     gates: dict[str, str] = Field(
-        default_factory=dict, description='metric thresholds that fail the run, e.g. {exact_match: ">= 0.8"}'
+        default_factory=dict,
+        description='thresholds that fail the run, e.g. {exact_match: ">= 0.8", regression_probes: "== 0 failures", '
+        'forgetting_ppl_increase: "< 10%", hallucination_rate: "< 5%"}',
     )
 
     @field_validator("gates")
@@ -179,14 +245,16 @@ class Config(Strict):
         return str(local) if local.exists() else self.model.name_or_path
 
 
-GATE_RE = re.compile(r"^\s*(<=|>=|<|>|==)\s*([-+0-9.eE]+)\s*$")
+GATE_RE = re.compile(r"^\s*(<=|>=|<|>|==)\s*([-+0-9.eE]+)\s*(%|failures?)?\s*$")
 
 
 def parse_gate(name: str, rule: str) -> tuple[str, float]:
+    """'>= 0.8', '< 15', '< 10%' (= 0.10) or '== 0 failures' (a count)."""
     m = GATE_RE.match(str(rule))
     if not m:
-        raise ValueError(f"gate {name}: {rule!r} is not a comparison like '>= 0.8' or '< 15'")
-    return m.group(1), float(m.group(2))
+        raise ValueError(f"gate {name}: {rule!r} is not a comparison like '>= 0.8', '< 10%' or '== 0 failures'")
+    value = float(m.group(2))
+    return m.group(1), value / 100 if m.group(3) == "%" else value
 
 
 def guardrail_warnings(cfg: Config) -> list[str]:

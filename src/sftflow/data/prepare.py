@@ -1,201 +1,475 @@
-"""The data stage: raw files → canonical, deduplicated, split examples with a full account.
+"""The data stage: raw files → canonical, scored, deduplicated, split examples with a full account.
 
-    sftflow prepare sftflow.yaml
+    sftflow prepare sftflow.yaml [--show 3] [--workers 2]
 
-Writes to `data.output_dir`: train/val/test.jsonl (canonical records), rejects.jsonl (file,
-line, field, reason of every row that could not be used), stats.json, data_card.md and
-ledger.sqlite. Invariant, checked before anything is written:
-kept + rejected + duplicates == rows read.
+Every input row ends in exactly one fate: kept (in train, val or test), rejected (with file,
+line, field and reason, in rejects.jsonl), duplicate (of the kept example's id), filtered
+(low quality or contaminated, with score and reasons), or — for general mix-in data only —
+unused (beyond the mix ratio). `kept + rejected + duplicates + filtered + unused == rows
+read` is checked before anything is published.
+
+Three passes keep memory flat in the size of the text: (1) stream the sources in chunks,
+convert and score rows, write records to a spool file and keep only small per-row keys
+(hashes, score, MinHash band hashes); (2) decide duplicates and splits on those arrays and
+stream the spool into train/val/test.jsonl; (3) check val/test against train for leaks.
+Outputs are written to a temporary folder and moved into place at the end, so an
+interrupted prepare leaves the previous outputs intact.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import statistics
+import re
+import shutil
+import tempfile
+import warnings
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 
+import numpy as np
+
 from sftflow.config import Config
-from sftflow.data.dedup import ExactDedup, content_hash, prompt_hash
-from sftflow.data.formats import RowError, convert_row
+from sftflow.data.card import write_data_card
+from sftflow.data.dedup import (
+    NearDupIndex,
+    best_of_clusters,
+    components,
+    dedup_texts,
+    equal_key_pairs,
+    hash64,
+)
 from sftflow.data.ledger import Ledger
 from sftflow.data.load import read_rows, resolve_sources
-from sftflow.data.split import SPLITS, find_leaks, split_of
+from sftflow.data.rows import Chunk, RowProcessor, RowSettings, SourceSpec
+from sftflow.data.split import SPLITS, NgramIndex, assign_splits
 from sftflow.errors import SftflowError
-from sftflow.io import atomic_write_text, write_json, write_jsonl
+from sftflow.io import write_json
 
-MAX_RAW_IN_REJECT = 2000  # characters of the raw row kept in rejects.jsonl
+CHUNK = 2048
+MIN_TEST_EXAMPLES = 50  # below this a test metric is mostly noise
+PLAYBOOK_MIN_EXAMPLES = 500  # practice's starting point for a task
+LOWEST_SHOWN = 10
+_COLUMN = re.compile(r" at (column|byte) \d+")
+OUTPUTS = ("train.jsonl", "val.jsonl", "test.jsonl", "rejects.jsonl", "stats.json", "data_card.md",
+           "quality_hist.png", "ledger.sqlite")
 
 
-def _display_path(path: Path, root: Path) -> str:
+def display_path(path: Path, root: Path) -> str:
     try:
         return str(path.resolve().relative_to(root))
     except ValueError:
         return str(path)
 
 
-def _raw_preview(row) -> str:
-    text = row if isinstance(row, str) else json.dumps(row, ensure_ascii=False, default=str)
-    return text if len(text) <= MAX_RAW_IN_REJECT else text[:MAX_RAW_IN_REJECT] + "…"
+def _chunks(rows: Iterator, size: int) -> Iterator[list]:
+    while batch := list(islice(rows, size)):
+        yield batch
 
 
-def prepare(cfg: Config, log=print) -> dict:
-    data_dir = cfg.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
-    fractions = cfg.data.split.model_dump()
-    ledger_tmp = data_dir / ".ledger.sqlite.tmp"
-    ledger_tmp.unlink(missing_ok=True)
-    ledger = Ledger(ledger_tmp)
-    dedup = ExactDedup()
+class Collector:
+    """Gathers chunk results in input order: per-row keys in arrays, records in a spool file."""
 
-    splits: dict[str, list[dict]] = {name: [] for name in SPLITS}
-    rejects: list[dict] = []
-    per_file: dict[str, Counter] = defaultdict(Counter)
-    formats: Counter = Counter()
-    missing_group = 0
+    def __init__(self, work: Path, cfg: Config):
+        d = cfg.data.dedup
+        self.ledger = Ledger(work / "ledger.sqlite")
+        self.spool = open(work / "spool.jsonl", "w", encoding="utf-8")  # noqa: SIM115 - closed in finish()
+        self.rejects = open(work / "rejects.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+        self.near_whole = NearDupIndex(d.threshold, d.num_perm, d.ngram, verify=True)
+        self.near_prompt = NearDupIndex(d.threshold, d.num_perm, d.ngram, verify=False)
+        self.cols: dict[str, list] = defaultdict(list)  # one entry per record (non-rejected row)
+        self.per_file: dict[str, Counter] = defaultdict(Counter)
+        self.formats: dict[str, Counter] = defaultdict(Counter)
+        self.systems: Counter = Counter()
+        self.system_text: dict[int, str] = {}
+        self.reject_reasons: Counter = Counter()
+        self.lowest: list[tuple[float, str, str, list]] = []
+        self.rows_read = 0
 
+    def add(self, chunk: Chunk, src: SourceSpec) -> None:
+        counts = self.per_file[src.file]
+        for row in chunk.rows:
+            self.rows_read += 1
+            counts["read"] += 1
+            if row.reject is not None:
+                field, reason = row.reject
+                counts["rejected"] += 1
+                short = _COLUMN.sub("", reason.split(";")[0])  # group "invalid JSON ... at column 7" by kind
+                self.reject_reasons[f"{field}: {short}" if field else short] += 1
+                self.rejects.write(json.dumps({"file": src.file, "line": row.line, "field": field, "reason": reason,
+                                               "raw": row.raw_preview}, ensure_ascii=False) + "\n")
+                self.ledger.decide(None, src.file, row.line, "prepare", "rejected", reason, field or "")
+                continue
+            rec = row.record
+            self.formats[src.file][row.format] += 1
+            if not src.mix:
+                key = hash64(row.system or "")
+                self.systems[key] += 1
+                if len(self.system_text) < 10_000:
+                    self.system_text.setdefault(key, row.system or "")
+            c = self.cols
+            c["id"].append(rec["id"])
+            c["file"].append(src.file)
+            c["line"].append(row.line)
+            c["exact"].append(row.exact_key)
+            c["prompt"].append(row.prompt_key)
+            c["own"].append(row.own_key)
+            c["score"].append(row.score)
+            c["filter"].append(row.filter_reason)
+            c["stratum"].append(row.stratum)
+            c["mix"].append(src.mix)
+            c["origin"].append(rec["source"]["origin"])
+            c["truncated"].append(row.truncated)
+            c["tokens"].append(row.tokens if row.tokens is not None else -1)
+            self.ledger.add_example(rec["id"], src.file, row.line, row.format, rec["source"]["origin"])
+            self.spool.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            if not src.mix and row.score < 1.0 and (len(self.lowest) < LOWEST_SHOWN or row.score < self.lowest[-1][0]):
+                self.lowest.append((row.score, rec["id"], f"{src.file}:{row.line}", rec["quality"]["reasons"],
+                                    (rec.get("messages") or [{"content": rec.get("text", "")}])[-1]["content"][:300]))
+                self.lowest.sort(key=lambda x: x[0])
+                del self.lowest[LOWEST_SHOWN:]
+        self.near_whole.add(chunk.sig_whole)
+        self.near_prompt.add(chunk.sig_prompt)
+
+
+def _settings(cfg: Config, log) -> tuple[RowSettings, str]:
+    """Row settings, and how token lengths are checked (or why they are not)."""
+    d = cfg.data
+    s = RowSettings(
+        system_prompt=d.system_prompt, allow_text=d.allow_text, group_field=d.group_field,
+        stratify_field=d.stratify_field, quality=d.quality.enabled, threshold=d.quality.threshold,
+        pii=d.quality.pii, max_tokens=d.max_tokens or cfg.train.max_length, truncate=d.truncate,
+        chat_template=str(cfg.path(cfg.model.chat_template)) if cfg.model.chat_template else None,
+        trust_remote_code=cfg.model.trust_remote_code, num_perm=d.dedup.num_perm, ngram=d.dedup.ngram,
+    )
+    model_path = cfg.model_path()
+    try:
+        probe = RowProcessor(RowSettings(model_path=model_path, chat_template=s.chat_template,
+                                         trust_remote_code=s.trust_remote_code))
+        _ = probe.tokenizer  # loads it, or fails here with a clear message
+        s.model_path = model_path
+        length_check = f"token lengths measured with {cfg.model.name_or_path}'s tokenizer, limit {s.max_tokens}"
+    except SftflowError as err:
+        reason = str(err).split(" (")[0].split(": ", 1)[-1]
+        length_check = (f"token lengths NOT checked: tokenizer of model {cfg.model.name_or_path!r} unavailable "
+                        f"({reason}); train will truncate over-long examples")
+        warnings.warn(length_check, UserWarning, stacklevel=2)
+    if d.decontaminate:
+        s.benchmark, s.benchmark_prompts = _benchmark_index(cfg)
+    return s, length_check
+
+
+def _benchmark_index(cfg: Config) -> tuple[NgramIndex, frozenset]:
+    from sftflow.data.dedup import prompt_key
+    from sftflow.data.formats import RowError, convert_row
+
+    texts, prompts = [], set()
+    for pattern in cfg.data.decontaminate:
+        for path in resolve_sources(pattern, cfg.root):
+            for raw in read_rows(path):
+                if raw.error is not None:
+                    continue
+                try:
+                    _, record = convert_row(raw.row, "auto", allow_text=True)
+                except RowError:
+                    continue
+                texts.append(dedup_texts(record)[0])
+                prompts.add(prompt_key(record))
+    return NgramIndex(texts), frozenset(prompts)
+
+
+def _sources(cfg: Config) -> Iterator[tuple[SourceSpec, Path]]:
     for source in cfg.data.sources:
         for path in resolve_sources(source.path, cfg.root):
-            file = _display_path(path, cfg.root)
-            counts = per_file[file]
-            for raw in read_rows(path):
-                counts["read"] += 1
-                if raw.error is not None:
-                    reason, field, fmt = raw.error, raw.field, None
-                else:
-                    try:
-                        fmt, record = convert_row(
-                            raw.row,
-                            source.format,
-                            mapping=source.mapping,
-                            system_prompt=cfg.data.system_prompt,
-                            allow_text=cfg.data.allow_text,
-                        )
-                        reason = None
-                    except RowError as err:
-                        reason, field, fmt = err.reason, err.field, source.format
-                if reason is not None:
-                    counts["rejected"] += 1
-                    rejects.append(
-                        {"file": file, "line": raw.line, "field": field, "reason": reason, "raw": _raw_preview(raw.row)}
-                    )
-                    ledger.decide(None, file, raw.line, "prepare", "rejected", reason, field or "")
-                    continue
+            yield SourceSpec(display_path(path, cfg.root), source.format, source.mapping, source.origin), path
+    if cfg.data.mix:
+        m = cfg.data.mix
+        for path in resolve_sources(m.path, cfg.root):
+            yield SourceSpec(display_path(path, cfg.root), m.format, {}, "general-mix", mix=True), path
 
-                record_id = content_hash(record)
-                formats[fmt] += 1
-                ledger.add_example(record_id, file, raw.line, fmt)
-                original = dedup.check(record_id, f"{file}:{raw.line}")
-                if original is not None:
-                    counts["duplicates"] += 1
-                    ledger.decide(record_id, file, raw.line, "prepare", "duplicate", f"duplicate of {original}")
-                    continue
 
-                group = None
-                if cfg.data.group_field:
-                    group = raw.row.get(cfg.data.group_field) if isinstance(raw.row, dict) else None
-                    if group is None:
-                        missing_group += 1
-                group_key = f"group:{group}" if group is not None else f"prompt:{prompt_hash(record)}"
-                split = split_of(group_key, cfg.data.seed, fractions)
-                counts["kept"] += 1
-                out = {
-                    "id": record_id,
-                    **record,
-                    "source": {"file": file, "line": raw.line, "format": fmt, "origin": "human"},
-                    "group": str(group) if group is not None else None,
-                }
-                splits[split].append(out)
-                ledger.decide(record_id, file, raw.line, "prepare", "kept")
-                ledger.decide(record_id, file, raw.line, "split", split)
+def _pool(workers: int, settings: RowSettings):
+    if workers <= 1:
+        return None
+    import multiprocessing as mp
 
-    rows_read = sum(c["read"] for c in per_file.values())
-    kept = sum(len(v) for v in splits.values())
-    duplicates = sum(c["duplicates"] for c in per_file.values())
-    if kept + len(rejects) + duplicates != rows_read:  # the promise of this stage; never silently lose a row
-        raise RuntimeError(f"row accounting broken: {kept} + {len(rejects)} + {duplicates} != {rows_read}")
-    if kept == 0:
-        first = f" First reject: {rejects[0]['file']}:{rejects[0]['line']}: {rejects[0]['reason']}" if rejects else ""
-        raise SftflowError(f"no usable examples in data.sources ({rows_read} rows read).{first}")
+    return mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(settings,))
 
-    leaks = find_leaks(splits)
-    if leaks:
-        sample = ", ".join(f"{a} ~ {b}" for a, b in leaks[:3])
-        raise SftflowError(
-            f"{len(leaks)} val/test examples share their prompt with a train example ({sample}); "
-            "remove data.group_field or make groups cover repeated prompts"
-        )
 
-    for name, rows in splits.items():
-        write_jsonl(data_dir / f"{name}.jsonl", rows)
-    write_jsonl(data_dir / "rejects.jsonl", rejects)
-    ledger.close()
-    os.replace(ledger_tmp, data_dir / "ledger.sqlite")
+_WORKER: RowProcessor | None = None
 
-    stats = {
-        "rows_read": rows_read,
-        "kept": kept,
-        "rejected": len(rejects),
-        "duplicates": duplicates,
-        "splits": {name: len(rows) for name, rows in splits.items()},
-        "formats": dict(formats),
-        "files": {f: dict(c) for f, c in per_file.items()},
-        "reject_reasons": dict(
-            Counter(f"{r['field']}: {r['reason']}" if r["field"] else r["reason"] for r in rejects).most_common()
-        ),
-        "missing_group_field": missing_group,
-        "seed": cfg.data.seed,
-        "fractions": fractions,
-    }
-    write_json(data_dir / "stats.json", stats)
-    atomic_write_text(data_dir / "data_card.md", data_card(stats, splits, rejects))
-    log(
-        f"prepare: {rows_read} rows read → {kept} kept, {len(rejects)} rejected, {duplicates} duplicates; "
-        f"train/val/test = {stats['splits']['train']}/{stats['splits']['val']}/{stats['splits']['test']} → {data_dir}"
-    )
+
+def _init_worker(settings: RowSettings) -> None:
+    global _WORKER
+    _WORKER = RowProcessor(settings)
+
+
+def _work(args) -> Chunk:
+    raws, src = args
+    return _WORKER.process(raws, src)
+
+
+def _stream_chunks(sources: list, processor: RowProcessor, pool) -> Iterator[tuple[Chunk, SourceSpec]]:
+    for src, path in sources:
+        jobs = ((raws, src) for raws in _chunks(read_rows(path), CHUNK))
+        if pool is None:
+            for raws, s in jobs:
+                yield processor.process(raws, s), src
+        else:
+            for chunk in pool.imap(_work, jobs):  # imap keeps input order: same result as one process
+                yield chunk, src
+
+
+def decide(col: dict[str, list], near_whole: NearDupIndex, near_prompt: NearDupIndex, cfg: Config) -> dict:
+    """Fates and splits from the per-record arrays. Returns numpy arrays indexed by record."""
+    n = len(col["id"])
+    scores = np.array(col["score"], dtype=np.float32)
+    filtered = np.array([f is not None for f in col["filter"]], dtype=bool)
+    is_mix = np.array(col["mix"], dtype=bool)
+    active = ~filtered
+
+    exact = np.array(col["exact"], dtype=np.uint64)
+    dup_edges = [equal_key_pairs(exact)]
+    if cfg.data.dedup.near:
+        dup_edges.append(near_whole.pairs())
+    dup_edges = [e[active[e[:, 0]] & active[e[:, 1]]] for e in dup_edges]
+    labels = components(n, *dup_edges)
+    # keeper: task data before general data, then best quality, then first seen
+    keeper = best_of_clusters(labels, scores - 2.0 * is_mix)
+    kept = active & (keeper == np.arange(n))
+    duplicate = active & ~kept
+
+    task = kept & ~is_mix
+    prompts = np.array(col["prompt"], dtype=np.uint64)
+    own = np.array(col["own"], dtype=np.uint64)
+    split_edges = [equal_key_pairs(prompts), equal_key_pairs(own)]
+    if cfg.data.dedup.near:
+        split_edges.append(near_prompt.candidate_pairs())
+    split_edges = [e[task[e[:, 0]] & task[e[:, 1]]] for e in split_edges]
+    groups = components(n, *split_edges)
+    idx = np.flatnonzero(task)
+    split = np.full(n, -1, dtype=np.int8)
+    strata = [col["stratum"][i] for i in idx] if cfg.data.stratify_field else None
+    split[idx] = assign_splits(own[idx], groups[idx], cfg.data.seed, cfg.data.split.model_dump(), strata)
+
+    unused = np.zeros(n, dtype=bool)
+    mix_kept = np.flatnonzero(kept & is_mix)
+    if cfg.data.mix and len(mix_kept):
+        r = cfg.data.mix.ratio
+        want = int(round(r / (1 - r) * int((split == 0).sum())))
+        order = sorted(mix_kept, key=lambda i: hash64(f"{cfg.data.seed}:mix:{col['id'][i]}"))
+        split[order[:want]] = 0
+        unused[order[want:]] = True
+        if want > len(mix_kept):
+            warnings.warn(f"data.mix: wanted {want} general examples for ratio {r:g}, only {len(mix_kept)} usable",
+                          UserWarning, stacklevel=2)
+    return {"kept": kept & ~unused, "duplicate": duplicate, "filtered": filtered, "unused": unused,
+            "keeper": keeper, "split": split, "exact": exact, "prompts": prompts, "is_mix": is_mix}
+
+
+def prepare(cfg: Config, log=print, workers: int = 1) -> dict:
+    data_dir = cfg.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".prepare-", dir=data_dir))
+    try:
+        stats = _prepare(cfg, work, log, workers)
+        for name in OUTPUTS:  # publish: each file replaced atomically
+            if (work / name).exists():
+                os.replace(work / name, data_dir / name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return stats
 
 
-def _lengths(rows: list[dict]) -> str:
-    chars = [sum(len(m["content"]) for m in r["messages"]) if "messages" in r else len(r["text"]) for r in rows]
-    if not chars:
-        return "–"
-    return f"median {statistics.median(chars):.0f}, max {max(chars)}"
+def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
+    sources = list(_sources(cfg))  # a missing file fails now, before any work
+    settings, length_check = _settings(cfg, log)
+    processor = RowProcessor(settings)
+    col = Collector(work, cfg)
+    pool = _pool(workers, settings)
+    try:
+        for chunk, src in _stream_chunks(sources, processor, pool):
+            col.add(chunk, src)
+    finally:
+        if pool is not None:
+            pool.terminate()
+    col.spool.close()
+    col.rejects.close()
+    c = col.cols
+    n = len(c["id"])
+    fate = decide(c, col.near_whole, col.near_prompt, cfg)
+    kept, split = fate["kept"], fate["split"]
+
+    # pass 2: stream the spool into the split files, with a decision per row in the ledger
+    outs = {name: open(work / f"{name}.jsonl", "w", encoding="utf-8") for name in SPLITS}  # noqa: SIM115
+    ledger = col.ledger
+    near_dups = 0
+    with open(work / "spool.jsonl", encoding="utf-8") as spool:
+        for i, line in enumerate(spool):
+            file, lineno, rid = c["file"][i], c["line"][i], c["id"][i]
+            if fate["filtered"][i]:
+                ledger.decide(rid, file, lineno, "prepare", "filtered", c["filter"][i], f"score {c['score'][i]:.3f}")
+                col.per_file[file]["filtered"] += 1
+            elif fate["duplicate"][i]:
+                k = fate["keeper"][i]
+                how = "exact" if fate["exact"][i] == fate["exact"][k] else "near"
+                near_dups += how == "near"
+                ledger.decide(rid, file, lineno, "prepare", "duplicate",
+                              f"{how} duplicate of {c['id'][k]} ({c['file'][k]}:{c['line'][k]})")
+                col.per_file[file]["duplicates"] += 1
+            elif fate["unused"][i]:
+                ledger.decide(rid, file, lineno, "prepare", "unused", "beyond data.mix.ratio")
+                col.per_file[file]["unused"] += 1
+            else:
+                name = SPLITS[split[i]]
+                if c["truncated"][i]:
+                    ledger.decide(rid, file, lineno, "prepare", "kept", "truncated", f"{c['tokens'][i]} tokens")
+                else:
+                    ledger.decide(rid, file, lineno, "prepare", "kept")
+                ledger.decide(rid, file, lineno, "split", name)
+                outs[name].write(line)
+                col.per_file[file]["kept"] += 1
+    for f in outs.values():
+        f.close()
+    (work / "spool.jsonl").unlink()
+
+    counts = {name: int(((split == s) & kept).sum()) for s, name in enumerate(SPLITS)}
+    totals = {
+        "kept": int(kept.sum()),
+        "rejected": sum(v["rejected"] for v in col.per_file.values()),
+        "duplicates": int(fate["duplicate"].sum()),
+        "filtered": int(fate["filtered"].sum()),
+        "unused": int(fate["unused"].sum()),
+    }
+    if sum(totals.values()) != col.rows_read:  # the promise of this stage: never silently lose a row
+        raise RuntimeError(f"row accounting broken: {totals} does not sum to {col.rows_read} rows read")
+    task_kept = int((kept & ~fate["is_mix"]).sum())
+    if task_kept == 0:
+        first = ""
+        with open(work / "rejects.jsonl", encoding="utf-8") as f:
+            if line := f.readline():
+                r = json.loads(line)
+                first = f" First reject: {r['file']}:{r['line']}: {r['reason']}"
+        raise SftflowError(f"no usable examples in data.sources ({col.rows_read} rows read, {totals['rejected']} "
+                           f"rejected, {totals['filtered']} filtered).{first}")
+
+    # pass 3: leakage between train and val/test
+    leakage = leakage_report(work, kept, split, fate["prompts"], fate["is_mix"])
+    if leakage["exact_prompt_leaks"]:
+        raise SftflowError(f"{leakage['exact_prompt_leaks']} val/test prompts also appear in train: "
+                           "this should be impossible; please report it with your config")
+
+    warns = _census_warnings(col, counts, task_kept)
+    for w in warns:
+        warnings.warn(w, UserWarning, stacklevel=2)
+    ledger.carry_runs_from(cfg.data_dir / "ledger.sqlite")
+    ledger.close()
+    scores = np.array(c["score"], dtype=np.float32)[~fate["is_mix"]] if n else np.zeros(0)
+    stats = {
+        "rows_read": col.rows_read,
+        **totals,
+        "near_duplicates": near_dups,
+        "exact_duplicates": totals["duplicates"] - near_dups,
+        "splits": counts,
+        "general_mix_in_train": int((kept & fate["is_mix"]).sum()),
+        "origins": {f"{SPLITS[split[i]]}:{c['origin'][i]}": k for i, k in _origin_counts(c, kept, split)},
+        "formats": {f: dict(v) for f, v in col.formats.items()},
+        "files": {f: dict(v) for f, v in col.per_file.items()},
+        "licenses": {s.path: s.license for s in cfg.data.sources if s.license},
+        "reject_reasons": dict(col.reject_reasons.most_common()),
+        "filter_reasons": dict(Counter(r.split(": ", 1)[-1] if r.startswith("quality") else r.split(":")[0]
+                                       for r in c["filter"] if r).most_common()),
+        "quality": {"threshold": cfg.data.quality.threshold if cfg.data.quality.enabled else None,
+                    "histogram": np.histogram(scores, bins=10, range=(0, 1))[0].tolist(),
+                    "lowest": [{"score": round(s, 3), "id": i, "where": w, "reasons": r, "answer": a}
+                               for s, i, w, r, a in col.lowest]},
+        "system_prompts": {"distinct": len(col.systems),
+                           "top": [[col.system_text.get(k, "")[:200], v] for k, v in col.systems.most_common(3)]},
+        "length_check": length_check,
+        "truncated": int(np.array(c["truncated"], dtype=bool)[kept].sum()) if n else 0,
+        "leakage": leakage,
+        "warnings": warns,
+        "seed": cfg.data.seed,
+        "fractions": cfg.data.split.model_dump(),
+        "stratify_field": cfg.data.stratify_field,
+        "group_field": cfg.data.group_field,
+    }
+    write_json(work / "stats.json", stats)
+    write_data_card(work, stats)
+    log(f"prepare: {col.rows_read} rows read → {totals['kept']} kept, {totals['rejected']} rejected, "
+        f"{totals['duplicates']} duplicates ({near_dups} near), {totals['filtered']} filtered"
+        + (f", {totals['unused']} unused general rows" if totals["unused"] else "")
+        + f"; train/val/test = {counts['train']}/{counts['val']}/{counts['test']} → {cfg.data_dir}")
+    _log_table(stats, log)
+    return stats
 
 
-def data_card(stats: dict, splits: dict[str, list[dict]], rejects: list[dict]) -> str:
-    lines = [
-        "# Data card",
-        "",
-        f"Rows read: **{stats['rows_read']}** · kept **{stats['kept']}** · rejected **{stats['rejected']}** · "
-        f"exact duplicates **{stats['duplicates']}**",
-        "",
-        "## Sources",
-        "",
-        "| file | read | kept | rejected | duplicates |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for f, c in stats["files"].items():
-        lines.append(f"| {f} | {c.get('read', 0)} | {c.get('kept', 0)} | {c.get('rejected', 0)} | {c.get('duplicates', 0)} |")
-    lines += ["", "## Formats converted to chat messages", ""]
-    lines += [f"- {fmt}: {n}" for fmt, n in stats["formats"].items()]
-    lines += [
-        "",
-        "## Splits",
-        "",
-        f"Deterministic by prompt (or `group_field`) hash with seed {stats['seed']}; "
-        "no val/test prompt appears in train (checked).",
-        "",
-        "| split | examples | length in characters |",
-        "|---|---:|---|",
-    ]
-    lines += [f"| {name} | {len(rows)} | {_lengths(rows)} |" for name, rows in splits.items()]
-    lines += ["", "## Rejected rows", ""]
-    if rejects:
-        lines += [f"- {reason}: {n}" for reason, n in stats["reject_reasons"].items()]
-        lines += ["", "Every rejected row, with file, line and field, is in `rejects.jsonl`."]
-    else:
-        lines.append("None.")
-    lines += ["", "Origin: all examples are human-provided (no synthetic data in this run).", ""]
-    return "\n".join(lines)
+def _origin_counts(c: dict, kept: np.ndarray, split: np.ndarray) -> list[tuple[int, int]]:
+    """(a representative record index, count) per (split, origin) of the kept records."""
+    seen: dict[tuple, list] = {}
+    for i in np.flatnonzero(kept):
+        key = (int(split[i]), c["origin"][i])
+        seen.setdefault(key, [int(i), 0])[1] += 1
+    return [tuple(v) for v in seen.values()]
+
+
+def leakage_report(work: Path, kept: np.ndarray, split: np.ndarray, prompts: np.ndarray, is_mix: np.ndarray) -> dict:
+    """Val/test against train: exact shared prompts (must be 0) and shared word 13-grams (reported)."""
+    train_prompts = np.unique(prompts[kept & (split == 0)])
+    eval_mask = kept & (split > 0) & ~is_mix
+    exact = int(np.isin(prompts[eval_mask], train_prompts).sum())
+    eval_rows = [json.loads(line) for name in ("val", "test") for line in open(work / f"{name}.jsonl", encoding="utf-8")]
+    index = NgramIndex(dedup_texts(r)[0] for r in eval_rows)
+    overlapping_train, touched, examples = 0, set(), []
+    with open(work / "train.jsonl", encoding="utf-8") as f:
+        for line in f:
+            r = json.loads(line)
+            hit = index.overlaps(dedup_texts(r)[0])
+            if hit is not None:
+                overlapping_train += 1
+                touched.add(hit)
+                if len(examples) < 5:
+                    examples.append({"train": r["id"], "eval": eval_rows[hit]["id"]})
+    return {"exact_prompt_leaks": exact, "ngram": index.n, "train_with_shared_ngram": overlapping_train,
+            "eval_with_shared_ngram": len(touched), "eval_examples": len(eval_rows), "examples": examples}
+
+
+def _census_warnings(col: Collector, counts: dict, task_kept: int) -> list[str]:
+    out = []
+    for file, fmts in col.formats.items():
+        if len(fmts) > 1:
+            mixed = ", ".join(f"{k} {v}" for k, v in fmts.most_common())
+            out.append(f"{file} mixes row formats ({mixed}); all are converted to one chat template, "
+                       "but check that this is intended")
+    total = sum(col.systems.values())
+    if total and len(col.systems) > 1:
+        top_key, top = col.systems.most_common(1)[0]
+        none_count = col.systems.get(hash64(""), 0)
+        if 0 < none_count < total:
+            out.append(f"{none_count} of {total} examples have no system prompt and the rest do; "
+                       "set data.system_prompt to give every example the same one")
+        if len(col.systems) > 10 and top / total < 0.5:
+            out.append(f"system prompts vary widely: {len(col.systems)} distinct, the most common covers only "
+                       f"{top / total:.0%} (e.g. {col.system_text.get(top_key, '')[:60]!r})")
+    if counts["test"] < MIN_TEST_EXAMPLES:
+        out.append(f"the test split has only {counts['test']} examples (< {MIN_TEST_EXAMPLES}): "
+                   "test metrics will be noise; add data or raise data.split.test")
+    if task_kept < PLAYBOOK_MIN_EXAMPLES:
+        out.append(f"only {task_kept} usable examples; practice suggests starting from ~{PLAYBOOK_MIN_EXAMPLES} "
+                   "quality pairs")
+    return out
+
+
+def _log_table(stats: dict, log) -> None:
+    rows = [("file", "read", "kept", "rejected", "duplicates", "filtered")]
+    for f, v in stats["files"].items():
+        rows.append((f, *(str(v.get(k, 0)) for k in ("read", "kept", "rejected", "duplicates", "filtered"))))
+    width = max(len(r[0]) for r in rows)
+    for r in rows:
+        log("  " + r[0].ljust(width) + "".join(x.rjust(11) for x in r[1:]))
+    for reason, k in list(stats["reject_reasons"].items())[:8]:
+        log(f"  rejected {k:>6}: {reason}")
+    for reason, k in list(stats["filter_reasons"].items())[:8]:
+        log(f"  filtered {k:>6}: {reason}")

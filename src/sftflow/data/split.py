@@ -1,44 +1,108 @@
-"""Deterministic train/val/test split with a leakage check.
+"""Deterministic, group-aware train/val/test split and the leakage report.
 
-An example's split is a pure function of its group key and the seed (a hash mapped to
+An example's split is a pure function of its group's key and the seed (a hash mapped to
 [0, 1) and cut at the configured fractions), so re-running gives the same split and
-adding data never moves an existing example. By default the group is the prompt, so the
-same question cannot appear in train and test with different answers.
+adding data never moves an existing example. A group is a connected component of
+examples that must stay together: the same (loosely normalised) prompt, near-duplicate
+prompts (MinHash LSH), and equal values of `data.group_field`. Its key is the smallest
+member key, which new, unrelated rows cannot change.
+
+With `data.stratify_field`, groups are instead ranked by their hash within each label and
+cut at exact fractions: every label gets its share in every split, at the cost that adding
+data can shift a few groups near the cut points.
+
+After splitting, `leakage_report` checks val/test against train: shared prompts (must be
+zero, or prepare fails) and shared word 13-grams (reported, as in GPT-3's decontamination).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
-from sftflow.data.dedup import normalise
+import numpy as np
 
 SPLITS = ("train", "val", "test")
+NGRAM = 13
+
+
+def split_u(group_key: str, seed: int) -> float:
+    digest = hashlib.sha256(f"{seed}:{group_key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 def split_of(group_key: str, seed: int, fractions: dict[str, float]) -> str:
-    digest = hashlib.sha256(f"{seed}:{group_key}".encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2**64
+    return SPLITS[_cut(split_u(group_key, seed), fractions)]
+
+
+def _cut(u: float, fractions: dict[str, float]) -> int:
     edge = 0.0
-    for name in SPLITS:
+    for i, name in enumerate(SPLITS):
         edge += fractions[name]
         if u < edge:
-            return name
-    return next(name for name in reversed(SPLITS) if fractions[name] > 0)
+            return i
+    return max(i for i, name in enumerate(SPLITS) if fractions[name] > 0)
 
 
-def prompt_text(record: dict) -> str:
-    if "text" in record:
-        return normalise(record["text"])
-    return normalise("\n".join(m["content"] for m in record["messages"][:-1]))
+def assign_splits(own_keys: np.ndarray, labels: np.ndarray, seed: int, fractions: dict[str, float],
+                  strata: list | None = None) -> np.ndarray:
+    """Split index (0 train, 1 val, 2 test) of every example.
+
+    own_keys: uint64 key of each example (its group field or prompt); labels: component of each
+    example; strata: optional label value per example for stratified splits.
+    """
+    n = len(own_keys)
+    if n == 0:
+        return np.zeros(0, dtype=np.int8)
+    order = np.lexsort((own_keys, labels))
+    first = np.ones(n, dtype=bool)
+    first[1:] = labels[order][1:] != labels[order][:-1]
+    comp_ids = labels[order][first]
+    comp_keys = own_keys[order][first]  # smallest key of each component
+    u = np.array([split_u(f"{int(k):016x}", seed) for k in comp_keys])
+    if strata is None:
+        comp_split = np.array([_cut(x, fractions) for x in u], dtype=np.int8)
+    else:
+        strata_arr = np.asarray(strata, dtype=object)
+        comp_stratum = strata_arr[order][first]
+        comp_split = np.zeros(len(comp_ids), dtype=np.int8)
+        for value in dict.fromkeys(comp_stratum.tolist()):
+            members = np.flatnonzero(comp_stratum == value)
+            ranked = members[np.argsort(u[members], kind="stable")]
+            # rank-based cut: position (k + 0.5) / m inside the stratum decides the split
+            positions = (np.arange(len(ranked)) + 0.5) / len(ranked)
+            comp_split[ranked] = [_cut(p, fractions) for p in positions]
+    split_of_comp = np.zeros(labels.max() + 1, dtype=np.int8)
+    split_of_comp[comp_ids] = comp_split
+    return split_of_comp[labels]
 
 
-def find_leaks(splits: dict[str, list[dict]]) -> list[tuple[str, str]]:
-    """(test id, train id) pairs whose prompts are identical after normalisation."""
-    train_prompts = {prompt_text(r): r["id"] for r in splits.get("train", [])}
-    leaks = []
-    for name in ("val", "test"):
-        for r in splits.get(name, []):
-            hit = train_prompts.get(prompt_text(r))
-            if hit is not None:
-                leaks.append((r["id"], hit))
-    return leaks
+def ngram_hashes(text: str, n: int = NGRAM) -> list[int]:
+    """Hashes of the word n-grams of an already normalised text (empty if shorter than n words)."""
+    words = text.split()
+    return [hash(" ".join(words[i : i + n])) for i in range(len(words) - n + 1)]
+
+
+class NgramIndex:
+    """Sorted n-gram hashes of many texts, to test other texts against (16 bytes per n-gram)."""
+
+    def __init__(self, texts: Iterable[str], n: int = NGRAM):
+        self.n = n
+        grams, owners = [], []
+        for i, t in enumerate(texts):
+            h = ngram_hashes(t, n)
+            grams += h
+            owners += [i] * len(h)
+        order = np.argsort(np.array(grams, dtype=np.int64), kind="stable")
+        self.grams = np.array(grams, dtype=np.int64)[order]
+        self.owners = np.array(owners, dtype=np.int64)[order]
+
+    def overlaps(self, text: str) -> int | None:
+        """Index (in the texts given at construction) of a text sharing an n-gram with this one, or None."""
+        grams = ngram_hashes(text, self.n)
+        if not grams or not len(self.grams):
+            return None
+        q = np.array(grams, dtype=np.int64)
+        pos = np.searchsorted(self.grams, q).clip(max=len(self.grams) - 1)
+        hit = np.flatnonzero(self.grams[pos] == q)
+        return int(self.owners[pos[hit[0]]]) if len(hit) else None

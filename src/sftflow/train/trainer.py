@@ -15,6 +15,7 @@ What sftflow changes from TRL's defaults, and why:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import platform
@@ -215,6 +216,34 @@ def build_trainer(cfg: Config, log=print):
     return trainer, info
 
 
+def data_fingerprint(data_dir: Path) -> str:
+    """sha256 of the train and val files: which exact data a run learned from."""
+    h = hashlib.sha256()
+    for name in ("train.jsonl", "val.jsonl"):
+        with open(data_dir / name, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
+def record_run_in_ledger(cfg: Config) -> tuple[str, str]:
+    """Append this run and the ids it trains on to the provenance ledger (one transaction)."""
+    from sftflow.data.ledger import Ledger
+
+    fingerprint = data_fingerprint(cfg.data_dir)
+    run_id = f"{cfg.name}-{time.strftime('%Y%m%dT%H%M%S')}-{fingerprint[:6]}"
+    ids = [r["id"] for r in read_jsonl(cfg.data_dir / "train.jsonl")]
+    ledger_path = cfg.data_dir / "ledger.sqlite"
+    if ledger_path.exists():
+        ledger = Ledger(ledger_path)
+        try:
+            ledger.record_run(run_id, cfg.name, fingerprint, ids, method=cfg.train.method,
+                              model=cfg.model.name_or_path, config=cfg.model_dump(mode="json"))
+        finally:
+            ledger.close()
+    return run_id, fingerprint
+
+
 def train(cfg: Config, *, resume: bool = False, log=print) -> dict:
     import peft
     import torch
@@ -229,6 +258,7 @@ def train(cfg: Config, *, resume: bool = False, log=print) -> dict:
         metrics_path.unlink(missing_ok=True)
     trainer, info = build_trainer(cfg, log)
     tokenizer = trainer.processing_class
+    info["run_id"], info["data_fingerprint"] = record_run_in_ledger(cfg)
 
     start = time.time()
     initial_eval = None

@@ -1,0 +1,52 @@
+"""`prepare --show N`: what the model will actually see, with the trained tokens highlighted.
+
+Renders prepared training examples through the run's chat template and tokenizer and marks
+the tokens that carry loss (assistant answers and their end-of-turn token) in bold green;
+everything else (system, user, template scaffolding) is dimmed. The quickest way to catch
+a wrong template or a loss mask that trains on the prompt.
+"""
+
+from __future__ import annotations
+
+from itertools import islice
+
+from rich.text import Text
+
+from sftflow.config import Config
+from sftflow.io import read_jsonl
+from sftflow.model.chat import render, tokenize_record
+
+TRAINED = "bold green"
+CONTEXT = "dim"
+
+
+def highlight(tokenizer, record: dict) -> Text:
+    full = render(tokenizer, record["messages"]) if "messages" in record else record["text"]
+    mask = tokenize_record(tokenizer, record).assistant_masks
+    if "text" in record:  # plain-text rows: every token is trained on
+        return Text(full, style=TRAINED)
+    offsets = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    out, pos = Text(), 0
+    for (start, end), trained in zip(offsets, mask, strict=True):
+        if start > pos:
+            out.append(full[pos:start], style=CONTEXT)
+        out.append(full[max(start, pos):end], style=TRAINED if trained else CONTEXT)
+        pos = max(pos, end)
+    out.append(full[pos:], style=CONTEXT)
+    return out
+
+
+def show_examples(cfg: Config, n: int) -> list[tuple[str, Text]]:
+    """(header, highlighted text) for the first n training examples."""
+    from sftflow.model.load import load_tokenizer
+
+    template = str(cfg.path(cfg.model.chat_template)) if cfg.model.chat_template else None
+    tok = load_tokenizer(cfg.model_path(), chat_template=template, trust_remote_code=cfg.model.trust_remote_code)
+    shown = []
+    for r in islice(read_jsonl(cfg.data_dir / "train.jsonl"), n):
+        t = tokenize_record(tok, r)
+        src = r["source"]
+        header = (f"── {r['id']}  {src['file']}:{src['line']} ({src['format']}, {src['origin']})  "
+                  f"{len(t.input_ids)} tokens, {sum(t.assistant_masks)} trained")
+        shown.append((header, highlight(tok, r)))
+    return shown
