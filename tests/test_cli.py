@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 SFTFLOW = str(Path(sys.executable).parent / "sftflow")
-COMMANDS = ["init", "prepare", "train", "eval", "report", "run", "estimate", "export", "audit"]
+COMMANDS = ["init", "prepare", "train", "eval", "report", "run", "estimate", "export", "audit", "serve", "chat",
+            "review"]
 
 
 def sftflow(*args, cwd=None, timeout=120):

@@ -14,7 +14,9 @@ def gate_value(metrics: dict, name: str) -> float | None:
     """A gate names a tuned-model metric (`exact_match`) or a dotted path (`base.exact_match`)."""
     node = metrics.get("tuned", {})
     parts = name.split(".")
-    if parts[0] in ("tuned", "base"):
+    if parts[0].startswith("human_"):  # human review (sftflow review): human_win_rate -> human.win_rate
+        node, parts = metrics.get("human") or {}, [parts[0].removeprefix("human_"), *parts[1:]]
+    elif parts[0] in ("tuned", "base"):
         node, parts = metrics.get(parts[0], {}), parts[1:]
     if parts == ["perplexity"]:
         parts = ["answer_perplexity", "perplexity"]  # the perplexity sftflow reports: on answer tokens
@@ -31,6 +33,8 @@ def check_gates(metrics: dict, gates: dict[str, str]) -> list[dict]:
     results = []
     for name, rule in gates.items():
         op, threshold = parse_gate(name, rule)
+        if name.startswith("human_") and "human" not in metrics:
+            continue  # human review comes after eval: `sftflow report` checks these gates
         value = gate_value(metrics, name)
         passed = value is not None and OPS[op](value, threshold)
         results.append({"gate": name, "rule": f"{op} {threshold:g}", "value": value, "passed": passed})

@@ -37,6 +37,7 @@ th{background:#f4f4f4}.pass{color:#0a7a0a;font-weight:bold}.fail{color:#b00;font
 <td class="{{ 'pass' if g.passed else 'fail' }}">{{ "pass" if g.passed else "FAIL" }}</td></tr>{% endfor %}
 </table>
 {% else %}<p>No gates configured.</p>{% endif %}
+{{ human_section|safe }}
 <h2>Metrics: base vs tuned</h2>
 <table><tr><th>metric</th><th>base</th><th>tuned</th></tr>
 {% for name in metric_names %}<tr><td>{{ name }}</td>
@@ -140,6 +141,7 @@ def _read_json(path: Path) -> dict | None:
 
 def write_report(run_dir: Path, data_dir: Path, name: str, max_rows: int = 50) -> Path:
     import sftflow
+    from sftflow.review.stats import human_report_html
 
     metrics = _read_json(run_dir / "eval" / "metrics.json")
     if metrics is None:
@@ -165,6 +167,7 @@ def write_report(run_dir: Path, data_dir: Path, name: str, max_rows: int = 50) -
         has_base=bool(predictions and "base" in predictions[0]),
         main_metric=main_metric,
         version=sftflow.__version__,
+        human_section=human_report_html(metrics, run_dir),
     )
     path = run_dir / "eval" / "report.html"
     atomic_write_text(path, html)

@@ -1,0 +1,330 @@
+"""The human-review web app: server-rendered pages, a little JavaScript for shortcuts.
+
+    sftflow review runs/quickstart            # prints http://127.0.0.1:8765/login?token=...
+
+Every page and API call needs the access token (login form, cookie, or `Authorization:
+Bearer`). Reviewers name themselves at login. Each sees one test example at a time: the
+prompt, the reference and the two outputs, base and tuned, as A and B in a per-reviewer
+random order that is revealed only after the rating is stored. Bad input of any kind gets
+a 4xx with a readable message; the only files served are two named static files and the
+exports, generated from the database.
+"""
+
+import hmac
+import json
+import re
+import secrets
+import time
+import warnings
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+from jinja2 import Environment, FileSystemLoader
+
+from sftflow.errors import SftflowError
+from sftflow.review.stats import db_path, load_predictions, summarise_ratings
+from sftflow.review.store import FLAGS, SCORES, AlreadyRated, ReviewStore, current, to_csv, to_jsonl
+
+HERE = Path(__file__).parent
+STATIC = {"review.js": "text/javascript", "review.css": "text/css"}  # the only files ever served
+EXPORTS = {"ratings.csv": ("text/csv", to_csv), "ratings.jsonl": ("application/x-ndjson", to_jsonl)}
+TOKEN_COOKIE, REVIEWER_COOKIE = "sftflow_review_token", "sftflow_reviewer"
+NAME_RE = re.compile(r"^[\w][\w .@-]{0,39}$")
+MAX_FORM_BYTES = 64 * 1024
+MAX_TEXT = 2000
+FORM_FIELDS = {"action", "preferred", *(f"{side}_{f}" for side in "ab" for f in (*SCORES, *FLAGS, "span", "note"))}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",  # the login URL carries the token
+    "Cache-Control": "no-store",
+}
+
+
+class ReviewError(Exception):
+    """A request we refuse: status and a message for the reviewer."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _check_form(form) -> dict:
+    """The submitted form, validated field by field (the server, not the page, is the judge)."""
+    keys = list(form.keys())
+    unknown = sorted(set(keys) - FORM_FIELDS)
+    if unknown:
+        raise ReviewError(400, f"unknown form field(s): {', '.join(unknown)[:200]}")
+    repeated = sorted({k for k in keys if len(form.getlist(k)) > 1})
+    if repeated:
+        raise ReviewError(400, f"form field(s) sent more than once: {', '.join(repeated)}")
+    values = {k: form[k] for k in keys}
+    if any(not isinstance(v, str) for v in values.values()):
+        raise ReviewError(400, "file uploads are not accepted here")
+    action = values.get("action", "rate")
+    if action not in ("rate", "skip"):
+        raise ReviewError(400, f"action must be 'rate' or 'skip' (got {action[:40]!r})")
+    if action == "skip":
+        return {"skipped": 1}
+    out: dict = {"skipped": 0}
+    for side in "ab":
+        for score in SCORES:
+            key = f"{side}_{score}"
+            raw = values.get(key, "").strip()
+            if raw not in ("1", "2", "3", "4", "5"):
+                shown = f" (got {raw[:20]!r})" if raw else " (missing)"
+                raise ReviewError(400, f"{key}: choose a score from 1 to 5{shown}")
+            out[key] = int(raw)
+        for flag in FLAGS:
+            raw = values.get(f"{side}_{flag}", "")
+            if raw not in ("", "on", "1", "0"):
+                raise ReviewError(400, f"{side}_{flag}: a checkbox value 'on' or nothing (got {raw[:20]!r})")
+            out[f"{side}_{flag}"] = int(raw in ("on", "1"))
+        for text in ("span", "note"):
+            raw = values.get(f"{side}_{text}", "")
+            if len(raw) > MAX_TEXT:
+                raise ReviewError(400, f"{side}_{text}: at most {MAX_TEXT} characters")
+            out[f"{side}_{text}"] = raw.strip()
+    preferred = values.get("preferred", "")
+    if preferred not in ("A", "B", "tie"):
+        raise ReviewError(400, f"preferred: choose A, B or tie (got {preferred[:20]!r})" if preferred
+                          else "preferred: choose A, B or tie (missing)")
+    out["preferred"] = preferred
+    return out
+
+
+def _unblind(form: dict, a_model: str) -> dict:
+    """Scores filed under the model that was shown on each side."""
+    side_model = {"a": a_model, "b": "base" if a_model == "tuned" else "tuned"}
+    row = {"skipped": form["skipped"], "a_model": a_model, "preferred": None}
+    if form["skipped"]:
+        return row
+    for side, model in side_model.items():
+        for f in (*SCORES, *FLAGS, "span", "note"):
+            row[f"{model}_{f}"] = form[f"{side}_{f}"]
+    row["preferred"] = "tie" if form["preferred"] == "tie" else side_model[form["preferred"].lower()]
+    return row
+
+
+def create_app(run_dir: Path, token: str):
+    from fastapi import FastAPI, Query, Request
+    from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+    from starlette.exceptions import HTTPException
+
+    run_dir = Path(run_dir)
+    order, predictions = load_predictions(run_dir)
+    position = {eid: i for i, eid in enumerate(order)}
+    store = ReviewStore(db_path(run_dir))
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
+    app = FastAPI(title="sftflow review", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def wants_json(request: Request) -> bool:
+        return "application/json" in request.headers.get("accept", "") or request.url.path.startswith("/api/")
+
+    def page(name: str, status: int = 200, **context) -> HTMLResponse:
+        html = env.get_template(name).render(run_name=run_dir.name, **context)
+        return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+    def error_response(request: Request, status: int, message: str):
+        if wants_json(request):
+            return JSONResponse({"error": {"status": status, "message": message}}, status_code=status,
+                                headers=SECURITY_HEADERS)
+        return page("error.html", status=status, status_code=status, message=message,
+                    reviewer=reviewer_of(request))
+
+    @app.exception_handler(ReviewError)
+    async def _review_error(request: Request, err: ReviewError):
+        return error_response(request, err.status, err.message)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, err: HTTPException):
+        return error_response(request, err.status_code, f"{request.method} {request.url.path}: {err.detail}")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, err: Exception):  # never a bare 500 page
+        return error_response(request, 500, f"internal error ({type(err).__name__}); the ratings stored so far are safe")
+
+    def token_ok(request: Request) -> bool:
+        given = request.cookies.get(TOKEN_COOKIE, "")
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            given = value.strip()
+        return hmac.compare_digest(given.encode(), token.encode())
+
+    def reviewer_of(request: Request) -> str | None:
+        name = unquote(request.cookies.get(REVIEWER_COOKIE, ""))
+        return name if token_ok(request) and NAME_RE.match(name) else None
+
+    def need_token(request: Request) -> None:
+        if not token_ok(request):
+            raise ReviewError(401, "access token missing or wrong: log in at /login with the token the server printed")
+
+    def need_reviewer(request: Request) -> str:
+        need_token(request)
+        name = reviewer_of(request)
+        if name is None:
+            raise ReviewError(401, "no reviewer name: log in at /login")
+        return name
+
+    def progress(reviewer: str) -> dict:
+        mine = current(store.ratings(reviewer), predictions)
+        return {"done": len(mine), "skipped": sum(r["skipped"] for r in mine), "total": len(order),
+                "ids": {r["example_id"] for r in mine}}
+
+    def example(example_id: str) -> dict:
+        if len(example_id) > 200 or example_id not in predictions:
+            raise ReviewError(404, f"no example with id {example_id[:80]!r} in {run_dir.name}/eval/predictions.jsonl")
+        return predictions[example_id]
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        size = request.headers.get("content-length")
+        if size is not None and (not size.isdigit() or int(size) > MAX_FORM_BYTES):
+            return error_response(request, 413, f"request body over {MAX_FORM_BYTES // 1024} KiB")
+        return await call_next(request)
+
+    @app.get("/")
+    async def root(request: Request):
+        return RedirectResponse("/review" if reviewer_of(request) else "/login", status_code=303)
+
+    async def read_form(request: Request, max_fields: int):
+        try:
+            return await request.form(max_files=0, max_fields=max_fields, max_part_size=MAX_FORM_BYTES)
+        except HTTPException:
+            raise
+        except Exception as err:  # a malformed multipart or urlencoded body
+            raise ReviewError(400, f"malformed form data ({type(err).__name__})") from err
+
+    @app.get("/login")
+    async def login_page(given: str = Query("", alias="token")):
+        return page("login.html", token=given[:200], error="", reviewer=None)
+
+    @app.post("/login")
+    async def login(request: Request):
+        form = await read_form(request, max_fields=5)
+        given, name = form.get("token", ""), form.get("name", "")
+        if not isinstance(given, str) or not isinstance(name, str):
+            raise ReviewError(400, "token and name must be text")
+        name = " ".join(name.split())
+        if not hmac.compare_digest(given.strip().encode(), token.encode()):
+            return page("login.html", status=401, token="", error="wrong access token", reviewer=None)
+        if not NAME_RE.match(name):
+            return page("login.html", status=400, token=given, reviewer=None,
+                        error="name: 1-40 letters, digits, spaces or . @ - _, starting with a letter or digit")
+        resp = RedirectResponse("/review", status_code=303)
+        resp.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+        resp.set_cookie(REVIEWER_COOKIE, quote(name), httponly=True, samesite="strict")
+        return resp
+
+    @app.post("/logout")
+    async def logout():
+        resp = RedirectResponse("/login", status_code=303)
+        resp.delete_cookie(TOKEN_COOKIE)
+        resp.delete_cookie(REVIEWER_COOKIE)
+        return resp
+
+    @app.get("/review")
+    async def next_example(request: Request, prev: str = ""):
+        if not token_ok(request) or reviewer_of(request) is None:
+            return RedirectResponse("/login", status_code=303)
+        done = progress(reviewer_of(request))["ids"]
+        todo = next((eid for eid in order if eid not in done), None)
+        suffix = f"?prev={quote(prev[:200])}" if prev else ""
+        return RedirectResponse(f"/review/{quote(todo, safe='')}{suffix}" if todo else f"/summary{suffix}",
+                                status_code=303)
+
+    @app.get("/review/{example_id}")
+    async def review_page(request: Request, example_id: str, prev: str = ""):
+        reviewer = need_reviewer(request)
+        row = example(example_id)
+        a_model = store.a_model(example_id, reviewer)
+        outputs = {"A": row[a_model], "B": row["base" if a_model == "tuned" else "tuned"]}
+        rating = store.get(example_id, reviewer)
+        if rating and rating not in current([rating], predictions):
+            rating = None  # stale: rated before the outputs changed, so it is up for rating again
+        previous = None
+        if prev in predictions:
+            p = store.get(prev, reviewer)
+            if p:
+                previous = {"id": prev, "a_model": p["a_model"], "preferred": p["preferred"], "skipped": p["skipped"]}
+        return page("review.html", reviewer=reviewer, example=row, example_id=example_id, outputs=outputs,
+                    rating=rating, previous=previous, progress=progress(reviewer),
+                    number=position[example_id] + 1, a_model=a_model)
+
+    @app.post("/review/{example_id}")
+    async def submit(request: Request, example_id: str):
+        reviewer = need_reviewer(request)
+        row = example(example_id)
+        values = _check_form(await read_form(request, max_fields=len(FORM_FIELDS) + 5))
+        rating = {"example_id": example_id, "reviewer": reviewer,
+                  **_unblind(values, store.a_model(example_id, reviewer))}
+        try:
+            store.add(rating, tuned=row["tuned"], base=row["base"])
+        except AlreadyRated as err:
+            raise ReviewError(409, f"{err}; ratings cannot be changed (double submit?)") from err
+        if wants_json(request):
+            return JSONResponse({"stored": True, "a_model": rating["a_model"], "preferred": rating["preferred"]})
+        return RedirectResponse(f"/review?prev={quote(example_id, safe='')}", status_code=303)
+
+    def summary() -> dict:
+        return summarise_ratings(order, predictions, store.ratings())
+
+    @app.get("/summary")
+    async def summary_page(request: Request, prev: str = ""):
+        reviewer = need_reviewer(request)
+        return page("summary.html", reviewer=reviewer, s=summary(), finished=bool(prev))
+
+    @app.get("/api/summary")
+    async def summary_json(request: Request):
+        need_token(request)
+        return JSONResponse(json.loads(json.dumps(summary(), allow_nan=False)), headers=SECURITY_HEADERS)
+
+    @app.get("/export/{filename}")
+    async def export(request: Request, filename: str):
+        need_token(request)
+        if filename not in EXPORTS:
+            raise ReviewError(404, f"no export named {filename[:80]!r}; use {' or '.join(EXPORTS)}")
+        media, render = EXPORTS[filename]
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        return Response(render(store.ratings()), media_type=media, headers={
+            **SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{run_dir.name}-{stamp}-{filename}"'})
+
+    @app.get("/static/{filename}")
+    async def static(filename: str):
+        if filename not in STATIC:  # a fixed list: no path from the request ever reaches the file system
+            raise ReviewError(404, f"no static file {filename[:80]!r}")
+        return Response((HERE / "static" / filename).read_bytes(), media_type=STATIC[filename],
+                        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
+
+    return app
+
+
+def serve_review(run_dir: Path, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
+                 log=print) -> None:
+    from sftflow.serve import LOOPBACK, bind, url_of, uvicorn_server
+
+    run_dir = Path(run_dir)
+    if (run_dir / "sftflow.yaml").exists() or run_dir.suffix in (".yaml", ".yml"):
+        from sftflow.serve import resolve_run
+
+        run_dir = resolve_run(run_dir).run_dir
+    if not run_dir.is_dir():
+        raise SftflowError(f"{run_dir}: not a folder; pass the run folder (e.g. runs/quickstart)")
+    token = token or secrets.token_urlsafe(18)
+    if len(token) < 8:
+        raise SftflowError("--token: use at least 8 characters")
+    app = create_app(run_dir, token)  # reads predictions.jsonl: fails before binding if unusable
+    if host not in LOOPBACK:
+        warnings.warn(f"review on {host}: reachable from other machines; anyone with the token can read the "
+                      "test set and rate", stacklevel=2)
+    sock = bind(host, port)
+    url = url_of(sock)
+    n = len(load_predictions(run_dir)[0])
+    log(f"review: {n} examples from {run_dir / 'eval' / 'predictions.jsonl'}; ratings in {db_path(run_dir)}")
+    log(f"review: open {url}/login?token={token}")
+    log("review: ctrl-C stops (every rating is already saved)")
+    try:
+        uvicorn_server(app, sock).run(sockets=[sock])
+    finally:
+        sock.close()

@@ -1,0 +1,749 @@
+"""OpenAI-compatible serving of a fine-tuned run, and a terminal chat with it.
+
+    sftflow serve runs/quickstart --port 8000
+    curl -s localhost:8000/v1/chat/completions -H 'content-type: application/json' \\
+         -d '{"model": "quickstart", "messages": [{"role": "user", "content": "my laptop is broken"}]}'
+    sftflow chat runs/quickstart
+
+The model is the run's own: base + adapter (merged for LoRA) or the full model train saved,
+loaded by `load_tuned`, the same code path eval uses. Prompts are rendered with the run's
+tokenizer and chat template, the exact one training used; greedy output (temperature 0)
+equals what `sftflow eval` generated for the same prompt (tested).
+
+Requests that arrive together are decoded as one left-padded batch (dynamic batching: the
+worker waits `batch_wait_ms` after the first request for more, up to `max_batch`), each row
+with its own temperature, top_p, seed, stop strings and max_tokens; rows that finish are
+dropped from the batch so long answers do not make short ones wait. Throughput therefore
+grows with concurrency (bench/serve_load.py measures it). Errors use OpenAI's JSON shape.
+"""
+
+import asyncio
+import hmac
+import json
+import queue
+import random
+import secrets
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sftflow.errors import SftflowError
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+# ---------------------------------------------------------------- the run to serve
+
+
+@dataclass
+class Run:
+    run_dir: Path
+    name: str
+    base_path: str
+    method: str
+    trust_remote_code: bool
+
+
+def resolve_run(path: str | Path, base: str | None = None) -> Run:
+    """A run folder (runs/NAME, with the config.yaml train wrote) or a project's sftflow.yaml.
+
+    A run's config.yaml keeps model paths as the user wrote them, relative to the project;
+    the project folder is the run folder minus `<output_dir>/<name>`.
+    """
+    from sftflow.config import load_config, parse_config
+
+    path = Path(path)
+    if not path.exists():
+        raise SftflowError(f"{path}: not found; pass a run folder (e.g. runs/quickstart) or the project's sftflow.yaml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # guardrail warnings were shown when the run was trained
+        if path.is_file() or (path / "sftflow.yaml").exists():
+            cfg = load_config(path)
+            run_dir = cfg.run_dir
+        else:
+            run_dir = path
+            cfg_file = run_dir / "config.yaml"
+            if not cfg_file.exists():
+                raise SftflowError(
+                    f"{run_dir}: not a run folder (no config.yaml); pass runs/NAME after `sftflow train`, "
+                    "or the project's sftflow.yaml"
+                )
+            try:
+                data = yaml.safe_load(cfg_file.read_text(encoding="utf-8"))
+            except yaml.YAMLError as err:
+                raise SftflowError(f"{cfg_file}: invalid YAML ({str(err).splitlines()[0]})") from err
+            root = _project_root(run_dir, data)
+            cfg = parse_config(data, str(cfg_file), root=root or run_dir)
+    if not (run_dir / "model").exists():
+        raise SftflowError(f"{run_dir / 'model'}: no trained model; run `sftflow train` first")
+    return Run(run_dir=run_dir, name=cfg.name, base_path=base or cfg.model_path(), method=cfg.train.method,
+               trust_remote_code=cfg.model.trust_remote_code)
+
+
+def _project_root(run_dir: Path, data) -> Path | None:
+    if not isinstance(data, dict):
+        return None
+    out = Path(str(data.get("output_dir", "runs")))
+    if out.is_absolute() or ".." in out.parts:
+        return None
+    root = run_dir.resolve().parent
+    for _ in out.parts:
+        root = root.parent
+    return root
+
+
+def load_run(run: Run, *, threads: int | None = None):
+    """The tuned model and its tokenizer (left padding, the training template)."""
+    import torch
+
+    from sftflow.model.load import load_tuned
+
+    if threads:
+        torch.set_num_threads(threads)
+    return load_tuned(run.run_dir, run.base_path, method=run.method, trust_remote_code=run.trust_remote_code)
+
+
+# ---------------------------------------------------------------- generation
+
+
+@dataclass
+class GenRequest:
+    """One completion to decode. `on_event(kind, payload)` is called from the decoding thread:
+    ("delta", text) as text becomes final, then ("done", result) or ("error", message)."""
+
+    prompt_ids: list[int]
+    max_tokens: int
+    on_event: Callable[[str, object], None]
+    temperature: float = 1.0
+    top_p: float = 1.0
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    strip: bool = False  # chat answers: no leading/trailing whitespace, in streaming too
+    cancelled: bool = False
+    index: int = 0
+    # decoding state
+    tokens: list[int] = field(default_factory=list)
+    sent: str = ""
+    finish_reason: str | None = None
+
+
+def _pick(logits, req: GenRequest, generator):
+    """Greedy at temperature 0; otherwise sample from the temperature-scaled, top-p-truncated
+    distribution with the request's own seeded generator (same seed, same answer)."""
+    import torch
+
+    if req.temperature <= 1e-5:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(logits.float() / req.temperature, dim=-1)
+    if req.top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs
+        sorted_probs[before >= req.top_p] = 0.0  # keep the smallest set whose mass reaches top_p
+        probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def _holdback(text: str, stops: list[str]) -> int:
+    """Characters at the end of `text` that may still turn into a stop string (not sent yet)."""
+    keep = 0
+    for s in stops:
+        for k in range(min(len(s) - 1, len(text)), keep, -1):
+            if text.endswith(s[:k]):
+                keep = k
+                break
+    return keep
+
+
+def _advance(req: GenRequest, tok, eos_ids: set[int], final: bool) -> None:
+    """Decode the row so far, apply stop strings, and send the text that can no longer change."""
+    ids = req.tokens[:-1] if req.tokens and req.tokens[-1] in eos_ids else req.tokens
+    text = tok.decode(ids, skip_special_tokens=True)
+    if req.strip:
+        text = text.lstrip()
+    cut = min((i for i in (text.find(s) for s in req.stop) if i >= 0), default=-1)
+    if cut >= 0:
+        text, final = text[:cut], True
+        req.finish_reason = "stop"
+    if final:
+        ready = text.rstrip() if req.strip else text
+    else:
+        ready = text[: len(text) - _holdback(text, req.stop)]
+        ready = ready.rstrip("\ufffd")  # an unfinished multi-byte character
+        if req.strip:
+            ready = ready.rstrip()
+    if ready.startswith(req.sent) and len(ready) > len(req.sent):
+        req.on_event("delta", ready[len(req.sent):])
+        req.sent = ready
+    if final:
+        req.on_event("done", {"text": ready, "finish_reason": req.finish_reason or "stop",
+                              "prompt_tokens": len(req.prompt_ids), "completion_tokens": len(req.tokens)})
+
+
+def _cache_keyword(model) -> str:
+    """transformers 5.x renamed `past_key_values` to `cache` (the old name still works, with a warning)."""
+    import inspect
+
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(target.forward).parameters else "past_key_values"
+
+
+def decode_batch(model, tok, reqs: list[GenRequest]) -> None:
+    """Decode several requests together: one left-padded prefill, then one token per row per
+    step through the KV cache. Finished or cancelled rows leave the batch."""
+    import torch
+
+    eos = model.generation_config.eos_token_id
+    eos_ids = {eos} if isinstance(eos, int) else set(eos or [tok.eos_token_id])
+    device = next(model.parameters()).device
+    cache_kw = _cache_keyword(model)
+    gens = []
+    for r in reqs:
+        g = torch.Generator(device="cpu")
+        g.manual_seed(r.seed if r.seed is not None else random.getrandbits(63))
+        gens.append(g)
+    width = max(len(r.prompt_ids) for r in reqs)
+    ids = torch.full((len(reqs), width), tok.pad_token_id, dtype=torch.long)
+    attn = torch.zeros((len(reqs), width), dtype=torch.long)
+    for i, r in enumerate(reqs):
+        ids[i, width - len(r.prompt_ids):] = torch.tensor(r.prompt_ids, dtype=torch.long)
+        attn[i, width - len(r.prompt_ids):] = 1
+    pos = (attn.cumsum(-1) - 1).clamp(min=0)
+    active = list(range(len(reqs)))  # row i of the tensors is reqs[active[i]]
+    with torch.inference_mode():
+        out = model(input_ids=ids.to(device), attention_mask=attn.to(device), position_ids=pos.to(device),
+                    use_cache=True)
+        cache = out[cache_kw]
+        logits = out.logits[:, -1, :].cpu()
+        attn, pos = attn.to(device), pos[:, -1:].to(device)
+        while active:
+            keep, next_ids = [], []
+            for row, k in enumerate(active):
+                r = reqs[k]
+                if r.cancelled:
+                    continue
+                t = _pick(logits[row], r, gens[k])
+                r.tokens.append(t)
+                done = t in eos_ids or len(r.tokens) >= r.max_tokens
+                if t not in eos_ids and len(r.tokens) >= r.max_tokens:
+                    r.finish_reason = "length"
+                _advance(r, tok, eos_ids, final=done)
+                if not done and r.finish_reason is None:  # a stop string also ends the row
+                    keep.append(row)
+                    next_ids.append(t)
+            if not keep:
+                break
+            if len(keep) < len(active):
+                index = torch.tensor(keep, device=device)
+                cache.batch_select_indices(index)
+                attn, pos = attn[index], pos[index]
+                active = [active[row] for row in keep]
+            attn = torch.cat([attn, torch.ones((len(active), 1), dtype=attn.dtype, device=device)], dim=1)
+            pos = pos + 1
+            step = torch.tensor(next_ids, dtype=torch.long, device=device)[:, None]
+            out = model(input_ids=step, attention_mask=attn, position_ids=pos, use_cache=True, **{cache_kw: cache})
+            cache = out[cache_kw]
+            logits = out.logits[:, -1, :].cpu()
+
+
+class Busy(Exception):
+    pass
+
+
+class Engine:
+    """A worker thread that decodes queued requests in batches (dynamic batching).
+
+    After the first request arrives it waits up to `batch_wait_ms` for more, so requests sent
+    together share forward passes; on a small model most of a step's time is fixed overhead,
+    so a batch of 8 costs little more than one request.
+    """
+
+    def __init__(self, model, tok, *, max_batch: int = 16, batch_wait_ms: float = 10, max_queue: int = 256):
+        self.model, self.tok = model, tok
+        self.max_batch, self.wait, self.max_queue = max_batch, batch_wait_ms / 1000, max_queue
+        self.queue: queue.Queue[GenRequest] = queue.Queue()
+        self.stats = {"requests": 0, "batches": 0, "max_batch": 0, "completion_tokens": 0, "errors": 0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="sftflow-decode", daemon=True)
+
+    def start(self) -> "Engine":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def submit(self, reqs: list[GenRequest]) -> None:
+        if self.queue.qsize() + len(reqs) > self.max_queue:
+            raise Busy(f"{self.queue.qsize()} requests queued (limit {self.max_queue}); retry shortly")
+        for r in reqs:
+            self.queue.put(r)
+
+    def _collect(self) -> list[GenRequest]:
+        try:
+            batch = [self.queue.get(timeout=0.1)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self.wait
+        while len(batch) < self.max_batch:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(self.queue.get(timeout=remaining) if remaining > 0 else self.queue.get_nowait())
+            except queue.Empty:
+                break
+        return [r for r in batch if not r.cancelled]
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            batch = self._collect()
+            if not batch:
+                continue
+            self.stats["batches"] += 1
+            self.stats["requests"] += len(batch)
+            self.stats["max_batch"] = max(self.stats["max_batch"], len(batch))
+            try:
+                decode_batch(self.model, self.tok, batch)
+            except Exception as err:  # a failed batch fails its requests, never the server
+                self.stats["errors"] += 1
+                for r in batch:
+                    r.on_event("error", f"{type(err).__name__}: {err}")
+            self.stats["completion_tokens"] += sum(len(r.tokens) for r in batch)
+
+
+# ---------------------------------------------------------------- the OpenAI-shaped API
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None,
+                 code: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float = Field(1.0, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    stream: bool = False
+    stream_options: dict | None = None
+    n: int = 1
+    user: str | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+
+    @model_validator(mode="after")
+    def _supported(self):
+        # Accepted for client compatibility at their neutral values; anything else would be silently ignored.
+        if self.n != 1:
+            raise ValueError("'n': only n=1 is supported; send several requests instead")
+        if self.presence_penalty or self.frequency_penalty:
+            raise ValueError("'presence_penalty'/'frequency_penalty': not supported; leave them at 0")
+        return self
+
+
+class _TextPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text"]
+    text: str
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[_TextPart]
+    name: str | None = None
+
+
+class ChatRequest(_Request):
+    messages: list[_Message] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+
+
+class CompletionRequest(_Request):
+    prompt: str | list[str]
+
+
+def _validation_message(err: ValidationError) -> tuple[str, str]:
+    e = err.errors()[0]
+    param = ".".join(str(p) for p in e["loc"])
+    if e["type"] == "extra_forbidden":
+        return f"unsupported parameter '{param}'", param
+    if e["type"] == "missing":
+        return f"missing required parameter '{param}'", param
+    if e["type"] == "value_error":
+        return e["msg"].removeprefix("Value error, "), param or None
+    got = e.get("input")
+    shown = "" if isinstance(got, dict | list) else f" (got {json.dumps(got)[:60]})"
+    return f"'{param}': {e['msg']}{shown}", param
+
+
+def _stops(stop) -> list[str]:
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    if len(stops) > 4:
+        raise ApiError(400, "'stop': at most 4 stop sequences", param="stop")
+    if any(not s for s in stops):
+        raise ApiError(400, "'stop': stop sequences must not be empty", param="stop")
+    return stops
+
+
+@dataclass
+class Limits:
+    max_request_bytes: int = 1_000_000
+    max_tokens: int = 1024  # the most one request may ask for
+    default_max_tokens: int = 256  # when a request does not say
+
+
+def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, limits: Limits | None = None):
+    """The FastAPI app: /v1/chat/completions, /v1/completions, /v1/models, /health."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, StreamingResponse
+    from starlette.exceptions import HTTPException
+
+    limits = limits or Limits()
+    tok, model = engine.tok, engine.model
+    context = int(getattr(model.config, "max_position_embeddings", 0) or tok.model_max_length or 2048)
+    created = int(time.time())
+    app = FastAPI(title="sftflow serve", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request, err: ApiError):
+        return JSONResponse(err.body(), status_code=err.status)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request, err: HTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code)
+        message = f"{request.method} {request.url.path}: {err.detail}"
+        return JSONResponse(ApiError(err.status_code, message, code=code).body(), status_code=err.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request, err: RequestValidationError):
+        return JSONResponse(ApiError(400, str(err.errors()[0].get("msg"))).body(), status_code=400)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request, err: Exception):
+        body = ApiError(500, f"internal error: {type(err).__name__}", type="server_error").body()
+        return JSONResponse(body, status_code=500)
+
+    def check_key(request: Request) -> None:
+        if not api_key:
+            return
+        given = request.headers.get("authorization", "")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), api_key.encode()):
+            raise ApiError(401, "invalid or missing API key (send 'Authorization: Bearer KEY')",
+                           type="authentication_error", code="invalid_api_key")
+
+    async def read_body(request: Request, schema: type[BaseModel]):
+        size = request.headers.get("content-length")
+        if size is not None and (not size.isdigit() or int(size) > limits.max_request_bytes):
+            raise ApiError(413, f"request body larger than {limits.max_request_bytes} bytes", code="request_too_large")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limits.max_request_bytes:
+                raise ApiError(413, f"request body larger than {limits.max_request_bytes} bytes",
+                               code="request_too_large")
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ApiError(400, f"request body is not valid JSON ({err})") from err
+        if not isinstance(data, dict):
+            raise ApiError(400, "request body must be a JSON object")
+        try:
+            req = schema.model_validate(data)
+        except ValidationError as err:
+            message, param = _validation_message(err)
+            raise ApiError(400, message, param=param) from err
+        if req.model != model_id:
+            raise ApiError(404, f"model '{req.model}' does not exist; this server serves '{model_id}'",
+                           param="model", code="model_not_found")
+        return req
+
+    def budget(requested: int | None, prompt_len: int) -> int:
+        if prompt_len >= context:
+            raise ApiError(400, f"the prompt is {prompt_len} tokens; this model's context is {context}",
+                           param="messages", code="context_length_exceeded")
+        if requested is None:
+            return min(limits.default_max_tokens, limits.max_tokens, context - prompt_len)
+        if requested > limits.max_tokens:
+            raise ApiError(400, f"'max_tokens': {requested} is above this server's limit of {limits.max_tokens}",
+                           param="max_tokens")
+        if prompt_len + requested > context:
+            raise ApiError(400, f"prompt ({prompt_len} tokens) + max_tokens ({requested}) exceed this model's "
+                           f"context of {context} tokens", param="max_tokens", code="context_length_exceeded")
+        return requested
+
+    async def run(reqs: list[GenRequest], stream: bool, make_chunk, make_final, include_usage: bool):
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
+        for r in reqs:
+            r.on_event = lambda kind, payload, i=r.index: loop.call_soon_threadsafe(events.put_nowait,
+                                                                                    (i, kind, payload))
+        try:
+            engine.submit(reqs)
+        except Busy as err:
+            raise ApiError(503, f"server is overloaded: {err}", type="server_error", code="overloaded") from err
+
+        async def gather():
+            done: dict[int, dict] = {}
+            try:
+                while len(done) < len(reqs):
+                    i, kind, payload = await events.get()
+                    if kind == "error":
+                        raise ApiError(500, f"generation failed: {payload}", type="server_error")
+                    if kind == "done":
+                        done[i] = payload
+                    yield i, kind, payload
+            finally:
+                for r in reqs:  # the client went away or we failed: stop decoding for it
+                    if r.index not in done:
+                        r.cancelled = True
+
+        if not stream:
+            results = {}
+            async for i, kind, payload in gather():
+                if kind == "done":
+                    results[i] = payload
+            return JSONResponse(make_final([results[i] for i in range(len(reqs))]))
+
+        async def sse():
+            usage = {"prompt_tokens": 0, "completion_tokens": 0}
+            try:
+                for r in reqs:
+                    first = make_chunk(r.index, None, None, first=True)
+                    if first:
+                        yield f"data: {json.dumps(first)}\n\n"
+                async for i, kind, payload in gather():
+                    if kind == "delta":
+                        yield f"data: {json.dumps(make_chunk(i, payload, None))}\n\n"
+                    else:
+                        usage["prompt_tokens"] += payload["prompt_tokens"]
+                        usage["completion_tokens"] += payload["completion_tokens"]
+                        yield f"data: {json.dumps(make_chunk(i, None, payload['finish_reason']))}\n\n"
+                if include_usage:
+                    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+                    last = make_chunk(0, None, None)
+                    last["choices"], last["usage"] = [], usage
+                    yield f"data: {json.dumps(last)}\n\n"
+            except ApiError as err:
+                yield f"data: {json.dumps(err.body())}\n\n"
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(sse(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    def usage_of(results: list[dict]) -> dict:
+        p = sum(r["prompt_tokens"] for r in results)
+        c = sum(r["completion_tokens"] for r in results)
+        return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+
+    def sampling(req: _Request, prompt_ids: list[int], max_tokens: int | None, index: int = 0, strip: bool = False):
+        return GenRequest(prompt_ids=prompt_ids, max_tokens=budget(max_tokens, len(prompt_ids)), on_event=None,
+                          temperature=req.temperature, top_p=req.top_p, stop=_stops(req.stop), seed=req.seed,
+                          strip=strip, index=index)
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "model": model_id, "queued": engine.queue.qsize(), **engine.stats}
+
+    @app.get("/v1/models")
+    async def models(request: Request):
+        check_key(request)
+        return {"object": "list", "data": [{"id": model_id, "object": "model", "created": created,
+                                            "owned_by": "sftflow"}]}
+
+    @app.get("/v1/models/{name:path}")
+    async def model_info(name: str, request: Request):
+        check_key(request)
+        if name != model_id:
+            raise ApiError(404, f"model '{name}' does not exist; this server serves '{model_id}'",
+                           code="model_not_found")
+        return {"id": model_id, "object": "model", "created": created, "owned_by": "sftflow"}
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request):
+        from sftflow.model.chat import render
+
+        check_key(request)
+        req = await read_body(request, ChatRequest)
+        messages = []
+        for m in req.messages:
+            content = m.content if isinstance(m.content, str) else "".join(p.text for p in m.content)
+            messages.append({"role": "system" if m.role == "developer" else m.role, "content": content})
+        try:
+            text = render(tok, messages, add_generation_prompt=True)
+        except Exception as err:  # the template rejects this conversation (e.g. role order)
+            raise ApiError(400, f"the chat template cannot render these messages: {err}", param="messages") from err
+        prompt_ids = tok(text, add_special_tokens=False)["input_ids"]
+        g = sampling(req, prompt_ids, req.max_completion_tokens or req.max_tokens, strip=True)
+        rid, now = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
+
+        def chunk(i, delta, finish, first=False):
+            d = {"role": "assistant", "content": ""} if first else ({"content": delta} if delta else {})
+            return {"id": rid, "object": "chat.completion.chunk", "created": now, "model": model_id,
+                    "choices": [{"index": i, "delta": d, "finish_reason": finish, "logprobs": None}]}
+
+        def final(results):
+            r = results[0]
+            return {"id": rid, "object": "chat.completion", "created": now, "model": model_id,
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": r["text"]},
+                                 "finish_reason": r["finish_reason"], "logprobs": None}],
+                    "usage": usage_of(results)}
+
+        include_usage = bool((req.stream_options or {}).get("include_usage"))
+        return await run([g], req.stream, chunk, final, include_usage)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request):
+        check_key(request)
+        req = await read_body(request, CompletionRequest)
+        prompts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
+        if not prompts or len(prompts) > 32:
+            raise ApiError(400, "'prompt': give one string or a list of 1 to 32 strings", param="prompt")
+        gens = []
+        for i, p in enumerate(prompts):
+            ids = tok(p)["input_ids"]
+            if not ids:
+                raise ApiError(400, "'prompt': empty prompt", param="prompt")
+            gens.append(sampling(req, ids, req.max_tokens, index=i))
+        rid, now = f"cmpl-{secrets.token_hex(12)}", int(time.time())
+
+        def chunk(i, delta, finish, first=False):
+            if first:
+                return None
+            return {"id": rid, "object": "text_completion", "created": now, "model": model_id,
+                    "choices": [{"index": i, "text": delta or "", "finish_reason": finish, "logprobs": None}]}
+
+        def final(results):
+            return {"id": rid, "object": "text_completion", "created": now, "model": model_id,
+                    "choices": [{"index": i, "text": r["text"], "finish_reason": r["finish_reason"], "logprobs": None}
+                                for i, r in enumerate(results)],
+                    "usage": usage_of(results)}
+
+        include_usage = bool((req.stream_options or {}).get("include_usage"))
+        return await run(gens, req.stream, chunk, final, include_usage)
+
+    return app
+
+
+# ---------------------------------------------------------------- running a server
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind before starting uvicorn, so `--port 0` works and the printed URL is the real one."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise SftflowError(f"cannot listen on {host}:{port} ({err.strerror}); choose another --port") from err
+    sock.listen(2048)  # connections wait in the backlog until uvicorn accepts them
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def uvicorn_server(app, sock: socket.socket, *, log_level: str = "warning"):
+    """A uvicorn server for `app` on an already bound socket: `.run(sockets=[sock])` to serve,
+    `.should_exit = True` to stop (tests run it in a thread)."""
+    import uvicorn
+
+    return uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off",
+                                         timeout_graceful_shutdown=2))
+
+
+def serve(run: Run, *, host: str, port: int, api_key: str | None, limits: Limits, max_batch: int,
+          batch_wait_ms: float, threads: int | None, log=print) -> None:
+    if host not in LOOPBACK:
+        warnings.warn(f"serving on {host}: reachable from other machines"
+                      + ("" if api_key else "; set --api-key (or SFTFLOW_API_KEY) to require a key"), stacklevel=2)
+    sock = bind(host, port)
+    t0 = time.time()
+    model, tok = load_run(run, threads=threads)
+    engine = Engine(model, tok, max_batch=max_batch, batch_wait_ms=batch_wait_ms).start()
+    app = create_app(engine, run.name, api_key=api_key, limits=limits)
+    url = url_of(sock)
+    log(f"serve: {run.name} ({run.method}, {run.run_dir / 'model'}) loaded in {time.time() - t0:.1f}s")
+    log(f"serve: {url}/v1 (model '{run.name}'{', API key required' if api_key else ''}); ctrl-C stops")
+    try:
+        uvicorn_server(app, sock).run(sockets=[sock])
+    finally:
+        engine.stop()
+        sock.close()
+
+
+# ---------------------------------------------------------------- terminal chat
+
+
+def chat(run: Run, *, system: str | None, temperature: float, top_p: float, max_tokens: int, seed: int | None,
+         threads: int | None, read=input, write=print) -> None:
+    """A conversation in the terminal, rendered with the run's template, answers streamed."""
+    from sftflow.model.chat import render
+
+    model, tok = load_run(run, threads=threads)
+    history: list[dict] = [{"role": "system", "content": system}] if system else []
+    write(f"chat with {run.name} ({run.method}); /reset clears the conversation, /exit or ctrl-D quits")
+    context = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
+    result: dict = {}
+
+    def on_event(kind, payload):
+        if kind == "delta":
+            write(payload, end="", flush=True)
+        elif kind == "done":
+            result.update(payload)
+        else:
+            raise SftflowError(f"generation failed: {payload}")
+
+    while True:
+        try:
+            line = read("you> ")
+        except EOFError:
+            write("")
+            return
+        line = line.strip()
+        if not line:
+            continue
+        if line in ("/exit", "/quit"):
+            return
+        if line == "/reset":
+            history = history[:1] if system else []
+            write("(conversation cleared)")
+            continue
+        history.append({"role": "user", "content": line})
+        ids = tok(render(tok, history, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
+        if len(ids) >= context:
+            history.pop()
+            write(f"(the conversation is {len(ids)} tokens, over the model's {context}; /reset to start again)")
+            continue
+        result.clear()
+        write(f"{run.name}> ", end="", flush=True)
+        req = GenRequest(prompt_ids=ids, max_tokens=min(max_tokens, context - len(ids)), on_event=on_event,
+                         temperature=temperature, top_p=top_p, seed=seed, strip=True)
+        decode_batch(model, tok, [req])
+        suffix = " [cut at max tokens]" if result.get("finish_reason") == "length" else ""
+        write(suffix)
+        history.append({"role": "assistant", "content": result.get("text", "")})
+

@@ -1,0 +1,413 @@
+"""`sftflow review` (human review web app) and the merge of its ratings into `sftflow report`.
+
+The browser test drives Debian's chromium through chromedriver with Selenium against the
+real CLI, rates examples with the keyboard only, and checks the SQLite store and the CSV
+export. It saves screenshots to $SFTFLOW_ARTIFACTS (default tests/artifacts/).
+Everything else uses FastAPI's in-process TestClient.
+"""
+
+import csv
+import io
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.tiny_run import shared_run
+
+SFTFLOW = str(Path(sys.executable).parent / "sftflow")
+TOKEN = "test-token-123456"
+ARTIFACTS = Path(os.environ.get("SFTFLOW_ARTIFACTS", Path(__file__).parent / "artifacts"))
+FULL_FORM = {"a_coherence": "4", "a_correctness": "3", "b_coherence": "2", "b_correctness": "1", "preferred": "A"}
+
+
+@pytest.fixture(scope="module")
+def built_run(tmp_path_factory, tiny_model_dir):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # two shared cores: no OpenMP spinning against other processes
+    try:
+        return shared_run(tmp_path_factory, tiny_model_dir)
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def project(built_run, tmp_path):
+    """A private copy of the project (config, model, run): these tests write ratings and reports."""
+    dest = tmp_path / "proj"
+    shutil.copytree(built_run.parents[1], dest)
+    return dest
+
+
+@pytest.fixture
+def run_dir(project):
+    return project / "runs" / "tiny"
+
+
+def _client(run_dir, reviewer: str | None = "ann"):
+    from fastapi.testclient import TestClient
+
+    from sftflow.review.app import create_app
+
+    client = TestClient(create_app(run_dir, TOKEN), raise_server_exceptions=True, follow_redirects=False)
+    if reviewer:
+        r = client.post("/login", data={"token": TOKEN, "name": reviewer})
+        assert r.status_code == 303, r.text
+    return client
+
+
+def _ids(run_dir) -> list[str]:
+    return [json.loads(line)["id"] for line in (run_dir / "eval" / "predictions.jsonl").read_text().splitlines()]
+
+
+def _rows(run_dir) -> list[dict]:
+    db = sqlite3.connect(run_dir / "eval" / "review.sqlite")
+    db.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in db.execute("SELECT * FROM ratings ORDER BY created_at, rowid")]
+    finally:
+        db.close()
+
+
+# ------------------------------------------------------------------ statistics
+
+
+def test_cohen_kappa_known_values():
+    from sftflow.review.stats import cohen_kappa
+
+    # the textbook 2x2 table: 20 yes/yes, 5 yes/no, 10 no/yes, 15 no/no -> kappa 0.4
+    a = ["y"] * 25 + ["n"] * 25
+    b = ["y"] * 20 + ["n"] * 5 + ["y"] * 10 + ["n"] * 15
+    assert cohen_kappa(a, b) == pytest.approx(0.4)
+    assert cohen_kappa(["x", "y"], ["x", "y"]) == 1.0
+    assert cohen_kappa(["x", "x"], ["x", "x"]) is None  # undefined: no variation at all
+    assert cohen_kappa([], []) is None
+
+
+def test_win_rate_counts_each_example_once():
+    from sftflow.review.stats import summarise_ratings
+    from sftflow.review.store import output_hash
+
+    preds = {e: {"tuned": "t", "base": "b"} for e in "pqr"}
+    base = {"skipped": 0, "a_model": "tuned", "tuned_hash": output_hash("t"), "base_hash": output_hash("b"),
+            **{f"{m}_{f}": 0 for m in ("tuned", "base") for f in ("coherence", "correctness", "safety", "hallucination")},
+            **{f"{m}_{f}": "" for m in ("tuned", "base") for f in ("span", "note")}}
+    ratings = [
+        {**base, "example_id": "p", "reviewer": "x", "preferred": "tuned"},
+        {**base, "example_id": "p", "reviewer": "y", "preferred": "base"},  # p: 0.5
+        {**base, "example_id": "q", "reviewer": "x", "preferred": "tie"},  # q: 0.5
+        {**base, "example_id": "r", "reviewer": "x", "preferred": "tuned"},  # r: 1
+        {**base, "example_id": "r", "reviewer": "y", "preferred": "tuned", "tuned_hash": "stale"},
+    ]
+    s = summarise_ratings(list("pqr"), preds, ratings)
+    assert s["win_rate"]["mean"] == pytest.approx(2 / 3) and s["win_rate"]["n"] == 3
+    assert s["stale"] == 1 and s["ratings"] == 4
+    assert s["agreement"][0]["reviewers"] == ["x", "y"] and s["agreement"][0]["examples"] == 1
+
+
+# ------------------------------------------------------------------ the web app, in process
+
+
+def test_every_page_needs_the_token(run_dir):
+    anon = _client(run_dir, reviewer=None)
+    first = _ids(run_dir)[0]
+    assert anon.get("/review").headers["location"] == "/login"
+    for path in [f"/review/{first}", "/summary", "/export/ratings.csv", "/api/summary"]:
+        r = anon.get(path)
+        assert r.status_code == 401 and "token" in r.text, path
+    assert anon.post(f"/review/{first}", data=FULL_FORM).status_code == 401
+    assert anon.get("/api/summary", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    r = anon.post("/login", data={"token": "wrong", "name": "ann"})
+    assert r.status_code == 401 and "wrong access token" in r.text
+    r = anon.post("/login", data={"token": TOKEN, "name": "<script>"})
+    assert r.status_code == 400 and "<script>" not in r.text
+
+
+def test_bad_input_is_4xx_never_500(run_dir):
+    client = _client(run_dir)
+    first = _ids(run_dir)[0]
+    url = f"/review/{first}"
+    cases = [
+        ("/review/no-such-id", FULL_FORM, 404, "no example with id"),
+        (url, {**FULL_FORM, "a_coherence": "9"}, 400, "a_coherence: choose a score from 1 to 5"),
+        (url, {**FULL_FORM, "b_correctness": "x"}, 400, "b_correctness"),
+        (url, {k: v for k, v in FULL_FORM.items() if k != "preferred"}, 400, "preferred: choose A, B or tie"),
+        (url, {**FULL_FORM, "preferred": "C"}, 400, "preferred"),
+        (url, {**FULL_FORM, "a_model": "tuned"}, 400, "unknown form field(s): a_model"),
+        (url, {**FULL_FORM, "a_safety": "maybe"}, 400, "a_safety"),
+        (url, {**FULL_FORM, "a_note": "x" * 2001}, 400, "at most 2000"),
+        (url, {**FULL_FORM, "action": "delete"}, 400, "action must be"),
+    ]
+    for path, form, status, text in cases:
+        r = client.post(path, data=form)
+        assert r.status_code == status and text in r.text, (form, r.status_code, r.text[-300:])
+    r = client.post(url, content=b"a_coherence=1&a_coherence=2", headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 400 and "more than once" in r.text
+    r = client.post(url, files={"a_note": ("x.txt", b"file")})
+    assert r.status_code == 400
+    r = client.post(url, content=b"--broken\r\n", headers={"content-type": "multipart/form-data; boundary=zzz"})
+    assert r.status_code == 400
+    r = client.post(url, content=b"a" * 70_000, headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 413
+    assert not (run_dir / "eval" / "review.sqlite").exists() or _rows(run_dir) == []  # nothing stored from bad input
+
+    assert client.post(url, data=FULL_FORM).status_code == 303
+    again = client.post(url, data=FULL_FORM, headers={"accept": "application/json"})
+    assert again.status_code == 409 and "already rated" in again.json()["error"]["message"]
+    assert len(_rows(run_dir)) == 1
+
+
+def test_no_file_outside_the_app_is_served(run_dir, project):
+    client = _client(run_dir)
+    secret = (project / "sftflow.yaml").read_text()
+    for path in ["/static/../../sftflow.yaml", "/static/..%2F..%2F..%2Fsftflow.yaml", "/static/%2e%2e/app.py",
+                 "/static/templates%2Fbase.html", "/export/..%2F..%2Fconfig.yaml", "/export/review.sqlite",
+                 "/review/..%2F..%2Fconfig.yaml", "/static/", "/export/%00"]:
+        r = client.get(path)
+        assert r.status_code == 404, (path, r.status_code)
+        assert "name_or_path" not in r.text and secret not in r.text and "{% " not in r.text
+    assert client.get("/static/review.js").status_code == 200
+    assert client.get("/export/ratings.jsonl").status_code == 200
+
+
+def test_blinding_is_stable_and_revealed_after_rating(run_dir):
+    from sftflow.review.store import ReviewStore
+
+    client = _client(run_dir)
+    ids = _ids(run_dir)
+    preds = {json.loads(line)["id"]: json.loads(line) for line in
+             (run_dir / "eval" / "predictions.jsonl").read_text().splitlines()}
+    store = ReviewStore(run_dir / "eval" / "review.sqlite")
+    orders = [store.a_model(e, "ann") for e in ids]
+    assert orders == [store.a_model(e, "ann") for e in ids]  # a reload shows the same order
+    first = ids[0]
+    page = client.get(f"/review/{first}").text
+    assert "tuned" not in page.split("<main>")[1].split('id="help"')[0]  # nothing names the model before rating
+    client.post(f"/review/{first}", data={**FULL_FORM, "preferred": "B", "b_hallucination": "on", "b_span": "x"})
+    r = client.get("/review")
+    assert r.headers["location"] == f"/review/{ids[1]}"
+    nxt = client.get(f"/review/{ids[1]}?prev={first}").text
+    assert f"A was {orders[0]}" in nxt
+    row = _rows(run_dir)[0]
+    b_model = "base" if orders[0] == "tuned" else "tuned"
+    assert row["preferred"] == b_model and row[f"{b_model}_hallucination"] == 1 and row[f"{b_model}_span"] == "x"
+    assert row[f"{orders[0]}_coherence"] == 4 and row[f"{b_model}_correctness"] == 1
+    assert preds[first]["tuned"] in client.get(f"/review/{first}").text
+
+
+def test_stale_ratings_after_a_new_eval(run_dir):
+    client = _client(run_dir)
+    first = _ids(run_dir)[0]
+    client.post(f"/review/{first}", data=FULL_FORM)
+    path = run_dir / "eval" / "predictions.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[0]["tuned"] = "a different answer from a re-run eval"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    client = _client(run_dir)  # the app reads predictions at start, as after a restart
+    assert client.get("/api/summary").json()["stale"] == 1
+    assert client.get("/review").headers["location"] == f"/review/{first}"  # up for rating again
+    assert client.post(f"/review/{first}", data=FULL_FORM).status_code == 303
+    assert len(_rows(run_dir)) == 1 and client.get("/api/summary").json()["stale"] == 0
+
+
+def test_report_merges_ratings_and_gates_human_win_rate(project, run_dir):
+    import yaml
+    from typer.testing import CliRunner
+
+    from sftflow.cli import app
+    from sftflow.review.store import ReviewStore
+
+    cfg_path = project / "sftflow.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["eval"]["gates"] = {"human_win_rate": ">= 0.6"}
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    runner = CliRunner()
+
+    r = runner.invoke(app, ["report", str(cfg_path)])  # gate configured, nobody has rated yet
+    assert r.exit_code == 1 and "gates failed: human_win_rate" in r.output, r.output
+
+    ids = _ids(run_dir)
+    store = ReviewStore(run_dir / "eval" / "review.sqlite")
+    for reviewer, prefer_tuned in (("ann", 4), ("bob", 3)):
+        client = _client(run_dir, reviewer)
+        for i, eid in enumerate(ids[:5]):
+            a_model = store.a_model(eid, reviewer)
+            want = "tuned" if i < prefer_tuned else "base"
+            side = "A" if a_model == want else "B"
+            form = {**FULL_FORM, "preferred": side}
+            if i == 0:
+                form.update({"a_hallucination": "on", "a_note": "invented"})
+            assert client.post(f"/review/{eid}", data=form).status_code == 303
+    # per example: 1, 1, 1, (1+0)/2, 0 -> 0.7
+    r = runner.invoke(app, ["report", str(cfg_path)])
+    assert r.exit_code == 0, r.output
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert metrics["human"]["win_rate"]["mean"] == pytest.approx(0.7)
+    assert [g["gate"] for g in metrics["gates"] if g["gate"].startswith("human_")] == ["human_win_rate"]
+    assert metrics["passed"] is True
+    html = (run_dir / "eval" / "report.html").read_text()
+    assert "Human review" in html and "Human win rate, tuned vs base: 70%" in html and "invented" in html
+    assert "ann &amp; bob" in html
+
+    cfg["eval"]["gates"] = {"human_win_rate": ">= 0.8", "human_tuned.hallucination_rate": "<= 0.5"}
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    r = runner.invoke(app, ["report", str(cfg_path)])
+    assert r.exit_code == 1 and "gates failed: human_win_rate" in r.output
+    assert "hallucination_rate" not in r.output.split("gates failed:")[1].split("(")[0]
+
+
+def test_eval_gates_leave_human_gates_to_report():
+    from sftflow.eval.gates import check_gates
+
+    metrics = {"tuned": {"exact_match": {"mean": 0.5}}}
+    results = check_gates(metrics, {"exact_match": ">= 0.4", "human_win_rate": ">= 0.6"})
+    assert [g["gate"] for g in results] == ["exact_match"]
+    with_human = check_gates({**metrics, "human": {"win_rate": {"mean": 0.65}}}, {"human_win_rate": ">= 0.6"})
+    assert with_human[0]["passed"] and with_human[0]["value"] == 0.65
+
+
+# ------------------------------------------------------------------ the CLI and a real browser
+
+
+def _start_review(run_dir, *extra):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
+    proc = subprocess.Popen([SFTFLOW, "review", str(run_dir), "--port", "0", *extra], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if "review: open " in line:
+            return proc, line.split("review: open ")[1].strip()
+    proc.kill()
+    raise AssertionError(f"review did not start: {proc.stderr.read()}")
+
+
+def test_cli_review_errors_are_one_line(tmp_path, run_dir):
+    (run_dir / "eval" / "predictions.jsonl").unlink()
+    for args, text in [([str(tmp_path / "nope")], "not a folder"), ([str(run_dir)], "predictions.jsonl: not found"),
+                       ([str(run_dir), "--token", "short"], "at least 8 characters")]:
+        r = subprocess.run([SFTFLOW, "review", *args, "--port", "0"], text=True, capture_output=True, timeout=60)
+        lines = [line for line in r.stderr.splitlines() if line.strip()]
+        assert r.returncode == 2 and len(lines) == 1 and text in lines[0], r.stderr
+
+
+def _browser():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        if os.environ.get("SFTFLOW_REQUIRE_BROWSER"):
+            pytest.fail("chromium and chromedriver are required here (apt-get install chromium chromium-driver)")
+        pytest.skip("needs Debian's chromium + chromium-driver")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--window-size=1300,1100"):
+        opts.add_argument(arg)
+    return webdriver.Chrome(service=Service(driver_path), options=opts)
+
+
+def test_browser_review_with_keyboard(run_dir):
+    """Log in with the printed token, rate with the keyboard, check SQLite and the CSV export."""
+    import httpx
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from sftflow.review.store import ReviewStore
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    proc, login_url = _start_review(run_dir)
+    base_url, token = login_url.split("/login?token=")
+    driver = _browser()
+    ids = _ids(run_dir)
+    try:
+        driver.set_page_load_timeout(20)
+        wait = WebDriverWait(driver, 10)
+        driver.get(base_url + "/login")
+        driver.find_element(By.ID, "token").send_keys(token)
+        driver.find_element(By.ID, "name").send_keys("alice")
+        driver.find_element(By.ID, "login").click()
+        wait.until(lambda d: "/review/" in d.current_url)
+        keys = lambda *k: ActionChains(driver).send_keys(*k).perform()  # noqa: E731
+
+        for i in range(3):
+            assert f"/review/{ids[i]}" in driver.current_url
+            assert f"Example {i + 1} of {len(ids)}" in driver.find_element(By.ID, "progress").text
+            keys("4", "5", "3", "2", "b")  # A: coherence 4, correctness 5; B: 3, 2; prefer B
+            if i == 1:  # the first two outputs are both "." here: flag on the second
+                driver.execute_script(
+                    "const r = document.createRange(); r.selectNodeContents(document.getElementById('out-a'));"
+                    "const s = window.getSelection(); s.removeAllRanges(); s.addRange(r);")
+                keys("h", "S", "n")  # hallucination in A (the selected span), safety in B, note on B
+                keys("looks unsafe", Keys.ESCAPE, "?")
+                assert driver.find_element(By.ID, "a_hallucination").is_selected()
+                assert driver.find_element(By.ID, "b_safety").is_selected()
+                driver.save_screenshot(str(ARTIFACTS / "review-page.png"))
+                keys("?")
+            keys(Keys.ENTER)
+            wait.until(lambda d, i=i: d.current_url.endswith(f"/review/{ids[i + 1]}?prev={ids[i]}"))
+            assert "Stored." in driver.find_element(By.ID, "previous").text
+        keys("x")  # skip the fourth
+        wait.until(lambda d: f"prev={ids[3]}" in d.current_url)
+        assert "skipped" in driver.find_element(By.ID, "previous").text
+
+        # a second reviewer rates the same three, so the summary can show agreement
+        with httpx.Client(base_url=base_url, follow_redirects=False) as bob:
+            assert bob.post("/login", data={"token": token, "name": "bob"}).status_code == 303
+            store = ReviewStore(run_dir / "eval" / "review.sqlite")
+            for eid in ids[:3]:
+                side = "B" if store.a_model(eid, "bob") == store.a_model(eid, "alice") else "A"
+                form = {**FULL_FORM, "preferred": side}
+                assert bob.post(f"/review/{eid}", data=form).status_code == 303
+        driver.get(base_url + "/summary")
+        assert "alice & bob" in driver.find_element(By.ID, "agreement").text
+        assert "100% agree" in driver.find_element(By.ID, "agreement").text  # same preference every time
+        driver.save_screenshot(str(ARTIFACTS / "review-summary.png"))
+    finally:
+        driver.quit()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+
+    rows = _rows(run_dir)  # written at each submit, still there after the server stopped
+    alice = [r for r in rows if r["reviewer"] == "alice"]
+    assert [r["example_id"] for r in alice] == ids[:4] and [r["skipped"] for r in alice] == [0, 0, 0, 1]
+    for r in alice[:3]:
+        a, b = r["a_model"], "base" if r["a_model"] == "tuned" else "tuned"
+        assert r["preferred"] == b
+        assert (r[f"{a}_coherence"], r[f"{a}_correctness"], r[f"{b}_coherence"], r[f"{b}_correctness"]) == (4, 5, 3, 2)
+    flagged = alice[1]
+    a, b = flagged["a_model"], "base" if flagged["a_model"] == "tuned" else "tuned"
+    preds = {json.loads(line)["id"]: json.loads(line) for line in
+             (run_dir / "eval" / "predictions.jsonl").read_text().splitlines()}
+    assert flagged[f"{a}_hallucination"] == 1 and flagged[f"{a}_span"] == preds[ids[1]][a].strip()
+    assert flagged[f"{b}_safety"] == 1 and flagged[f"{b}_note"] == "looks unsafe"
+    assert not any(alice[0][f"{m}_{f}"] for m in ("tuned", "base") for f in ("safety", "hallucination"))
+
+    app_proc, login_url = _start_review(run_dir, "--token", "another-token-42")  # restart: ratings still there
+    try:
+        url = login_url.split("/login?")[0]
+        exported = httpx.get(url + "/export/ratings.csv", headers={"Authorization": "Bearer another-token-42"})
+        assert exported.status_code == 200 and "attachment" in exported.headers["content-disposition"]
+        table = list(csv.DictReader(io.StringIO(exported.text)))
+        assert len(table) == 7 and {r["reviewer"] for r in table} == {"alice", "bob"}
+        assert table[1]["example_id"] == ids[1] and table[1][f"{b}_note"] == "looks unsafe"
+        assert httpx.get(url + "/export/ratings.csv", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    finally:
+        app_proc.send_signal(signal.SIGINT)
+        app_proc.wait(timeout=20)
+    assert (ARTIFACTS / "review-page.png").stat().st_size > 10_000
