@@ -35,12 +35,14 @@ def test_loose_key_ignores_case_space_punctuation_but_not_words():
     assert dedup_key(a) == dedup_key(b) != dedup_key(c)
 
 
-def test_signatures_are_datasketch_minhashes():
-    texts = ["a b c d e f g h", "x y"]
-    sig = NearDupIndex.signatures_of(texts, num_perm=64, ngram=5)
-    m = MinHash(num_perm=64, seed=1)
-    m.update_batch(shingles(texts[0], 5))
-    assert (sig[0] == m.hashvalues.astype(np.uint32)).all()
+def test_batched_signatures_equal_datasketch_minhashes():
+    rng = random.Random(2)
+    texts = ["a b c d e f g h", "x y", ""] + [sentence(rng, rng.randint(1, 80)) for _ in range(1200)]
+    sig = NearDupIndex.signatures_of(texts, num_perm=64, ngram=5)  # crosses the 512-text block border
+    for i, text in enumerate(texts):
+        m = MinHash(num_perm=64, seed=1)
+        m.update_batch(shingles(text, 5))
+        assert (sig[i] == m.hashvalues).all(), i
 
 
 def test_near_duplicates_found_unrelated_texts_not():

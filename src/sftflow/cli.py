@@ -219,6 +219,7 @@ def audit(
 def train(
     config: Path = ConfigArg,
     resume: bool = typer.Option(False, "--resume", help="continue from the last checkpoint of this run"),
+    strict: bool = typer.Option(False, "--strict", help="treat guardrail warnings as errors"),
 ):
     """Fine-tune the model (LoRA by default) on the prepared train split, early-stopping on val loss.
 
@@ -227,7 +228,7 @@ def train(
     with user_errors():
         from sftflow.train.trainer import train as run_train
 
-        run_train(_load(config), resume=resume, log=log)
+        run_train(_load(config), resume=resume, strict=strict, log=log)
 
 
 @app.command(name="eval")
@@ -413,7 +414,10 @@ def review(
 
 
 @app.command()
-def run(config: Path = ConfigArg):
+def run(
+    config: Path = ConfigArg,
+    strict: bool = typer.Option(False, "--strict", help="treat guardrail warnings as errors"),
+):
     """Run the whole pipeline: prepare → train → eval → report.
 
     Example: sftflow run quickstart/sftflow.yaml
@@ -425,7 +429,7 @@ def run(config: Path = ConfigArg):
         cfg = _load(config)
         start = time.time()
         run_prepare(cfg, log=log)
-        run_train(cfg, log=log)
+        run_train(cfg, strict=strict, log=log)
         try:
             _evaluate(cfg)
         finally:

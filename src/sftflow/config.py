@@ -148,6 +148,9 @@ class TrainConfig(Strict):
     bf16: Literal["auto", True, False] = Field("auto", description="bf16 mixed precision; auto = on where supported")
     gradient_checkpointing: bool = Field(False, description="trade compute for memory (on by default for qlora)")
     padding_free: bool = Field(True, description="concatenate examples without pad tokens or cross-attention")
+    report_to: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=list, description="experiment trackers: tensorboard and/or mlflow (file store in the run dir)"
+    )
     extra: dict[str, Any] = Field(
         default_factory=dict, description="more trl.SFTConfig arguments passed through unchanged"
     )
@@ -267,8 +270,12 @@ def guardrail_warnings(cfg: Config) -> list[str]:
         )
     if t.epochs > 3:
         out.append(f"train.epochs {t.epochs:g} > 3 usually overfits small SFT sets; early stopping is on guard")
-    if t.method != "full" and t.lr > 1e-3:
-        out.append(f"train.learning_rate {t.lr:g} is high for LoRA on a real LLM (typical: 1e-4 to 3e-4)")
+    if t.method != "full" and not 1e-5 <= t.lr <= 5e-4:
+        out.append(f"train.learning_rate {t.lr:g} is far from the usual LoRA range 1e-5 to 5e-4 (default 2e-4)")
+    effective = t.batch_size * t.grad_accum
+    if not 4 <= effective <= 32:
+        out.append(f"effective batch {effective} (batch_size x grad_accum) is outside the usual 4-32: "
+                   "noisy steps below, few updates above")
     return out
 
 

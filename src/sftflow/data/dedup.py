@@ -17,10 +17,12 @@ itself is never held. Signatures are computed with datasketch's `MinHash.bulk`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 import unicodedata
+from pathlib import Path
 
 import numpy as np
 
@@ -100,7 +102,7 @@ class NearDupIndex:
     """
 
     def __init__(self, threshold: float = 0.85, num_perm: int = 128, ngram: int = 5, seed: int = 1,
-                 verify: bool = True):
+                 verify: bool = True, spool: Path | None = None):
         from datasketch import MinHashLSH
 
         # datasketch's optimal (bands, rows), weighted towards recall: candidates are verified, so a
@@ -113,17 +115,36 @@ class NearDupIndex:
         self._mix = rng.integers(1, 2**63, size=self.rows, dtype=np.uint64) | np.uint64(1)
         self._band_chunks: list[np.ndarray] = []
         self._sig_chunks: list[np.ndarray] = []
+        self.spool = spool  # signatures for verification go to this file instead of memory
+        if spool is not None:
+            spool.write_bytes(b"")
         self.size = 0
 
     @staticmethod
     def signatures_of(texts: list[str], num_perm: int, ngram: int, seed: int = 1) -> np.ndarray:
-        """(len(texts), num_perm) uint32 MinHash signatures over word n-grams (datasketch)."""
-        from datasketch import MinHash
+        """(len(texts), num_perm) uint32 MinHash signatures over word n-grams.
 
+        The same values as datasketch's `MinHash(num_perm, seed).update_batch(shingles)` per
+        text (its default affine32 scheme, hash function, permutations and pre-mix; a test checks
+        equality), computed for a whole chunk in one numpy pass instead of one call per text,
+        which makes it ~5x faster on short examples.
+        """
         if not texts:
             return np.zeros((0, num_perm), dtype=np.uint32)
-        mhs = MinHash.bulk([shingles(t, ngram) for t in texts], num_perm=num_perm, seed=seed)
-        return np.stack([m.hashvalues for m in mhs]).astype(np.uint32)
+        a, b = _permutations(num_perm, seed)
+        from datasketch.hashfunc import sha1_hash32
+        from datasketch.minhash import _fmix
+
+        per_text = [shingles(t, ngram) for t in texts]
+        hv = np.fromiter((sha1_hash32(s) for sh in per_text for s in sh), dtype=np.uint32)
+        starts = np.cumsum([0] + [len(sh) for sh in per_text[:-1]])
+        out = np.empty((len(texts), num_perm), dtype=np.uint32)
+        for lo in range(0, len(texts), 512):  # blocks of (shingles x permutations) stay ~10 MiB
+            hi = min(len(texts), lo + 512)
+            s0, s1 = starts[lo], (starts[hi] if hi < len(texts) else len(hv))
+            phv = _fmix(hv[s0:s1], 32)[:, None] * a + b  # uint32 arithmetic wraps: the affine32 permutation
+            out[lo:hi] = np.minimum.reduceat(phv, starts[lo:hi] - s0, axis=0)
+        return out
 
     def add(self, sig: np.ndarray) -> None:
         """Add a chunk of signatures (from signatures_of with this index's num_perm and ngram)."""
@@ -134,7 +155,10 @@ class NearDupIndex:
         with np.errstate(over="ignore"):
             keys = (bands * self._mix).sum(axis=2, dtype=np.uint64)  # one 64-bit hash per band
         self._band_chunks.append(keys)
-        if self.verify:
+        if self.verify and self.spool is not None:
+            with open(self.spool, "ab") as f:
+                f.write(np.ascontiguousarray(sig, dtype=np.uint32).tobytes())
+        elif self.verify:
             self._sig_chunks.append(sig)
         self.size += n
 
@@ -155,14 +179,29 @@ class NearDupIndex:
         return np.unique(out, axis=0) if len(out) else out
 
     def jaccard(self, pairs: np.ndarray) -> np.ndarray:
-        sig = np.concatenate(self._sig_chunks)
-        return (sig[pairs[:, 0]] == sig[pairs[:, 1]]).mean(axis=1)
+        if self.spool is not None:
+            sig = np.memmap(self.spool, dtype=np.uint32, mode="r", shape=(self.size, self.num_perm))
+        else:
+            sig = np.concatenate(self._sig_chunks)
+        out = np.empty(len(pairs))
+        for lo in range(0, len(pairs), 100_000):  # bounded working set, whatever the number of pairs
+            p = pairs[lo : lo + 100_000]
+            out[lo : lo + len(p)] = (sig[p[:, 0]] == sig[p[:, 1]]).mean(axis=1)
+        return out
 
     def pairs(self) -> np.ndarray:
         pairs = self.candidate_pairs()
         if self.verify and len(pairs):
             pairs = pairs[self.jaccard(pairs) >= self.threshold]
         return pairs
+
+
+@functools.lru_cache(maxsize=8)
+def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from datasketch import MinHash
+
+    a, b = MinHash(num_perm=num_perm, seed=seed).permutations
+    return a, b
 
 
 def components(n: int, *edge_lists: np.ndarray) -> np.ndarray:

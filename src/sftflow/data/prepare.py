@@ -53,6 +53,9 @@ MIN_TEST_EXAMPLES = 50  # below this a test metric is mostly noise
 PLAYBOOK_MIN_EXAMPLES = 500  # practice's starting point for a task
 LOWEST_SHOWN = 10
 _COLUMN = re.compile(r" at (column|byte) \d+")
+COLUMNS = {"id": np.uint64, "file": np.int32, "line": np.int64, "exact": np.uint64, "prompt": np.uint64,
+           "own": np.uint64, "score": np.float32, "mix": bool, "origin": np.int8, "truncated": bool,
+           "tokens": np.int32}
 OUTPUTS = ("train.jsonl", "val.jsonl", "test.jsonl", "rejects.jsonl", "stats.json", "data_card.md",
            "quality_hist.png", "ledger.sqlite")
 
@@ -77,9 +80,15 @@ class Collector:
         self.ledger = Ledger(work / "ledger.sqlite")
         self.spool = open(work / "spool.jsonl", "w", encoding="utf-8")  # noqa: SIM115 - closed in finish()
         self.rejects = open(work / "rejects.jsonl", "w", encoding="utf-8")  # noqa: SIM115
-        self.near_whole = NearDupIndex(d.threshold, d.num_perm, d.ngram, verify=True)
+        self.near_whole = NearDupIndex(d.threshold, d.num_perm, d.ngram, verify=True, spool=work / "signatures.u32")
         self.near_prompt = NearDupIndex(d.threshold, d.num_perm, d.ngram, verify=False)
-        self.cols: dict[str, list] = defaultdict(list)  # one entry per record (non-rejected row)
+        # per-record keys as compact numpy chunks (~60 bytes a record); texts stay in the spool file
+        self.chunks: dict[str, list[np.ndarray]] = defaultdict(list)
+        self.n = 0
+        self.files: list[str] = []
+        self.origins: list[str] = []
+        self.filters: dict[int, str] = {}  # record index → why it was filtered
+        self.strata: list | None = [] if cfg.data.stratify_field else None
         self.per_file: dict[str, Counter] = defaultdict(Counter)
         self.formats: dict[str, Counter] = defaultdict(Counter)
         self.systems: Counter = Counter()
@@ -88,8 +97,16 @@ class Collector:
         self.lowest: list[tuple[float, str, str, list]] = []
         self.rows_read = 0
 
+    @staticmethod
+    def code(table: list[str], value: str) -> int:
+        if value not in table:
+            table.append(value)
+        return table.index(value)
+
     def add(self, chunk: Chunk, src: SourceSpec) -> None:
         counts = self.per_file[src.file]
+        file_code = self.code(self.files, src.file)
+        cur: dict[str, list] = defaultdict(list)
         for row in chunk.rows:
             self.rows_read += 1
             counts["read"] += 1
@@ -109,20 +126,22 @@ class Collector:
                 self.systems[key] += 1
                 if len(self.system_text) < 10_000:
                     self.system_text.setdefault(key, row.system or "")
-            c = self.cols
-            c["id"].append(rec["id"])
-            c["file"].append(src.file)
-            c["line"].append(row.line)
-            c["exact"].append(row.exact_key)
-            c["prompt"].append(row.prompt_key)
-            c["own"].append(row.own_key)
-            c["score"].append(row.score)
-            c["filter"].append(row.filter_reason)
-            c["stratum"].append(row.stratum)
-            c["mix"].append(src.mix)
-            c["origin"].append(rec["source"]["origin"])
-            c["truncated"].append(row.truncated)
-            c["tokens"].append(row.tokens if row.tokens is not None else -1)
+            cur["id"].append(int(rec["id"], 16))
+            cur["file"].append(file_code)
+            cur["line"].append(row.line)
+            cur["exact"].append(row.exact_key)
+            cur["prompt"].append(row.prompt_key)
+            cur["own"].append(row.own_key)
+            cur["score"].append(row.score)
+            cur["mix"].append(src.mix)
+            cur["origin"].append(self.code(self.origins, rec["source"]["origin"]))
+            cur["truncated"].append(row.truncated)
+            cur["tokens"].append(row.tokens if row.tokens is not None else -1)
+            if row.filter_reason is not None:
+                self.filters[self.n] = row.filter_reason
+            if self.strata is not None:
+                self.strata.append(row.stratum)
+            self.n += 1
             self.ledger.add_example(rec["id"], src.file, row.line, row.format, rec["source"]["origin"])
             self.spool.write(json.dumps(rec, ensure_ascii=False) + "\n")
             if not src.mix and row.score < 1.0 and (len(self.lowest) < LOWEST_SHOWN or row.score < self.lowest[-1][0]):
@@ -130,12 +149,19 @@ class Collector:
                                     (rec.get("messages") or [{"content": rec.get("text", "")}])[-1]["content"][:300]))
                 self.lowest.sort(key=lambda x: x[0])
                 del self.lowest[LOWEST_SHOWN:]
+        for name, values in cur.items():
+            self.chunks[name].append(np.array(values, dtype=COLUMNS[name]))
         self.near_whole.add(chunk.sig_whole)
         self.near_prompt.add(chunk.sig_prompt)
 
+    def columns(self) -> dict[str, np.ndarray]:
+        return {name: np.concatenate(self.chunks[name]) if self.chunks[name] else np.zeros(0, dtype=dtype)
+                for name, dtype in COLUMNS.items()}
 
-def _settings(cfg: Config, log) -> tuple[RowSettings, str]:
-    """Row settings, and how token lengths are checked (or why they are not)."""
+
+def _settings(cfg: Config, log) -> tuple[RowSettings, str, RowProcessor | None]:
+    """Row settings, how token lengths are checked (or why they are not), and a processor whose
+    tokenizer is already loaded (None when there is no tokenizer)."""
     d = cfg.data
     s = RowSettings(
         system_prompt=d.system_prompt, allow_text=d.allow_text, group_field=d.group_field,
@@ -150,15 +176,17 @@ def _settings(cfg: Config, log) -> tuple[RowSettings, str]:
                                          trust_remote_code=s.trust_remote_code))
         _ = probe.tokenizer  # loads it, or fails here with a clear message
         s.model_path = model_path
+        probe.s = s
         length_check = f"token lengths measured with {cfg.model.name_or_path}'s tokenizer, limit {s.max_tokens}"
     except SftflowError as err:
+        probe = None
         reason = str(err).split(" (")[0].split(": ", 1)[-1]
         length_check = (f"token lengths NOT checked: tokenizer of model {cfg.model.name_or_path!r} unavailable "
                         f"({reason}); train will truncate over-long examples")
         warnings.warn(length_check, UserWarning, stacklevel=2)
     if d.decontaminate:
         s.benchmark, s.benchmark_prompts = _benchmark_index(cfg)
-    return s, length_check
+    return s, length_check, probe
 
 
 def _benchmark_index(cfg: Config) -> tuple[NgramIndex, frozenset]:
@@ -222,15 +250,17 @@ def _stream_chunks(sources: list, processor: RowProcessor, pool) -> Iterator[tup
                 yield chunk, src
 
 
-def decide(col: dict[str, list], near_whole: NearDupIndex, near_prompt: NearDupIndex, cfg: Config) -> dict:
+def decide(col: dict[str, np.ndarray], filters: dict[int, str], strata: list | None, near_whole: NearDupIndex,
+           near_prompt: NearDupIndex, cfg: Config) -> dict:
     """Fates and splits from the per-record arrays. Returns numpy arrays indexed by record."""
     n = len(col["id"])
-    scores = np.array(col["score"], dtype=np.float32)
-    filtered = np.array([f is not None for f in col["filter"]], dtype=bool)
-    is_mix = np.array(col["mix"], dtype=bool)
+    scores = col["score"]
+    filtered = np.zeros(n, dtype=bool)
+    filtered[list(filters)] = True
+    is_mix = col["mix"]
     active = ~filtered
 
-    exact = np.array(col["exact"], dtype=np.uint64)
+    exact = col["exact"]
     dup_edges = [equal_key_pairs(exact)]
     if cfg.data.dedup.near:
         dup_edges.append(near_whole.pairs())
@@ -242,8 +272,7 @@ def decide(col: dict[str, list], near_whole: NearDupIndex, near_prompt: NearDupI
     duplicate = active & ~kept
 
     task = kept & ~is_mix
-    prompts = np.array(col["prompt"], dtype=np.uint64)
-    own = np.array(col["own"], dtype=np.uint64)
+    prompts, own = col["prompt"], col["own"]
     split_edges = [equal_key_pairs(prompts), equal_key_pairs(own)]
     if cfg.data.dedup.near:
         split_edges.append(near_prompt.candidate_pairs())
@@ -251,15 +280,15 @@ def decide(col: dict[str, list], near_whole: NearDupIndex, near_prompt: NearDupI
     groups = components(n, *split_edges)
     idx = np.flatnonzero(task)
     split = np.full(n, -1, dtype=np.int8)
-    strata = [col["stratum"][i] for i in idx] if cfg.data.stratify_field else None
-    split[idx] = assign_splits(own[idx], groups[idx], cfg.data.seed, cfg.data.split.model_dump(), strata)
+    split[idx] = assign_splits(own[idx], groups[idx], cfg.data.seed, cfg.data.split.model_dump(),
+                               [strata[i] for i in idx] if strata is not None else None)
 
     unused = np.zeros(n, dtype=bool)
     mix_kept = np.flatnonzero(kept & is_mix)
     if cfg.data.mix and len(mix_kept):
         r = cfg.data.mix.ratio
         want = int(round(r / (1 - r) * int((split == 0).sum())))
-        order = sorted(mix_kept, key=lambda i: hash64(f"{cfg.data.seed}:mix:{col['id'][i]}"))
+        order = sorted(mix_kept, key=lambda i: hash64(f"{cfg.data.seed}:mix:{int(col['id'][i]):016x}"))
         split[order[:want]] = 0
         unused[order[want:]] = True
         if want > len(mix_kept):
@@ -285,8 +314,8 @@ def prepare(cfg: Config, log=print, workers: int = 1) -> dict:
 
 def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     sources = list(_sources(cfg))  # a missing file fails now, before any work
-    settings, length_check = _settings(cfg, log)
-    processor = RowProcessor(settings)
+    settings, length_check, processor = _settings(cfg, log)
+    processor = processor or RowProcessor(settings)
     col = Collector(work, cfg)
     pool = _pool(workers, settings)
     try:
@@ -297,9 +326,10 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
             pool.terminate()
     col.spool.close()
     col.rejects.close()
-    c = col.cols
-    n = len(c["id"])
-    fate = decide(c, col.near_whole, col.near_prompt, cfg)
+    c = col.columns()
+    fate = decide(c, col.filters, col.strata, col.near_whole, col.near_prompt, cfg)
+    ids = [f"{x:016x}" for x in c["id"].tolist()]
+    files, lines = [col.files[k] for k in c["file"].tolist()], c["line"].tolist()
     kept, split = fate["kept"], fate["split"]
 
     # pass 2: stream the spool into the split files, with a decision per row in the ledger
@@ -308,16 +338,16 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     near_dups = 0
     with open(work / "spool.jsonl", encoding="utf-8") as spool:
         for i, line in enumerate(spool):
-            file, lineno, rid = c["file"][i], c["line"][i], c["id"][i]
+            file, lineno, rid = files[i], lines[i], ids[i]
             if fate["filtered"][i]:
-                ledger.decide(rid, file, lineno, "prepare", "filtered", c["filter"][i], f"score {c['score'][i]:.3f}")
+                ledger.decide(rid, file, lineno, "prepare", "filtered", col.filters[i], f"score {c['score'][i]:.3f}")
                 col.per_file[file]["filtered"] += 1
             elif fate["duplicate"][i]:
                 k = fate["keeper"][i]
                 how = "exact" if fate["exact"][i] == fate["exact"][k] else "near"
                 near_dups += how == "near"
                 ledger.decide(rid, file, lineno, "prepare", "duplicate",
-                              f"{how} duplicate of {c['id'][k]} ({c['file'][k]}:{c['line'][k]})")
+                              f"{how} duplicate of {ids[k]} ({files[k]}:{lines[k]})")
                 col.per_file[file]["duplicates"] += 1
             elif fate["unused"][i]:
                 ledger.decide(rid, file, lineno, "prepare", "unused", "beyond data.mix.ratio")
@@ -366,7 +396,7 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
         warnings.warn(w, UserWarning, stacklevel=2)
     ledger.carry_runs_from(cfg.data_dir / "ledger.sqlite")
     ledger.close()
-    scores = np.array(c["score"], dtype=np.float32)[~fate["is_mix"]] if n else np.zeros(0)
+    scores = c["score"][~fate["is_mix"]]
     stats = {
         "rows_read": col.rows_read,
         **totals,
@@ -374,13 +404,13 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
         "exact_duplicates": totals["duplicates"] - near_dups,
         "splits": counts,
         "general_mix_in_train": int((kept & fate["is_mix"]).sum()),
-        "origins": {f"{SPLITS[split[i]]}:{c['origin'][i]}": k for i, k in _origin_counts(c, kept, split)},
+        "origins": {f"{SPLITS[split[i]]}:{col.origins[c['origin'][i]]}": k for i, k in _origin_counts(c, kept, split)},
         "formats": {f: dict(v) for f, v in col.formats.items()},
         "files": {f: dict(v) for f, v in col.per_file.items()},
         "licenses": {s.path: s.license for s in cfg.data.sources if s.license},
         "reject_reasons": dict(col.reject_reasons.most_common()),
         "filter_reasons": dict(Counter(r.split(": ", 1)[-1] if r.startswith("quality") else r.split(":")[0]
-                                       for r in c["filter"] if r).most_common()),
+                                       for r in col.filters.values()).most_common()),
         "quality": {"threshold": cfg.data.quality.threshold if cfg.data.quality.enabled else None,
                     "histogram": np.histogram(scores, bins=10, range=(0, 1))[0].tolist(),
                     "lowest": [{"score": round(s, 3), "id": i, "where": w, "reasons": r, "answer": a}
@@ -388,7 +418,7 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
         "system_prompts": {"distinct": len(col.systems),
                            "top": [[col.system_text.get(k, "")[:200], v] for k, v in col.systems.most_common(3)]},
         "length_check": length_check,
-        "truncated": int(np.array(c["truncated"], dtype=bool)[kept].sum()) if n else 0,
+        "truncated": int(c["truncated"][kept].sum()),
         "leakage": leakage,
         "warnings": warns,
         "seed": cfg.data.seed,
@@ -410,7 +440,7 @@ def _origin_counts(c: dict, kept: np.ndarray, split: np.ndarray) -> list[tuple[i
     """(a representative record index, count) per (split, origin) of the kept records."""
     seen: dict[tuple, list] = {}
     for i in np.flatnonzero(kept):
-        key = (int(split[i]), c["origin"][i])
+        key = (int(split[i]), int(c["origin"][i]))
         seen.setdefault(key, [int(i), 0])[1] += 1
     return [tuple(v) for v in seen.values()]
 
@@ -420,8 +450,17 @@ def leakage_report(work: Path, kept: np.ndarray, split: np.ndarray, prompts: np.
     train_prompts = np.unique(prompts[kept & (split == 0)])
     eval_mask = kept & (split > 0) & ~is_mix
     exact = int(np.isin(prompts[eval_mask], train_prompts).sum())
-    eval_rows = [json.loads(line) for name in ("val", "test") for line in open(work / f"{name}.jsonl", encoding="utf-8")]
-    index = NgramIndex(dedup_texts(r)[0] for r in eval_rows)
+    eval_ids: list[str] = []
+
+    def eval_texts():
+        for name in ("val", "test"):
+            with open(work / f"{name}.jsonl", encoding="utf-8") as f:
+                for line in f:
+                    r = json.loads(line)
+                    eval_ids.append(r["id"])
+                    yield dedup_texts(r)[0]
+
+    index = NgramIndex(eval_texts())
     overlapping_train, touched, examples = 0, set(), []
     with open(work / "train.jsonl", encoding="utf-8") as f:
         for line in f:
@@ -431,9 +470,9 @@ def leakage_report(work: Path, kept: np.ndarray, split: np.ndarray, prompts: np.
                 overlapping_train += 1
                 touched.add(hit)
                 if len(examples) < 5:
-                    examples.append({"train": r["id"], "eval": eval_rows[hit]["id"]})
+                    examples.append({"train": r["id"], "eval": eval_ids[hit]})
     return {"exact_prompt_leaks": exact, "ngram": index.n, "train_with_shared_ngram": overlapping_train,
-            "eval_with_shared_ngram": len(touched), "eval_examples": len(eval_rows), "examples": examples}
+            "eval_with_shared_ngram": len(touched), "eval_examples": len(eval_ids), "examples": examples}
 
 
 def _census_warnings(col: Collector, counts: dict, task_kept: int) -> list[str]:

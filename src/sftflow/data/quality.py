@@ -55,6 +55,11 @@ WORD = re.compile(r"\w+", re.UNICODE)
 SENTENCE_END = re.compile(r"""[.!?…:;)\]}"'`*>\u3002\uff01\uff1f]\s*$|^\S+$""")
 
 PII_LABELS = {"email": "[EMAIL]", "phone": "[PHONE]", "card": "[CARD_NUMBER]"}
+# Cheap pre-checks: the full patterns run only on the few texts these let through.
+SEVEN_DIGITS = re.compile(r"\d(?:\D{0,3}\d){6}")
+REFUSAL_HINTS = ("as an ai", "language model", "i cannot", "i can't", "i can not", "unable to", "sorry",
+                 "knowledge cutoff", "i do not have", "i'm an ai", "i am an ai", "i am just an ai", "i'm just an ai")
+PLACEHOLDER_HINTS = ("lorem", "todo", "tbd", "fixme", "[insert", "<placeholder>", "{{", "your answer here")
 
 
 @dataclass
@@ -79,7 +84,9 @@ def _luhn_ok(digits: str) -> bool:
 
 def find_pii(text: str) -> list[tuple[str, int, int]]:
     """(kind, start, end) of emails, phone numbers and Luhn-valid card numbers."""
-    found = [("email", m.start(), m.end()) for m in EMAIL.finditer(text)]
+    found = [("email", m.start(), m.end()) for m in EMAIL.finditer(text)] if "@" in text else []
+    if not SEVEN_DIGITS.search(text):
+        return found
     long_numbers = []  # 13-19 digit runs: a card if Luhn-valid, and never a phone number either way
     for m in CARD.finditer(text):
         digits = re.sub(r"\D", "", m.group())
@@ -148,16 +155,17 @@ def score_messages(messages: list[dict], pii_mode: str = "flag") -> Quality:
     noise = len(MOJIBAKE.findall(everything)) + len(CONTROL.findall(everything))
     if everything and noise / len(everything) > 0.01 or noise >= 5:
         reasons.append("charset_noise")
-    if REFUSAL.search(answer):
+    low = answer.lower()
+    if any(h in low for h in REFUSAL_HINTS) and REFUSAL.search(answer):
         reasons.append("refusal_boilerplate")
     if any(_looks_truncated(a) for a in answers):
         reasons.append("truncated_answer")
     norm_a, norm_p = " ".join(words), " ".join(w.lower() for w in WORD.findall(prompt))
     if norm_a and len(norm_a) >= 20 and (norm_a == norm_p or norm_a in norm_p):
         reasons.append("answer_copies_prompt")
-    if PLACEHOLDER.search(answer):
+    if (len(stripped) <= 10 or any(h in low for h in PLACEHOLDER_HINTS)) and PLACEHOLDER.search(answer):
         reasons.append("placeholder")
-    if len(HTML_TAG.findall(answer)) >= 3:
+    if ("<" in answer or "&" in answer) and len(HTML_TAG.findall(answer)) >= 3:
         reasons.append("markup_debris")
     pii = sorted({kind for m in messages for kind, _, _ in find_pii(m["content"])})
     if pii:

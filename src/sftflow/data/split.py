@@ -88,14 +88,19 @@ class NgramIndex:
 
     def __init__(self, texts: Iterable[str], n: int = NGRAM):
         self.n = n
-        grams, owners = [], []
+        grams, owners, parts = [], [], []
         for i, t in enumerate(texts):
             h = ngram_hashes(t, n)
             grams += h
             owners += [i] * len(h)
-        order = np.argsort(np.array(grams, dtype=np.int64), kind="stable")
-        self.grams = np.array(grams, dtype=np.int64)[order]
-        self.owners = np.array(owners, dtype=np.int64)[order]
+            if len(grams) > 100_000:  # into numpy as we go: Python ints cost 4x the memory
+                parts.append((np.array(grams, dtype=np.int64), np.array(owners, dtype=np.int64)))
+                grams, owners = [], []
+        parts.append((np.array(grams, dtype=np.int64), np.array(owners, dtype=np.int64)))
+        all_grams = np.concatenate([g for g, _ in parts])
+        order = np.argsort(all_grams, kind="stable")
+        self.grams = all_grams[order]
+        self.owners = np.concatenate([o for _, o in parts])[order]
 
     def overlaps(self, text: str) -> int | None:
         """Index (in the texts given at construction) of a text sharing an n-gram with this one, or None."""

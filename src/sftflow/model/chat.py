@@ -21,6 +21,7 @@ class TokenizedChat:
     input_ids: list[int]
     assistant_masks: list[int]  # 1 where the token is trained on (assistant content + its eos)
     truncated: bool = False
+    full_length: int = 0  # tokens before truncation
 
 
 def render(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> str:
@@ -60,10 +61,11 @@ def tokenize_chat(tokenizer, messages: list[dict], max_length: int | None = None
         for k in inside:
             if last_eos is None or k <= last_eos:
                 mask[k] = 1
+    full_length = len(ids)
     truncated = max_length is not None and len(ids) > max_length
     if truncated:
         ids, mask = ids[:max_length], mask[:max_length]
-    return TokenizedChat(ids, mask, truncated)
+    return TokenizedChat(ids, mask, truncated, full_length)
 
 
 def tokenize_text(tokenizer, text: str, max_length: int | None = None) -> TokenizedChat:
@@ -72,10 +74,11 @@ def tokenize_text(tokenizer, text: str, max_length: int | None = None) -> Tokeni
     if tokenizer.bos_token_id is not None:
         ids = [tokenizer.bos_token_id, *ids]
     ids.append(tokenizer.eos_token_id)
+    full_length = len(ids)
     truncated = max_length is not None and len(ids) > max_length
     if truncated:
         ids = ids[:max_length]
-    return TokenizedChat(ids, [1] * len(ids), truncated)
+    return TokenizedChat(ids, [1] * len(ids), truncated, full_length)
 
 
 def tokenize_record(tokenizer, record: dict, max_length: int | None = None) -> TokenizedChat:

@@ -103,6 +103,18 @@ def load_model(path: str, tokenizer, *, method: str = "lora", bf16: bool = False
     return model
 
 
+def weight_bytes(model, unquantised_dtype_bytes: int) -> tuple[int, int]:
+    """(bytes the loaded weights take, bytes they would take unquantised): the measured 4-bit saving."""
+    actual = model.get_memory_footprint()
+    plain = 0
+    for p in model.parameters():
+        qs = getattr(p, "quant_state", None)
+        plain += (qs.shape.numel() * unquantised_dtype_bytes) if qs is not None else p.numel() * p.element_size()
+    for b in model.buffers():
+        plain += b.numel() * b.element_size()
+    return actual, plain
+
+
 def _check_cpu_4bit_widths(model, block: int = 64) -> None:
     """bitsandbytes' CPU 4-bit matmul fails inside training on widths not divisible by its
     quantisation block; say so before any work is done (the GPU kernels fall back instead)."""

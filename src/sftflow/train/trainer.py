@@ -30,28 +30,51 @@ from sftflow.model.chat import tokenize_record
 
 
 def tokenize_split(tokenizer, records: list[dict], max_length: int) -> tuple[list[dict], dict]:
-    rows, truncated, empty = [], 0, 0
+    rows, truncated, empty, lengths = [], 0, 0, []
     for r in records:
         t = tokenize_record(tokenizer, r, max_length)
+        lengths.append(t.full_length)
         if not any(t.assistant_masks):
             empty += 1  # truncation cut every answer token: nothing to learn, counted and reported
             continue
         truncated += t.truncated
         rows.append({"input_ids": t.input_ids, "assistant_masks": t.assistant_masks, "id": r["id"]})
-    return rows, {"examples": len(records), "used": len(rows), "truncated": truncated, "no_answer_left": empty}
+    return rows, {"examples": len(records), "used": len(rows), "truncated": truncated, "no_answer_left": empty,
+                  "lengths": lengths}
 
 
-def _callbacks(run_dir: Path, patience: int, log):
+class NonFiniteLoss(SftflowError):
+    pass
+
+
+def _callbacks(run_dir: Path, patience: int, tokens_per_step: float, log):
     from transformers import EarlyStoppingCallback, TrainerCallback
 
     metrics_path = run_dir / "metrics.jsonl"
 
     class MetricsLog(TrainerCallback):
-        """Appends every log (train loss, eval loss, lr) as one JSON line to metrics.jsonl,
-        and prints one short progress line per log."""
+        """Appends every log (train loss, eval loss, lr) as one JSON line to metrics.jsonl, prints one
+        short progress line per log (with tokens/s and ETA), and stops the run on a NaN/inf loss
+        before anything is evaluated or saved from the broken weights."""
+
+        def __init__(self):
+            self.started = None
+            self.start_step = 0
+            self.bad_loss = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.started, self.start_step = time.time(), state.global_step
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if not (state.is_world_process_zero and logs):
+            if not logs:
+                return
+            loss = logs.get("loss", logs.get("eval_loss"))
+            if loss is not None and not math.isfinite(loss):
+                self.bad_loss = (state.global_step, loss)
+                control.should_training_stop = True
+                control.should_save = False
+                control.should_evaluate = False
+            if not state.is_world_process_zero:
                 return
             row = {"step": state.global_step, "epoch": state.epoch, **logs}
             with open(metrics_path, "a", encoding="utf-8") as f:
@@ -61,12 +84,64 @@ def _callbacks(run_dir: Path, patience: int, log):
             if "eval_loss" in logs:
                 log(f"train: {where} val loss {logs['eval_loss']:.4f}")
             elif "loss" in logs:
-                log(f"train: {where} loss {logs['loss']:.4f} lr {logs.get('learning_rate', 0):.2e}")
+                done = state.global_step - self.start_step
+                elapsed = time.time() - (self.started or time.time())
+                speed = ""
+                if done > 0 and elapsed > 0:
+                    eta = elapsed / done * (state.max_steps - state.global_step)
+                    speed = f" · {tokens_per_step * done / elapsed:,.0f} tok/s · ETA {_duration(eta)}"
+                log(f"train: {where} loss {logs['loss']:.4f} lr {logs.get('learning_rate', 0):.2e}{speed}")
 
     callbacks = [MetricsLog()]
     if patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
     return callbacks
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def overfitting(history: list[dict]) -> dict | None:
+    """Train loss still falling while validation loss rose for two evaluations in a row after its best."""
+    evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+    trains = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    if len(evals) < 3:
+        return None
+    best = min(range(len(evals)), key=lambda i: evals[i][1])
+    after = evals[best:]
+    rising = len(after) >= 3 and all(b[1] > a[1] for a, b in zip(after, after[1:], strict=False))
+    train_after = [loss for step, loss in trains if step >= evals[best][0]]
+    train_falling = len(train_after) >= 2 and train_after[-1] < train_after[0]
+    if rising and train_falling:
+        return {"best_step": evals[best][0], "val_loss_best": evals[best][1], "val_loss_last": after[-1][1],
+                "train_loss_at_best": train_after[0], "train_loss_last": train_after[-1]}
+    return None
+
+
+def save_loss_curve(history: list[dict], path: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [(h["step"], h["loss"]) for h in history if "loss" in h and math.isfinite(h["loss"])]
+    val = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h and math.isfinite(h["eval_loss"])]
+    if not train and not val:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
+    if train:
+        ax.plot(*zip(*train, strict=True), label="train loss", color="#4477aa")
+    if val:
+        ax.plot(*zip(*val, strict=True), "o-", label="validation loss", color="#ee6677")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (answer tokens)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 def peft_config(cfg: Config, new_token_ids: list[int]):
@@ -94,7 +169,7 @@ def count_parameters(model) -> tuple[int, int]:
     return trainable, total
 
 
-def build_trainer(cfg: Config, log=print):
+def build_trainer(cfg: Config, log=print, strict: bool = False):
     """The configured SFTTrainer and what was measured while building it (tests inspect its batches)."""
     from datasets import Dataset
     from transformers import PrinterCallback, set_seed
@@ -123,6 +198,12 @@ def build_trainer(cfg: Config, log=print):
                        trust_remote_code=cfg.model.trust_remote_code)
     new_token_ids = tokenizer.sftflow_added_token_ids
     if t.method == "qlora":
+        from sftflow.model.load import weight_bytes
+
+        actual, plain = weight_bytes(model, 2 if bf16 else 4)
+        log(f"train: qlora: base weights take {actual / 2**20:,.1f} MiB in 4-bit NF4 vs {plain / 2**20:,.1f} MiB "
+            f"unquantised ({'bf16' if bf16 else 'fp32'}), measured: {plain / actual:.1f}x smaller")
+        memory_note = {"weights_mib_4bit": actual / 2**20, "weights_mib_unquantised": plain / 2**20}
         from peft import prepare_model_for_kbit_training
 
         # fp32 norms/embeddings, input grads on, gradient checkpointing: the QLoRA recipe
@@ -137,6 +218,14 @@ def build_trainer(cfg: Config, log=print):
         if s["truncated"] or s["no_answer_left"]:
             log(f"train: {name}: {s['truncated']} examples truncated to {t.max_length} tokens, "
                 f"{s['no_answer_left']} skipped (no answer token left); raise train.max_length to keep them")
+    from sftflow.config import guardrail_warnings
+    from sftflow.train.guardrails import data_warnings, enforce, hardware_warnings
+
+    lengths = train_tok.pop("lengths")
+    val_tok.pop("lengths")
+    checks = data_warnings(cfg, lengths, len(val_rows)) + hardware_warnings(cfg)
+    # under --strict the settings warnings (already shown at config load) count as failures too
+    enforce((guardrail_warnings(cfg) if strict else []) + checks, strict, log)
     answer_tokens = sum(sum(r["assistant_masks"]) for r in train_rows)
     total_tokens = sum(len(r["input_ids"]) for r in train_rows)
 
@@ -171,7 +260,8 @@ def build_trainer(cfg: Config, log=print):
         padding_free=t.padding_free,
         gradient_checkpointing=t.gradient_checkpointing or t.method == "qlora",
         gradient_checkpointing_kwargs={"use_reentrant": False},
-        report_to=[],
+        report_to=report_to(cfg, run_dir),
+        logging_nan_inf_filter=False,  # a NaN must surface (and stop the run), not be averaged away
         use_cpu=use_cpu,
         dataloader_num_workers=0,
         disable_tqdm=True,
@@ -189,7 +279,7 @@ def build_trainer(cfg: Config, log=print):
         eval_dataset=Dataset.from_list(val_rows),
         processing_class=tokenizer,
         peft_config=peft_config(cfg, new_token_ids) if t.method in ("lora", "qlora") else None,
-        callbacks=_callbacks(run_dir, t.early_stopping_patience, log),
+        callbacks=_callbacks(run_dir, t.early_stopping_patience, total_tokens / steps_per_epoch, log),
     )
     trainer.remove_callback(PrinterCallback)  # raw dict prints; MetricsLog prints one short line instead
     trainable, total = count_parameters(trainer.model)
@@ -212,8 +302,28 @@ def build_trainer(cfg: Config, log=print):
         "bf16": bf16,
         "device": "cpu" if use_cpu else "cuda",
         "seed": t.seed,
+        "guardrail_warnings": checks,
     }
+    if t.method == "qlora":
+        info["qlora_memory"] = memory_note
     return trainer, info
+
+
+def report_to(cfg: Config, run_dir: Path) -> list[str]:
+    """Experiment trackers: TensorBoard logs in the run dir, MLflow in a file store there (no server)."""
+    import importlib.util
+    import os
+
+    targets = list(cfg.train.report_to)
+    for name, module in (("tensorboard", "tensorboard"), ("mlflow", "mlflow")):
+        if name in targets and importlib.util.find_spec(module) is None:
+            raise SftflowError(f"train.report_to: {name} is not installed; pip install {module} (or remove it)")
+    if "mlflow" in targets:
+        os.environ.setdefault("MLFLOW_TRACKING_URI", (run_dir / "mlruns").resolve().as_uri())
+        os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", cfg.name)
+    if "tensorboard" in targets:
+        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run_dir / "tensorboard"))
+    return targets
 
 
 def data_fingerprint(data_dir: Path) -> str:
@@ -244,7 +354,7 @@ def record_run_in_ledger(cfg: Config) -> tuple[str, str]:
     return run_id, fingerprint
 
 
-def train(cfg: Config, *, resume: bool = False, log=print) -> dict:
+def train(cfg: Config, *, resume: bool = False, strict: bool = False, log=print) -> dict:
     import peft
     import torch
     import transformers
@@ -256,7 +366,7 @@ def train(cfg: Config, *, resume: bool = False, log=print) -> dict:
     metrics_path = run_dir / "metrics.jsonl"
     if not resume:
         metrics_path.unlink(missing_ok=True)
-    trainer, info = build_trainer(cfg, log)
+    trainer, info = build_trainer(cfg, log, strict=strict)
     tokenizer = trainer.processing_class
     info["run_id"], info["data_fingerprint"] = record_run_in_ledger(cfg)
 
@@ -273,6 +383,14 @@ def train(cfg: Config, *, resume: bool = False, log=print) -> dict:
     seconds = time.time() - start
 
     history = trainer.state.log_history
+    save_loss_curve(history, run_dir / "loss_curve.png")
+    guard = next(c for c in trainer.callback_handler.callbacks if hasattr(c, "bad_loss"))
+    if guard.bad_loss is not None:
+        step, value = guard.bad_loss
+        ckpts = sorted((run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+        kept = f"the last good checkpoint is {ckpts[-1]}" if ckpts else "no checkpoint was saved before it"
+        raise NonFiniteLoss(f"loss became {value} at step {step}; training stopped and no model was saved "
+                            f"({kept}); lower train.learning_rate or check the data")
     evals = [h["eval_loss"] for h in history if "eval_loss" in h]
     train_losses = [h["loss"] for h in history if "loss" in h]
     best_ckpt = trainer.state.best_model_checkpoint
@@ -293,6 +411,7 @@ def train(cfg: Config, *, resume: bool = False, log=print) -> dict:
         "train_loss_first": train_losses[0] if train_losses else None,
         "train_loss_last": train_losses[-1] if train_losses else None,
         "train_loss_mean": result.training_loss,
+        "overfitting": overfitting(history),
         "seconds": round(seconds, 1),
         "answer_tokens_per_second": round(info["answer_tokens"] * (trainer.state.epoch or 0) / max(seconds, 1e-9), 1),
     }
@@ -307,6 +426,11 @@ def train(cfg: Config, *, resume: bool = False, log=print) -> dict:
         "trl": trl.__version__,
         "peft": peft.__version__,
     })
+    if summary["overfitting"]:
+        o = summary["overfitting"]
+        log(f"warning: overfitting: validation loss rose from {o['val_loss_best']:.4f} (step {o['best_step']}) to "
+            f"{o['val_loss_last']:.4f} while train loss fell to {o['train_loss_last']:.4f}; the best checkpoint "
+            "was kept — fewer epochs or more data would help")
     best = f"{summary['val_loss_best']:.4f}" if summary["val_loss_best"] is not None else "n/a"
     log(f"train: done in {seconds:.0f}s, {summary['steps']} steps, val loss {initial_eval or float('nan'):.4f} → "
         f"best {best}; model saved to {model_dir}")

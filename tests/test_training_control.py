@@ -1,0 +1,154 @@
+"""Run control on the tiny model, for real: guardrails and --strict, early stopping keeping the
+best checkpoint, the overfitting detector, a NaN loss stopping the run, resume after kill -9,
+padding-free rows that cannot attend to each other, and the loss curve."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sftflow.config import load_config, parse_config
+from sftflow.data.prepare import prepare
+from sftflow.train.guardrails import data_warnings
+from sftflow.train.trainer import NonFiniteLoss, build_trainer, overfitting, train
+
+SFTFLOW = str(Path(sys.executable).parent / "sftflow")
+pytestmark = pytest.mark.slow
+quiet = dict(log=lambda m: None)
+
+
+def make_project(root: Path, model_dir, n=240, **train_cfg) -> Path:
+    from sftflow.quickstart import write_quickstart_data
+
+    write_quickstart_data(root / "raw", n=n, seed=1)
+    cfg = {
+        "name": "ctl",
+        "data": {"sources": [{"path": "raw/support_chat.jsonl"}, {"path": "raw/support_alpaca.jsonl"}],
+                 "split": {"train": 0.7, "val": 0.2, "test": 0.1}},
+        "model": {"name_or_path": str(model_dir)},
+        "train": {"method": "full", "learning_rate": 1e-3, "epochs": 2, "batch_size": 16, "grad_accum": 1,
+                  "max_length": 256, **train_cfg},
+    }
+    path = root / "sftflow.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_settings_guardrails_warn():
+    base = {"data": {"sources": [{"path": "x.jsonl"}]}, "model": {"name_or_path": "m"}}
+    with pytest.warns(UserWarning) as caught:
+        parse_config({**base, "train": {"learning_rate": 5e-3, "epochs": 5, "batch_size": 32, "grad_accum": 4}})
+    text = " ".join(str(w.message) for w in caught)
+    assert "far from the usual LoRA range" in text and "epochs 5 > 3" in text and "effective batch 128" in text
+
+
+def test_data_guardrails():
+    cfg = parse_config({"data": {"sources": [{"path": "x.jsonl"}]}, "model": {"name_or_path": "m"},
+                        "train": {"max_length": 100}})
+    msgs = data_warnings(cfg, [50] * 90 + [300] * 10, val_examples=5)
+    assert any("only 100 training examples" in m for m in msgs)
+    assert any("validation split has 5 examples" in m for m in msgs)
+    assert any("below the 95th-percentile example (300 tokens)" in m for m in msgs)
+    assert data_warnings(cfg, [50] * 600, val_examples=60) == []
+
+
+def test_overfitting_detector():
+    hist = [{"step": s, "loss": 2.0 - 0.1 * s} for s in range(1, 11)]
+    hist += [{"step": 2, "eval_loss": 1.5}, {"step": 4, "eval_loss": 1.2}, {"step": 6, "eval_loss": 1.3},
+             {"step": 8, "eval_loss": 1.4}, {"step": 10, "eval_loss": 1.6}]
+    o = overfitting(hist)
+    assert o["best_step"] == 4 and o["val_loss_last"] == 1.6
+    hist[-1]["eval_loss"] = 1.1  # recovered: not overfitting
+    assert overfitting(hist) is None
+
+
+def test_strict_turns_guardrails_into_one_line_error(tmp_path, tiny_model_dir):
+    cfg_path = make_project(tmp_path, tiny_model_dir, n=120)
+    env = {**os.environ, "NO_COLOR": "1"}
+    assert subprocess.run([SFTFLOW, "prepare", str(cfg_path)], capture_output=True, env=env).returncode == 0
+    r = subprocess.run([SFTFLOW, "train", str(cfg_path), "--strict"], capture_output=True, text=True, env=env)
+    assert r.returncode == 2
+    err = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and "--strict:" in err[0] and "only" in err[0] and "learning_rate 0.001" in err[0]
+    assert not (tmp_path / "runs" / "ctl" / "model").exists()
+
+
+def test_early_stopping_keeps_the_best_checkpoint_and_writes_curve(tmp_path, tiny_model_dir):
+    # far too many epochs at a high rate on little data: validation loss turns up, training stops early
+    cfg = load_config(make_project(tmp_path, tiny_model_dir, n=200, epochs=12, evals_per_epoch=2,
+                                   learning_rate=3e-3))
+    prepare(cfg, **quiet)
+    summary = train(cfg, **quiet)
+    assert summary["early_stopped"] and summary["epochs_done"] < 12
+    assert summary["val_loss_best"] == min(summary["val_losses"]) < summary["val_losses"][-1]
+    best_step = int(Path(summary["best_checkpoint"]).name.split("-")[1])
+    metrics = [json.loads(line) for line in (cfg.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert any(m.get("eval_loss") == summary["val_loss_best"] and m["step"] == best_step for m in metrics)
+    assert (cfg.run_dir / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
+    # the saved model is the best checkpoint's: its validation loss is the best one
+    trainer, _ = build_trainer(cfg.model_copy(update={"model": cfg.model.model_copy(
+        update={"name_or_path": str(cfg.run_dir / "model")})}), **quiet)
+    assert trainer.evaluate()["eval_loss"] == pytest.approx(summary["val_loss_best"], rel=1e-4)
+
+
+def test_nan_loss_stops_the_run_without_saving(tmp_path, tiny_model_dir):
+    cfg = load_config(make_project(tmp_path, tiny_model_dir, n=120, learning_rate=1e8, epochs=1,
+                                   extra={"logging_steps": 1}))
+    prepare(cfg, **quiet)
+    with pytest.raises(NonFiniteLoss, match=r"loss became (nan|inf) at step \d+; training stopped"):
+        train(cfg, **quiet)
+    assert not (cfg.run_dir / "model").exists()
+
+
+def test_resume_after_kill_reaches_the_same_state(tmp_path, tiny_model_dir):
+    def final_losses(run_dir):
+        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        return [round(r["eval_loss"], 4) for r in rows if "eval_loss" in r][-2:]
+
+    settings = dict(n=160, epochs=2, evals_per_epoch=2, early_stopping_patience=0, learning_rate=5e-4)
+    straight = make_project(tmp_path / "a", tiny_model_dir, **settings)
+    killed = make_project(tmp_path / "b", tiny_model_dir, **settings)
+    env = {**os.environ, "NO_COLOR": "1"}
+    for p in (straight, killed):
+        assert subprocess.run([SFTFLOW, "prepare", str(p)], capture_output=True, env=env).returncode == 0
+    assert subprocess.run([SFTFLOW, "train", str(straight)], capture_output=True, env=env).returncode == 0
+
+    proc = subprocess.Popen([SFTFLOW, "train", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=env)
+    ckpts = tmp_path / "b" / "runs" / "ctl" / "checkpoints"
+    deadline = time.time() + 300
+    while time.time() < deadline and not any((c / "trainer_state.json").exists() for c in ckpts.glob("checkpoint-*")):
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not (tmp_path / "b" / "runs" / "ctl" / "train_summary.json").exists()  # it really died mid-run
+    r = subprocess.run([SFTFLOW, "train", str(killed), "--resume"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "resuming from" in r.stdout
+    assert final_losses(tmp_path / "b" / "runs" / "ctl") == final_losses(tmp_path / "a" / "runs" / "ctl")
+
+
+def test_padding_free_rows_do_not_attend_to_each_other(tmp_path, tiny_model_dir):
+    import torch
+
+    cfg = load_config(make_project(tmp_path, tiny_model_dir, n=120))
+    prepare(cfg, **quiet)
+    trainer, _ = build_trainer(cfg, **quiet)
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert "attention_mask" not in batch and batch["input_ids"].shape[0] == 1  # one packed row
+    model = trainer.model.eval()
+    pos = batch["position_ids"][0]
+    starts = [i for i in range(len(pos)) if pos[i] == 0] + [len(pos)]
+    assert len(starts) > 3
+    with torch.no_grad():
+        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits[0]
+        for a, b in zip(starts[:3], starts[1:4], strict=True):
+            alone = model(input_ids=batch["input_ids"][:, a:b], use_cache=False).logits[0]
+            assert torch.allclose(packed[a:b], alone, atol=1e-4)
