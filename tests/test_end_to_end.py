@@ -63,7 +63,8 @@ def test_run_end_to_end(project):
     assert sorted(p.name for p in run.iterdir()) == sorted([
         "chat_template.jinja", "checkpoints", "config.yaml", "eval", "metrics.jsonl", "model",
         "train_summary.json", "versions.json"])
-    assert sorted(p.name for p in (run / "eval").iterdir()) == ["metrics.json", "predictions.jsonl", "report.html"]
+    assert sorted(p.name for p in (run / "eval").iterdir()) == [
+        "metrics.json", "predictions.jsonl", "report.html", "report.md"]
     assert (run / "model" / "adapter_config.json").exists()
     html = (run / "eval" / "report.html").read_text()
     assert "FAIL" in html and "data:image/png;base64" in html and "<script" not in html

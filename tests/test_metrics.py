@@ -1,7 +1,32 @@
 import math
 
+import pytest
+
+from sftflow.errors import SftflowError
 from sftflow.eval.gates import check_gates, gate_value
-from sftflow.eval.metrics import bootstrap_ci, exact_match, json_match, json_valid, summarise
+from sftflow.eval.metrics import (
+    bleu,
+    bootstrap_ci,
+    check_schema,
+    chrf,
+    classification_accuracy,
+    corpus_summary,
+    exact_match,
+    infer_metrics,
+    is_label_like,
+    json_field_accuracy,
+    json_fields,
+    json_match,
+    json_schema_valid,
+    json_valid,
+    label_breakdown,
+    normalized_exact_match,
+    paired_delta,
+    rouge_l,
+    schema_errors,
+    summarise,
+    token_f1,
+)
 
 
 def test_task_metrics():
@@ -12,6 +37,94 @@ def test_task_metrics():
     assert json_valid('{"a": [1, 2]}') == 1.0 and json_valid("HELLO") == 0.0
 
 
+def test_normalized_exact_match_and_token_f1_by_hand():
+    assert normalized_exact_match("The  Paris.", "paris") == 1.0
+    assert normalized_exact_match("Paris!", "Lyon") == 0.0
+    # pred {cat, sat} vs ref {cat, sat, down} after dropping articles: P = 1, R = 2/3, F1 = 0.8
+    assert token_f1("the cat sat", "a cat sat down") == pytest.approx(0.8)
+    assert token_f1("cat cat", "cat") == pytest.approx(2 * 0.5 * 1 / 1.5)  # repeated words count once each
+    assert token_f1("", "") == 1.0 and token_f1("x", "") == 0.0 and token_f1("dog", "cat") == 0.0
+
+
+def test_rouge_l_by_hand_and_against_rouge_score():
+    # LCS of "the cat sat on the mat" / "the cat is on the mat" is 5 of 6 words each way: F = 5/6
+    assert rouge_l("the cat sat on the mat", "The cat is on the mat.") == pytest.approx(5 / 6)
+    assert rouge_l("a b c d", "d c b a") == pytest.approx(0.25)
+    assert rouge_l("", "") == 1.0 and rouge_l("x", "") == 0.0
+    rouge_scorer = pytest.importorskip("rouge_score.rouge_scorer")
+    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    for pred, ref in [("the quick brown fox", "a quick brown dog jumps"), ("police kill the gunman", "the gunman kill police")]:
+        assert rouge_l(pred, ref) == pytest.approx(scorer.score(ref, pred)["rougeL"].fmeasure)
+
+
+def test_bleu_and_chrf_by_hand():
+    # one word changed at the end of five: n-gram precisions 4/5, 3/4, 2/3, 1/2, no brevity penalty
+    assert bleu("a b c d f", "a b c d e") == pytest.approx((4 / 5 * 3 / 4 * 2 / 3 * 1 / 2) ** 0.25)
+    assert bleu("the cat sat", "the cat sat") == pytest.approx(1.0)
+    assert bleu("x y z", "a b c") == pytest.approx(0.0)
+    # chrF (orders with n-grams on both sides averaged): P = R = (2/3 + 1/2 + 0) / 3 = 7/18
+    assert chrf("abc", "abd") == pytest.approx(7 / 18)
+    assert chrf("same text", "same text") == pytest.approx(1.0)
+
+
+def test_corpus_bleu_matches_sacrebleu_and_has_an_interval_and_delta():
+    import sacrebleu
+
+    preds = ["the cat sat on the mat", "a dog barks", "hello there friend", "it is raining today"]
+    refs = ["the cat sat on a mat", "the dog barks", "hello there my friend", "it rains today"]
+    base = ["cat", "dog", "hi", "rain"]
+    out = corpus_summary("bleu", preds, refs, base_preds=base)
+    assert out["mean"] == pytest.approx(sacrebleu.corpus_bleu(preds, [refs]).score / 100)
+    assert out["ci95"][0] <= out["mean"] <= out["ci95"][1]
+    base_score = sacrebleu.corpus_bleu(base, [refs]).score / 100
+    assert out["delta"]["mean"] == pytest.approx(out["mean"] - base_score)
+    chrf_out = corpus_summary("chrf", preds, refs)
+    assert chrf_out["mean"] == pytest.approx(sacrebleu.corpus_chrf(preds, [refs]).score / 100)
+
+
+def test_json_field_accuracy_and_schema():
+    ref = '{"intent": "refund", "product": "laptop", "urgency": "high"}'
+    assert json_field_accuracy('{"intent": "refund", "product": "phone", "urgency": "high"}', ref) == pytest.approx(2 / 3)
+    assert json_field_accuracy('{"product": "laptop"}', ref) == pytest.approx(1 / 3)
+    assert json_field_accuracy("not json", ref) == 0.0
+    assert json_fields('{"intent": "refund"}', ref) == {"intent": 1.0, "product": 0.0, "urgency": 0.0}
+    assert json_fields('{"intent": "refund"}', ref, fields=["intent"]) == {"intent": 1.0}
+
+    schema = {"type": "object", "required": ["intent", "urgency"], "additionalProperties": False,
+              "properties": {"intent": {"enum": ["refund", "order_status"]}, "urgency": {"type": "string"},
+                             "count": {"type": "integer", "minimum": 0}}}
+    check_schema(schema)
+    assert json_schema_valid('{"intent": "refund", "urgency": "high"}', schema) == 1.0
+    assert json_schema_valid('{"intent": "cancel", "urgency": "high"}', schema) == 0.0
+    assert schema_errors({"intent": "refund"}, schema) == ["$: missing 'urgency'"]
+    assert schema_errors({"intent": "refund", "urgency": "low", "extra": 1}, schema) == ["$: unexpected key 'extra'"]
+    assert schema_errors({"intent": "refund", "urgency": "low", "count": -1}, schema) == ["$.count: -1 out of range"]
+    assert schema_errors({"intent": "refund", "urgency": 3}, schema) == ["$.urgency: expected string, got int"]
+    with pytest.raises(SftflowError, match="unsupported JSON-schema keyword.*oneOf"):
+        check_schema({"oneOf": []})
+
+
+def test_classification_and_label_breakdown():
+    assert classification_accuracy("Positive.", "positive") == 1.0
+    assert classification_accuracy("negative", "positive") == 0.0
+    refs = ["positive", "negative", "positive", "neutral", "positive", "negative"] * 3
+    assert is_label_like(refs)
+    assert not is_label_like(["The capital of France is Paris.", "Two plus two is four, as everyone knows."])
+    out = label_breakdown(["positive", "positive", "banana"], ["positive", "negative", "negative"])
+    assert out["by_label"] == {"negative": {"accuracy": 0.0, "n": 2}, "positive": {"accuracy": 1.0, "n": 1}}
+    assert out["outside_label_set"] == pytest.approx(1 / 3)
+
+
+def test_metrics_are_inferred_from_the_answers():
+    names, reason = infer_metrics(['{"a": 1}', '{"a": 2}', '{"a": 3}'])
+    assert "json_field_accuracy" in names and "perplexity" in names and reason == "answers are JSON"
+    assert "json_schema_valid" in infer_metrics(['{"a": 1}'], has_schema=True)[0]
+    names, reason = infer_metrics(["spam", "ham", "spam", "ham", "spam", "ham"])
+    assert "classification_accuracy" in names and "labels" in reason
+    names, reason = infer_metrics(["The sky is blue today.", "Cats like to sleep a lot.", "Paris is in France."])
+    assert {"rouge_l", "bleu", "chrf", "token_f1"} <= set(names) and reason == "answers are free text"
+
+
 def test_bootstrap_interval_contains_mean_and_narrows():
     small = summarise([1.0, 0.0] * 10)
     large = summarise([1.0, 0.0] * 500)
@@ -19,6 +132,51 @@ def test_bootstrap_interval_contains_mean_and_narrows():
     assert (large["ci95"][1] - large["ci95"][0]) < (small["ci95"][1] - small["ci95"][0]) / 3
     assert bootstrap_ci([1.0] * 5) == (1.0, 1.0)
     assert all(math.isnan(x) for x in bootstrap_ci([]))
+
+
+def test_paired_delta_is_tighter_than_unpaired_difference():
+    base = [0.0, 1.0] * 20
+    tuned = [1.0, 1.0] * 20  # same examples, +1 where base was wrong
+    d = paired_delta(tuned, base)
+    assert d["mean"] == pytest.approx(0.5) and d["ci95"][0] > 0.2
+    same = paired_delta(base, base)
+    assert same["mean"] == 0 and same["ci95"] == [0.0, 0.0]
+
+
+def test_answer_perplexity_counts_answer_tokens_only(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from sftflow.eval.metrics import answer_perplexity
+    from sftflow.model.chat import tokenize_chat
+    from sftflow.model.load import load_tokenizer
+
+    tok = load_tokenizer(str(tiny_model_dir))
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    records = [
+        {"messages": [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hello! How can I help you today?"}]},
+        {"messages": [{"role": "system", "content": "You are a helpful assistant."},
+                      {"role": "user", "content": "What is 2 + 3? Please answer with the sum and nothing else at all."},
+                      {"role": "assistant", "content": "2 + 3 = 5."}]},
+    ]
+    # by hand: NLL of each masked (answer) token given everything before it, summed over both examples
+    nll, count = 0.0, 0
+    for r in records:
+        t = tokenize_chat(tok, r["messages"])
+        ids = torch.tensor([t.input_ids])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
+        for pos in range(1, len(t.input_ids)):
+            if t.assistant_masks[pos]:
+                nll -= logp[pos - 1, t.input_ids[pos]].item()
+                count += 1
+    out = answer_perplexity(model, tok, records, batch_size=2)  # padded batch: padding must not count
+    assert out["answer_tokens"] == count
+    assert out["perplexity"] == pytest.approx(math.exp(nll / count), rel=1e-4)
+    assert out["ci95"][0] <= out["perplexity"] <= out["ci95"][1]
+    # a longer prompt changes nothing about which tokens are scored
+    longer = [{"messages": [{"role": "user", "content": "Hello there, how are you doing?"}, records[0]["messages"][1]]}]
+    assert answer_perplexity(model, tok, longer)["answer_tokens"] == answer_perplexity(model, tok, records[:1])["answer_tokens"]
 
 
 def test_gates():
@@ -32,3 +190,21 @@ def test_gates():
     results = check_gates(metrics, {"exact_match": ">= 0.8", "answer_perplexity.perplexity": "< 10", "rouge": "> 0"})
     assert [(r["gate"], r["passed"]) for r in results] == [
         ("exact_match", True), ("answer_perplexity.perplexity", False), ("rouge", False)]
+
+
+def test_run_gates_with_percent_and_failure_counts():
+    from sftflow.config import parse_gate
+
+    assert parse_gate("g", "< 10%") == ("<", pytest.approx(0.10))
+    assert parse_gate("g", "== 0 failures") == ("==", 0.0)
+    assert parse_gate("g", "== 0") == ("==", 0.0)
+    with pytest.raises(ValueError, match="not a comparison"):
+        parse_gate("g", "< 10 apples")
+    metrics = {"tuned": {"hallucination_rate": {"mean": 0.04}}, "probes": {"failures": 0},
+               "forgetting": {"ppl_increase": 0.12, "facts": {"accuracy_drop": 0.0}}}
+    gates = {"regression_probes": "== 0 failures", "forgetting_ppl_increase": "< 10%", "hallucination_rate": "< 5%",
+             "forgetting_fact_drop": "<= 0"}
+    results = {r["gate"]: (r["value"], r["passed"]) for r in check_gates(metrics, gates)}
+    assert results == {"regression_probes": (0, True), "forgetting_ppl_increase": (0.12, False),
+                       "hallucination_rate": (0.04, True), "forgetting_fact_drop": (0.0, True)}
+    assert check_gates({"tuned": {}}, {"regression_probes": "== 0"})[0]["passed"] is False  # not measured: fails

@@ -235,6 +235,9 @@ def train(
 def eval_(config: Path = ConfigArg):
     """Evaluate base vs tuned on the held-out test split; exit 1 if a gate fails.
 
+    Task metrics with confidence intervals, regression probes outside the task, forgetting on
+    general text, hallucination checks; writes eval/ and the report.
+
     Example: sftflow eval quickstart/sftflow.yaml
     """
     with user_errors():

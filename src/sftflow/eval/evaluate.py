@@ -1,99 +1,318 @@
-"""The evaluation stage: base vs tuned on the held-out test split, and nothing else.
+"""The evaluation stage: base vs tuned on the held-out test split, and what tuning broke elsewhere.
 
     sftflow eval sftflow.yaml
 
 Writes `<run>/eval/predictions.jsonl` (prompt, reference, base and tuned output, per-example
-metrics) and `<run>/eval/metrics.json` (answer-token perplexity, task metrics with 95%
-bootstrap intervals, gate results). Only test.jsonl is read: the model never saw it.
+metrics and hallucination flags) and `<run>/eval/metrics.json`: answer-token perplexity, task
+metrics with 95% bootstrap intervals and paired base→tuned deltas, regression probes,
+forgetting, hallucination rates and gate results. Task metrics come from `eval.metrics`, or
+are inferred from the answers (JSON, labels or free text). Only test.jsonl is scored; the
+other splits' answers are read for the task's label set and JSON vocabulary, never scored.
+
+Each model is loaded once and does all of its work (test answers, perplexity, probes,
+general text, facts) before the next is loaded, so only one model is in memory at a time.
 """
 
 from __future__ import annotations
 
+import json
 import time
+from collections import Counter
 
 from sftflow.config import Config
 from sftflow.errors import SftflowError
 from sftflow.eval.gates import check_gates
 from sftflow.eval.generate import generate
-from sftflow.eval.metrics import TASK_METRICS, answer_perplexity, summarise
+from sftflow.eval.hallucination import hallucination_flags, json_task_vocabulary, prompt_text
+from sftflow.eval.metrics import (
+    CORPUS_METRICS,
+    TASK_METRICS,
+    answer_perplexity,
+    check_schema,
+    corpus_summary,
+    infer_metrics,
+    is_label_like,
+    json_field_accuracy,
+    json_fields,
+    json_schema_valid,
+    label_breakdown,
+    paired_delta,
+    summarise,
+)
+from sftflow.eval.probes import (
+    compare_forgetting,
+    compare_probes,
+    fact_probes,
+    load_general_text,
+    load_probes,
+    probe_messages,
+)
 from sftflow.io import read_jsonl, write_json, write_jsonl
 from sftflow.model.chat import prompt_messages
 
 # Reference point from practice for conversational data; shown beside the number, not a gate.
 PPL_REFERENCE = 15.0
+# The metric that ranks the worst examples, first one present wins.
+MAIN_METRICS = ("json_field_accuracy", "classification_accuracy", "rouge_l", "token_f1", "normalized_exact_match",
+                "exact_match", "json_valid")
+MAX_HALLUCINATION_EXAMPLES = 25
+FACT_MAX_NEW_TOKENS = 32  # fact answers are one short sentence
 
 
-def _score(model, tok, records, cfg: Config, label: str, log) -> tuple[list[str], dict]:
+def load_schema(cfg: Config) -> dict | None:
+    value = cfg.eval.json_schema
+    if value is None:
+        return None
+    if isinstance(value, str):
+        path = cfg.path(value)
+        if not path.exists():
+            raise SftflowError(f"eval.json_schema: {path} not found")
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise SftflowError(f"eval.json_schema: {path}:{err.lineno}: invalid JSON ({err.msg})") from err
+    check_schema(value, "eval.json_schema")
+    return value
+
+
+def _answers(path) -> list[str]:
+    if not path.exists():
+        return []
+    return [r["messages"][-1]["content"] for r in read_jsonl(path) if "messages" in r]
+
+
+def plan_task(cfg: Config, test_refs: list[str], schema: dict | None) -> dict:
+    """Which metrics, and what the task's answers look like (labels, JSON keys and enums)."""
+    all_refs = test_refs + _answers(cfg.data_dir / "train.jsonl") + _answers(cfg.data_dir / "val.jsonl")
+    inferred, reason = infer_metrics(test_refs, has_schema=schema is not None)
+    if cfg.eval.metrics is None:
+        names = inferred
+    else:
+        names, reason = list(cfg.eval.metrics), "from eval.metrics"
+        if "json_schema_valid" in names and schema is None:
+            raise SftflowError("eval.metrics: json_schema_valid needs eval.json_schema (a schema file or mapping)")
+        if "json_valid" in names:  # JSON answers: also compare parsed values and fields, key order ignored
+            names += [m for m in ("json_match", "json_field_accuracy") if m not in names]
+    is_json = any(m in names for m in ("json_valid", "json_match", "json_field_accuracy"))
+    keys, enums = json_task_vocabulary(all_refs, schema) if is_json else (set(), {})
+    labels = sorted({r.strip() for r in all_refs}) if is_label_like(all_refs) else []
+    main = next((m for m in MAIN_METRICS if m in names), names[0] if names else "")
+    return {"metrics": names, "reason": reason, "main_metric": main, "json_keys": sorted(keys),
+            "enums": {k: sorted(map(str, v)) for k, v in enums.items()}, "labels": labels[:100]}
+
+
+def model_outputs(model, tok, cfg: Config, *, test: list[dict] | None, probes: list[dict], facts: list[dict],
+                  general: list[dict], perplexity: bool, sample: bool, log) -> dict:
+    """Everything one model has to produce: generations and perplexities, no scoring."""
     e = cfg.eval
-    t0 = time.time()
-    prompts = [prompt_messages(r) for r in records]
-    outputs = generate(model, tok, prompts, max_new_tokens=e.max_new_tokens, batch_size=e.batch_size)
-    refs = [r["messages"][-1]["content"] for r in records]
-    per_metric = {name: [TASK_METRICS[name](o, ref) for o, ref in zip(outputs, refs, strict=True)]
-                  for name in _task_metric_names(cfg)}
-    result = {name: summarise(vals) for name, vals in per_metric.items()}
-    if "perplexity" in e.metrics:
-        result["answer_perplexity"] = answer_perplexity(model, tok, records, max_length=cfg.train.max_length)
-    ppl = result.get("answer_perplexity", {}).get("perplexity")
-    shown = ", ".join(f"{k} {v['mean']:.3f}" for k, v in result.items() if "mean" in v)
-    log(f"eval: {label}: {shown}" + (f", answer perplexity {ppl:.2f}" if ppl else "") + f" ({time.time() - t0:.0f}s)")
-    return outputs, {"metrics": result, "per_example": per_metric}
+    out: dict = {}
+    gen = lambda prompts, n=e.max_new_tokens: generate(model, tok, prompts, max_new_tokens=n,  # noqa: E731
+                                                      batch_size=e.batch_size)
+    if test is not None:
+        t0 = time.time()
+        out["test"] = gen([prompt_messages(r) for r in test])
+        if perplexity:
+            out["perplexity"] = answer_perplexity(model, tok, test, max_length=cfg.train.max_length)
+        if sample and e.sample:
+            s = e.sample
+            out["sampled"] = generate(model, tok, [prompt_messages(r) for r in test], max_new_tokens=e.max_new_tokens,
+                                      batch_size=e.batch_size, do_sample=True, temperature=s.temperature,
+                                      top_p=s.top_p, seed=s.seed)
+        out["test_seconds"] = time.time() - t0
+    if probes:
+        out["probes"] = gen([probe_messages(p) for p in probes])
+    if facts:
+        out["facts"] = gen([probe_messages(f) for f in facts], min(e.max_new_tokens, FACT_MAX_NEW_TOKENS))
+    if general:
+        out["general"] = answer_perplexity(model, tok, general, max_length=cfg.train.max_length)
+    return out
 
 
-def _task_metric_names(cfg: Config) -> list[str]:
-    names = [m for m in cfg.eval.metrics if m in TASK_METRICS]
-    if "json_valid" in names and "json_match" not in names:
-        names.append("json_match")  # JSON answers: also compare parsed values, key order ignored
-    return names
+def score(outputs: list[str], refs: list[str], task: dict, schema: dict | None) -> dict[str, list[float]]:
+    """Per-example value of every task metric."""
+    fields = list(schema["properties"]) if schema and isinstance(schema.get("properties"), dict) else None
+    per: dict[str, list[float]] = {}
+    for name in task["metrics"]:
+        if name == "perplexity":
+            continue
+        if name == "json_schema_valid":
+            per[name] = [json_schema_valid(o, schema) for o in outputs]
+        elif name == "json_field_accuracy":
+            per[name] = [json_field_accuracy(o, r, fields) for o, r in zip(outputs, refs, strict=True)]
+        else:
+            per[name] = [TASK_METRICS[name](o, r) for o, r in zip(outputs, refs, strict=True)]
+    return per
+
+
+def summarise_block(per: dict[str, list[float]], outputs: list[str], refs: list[str], task: dict,
+                    schema: dict | None, base_outputs: list[str] | None = None) -> dict:
+    block = {}
+    for name, values in per.items():
+        block[name] = corpus_summary(name, outputs, refs, base_outputs) if name in CORPUS_METRICS else summarise(values)
+    if "json_field_accuracy" in per:
+        fields = list(schema["properties"]) if schema and isinstance(schema.get("properties"), dict) else None
+        by_field: dict[str, list[float]] = {}
+        for o, r in zip(outputs, refs, strict=True):
+            for k, v in json_fields(o, r, fields).items():
+                by_field.setdefault(k, []).append(v)
+        block["json_fields"] = {k: summarise(v) for k, v in by_field.items()}
+    if "classification_accuracy" in per:
+        block["classification"] = label_breakdown(outputs, refs)
+    return block
+
+
+def hallucinations(test: list[dict], outputs: list[str], task: dict) -> list[list[dict]]:
+    keys = set(task["json_keys"]) or None
+    enums = {k: set(v) for k, v in task["enums"].items()}
+    return [hallucination_flags(o, prompt_text(prompt_messages(r)), r["messages"][-1]["content"],
+                                json_keys=keys, enums=enums)
+            for r, o in zip(test, outputs, strict=True)]
+
+
+def hallucination_summary(flags: list[list[dict]]) -> dict:
+    kinds = Counter(f["kind"] for fl in flags for f in fl)
+    return {"flagged": sum(bool(f) for f in flags), "n": len(flags), "by_kind": dict(kinds.most_common())}
+
+
+def _on_accelerator(model, method: str):
+    """Generate and score on the GPU when there is one (a 4-bit model is placed when loaded)."""
+    import torch
+
+    return model.to("cuda") if method != "qlora" and torch.cuda.is_available() else model
+
+
+def _log_block(log, label: str, block: dict, seconds: float | None) -> None:
+    shown = ", ".join(f"{k} {v['mean']:.3f}" for k, v in block.items() if isinstance(v, dict) and "mean" in v)
+    ppl = block.get("answer_perplexity", {}).get("perplexity")
+    log(f"eval: {label}: {shown}" + (f", answer perplexity {ppl:.2f}" if ppl else "")
+        + (f" ({seconds:.0f}s)" if seconds is not None else ""))
 
 
 def evaluate(cfg: Config, log=print) -> dict:
     from sftflow.model.load import load_model, load_tokenizer, load_tuned
 
+    started = time.time()
+    e = cfg.eval
     run_dir = cfg.run_dir
     test = [r for r in read_jsonl(cfg.data_dir / "test.jsonl") if "messages" in r]
     if not test:
         raise SftflowError(f"{cfg.data_dir / 'test.jsonl'}: no chat examples to evaluate on (raise data.split.test)")
-    if cfg.eval.max_examples:
-        test = test[: cfg.eval.max_examples]
+    if e.max_examples:
+        test = test[: e.max_examples]
+    refs = [r["messages"][-1]["content"] for r in test]
+    schema = load_schema(cfg)
+    task = plan_task(cfg, refs, schema)
+    log(f"eval: {len(test)} test examples; metrics {', '.join(task['metrics'])} ({task['reason']})")
+    probes = load_probes(cfg.path(e.probe_file) if e.probe_file else None) if e.probes else []
+    facts = fact_probes(probes if e.probes else []) if e.forgetting else []
+    general, general_source = (load_general_text(cfg.path(e.general_text) if e.general_text else None)
+                               if e.forgetting else ([], None))
     method = cfg.train.method
     base_path = cfg.model_path()
+    perplexity = "perplexity" in task["metrics"]
+    work = {"probes": probes, "facts": facts, "general": general, "perplexity": perplexity, "log": log}
 
     model, tok = load_tuned(run_dir, base_path, method=method, trust_remote_code=cfg.model.trust_remote_code)
-    tuned_out, tuned = _score(model, tok, test, cfg, "tuned", log)
+    model = _on_accelerator(model, method)
+    tuned = model_outputs(model, tok, cfg, test=test, sample=True, **work)
     del model
 
     base = None
-    if cfg.eval.compare_base:
+    if e.compare_base or probes or facts or general:
         # The base sees the very same rendered prompts: the run's tokenizer and template.
         base_tok = load_tokenizer(str(run_dir / "model"), padding_side="left")
         base_model = load_model(base_path, base_tok, method=method, trust_remote_code=cfg.model.trust_remote_code)
-        base_model.eval()
-        base_out, base = _score(base_model, base_tok, test, cfg, "base", log)
+        base_model = _on_accelerator(base_model.eval(), method)
+        base = model_outputs(base_model, base_tok, cfg, test=test if e.compare_base else None, sample=False, **work)
         del base_model
+    has_base = base is not None and "test" in base
 
-    rows = []
+    tuned_per = score(tuned["test"], refs, task, schema)
+    tuned_flags = hallucinations(test, tuned["test"], task)
+    tuned_per["hallucination_rate"] = [float(bool(f)) for f in tuned_flags]
+    tuned_block = summarise_block(tuned_per, tuned["test"], refs, task, schema, base["test"] if has_base else None)
+    base_block, base_per, base_flags = None, None, None
+    if has_base:
+        base_per = score(base["test"], refs, task, schema)
+        base_flags = hallucinations(test, base["test"], task)
+        base_per["hallucination_rate"] = [float(bool(f)) for f in base_flags]
+        base_block = summarise_block(base_per, base["test"], refs, task, schema)
+    if perplexity:
+        tuned_block["answer_perplexity"] = tuned["perplexity"]
+        if has_base:
+            base_block["answer_perplexity"] = base["perplexity"]
+    delta = {}
+    if has_base:
+        for name in tuned_per:
+            corpus_delta = tuned_block[name].pop("delta", None)
+            delta[name] = corpus_delta or paired_delta(tuned_per[name], base_per[name])
+    _log_block(log, "tuned", tuned_block, tuned.get("test_seconds"))
+    if has_base:
+        _log_block(log, "base", base_block, base.get("test_seconds"))
+
+    sampled_block = None
+    if "sampled" in tuned:
+        sampled_per = score(tuned["sampled"], refs, task, schema)
+        sampled_block = summarise_block(sampled_per, tuned["sampled"], refs, task, schema)
+        _log_block(log, f"tuned, sampled at temperature {e.sample.temperature:g}", sampled_block, None)
+
+    probe_result = None
+    if probes:
+        probe_result = compare_probes(probes, base["probes"], tuned["probes"])
+        failed = [f"{r['id']} ({', '.join(r['failed_checks'])})" for r in probe_result["results"] if not r["passed"]]
+        log(f"eval: regression probes: {probe_result['failures']} of {probe_result['probes']} failed"
+            + (f": {'; '.join(failed)}" if failed else ""))
+    forgetting = None
+    if general:
+        forgetting = compare_forgetting(
+            {"source": general_source, "records": len(general), "base": base["general"], "tuned": tuned["general"]},
+            facts, base.get("facts", []), tuned.get("facts", []), e.forgetting_threshold)
+        g, f = forgetting["general_text"], forgetting["facts"]
+        log(f"eval: forgetting: general-text perplexity {g['base_ppl']:.2f} → {g['tuned_ppl']:.2f} "
+            f"({forgetting['ppl_increase']:+.1%}), general facts {f['base_accuracy']:.0%} → {f['tuned_accuracy']:.0%}"
+            + (" — above the forgetting threshold" if forgetting["flagged"] else ""))
+
+    rows, examples = [], []
     for i, r in enumerate(test):
         row = {
             "id": r["id"],
             "prompt": prompt_messages(r),
-            "reference": r["messages"][-1]["content"],
-            "tuned": tuned_out[i],
-            "tuned_metrics": {k: v[i] for k, v in tuned["per_example"].items()},
+            "reference": refs[i],
+            "tuned": tuned["test"][i],
+            "tuned_metrics": {k: v[i] for k, v in tuned_per.items()},
+            "tuned_hallucinations": tuned_flags[i],
         }
-        if base is not None:
-            row["base"] = base_out[i]
-            row["base_metrics"] = {k: v[i] for k, v in base["per_example"].items()}
+        if "sampled" in tuned:
+            row["tuned_sampled"] = tuned["sampled"][i]
+        if has_base:
+            row["base"] = base["test"][i]
+            row["base_metrics"] = {k: v[i] for k, v in base_per.items()}
+            row["base_hallucinations"] = base_flags[i]
         rows.append(row)
+        if tuned_flags[i] and len(examples) < MAX_HALLUCINATION_EXAMPLES:
+            examples.append({"id": r["id"], "prompt": row["prompt"][-1]["content"], "reference": refs[i],
+                             "output": tuned["test"][i], "flags": tuned_flags[i]})
+    hall = {"tuned": hallucination_summary(tuned_flags), "base": hallucination_summary(base_flags) if has_base else None,
+            "examples": examples}
+    log(f"eval: hallucination: {hall['tuned']['flagged']} of {len(test)} tuned outputs flagged"
+        + (f" (base {hall['base']['flagged']})" if has_base else ""))
 
     metrics = {
         "test_examples": len(test),
-        "tuned": tuned["metrics"],
-        "base": base["metrics"] if base else None,
+        "task": task,
+        "tuned": tuned_block,
+        "base": base_block,
+        "delta": delta,
+        "tuned_sampled": sampled_block,
+        "sampling": e.sample.model_dump() if e.sample else None,
         "perplexity_reference": PPL_REFERENCE,
+        "probes": probe_result,
+        "forgetting": forgetting,
+        "hallucination": hall,
     }
-    metrics["gates"] = check_gates(metrics, cfg.eval.gates)
+    metrics["gates"] = check_gates(metrics, e.gates)
     metrics["passed"] = all(g["passed"] for g in metrics["gates"])
+    metrics["seconds"] = round(time.time() - started, 1)
     out_dir = run_dir / "eval"
     write_jsonl(out_dir / "predictions.jsonl", rows)
     write_json(out_dir / "metrics.json", metrics)

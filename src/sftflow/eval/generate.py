@@ -1,8 +1,10 @@
-"""Batched greedy generation with left padding and the training chat template.
+"""Batched generation with left padding and the training chat template.
 
 Decoder-only models continue from the last position, so batches are padded on the left;
 prompts are sorted by length to keep padding small, and results returned in input order.
-Greedy batched output equals one-at-a-time output (tested).
+Greedy batched output equals one-at-a-time output (tests/test_eval_generate.py), and is
+several times faster (bench/eval_generate.py). Sampling is optional and seeded; sampled
+outputs depend on the batch composition, so they are reproducible only with the same batches.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from sftflow.model.chat import render
 
 
 def generate(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int = 128, batch_size: int = 16,
+             do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
              progress=None) -> list[str]:
     import torch
 
@@ -19,6 +22,9 @@ def generate(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     outputs: list[str] = [""] * len(texts)
     device = next(model.parameters()).device
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if do_sample else {"do_sample": False}
+    if do_sample:
+        torch.manual_seed(seed)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         enc = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
@@ -27,10 +33,10 @@ def generate(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int
             out = model.generate(
                 **enc,
                 max_new_tokens=max_new_tokens,
-                do_sample=False,
                 use_cache=True,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=model.generation_config.eos_token_id,
+                **sampling,
             )
         new_tokens = out[:, enc["input_ids"].shape[1] :]
         for i, ids in zip(idx, new_tokens, strict=True):

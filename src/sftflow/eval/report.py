@@ -2,8 +2,10 @@
 
     sftflow report sftflow.yaml
 
-Shows the data account, the loss curves, base vs tuned metrics with confidence intervals,
-gate results and side-by-side predictions. Plots are inline PNGs: the file can be mailed.
+Shows the run summary, gate results, the loss curves, base vs tuned metrics with confidence
+intervals and deltas, regression probes side by side, forgetting, hallucination examples, the
+worst test examples, the data card and side-by-side predictions. Plots are inline PNGs: the
+file can be mailed. `report.md` next to it holds the same in Markdown.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 from pathlib import Path
 
 from jinja2 import Environment
@@ -29,37 +32,77 @@ th{background:#f4f4f4}.pass{color:#0a7a0a;font-weight:bold}.fail{color:#b00;font
 </style></head><body>
 <h1>sftflow report · {{ name }}</h1>
 <p class="muted">Evaluated on {{ metrics.test_examples }} held-out test examples only (never trained on).</p>
-<h2>Verdict</h2>
+<h2 id="summary">Run summary</h2>
+<table>{% for label, text in summary %}<tr><th>{{ label }}</th><td>{{ text }}</td></tr>{% endfor %}</table>
+<h2 id="verdict">Verdict</h2>
 {% if metrics.gates %}
 <table><tr><th>gate</th><th>rule</th><th>value</th><th>result</th></tr>
 {% for g in metrics.gates %}<tr><td>{{ g.gate }}</td><td>{{ g.rule }}</td>
-<td>{{ "missing" if g.value is none else "%.4g"|format(g.value) }}</td>
+<td>{{ gate_value(g) }}</td>
 <td class="{{ 'pass' if g.passed else 'fail' }}">{{ "pass" if g.passed else "FAIL" }}</td></tr>{% endfor %}
 </table>
 {% else %}<p>No gates configured.</p>{% endif %}
 {{ human_section|safe }}
-<h2>Metrics: base vs tuned</h2>
-<table><tr><th>metric</th><th>base</th><th>tuned</th></tr>
-{% for name in metric_names %}<tr><td>{{ name }}</td>
-<td>{{ fmt(metrics.base, name) }}</td><td>{{ fmt(metrics.tuned, name) }}</td></tr>{% endfor %}
-{% if ppl_tuned is not none %}<tr><td>answer perplexity <span class="muted">(reference point &lt; {{ metrics.perplexity_reference }} for conversational data)</span></td>
-<td>{{ "%.2f"|format(ppl_base) if ppl_base is not none else "–" }}</td><td>{{ "%.2f"|format(ppl_tuned) }}</td></tr>{% endif %}
+<h2 id="metrics">Metrics: base vs tuned</h2>
+<p class="muted">Mean [95% bootstrap interval] over the test examples. Δ is tuned − base on the same examples
+(paired bootstrap), coloured where its interval excludes 0. Metrics: {{ metrics.task.reason if metrics.task else "configured" }}.</p>
+<table><tr><th>metric</th><th>base</th><th>tuned</th><th>Δ tuned − base</th>{% if metrics.tuned_sampled %}<th>tuned, sampled</th>{% endif %}</tr>
+{% for r in metric_rows %}<tr><td>{{ r.name }}{% if r.note %} <span class="muted">({{ r.note }})</span>{% endif %}</td>
+<td>{{ r.base }}</td><td>{{ r.tuned }}</td><td class="{{ r.delta_class }}">{{ r.delta }}</td>{% if metrics.tuned_sampled %}<td>{{ r.sampled }}</td>{% endif %}</tr>{% endfor %}
 </table>
 {% if metric_plot %}<img alt="metrics" src="data:image/png;base64,{{ metric_plot }}">{% endif %}
-<h2>Training</h2>
+<h2 id="training">Training</h2>
 {% if train %}<p>{{ train.method }} on <code>{{ train.base_model }}</code>: {{ "{:,}".format(train.trainable_parameters) }} of
 {{ "{:,}".format(train.total_parameters) }} parameters trained ({{ "%.2f"|format(100 * train.trainable_parameters / train.total_parameters) }}%),
 {{ train.train_examples }} examples, {{ train.steps }} steps, {{ "%.2f"|format(train.epochs_done or 0) }} epochs{% if train.early_stopped %} (early stopped){% endif %},
 {{ train.seconds }} s. Validation loss {{ "%.4f"|format(train.val_loss_initial) if train.val_loss_initial is not none else "?" }}
 → best {{ "%.4f"|format(train.val_loss_best) if train.val_loss_best is not none else "?" }}.</p>{% endif %}
 {% if loss_plot %}<img alt="loss curves" src="data:image/png;base64,{{ loss_plot }}">{% endif %}
-<h2>Data</h2>
+<h2 id="probes">Regression probes: base vs tuned</h2>
+{% if metrics.probes %}<p><span class="{{ 'fail' if metrics.probes.failures else 'pass' }}">{{ metrics.probes.failures }} of
+{{ metrics.probes.probes }} probes failed</span>{% for c, n in metrics.probes.failed_by_check.items() if n %} · {{ c }}: {{ n }}{% endfor %}.
+<span class="muted">Prompts outside the task; each is checked for tone, refusal, language, length, format and (where
+it has an expected answer) fact regressions against the base model's answer.</span></p>
+<table><tr><th>probe</th><th>prompt</th><th>base</th><th>tuned</th><th>result</th><th>evidence</th></tr>
+{% for r in metrics.probes.results %}<tr><td>{{ r.id }}</td><td><pre>{{ r.prompt }}</pre></td><td><pre>{{ r.base }}</pre></td>
+<td class="{{ '' if r.passed else 'bad' }}"><pre>{{ r.tuned }}</pre></td><td class="{{ 'pass' if r.passed else 'fail' }}">{{ "pass" if r.passed else "FAIL" }}</td>
+<td>{% for c in r.checks if not c.passed %}<b>{{ c.check }}</b>: {{ c.evidence }}<br>{% else %}<span class="muted">{{ r.checks|map(attribute="check")|join(", ") }}: ok</span>{% endfor %}</td></tr>{% endfor %}
+</table>{% else %}<p class="muted">Not run (eval.probes: false).</p>{% endif %}
+<h2 id="forgetting">Forgetting</h2>
+{% if forgetting %}<p>General-text perplexity {{ "%.2f"|format(forgetting.general_text.base_ppl) }} (base) →
+{{ "%.2f"|format(forgetting.general_text.tuned_ppl) }} (tuned):
+<span class="{{ 'fail' if forgetting.flagged else 'pass' }}">{{ pct(forgetting.ppl_increase) }}</span>
+<span class="muted">(flagged from {{ pct(forgetting.threshold) }}; {{ forgetting.general_text.records }} records of the {{ forgetting.general_text.source }})</span>.
+General facts answered correctly: {{ "%.0f"|format(100 * forgetting.facts.base_accuracy) }}% →
+{{ "%.0f"|format(100 * forgetting.facts.tuned_accuracy) }}% of {{ forgetting.facts.n }} questions.</p>
+{% if forgetting_plot %}<img alt="forgetting" src="data:image/png;base64,{{ forgetting_plot }}">{% endif %}
+{% if lost_facts %}<table><tr><th>fact the tuned model lost</th><th>expected</th><th>base</th><th>tuned</th></tr>
+{% for r in lost_facts %}<tr><td>{{ r.prompt }}</td><td>{{ r.expect }}</td><td><pre>{{ r.base }}</pre></td><td class="bad"><pre>{{ r.tuned }}</pre></td></tr>{% endfor %}</table>{% endif %}
+{% else %}<p class="muted">Not measured (eval.forgetting: false).</p>{% endif %}
+<h2 id="hallucination">Hallucination checks</h2>
+{% if hall %}<p>Outputs holding numbers, names, JSON keys or values found in neither the prompt nor the reference:
+tuned <b>{{ hall.tuned.flagged }} of {{ hall.tuned.n }}</b>{% if hall.base %}, base {{ hall.base.flagged }} of {{ hall.base.n }}{% endif %}
+{% if hall.tuned.by_kind %}<span class="muted">(tuned flags by kind: {% for k, n in hall.tuned.by_kind.items() %}{{ k }} {{ n }}{{ ", " if not loop.last }}{% endfor %})</span>{% endif %}.</p>
+{% if hall.examples %}<table><tr><th>prompt</th><th>reference</th><th>tuned output</th><th>flags</th></tr>
+{% for x in hall.examples %}<tr><td><pre>{{ x.prompt }}</pre></td><td><pre>{{ x.reference }}</pre></td><td class="bad"><pre>{{ x.output }}</pre></td>
+<td>{% for f in x.flags %}<b>{{ f.kind }}</b> {{ f.text }} <span class="muted">{{ f.detail }}</span><br>{% endfor %}</td></tr>{% endfor %}</table>
+{% else %}<p>No tuned output was flagged.</p>{% endif %}{% endif %}
+<h2 id="worst">Worst test examples <span class="muted">(lowest {{ main_metric }})</span></h2>
+<table><tr><th>prompt</th><th>reference</th>{% if has_base %}<th>base</th>{% endif %}<th>tuned</th><th>tuned metrics</th></tr>
+{% for p in worst %}<tr><td><pre>{{ p.prompt[-1].content }}</pre></td><td><pre>{{ p.reference }}</pre></td>
+{% if has_base %}<td><pre>{{ p.base }}</pre></td>{% endif %}<td class="bad"><pre>{{ p.tuned }}</pre></td>
+<td class="muted">{% for k, v in p.tuned_metrics.items() %}{{ k }}&nbsp;{{ "%.2f"|format(v) }}{{ " · " if not loop.last }}{% endfor %}</td></tr>{% endfor %}
+</table>
+<h2 id="data">Data</h2>
 {% if data %}<p>{{ data.rows_read }} rows read → {{ data.kept }} kept, {{ data.rejected }} rejected, {{ data.duplicates }} exact duplicates.
 Split train/val/test = {{ data.splits.train }}/{{ data.splits.val }}/{{ data.splits.test }}.</p>
 {% if data.reject_reasons %}<table><tr><th>reject reason</th><th>rows</th></tr>
 {% for r, n in data.reject_reasons.items() %}<tr><td>{{ r }}</td><td>{{ n }}</td></tr>{% endfor %}</table>{% endif %}
 {% else %}<p class="muted">No data stats found.</p>{% endif %}
-<h2>Predictions ({{ shown|length }} of {{ total_predictions }})</h2>
+<p>Data card: <a href="{{ links.card }}">data_card.md</a> · provenance ledger: <a href="{{ links.ledger }}">ledger.sqlite</a>
+(every row's source and fate) · rejected rows: <a href="{{ links.rejects }}">rejects.jsonl</a></p>
+{% if data_card %}<details open><summary>data card</summary><pre>{{ data_card }}</pre></details>{% endif %}
+<h2 id="predictions">Predictions ({{ shown|length }} of {{ total_predictions }})</h2>
 <table><tr><th>prompt</th><th>reference</th>{% if has_base %}<th>base</th>{% endif %}<th>tuned</th></tr>
 {% for p in shown %}<tr><td><pre>{{ p.prompt[-1].content }}</pre></td><td><pre>{{ p.reference }}</pre></td>
 {% if has_base %}<td class="{{ 'ok' if p.base_metrics.get(main_metric) else 'bad' }}"><pre>{{ p.base }}</pre></td>{% endif %}
@@ -119,7 +162,7 @@ def metric_plot(metrics: dict, names: list[str]) -> str | None:
                 [block[n]["ci95"][1] - m for n, m in zip(names, means, strict=True)]]
         xs = [i + (k - 0.5) * width for i in range(len(names))]
         ax.bar(xs, means, width, yerr=errs, capsize=3, label=label, color=color)
-    ax.set_xticks(range(len(names)), names)
+    ax.set_xticks(range(len(names)), names, rotation=25, ha="right")
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("mean (95% CI)")
     ax.legend()
@@ -133,6 +176,213 @@ def _fmt(block: dict | None, name: str) -> str:
         return "–"
     m = block[name]
     return f"{m['mean']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
+
+
+LOWER_IS_BETTER = {"hallucination_rate", "answer_perplexity"}
+NOTES = {"bleu": "corpus BLEU / 100", "chrf": "corpus chrF / 100", "hallucination_rate": "lower is better"}
+WORST_ROWS = 10
+
+
+def _ci(m: dict, digits: int = 3) -> str:
+    ci = m.get("ci95")
+    return f"{m['mean']:.{digits}f}" + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else "")
+
+
+def _delta(d: dict | None, lower_is_better: bool = False) -> tuple[str, str]:
+    """Text and CSS class of a paired delta: coloured only where its interval excludes 0."""
+    if not d:
+        return "–", ""
+    lo, hi = d["ci95"]
+    text = f"{d['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+    if lo > 0 or hi < 0:
+        better = (d["mean"] < 0) if lower_is_better else (d["mean"] > 0)
+        return text, "ok" if better else "bad"
+    return text, ""
+
+
+def metric_rows(metrics: dict, names: list[str]) -> list[dict]:
+    """One row per metric: base, tuned, delta (all with intervals), sampled, plus perplexity,
+    JSON fields and per-label accuracy."""
+    tuned, base, sampled = metrics["tuned"], metrics.get("base") or {}, metrics.get("tuned_sampled") or {}
+    deltas = metrics.get("delta") or {}
+    rows = []
+    for n in names:
+        delta, cls = _delta(deltas.get(n), n in LOWER_IS_BETTER)
+        rows.append({"name": n, "note": NOTES.get(n, ""), "base": _ci(base[n]) if n in base else "–",
+                     "tuned": _ci(tuned[n]), "delta": delta, "delta_class": cls,
+                     "sampled": _ci(sampled[n]) if n in sampled else "–"})
+    ppl_t, ppl_b = tuned.get("answer_perplexity"), base.get("answer_perplexity")
+    if ppl_t:
+        show = lambda p: f"{p['perplexity']:.2f}" + (f" [{p['ci95'][0]:.2f}, {p['ci95'][1]:.2f}]" if p.get("ci95") else "")  # noqa: E731
+        ratio = f"×{ppl_t['perplexity'] / ppl_b['perplexity']:.3g}" if ppl_b else "–"
+        rows.append({"name": "answer perplexity", "base": show(ppl_b) if ppl_b else "–", "tuned": show(ppl_t),
+                     "note": f"answer tokens only; reference point < {metrics.get('perplexity_reference', 15):g} "
+                             "for conversational data", "delta": ratio, "delta_class": "", "sampled": "–"})
+    for field, m in (tuned.get("json_fields") or {}).items():
+        b = (base.get("json_fields") or {}).get(field)
+        rows.append({"name": f"field {field}", "note": "JSON field accuracy", "base": _ci(b) if b else "–",
+                     "tuned": _ci(m), "delta": "–", "delta_class": "", "sampled": "–"})
+    for label, m in ((tuned.get("classification") or {}).get("by_label") or {}).items():
+        b = ((base.get("classification") or {}).get("by_label") or {}).get(label)
+        rows.append({"name": f"label {label}", "note": f"accuracy, n={m['n']}",
+                     "base": f"{b['accuracy']:.3f}" if b else "–", "tuned": f"{m['accuracy']:.3f}",
+                     "delta": "–", "delta_class": "", "sampled": "–"})
+    return rows
+
+
+def forgetting_plot(forgetting: dict | None) -> str | None:
+    """General-text perplexity and general-fact accuracy, base vs tuned, side by side."""
+    if not forgetting:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    g, f = forgetting["general_text"], forgetting["facts"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3))
+    colors = ["#bbbbbb", "#ee6677" if forgetting["flagged"] else "#228833"]
+    values = [g["base_ppl"], g["tuned_ppl"]]
+    cis = [g.get("base_ci95") or [v, v] for v in values[:1]] + [g.get("tuned_ci95") or [values[1]] * 2]
+    errs = [[v - c[0] for v, c in zip(values, cis, strict=True)], [c[1] - v for v, c in zip(values, cis, strict=True)]]
+    ax1.bar(["base", "tuned"], values, yerr=errs, capsize=3, color=colors)
+    ax1.set_title(f"general-text perplexity ({forgetting['ppl_increase']:+.1%})")
+    if max(values) / max(min(values), 1e-9) > 20:
+        ax1.set_yscale("log")
+    ax2.bar(["base", "tuned"], [f["base_accuracy"], f["tuned_accuracy"]], color=["#bbbbbb", "#4477aa"])
+    ax2.set_ylim(0, 1.05)
+    ax2.set_title(f"general facts correct (n={f['n']})")
+    out = _png(fig)
+    plt.close(fig)
+    return out
+
+
+def gate_text(g: dict) -> str:
+    if g["value"] is None:
+        return "missing"
+    return f"{g['value']:.1%}" if str(g["rule"]).rstrip().endswith("%") else f"{g['value']:.4g}"
+
+
+def run_summary(run_dir: Path, metrics: dict, train: dict | None, data: dict | None) -> list[tuple[str, str]]:
+    """Data, method, hyperparameters, trainable fraction and time, one line each."""
+    import yaml
+
+    rows = []
+    if data:
+        s = data.get("splits", {})
+        rows.append(("data", f"{s.get('train', '?')}/{s.get('val', '?')}/{s.get('test', '?')} train/val/test examples "
+                             f"from {data.get('rows_read', '?')} rows read ({data.get('rejected', '?')} rejected, "
+                             f"{data.get('duplicates', '?')} duplicates)"))
+    config_path = run_dir / "config.yaml"
+    cfg = yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.exists() else {}
+    t = cfg.get("train") or {}
+    if train:
+        method = f"{train['method']} on {train['base_model']}"
+        if train["method"] in ("lora", "qlora") and t.get("lora"):
+            method += f" (LoRA r {t['lora']['r']}, alpha {t['lora']['alpha']}, {t['lora']['target_modules']})"
+        rows.append(("method", method))
+    if t:
+        rows.append(("hyperparameters", f"lr {t.get('learning_rate')}, {t.get('epochs')} epochs, batch "
+                                        f"{t.get('batch_size')} x {t.get('grad_accum')} accumulation, max length "
+                                        f"{t.get('max_length')}, seed {t.get('seed')}"))
+    if train:
+        rows.append(("trainable", f"{train['trainable_parameters']:,} of {train['total_parameters']:,} parameters "
+                                  f"({100 * train['trainable_parameters'] / train['total_parameters']:.2f}%)"))
+        rows.append(("time", f"training {train.get('seconds')} s ({train.get('steps')} steps"
+                             f"{', early stopped' if train.get('early_stopped') else ''}), evaluation "
+                             f"{metrics.get('seconds', '?')} s"))
+    task = metrics.get("task") or {}
+    rows.append(("evaluation", f"{metrics['test_examples']} test examples; metrics {task.get('reason', 'configured')}"
+                               + (f"; {metrics['probes']['probes']} regression probes" if metrics.get("probes") else "")
+                               + ("; forgetting measured" if metrics.get("forgetting") else "")))
+    return rows
+
+
+def worst_examples(predictions: list[dict], main_metric: str, n: int = WORST_ROWS) -> list[dict]:
+    scored = [p for p in predictions if main_metric in p.get("tuned_metrics", {})]
+    scored.sort(key=lambda p: (p["tuned_metrics"][main_metric], -p["tuned_metrics"].get("hallucination_rate", 0)))
+    return [p for p in scored if p["tuned_metrics"][main_metric] < 1][:n]
+
+
+def _rel(target: Path, start: Path) -> str:
+    return Path(os.path.relpath(target, start)).as_posix()
+
+
+def _cell(text) -> str:
+    """A Markdown table cell: pipes escaped, line breaks as <br>."""
+    return str(text).replace("|", "\\|").replace("\n", "<br>")
+
+
+MD_TEMPLATE = """# sftflow report · {{ name }}
+
+Evaluated on {{ metrics.test_examples }} held-out test examples only (never trained on).
+
+## Run summary
+
+| | |
+|---|---|
+{% for label, text in summary %}| {{ label }} | {{ text|cell }} |
+{% endfor %}
+## Verdict
+
+{% if metrics.gates %}| gate | rule | value | result |
+|---|---|---|---|
+{% for g in metrics.gates %}| {{ g.gate }} | {{ g.rule }} | {{ gate_value(g) }} | {{ "pass" if g.passed else "**FAIL**" }} |
+{% endfor %}{% else %}No gates configured.
+{% endif %}
+## Metrics: base vs tuned
+
+Mean [95% bootstrap interval]; Δ is tuned − base on the same examples (paired bootstrap).
+
+| metric | base | tuned | Δ tuned − base |{% if metrics.tuned_sampled %} tuned, sampled |{% endif %}
+|---|---|---|---|{% if metrics.tuned_sampled %}---|{% endif %}
+{% for r in metric_rows %}| {{ r.name }}{% if r.note %} ({{ r.note }}){% endif %} | {{ r.base }} | {{ r.tuned }} | {{ r.delta }} |{% if metrics.tuned_sampled %} {{ r.sampled }} |{% endif %}
+{% endfor %}
+
+{% if metric_plot %}![metrics](data:image/png;base64,{{ metric_plot }})
+{% endif %}
+## Training
+
+{% if loss_plot %}![loss curves](data:image/png;base64,{{ loss_plot }})
+{% else %}No training log found.
+{% endif %}
+## Regression probes: base vs tuned
+
+{% if metrics.probes %}**{{ metrics.probes.failures }} of {{ metrics.probes.probes }} probes failed.**
+
+| probe | prompt | base | tuned | result | evidence |
+|---|---|---|---|---|---|
+{% for r in metrics.probes.results %}| {{ r.id }} | {{ r.prompt|cell }} | {{ r.base|cell }} | {{ r.tuned|cell }} | {{ "pass" if r.passed else "**FAIL**" }} | {% for c in r.checks if not c.passed %}{{ c.check }}: {{ c.evidence|cell }}<br>{% endfor %} |
+{% endfor %}{% else %}Not run.
+{% endif %}
+## Forgetting
+
+{% if forgetting %}General-text perplexity {{ "%.2f"|format(forgetting.general_text.base_ppl) }} → {{ "%.2f"|format(forgetting.general_text.tuned_ppl) }} (**{{ pct(forgetting.ppl_increase) }}**, flagged from {{ pct(forgetting.threshold) }}{{ ", FLAGGED" if forgetting.flagged }}); general facts correct {{ "%.0f"|format(100 * forgetting.facts.base_accuracy) }}% → {{ "%.0f"|format(100 * forgetting.facts.tuned_accuracy) }}% of {{ forgetting.facts.n }}.
+
+{% if forgetting_plot %}![forgetting](data:image/png;base64,{{ forgetting_plot }})
+{% endif %}{% else %}Not measured.
+{% endif %}
+## Hallucination checks
+
+{% if hall %}Tuned outputs flagged: **{{ hall.tuned.flagged }} of {{ hall.tuned.n }}**{% if hall.base %} (base {{ hall.base.flagged }}){% endif %}.
+
+{% if hall.examples %}| prompt | reference | tuned output | flags |
+|---|---|---|---|
+{% for x in hall.examples %}| {{ x.prompt|cell }} | {{ x.reference|cell }} | {{ x.output|cell }} | {% for f in x.flags %}{{ f.kind }} {{ f.text|cell }}<br>{% endfor %} |
+{% endfor %}{% endif %}{% endif %}
+## Worst test examples (lowest {{ main_metric }})
+
+| prompt | reference | tuned | {{ main_metric }} |
+|---|---|---|---|
+{% for p in worst %}| {{ p.prompt[-1].content|cell }} | {{ p.reference|cell }} | {{ p.tuned|cell }} | {{ "%.2f"|format(p.tuned_metrics[main_metric]) }} |
+{% endfor %}
+## Data
+
+{% if data %}{{ data.rows_read }} rows read → {{ data.kept }} kept, {{ data.rejected }} rejected, {{ data.duplicates }} exact duplicates.
+{% endif %}Data card: [data_card.md]({{ links.card }}) · ledger: [ledger.sqlite]({{ links.ledger }}) · rejects: [rejects.jsonl]({{ links.rejects }})
+
+All predictions: eval/predictions.jsonl · metrics: eval/metrics.json · generated by sftflow {{ version }}
+"""
 
 
 def _read_json(path: Path) -> dict | None:
@@ -149,7 +399,26 @@ def write_report(run_dir: Path, data_dir: Path, name: str, max_rows: int = 50) -
     predictions = list(read_jsonl(run_dir / "eval" / "predictions.jsonl"))
     history = list(read_jsonl(run_dir / "metrics.jsonl")) if (run_dir / "metrics.jsonl").exists() else []
     names = [n for n, v in metrics["tuned"].items() if isinstance(v, dict) and "mean" in v]
-    main_metric = "exact_match" if "exact_match" in names else (names[0] if names else "")
+    main_metric = (metrics.get("task") or {}).get("main_metric") or ("exact_match" if "exact_match" in names else
+                                                                     (names[0] if names else ""))
+    train, data = _read_json(run_dir / "train_summary.json"), _read_json(data_dir / "stats.json")
+    forgetting = metrics.get("forgetting")
+    card = data_dir / "data_card.md"
+    extra = dict(
+        summary=run_summary(run_dir, metrics, train, data),
+        metric_rows=metric_rows(metrics, names),
+        gate_value=gate_text,
+        pct=lambda x: "–" if x is None else f"{x:+.1%}",
+        forgetting=forgetting,
+        forgetting_plot=forgetting_plot(forgetting),
+        lost_facts=[r for r in (forgetting or {}).get("facts", {}).get("results", [])
+                    if r["base_correct"] and not r["tuned_correct"]],
+        hall=metrics.get("hallucination"),
+        worst=worst_examples(predictions, main_metric),
+        links={k: _rel(data_dir / f, run_dir / "eval") for k, f in
+               (("card", "data_card.md"), ("ledger", "ledger.sqlite"), ("rejects", "rejects.jsonl"))},
+        data_card=card.read_text(encoding="utf-8") if card.exists() else None,
+    )
     ppl = lambda block: (block or {}).get("answer_perplexity", {}).get("perplexity")  # noqa: E731
     html = Environment(autoescape=True).from_string(TEMPLATE).render(
         name=name,
@@ -158,10 +427,11 @@ def write_report(run_dir: Path, data_dir: Path, name: str, max_rows: int = 50) -
         fmt=_fmt,
         ppl_tuned=ppl(metrics["tuned"]),
         ppl_base=ppl(metrics.get("base")),
-        train=_read_json(run_dir / "train_summary.json"),
-        data=_read_json(data_dir / "stats.json"),
+        train=train,
+        data=data,
         loss_plot=loss_plot(history),
         metric_plot=metric_plot(metrics, names),
+        **extra,
         shown=predictions[:max_rows],
         total_predictions=len(predictions),
         has_base=bool(predictions and "base" in predictions[0]),
@@ -171,4 +441,10 @@ def write_report(run_dir: Path, data_dir: Path, name: str, max_rows: int = 50) -
     )
     path = run_dir / "eval" / "report.html"
     atomic_write_text(path, html)
+    md_env = Environment(autoescape=False, trim_blocks=False)
+    md_env.filters["cell"] = _cell
+    md = md_env.from_string(MD_TEMPLATE).render(
+        name=name, metrics=metrics, main_metric=main_metric, data=data, loss_plot=loss_plot(history),
+        metric_plot=metric_plot(metrics, names), version=sftflow.__version__, **extra)
+    atomic_write_text(run_dir / "eval" / "report.md", md)
     return path
