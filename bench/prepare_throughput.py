@@ -22,11 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-WORDS = ("order refund router camera tablet phone laptop charger screen battery warranty address delivery "
-         "broken slow late missing account password invoice subscription cancel upgrade return replace "
-         "please help urgent today week month yesterday still again since bought new old second first "
-         "working stopped turning connect wifi bluetooth update app website email support store price").split()
-NAMES = "Ana Ben Chloe Dev Emma Farid Grace Hugo Ines Jon Kai Lena Malik Nora Omar Priya".split()
+WORDS = ["order", "refund", "router", "camera", "tablet", "phone", "laptop", "charger", "screen", "battery", "warranty", "address", "delivery", "broken", "slow", "late", "missing", "account", "password", "invoice", "subscription", "cancel", "upgrade", "return", "replace", "please", "help", "urgent", "today", "week", "month", "yesterday", "still", "again", "since", "bought", "new", "old", "second", "first", "working", "stopped", "turning", "connect", "wifi", "bluetooth", "update", "app", "website", "email", "support", "store", "price"]
+NAMES = ["Ana", "Ben", "Chloe", "Dev", "Emma", "Farid", "Grace", "Hugo", "Ines", "Jon", "Kai", "Lena", "Malik", "Nora", "Omar", "Priya"]
 INTENTS = ["refund", "technical_issue", "order_status", "cancel_subscription", "change_address", "question"]
 BAD_ANSWERS = ["As an AI language model, I cannot help with that.", "TODO", "N/A",
                "<div>see</div><br><p>attached</p>&nbsp;"]
@@ -91,7 +88,7 @@ t = time.perf_counter()
 stats = prepare(cfg, log=lambda m: None, workers=int(sys.argv[2]))
 seconds = time.perf_counter() - t
 print(json.dumps({"seconds": seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "stats": {k: stats[k] for k in ("rows_read", "kept", "rejected", "duplicates", "near_duplicates",
+                  "stats": {k: stats[k] for k in ("rows_read", "kept", "rejected", "duplicates", "near_duplicates", "seconds",
                                                   "filtered", "splits")}}))
 """
 

@@ -152,3 +152,14 @@ def test_padding_free_rows_do_not_attend_to_each_other(tmp_path, tiny_model_dir)
         for a, b in zip(starts[:3], starts[1:4], strict=True):
             alone = model(input_ids=batch["input_ids"][:, a:b], use_cache=False).logits[0]
             assert torch.allclose(packed[a:b], alone, atol=1e-4)
+
+
+def test_warmup_time_estimate(tmp_path, tiny_model_dir):
+    from sftflow.train.estimate import measure_warmup
+
+    cfg = load_config(make_project(tmp_path, tiny_model_dir, n=120))
+    prepare(cfg, **quiet)
+    w = measure_warmup(cfg, steps=2)
+    assert w["seconds_per_step"] > 0 and w["tokens_per_second"] > 0 and w["steps"] >= 10
+    assert w["estimated_seconds"] == pytest.approx(w["seconds_per_step"] * w["steps"])
+    assert not (tmp_path / "runs").exists()  # the warm-up leaves nothing behind
