@@ -10,7 +10,7 @@ import pytest
 
 SFTFLOW = str(Path(sys.executable).parent / "sftflow")
 COMMANDS = ["init", "prepare", "train", "eval", "report", "run", "estimate", "export", "audit", "serve", "chat",
-            "review"]
+            "review", "synth"]
 
 
 def sftflow(*args, cwd=None, timeout=120):

@@ -173,6 +173,37 @@ def prepare(
 
 
 @app.command()
+def synth(config: Path = ConfigArg):
+    """Generate synthetic candidate examples with a teacher model (data.synth); re-run to continue.
+
+    Candidates are appended to data.synth.output with their provenance (teacher, template,
+    seed ids, time), rejected replies beside it with the reason; nothing is generated twice.
+    The next `sftflow prepare` reads them under the same quality gate, dedup and ledger as
+    human rows, keeps them out of the test split and applies data.synth.max_train_share.
+
+    Example: sftflow synth my-project/sftflow.yaml && sftflow prepare my-project/sftflow.yaml
+    """
+    with user_errors():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from sftflow.data.synth import synthesize
+
+        cfg = _load(config)
+        columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                   TimeElapsedColumn())
+        with Progress(*columns, console=console) as bar:
+            task = {}
+
+            def show(p) -> None:
+                if "id" not in task:
+                    task["id"] = bar.add_task("", total=p.total)
+                bar.update(task["id"], completed=p.finished, description=f"{p.accepted} accepted, {p.rejected} "
+                           f"rejected, {p.failed} failed; {p.budget.describe()}")
+
+            synthesize(cfg, log=log, on_progress=show)
+
+
+@app.command()
 def audit(
     config: Path = ConfigArg,
     example: str = typer.Option(None, "--example", help="where an example (id or prefix) came from and its fate"),

@@ -64,11 +64,58 @@ class Split(Strict):
         return self
 
 
+class EndpointConfig(Strict):
+    """A chat model reached over an OpenAI-compatible API, or a local model folder (the synth
+    teacher, the quality judge)."""
+
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible API, e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1 "
+        "(sftflow serve); unset: model is a local Hugging Face model folder"
+    )
+    model: str = Field(description="model id at the endpoint, or a local model folder when base_url is unset")
+    api_key_env: str | None = Field(
+        "OPENAI_API_KEY", description="environment variable holding the API key (keys never go in the config)"
+    )
+    temperature: float = Field(0.7, ge=0, le=2, description="sampling temperature of the requests")
+    max_tokens: int = Field(512, ge=1, description="most tokens one reply may have")
+    timeout: float = Field(60.0, gt=0, description="seconds to wait for one reply before retrying")
+    concurrency: int = Field(4, ge=1, description="requests in flight at most")
+    retries: int = Field(4, ge=0, description="retries after a 429, a 5xx, a timeout or a dropped connection")
+    backoff: float = Field(1.0, ge=0, description="seconds before the first retry, doubled each time (Retry-After wins)")
+    max_requests: int | None = Field(None, ge=1, description="request budget (retries count); re-run to continue")
+    max_seconds: float | None = Field(None, gt=0, description="time budget in seconds; re-run to continue")
+    max_cost: float | None = Field(None, gt=0, description="cost budget in USD, estimated from reported usage and prices")
+    price_input: float | None = Field(None, ge=0, description="USD per million prompt tokens, for the cost estimate")
+    price_output: float | None = Field(None, ge=0, description="USD per million completion tokens, for the cost estimate")
+
+    @model_validator(mode="after")
+    def _cost_needs_prices(self) -> EndpointConfig:
+        if self.max_cost is not None and self.price_input is None and self.price_output is None:
+            raise ValueError("max_cost needs price_input and/or price_output (USD per million tokens) to estimate cost")
+        return self
+
+
+class JudgeConfig(EndpointConfig):
+    temperature: float = Field(0.0, ge=0, le=2, description="sampling temperature (0: the same example, the same verdict)")
+    max_tokens: int = Field(256, ge=1, description="most tokens one verdict may have")
+    rubric: str | None = Field(
+        None, description="Jinja template of the judging prompt (sees system, turns, answer); "
+        "default: 1-5 for correctness, helpfulness and format, reasons, as JSON"
+    )
+    weight: float = Field(
+        0.75, ge=0, le=1, description="judge share of the combined score: (1 - weight) x rules + weight x (mean - 1) / 4"
+    )
+
+
 class QualityConfig(Strict):
     enabled: bool = Field(True, description="score every example and drop those below the threshold")
     threshold: float = Field(0.5, ge=0, le=1, description="examples scoring below this are filtered out")
     pii: Literal["flag", "redact", "drop"] = Field(
         "flag", description="emails, phone and card numbers: flag (reason only), redact ([EMAIL]...) or drop"
+    )
+    judge: JudgeConfig | None = Field(
+        None, description="LLM judge scoring 1-5 (correctness, helpfulness, format), combined with the rules; "
+        "cached by content hash"
     )
 
 
@@ -83,6 +130,46 @@ class MixConfig(Strict):
     path: str = Field(description="general conversation data (any supported file or format)")
     ratio: float = Field(0.1, gt=0, lt=1, description="share of the final training split taken from it")
     format: Literal[FORMATS] = Field("auto", description="row format of the general data")
+
+
+SYNTH_STRATEGIES = ("paraphrase", "self_instruct", "answer", "multi_turn")
+
+
+class SynthTask(Strict):
+    strategy: Literal[SYNTH_STRATEGIES] = Field(
+        description="paraphrase (seed prompts reworded), self_instruct (new prompts in the seeds' style), "
+        "answer (answers to synth.prompts), multi_turn (a follow-up turn added to a seed)"
+    )
+    count: int = Field(
+        1, ge=1, description="candidates per seed (paraphrase, multi_turn) or per prompt (answer); "
+        "self_instruct: new prompts in all"
+    )
+    examples: int = Field(3, ge=0, description="seed examples shown to the teacher as style and format reference")
+    template: str | None = Field(None, description="Jinja template file of the generating request; default built-in")
+    answer_template: str | None = Field(None, description="Jinja template file of the answering request; default built-in")
+    keep_answer: bool = Field(True, description="paraphrase: keep the seed's answer (true) or have the teacher answer")
+
+
+class SynthConfig(Strict):
+    teacher: EndpointConfig | None = Field(None, description="the model that writes candidates (needed by sftflow synth)")
+    seeds: str | None = Field(None, description="file/glob of human-written seed examples; default: the human data.sources")
+    max_seeds: int | None = Field(None, ge=1, description="use only the first N seeds")
+    prompts: str | None = Field(
+        None, description="user prompts for the answer strategy: .txt (one per line) or rows with a 'prompt' field"
+    )
+    tasks: list[SynthTask] = Field(default_factory=list, description="what to generate, e.g. [{strategy: paraphrase, count: 2}]")
+    seed: int = Field(0, description="picks the reference examples and the sampling seeds")
+    output: str = Field(
+        "synthetic/candidates.jsonl", description="generated candidates (rejected ones beside it); re-runs add only what is missing"
+    )
+    include: bool = Field(True, description="prepare reads the output as a source (origin: synthetic), under the same gates")
+    max_train_share: float | None = Field(
+        None, gt=0, lt=1, description="cap on synthetic examples in train (e.g. 0.5); the rest are recorded as unused"
+    )
+    in_test: bool = Field(
+        False, description="allow synthetic examples in the test split (default: train and val only, so evaluation "
+        "reflects real usage)"
+    )
 
 
 class DataConfig(Strict):
@@ -110,6 +197,9 @@ class DataConfig(Strict):
         default_factory=list, description="benchmark files whose prompts or 13-grams must not appear in the data"
     )
     mix: MixConfig | None = Field(None, description="general data mixed into train only, against forgetting")
+    synth: SynthConfig = Field(
+        default_factory=SynthConfig, description="synthetic examples: generation (sftflow synth) and how prepare admits them"
+    )
 
 
 class ModelConfig(Strict):

@@ -3,7 +3,9 @@
 Written by `prepare` from stats.json: sources (with licences), counts and fates, formats,
 the quality filter (score histogram as quality_hist.png and the lowest-scoring examples),
 duplicates, splits, leakage report, general-data mix and origins (human / synthetic /
-general-mix). Every number here can be traced to rows in ledger.sqlite (`sftflow audit`).
+general-mix), the human/synthetic mix per split with the synthetic rules applied, and the
+LLM judge's scores and its agreement with human review. Every number here can be traced to
+rows in ledger.sqlite (`sftflow audit`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,50 @@ def _histogram_png(path: Path, counts: list[int], threshold: float | None) -> No
     plt.close(fig)
 
 
+def _synthetic_section(stats: dict) -> list[str]:
+    """The human/synthetic mix per split, the rules applied, and who wrote the synthetic rows."""
+    syn = stats.get("synthetic")
+    if not syn or not (sum(syn["by_split"].values()) or syn["over_cap"] or syn["left_out_of_test"]):
+        return []
+    lines = ["", "## Synthetic data", "", "| split | examples | synthetic | share |", "|---|---:|---:|---:|"]
+    for name, n in stats["splits"].items():
+        k = syn["by_split"][name]
+        lines.append(f"| {name} | {n} | {k} | {k / n:.0%} |" if n else f"| {name} | 0 | 0 | – |")
+    lines.append("")
+    if syn["in_test"]:
+        lines.append("Synthetic examples may be in the test split (`data.synth.in_test: true`).")
+    else:
+        lines.append(f"Kept out of the test split (evaluation reflects real usage): {syn['moved_out_of_test']} re-split "
+                     f"into train/val, {syn['left_out_of_test']} unused because their group has human test examples.")
+    if syn["max_train_share"] is not None:
+        lines.append(f"Cap: synthetic ≤ {syn['max_train_share']:.0%} of train; {syn['over_cap']} lowest-scored "
+                     "synthetic examples over it are unused.")
+    if syn["teachers"]:
+        lines.append("Teachers: " + ", ".join(f"{k} ({v})" for k, v in syn["teachers"].items())
+                     + "; templates: " + ", ".join(f"{k} ({v})" for k, v in syn["templates"].items())
+                     + ". Seeds, parameters and timestamps per example: `ledger.sqlite` table `synthetic`.")
+    return lines
+
+
+def _judge_lines(j: dict) -> list[str]:
+    lines = ["", f"LLM judge `{j['model']}` (rubric `{j['rubric']}`), 1-5 for correctness, helpfulness and format, "
+             f"combined as (1 - {j['weight']:g}) x rules + {j['weight']:g} x (mean - 1) / 4: {j['scored']} examples "
+             f"scored, {j['filtered']} filtered by the combined score, {j['malformed']} malformed verdicts, "
+             f"{j['failed'] + j['budget']} not judged. Reasons per example: `sftflow audit --example ID`."]
+    if j["means"]:
+        lines.append("Mean scores: " + ", ".join(f"{k} {v:.2f}" for k, v in j["means"].items()) + ".")
+    a = j.get("agreement")
+    if a:
+        if a["pairs"]:
+            kappa = "n/a" if a["kappa"] is None else f"{a['kappa']:.2f}"
+            lines.append(f"Agreement with human review (correctness, {a['pairs']} rated outputs): exact "
+                         f"{a['exact']:.0%}, within one point {a['within_one']:.0%}, Cohen's kappa {kappa}; mean "
+                         f"human {a['human_mean']:.2f} vs judge {a['judge_mean']:.2f}.")
+        else:
+            lines.append(f"Human review ratings found ({a['source']}), but none could be compared yet.")
+    return lines
+
+
 def write_data_card(folder: Path, stats: dict) -> Path:
     q = stats["quality"]
     _histogram_png(folder / "quality_hist.png", q["histogram"], q["threshold"])
@@ -42,7 +88,7 @@ def write_data_card(folder: Path, stats: dict) -> Path:
         "",
         f"Rows read: **{stats['rows_read']}** · kept **{stats['kept']}** · rejected **{stats['rejected']}** · "
         f"duplicates **{stats['duplicates']}** ({stats['exact_duplicates']} exact, {stats['near_duplicates']} near) · "
-        f"filtered **{stats['filtered']}**" + (f" · unused general rows **{stats['unused']}**" if stats["unused"] else ""),
+        f"filtered **{stats['filtered']}**" + (f" · unused **{stats['unused']}**" if stats["unused"] else ""),
         "",
         "Every input row has exactly one fate; the counts above sum to the rows read (checked). "
         "`sftflow audit` shows the fate of any row or example from `ledger.sqlite`.",
@@ -72,6 +118,8 @@ def write_data_card(folder: Path, stats: dict) -> Path:
         lines.append("Scores computed, filter off (`data.quality.enabled: false`).")
     else:
         lines.append(f"Rule-based score in [0, 1]; below {q['threshold']:g} an example is filtered.")
+    if stats.get("judge"):
+        lines += _judge_lines(stats["judge"])
     lines += ["", "![quality score histogram](quality_hist.png)", ""]
     if stats["filter_reasons"]:
         lines += [f"- {reason}: {n}" for reason, n in stats["filter_reasons"].items()]
@@ -102,6 +150,7 @@ def write_data_card(folder: Path, stats: dict) -> Path:
         lines += ["", f"General-data mix: {stats['general_mix_in_train']} of the {s['train']} training examples "
                       f"({share:.0%}) are general conversation data (`origin: general-mix`), in train only."]
     lines += ["", "Origins: " + ", ".join(f"{k} {v}" for k, v in sorted(stats["origins"].items())) + "."]
+    lines += _synthetic_section(stats)
 
     lk = stats["leakage"]
     lines += [

@@ -4,9 +4,11 @@
 
 Every input row ends in exactly one fate: kept (in train, val or test), rejected (with file,
 line, field and reason, in rejects.jsonl), duplicate (of the kept example's id), filtered
-(low quality or contaminated, with score and reasons), or — for general mix-in data only —
-unused (beyond the mix ratio). `kept + rejected + duplicates + filtered + unused == rows
-read` is checked before anything is published.
+(low quality or contaminated, with score and reasons), or unused (general mix-in data beyond
+the mix ratio; synthetic rows over data.synth.max_train_share or in a group with human test
+rows). `kept + rejected + duplicates + filtered + unused == rows read` is checked before
+anything is published. With data.quality.judge, an LLM judge's verdict joins the rule score
+(judge.py); `sftflow synth` candidates are read as one more source (origin synthetic).
 
 Three passes keep memory flat in the size of the text: (1) stream the sources in chunks,
 convert and score rows, write records to a spool file and keep only small per-row keys
@@ -55,7 +57,7 @@ LOWEST_SHOWN = 10
 _COLUMN = re.compile(r" at (column|byte) \d+")
 COLUMNS = {"id": np.uint64, "file": np.int32, "line": np.int64, "exact": np.uint64, "prompt": np.uint64,
            "own": np.uint64, "score": np.float32, "mix": bool, "origin": np.int8, "truncated": bool,
-           "tokens": np.int32}
+           "tokens": np.int32, "synthetic": bool}
 OUTPUTS = ("train.jsonl", "val.jsonl", "test.jsonl", "rejects.jsonl", "stats.json", "data_card.md",
            "quality_hist.png", "ledger.sqlite")
 
@@ -96,6 +98,8 @@ class Collector:
         self.reject_reasons: Counter = Counter()
         self.lowest: list[tuple[float, str, str, list]] = []
         self.rows_read = 0
+        self.teachers: Counter = Counter()  # synthetic records by teacher model and by template
+        self.templates: Counter = Counter()
 
     @staticmethod
     def code(table: list[str], value: str) -> int:
@@ -137,12 +141,14 @@ class Collector:
             cur["origin"].append(self.code(self.origins, rec["source"]["origin"]))
             cur["truncated"].append(row.truncated)
             cur["tokens"].append(row.tokens if row.tokens is not None else -1)
+            cur["synthetic"].append(rec["source"]["origin"] == "synthetic")
             if row.filter_reason is not None:
                 self.filters[self.n] = row.filter_reason
             if self.strata is not None:
                 self.strata.append(row.stratum)
             self.n += 1
             self.ledger.add_example(rec["id"], src.file, row.line, row.format, rec["source"]["origin"])
+            self._provenance(rec, src.file, row.line)
             self.spool.write(json.dumps(rec, ensure_ascii=False) + "\n")
             if not src.mix and row.score < 1.0 and (len(self.lowest) < LOWEST_SHOWN or row.score < self.lowest[-1][0]):
                 self.lowest.append((row.score, rec["id"], f"{src.file}:{row.line}", rec["quality"]["reasons"],
@@ -153,6 +159,27 @@ class Collector:
             self.chunks[name].append(np.array(values, dtype=COLUMNS[name]))
         self.near_whole.add(chunk.sig_whole)
         self.near_prompt.add(chunk.sig_prompt)
+
+    def _provenance(self, rec: dict, file: str, line: int) -> None:
+        """Ledger rows for how a synthetic example was made and what the LLM judge said of it."""
+        prov = rec["source"].get("synthetic")
+        if prov is not None:
+            self.ledger.add_synthetic(rec["id"], file, line, prov)
+            template = prov.get("template") if isinstance(prov.get("template"), dict) else {}
+            self.teachers[str(prov.get("teacher"))] += 1
+            self.templates[str(template.get("id"))] += 1
+            self.ledger.decide(rec["id"], file, line, "synth", "generated",
+                               f"teacher {prov.get('teacher')}, template {template.get('id')}",
+                               json.dumps({k: prov.get(k) for k in ("strategy", "seed_ids", "created_at")}
+                                          | {"params": template.get("params")}))
+        verdict = rec["quality"].get("judge")
+        if verdict is not None:
+            if "error" in verdict:
+                self.ledger.decide(rec["id"], file, line, "judge", "not scored", verdict["error"])
+            else:
+                self.ledger.decide(rec["id"], file, line, "judge", "scored", verdict["reasons"],
+                                   json.dumps({k: verdict[k] for k in ("correctness", "helpfulness", "format", "mean",
+                                                                         "model", "rubric")}))
 
     def columns(self) -> dict[str, np.ndarray]:
         return {name: np.concatenate(self.chunks[name]) if self.chunks[name] else np.zeros(0, dtype=dtype)
@@ -208,10 +235,24 @@ def _benchmark_index(cfg: Config) -> tuple[NgramIndex, frozenset]:
     return NgramIndex(texts), frozenset(prompts)
 
 
+def _judge(cfg: Config, log):
+    if cfg.data.quality.judge is None:
+        return None
+    from sftflow.data.judge import Judge
+
+    return Judge(cfg, log)
+
+
 def _sources(cfg: Config) -> Iterator[tuple[SourceSpec, Path]]:
     for source in cfg.data.sources:
         for path in resolve_sources(source.path, cfg.root):
             yield SourceSpec(display_path(path, cfg.root), source.format, source.mapping, source.origin), path
+    synth = cfg.data.synth
+    output = cfg.path(synth.output)
+    if synth.include and output.is_file():  # `sftflow synth` candidates, unless already a listed source
+        listed = {p.resolve() for s in cfg.data.sources for p in resolve_sources(s.path, cfg.root)}
+        if output.resolve() not in listed:
+            yield SourceSpec(display_path(output, cfg.root), "messages", {}, "synthetic"), output
     if cfg.data.mix:
         m = cfg.data.mix
         for path in resolve_sources(m.path, cfg.root):
@@ -284,6 +325,10 @@ def decide(col: dict[str, np.ndarray], filters: dict[int, str], strata: list | N
                                [strata[i] for i in idx] if strata is not None else None)
 
     unused = np.zeros(n, dtype=bool)
+    why_unused: dict[int, str] = {}  # record index → why (default: beyond the mix ratio)
+    synth = _synthetic_rules(col["synthetic"] & task, task, split, groups, own, scores, col["id"], cfg)
+    for i, why in synth.pop("unused").items():
+        unused[i], split[i], why_unused[i] = True, -1, why
     mix_kept = np.flatnonzero(kept & is_mix)
     if cfg.data.mix and len(mix_kept):
         r = cfg.data.mix.ratio
@@ -295,7 +340,44 @@ def decide(col: dict[str, np.ndarray], filters: dict[int, str], strata: list | N
             warnings.warn(f"data.mix: wanted {want} general examples for ratio {r:g}, only {len(mix_kept)} usable",
                           UserWarning, stacklevel=2)
     return {"kept": kept & ~unused, "duplicate": duplicate, "filtered": filtered, "unused": unused,
-            "keeper": keeper, "split": split, "exact": exact, "prompts": prompts, "is_mix": is_mix}
+            "keeper": keeper, "split": split, "exact": exact, "prompts": prompts, "is_mix": is_mix,
+            "why_unused": why_unused, "synthetic": synth}
+
+
+def _synthetic_rules(is_synth: np.ndarray, task: np.ndarray, split: np.ndarray, groups: np.ndarray,
+                     own: np.ndarray, scores: np.ndarray, ids: np.ndarray, cfg: Config) -> dict:
+    """Keep synthetic examples out of test (data.synth.in_test) and under data.synth.max_train_share.
+
+    A synthetic group that landed in test is re-split over train and val alone (the whole group
+    moves, so nothing leaks); synthetic members of a group with human test examples cannot move
+    without leaking, so they are left unused. Over the cap, the lowest-scored synthetic training
+    examples are left unused. Edits `split` in place; returns counts and {index: why} to leave unused.
+    """
+    s, f = cfg.data.synth, cfg.data.split
+    out: dict = {"moved_out_of_test": 0, "left_out_of_test": 0, "over_cap": 0, "unused": {}}
+    if not s.in_test:
+        in_test = is_synth & (split == 2)
+        stuck = in_test & np.isin(groups, groups[task & ~is_synth & (split == 2)])
+        move = np.flatnonzero(in_test & ~stuck)
+        if len(move) and f.train + f.val > 0:
+            rest = {"train": f.train / (f.train + f.val), "val": f.val / (f.train + f.val), "test": 0.0}
+            split[move] = assign_splits(own[move], groups[move], cfg.data.seed, rest)
+            out["moved_out_of_test"] = len(move)
+        else:
+            stuck |= in_test
+        for i in np.flatnonzero(stuck).tolist():
+            out["unused"][i] = "synthetic, in a group with human test examples (data.synth.in_test: false)"
+        out["left_out_of_test"] = int(stuck.sum())
+    if s.max_train_share is not None:
+        in_train = [i for i in np.flatnonzero(is_synth & (split == 0)).tolist() if i not in out["unused"]]
+        human = int((task & ~is_synth & (split == 0)).sum())
+        allowed = int(s.max_train_share / (1 - s.max_train_share) * human + 1e-9)
+        if len(in_train) > allowed:
+            order = sorted(in_train, key=lambda i: (-float(scores[i]), hash64(f"{cfg.data.seed}:synth:{int(ids[i]):016x}")))
+            for i in order[allowed:]:
+                out["unused"][i] = f"synthetic beyond data.synth.max_train_share {s.max_train_share:g}"
+            out["over_cap"] = len(in_train) - allowed
+    return out
 
 
 def prepare(cfg: Config, log=print, workers: int = 1) -> dict:
@@ -318,12 +400,20 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     processor = processor or RowProcessor(settings)
     col = Collector(work, cfg)
     pool = _pool(workers, settings)
+    judge = _judge(cfg, log)
+    agreement = None
     try:
         for chunk, src in _stream_chunks(sources, processor, pool):
+            if judge is not None and not src.mix:  # in the main process: one cache, one request budget
+                judge.apply(chunk.rows, settings.threshold if settings.quality else None)
             col.add(chunk, src)
+        if judge is not None:
+            agreement = judge.human_agreement()
     finally:
         if pool is not None:
             pool.terminate()
+        if judge is not None:
+            judge.close()
     col.spool.close()
     col.rejects.close()
     c = col.columns()
@@ -350,7 +440,7 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
                               f"{how} duplicate of {ids[k]} ({files[k]}:{lines[k]})")
                 col.per_file[file]["duplicates"] += 1
             elif fate["unused"][i]:
-                ledger.decide(rid, file, lineno, "prepare", "unused", "beyond data.mix.ratio")
+                ledger.decide(rid, file, lineno, "prepare", "unused", fate["why_unused"].get(i, "beyond data.mix.ratio"))
                 col.per_file[file]["unused"] += 1
             else:
                 name = SPLITS[split[i]]
@@ -392,6 +482,9 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
                            "this should be impossible; please report it with your config")
 
     warns = _census_warnings(col, counts, task_kept)
+    if judge is not None and (judge.counts["failed"] or judge.counts["budget"]):
+        warns.append(f"data.quality.judge: {judge.counts['failed'] + judge.counts['budget']} examples not judged "
+                     f"({judge.last_error}); they keep their rule score; re-run prepare to judge them")
     for w in warns:
         warnings.warn(w, UserWarning, stacklevel=2)
     ledger.carry_runs_from(cfg.data_dir / "ledger.sqlite")
@@ -404,6 +497,11 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
         "exact_duplicates": totals["duplicates"] - near_dups,
         "splits": counts,
         "general_mix_in_train": int((kept & fate["is_mix"]).sum()),
+        "synthetic": {**fate["synthetic"], "by_split": {name: int((kept & c["synthetic"] & (split == k)).sum())
+                                                         for k, name in enumerate(SPLITS)},
+                      "max_train_share": cfg.data.synth.max_train_share, "in_test": cfg.data.synth.in_test,
+                      "teachers": dict(col.teachers.most_common()), "templates": dict(col.templates.most_common())},
+        "judge": None if judge is None else {**judge.stats(), "agreement": agreement},
         "origins": {f"{SPLITS[split[i]]}:{col.origins[c['origin'][i]]}": k for i, k in _origin_counts(c, kept, split)},
         "formats": {f: dict(v) for f, v in col.formats.items()},
         "files": {f: dict(v) for f, v in col.per_file.items()},
@@ -430,10 +528,25 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     write_data_card(work, stats)
     log(f"prepare: {col.rows_read} rows read → {totals['kept']} kept, {totals['rejected']} rejected, "
         f"{totals['duplicates']} duplicates ({near_dups} near), {totals['filtered']} filtered"
-        + (f", {totals['unused']} unused general rows" if totals["unused"] else "")
+        + (f", {totals['unused']} unused (general mix / synthetic rules)" if totals["unused"] else "")
         + f"; train/val/test = {counts['train']}/{counts['val']}/{counts['test']} → {cfg.data_dir}")
     _log_table(stats, log)
+    if stats["judge"]:
+        log("  " + judge_line(stats["judge"]))
     return stats
+
+
+def judge_line(j: dict) -> str:
+    """One line on what the LLM judge did, for the prepare log."""
+    means = ", ".join(f"{k} {v:.2f}" for k, v in j["means"].items())
+    line = (f"judge {j['model']}: {j['scored']} scored ({j['cached']} cache hits), {j['filtered']} filtered, "
+            f"{j['malformed']} malformed replies" + (f"; means {means}" if means else ""))
+    a = j.get("agreement")
+    if a and a["pairs"]:
+        kappa = "n/a" if a["kappa"] is None else f"{a['kappa']:.2f}"
+        line += (f"; vs human correctness on {a['pairs']} rated outputs: exact {a['exact']:.0%}, "
+                 f"within one {a['within_one']:.0%}, kappa {kappa}")
+    return line
 
 
 def _origin_counts(c: dict, kept: np.ndarray, split: np.ndarray) -> list[tuple[int, int]]:

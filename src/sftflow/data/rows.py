@@ -148,11 +148,13 @@ class RowProcessor:
         if s.benchmark is not None and row.filter_reason is None:
             row.filter_reason = self._contamination(record, row.prompt_key)
         origin = raw_row.get("origin") if isinstance(raw_row.get("origin"), str) else src.origin
+        source = {"file": src.file, "line": raw.line, "format": fmt, "origin": "general-mix" if src.mix else origin}
+        if origin == "synthetic" and isinstance(raw_row.get("synthetic"), dict):
+            source["synthetic"] = raw_row["synthetic"]  # teacher, template, seeds, time: from `sftflow synth`
         row.record = {
             "id": content_hash(record),
             **record,
-            "source": {"file": src.file, "line": raw.line, "format": fmt,
-                       "origin": "general-mix" if src.mix else origin},
+            "source": source,
             "group": group,
             "quality": quality.as_dict(),
         }
