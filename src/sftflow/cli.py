@@ -46,6 +46,8 @@ def log(message: str) -> None:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for all
+        return
     err_console.print(f"warning: {message}", markup=False, style="yellow")
 
 
@@ -55,7 +57,7 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     if not STATE["debug"]:
         warnings.showwarning = _show_warning
-        for noisy in ("transformers", "trl", "peft", "accelerate", "datasets", "bitsandbytes"):
+        for noisy in ("transformers", "trl", "peft", "accelerate", "datasets", "bitsandbytes", "DeepSpeed"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", module=r"(transformers|trl|peft|accelerate|torch|datasets|bitsandbytes)\b.*")
         with contextlib.suppress(ImportError):
@@ -251,15 +253,39 @@ def train(
     config: Path = ConfigArg,
     resume: bool = typer.Option(False, "--resume", help="continue from the last checkpoint of this run"),
     strict: bool = typer.Option(False, "--strict", help="treat guardrail warnings as errors"),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="processes (GPUs) per node: launches torchrun for you"),
+    nnodes: int = typer.Option(1, "--nnodes", min=1, help="number of nodes (run the same command on each)"),
+    node_rank: int = typer.Option(0, "--node-rank", min=0, help="this node's rank, 0 .. nnodes-1"),
+    master_addr: str = typer.Option("127.0.0.1", "--master-addr", help="address of the rank-0 node"),
+    master_port: int = typer.Option(29500, "--master-port", help="port on the rank-0 node"),
 ):
     """Fine-tune the model (LoRA by default) on the prepared train split, early-stopping on val loss.
+
+    Several GPUs or nodes: --nproc N (and --nnodes/--node-rank/--master-addr) launches torchrun with
+    train.distributed.strategy (ddp, fsdp, deepspeed); `torchrun ... -m sftflow train` works too.
 
     Example: sftflow train quickstart/sftflow.yaml
     """
     with user_errors():
         from sftflow.train.trainer import train as run_train
 
-        run_train(_load(config), resume=resume, strict=strict, log=log)
+        cfg = _load(config)
+        if nproc > 1 or nnodes > 1:
+            import torch
+
+            from sftflow.train.distributed import check_strategy, launch
+
+            check_strategy(cfg, use_cpu=not torch.cuda.is_available())
+
+            args = [a for a, on in (("--resume", resume), ("--strict", strict)) if on]
+            log(f"train: launching {nproc} process(es) x {nnodes} node(s) with torchrun "
+                f"({cfg.train.distributed.strategy})")
+            code = launch(config, args, nproc=nproc, nnodes=nnodes, node_rank=node_rank, master_addr=master_addr,
+                          master_port=master_port)
+            if code:
+                raise typer.Exit(code)
+            return
+        run_train(cfg, resume=resume, strict=strict, log=log)
 
 
 @app.command(name="eval")
@@ -337,15 +363,19 @@ def estimate(
     config: Path = ConfigArg,
     model: str = typer.Option(None, "--model", help="estimate for this model id/path instead of the config's"),
     seq_len: int = typer.Option(None, "--seq-len", help="tokens per example (default: train.max_length)"),
+    warmup: int = typer.Option(0, "--warmup", min=0, help="time N real training steps on the prepared data for an ETA"),
+    gpus: int = typer.Option(1, "--gpus", min=1, help="also show per-GPU memory for DDP / ZeRO-2 / ZeRO-3 / FSDP on N GPUs"),
 ):
-    """Estimate GPU memory for lora, qlora and full fine-tuning of the configured model (no weights loaded).
+    """Estimate memory for lora, qlora and full fine-tuning (no weights loaded), per GPU size and for this machine.
+
+    With --warmup N, also time N training steps of the configured run and extrapolate the run time.
 
     Example: sftflow estimate quickstart/sftflow.yaml --model meta-llama/Llama-2-7b-hf
     """
     with user_errors():
         from transformers import AutoConfig
 
-        from sftflow.train.estimate import estimate_memory
+        from sftflow.train.estimate import GPU_SIZES_GIB, estimate_memory, gpu_verdict, machine_memory_gib
 
         cfg = _load(config)
         t = cfg.train
@@ -354,16 +384,38 @@ def estimate(
             model_config = AutoConfig.from_pretrained(path, trust_remote_code=cfg.model.trust_remote_code)
         except OSError as err:
             raise SftflowError(f"model {path!r}: cannot read its config ({str(err).splitlines()[0]})") from err
-        log(f"{path}: batch {t.batch_size} x {seq_len or t.max_length} tokens, LoRA r {t.lora.r}")
-        log(f"{'method':<7}{'params':>10}{'trainable':>12}{'weights':>10}{'grads':>8}{'optim':>8}{'activ':>8}{'total GiB':>11}")
+        length = seq_len or t.max_length
+        kwargs = dict(r=t.lora.r, target_modules=t.lora.target_modules, batch_size=t.batch_size, seq_len=length,
+                      gradient_checkpointing=t.gradient_checkpointing)
+        log(f"{path}: batch {t.batch_size} x {length} tokens, LoRA r {t.lora.r}; GPU figures in bf16")
+        header = "".join(f"{f'{g}GB':>7}" for g in GPU_SIZES_GIB)
+        log(f"{'method':<7}{'params':>10}{'trainable':>12}{'weights':>9}{'grads':>7}{'optim':>7}{'activ':>7}"
+            f"{'GiB':>7} {header}")
         for method in ("full", "lora", "qlora"):
-            e = estimate_memory(model_config, method=method, r=t.lora.r, target_modules=t.lora.target_modules,
-                                batch_size=t.batch_size, seq_len=seq_len or t.max_length,
-                                gradient_checkpointing=t.gradient_checkpointing)
-            mark = " <- configured" if method == t.method else ""
+            e = estimate_memory(model_config, method=method, **kwargs)
+            verdicts = "".join(f"{gpu_verdict(e.total_gib, g):>7}" for g in GPU_SIZES_GIB)
+            mark = "  <- configured" if method == t.method else ""
             log(f"{method:<7}{e.total_parameters / 1e6:>9.1f}M{e.trainable_parameters / 1e6:>11.2f}M"
-                f"{e.weights_gib:>10.2f}{e.gradients_gib:>8.2f}{e.optimizer_gib:>8.2f}{e.activations_gib:>8.2f}"
-                f"{e.total_gib:>11.2f}{mark}")
+                f"{e.weights_gib:>9.2f}{e.gradients_gib:>7.2f}{e.optimizer_gib:>7.2f}{e.activations_gib:>7.2f}"
+                f"{e.total_gib:>7.2f} {verdicts}{mark}")
+        if gpus > 1:
+            from sftflow.train.estimate import per_gpu
+
+            e = estimate_memory(model_config, method=t.method, **kwargs)
+            shown = [("ddp", "ddp", 2), ("zero2", "deepspeed", 2), ("zero3", "deepspeed", 3), ("fsdp", "fsdp", 2)]
+            log(f"{t.method} on {gpus} GPUs, GiB per GPU: " + ", ".join(
+                f"{label} {per_gpu(e, strategy, gpus, stage):.2f}" for label, strategy, stage in shown))
+        cpu = estimate_memory(model_config, method=t.method, device="cpu", **kwargs)
+        ram = machine_memory_gib()
+        fits = "fits" if cpu.total_gib + 0.5 < 0.8 * ram else "does not fit"
+        log(f"this machine (CPU, fp32, {t.method}): ~{cpu.total_gib:.2f} GiB of {ram:.0f} GiB RAM: {fits}")
+        if warmup:
+            from sftflow.train.estimate import measure_warmup
+
+            w = measure_warmup(cfg, warmup, log=log)
+            log(f"warm-up: {w['seconds_per_step']:.2f} s/step over {warmup} steps, {w['tokens_per_second']:,.0f} tok/s; "
+                f"{w['steps']} steps over {w['train_tokens']:,} training tokens x {t.epochs:g} epochs "
+                f"≈ {w['estimated_seconds'] / 60:.1f} min (early stopping may end sooner)")
 
 
 RunArg = typer.Argument(..., help="the run folder (runs/NAME) or the project's sftflow.yaml", show_default=False)

@@ -220,6 +220,15 @@ class LoraSettings(Strict):
     )
 
 
+class DistributedConfig(Strict):
+    strategy: Literal["ddp", "fsdp", "deepspeed"] = Field(
+        "ddp", description="with several processes: ddp (replicas), fsdp (full shard) or deepspeed (ZeRO)"
+    )
+    zero_stage: Literal[2, 3] = Field(2, description="DeepSpeed ZeRO stage: 2 shards grads+optimizer, 3 also weights")
+    cpu_offload: bool = Field(False, description="offload parameters/optimizer to CPU RAM (fsdp, deepspeed)")
+    deepspeed_config: str | None = Field(None, description="your own DeepSpeed JSON instead of the generated one")
+
+
 class TrainConfig(Strict):
     method: Literal[METHODS] = Field("lora", description="lora (default), qlora (4-bit base) or full fine-tuning")
     lora: LoraSettings = Field(default_factory=LoraSettings, description="LoRA settings (lora and qlora)")
@@ -238,12 +247,25 @@ class TrainConfig(Strict):
     bf16: Literal["auto", True, False] = Field("auto", description="bf16 mixed precision; auto = on where supported")
     gradient_checkpointing: bool = Field(False, description="trade compute for memory (on by default for qlora)")
     padding_free: bool = Field(True, description="concatenate examples without pad tokens or cross-attention")
+    distributed: DistributedConfig = Field(
+        default_factory=DistributedConfig, description="multi-GPU / multi-node strategy (torchrun, accelerate)"
+    )
     report_to: list[Literal["tensorboard", "mlflow"]] = Field(
         default_factory=list, description="experiment trackers: tensorboard and/or mlflow (file store in the run dir)"
     )
     extra: dict[str, Any] = Field(
         default_factory=dict, description="more trl.SFTConfig arguments passed through unchanged"
     )
+
+    @model_validator(mode="after")
+    def _known_good_combinations(self) -> TrainConfig:
+        d = self.distributed
+        if self.method == "qlora" and d.strategy == "fsdp":
+            raise ValueError("distributed.strategy fsdp with method qlora is not supported here; use ddp "
+                             "(QLoRA's 4-bit base fits per GPU) or method lora")
+        if self.method == "qlora" and d.strategy == "deepspeed" and d.zero_stage == 3:
+            raise ValueError("ZeRO-3 cannot shard bitsandbytes 4-bit weights; use zero_stage 2 or ddp with qlora")
+        return self
 
     @property
     def lr(self) -> float:

@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -396,6 +397,7 @@ def prepare(cfg: Config, log=print, workers: int = 1) -> dict:
 
 def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     sources = list(_sources(cfg))  # a missing file fails now, before any work
+    clock = {"start": time.perf_counter()}
     settings, length_check, processor = _settings(cfg, log)
     processor = processor or RowProcessor(settings)
     col = Collector(work, cfg)
@@ -416,12 +418,14 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
             judge.close()
     col.spool.close()
     col.rejects.close()
+    clock["read_score_hash"] = time.perf_counter()
     c = col.columns()
     fate = decide(c, col.filters, col.strata, col.near_whole, col.near_prompt, cfg)
     ids = [f"{x:016x}" for x in c["id"].tolist()]
     files, lines = [col.files[k] for k in c["file"].tolist()], c["line"].tolist()
     kept, split = fate["kept"], fate["split"]
 
+    clock["dedup_split_decisions"] = time.perf_counter()
     # pass 2: stream the spool into the split files, with a decision per row in the ledger
     outs = {name: open(work / f"{name}.jsonl", "w", encoding="utf-8") for name in SPLITS}  # noqa: SIM115
     ledger = col.ledger
@@ -475,12 +479,14 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
         raise SftflowError(f"no usable examples in data.sources ({col.rows_read} rows read, {totals['rejected']} "
                            f"rejected, {totals['filtered']} filtered).{first}")
 
+    clock["write_splits"] = time.perf_counter()
     # pass 3: leakage between train and val/test
     leakage = leakage_report(work, kept, split, fate["prompts"], fate["is_mix"])
     if leakage["exact_prompt_leaks"]:
         raise SftflowError(f"{leakage['exact_prompt_leaks']} val/test prompts also appear in train: "
                            "this should be impossible; please report it with your config")
 
+    clock["leakage_report"] = time.perf_counter()
     warns = _census_warnings(col, counts, task_kept)
     if judge is not None and (judge.counts["failed"] or judge.counts["budget"]):
         warns.append(f"data.quality.judge: {judge.counts['failed'] + judge.counts['budget']} examples not judged "
@@ -519,6 +525,8 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
         "truncated": int(c["truncated"][kept].sum()),
         "leakage": leakage,
         "warnings": warns,
+        "seconds": {k: round(v - prev, 2) for (k, v), prev in zip(list(clock.items())[1:], clock.values(),
+                                                                    strict=False)},
         "seed": cfg.data.seed,
         "fractions": cfg.data.split.model_dump(),
         "stratify_field": cfg.data.stratify_field,

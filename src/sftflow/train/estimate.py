@@ -161,3 +161,16 @@ def measure_warmup(cfg, steps: int = 5, log=print) -> dict:
     tokens_per_step = info["total_tokens"] / steps_per_epoch
     return {"seconds_per_step": per_step, "steps": total_steps, "train_tokens": info["total_tokens"],
             "tokens_per_second": tokens_per_step / per_step, "estimated_seconds": per_step * total_steps}
+
+
+def per_gpu(e: MemoryEstimate, strategy: str, world: int, zero_stage: int = 2) -> float:
+    """GiB per GPU when `world` GPUs share the run: DDP replicates everything; ZeRO-2 shards gradients
+    and optimizer states; ZeRO-3 and FSDP full-shard also shard the weights. Activations stay per GPU
+    (each GPU holds its own micro-batch)."""
+    shard = max(1, world)
+    weights, grads, optim = e.weights_gib, e.gradients_gib, e.optimizer_gib
+    if strategy == "deepspeed" and zero_stage == 2:
+        grads, optim = grads / shard, optim / shard
+    elif strategy in ("fsdp", "deepspeed"):
+        weights, grads, optim = weights / shard, grads / shard, optim / shard
+    return round(weights + grads + optim + e.activations_gib, 3)

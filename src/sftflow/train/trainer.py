@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import platform
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from sftflow.config import Config, dump_config
 from sftflow.errors import SftflowError
 from sftflow.io import atomic_write_text, read_jsonl, write_json
 from sftflow.model.chat import tokenize_record
+from sftflow.train.distributed import is_main_process, trainer_settings, world_size
 
 
 def tokenize_split(tokenizer, records: list[dict], max_length: int) -> tuple[list[dict], dict]:
@@ -171,6 +173,8 @@ def count_parameters(model) -> tuple[int, int]:
 
 def build_trainer(cfg: Config, log=print, strict: bool = False):
     """The configured SFTTrainer and what was measured while building it (tests inspect its batches)."""
+    if not is_main_process():
+        log = _silent
     from datasets import Dataset
     from transformers import PrinterCallback, set_seed
     from trl import SFTConfig, SFTTrainer
@@ -229,7 +233,8 @@ def build_trainer(cfg: Config, log=print, strict: bool = False):
     answer_tokens = sum(sum(r["assistant_masks"]) for r in train_rows)
     total_tokens = sum(len(r["input_ids"]) for r in train_rows)
 
-    effective_batch = t.batch_size * t.grad_accum
+    world = world_size()
+    effective_batch = t.batch_size * t.grad_accum * world  # the data is sharded across the processes
     steps_per_epoch = max(1, math.ceil(len(train_rows) / effective_batch))
     eval_steps = max(1, steps_per_epoch // t.evals_per_epoch)
     use_cpu = not has_cuda()
@@ -266,6 +271,7 @@ def build_trainer(cfg: Config, log=print, strict: bool = False):
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
+    settings.update(trainer_settings(cfg, model, use_cpu))  # DDP / FSDP / DeepSpeed under torchrun
     settings.update(t.extra)  # the user's pass-through SFTConfig arguments win
     args = SFTConfig(**settings)
     # Padding-free rows are only isolated under SDPA/eager when the model sees position_ids
@@ -285,7 +291,8 @@ def build_trainer(cfg: Config, log=print, strict: bool = False):
     trainable, total = count_parameters(trainer.model)
     log(f"train: {t.method} on {model_path}: {trainable:,} of {total:,} parameters trainable "
         f"({100 * trainable / total:.2f}%), {len(train_rows)} examples, {answer_tokens:,} answer tokens of "
-        f"{total_tokens:,}, effective batch {effective_batch}, lr {t.lr:g}")
+        f"{total_tokens:,}, effective batch {effective_batch}"
+        + (f" ({world} processes, {t.distributed.strategy})" if world > 1 else "") + f", lr {t.lr:g}")
 
     info = {
         "method": t.method,
@@ -354,6 +361,10 @@ def record_run_in_ledger(cfg: Config) -> tuple[str, str]:
     return run_id, fingerprint
 
 
+def _silent(message: str) -> None:
+    pass
+
+
 def train(cfg: Config, *, resume: bool = False, strict: bool = False, log=print) -> dict:
     import peft
     import torch
@@ -362,13 +373,16 @@ def train(cfg: Config, *, resume: bool = False, strict: bool = False, log=print)
 
     run_dir = cfg.run_dir
     t = cfg.train
+    main = is_main_process()  # under torchrun only rank 0 logs and writes the run folder and ledger
+    if not main:
+        log = _silent
     run_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = run_dir / "metrics.jsonl"
-    if not resume:
+    if not resume and main:
         metrics_path.unlink(missing_ok=True)
     trainer, info = build_trainer(cfg, log, strict=strict)
     tokenizer = trainer.processing_class
-    info["run_id"], info["data_fingerprint"] = record_run_in_ledger(cfg)
+    info["run_id"], info["data_fingerprint"] = record_run_in_ledger(cfg) if main else ("", "")
 
     start = time.time()
     initial_eval = None
@@ -383,7 +397,8 @@ def train(cfg: Config, *, resume: bool = False, strict: bool = False, log=print)
     seconds = time.time() - start
 
     history = trainer.state.log_history
-    save_loss_curve(history, run_dir / "loss_curve.png")
+    if main:
+        save_loss_curve(history, run_dir / "loss_curve.png")
     guard = next(c for c in trainer.callback_handler.callbacks if hasattr(c, "bad_loss"))
     if guard.bad_loss is not None:
         step, value = guard.bad_loss
@@ -395,7 +410,9 @@ def train(cfg: Config, *, resume: bool = False, strict: bool = False, log=print)
     train_losses = [h["loss"] for h in history if "loss" in h]
     best_ckpt = trainer.state.best_model_checkpoint
     model_dir = run_dir / "model"
-    trainer.save_model(str(model_dir))  # the best checkpoint: load_best_model_at_end restored it
+    trainer.save_model(str(model_dir))  # the best checkpoint (load_best_model_at_end); every rank takes part
+    if not main:
+        return {"steps": trainer.state.global_step, "rank": int(os.environ.get("RANK", "0"))}
     tokenizer.save_pretrained(str(model_dir))
 
     summary = {
