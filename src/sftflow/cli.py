@@ -253,6 +253,7 @@ def train(
     config: Path = ConfigArg,
     resume: bool = typer.Option(False, "--resume", help="continue from the last checkpoint of this run"),
     strict: bool = typer.Option(False, "--strict", help="treat guardrail warnings as errors"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace a previous run in the same run folder"),
     nproc: int = typer.Option(1, "--nproc", min=1, help="processes (GPUs) per node: launches torchrun for you"),
     nnodes: int = typer.Option(1, "--nnodes", min=1, help="number of nodes (run the same command on each)"),
     node_rank: int = typer.Option(0, "--node-rank", min=0, help="this node's rank, 0 .. nnodes-1"),
@@ -277,7 +278,7 @@ def train(
 
             check_strategy(cfg, use_cpu=not torch.cuda.is_available())
 
-            args = [a for a, on in (("--resume", resume), ("--strict", strict)) if on]
+            args = [a for a, on in (("--resume", resume), ("--strict", strict), ("--overwrite", overwrite)) if on]
             log(f"train: launching {nproc} process(es) x {nnodes} node(s) with torchrun "
                 f"({cfg.train.distributed.strategy})")
             code = launch(config, args, nproc=nproc, nnodes=nnodes, node_rank=node_rank, master_addr=master_addr,
@@ -285,7 +286,7 @@ def train(
             if code:
                 raise typer.Exit(code)
             return
-        run_train(cfg, resume=resume, strict=strict, log=log)
+        run_train(cfg, resume=resume, strict=strict, overwrite=overwrite, log=log)
 
 
 @app.command(name="eval")
@@ -386,7 +387,7 @@ def estimate(
             raise SftflowError(f"model {path!r}: cannot read its config ({str(err).splitlines()[0]})") from err
         length = seq_len or t.max_length
         kwargs = dict(r=t.lora.r, target_modules=t.lora.target_modules, batch_size=t.batch_size, seq_len=length,
-                      gradient_checkpointing=t.gradient_checkpointing)
+                      gradient_checkpointing=t.gradient_checkpointing, lora_dropout=t.lora.dropout)
         log(f"{path}: batch {t.batch_size} x {length} tokens, LoRA r {t.lora.r}; GPU figures in bf16")
         header = "".join(f"{f'{g}GB':>7}" for g in GPU_SIZES_GIB)
         log(f"{'method':<7}{'params':>10}{'trainable':>12}{'weights':>9}{'grads':>7}{'optim':>7}{'activ':>7}"
@@ -503,6 +504,7 @@ def review(
 def run(
     config: Path = ConfigArg,
     strict: bool = typer.Option(False, "--strict", help="treat guardrail warnings as errors"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace a previous run in the same run folder"),
 ):
     """Run the whole pipeline: prepare → train → eval → report.
 
@@ -515,7 +517,7 @@ def run(
         cfg = _load(config)
         start = time.time()
         run_prepare(cfg, log=log)
-        run_train(cfg, strict=strict, log=log)
+        run_train(cfg, strict=strict, overwrite=overwrite, log=log)
         try:
             _evaluate(cfg)
         finally:

@@ -5,8 +5,8 @@
 The model is built on the `meta` device from its config (no weights loaded), so parameter
 counts and the LoRA-adapted layers are exact; memory is then the sum of
 weights + trainable-parameter gradients + AdamW state + activations, with activations from
-the standard per-layer transformer estimate (Korthikanti et al. 2022: ~34·s·b·h bytes in
-16-bit without recomputation, ~2·s·b·h with gradient checkpointing) plus the logits.
+a count of the tensors a Llama-style layer keeps for backward (`layer_activation_bytes`, checked
+against a measured GPU peak) plus the logits; on CPU, coefficients measured on this machine.
 It is an estimate: real use adds the CUDA context (~0.5 GiB) and allocator fragmentation.
 """
 
@@ -63,11 +63,26 @@ def lora_parameters(model, r: int, target_modules) -> int:
     return total
 
 
+def layer_activation_bytes(hidden: int, intermediate: int, dtype_bytes: int, *, lora: bool,
+                           lora_dropout: float) -> int:
+    """Bytes one decoder layer keeps per token for backward (Llama-style block, fused attention):
+    two norms' inputs and outputs, q/k/v after RoPE and the attention output (~9·h), and the
+    SwiGLU MLP's gate, up, activation and product (4·i). LoRA with dropout adds a dropped-out copy
+    of the input of every adapted projection (q, k, v, o, gate, up: 6·h; down: i) and its mask.
+    Measured on an H200 (bench/gpu_estimate_check.py): a 0.83B Llama with LoRA kept 66 bytes per
+    token per hidden unit per layer; this count gives 40 + 26 = 66."""
+    elements = 9 * hidden + 4 * intermediate
+    out = elements * dtype_bytes
+    if lora and lora_dropout > 0:
+        out += (6 * hidden + intermediate) * (dtype_bytes + 1)  # copies plus boolean masks
+    return out
+
+
 def estimate_memory(model_config, *, method: str, r: int = 16, target_modules="all-linear", batch_size: int = 4,
                     seq_len: int = 1024, bf16: bool = True, gradient_checkpointing: bool = False,
-                    device: str = "cuda") -> MemoryEstimate:
-    """GPU (default): 16-bit weights when bf16, activations per Korthikanti et al. CPU: fp32 throughout,
-    activations from the coefficients measured on this kind of machine (CPU_ACTIVATION_BYTES)."""
+                    lora_dropout: float = 0.05, device: str = "cuda") -> MemoryEstimate:
+    """GPU (default): 16-bit weights when bf16, activations from `layer_activation_bytes`. CPU: fp32
+    throughout, activations from the coefficients measured on this kind of machine (CPU_ACTIVATION_BYTES)."""
     if device == "cpu":
         bf16 = False
     model = _meta_model(model_config)
@@ -88,14 +103,20 @@ def estimate_memory(model_config, *, method: str, r: int = 16, target_modules="a
         weights = total * (NF4_BYTES_PER_PARAM if method == "qlora" else half) + trainable * 4
         gradients = trainable * 4
         optimizer = trainable * 8
+    tokens = seq_len * batch_size
+    checkpointing = gradient_checkpointing or method == "qlora"  # sftflow always checkpoints QLoRA
     if device == "cpu":
-        per_token = 2 * 4 if gradient_checkpointing else CPU_ACTIVATION_BYTES[method]
-        logits = batch_size * seq_len * vocab * 4 * 3  # fp32 logits, log-softmax and their gradient
+        per_token = 2 * 4 if checkpointing else CPU_ACTIVATION_BYTES[method]
+        logits = tokens * vocab * 4 * 3  # fp32 logits, log-softmax and their gradient
+        activations = layers * per_token * tokens * hidden + logits
     else:
-        per_token = 2 if gradient_checkpointing or method == "qlora" else 34
-        logits = batch_size * seq_len * vocab * 4 * 2  # fp32 logits and their gradient
-    per_layer = per_token * seq_len * batch_size * hidden
-    activations = layers * per_layer + logits
+        layer = layer_activation_bytes(hidden, getattr(text, "intermediate_size", 4 * hidden), half,
+                                       lora=method != "full", lora_dropout=lora_dropout)
+        logits = tokens * vocab * 4 * 2  # fp32 logits and their gradient
+        if checkpointing:  # each layer keeps its input; one layer at a time is recomputed in full
+            activations = layers * tokens * hidden * half + tokens * layer + logits
+        else:
+            activations = layers * tokens * layer + logits
     parts = [weights, gradients, optimizer, activations]
     return MemoryEstimate(
         method=method,
