@@ -120,24 +120,13 @@ def _png(fig) -> str:
 
 
 def loss_plot(history: list[dict]) -> str | None:
-    train = [(h["step"], h["loss"]) for h in history if "loss" in h]
-    val = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
-    if not train and not val:
-        return None
-    import matplotlib
+    from sftflow.plots import loss_figure
 
-    matplotlib.use("Agg")
+    fig = loss_figure(history)
+    if fig is None:
+        return None
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    if train:
-        ax.plot(*zip(*train, strict=True), label="train loss", color="#4477aa")
-    if val:
-        ax.plot(*zip(*val, strict=True), "o-", label="validation loss", color="#ee6677")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss (answer tokens)")
-    ax.legend()
-    ax.grid(alpha=0.3)
     out = _png(fig)
     plt.close(fig)
     return out
