@@ -10,6 +10,7 @@ from sftflow.data.dedup import (
     dedup_key,
     equal_key_pairs,
     loose,
+    shingle_hash,
     shingles,
 )
 
@@ -40,7 +41,7 @@ def test_batched_signatures_equal_datasketch_minhashes():
     texts = ["a b c d e f g h", "x y", ""] + [sentence(rng, rng.randint(1, 80)) for _ in range(1200)]
     sig = NearDupIndex.signatures_of(texts, num_perm=64, ngram=5)  # crosses the 512-text block border
     for i, text in enumerate(texts):
-        m = MinHash(num_perm=64, seed=1)
+        m = MinHash(num_perm=64, seed=1, hashfunc=shingle_hash)
         m.update_batch(shingles(text, 5))
         assert (sig[i] == m.hashvalues).all(), i
 

@@ -46,8 +46,8 @@ def corpus(n=300, seed=0, words=30):
 
 def test_near_duplicates_keep_the_best_and_near_prompts_share_a_split(tmp_path):
     rng = random.Random(1)
-    rows = corpus(300, words=80)
-    # near copies: one word of 100 changed (Jaccard ~0.9); for the first 10 the original has a
+    rows = corpus(300, words=180)
+    # near copies: one word of 200 changed (Jaccard ~0.95, far above 0.85 for MinHash's estimate); the first 10 originals have a
     # placeholder and scores lower, so the copy is the one kept
     for i in range(20):
         p, a = rows[i]["messages"][0]["content"], rows[i]["messages"][1]["content"]
@@ -60,7 +60,7 @@ def test_near_duplicates_keep_the_best_and_near_prompts_share_a_split(tmp_path):
     for i in range(20, 60):
         p = rows[i]["messages"][0]["content"].split()
         p[3] = "other"
-        rows.append(pair(" ".join(p), sentence(rng, 20) + "."))
+        rows.append(pair(" ".join(p), sentence(rng, 60) + "."))  # a different, longer answer: Jaccard ~0.5
     cfg = project(tmp_path, {"a.jsonl": rows}, quality={"enabled": False})
     stats = prepare(cfg, **quiet)
     assert stats["near_duplicates"] == 20 and stats["exact_duplicates"] == 0

@@ -124,26 +124,32 @@ class NearDupIndex:
     def signatures_of(texts: list[str], num_perm: int, ngram: int, seed: int = 1) -> np.ndarray:
         """(len(texts), num_perm) uint32 MinHash signatures over word n-grams.
 
-        The same values as datasketch's `MinHash(num_perm, seed).update_batch(shingles)` per
-        text (its default affine32 scheme, hash function, permutations and pre-mix; a test checks
-        equality), computed for a whole chunk in one numpy pass instead of one call per text,
-        which makes it ~5x faster on short examples.
+        The same values as datasketch's `MinHash(num_perm, seed, hashfunc=shingle_hash)
+        .update_batch(shingles(text, ngram))` per text (its affine32 scheme, permutations and
+        pre-mix; a test checks equality), computed for a whole chunk in a few numpy passes:
+        words are hashed once (cached), shingle hashes are sums over sliding windows.
         """
         if not texts:
             return np.zeros((0, num_perm), dtype=np.uint32)
         a, b = _permutations(num_perm, seed)
-        from datasketch.hashfunc import sha1_hash32
         from datasketch.minhash import _fmix
 
-        per_text = [shingles(t, ngram) for t in texts]
-        hv = np.fromiter((sha1_hash32(s) for sh in per_text for s in sh), dtype=np.uint32)
-        starts = np.cumsum([0] + [len(sh) for sh in per_text[:-1]])
+        coef = _shingle_coefficients(ngram)
         out = np.empty((len(texts), num_perm), dtype=np.uint32)
         for lo in range(0, len(texts), 512):  # blocks of (shingles x permutations) stay ~10 MiB
-            hi = min(len(texts), lo + 512)
-            s0, s1 = starts[lo], (starts[hi] if hi < len(texts) else len(hv))
-            phv = _fmix(hv[s0:s1], 32)[:, None] * a + b  # uint32 arithmetic wraps: the affine32 permutation
-            out[lo:hi] = np.minimum.reduceat(phv, starts[lo:hi] - s0, axis=0)
+            block = texts[lo : lo + 512]
+            words = [t.split() for t in block]
+            # word hashes, each text followed by `ngram` zeros so no window reaches the next text
+            flat = np.array([h for ws in words for h in [*map(_word_hash, ws), *([0] * ngram)]], dtype=np.uint32)
+            sums = np.zeros(len(flat) - ngram + 1, dtype=np.uint32)
+            for j in range(ngram):
+                sums += flat[j : j + len(sums)] * coef[j]  # uint32 arithmetic wraps: mod 2^32
+            counts = [max(1, len(ws) - ngram + 1) for ws in words]  # texts of <= ngram words: one shingle
+            starts = np.cumsum([0] + [len(ws) + ngram for ws in words[:-1]])
+            positions = np.concatenate([s + np.arange(c) for s, c in zip(starts, counts, strict=True)])
+            phv = _fmix(sums[positions], 32)[:, None] * a + b  # the affine32 permutation
+            offsets = np.cumsum([0] + counts[:-1])
+            out[lo : lo + len(block)] = np.minimum.reduceat(phv, offsets, axis=0)
         return out
 
     def add(self, sig: np.ndarray) -> None:
@@ -194,6 +200,35 @@ class NearDupIndex:
         if self.verify and len(pairs):
             pairs = pairs[self.jaccard(pairs) >= self.threshold]
         return pairs
+
+
+_WORD_HASHES: dict[str, int] = {}
+
+
+def _word_hash(word: str) -> int:
+    h = _WORD_HASHES.get(word)
+    if h is None:
+        if len(_WORD_HASHES) > 2_000_000:  # bound the cache on huge vocabularies
+            _WORD_HASHES.clear()
+        h = _WORD_HASHES[word] = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest(), "little")
+    return h
+
+
+# odd 32-bit weights of the words at positions 0, 1, 2, ... of a shingle (a prefix serves any n-gram size)
+_SHINGLE_WEIGHTS = np.random.default_rng(12345).integers(0, 2**31, size=64, dtype=np.uint64).astype(np.uint32) * 2 + 1
+
+
+def _shingle_coefficients(n: int) -> np.ndarray:
+    if n > len(_SHINGLE_WEIGHTS):
+        raise ValueError(f"n-grams of at most {len(_SHINGLE_WEIGHTS)} words")
+    return _SHINGLE_WEIGHTS[:n]
+
+
+def shingle_hash(shingle: bytes) -> int:
+    """The 32-bit hash MinHash sees for one shingle: a weighted sum of its words' hashes (mod 2^32),
+    so a chunk's shingles can be hashed with sliding-window sums instead of one call each."""
+    words = shingle.decode().split()
+    return sum(_word_hash(w) * int(_SHINGLE_WEIGHTS[j]) for j, w in enumerate(words)) % 2**32
 
 
 @functools.lru_cache(maxsize=8)
