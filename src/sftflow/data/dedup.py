@@ -12,7 +12,8 @@ Near duplicates are found the way large-corpus pipelines do it (datatrove, text-
 LSH band hashes go into flat numpy arrays, equal bands are found by sorting, candidate
 pairs of whole examples are verified against their estimated Jaccard similarity, and
 clusters are connected components. Memory is a few hundred bytes per example; the text
-itself is never held. Signatures are computed with datasketch's `MinHash.bulk`.
+itself is never held. Signatures equal datasketch's MinHash (its permutations, mixer and affine32
+scheme) with a word-based shingle hash, computed a chunk at a time.
 """
 
 from __future__ import annotations
