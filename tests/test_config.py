@@ -89,3 +89,31 @@ def test_commented_yaml_round_trips(tmp_path):
     resolved = dump_config(cfg)
     assert "learning_rate: 0.0002" in resolved
     assert isinstance(parse_config(__import__("yaml").safe_load(resolved)), Config)
+
+
+def test_outputs_may_not_climb_out_of_the_project_and_remote_code_is_warned(tmp_path):
+    for data, key in (({"output_dir": "../../etc"}, "data.output_dir"), ({"synth": {"output": "a/../../x.jsonl"}},
+                                                                          "data.synth.output")):
+        with pytest.raises(SftflowError, match=rf"'{key}': leaves the project folder"):
+            parse_config({**MINIMAL, "data": {**MINIMAL["data"], **data}})
+    with pytest.raises(SftflowError, match=r"'output_dir': leaves the project folder"):
+        parse_config({**MINIMAL, "output_dir": ".."})
+    cfg = parse_config({**MINIMAL, "output_dir": str(tmp_path / "elsewhere"), "data": {**MINIMAL["data"],
+                                                                                        "output_dir": "a/../data"}})
+    assert cfg.run_dir.parent == tmp_path / "elsewhere"  # an absolute path is taken as meant
+    assert parse_config(MINIMAL).model.trust_remote_code is False
+    with pytest.warns(UserWarning, match="trust_remote_code: true runs the Python code"):
+        parse_config({**MINIMAL, "model": {**MINIMAL["model"], "trust_remote_code": True}})
+
+
+def test_pickled_weights_are_refused(tmp_path):
+    import torch
+    from transformers import LlamaConfig
+
+    from sftflow.model.load import load_model
+
+    LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                num_attention_heads=2).save_pretrained(tmp_path)
+    torch.save({"model.embed_tokens.weight": torch.zeros(32, 16)}, tmp_path / "pytorch_model.bin")
+    with pytest.raises(SftflowError, match="no .safetensors weights; sftflow does not load pickled weights"):
+        load_model(str(tmp_path), None, method="full")

@@ -180,6 +180,12 @@ def test_a_half_written_last_line_is_cut_and_its_job_redone(tmp_path, fake):
     out = synthesize(cfg, **quiet)
     assert (out["done_before"], out["accepted"]) == (2, 1)
     assert len(read(path)) == 3
+    from sftflow.lock import FolderInUse, hold
+
+    with hold(path.parent, "synth", name=f".{path.name}.lock"), pytest.raises(
+            FolderInUse, match=r"in use by sftflow synth \(pid \d+\)"):
+        synthesize(cfg, **quiet)  # a second synth appending to the same file would generate jobs twice
+    assert len(read(path)) == 3
 
 
 def test_config_and_input_errors_are_one_readable_line(tmp_path, fake):

@@ -16,7 +16,14 @@ import yaml
 from sftflow.config import load_config, parse_config
 from sftflow.data.prepare import prepare
 from sftflow.train.guardrails import data_warnings
-from sftflow.train.trainer import NonFiniteLoss, build_trainer, overfitting, train
+from sftflow.train.trainer import (
+    NonFiniteLoss,
+    build_trainer,
+    checkpoint_problem,
+    overfitting,
+    pick_checkpoint,
+    train,
+)
 
 SFTFLOW = str(Path(sys.executable).parent / "sftflow")
 pytestmark = pytest.mark.slow
@@ -129,9 +136,20 @@ def test_resume_after_kill_reaches_the_same_state(tmp_path, tiny_model_dir):
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert not (tmp_path / "b" / "runs" / "ctl" / "train_summary.json").exists()  # it really died mid-run
+    # and a later save that was cut short: a whole-looking checkpoint whose optimizer state is half there
+    import shutil
+
+    newest = max((c for c in ckpts.glob("checkpoint-*") if (c / "trainer_state.json").exists()),
+                 key=lambda c: int(c.name.split("-")[1]))
+    broken = ckpts / f"checkpoint-{int(newest.name.split('-')[1]) + 1}"
+    shutil.rmtree(broken, ignore_errors=True)
+    shutil.copytree(newest, broken)
+    optimizer = (broken / "optimizer.pt").read_bytes()
+    (broken / "optimizer.pt").write_bytes(optimizer[: len(optimizer) // 2])
     r = subprocess.run([SFTFLOW, "train", str(killed), "--resume"], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
-    assert "resuming from" in r.stdout
+    assert f"skipping {broken.name}: optimizer.pt: not a complete torch archive" in r.stdout
+    assert "resuming from" in r.stdout and (ckpts / f"broken-{broken.name}").is_dir()
     assert final_losses(tmp_path / "b" / "runs" / "ctl") == final_losses(tmp_path / "a" / "runs" / "ctl")
 
 
@@ -163,3 +181,85 @@ def test_warmup_time_estimate(tmp_path, tiny_model_dir):
     assert w["seconds_per_step"] > 0 and w["tokens_per_second"] > 0 and w["steps"] >= 10
     assert w["estimated_seconds"] == pytest.approx(w["seconds_per_step"] * w["steps"])
     assert not (tmp_path / "runs").exists()  # the warm-up leaves nothing behind
+
+
+def test_checkpoint_damage_is_found_without_unpickling(tmp_path):
+    import zipfile
+
+    import torch
+    from safetensors.torch import save_file
+
+    def make(step):
+        d = tmp_path / "checkpoints" / f"checkpoint-{step}"
+        d.mkdir(parents=True)
+        save_file({"w": torch.ones(64, 64)}, d / "model.safetensors")
+        torch.save({"state": {0: torch.zeros(256)}}, d / "optimizer.pt")
+        (d / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+        return d
+
+    good = make(2)
+    assert checkpoint_problem(good) is None
+    cut = make(4) / "model.safetensors"
+    cut.write_bytes(cut.read_bytes()[:-100])
+    flipped = make(6) / "optimizer.pt"
+    with zipfile.ZipFile(flipped) as z:  # one bit of the tensor data, inside the archive's stored bytes
+        info = next(i for i in z.infolist() if i.filename.endswith("/data/0"))
+    data = bytearray(flipped.read_bytes())
+    start = info.header_offset + 30 + len(info.filename.encode()) + int.from_bytes(data[info.header_offset + 28:
+                                                                                        info.header_offset + 30], "little")
+    data[start + 10] ^= 1
+    flipped.write_bytes(bytes(data))
+    (make(8) / "trainer_state.json").unlink()
+    (make(10) / "trainer_state.json").write_text("{")
+    said = []
+    assert pick_checkpoint(tmp_path, log=said.append) == str(good)
+    assert [m.split(": ")[1] for m in said] == [f"skipping checkpoint-{s}" for s in (10, 8, 6, 4)]
+    assert "trainer_state.json unreadable" in said[0] and "cut short" in said[1]
+    assert "optimizer.pt: member" in said[2] and "CRC" in said[2] and "model.safetensors" in said[3]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "broken-checkpoint-10", "broken-checkpoint-4", "broken-checkpoint-6", "broken-checkpoint-8", "checkpoint-2"]
+
+
+def test_full_disk_while_saving_stops_cleanly_and_resume_skips_the_half_checkpoint(tmp_path, tiny_model_dir,
+                                                                                monkeypatch):
+    import errno
+
+    from transformers import Trainer
+
+    from sftflow.errors import SftflowError
+
+    cfg = load_config(make_project(tmp_path, tiny_model_dir, n=80, epochs=1, early_stopping_patience=0, method="lora",
+                                   learning_rate=2e-4, extra={"max_steps": 2, "eval_steps": 1, "save_steps": 1}))
+    prepare(cfg, **quiet)
+    real, calls = Trainer._save_optimizer_and_scheduler, []
+
+    def save(self, output_dir):  # the disk fills up while the second checkpoint is written
+        calls.append(output_dir)
+        if len(calls) == 2:
+            Path(output_dir, "optimizer.pt").write_bytes(b"PK\x03\x04 half of it")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(self, output_dir)
+
+    monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", save)
+    with pytest.raises(SftflowError, match=r"no space left on the device .*last good checkpoint is \S+checkpoint-1\)"):
+        train(cfg, **quiet)
+    monkeypatch.undo()
+    said = []
+    summary = train(cfg, resume=True, log=said.append)
+    assert any(m.startswith("train: skipping checkpoint-2: no trainer_state.json") for m in said)
+    assert any(m.startswith("train: resuming from") and m.endswith("checkpoint-1") for m in said)
+    assert summary["steps"] == 2 and (cfg.run_dir / "model").is_dir()
+
+
+def test_tensorboard_and_mlflow_file_store(tmp_path, tiny_model_dir, monkeypatch):
+    pytest.importorskip("tensorboard")
+    pytest.importorskip("mlflow")
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_ALLOW_FILE_STORE", "TENSORBOARD_LOGGING_DIR"):
+        monkeypatch.setenv(var, "")  # recorded, so what train() sets is undone after the test
+        monkeypatch.delenv(var)
+    cfg = load_config(make_project(tmp_path, tiny_model_dir, n=120, epochs=1, report_to=["tensorboard", "mlflow"],
+                                   extra={"max_steps": 3, "logging_steps": 1}))
+    prepare(cfg, **quiet)
+    train(cfg, **quiet)
+    assert list((cfg.run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    assert list((cfg.run_dir / "mlruns").rglob("metrics/eval_loss"))  # MLflow file store inside the run folder

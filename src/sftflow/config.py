@@ -11,6 +11,7 @@ Relative paths are resolved against the config file's folder.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import warnings
 from pathlib import Path
@@ -30,6 +31,16 @@ METRICS = (
 LORA_DEFAULT_LR = 2e-4
 FULL_DEFAULT_LR = 2e-5
 FULL_RISKY_LR = 3e-5
+
+
+def inside_project(value: str) -> str:
+    """Outputs stay in the project folder: a relative path may not climb out of it with '..'
+    (an absolute path is taken as meant)."""
+    p = Path(value).expanduser()
+    if not p.is_absolute() and Path(os.path.normpath(p)).parts[:1] == ("..",):
+        raise ValueError("leaves the project folder; use a path inside it, or an absolute path "
+                         "if that is really meant")
+    return value
 
 
 class Strict(BaseModel):
@@ -162,6 +173,7 @@ class SynthConfig(Strict):
     output: str = Field(
         "synthetic/candidates.jsonl", description="generated candidates (rejected ones beside it); re-runs add only what is missing"
     )
+    _output_inside = field_validator("output")(classmethod(lambda cls, v: inside_project(v)))
     include: bool = Field(True, description="prepare reads the output as a source (origin: synthetic), under the same gates")
     max_train_share: float | None = Field(
         None, gt=0, lt=1, description="cap on synthetic examples in train (e.g. 0.5); the rest are recorded as unused"
@@ -175,6 +187,7 @@ class SynthConfig(Strict):
 class DataConfig(Strict):
     sources: list[DataSource] = Field(min_length=1, description="raw input files, each with its format")
     output_dir: str = Field("data", description="where prepare writes train/val/test.jsonl and the ledger")
+    _output_inside = field_validator("output_dir")(classmethod(lambda cls, v: inside_project(v)))
     split: Split = Field(default_factory=Split, description="split fractions, decided before training")
     seed: int = Field(42, description="split seed; an example's split depends only on it and the example")
     group_field: str | None = Field(
@@ -327,6 +340,8 @@ class Config(Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig, description="evaluation settings and gates")
     output_dir: str = Field("runs", description="folder for run outputs")
 
+    _output_inside = field_validator("output_dir")(classmethod(lambda cls, v: inside_project(v)))
+
     @field_validator("name")
     @classmethod
     def _safe_name(cls, name: str) -> str:
@@ -384,6 +399,9 @@ def guardrail_warnings(cfg: Config) -> list[str]:
         out.append(f"train.epochs {t.epochs:g} > 3 usually overfits small SFT sets; early stopping is on guard")
     if t.method != "full" and not 1e-5 <= t.lr <= 5e-4:
         out.append(f"train.learning_rate {t.lr:g} is far from the usual LoRA range 1e-5 to 5e-4 (default 2e-4)")
+    if cfg.model.trust_remote_code:
+        out.append("model.trust_remote_code: true runs the Python code that comes with the model on this machine; "
+                   "use it only for a model you trust, and pin model.revision")
     effective = t.batch_size * t.grad_accum
     if not 4 <= effective <= 32:
         out.append(f"effective batch {effective} (batch_size x grad_accum) is outside the usual 4-32: "

@@ -84,7 +84,7 @@ def _message_list(value: Any, field: str, role_key: str, content_key: str, roles
         if not isinstance(msg, dict):
             raise RowError(where, f"must be an object, got {type(msg).__name__}")
         role = msg.get(role_key)
-        if role not in roles:
+        if not isinstance(role, str) or role not in roles:  # a list or object as role is unhashable
             allowed = ", ".join(sorted(roles))
             raise RowError(f"{where}.{role_key}", f"unknown role {role!r} (allowed: {allowed})")
         content = msg.get(content_key)

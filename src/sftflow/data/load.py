@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import glob
 import json
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,11 @@ from typing import Any
 
 from sftflow.errors import SftflowError
 
+# JSON may escape half of a UTF-16 pair ("\ud800"): text that no UTF-8 file can hold, so such rows are
+# rejected here rather than crashing the writer of rejects.jsonl or the spool later.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
+LONE_SURROGATE = "invalid Unicode: a lone surrogate escape (\\ud800-\\udfff) that UTF-8 cannot hold"
 SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
 
 
@@ -85,20 +91,45 @@ def _read_jsonl(path: Path) -> Iterator[RawRow]:
             if not text.strip():
                 continue
             try:
-                yield RawRow(name, lineno, json.loads(text))
+                row = json.loads(text)
             except json.JSONDecodeError as err:
                 yield RawRow(name, lineno, error=f"invalid JSON: {err.msg} at column {err.colno}")
+                continue
             except RecursionError:
                 yield RawRow(name, lineno, error="invalid JSON: nested too deeply")
+                continue
+            if _SURROGATE_ESCAPE_BYTES.search(raw) and not _encodable(row):
+                yield RawRow(name, lineno, error=LONE_SURROGATE)
+                continue
+            yield RawRow(name, lineno, row)
+
+
+def _encodable(value) -> bool:
+    """True when every string in a parsed row can be written as UTF-8 (no lone surrogates)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError):
+        return False
+    return True
 
 
 def _read_json(path: Path) -> Iterator[RawRow]:
     """A JSON array is scanned item by item so each row keeps its line number."""
-    name = str(path)
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise SftflowError(f"{path}: not UTF-8 text (byte {err.start}); re-encode the file as UTF-8") from err
+    if not text.strip():
+        return  # an empty file holds no rows, as an empty .jsonl or .csv
+    if _SURROGATE_ESCAPE.search(text):
+        for r in _read_json_text(text, path):
+            yield r if r.error is not None or _encodable(r.row) else RawRow(r.file, r.line, error=LONE_SURROGATE)
+        return
+    yield from _read_json_text(text, path)
+
+
+def _read_json_text(text: str, path: Path) -> Iterator[RawRow]:
+    name = str(path)
     decoder = json.JSONDecoder()
     pos = _skip_ws(text, 0)
     if text.startswith("[", pos):
@@ -108,6 +139,8 @@ def _read_json(path: Path) -> Iterator[RawRow]:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise SftflowError(f"{path}:{err.lineno}: invalid JSON: {err.msg}") from err
+    except RecursionError as err:
+        raise SftflowError(f"{path}: invalid JSON: nested too deeply") from err
     if isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
         # object of arrays: {"train": [...], ...} or columnar {"prompt": [...], "completion": [...]}
         lengths = {len(v) for v in data.values()}
@@ -165,14 +198,17 @@ def _scan_array(text: str, pos: int, decoder: json.JSONDecoder, name: str) -> It
 def _read_csv(path: Path, delimiter: str) -> Iterator[RawRow]:
     name = str(path)
     csv.field_size_limit(sys.maxsize)
-    with open(path, encoding="utf-8-sig", newline="") as f:
+    # surrogateescape: a bad byte spoils only its own row (rejected below), not the rest of the file
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
         reader = csv.reader(f, delimiter=delimiter)
         try:
             header = next(reader)
         except StopIteration:
             return
-        except (UnicodeDecodeError, csv.Error) as err:
+        except csv.Error as err:
             raise SftflowError(f"{path}:1: cannot read the header: {err}") from err
+        if not _utf8(header):
+            raise SftflowError(f"{path}:1: the header is not UTF-8 text; re-encode the file as UTF-8")
         header = [h.strip() for h in header]
         while True:
             start = reader.line_num + 1
@@ -180,18 +216,26 @@ def _read_csv(path: Path, delimiter: str) -> Iterator[RawRow]:
                 values = next(reader)
             except StopIteration:
                 return
-            except UnicodeDecodeError as err:
-                yield RawRow(name, start, error=f"invalid UTF-8 at byte {err.start}; rest of file unreadable")
-                return
             except csv.Error as err:
                 yield RawRow(name, start, error=f"malformed CSV: {err}")
                 continue
             if not any(v.strip() for v in values):
                 continue
+            if not _utf8(values):
+                yield RawRow(name, start, error="invalid UTF-8")
+                continue
             if len(values) != len(header):
                 yield RawRow(name, start, error=f"has {len(values)} fields, header has {len(header)} (unbalanced quotes?)")
                 continue
             yield RawRow(name, start, dict(zip(header, values, strict=True)))
+
+
+def _utf8(values: list[str]) -> bool:
+    try:
+        "".join(values).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _read_parquet(path: Path) -> Iterator[RawRow]:

@@ -20,10 +20,12 @@ interrupted prepare leaves the previous outputs intact.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import shutil
+import sqlite3
 import tempfile
 import time
 import warnings
@@ -49,7 +51,7 @@ from sftflow.data.load import read_rows, resolve_sources
 from sftflow.data.rows import Chunk, RowProcessor, RowSettings, SourceSpec
 from sftflow.data.split import SPLITS, NgramIndex, assign_splits
 from sftflow.errors import SftflowError
-from sftflow.io import write_json
+from sftflow.io import atomic_write_text, write_json
 
 CHUNK = 2048
 MIN_TEST_EXAMPLES = 50  # below this a test metric is mostly noise
@@ -61,6 +63,7 @@ COLUMNS = {"id": np.uint64, "file": np.int32, "line": np.int64, "exact": np.uint
            "tokens": np.int32, "synthetic": bool}
 OUTPUTS = ("train.jsonl", "val.jsonl", "test.jsonl", "rejects.jsonl", "stats.json", "data_card.md",
            "quality_hist.png", "ledger.sqlite")
+PUBLISHING = ".publishing"  # journal of an output move in progress: names the temp folder
 
 
 def display_path(path: Path, root: Path) -> str:
@@ -382,17 +385,58 @@ def _synthetic_rules(is_synth: np.ndarray, task: np.ndarray, split: np.ndarray, 
 
 
 def prepare(cfg: Config, log=print, workers: int = 1) -> dict:
+    """The data stage under the data folder's lock; its outputs appear all together or not at all."""
+    from sftflow.lock import hold
+
     data_dir = cfg.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".prepare-", dir=data_dir))
-    try:
-        stats = _prepare(cfg, work, log, workers)
-        for name in OUTPUTS:  # publish: each file replaced atomically
-            if (work / name).exists():
-                os.replace(work / name, data_dir / name)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with hold(data_dir, "prepare"):
+        finish_interrupted_publish(data_dir, log)
+        work = Path(tempfile.mkdtemp(prefix=".prepare-", dir=data_dir))
+        try:
+            stats = _prepare(cfg, work, log, workers)
+            _publish(work, data_dir)
+        except (OSError, sqlite3.OperationalError) as err:
+            if getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "disk is full" in str(err):
+                raise SftflowError(f"prepare: no space left on the device while writing {data_dir}; the previous "
+                                   "outputs there are intact — free some space and re-run") from err
+            raise
+        finally:
+            if not (data_dir / PUBLISHING).exists():  # else the next prepare finishes publishing from it
+                shutil.rmtree(work, ignore_errors=True)
     return stats
+
+
+def _publish(work: Path, data_dir: Path) -> None:
+    """Move the outputs into place as one step. Each rename is atomic but a kill can fall between
+    two, so a journal names the folder they come from until all are moved: the next prepare
+    finishes the move, and train refuses a half-published folder."""
+    atomic_write_text(data_dir / PUBLISHING, work.name)
+    for name in OUTPUTS:
+        if (work / name).exists():
+            os.replace(work / name, data_dir / name)
+    (data_dir / PUBLISHING).unlink()
+
+
+def finish_interrupted_publish(data_dir: Path, log=print) -> None:
+    """Complete a publish cut short by a kill, and remove temp folders of killed runs (call under the lock)."""
+    journal = data_dir / PUBLISHING
+    if journal.exists():
+        work = data_dir / journal.read_text(encoding="utf-8").strip()
+        if work.name.startswith(".prepare-") and work.is_dir():
+            for name in OUTPUTS:
+                if (work / name).exists():
+                    os.replace(work / name, data_dir / name)
+            log(f"prepare: finished publishing the outputs of an interrupted prepare into {data_dir}")
+        journal.unlink()
+    for stale in data_dir.glob(".prepare-*"):  # no other prepare runs while we hold the lock
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def check_published(data_dir: Path) -> None:
+    """Refuse to read a data folder whose outputs a killed prepare left half moved into place."""
+    if (data_dir / PUBLISHING).exists():
+        raise SftflowError(f"{data_dir}: a prepare was interrupted while publishing its outputs (train/val/test may "
+                           "not match); run `sftflow prepare` again to finish it")
 
 
 def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:

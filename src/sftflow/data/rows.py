@@ -81,8 +81,12 @@ class Chunk:
 
 
 def _preview(row) -> str:
-    text = row if isinstance(row, str) else json.dumps(row, ensure_ascii=False, default=str)
-    return text if len(text) <= MAX_RAW_IN_REJECT else text[:MAX_RAW_IN_REJECT] + "…"
+    try:
+        text = row if isinstance(row, str) else json.dumps(row, ensure_ascii=False, default=str)
+    except RecursionError:
+        return "(nested too deeply to show)"
+    text = text if len(text) <= MAX_RAW_IN_REJECT else text[:MAX_RAW_IN_REJECT] + "…"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")  # rejects.jsonl must stay writable
 
 
 class RowProcessor:

@@ -557,7 +557,15 @@ def synthesize(cfg, log: Callable[[str], object] = print,
     if skipped:
         log(f"synth: {len(skipped)} prompt rows skipped (first: {skipped[0]})")
     jobs = plan(cfg, seeds, prompts)
-    output = Output(cfg.path(s.output))
+    path = cfg.path(s.output)
+    from sftflow.lock import hold
+
+    with hold(path.parent, "synth", name=f".{path.name}.lock"):  # two appenders would generate jobs twice
+        return _synthesize(cfg, jobs, seeds, Output(path), log, on_progress)
+
+
+def _synthesize(cfg, jobs: list, seeds: list, output: Output, log, on_progress) -> dict:
+    s = cfg.data.synth
     todo = [j for j in jobs if j.key not in output.done]
     budget = budget_for(s.teacher)
     progress = Progress(total=len(todo), budget=budget)

@@ -24,6 +24,9 @@ def _from_pretrained(cls, path: str, **kwargs):
                 f"model {path!r}: not a local folder and not loadable from the Hugging Face hub "
                 f"(offline or wrong id?): {str(err).splitlines()[0]}"
             ) from err
+        if kwargs.get("use_safetensors") and not any(Path(path).glob("*.safetensors")):
+            raise SftflowError(f"model {path!r}: no .safetensors weights; sftflow does not load pickled weights "
+                               "(.bin/.pt can run code when loaded) — convert them with save_pretrained first") from err
         raise SftflowError(f"model {path!r}: cannot load ({str(err).splitlines()[0]})") from err
 
 
@@ -89,7 +92,8 @@ def load_model(path: str, tokenizer, *, method: str = "lora", bf16: bool = False
     import torch
     from transformers import AutoModelForCausalLM
 
-    kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}
+    # safetensors only: a pickled .bin checkpoint can run code when loaded
+    kwargs = {"revision": revision, "trust_remote_code": trust_remote_code, "use_safetensors": True}
     kwargs["dtype"] = torch.bfloat16 if bf16 else torch.float32
     if method == "qlora":
         kwargs["quantization_config"] = quantization_config(bf16)

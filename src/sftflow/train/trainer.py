@@ -365,7 +365,142 @@ def _silent(message: str) -> None:
     pass
 
 
-def train(cfg: Config, *, resume: bool = False, strict: bool = False, log=print) -> dict:
+RUN_OUTPUTS = ("model", "checkpoints", "eval", "metrics.jsonl", "train_summary.json", "loss_curve.png", "config.yaml",
+               "chat_template.jinja", "versions.json", "tensorboard", "mlruns")
+
+
+def train(cfg: Config, *, resume: bool = False, strict: bool = False, overwrite: bool = False, log=print) -> dict:
+    """`sftflow train` under the run folder's lock: one run writes a folder at a time, a previous run
+    is only replaced with overwrite, and a full disk stops with the last good checkpoint named."""
+    from sftflow.data.prepare import check_published
+    from sftflow.lock import hold
+
+    check_published(cfg.data_dir)
+    if not is_main_process():  # rank 0 holds the lock and owns the folder for all ranks
+        return _train(cfg, resume=resume, strict=strict, log=_silent)
+    if resume and overwrite:
+        raise SftflowError("give --resume (continue this run) or --overwrite (start it again), not both")
+    with hold(cfg.run_dir, "train"):
+        _claim_run_dir(cfg.run_dir, resume, overwrite, log)
+        try:
+            return _train(cfg, resume=resume, strict=strict, log=log)
+        except Exception as err:
+            if not disk_full(err):
+                raise
+            good = pick_checkpoint(cfg.run_dir, log=_silent, move_aside=False)  # --resume says which it skips
+            kept = f"the last good checkpoint is {good}" if good else "no checkpoint was complete"
+            raise SftflowError(f"train: no space left on the device while writing {cfg.run_dir} ({kept}); free "
+                               "some space and continue with --resume") from err
+
+
+def _claim_run_dir(run_dir: Path, resume: bool, overwrite: bool, log) -> None:
+    """A folder with a previous run's model or checkpoints is continued (--resume) or replaced
+    (--overwrite), never trained into silently: its checkpoints would mix with the new ones."""
+    previous = [name for name in ("model", "checkpoints") if (run_dir / name).exists()]
+    if resume or not previous:
+        return
+    if not overwrite:
+        raise SftflowError(f"{run_dir} already holds a run ({' and '.join(previous)}); pass --resume to continue "
+                           "it, --overwrite to replace it, or set another `name` in the config")
+    import shutil
+
+    for name in RUN_OUTPUTS:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    log(f"train: --overwrite: removed the previous run's outputs from {run_dir}")
+
+
+def disk_full(err: BaseException) -> bool:
+    """ENOSPC/EDQUOT anywhere in the exception chain; torch and safetensors re-wrap it in their own errors."""
+    import errno
+
+    seen = 0
+    while err is not None and seen < 10:
+        if getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(err)
+        if "No space left on device" in text or "Disk quota exceeded" in text or "file write failed" in text:
+            return True
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return False
+
+
+def checkpoint_problem(ckpt: Path) -> str | None:
+    """Why a checkpoint folder must not be resumed from, or None when it is complete and intact.
+
+    The Trainer writes trainer_state.json last, so its absence means a save was cut short. The
+    weights (safetensors) must be as long as their header says; optimizer, scheduler and RNG
+    states (torch zip archives) must pass their CRC check. Nothing is unpickled to find out.
+    """
+    import zipfile
+
+    state = ckpt / "trainer_state.json"
+    if not state.is_file():
+        return "no trainer_state.json (the save was cut short)"
+    try:
+        step = json.loads(state.read_text(encoding="utf-8"))["global_step"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+        return f"trainer_state.json unreadable ({type(err).__name__})"
+    if not isinstance(step, int):
+        return "trainer_state.json has no step"
+    for f in sorted(ckpt.iterdir()):
+        if f.suffix == ".safetensors":
+            problem = _safetensors_problem(f)
+        elif f.suffix in (".pt", ".pth", ".bin"):
+            try:
+                with zipfile.ZipFile(f) as z:
+                    bad = z.testzip()
+                problem = f"member {bad} fails its CRC check" if bad else None
+            except (zipfile.BadZipFile, OSError, EOFError) as err:
+                problem = f"not a complete torch archive ({err})"
+        else:
+            continue
+        if problem:
+            return f"{f.name}: {problem}"
+    return None
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            return "truncated"
+        n = int.from_bytes(head, "little")
+        if n > size - 8:
+            return "truncated header"
+        try:
+            header = json.loads(f.read(n))
+        except ValueError:
+            return "corrupt header"
+    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
+    if 8 + n + max(ends, default=0) != size:
+        return f"{size} bytes, header says {8 + n + max(ends, default=0)} (truncated?)"
+    return None
+
+
+def pick_checkpoint(run_dir: Path, log=print, move_aside: bool = True) -> str | None:
+    """The newest intact checkpoint. Broken ones (a kill or full disk mid-save) are named, moved aside
+    to checkpoints/broken-checkpoint-N so the Trainer's own rotation never picks them, and skipped.
+    Under torchrun only rank 0 moves them; the other ranks reach the same choice without moving."""
+    ckpts = sorted((run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    for ckpt in reversed(ckpts):
+        try:
+            problem = checkpoint_problem(ckpt)
+        except FileNotFoundError:  # moved aside by rank 0 meanwhile
+            continue
+        if problem is None:
+            return str(ckpt)
+        log(f"train: skipping {ckpt.name}: {problem}" + (f"; moved to broken-{ckpt.name}" if move_aside else ""))
+        if move_aside:
+            os.replace(ckpt, ckpt.with_name(f"broken-{ckpt.name}"))
+    return None
+
+
+def _train(cfg: Config, *, resume: bool = False, strict: bool = False, log=print) -> dict:
     import peft
     import torch
     import transformers
@@ -388,8 +523,7 @@ def train(cfg: Config, *, resume: bool = False, strict: bool = False, log=print)
     initial_eval = None
     resume_from = None
     if resume:
-        ckpts = sorted((run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-        resume_from = str(ckpts[-1]) if ckpts else None
+        resume_from = pick_checkpoint(run_dir, log, move_aside=main)
         log(f"train: resuming from {resume_from}" if resume_from else "train: nothing to resume, starting fresh")
     if resume_from is None:
         initial_eval = trainer.evaluate()["eval_loss"]  # the baseline the curve must beat (logged at step 0)

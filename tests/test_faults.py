@@ -1,0 +1,436 @@
+"""Breaking things on purpose: malformed inputs (fuzzed with hypothesis), prepare killed with
+SIGKILL at random points, a full disk, and two runs into one folder. The promises tested are
+in README.md's "Reliability and security" section."""
+
+import errno
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sftflow.config import parse_config
+from sftflow.data.load import read_rows
+from sftflow.data.prepare import prepare
+from sftflow.data.rows import RowProcessor, RowSettings, SourceSpec
+from sftflow.errors import SftflowError
+from sftflow.lock import FolderInUse, hold
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*(usable examples|test split has only|NOT checked):UserWarning")
+quiet = dict(log=lambda m: None)
+BOM = b"\xef\xbb\xbf"
+
+
+def chat(i: int, answer: str | None = None) -> dict:
+    return {"messages": [{"role": "user", "content": f"question number {i} about the order"},
+                         {"role": "assistant", "content": answer or f"the answer to question {i} is here"}]}
+
+
+def line(row) -> bytes:
+    return json.dumps(row).encode() + b"\n"
+
+
+def project(root: Path, sources: list[str], **data):
+    return parse_config({"data": {"sources": [{"path": p} for p in sources], **data},
+                         "model": {"name_or_path": "no-such-model"}}, root=root)
+
+
+def jsonl_rows(data: bytes) -> int:
+    """Rows a JSONL file holds by definition: its lines that are not blank (a bad byte makes a line a row)."""
+    n = 0
+    for i, raw in enumerate(data.split(b"\n")):
+        if i == 0 and raw.startswith(BOM):
+            raw = raw[3:]
+        try:
+            n += bool(raw.decode("utf-8").strip())
+        except UnicodeDecodeError:
+            n += 1
+    return n
+
+
+def check_account(cfg, stats: dict) -> None:
+    """The promise: every row read has exactly one fate, one reject line each, one ledger decision each."""
+    fates = ("kept", "rejected", "duplicates", "filtered", "unused")
+    assert sum(stats[k] for k in fates) == stats["rows_read"]
+    rejects = [json.loads(x) for x in (cfg.data_dir / "rejects.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(rejects) == stats["rejected"]
+    for r in rejects:
+        assert r["file"] and r["line"] >= 1 and r["reason"] and "\n" not in r["reason"]
+    db = sqlite3.connect(cfg.data_dir / "ledger.sqlite")
+    try:
+        decided = db.execute("SELECT count(*) FROM decisions WHERE stage = 'prepare'").fetchone()[0]
+    finally:
+        db.close()
+    assert decided == stats["rows_read"]
+    kept = sum(len((cfg.data_dir / f"{s}.jsonl").read_text(encoding="utf-8").splitlines())
+               for s in ("train", "val", "test"))
+    assert kept == stats["kept"]
+
+
+# ---------------------------------------------------------------- fuzzed rows
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+    max_leaves=12,
+)
+keys = st.sampled_from(["messages", "conversations", "instruction", "output", "input", "prompt", "completion",
+                        "text", "role", "content", "from", "value", "system"])
+# rows shaped like the real formats, with any value in any place: wrong types everywhere
+shaped = st.one_of(
+    st.dictionaries(keys, json_values, max_size=4),
+    st.builds(lambda msgs: {"messages": msgs}, st.lists(st.dictionaries(keys, json_values, max_size=3), max_size=3)),
+    st.builds(lambda role, content: {"messages": [{"role": "user", "content": "hi there"},
+                                                  {"role": role, "content": content}]}, json_values, json_values),
+    json_values,
+)
+
+
+def _fragment(kind: str, value, cut: int) -> bytes:
+    good = json.dumps(chat(cut)).encode()
+    return {
+        "good": good,
+        "shaped": json.dumps(value).encode(),
+        "truncated": good[: cut % len(good)],
+        "bad_utf8": good[:20] + b"\xff\xfe\xc3" + good[20:],
+        "nul": good[:15] + b"\x00" + good[15:],
+        "deep": b"[" * (200 + cut * 50) + b"]" * (cut % 2) * (200 + cut * 50),
+        "surrogate": good.replace(b"question", b"\\ud83d question", 1),
+        "blank": b"   \t",
+    }[kind]
+
+
+fragments = st.tuples(st.sampled_from(["good", "shaped", "truncated", "bad_utf8", "nul", "deep", "surrogate",
+                                       "blank"]), shaped, st.integers(0, 400))
+newlines = st.sampled_from([b"\n", b"\r\n", b"\r"])
+
+
+@st.composite
+def jsonl_files(draw) -> bytes:
+    parts = draw(st.lists(st.tuples(fragments, newlines), max_size=12))
+    data = b"".join(_fragment(*f) + nl for f, nl in parts)
+    if draw(st.booleans()) and parts:
+        data = data[: draw(st.integers(0, len(data)))]  # the file itself cut short
+    return (BOM if draw(st.booleans()) else b"") + data
+
+
+@st.composite
+def csv_files(draw) -> bytes:
+    cell = st.text(alphabet=st.sampled_from(list('ab ,"\n\r\t\x00é')), max_size=12)
+    rows = draw(st.lists(st.lists(cell, min_size=1, max_size=3), max_size=10))
+    body = b"".join(",".join(r).encode() + draw(newlines) for r in rows)
+    if draw(st.booleans()):
+        body += b"\xff bad byte,\n"
+    return b"prompt,completion\n" + body
+
+
+def _process(path: Path) -> list:
+    rows = list(read_rows(path))
+    chunk = RowProcessor(RowSettings()).process(rows, SourceSpec(path.name))
+    assert len(chunk.rows) == len(rows)
+    for r in chunk.rows:
+        if r.reject is not None:
+            field, reason = r.reject
+            assert reason and "\n" not in reason
+            # what prepare writes for it must be writable as UTF-8
+            json.dumps({"field": field, "reason": reason, "raw": r.raw_preview}, ensure_ascii=False).encode()
+        else:
+            json.dumps(r.record, ensure_ascii=False).encode()
+    return chunk.rows
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=jsonl_files())
+def test_fuzzed_jsonl_every_line_is_one_row_with_one_fate(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("fuzz") / "f.jsonl"
+    path.write_bytes(data)
+    assert len(_process(path)) == jsonl_rows(data)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=csv_files())
+def test_fuzzed_csv_never_crashes(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("fuzz") / "f.csv"
+    path.write_bytes(data)
+    for r in _process(path):
+        assert 2 <= r.line <= data.count(b"\n") + data.count(b"\r") + 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(row=shaped)
+def test_any_row_shape_is_converted_or_rejected_with_a_field(row):
+    from sftflow.data.formats import RowError, convert_row
+
+    try:
+        convert_row(row, "auto")
+    except RowError as err:
+        assert err.reason and "\n" not in err.reason
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(files=st.lists(jsonl_files(), min_size=1, max_size=3), csv=csv_files())
+def test_fuzzed_projects_account_for_every_row(tmp_path_factory, files, csv):
+    """End to end: a good file plus fuzzed ones; prepare accounts for every row or stops with one line."""
+    root = tmp_path_factory.mktemp("proj")
+    (root / "raw").mkdir()
+    (root / "raw" / "good.jsonl").write_bytes(b"".join(line(chat(i)) for i in range(30)))
+    for i, data in enumerate(files):
+        (root / "raw" / f"fuzz{i}.jsonl").write_bytes(data)
+    (root / "raw" / "fuzz.csv").write_bytes(csv)
+    cfg = project(root, ["raw"])
+    stats = prepare(cfg, **quiet)
+    check_account(cfg, stats)
+    for i, data in enumerate(files):
+        assert stats["files"].get(f"raw/fuzz{i}.jsonl", {}).get("read", 0) == jsonl_rows(data)
+
+
+# ---------------------------------------------------------------- the catalogue of bad inputs
+
+
+def test_every_kind_of_malformed_file_is_accounted_for(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    good = [line(chat(i)) for i in range(40)]
+    files = {  # name: (bytes, rows read, rows rejected)
+        "good.jsonl": (b"".join(good), 40, 0),
+        "truncated.jsonl": (line(chat(100)) + line(chat(101))[:25], 2, 1),
+        "utf8.jsonl": (line(chat(102)) + b'{"text": "\xff\xfe"}\n' + line(chat(103)), 3, 1),
+        "nul.jsonl": (b'{"messages": \x00}\n' + line(chat(104)), 2, 1),
+        "bom.jsonl": (BOM + line(chat(105)), 1, 0),
+        "newlines.jsonl": (line(chat(106))[:-1] + b"\r\n" + line(chat(107))[:-1] + b"\r" + line(chat(108)), 2, 1),
+        "deep.jsonl": (b"[" * 100_000 + b"\n" + b'{"messages": ' + b"[" * 300 + b"]" * 300 + b"}\n", 2, 2),
+        "types.jsonl": (b"".join(line(r) for r in (
+            42, None, "text", [], {"messages": "hi"}, {"messages": [1]},
+            {"messages": [{"role": ["user"], "content": "x"}, {"role": "assistant", "content": "y"}]},
+            {"instruction": 5, "output": "x"}, {"prompt": "p", "completion": {"a": 1}},
+            {"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": None}]})), 10, 10),
+        "surrogate.jsonl": (b'{"messages": [{"role": "user", "content": "a \\ud800"}, '
+                            b'{"role": "assistant", "content": "b"}]}\n', 1, 1),
+        "huge.jsonl": (b'{"text": "' + b"x" * 10_000_000 + b"\n" + line(chat(109)), 2, 1),
+        "quotes.csv": (b'prompt,completion\nwhat is it,it is a thing\n"unbalanced,oops\nlast,row\n', 2, 1),
+        "array.json": (b'[\n' + b",\n".join(json.dumps(chat(200 + i)).encode() for i in range(3)) + b',\n{"mess', 4, 1),
+        "empty.jsonl": (b"", 0, 0),
+        "empty.json": (b"", 0, 0),
+        "empty.csv": (b"", 0, 0),
+    }
+    for name, (data, _, _) in files.items():
+        (raw / name).write_bytes(data)
+    cfg = project(tmp_path, ["raw"])
+    stats = prepare(cfg, **quiet)
+    check_account(cfg, stats)
+    got = {name: (stats["files"].get(f"raw/{name}", {}).get("read", 0),
+                  stats["files"].get(f"raw/{name}", {}).get("rejected", 0)) for name in files}
+    assert got == {name: (read, rejected) for name, (_, read, rejected) in files.items()}
+    reasons: dict[str, list] = {}
+    for x in (cfg.data_dir / "rejects.jsonl").read_text().splitlines():
+        r = json.loads(x)
+        reasons.setdefault(r["file"].split("/")[-1], []).append(r["reason"])
+    assert reasons["utf8.jsonl"] == ["invalid UTF-8 at byte 10"]
+    assert reasons["deep.jsonl"] == ["invalid JSON: nested too deeply", "must be an object, got list"]
+    assert reasons["surrogate.jsonl"][0].startswith("invalid Unicode")
+    assert reasons["huge.jsonl"][0].startswith("invalid JSON")
+    assert "has 1 fields, header has 2" in reasons["quotes.csv"][0]
+    assert reasons["array.json"][0].startswith("invalid JSON") and "rest of file unreadable" in reasons["array.json"][0]
+
+
+@pytest.mark.parametrize("case", ["directory", "unreadable", "json_not_utf8", "json_deep", "json_scalar",
+                                  "csv_header_not_utf8", "unknown_suffix"])
+def test_a_bad_file_stops_prepare_with_one_line_naming_it(tmp_path, monkeypatch, case):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "good.jsonl").write_bytes(b"".join(line(chat(i)) for i in range(20)))
+    bad = raw / {"json_not_utf8": "bad.json", "json_deep": "bad.json", "json_scalar": "bad.json",
+                 "csv_header_not_utf8": "bad.csv", "unknown_suffix": "bad.txt"}.get(case, "bad.jsonl")
+    if case == "directory":
+        bad.mkdir()  # a folder where a file was named, holding nothing readable
+    elif case == "unreadable":
+        # tests run as root here, where chmod 000 still reads: simulate the kernel's refusal instead
+        bad.write_bytes(line(chat(99)))
+        real_open = open
+
+        def refusing_open(path, *args, **kwargs):
+            if Path(path) == bad:
+                raise PermissionError(errno.EACCES, "Permission denied", str(path))
+            return real_open(path, *args, **kwargs)
+
+        monkeypatch.setattr("sftflow.data.load.open", refusing_open, raising=False)
+    else:
+        bad.write_bytes({"json_not_utf8": b'[{"text": "\xff"}]', "json_deep": b"{" + b'"a":{' * 100_000,
+                         "json_scalar": b"42", "csv_header_not_utf8": b"pr\xffompt,completion\nx,y\n",
+                         "unknown_suffix": b"hello"}[case])
+    cfg = project(tmp_path, ["raw/good.jsonl", str(bad.relative_to(tmp_path))])
+    with pytest.raises(SftflowError) as caught:
+        prepare(cfg, **quiet)
+    message = str(caught.value)
+    assert "\n" not in message and bad.name in message
+    assert not (cfg.data_dir / "train.jsonl").exists()
+
+
+# ---------------------------------------------------------------- kill -9, full disk, locks
+
+OUTPUT_FILES = ("train.jsonl", "val.jsonl", "test.jsonl", "rejects.jsonl")
+
+
+def _outputs(data_dir: Path) -> dict:
+    return {n: (data_dir / n).read_bytes() for n in OUTPUT_FILES}
+
+
+def _write_data(root: Path, offset: int) -> None:
+    raw = root / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    rows = [line(chat(i + offset)) for i in range(1200)] + [b"{broken\n"] * 5
+    (raw / "a.jsonl").write_bytes(b"".join(rows))
+
+
+def _prepare_child(root: str, kill_at: int) -> None:
+    if kill_at:
+        real, count = os.replace, [0]
+
+        def replace(a, b):  # die between two renames of the publish step
+            count[0] += 1
+            if count[0] == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+            real(a, b)
+
+        os.replace = replace
+    prepare(project(Path(root), ["raw/a.jsonl"]), **quiet)
+
+
+def _run_prepare(root: Path, kill_at: int = 0, delay: float | None = None) -> int:
+    """prepare in a forked process (imports already warm), SIGKILLed after `delay` s or at the kill_at-th rename."""
+    import multiprocessing as mp
+
+    proc = mp.get_context("fork").Process(target=_prepare_child, args=(str(root), kill_at))
+    proc.start()
+    if delay is not None:
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.join(timeout=120)
+    return proc.exitcode
+
+
+def test_prepare_killed_at_random_points_never_leaves_a_mix(tmp_path):
+    """SIGKILL at random moments and between the renames of the publish step: the outputs are
+    always all of the previous run's or all of the new one's, and the next prepare gives exactly
+    the outputs of an uninterrupted run."""
+    from sftflow.data.prepare import check_published
+
+    data_dir = tmp_path / "data"
+    _write_data(tmp_path, 0)
+    prepare(project(tmp_path, ["raw/a.jsonl"]), **quiet)  # in this process: warms the imports
+    outputs = {0: _outputs(data_dir)}
+    _write_data(tmp_path, 10_000)
+    start = time.time()
+    assert _run_prepare(tmp_path) == 0
+    full = time.time() - start
+    outputs[10_000] = _outputs(data_dir)
+    assert outputs[0] != outputs[10_000]
+    rng = random.Random(1)
+    kills = [("time", rng.uniform(0.05, full)) for _ in range(4)] + [("publish", 2), ("publish", 5)]
+    current = 10_000
+    for how, when in kills:
+        target = 10_000 - current
+        _write_data(tmp_path, target)
+        code = _run_prepare(tmp_path, delay=when) if how == "time" else _run_prepare(tmp_path, kill_at=int(when))
+        if (data_dir / ".publishing").exists():  # killed mid-publish: train refuses, the next prepare finishes
+            with pytest.raises(SftflowError, match="interrupted while publishing"):
+                check_published(data_dir)
+        else:
+            assert _outputs(data_dir) in (outputs[current], outputs[target]), f"a mix after a kill ({how} {when})"
+        assert _run_prepare(tmp_path) == 0, code
+        assert _outputs(data_dir) == outputs[target]
+        assert not list(data_dir.glob(".prepare-*")) and not (data_dir / ".publishing").exists()
+        current = target
+
+
+@pytest.mark.parametrize("where", ["stats", "ledger", "spool"])
+def test_full_disk_during_prepare_stops_cleanly_keeping_previous_outputs(tmp_path, monkeypatch, where):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "a.jsonl").write_bytes(b"".join(line(chat(i)) for i in range(60)))
+    cfg = project(tmp_path, ["raw/a.jsonl"])
+    prepare(cfg, **quiet)
+    before = _outputs(cfg.data_dir)
+    (raw / "a.jsonl").write_bytes(b"".join(line(chat(i + 500)) for i in range(60)))
+    full = OSError(errno.ENOSPC, "No space left on device")
+
+    def fail(*args, **kwargs):
+        raise full
+
+    if where == "stats":
+        monkeypatch.setattr("sftflow.data.prepare.write_json", fail)
+    elif where == "ledger":
+        def ledger_full(self):
+            raise sqlite3.OperationalError("database or disk is full")
+
+        monkeypatch.setattr("sftflow.data.ledger.Ledger.flush", ledger_full)
+    else:
+        import sftflow.data.prepare as p
+
+        real = p.Collector.add
+
+        def add(self, chunk, src):
+            real(self, chunk, src)
+            raise full
+
+        monkeypatch.setattr(p.Collector, "add", add)
+    with pytest.raises(SftflowError, match="no space left on the device") as caught:
+        prepare(cfg, **quiet)
+    assert "\n" not in str(caught.value)
+    assert _outputs(cfg.data_dir) == before
+    assert not list(cfg.data_dir.glob(".prepare-*"))
+
+
+def test_a_second_prepare_into_the_same_folder_fails_naming_the_holder(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "a.jsonl").write_bytes(b"".join(line(chat(i)) for i in range(30)))
+    cfg = project(tmp_path, ["raw/a.jsonl"])
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom sftflow.lock import hold\n"
+                               "with hold(sys.argv[1], 'prepare'):\n    print('held', flush=True)\n"
+                               "    time.sleep(60)\n", str(cfg.data_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(FolderInUse) as caught:
+            prepare(cfg, **quiet)
+        assert f"pid {holder.pid}" in str(caught.value) and "sftflow prepare" in str(caught.value)
+        assert "\n" not in str(caught.value)
+    finally:
+        holder.kill()
+        holder.wait()
+    prepare(cfg, **quiet)  # the kernel dropped the dead holder's lock: no stale lock file to clean up
+
+
+def test_train_refuses_a_busy_or_used_run_folder(tmp_path):
+    """Checked before anything is loaded: the lock, a previous run, and --resume with --overwrite."""
+    from sftflow.train.trainer import train
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "a.jsonl").write_bytes(b"".join(line(chat(i)) for i in range(30)))
+    cfg = project(tmp_path, ["raw/a.jsonl"])
+    with hold(cfg.run_dir, "train"), pytest.raises(FolderInUse, match=rf"in use by sftflow train \(pid {os.getpid()}\)"):
+        train(cfg, **quiet)
+    (cfg.run_dir / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+    (cfg.run_dir / "metrics.jsonl").write_text("{}\n")
+    with pytest.raises(SftflowError, match=r"already holds a run \(checkpoints\); pass --resume to continue it, "
+                                           r"--overwrite to replace it"):
+        train(cfg, **quiet)
+    with pytest.raises(SftflowError, match="not both"):
+        train(cfg, resume=True, overwrite=True, **quiet)
+    (cfg.data_dir).mkdir(exist_ok=True)
+    (cfg.data_dir / ".publishing").write_text(".prepare-x")
+    with pytest.raises(SftflowError, match="interrupted while publishing"):
+        train(cfg, overwrite=True, **quiet)
+    (cfg.data_dir / ".publishing").unlink()
+    with pytest.raises(SftflowError, match="train.jsonl: not found"):  # --overwrite cleared the folder first
+        train(cfg, overwrite=True, **quiet)
+    assert not (cfg.run_dir / "checkpoints").exists() and not (cfg.run_dir / "metrics.jsonl").exists()
