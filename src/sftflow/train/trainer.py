@@ -20,6 +20,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -63,9 +64,32 @@ def _callbacks(run_dir: Path, patience: int, tokens_per_step: float, log):
             self.started = None
             self.start_step = 0
             self.bad_loss = None
+            self.bar = None  # a live rich progress bar when a person watches a terminal
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.started, self.start_step = time.time(), state.global_step
+            if state.is_world_process_zero and sys.stdout.isatty():
+                from rich.progress import (
+                    BarColumn,
+                    MofNCompleteColumn,
+                    Progress,
+                    TextColumn,
+                    TimeRemainingColumn,
+                )
+
+                self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                    TextColumn("{task.fields[info]}"))
+                self.task = self.bar.add_task("train", total=state.max_steps, completed=state.global_step, info="")
+                self.bar.start()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.update(self.task, completed=state.global_step)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.stop()
+                self.bar = None
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not logs:
@@ -84,7 +108,8 @@ def _callbacks(run_dir: Path, patience: int, tokens_per_step: float, log):
             where = (f"step {state.global_step}/{state.max_steps} epoch {state.epoch or 0:.2f}"
                      if state.max_steps else "before training:")
             if "eval_loss" in logs:
-                log(f"train: {where} val loss {logs['eval_loss']:.4f}")
+                line = f"train: {where} val loss {logs['eval_loss']:.4f}"
+                self.bar.console.print(line, markup=False) if self.bar is not None else log(line)
             elif "loss" in logs:
                 done = state.global_step - self.start_step
                 elapsed = time.time() - (self.started or time.time())
@@ -92,7 +117,11 @@ def _callbacks(run_dir: Path, patience: int, tokens_per_step: float, log):
                 if done > 0 and elapsed > 0:
                     eta = elapsed / done * (state.max_steps - state.global_step)
                     speed = f" · {tokens_per_step * done / elapsed:,.0f} tok/s · ETA {_duration(eta)}"
-                log(f"train: {where} loss {logs['loss']:.4f} lr {logs.get('learning_rate', 0):.2e}{speed}")
+                if self.bar is not None:  # the bar shows the ETA; loss, lr and speed ride along
+                    self.bar.update(self.task, info=f"loss {logs['loss']:.4f} lr {logs.get('learning_rate', 0):.1e}"
+                                    + speed.split(" · ETA")[0])
+                else:
+                    log(f"train: {where} loss {logs['loss']:.4f} lr {logs.get('learning_rate', 0):.2e}{speed}")
 
     callbacks = [MetricsLog()]
     if patience > 0:
@@ -123,25 +152,14 @@ def overfitting(history: list[dict]) -> dict | None:
 
 
 def save_loss_curve(history: list[dict], path: Path) -> Path | None:
-    import matplotlib
+    from sftflow.plots import loss_figure
 
-    matplotlib.use("Agg")
+    fig = loss_figure(history)
+    if fig is None:
+        return None
     import matplotlib.pyplot as plt
 
-    train = [(h["step"], h["loss"]) for h in history if "loss" in h and math.isfinite(h["loss"])]
-    val = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h and math.isfinite(h["eval_loss"])]
-    if not train and not val:
-        return None
-    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
-    if train:
-        ax.plot(*zip(*train, strict=True), label="train loss", color="#4477aa")
-    if val:
-        ax.plot(*zip(*val, strict=True), "o-", label="validation loss", color="#ee6677")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (answer tokens)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -328,6 +346,7 @@ def report_to(cfg: Config, run_dir: Path) -> list[str]:
     if "mlflow" in targets:
         os.environ.setdefault("MLFLOW_TRACKING_URI", (run_dir / "mlruns").resolve().as_uri())
         os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", cfg.name)
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 prefers a database; a folder is enough
     if "tensorboard" in targets:
         os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run_dir / "tensorboard"))
     return targets
