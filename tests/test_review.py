@@ -257,6 +257,8 @@ def test_report_merges_ratings_and_gates_human_win_rate(project, run_dir):
     html = (run_dir / "eval" / "report.html").read_text()
     assert "Human review" in html and "Human win rate, tuned vs base: 70%" in html and "invented" in html
     assert "ann &amp; bob" in html
+    md = (run_dir / "eval" / "report.md").read_text()
+    assert "## Human review" in md and "Human win rate, tuned vs base: 70%" in md
 
     cfg["eval"]["gates"] = {"human_win_rate": ">= 0.8", "human_tuned.hallucination_rate": "<= 0.5"}
     cfg_path.write_text(yaml.safe_dump(cfg))
@@ -400,7 +402,7 @@ def test_browser_review_with_keyboard(run_dir):
 
     app_proc, login_url = _start_review(run_dir, "--token", "another-token-42")  # restart: ratings still there
     try:
-        url = login_url.split("/login?")[0]
+        url = login_url.split("/login")[0]
         exported = httpx.get(url + "/export/ratings.csv", headers={"Authorization": "Bearer another-token-42"})
         assert exported.status_code == 200 and "attachment" in exported.headers["content-disposition"]
         table = list(csv.DictReader(io.StringIO(exported.text)))
@@ -411,3 +413,84 @@ def test_browser_review_with_keyboard(run_dir):
         app_proc.send_signal(signal.SIGINT)
         app_proc.wait(timeout=20)
     assert (ARTIFACTS / "review-page.png").stat().st_size > 10_000
+
+
+# ------------------------------------------------------------------ hostile clients (issue 10, promise 5)
+
+
+def test_wrong_content_types_oversized_bodies_and_no_cors(run_dir, monkeypatch):
+    """Each is a clear 4xx page (JSON under /api/), the token goes through hmac.compare_digest,
+    and no answer carries CORS headers."""
+    import hmac
+
+    client = _client(run_dir)
+    url = f"/review/{_ids(run_dir)[0]}"
+    cases = [
+        (client.post(url, json=FULL_FORM), 415, "content-type &#39;application/json"),
+        (client.post(url, content=b"a_coherence=1", headers={"content-type": "text/plain"}), 415, "text/plain"),
+        (client.post("/login", content=b"token=x&name=y", headers={"content-type": ""}), 415, "none"),
+        (client.post(url, content=iter([b"a_note=" + b"x" * 70_000]),
+                     headers={"content-type": "application/x-www-form-urlencoded"}), 413, "over 64 KiB"),
+        (client.post(url, content=b"\xff\xfe=\x00", headers={"content-type": "application/x-www-form-urlencoded"}),
+         400, ""),
+        (client.put(url, data=FULL_FORM), 405, "Method Not Allowed"),
+        (client.get("/review/" + "x" * 5000), 404, "no example"),
+    ]
+    for i, (r, status, text) in enumerate(cases):
+        assert r.status_code == status and text in r.text, (i, r.status_code, r.text[-300:])
+        assert "Traceback" not in r.text and not any(h.startswith("access-control-") for h in r.headers)
+    pre = client.options("/api/summary", headers={"Origin": "https://evil.example",
+                                                  "Access-Control-Request-Method": "GET"})
+    assert 400 <= pre.status_code < 500 and not any(h.startswith("access-control-") for h in pre.headers)
+
+    seen = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: seen.append(b) or real(a, b))
+    anon = _client(run_dir, reviewer=None)
+    assert anon.get("/api/summary", headers={"Authorization": "Bearer " + TOKEN[:-1] + "x"}).status_code == 401
+    assert anon.post("/login", data={"token": "nope", "name": "ann"}).status_code == 401
+    assert seen == [TOKEN.encode()] * 2
+
+
+def test_slow_clients_time_out_and_never_block_others(run_dir):
+    """A real uvicorn with 1 s timeouts: 20 connections dribbling headers and one half-sent
+    form do not delay a normal page; the slow ones get 408 and are closed."""
+    import socket
+    import threading
+
+    import httpx
+
+    from sftflow.review.app import create_app
+    from sftflow.serve import bind, url_of, uvicorn_server
+
+    sock = bind("127.0.0.1", 0)
+    srv = uvicorn_server(create_app(run_dir, TOKEN, read_timeout=1.0), sock, header_timeout=1.0)
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(300):
+            if srv.started:
+                break
+            time.sleep(0.02)
+        url = url_of(sock)
+        port = sock.getsockname()[1]
+        slow = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
+        for s in slow:
+            s.sendall(b"GET /login HTTP/1.1\r\nHost: x\r\n")
+        half = socket.create_connection(("127.0.0.1", port), timeout=10)
+        half.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\ncontent-type: application/x-www-form-urlencoded\r\n"
+                     b"content-length: 50\r\n\r\ntoken=")
+        t0 = time.monotonic()
+        assert httpx.get(url + "/login", timeout=5).status_code == 200
+        assert time.monotonic() - t0 < 2
+        for s in [*slow, half]:
+            out = b""
+            while chunk := s.recv(65536):
+                out += chunk
+            assert out.startswith(b"HTTP/1.1 408 "), out[:200]
+            s.close()
+        assert time.monotonic() - t0 < 6
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

@@ -177,7 +177,7 @@ def test_errors_have_openai_shape(client, server):
     with pytest.raises(openai.AuthenticationError):
         wrong.models.list()
 
-    headers = {"Authorization": f"Bearer {KEY}"}
+    headers = {"Authorization": f"Bearer {KEY}", "content-type": "application/json"}
     url = server["url"]
     raw = [
         (httpx.post(url + "/v1/chat/completions", content=b"{oops", headers=headers), 400, "not valid JSON"),
@@ -266,3 +266,199 @@ def test_full_method_run_serves_too(tmp_path, tiny_model_dir, one_thread):
     decode_batch(model, tok, [GenRequest(prompt_ids=ids, max_tokens=8, temperature=0,
                                          on_event=lambda kind, payload: done.update({kind: payload}))])
     assert done["done"]["completion_tokens"] <= 8 and done["done"]["text"]
+
+
+# ---------------------------------------------------------------- hostile clients (issue 10, promise 5)
+
+
+def _raw(url: str, body: bytes, content_type: str | None = "application/json", method: str = "POST",
+         path: str = "/v1/chat/completions", key: str | None = KEY) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    if content_type:
+        headers["content-type"] = content_type
+    return httpx.request(method, url + path, content=body, headers=headers, timeout=30)
+
+
+def test_hostile_requests_get_4xx_in_openai_shape_never_500(server):
+    """Malformed JSON, wrong types and content types, oversized and odd paths: a 4xx with
+    OpenAI's error body every time, and the decoding engine never sees a failure."""
+    url, model = server["url"], server["model"]
+    hi = [{"role": "user", "content": "hi"}]
+
+    def chat(**extra) -> bytes:
+        return json.dumps({"model": model, "messages": hi, **extra}).encode()
+
+    def chunked(n):  # no content-length: the limit must hold while streaming
+        yield b'{"model": "' + b"x" * n
+
+    cases = [
+        (_raw(url, chat(), content_type="text/plain"), 415),
+        (_raw(url, chat(), content_type="application/x-www-form-urlencoded"), 415),
+        (_raw(url, chat(), content_type=None), 415),
+        (_raw(url, b"[" * 250_000), 413),
+        (_raw(url, b"[" * 100_000 + b"]" * 100_000), 400),  # nested too deeply for json
+        (_raw(url, b'{"model": "\xff\xfe"}'), 400),
+        (_raw(url, b"null"), 400),
+        (_raw(url, b""), 400),
+        (_raw(url, chat(temperature=float("nan"))), 400),  # json.dumps writes NaN, json.loads reads it
+        (_raw(url, chat(top_p=float("inf"))), 400),
+        (_raw(url, chat(max_tokens="ten")), 400),
+        (_raw(url, chat(max_tokens=10**30)), 400),
+        (_raw(url, chat(max_tokens=-1)), 400),
+        (_raw(url, chat(seed=2**80)), 400),
+        (_raw(url, chat(seed="seven")), 400),
+        (_raw(url, chat(stop=[1, 2])), 400),
+        (_raw(url, chat(stream="maybe")), 400),
+        (_raw(url, chat(user={"id": 1})), 400),
+        (_raw(url, json.dumps({"model": model, "messages": "hi"}).encode()), 400),
+        (_raw(url, json.dumps({"model": model, "messages": [{"role": "user", "content": 5}]}).encode()), 400),
+        (_raw(url, json.dumps({"model": model, "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}]}]}).encode()), 400),
+        (_raw(url, json.dumps({"model": [model], "messages": hi}).encode()), 400),
+        (_raw(url, json.dumps({"model": model, "prompt": {"a": 1}}).encode(), path="/v1/completions"), 400),
+        (_raw(url, json.dumps({"model": model, "prompt": [""]}).encode(), path="/v1/completions"), 400),
+        (_raw(url, json.dumps({"model": model, "prompt": ["x"] * 33}).encode(), path="/v1/completions"), 400),
+        (httpx.post(url + "/v1/chat/completions", content=chunked(300_000),
+                    headers={"Authorization": f"Bearer {KEY}", "content-type": "application/json"}), 413),
+        (_raw(url, b"", method="GET", path="/v1/models/../../../etc/passwd"), 404),
+        (_raw(url, b"", method="GET", path="/v1/models/%2e%2e%2f%2e%2e%2fetc%2fpasswd"), 404),
+        (_raw(url, b"", method="GET", path="/static/../../sftflow.yaml"), 404),
+        (_raw(url, chat(), method="PUT"), 405),
+        (_raw(url, chat(), key="test-kez"), 401),  # a near miss is still a miss
+        (_raw(url, chat(), key="x" * 10_000), 401),
+    ]
+    for i, (r, status) in enumerate(cases):
+        assert r.status_code == status, (i, r.status_code, r.text[:300])
+        error = r.json()["error"]
+        assert set(error) == {"message", "type", "param", "code"} and error["message"], (i, error)
+    # a lone surrogate from a JSON escape: valid JSON, text no encoder can write; answered, not crashed
+    r = _raw(url, b'{"model": "%s", "messages": [{"role": "user", "content": "\\ud800 hi"}], "max_tokens": 2}'
+             % model.encode())
+    assert r.status_code == 400 and "lone surrogate" in r.json()["error"]["message"], r.text
+    assert server["engine"].stats["errors"] == 0
+    assert httpx.get(url + "/health").json()["status"] == "ok"
+
+
+def test_no_cors_and_no_server_banner(server):
+    """CORS is off: no Access-Control-Allow-Origin on answers or preflights, so a web page on
+    another origin cannot read anything from the server with the user's browser."""
+    url = server["url"]
+    origin = {"Origin": "https://evil.example"}
+    pre = httpx.options(url + "/v1/chat/completions",
+                        headers={**origin, "Access-Control-Request-Method": "POST",
+                                 "Access-Control-Request-Headers": "authorization,content-type"})
+    assert 400 <= pre.status_code < 500
+    got = httpx.get(url + "/v1/models", headers={**origin, "Authorization": f"Bearer {KEY}"})
+    assert got.status_code == 200
+    for r in (pre, got, httpx.get(url + "/health", headers=origin)):
+        assert not any(h.lower().startswith("access-control-") for h in r.headers), dict(r.headers)
+
+
+def test_api_key_is_compared_in_constant_time(server, monkeypatch):
+    """Every key check goes through hmac.compare_digest (its time does not depend on where
+    the first wrong character is)."""
+    import hmac
+
+    seen = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: seen.append((a, b)) or real(a, b))
+    for key in ("wrong", KEY[:-1] + "x", KEY):
+        httpx.get(server["url"] + "/v1/models", headers={"Authorization": f"Bearer {key}"})
+    assert len(seen) == 3 and all(KEY.encode() in pair for pair in seen)
+
+
+@pytest.fixture
+def strict_server(server):
+    """A second app on the shared engine with 1-second header and body timeouts."""
+    from sftflow.serve import Limits, bind, create_app, url_of, uvicorn_server
+
+    engine = server["engine"]
+    app = create_app(engine, server["model"], api_key=KEY, limits=Limits(max_tokens=16, read_timeout_s=1.0))
+    sock = bind("127.0.0.1", 0)
+    srv = uvicorn_server(app, sock, header_timeout=1.0)
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    for _ in range(300):
+        if srv.started:
+            break
+        time.sleep(0.02)
+    yield url_of(sock)
+    srv.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+def _connect(url: str):
+    import socket
+
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def _read_all(sock) -> bytes:
+    out = b""
+    while chunk := sock.recv(65536):
+        out += chunk
+    return out
+
+
+def test_slow_clients_time_out_and_never_block_others(strict_server, server):
+    """Slowloris: 30 connections dribbling headers, one sending half a body and one silent;
+    meanwhile normal requests are answered at once; then each slow one gets 408 (the silent
+    one is just closed) within the timeouts."""
+    url = strict_server
+    slow = [_connect(url) for _ in range(30)]
+    for s in slow:
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+    half_body = _connect(url)
+    half_body.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode()
+                      + b"\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"model\": ")
+    silent = _connect(url)
+    t0 = time.monotonic()
+    for i in range(3):
+        for s in slow[:5]:
+            s.sendall(b"X-Slow-%d: 1\r\n" % i)  # still trickling
+        r = httpx.post(url + "/v1/chat/completions", headers={"Authorization": f"Bearer {KEY}"}, timeout=10,
+                       json={"model": server["model"], "messages": [{"role": "user", "content": "hi"}],
+                             "max_tokens": 2})
+        assert r.status_code == 200, r.text
+    assert time.monotonic() - t0 < 5  # not queued behind the slow ones
+    for s in slow:
+        reply = _read_all(s)
+        assert reply.startswith(b"HTTP/1.1 408 "), reply[:200]
+        s.close()
+    reply = _read_all(half_body).decode()
+    assert reply.startswith("HTTP/1.1 408 ") and '"code":"request_timeout"' in reply, reply[:400]
+    assert _read_all(silent) == b""  # nothing was asked: closed without an answer
+    assert time.monotonic() - t0 < 8
+    half_body.close()
+    silent.close()
+    assert httpx.get(url + "/health").status_code == 200
+
+
+@pytest.mark.slow
+def test_load_500_requests_at_concurrency_16_no_errors_bounded_memory(server, predictions):
+    """The bounded load test: 500 chat requests from 16 threads, each thread stops when the
+    shared count runs out. Zero errors (so zero 5xx), and the process's resident memory after
+    the run stays within 150 MB of where it was after a warm-up."""
+    bench = _bench()
+    prompts = [p["prompt"] for p in predictions]
+
+    def rss_mb() -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    bench.load_test(server["url"], server["model"], prompts, requests=32, concurrency=16, max_tokens=4, api_key=KEY)
+    before = rss_mb()
+    t0 = time.monotonic()
+    result = bench.load_test(server["url"], server["model"], prompts, requests=500, concurrency=16, max_tokens=4,
+                             api_key=KEY, timeout=60)
+    after = rss_mb()
+    print(f"\nload: 500 requests at concurrency 16 in {time.monotonic() - t0:.1f}s, {result['errors']} errors, "
+          f"{result['requests_per_s']} req/s, p95 {result['p95_ms']} ms, mean batch {result['mean_batch']}; "
+          f"RSS {before:.0f} -> {after:.0f} MB")
+    assert result["ok"] == 500 and result["errors"] == 0, result["error_samples"]
+    assert after - before < 150
+    assert server["engine"].stats["errors"] == 0

@@ -99,6 +99,24 @@ class EndpointConfig(Strict):
     price_input: float | None = Field(None, ge=0, description="USD per million prompt tokens, for the cost estimate")
     price_output: float | None = Field(None, ge=0, description="USD per million completion tokens, for the cost estimate")
 
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        """Only the variable's name is kept (config.yaml is copied into run folders), so a key
+        pasted here by mistake must not be accepted."""
+        if v is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", v):
+            raise ValueError("must name an environment variable (like OPENAI_API_KEY), not hold the key itself; "
+                             "export the key in that variable")
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_credentials(cls, v: str | None) -> str | None:
+        if v is not None and "@" in v.split("://", 1)[-1].split("/", 1)[0]:
+            raise ValueError("no user:password@ in the URL (it would be written to run folders and the ledger); "
+                             "put the key in the environment variable named by api_key_env")
+        return v
+
     @model_validator(mode="after")
     def _cost_needs_prices(self) -> EndpointConfig:
         if self.max_cost is not None and self.price_input is None and self.price_output is None:
@@ -446,7 +464,8 @@ def format_validation_error(err: ValidationError, source: str) -> str:
         else:
             text = e["msg"].removeprefix("Value error, ")
             got = e.get("input")
-            msg = f"'{key}': {text}" + ("" if isinstance(got, dict | list) else f" (got {got!r})")
+            secret = loc and loc[-1] in ("api_key_env", "base_url")  # may hold a key by mistake: never echo it
+            msg = f"'{key}': {text}" + ("" if secret or isinstance(got, dict | list) else f" (got {got!r})")
         problems.append(msg)
     return f"{source}: " + "; ".join(problems)
 

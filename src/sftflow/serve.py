@@ -339,7 +339,7 @@ class _Request(BaseModel):
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), lt=2**64)  # what torch's generator takes
     stream: bool = False
     stream_options: dict | None = None
     n: int = 1
@@ -409,6 +409,7 @@ class Limits:
     max_request_bytes: int = 1_000_000
     max_tokens: int = 1024  # the most one request may ask for
     default_max_tokens: int = 256  # when a request does not say
+    read_timeout_s: float = 30.0  # to receive a whole request body (slow clients get 408)
 
 
 def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, limits: Limits | None = None):
@@ -417,6 +418,7 @@ def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, lim
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, StreamingResponse
     from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect
 
     limits = limits or Limits()
     tok, model = engine.tok, engine.model
@@ -426,7 +428,9 @@ def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, lim
 
     @app.exception_handler(ApiError)
     async def _api_error(request, err: ApiError):
-        return JSONResponse(err.body(), status_code=err.status)
+        # a request cut short leaves its body unread: close rather than read on for the next request
+        headers = {"connection": "close"} if err.status in (408, 413, 415) else None
+        return JSONResponse(err.body(), status_code=err.status, headers=headers)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request, err: HTTPException):
@@ -453,21 +457,38 @@ def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, lim
                            type="authentication_error", code="invalid_api_key")
 
     async def read_body(request: Request, schema: type[BaseModel]):
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json":  # also keeps browsers' simple cross-site POSTs (text/plain, forms) out
+            raise ApiError(415, f"content-type must be application/json (got {kind[:60] or 'none'!r})",
+                           code="unsupported_media_type")
         size = request.headers.get("content-length")
         if size is not None and (not size.isdigit() or int(size) > limits.max_request_bytes):
             raise ApiError(413, f"request body larger than {limits.max_request_bytes} bytes", code="request_too_large")
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limits.max_request_bytes:
-                raise ApiError(413, f"request body larger than {limits.max_request_bytes} bytes",
-                               code="request_too_large")
+        try:
+            async with asyncio.timeout(limits.read_timeout_s):
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > limits.max_request_bytes:
+                        raise ApiError(413, f"request body larger than {limits.max_request_bytes} bytes",
+                                       code="request_too_large")
+        except TimeoutError as err:
+            raise ApiError(408, f"request body not received within {limits.read_timeout_s:g}s",
+                           code="request_timeout") from err
+        except ClientDisconnect as err:
+            raise ApiError(400, "the client closed the connection before sending the whole body") from err
         try:
             data = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ApiError(400, f"request body is not valid JSON ({err})") from err
+        except RecursionError as err:
+            raise ApiError(400, "request body is not valid JSON (nested too deeply)") from err
         if not isinstance(data, dict):
             raise ApiError(400, "request body must be a JSON object")
+        try:  # "\ud800" is valid JSON but text no tokenizer can encode
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise ApiError(400, "request body has a lone surrogate escape (like \"\\ud800\"): not valid text") from err
         try:
             req = schema.model_validate(data)
         except ValidationError as err:
@@ -666,13 +687,72 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def uvicorn_server(app, sock: socket.socket, *, log_level: str = "warning"):
+HEADER_TIMEOUT_S = 10.0  # a client gets this long to send a request's headers
+MAX_CONNECTIONS = 512  # open connections and running requests at most; beyond it uvicorn answers 503
+
+
+def _timed_protocol(header_timeout: float):
+    """uvicorn's h11 protocol plus the header timeout uvicorn lacks: a connection that has not
+    sent a complete request head `header_timeout` seconds after it opened (or after its last
+    response) gets 408 and is closed, so slowloris-style clients cannot hold sockets forever.
+    Each connection is a coroutine, so a slow one never blocks the others meanwhile."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class TimedH11Protocol(H11Protocol):
+        _head_timer = None
+        _partial = False
+
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            self._partial = self._partial or self.conn.their_state is h11.IDLE
+            super().data_received(data)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._partial = False
+            self._arm()
+
+        def connection_lost(self, exc):
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            self._head_timer = self.loop.call_later(header_timeout, self._head_timeout)
+
+        def _head_timeout(self) -> None:
+            self._head_timer = None
+            if self.transport.is_closing():
+                return
+            if self.conn.our_state is h11.DONE and self.conn.their_state is h11.SEND_BODY:
+                self.transport.close()  # answered long ago, and the client is still sending that body
+                return
+            if self.conn.their_state is not h11.IDLE:
+                return  # the head arrived: the app's body timeout takes over
+            if self._partial:  # half a request: say why (an idle keep-alive connection just closes)
+                body = b"request headers not received in time"
+                self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\n"
+                                     b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+            self.transport.close()
+
+    return TimedH11Protocol
+
+
+def uvicorn_server(app, sock: socket.socket, *, log_level: str = "warning", header_timeout: float = HEADER_TIMEOUT_S):
     """A uvicorn server for `app` on an already bound socket: `.run(sockets=[sock])` to serve,
-    `.should_exit = True` to stop (tests run it in a thread)."""
+    `.should_exit = True` to stop (tests run it in a thread). No access log (requests carry
+    keys and user text); slow clients are cut off by `header_timeout` and the apps' body timeouts."""
     import uvicorn
 
     return uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off",
-                                         timeout_graceful_shutdown=2))
+                                         timeout_graceful_shutdown=2, http=_timed_protocol(header_timeout),
+                                         limit_concurrency=MAX_CONNECTIONS, timeout_keep_alive=5))
 
 
 def serve(run: Run, *, host: str, port: int, api_key: str | None, limits: Limits, max_batch: int,

@@ -79,6 +79,24 @@ def _judge_lines(j: dict) -> list[str]:
     return lines
 
 
+def _pii_lines(pii: dict | None) -> list[str]:
+    """What the personal-data scan found, and what the configured mode did with it."""
+    if pii is None:  # stats.json from before this section existed
+        return []
+    lines = ["", "## Personal data", ""]
+    kinds = ", ".join(f"{k} {v}" for k, v in pii["kinds"].items())
+    lines.append(f"Rule-based scan for emails, phone numbers and card numbers (Luhn-checked): **{pii['rows']}** "
+                 f"rows with personal data" + (f" ({kinds})" if kinds else "") + f", {pii['kept']} of them kept.")
+    if pii["mode"] == "redact":
+        lines.append("`data.quality.pii: redact`: replaced by [EMAIL], [PHONE] and [CARD_NUMBER] before anything was "
+                     "written (splits, rejects.jsonl with rejected rows' raw text, ledger, this card).")
+    elif pii["mode"] == "drop":
+        lines.append("`data.quality.pii: drop`: examples with personal data are filtered.")
+    elif pii["rows"]:
+        lines.append("`data.quality.pii: flag`: kept as written; set `redact` to replace them before training, or `drop`.")
+    return lines
+
+
 def write_data_card(folder: Path, stats: dict) -> Path:
     q = stats["quality"]
     _histogram_png(folder / "quality_hist.png", q["histogram"], q["threshold"])
@@ -130,6 +148,8 @@ def write_data_card(folder: Path, stats: dict) -> Path:
         for ex in q["lowest"]:
             answer = ex["answer"].replace("|", "\\|").replace("\n", " ")[:120]
             lines.append(f"| {ex['score']:.2f} | {ex['where']} | {', '.join(ex['reasons']) or '–'} | {answer} |")
+
+    lines += _pii_lines(stats.get("pii"))
 
     lines += [
         "",

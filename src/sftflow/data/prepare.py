@@ -60,7 +60,7 @@ LOWEST_SHOWN = 10
 _COLUMN = re.compile(r" at (column|byte) \d+")
 COLUMNS = {"id": np.uint64, "file": np.int32, "line": np.int64, "exact": np.uint64, "prompt": np.uint64,
            "own": np.uint64, "score": np.float32, "mix": bool, "origin": np.int8, "truncated": bool,
-           "tokens": np.int32, "synthetic": bool}
+           "tokens": np.int32, "synthetic": bool, "pii": bool}
 OUTPUTS = ("train.jsonl", "val.jsonl", "test.jsonl", "rejects.jsonl", "stats.json", "data_card.md",
            "quality_hist.png", "ledger.sqlite")
 PUBLISHING = ".publishing"  # journal of an output move in progress: names the temp folder
@@ -102,6 +102,8 @@ class Collector:
         self.reject_reasons: Counter = Counter()
         self.lowest: list[tuple[float, str, str, list]] = []
         self.rows_read = 0
+        self.pii_kinds: Counter = Counter()  # rows with personal data, by kind (found before redaction)
+        self.pii_rows = 0
         self.teachers: Counter = Counter()  # synthetic records by teacher model and by template
         self.templates: Counter = Counter()
 
@@ -146,6 +148,10 @@ class Collector:
             cur["truncated"].append(row.truncated)
             cur["tokens"].append(row.tokens if row.tokens is not None else -1)
             cur["synthetic"].append(rec["source"]["origin"] == "synthetic")
+            cur["pii"].append(bool(row.pii))
+            if row.pii:
+                self.pii_rows += 1
+                self.pii_kinds.update(row.pii)
             if row.filter_reason is not None:
                 self.filters[self.n] = row.filter_reason
             if self.strata is not None:
@@ -557,6 +563,8 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
         "files": {f: dict(v) for f, v in col.per_file.items()},
         "licenses": {s.path: s.license for s in cfg.data.sources if s.license},
         "reject_reasons": dict(col.reject_reasons.most_common()),
+        "pii": {"mode": cfg.data.quality.pii, "rows": col.pii_rows, "kinds": dict(col.pii_kinds.most_common()),
+                "kept": int((kept & c["pii"]).sum())},
         "filter_reasons": dict(Counter(r.split(": ", 1)[-1] if r.startswith("quality") else r.split(":")[0]
                                        for r in col.filters.values()).most_common()),
         "quality": {"threshold": cfg.data.quality.threshold if cfg.data.quality.enabled else None,
@@ -583,6 +591,10 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
         + (f", {totals['unused']} unused (general mix / synthetic rules)" if totals["unused"] else "")
         + f"; train/val/test = {counts['train']}/{counts['val']}/{counts['test']} → {cfg.data_dir}")
     _log_table(stats, log)
+    if stats["pii"]["rows"]:
+        pii = stats["pii"]
+        done = {"redact": "redacted", "drop": "filtered"}.get(pii["mode"], "flagged, kept as written")
+        log(f"  personal data in {pii['rows']} rows ({', '.join(f'{k} {v}' for k, v in pii['kinds'].items())}): {done}")
     if stats["judge"]:
         log("  " + judge_line(stats["judge"]))
     return stats

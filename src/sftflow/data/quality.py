@@ -176,6 +176,6 @@ def score_messages(messages: list[dict], pii_mode: str = "flag") -> Quality:
     return Quality(score=max(0.0, 1.0 - penalty), reasons=reasons, pii=pii)
 
 
-def score_text(text: str) -> Quality:
+def score_text(text: str, pii_mode: str = "flag") -> Quality:
     """Plain-text (continued pre-training) rows: the same signals that apply without turns."""
-    return score_messages([{"role": "assistant", "content": text}])
+    return score_messages([{"role": "assistant", "content": text}], pii_mode)

@@ -16,7 +16,7 @@ import numpy as np
 from sftflow.data.dedup import content_hash, dedup_key, dedup_texts, hash64, prompt_key
 from sftflow.data.formats import RowError, convert_row
 from sftflow.data.load import RawRow
-from sftflow.data.quality import redact, score_messages, score_text
+from sftflow.data.quality import find_pii, redact, score_messages, score_text
 from sftflow.data.split import NgramIndex
 
 MAX_RAW_IN_REJECT = 2000  # characters of the raw row kept in rejects.jsonl
@@ -71,6 +71,7 @@ class Row:
     system: str | None = None  # the system prompt, for the template census
     tokens: int | None = None
     truncated: bool = False
+    pii: list[str] = field(default_factory=list)  # kinds found before any redaction: email, phone, card
 
 
 @dataclass
@@ -117,12 +118,12 @@ class RowProcessor:
     def _convert(self, raw: RawRow, src: SourceSpec) -> Row:
         s = self.s
         if raw.error is not None:
-            return Row(raw.line, reject=(raw.field, raw.error), raw_preview=_preview(raw.row))
+            return self._reject(raw, raw.field, raw.error)
         try:
             fmt, record = convert_row(raw.row, src.format, mapping=src.mapping, system_prompt=s.system_prompt,
                                       allow_text=s.allow_text or src.mix)
         except RowError as err:
-            return Row(raw.line, reject=(err.field, err.reason), raw_preview=_preview(raw.row))
+            return self._reject(raw, err.field, err.reason)
         row = Row(raw.line, record=record, format=fmt)
         raw_row = raw.row
         if s.group_field and raw_row.get(s.group_field) is not None:
@@ -134,6 +135,8 @@ class RowProcessor:
             value = raw_row.get(s.stratify_field)
             row.stratum = None if value is None else str(value)
 
+        texts = [m["content"] for m in record["messages"]] if "messages" in record else [record["text"]]
+        row.pii = sorted({kind for t in texts for kind, _, _ in find_pii(t)})  # for the data card, before redaction
         if "messages" in record:
             if s.pii == "redact":
                 record["messages"] = [{**m, "content": redact(m["content"])} for m in record["messages"]]
@@ -143,7 +146,7 @@ class RowProcessor:
         else:
             if s.pii == "redact":
                 record["text"] = redact(record["text"])
-            quality = score_text(record["text"])
+            quality = score_text(record["text"], s.pii)
         row.exact_key, row.prompt_key = dedup_key(record), prompt_key(record)
         row.own_key = row.own_key or row.prompt_key
         row.score = quality.score
@@ -163,6 +166,14 @@ class RowProcessor:
             "quality": quality.as_dict(),
         }
         return row
+
+    def _reject(self, raw: RawRow, field_name: str | None, reason: str) -> Row:
+        """A rejected row. Under pii: redact its raw preview and reason are redacted as well: they
+        go to rejects.jsonl and the ledger, and personal data must be written nowhere."""
+        preview = _preview(raw.row)
+        if self.s.pii == "redact":
+            preview, reason = redact(preview), redact(reason)
+        return Row(raw.line, reject=(field_name, reason), raw_preview=preview)
 
     def _contamination(self, record: dict, key: int) -> str | None:
         if key in self.s.benchmark_prompts:

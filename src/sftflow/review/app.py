@@ -10,6 +10,7 @@ a 4xx with a readable message; the only files served are two named static files 
 exports, generated from the database.
 """
 
+import asyncio
 import hmac
 import json
 import re
@@ -31,6 +32,7 @@ EXPORTS = {"ratings.csv": ("text/csv", to_csv), "ratings.jsonl": ("application/x
 TOKEN_COOKIE, REVIEWER_COOKIE = "sftflow_review_token", "sftflow_reviewer"
 NAME_RE = re.compile(r"^[\w][\w .@-]{0,39}$")
 MAX_FORM_BYTES = 64 * 1024
+READ_TIMEOUT_S = 30.0  # to receive a whole form
 MAX_TEXT = 2000
 FORM_FIELDS = {"action", "preferred", *(f"{side}_{f}" for side in "ab" for f in (*SCORES, *FLAGS, "span", "note"))}
 SECURITY_HEADERS = {
@@ -107,10 +109,11 @@ def _unblind(form: dict, a_model: str) -> dict:
     return row
 
 
-def create_app(run_dir: Path, token: str):
+def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_S):
     from fastapi import FastAPI, Query, Request
     from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
     from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect
 
     run_dir = Path(run_dir)
     order, predictions = load_predictions(run_dir)
@@ -135,7 +138,10 @@ def create_app(run_dir: Path, token: str):
 
     @app.exception_handler(ReviewError)
     async def _review_error(request: Request, err: ReviewError):
-        return error_response(request, err.status, err.message)
+        resp = error_response(request, err.status, err.message)
+        if err.status in (408, 413, 415):  # the body was not read to its end: do not wait for the rest
+            resp.headers["connection"] = "close"
+        return resp
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, err: HTTPException):
@@ -181,7 +187,9 @@ def create_app(run_dir: Path, token: str):
     async def limit_body(request: Request, call_next):
         size = request.headers.get("content-length")
         if size is not None and (not size.isdigit() or int(size) > MAX_FORM_BYTES):
-            return error_response(request, 413, f"request body over {MAX_FORM_BYTES // 1024} KiB")
+            resp = error_response(request, 413, f"request body over {MAX_FORM_BYTES // 1024} KiB")
+            resp.headers["connection"] = "close"
+            return resp
         return await call_next(request)
 
     @app.get("/")
@@ -189,6 +197,23 @@ def create_app(run_dir: Path, token: str):
         return RedirectResponse("/review" if reviewer_of(request) else "/login", status_code=303)
 
     async def read_form(request: Request, max_fields: int):
+        """The posted form: form content types only, at most MAX_FORM_BYTES (chunked bodies
+        too), all of it within `read_timeout` seconds (a slow client gets 408)."""
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            raise ReviewError(415, f"send the page's form (got content-type {kind[:60] or 'none'!r})")
+        body = bytearray()
+        try:
+            async with asyncio.timeout(read_timeout):
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > MAX_FORM_BYTES:
+                        raise ReviewError(413, f"request body over {MAX_FORM_BYTES // 1024} KiB")
+        except TimeoutError as err:
+            raise ReviewError(408, f"request body not received within {read_timeout:g}s") from err
+        except ClientDisconnect as err:
+            raise ReviewError(400, "the client closed the connection before sending the whole form") from err
+        request._body = bytes(body)  # starlette parses the form from this instead of the socket
         try:
             return await request.form(max_files=0, max_fields=max_fields, max_part_size=MAX_FORM_BYTES)
         except HTTPException:
@@ -311,6 +336,7 @@ def serve_review(run_dir: Path, *, host: str = "127.0.0.1", port: int = 8765, to
         run_dir = resolve_run(run_dir).run_dir
     if not run_dir.is_dir():
         raise SftflowError(f"{run_dir}: not a folder; pass the run folder (e.g. runs/quickstart)")
+    generated = not token
     token = token or secrets.token_urlsafe(18)
     if len(token) < 8:
         raise SftflowError("--token: use at least 8 characters")
@@ -322,7 +348,10 @@ def serve_review(run_dir: Path, *, host: str = "127.0.0.1", port: int = 8765, to
     url = url_of(sock)
     n = len(load_predictions(run_dir)[0])
     log(f"review: {n} examples from {run_dir / 'eval' / 'predictions.jsonl'}; ratings in {db_path(run_dir)}")
-    log(f"review: open {url}/login?token={token}")
+    if generated:  # shown once so someone can log in; a token the user chose is never echoed
+        log(f"review: open {url}/login?token={token}")
+    else:
+        log(f"review: open {url}/login (log in with the token from --token or $SFTFLOW_REVIEW_TOKEN)")
     log("review: ctrl-C stops (every rating is already saved)")
     try:
         uvicorn_server(app, sock).run(sockets=[sock])
