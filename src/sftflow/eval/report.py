@@ -335,7 +335,16 @@ Mean [95% bootstrap interval]; Δ is tuned − base on the same examples (paired
 {% if loss_plot %}![loss curves](data:image/png;base64,{{ loss_plot }})
 {% else %}No training log found.
 {% endif %}
-## Regression probes: base vs tuned
+{% if metrics.human and metrics.human.win_rate %}{% set h = metrics.human %}## Human review
+
+{{ h.ratings }} blinded ratings by {{ h.reviewers|length }} reviewer(s) of {{ h.examples }} test examples.
+**Human win rate, tuned vs base: {{ "%.0f%%"|format(100 * h.win_rate.mean) }}** [95% CI
+{{ "%.0f%%"|format(100 * h.win_rate.ci95[0]) }}, {{ "%.0f%%"|format(100 * h.win_rate.ci95[1]) }}] over
+{{ h.win_rate.n }} examples (tuned preferred {{ h.preferences.tuned }}, base {{ h.preferences.base }},
+tie {{ h.preferences.tie }}). Human hallucination flags: base {{ h.base.hallucination_rate }}, tuned
+{{ h.tuned.hallucination_rate }}; the HTML report lists each flag next to the automatic checks.
+
+{% endif %}## Regression probes: base vs tuned
 
 {% if metrics.probes %}**{{ metrics.probes.failures }} of {{ metrics.probes.probes }} probes failed.**
 
