@@ -56,11 +56,16 @@ def jsonl_rows(data: bytes) -> int:
     return n
 
 
+def jsonl_lines(path) -> list[str]:
+    return [x for x in path.read_text(encoding="utf-8").split("\n") if x]
+
+
 def check_account(cfg, stats: dict) -> None:
     """The promise: every row read has exactly one fate, one reject line each, one ledger decision each."""
     fates = ("kept", "rejected", "duplicates", "filtered", "unused")
     assert sum(stats[k] for k in fates) == stats["rows_read"]
-    rejects = [json.loads(x) for x in (cfg.data_dir / "rejects.jsonl").read_text(encoding="utf-8").splitlines()]
+    # JSON Lines are split on "\n" only: str.splitlines() would also split inside strings at U+0085/U+2028
+    rejects = [json.loads(x) for x in jsonl_lines(cfg.data_dir / "rejects.jsonl")]
     assert len(rejects) == stats["rejected"]
     for r in rejects:
         assert r["file"] and r["line"] >= 1 and r["reason"] and "\n" not in r["reason"]
@@ -70,7 +75,7 @@ def check_account(cfg, stats: dict) -> None:
     finally:
         db.close()
     assert decided == stats["rows_read"]
-    kept = sum(len((cfg.data_dir / f"{s}.jsonl").read_text(encoding="utf-8").splitlines())
+    kept = sum(len(jsonl_lines(cfg.data_dir / f"{s}.jsonl"))
                for s in ("train", "val", "test"))
     assert kept == stats["kept"]
 
@@ -230,7 +235,7 @@ def test_every_kind_of_malformed_file_is_accounted_for(tmp_path):
                   stats["files"].get(f"raw/{name}", {}).get("rejected", 0)) for name in files}
     assert got == {name: (read, rejected) for name, (_, read, rejected) in files.items()}
     reasons: dict[str, list] = {}
-    for x in (cfg.data_dir / "rejects.jsonl").read_text().splitlines():
+    for x in jsonl_lines(cfg.data_dir / "rejects.jsonl"):
         r = json.loads(x)
         reasons.setdefault(r["file"].split("/")[-1], []).append(r["reason"])
     assert reasons["utf8.jsonl"] == ["invalid UTF-8 at byte 10"]

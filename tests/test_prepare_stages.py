@@ -195,3 +195,15 @@ def test_audit_queries_through_the_cli(tmp_path):
     assert r.returncode == 0 and out.read_text().splitlines()[0].startswith("file,line,decision")
     r = sftflow("audit", str(cfg_path), "--run", "nope")
     assert r.returncode != 0 and r.stderr.strip() == "error: run 'nope' is not in the ledger (runs: none yet)"
+
+
+def test_templated_prompts_do_not_chain_into_one_giant_split_group(tmp_path):
+    # 30-word template, one word varies: every prompt is a near duplicate of every other (Jaccard ~0.93)
+    rng = random.Random(5)
+    template = " ".join(sentence(random.Random(9), 29).split())
+    rows = [pair(f"{template} item{i}", sentence(rng, 25) + ".") for i in range(400)]
+    cfg = project(tmp_path, {"a.jsonl": rows})
+    stats = prepare(cfg, **quiet)
+    assert any("chain" in w for w in stats["warnings"])
+    assert 0.7 < stats["splits"]["train"] / stats["kept"] < 0.9 and stats["splits"]["test"] > 20
+    assert stats["leakage"]["exact_prompt_leaks"] == 0

@@ -98,8 +98,8 @@ class NearDupIndex:
 
     add() takes a chunk of signatures; pairs() returns the (verified) similar pairs.
     With `verify`, candidate pairs must also have an estimated Jaccard ≥ threshold
-    (their signatures are kept, 4 bytes per permutation); without it, any shared
-    band joins two examples, which is what split grouping wants (err towards grouping).
+    (their signatures are kept, 4 bytes per permutation, in memory or a spool file);
+    without it, any shared band joins two examples.
     """
 
     def __init__(self, threshold: float = 0.85, num_perm: int = 128, ngram: int = 5, seed: int = 1,

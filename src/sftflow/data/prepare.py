@@ -54,6 +54,10 @@ from sftflow.errors import SftflowError
 from sftflow.io import atomic_write_text, write_json
 
 CHUNK = 2048
+# A near-duplicate prompt group larger than this (rows, and share of the data) is a chain through
+# templated prompts, not one question asked twice: splitting by it would put most data in one split.
+MAX_GROUP_ROWS = 50
+MAX_GROUP_SHARE = 0.02
 MIN_TEST_EXAMPLES = 50  # below this a test metric is mostly noise
 PLAYBOOK_MIN_EXAMPLES = 500  # practice's starting point for a task
 LOWEST_SHOWN = 10
@@ -87,7 +91,8 @@ class Collector:
         self.spool = open(work / "spool.jsonl", "w", encoding="utf-8")  # noqa: SIM115 - closed in finish()
         self.rejects = open(work / "rejects.jsonl", "w", encoding="utf-8")  # noqa: SIM115
         self.near_whole = NearDupIndex(d.threshold, d.num_perm, d.ngram, verify=True, spool=work / "signatures.u32")
-        self.near_prompt = NearDupIndex(d.threshold, d.num_perm, d.ngram, verify=False)
+        self.near_prompt = NearDupIndex(d.threshold, d.num_perm, d.ngram, verify=True,
+                                        spool=work / "prompt_signatures.u32")
         # per-record keys as compact numpy chunks (~60 bytes a record); texts stay in the spool file
         self.chunks: dict[str, list[np.ndarray]] = defaultdict(list)
         self.n = 0
@@ -325,10 +330,21 @@ def decide(col: dict[str, np.ndarray], filters: dict[int, str], strata: list | N
     task = kept & ~is_mix
     prompts, own = col["prompt"], col["own"]
     split_edges = [equal_key_pairs(prompts), equal_key_pairs(own)]
-    if cfg.data.dedup.near:
-        split_edges.append(near_prompt.candidate_pairs())
     split_edges = [e[task[e[:, 0]] & task[e[:, 1]]] for e in split_edges]
     groups = components(n, *split_edges)
+    notes = []
+    if cfg.data.dedup.near:
+        near = near_prompt.pairs()  # verified: estimated Jaccard of the prompts >= threshold
+        near = near[task[near[:, 0]] & task[near[:, 1]]]
+        joined = components(n, *split_edges, near)
+        sizes = np.bincount(joined[task]) if task.any() else np.zeros(1, dtype=np.int64)
+        limit = max(MAX_GROUP_ROWS, int(MAX_GROUP_SHARE * task.sum()))
+        if sizes.max() <= limit:
+            groups = joined
+        else:  # templated prompts chain into one giant group that would swallow a whole split
+            notes.append(f"near-duplicate prompts chain {int(sizes.max())} of {int(task.sum())} examples into one "
+                         "group (templated prompts?); splits group exact prompts only — see the 13-gram leakage "
+                         "report, or set data.dedup.threshold higher")
     idx = np.flatnonzero(task)
     split = np.full(n, -1, dtype=np.int8)
     split[idx] = assign_splits(own[idx], groups[idx], cfg.data.seed, cfg.data.split.model_dump(),
@@ -349,7 +365,7 @@ def decide(col: dict[str, np.ndarray], filters: dict[int, str], strata: list | N
         if want > len(mix_kept):
             warnings.warn(f"data.mix: wanted {want} general examples for ratio {r:g}, only {len(mix_kept)} usable",
                           UserWarning, stacklevel=2)
-    return {"kept": kept & ~unused, "duplicate": duplicate, "filtered": filtered, "unused": unused,
+    return {"warnings": notes, "kept": kept & ~unused, "duplicate": duplicate, "filtered": filtered, "unused": unused,
             "keeper": keeper, "split": split, "exact": exact, "prompts": prompts, "is_mix": is_mix,
             "why_unused": why_unused, "synthetic": synth}
 
@@ -537,7 +553,7 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
                            "this should be impossible; please report it with your config")
 
     clock["leakage_report"] = time.perf_counter()
-    warns = _census_warnings(col, counts, task_kept)
+    warns = fate["warnings"] + _census_warnings(col, counts, task_kept)
     if judge is not None and (judge.counts["failed"] or judge.counts["budget"]):
         warns.append(f"data.quality.judge: {judge.counts['failed'] + judge.counts['budget']} examples not judged "
                      f"({judge.last_error}); they keep their rule score; re-run prepare to judge them")
