@@ -2,6 +2,7 @@
 several GPUs are present) and compare the measured peak GPU memory with `sftflow estimate`.
 
     python bench/gpu_estimate_check.py --out gpu-check/        # needs CUDA and bitsandbytes
+    python bench/gpu_estimate_check.py --out gpu-check/ --ddp  # plus QLoRA + DDP on all GPUs (the CLI's --nproc)
 
 For each method: the estimator's total for the run's batch and length (bf16, the GPU path),
 then 20 real training steps of sftflow's trainer on quickstart data, recording
@@ -25,6 +26,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("gpu-check"))
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--ddp", action="store_true",
+                    help="also train QLoRA + DDP on every visible GPU via `sftflow train --nproc N`")
     ap.add_argument("--one", choices=["lora", "qlora"], help=argparse.SUPPRESS)  # the child process
     args = ap.parse_args()
     if args.one:
@@ -62,15 +65,47 @@ def main() -> int:
             print(out.stderr[-3000:], file=sys.stderr)
             return out.returncode
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    if args.ddp:
+        results.append(qlora_ddp(root, torch.cuda.device_count(), args.steps))
     (root / "results.json").write_text(json.dumps({"device": torch.cuda.get_device_name(0), "results": results},
                                                   indent=1))
     print(f"device: {torch.cuda.get_device_name(0)}; Llama {HIDDEN}x{LAYERS} random init, batch 16 packed rows")
     print("| method | estimated GiB | measured peak GiB | estimate / measured | 20 steps |")
     print("|---|---:|---:|---:|---:|")
     for r in results:
+        if r["method"] == "qlora+ddp":
+            print(f"QLoRA + DDP on {r['gpus']} GPU(s) via `sftflow train --nproc`: {r}")
+            continue
         print(f"| {r['method']} | {r['estimated_gib']:.2f} | {r['measured_peak_gib']:.2f} | {r['ratio']:.2f} | "
               f"{r['seconds']:.1f} s |")
     return 0
+
+
+def qlora_ddp(root: Path, gpus: int, steps: int) -> dict:
+    """QLoRA with DDP through the CLI a user types: one process per GPU, rank 0 writes the run."""
+    import yaml
+
+    config = {
+        "name": "check-qlora-ddp",
+        "data": {"sources": [{"path": "raw/support_alpaca.jsonl"}, {"path": "raw/support_chat.jsonl"}]},
+        "model": {"name_or_path": str(root / "big-model")},
+        "train": {"method": "qlora", "learning_rate": 2e-4, "epochs": 1, "batch_size": 16, "grad_accum": 1,
+                  "max_length": 256, "early_stopping_patience": 0, "distributed": {"strategy": "ddp"},
+                  "extra": {"max_steps": steps, "eval_steps": steps, "save_steps": steps}},
+    }
+    path = root / "ddp.yaml"
+    path.write_text(yaml.safe_dump(config))
+    start = time.time()
+    run = subprocess.run([sys.executable, "-m", "sftflow", "train", str(path), "--nproc", str(gpus), "--overwrite"],
+                         capture_output=True, text=True)
+    seconds = time.time() - start
+    if run.returncode:
+        print(run.stderr[-3000:], file=sys.stderr)
+        return {"method": "qlora+ddp", "gpus": gpus, "error": run.returncode}
+    summary = json.loads((root / "runs" / "check-qlora-ddp" / "train_summary.json").read_text())
+    return {"method": "qlora+ddp", "gpus": gpus, "seconds": round(seconds, 1), "steps": summary["steps"],
+            "effective_batch": summary["effective_batch"], "val_loss_initial": summary["val_loss_initial"],
+            "val_loss_best": summary["val_loss_best"]}
 
 
 def one(method: str, root: Path, steps: int) -> int:
