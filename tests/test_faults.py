@@ -56,6 +56,10 @@ def jsonl_rows(data: bytes) -> int:
     return n
 
 
+# SFTFLOW_SOAK=20 pytest tests/test_faults.py: the opt-in soak, 20x the fuzzed inputs of a CI run
+SOAK = max(1, int(os.environ.get("SFTFLOW_SOAK", "1")))
+
+
 def jsonl_lines(path) -> list[str]:
     return [x for x in path.read_text(encoding="utf-8").split("\n") if x]
 
@@ -152,7 +156,7 @@ def _process(path: Path) -> list:
     return chunk.rows
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150 * SOAK, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=jsonl_files())
 def test_fuzzed_jsonl_every_line_is_one_row_with_one_fate(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("fuzz") / "f.jsonl"
@@ -160,7 +164,7 @@ def test_fuzzed_jsonl_every_line_is_one_row_with_one_fate(tmp_path_factory, data
     assert len(_process(path)) == jsonl_rows(data)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=120 * SOAK, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=csv_files())
 def test_fuzzed_csv_never_crashes(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("fuzz") / "f.csv"
@@ -169,7 +173,7 @@ def test_fuzzed_csv_never_crashes(tmp_path_factory, data):
         assert 2 <= r.line <= data.count(b"\n") + data.count(b"\r") + 2
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300 * SOAK, deadline=None)
 @given(row=shaped)
 def test_any_row_shape_is_converted_or_rejected_with_a_field(row):
     from sftflow.data.formats import RowError, convert_row
@@ -180,7 +184,7 @@ def test_any_row_shape_is_converted_or_rejected_with_a_field(row):
         assert err.reason and "\n" not in err.reason
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8 * SOAK, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(files=st.lists(jsonl_files(), min_size=1, max_size=3), csv=csv_files())
 def test_fuzzed_projects_account_for_every_row(tmp_path_factory, files, csv):
     """End to end: a good file plus fuzzed ones; prepare accounts for every row or stops with one line."""
@@ -439,3 +443,42 @@ def test_train_refuses_a_busy_or_used_run_folder(tmp_path):
     with pytest.raises(SftflowError, match="train.jsonl: not found"):  # --overwrite cleared the folder first
         train(cfg, overwrite=True, **quiet)
     assert not (cfg.run_dir / "checkpoints").exists() and not (cfg.run_dir / "metrics.jsonl").exists()
+
+
+# ---------------------------------------------------------------- synth killed mid-run
+
+
+def test_synth_killed_with_sigkill_resumes_without_duplicates_or_loss(tmp_path):
+    """kill -9 of `sftflow synth` mid-run, then a re-run: every planned candidate exactly once."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from tests.fake_openai import FakeOpenAI
+    from tests.test_synth import project as synth_project
+
+    sftflow = str(Path(sys.executable).parent / "sftflow")
+    with FakeOpenAI() as fake:
+        fake.delay = 0.1  # slow teacher: the run takes seconds, so the kill lands mid-run
+        cfg = synth_project(tmp_path, fake.url, [{"strategy": "paraphrase", "count": 3}], seeds=10)
+        config = tmp_path / "sftflow.yaml"
+        config.write_text(yaml.safe_dump(json.loads(cfg.model_dump_json())))
+        out = cfg.path(cfg.data.synth.output)
+        env = {**os.environ, "NO_COLOR": "1", "HF_HUB_OFFLINE": "1"}
+        proc = subprocess.Popen([sftflow, "synth", str(config)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=env)
+        deadline = time.time() + 60
+        while time.time() < deadline and not (out.exists() and out.read_text().count("\n") >= 5):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        done_at_kill = out.read_text().count("\n")
+        assert 5 <= done_at_kill < 30  # really interrupted mid-run
+        r = subprocess.run([sftflow, "synth", str(config)], capture_output=True, text=True, env=env, timeout=120)
+        assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in jsonl_lines(out)]
+    keys = [row["synthetic"]["key"] for row in rows]
+    assert len(keys) == len(set(keys)) == 30  # nothing generated twice, nothing lost
