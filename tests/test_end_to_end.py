@@ -61,8 +61,8 @@ def test_run_end_to_end(project):
 
     # a self-describing run folder
     assert sorted(p.name for p in run.iterdir()) == sorted([
-        "chat_template.jinja", "checkpoints", "config.yaml", "eval", "metrics.jsonl", "model",
-        "train_summary.json", "versions.json"])
+        ".sftflow.lock", "chat_template.jinja", "checkpoints", "config.yaml", "eval", "loss_curve.png",
+        "metrics.jsonl", "model", "train_summary.json", "versions.json"])
     assert sorted(p.name for p in (run / "eval").iterdir()) == [
         "metrics.json", "predictions.jsonl", "report.html", "report.md"]
     assert (run / "model" / "adapter_config.json").exists()
