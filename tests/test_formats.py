@@ -86,3 +86,11 @@ def test_bad_rows_name_field_and_reason(row, field, reason):
 def test_non_object_row():
     with pytest.raises(RowError, match="row must be an object/record, got list"):
         conv([1, 2])
+
+
+def test_unknown_format_reason_is_one_line_even_with_newlines_in_field_names():
+    from sftflow.data.formats import RowError, convert_row
+
+    with pytest.raises(RowError) as err:
+        convert_row({"a\nb": 1, "c": 2}, "auto")
+    assert "\n" not in err.value.reason and "a\\nb" in err.value.reason

@@ -8,6 +8,7 @@ the caller writes it to rejects.jsonl — nothing is dropped silently.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 FORMAT_NAMES = ("alpaca", "sharegpt", "messages", "prompt_completion", "text")
@@ -54,7 +55,8 @@ def detect_format(row: dict) -> str:
         return "prompt_completion"
     if "text" in row:
         return "text"
-    keys = ", ".join(sorted(map(str, row))) or "none"
+    # field names come from the user's file: escaped, so a reason stays one readable line
+    keys = ", ".join(sorted(json.dumps(str(k), ensure_ascii=False)[1:-1] for k in row)) or "none"
     raise RowError(
         None,
         f"unknown format (fields: {keys}); expected messages, conversations, instruction+output, "
