@@ -1,4 +1,10 @@
+import os
+
 import pytest
+
+# No network here: the hub must fail fast instead of retrying for half a minute. Set at import,
+# before any test module imports huggingface_hub (it reads the variable once, on import).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
@@ -11,12 +17,3 @@ def tiny_model_dir(tmp_path_factory):
     from sftflow.model.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _offline():
-    """No network here: make the hub fail fast instead of retrying for half a minute."""
-    import os
-
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    yield
