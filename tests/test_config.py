@@ -15,7 +15,7 @@ def write(tmp_path, text):
 def test_defaults_follow_design():
     cfg = parse_config(MINIMAL)
     t = cfg.train
-    assert (t.method, t.lora.r, t.lora.alpha, t.lora.dropout, t.lora.target_modules) == ("lora", 16, 32, 0.05, "all-linear")
+    assert (t.method, t.lora.r, t.lora.alpha, t.lora.dropout, t.lora.target_modules) == ("lora", 16, 32, 0.0, "all-linear")
     assert t.lr == 2e-4 and t.batch_size * t.grad_accum == 16 and t.epochs == 3
     assert t.early_stopping_patience == 1 and t.padding_free
     assert cfg.data.split.model_dump() == {"train": 0.8, "val": 0.1, "test": 0.1}

@@ -207,3 +207,16 @@ def test_templated_prompts_do_not_chain_into_one_giant_split_group(tmp_path):
     assert any("chain" in w for w in stats["warnings"])
     assert 0.7 < stats["splits"]["train"] / stats["kept"] < 0.9 and stats["splits"]["test"] > 20
     assert stats["leakage"]["exact_prompt_leaks"] == 0
+
+
+def test_leakage_report_is_the_same_when_its_index_is_built_in_small_batches(tmp_path, monkeypatch):
+    # a third of the answers quote one of three 15-word passages: shared 13-grams across the splits
+    rng = random.Random(3)
+    quotes = [sentence(random.Random(40 + k), 15) for k in range(3)]
+    rows = [pair(sentence(rng, 30), sentence(rng, 12) + (" " + quotes[i % 3] if i % 3 == 0 else "") + ".")
+            for i in range(240)]
+    cfg = project(tmp_path, {"a.jsonl": rows})
+    whole = prepare(cfg, **quiet)["leakage"]
+    assert whole["train_with_shared_ngram"] > 20 and whole["eval_with_shared_ngram"] > 5
+    monkeypatch.setattr(prepare_mod, "LEAK_BATCH_NGRAMS", 40)  # about two eval examples per batch
+    assert prepare(cfg, **quiet)["leakage"] == whole

@@ -254,5 +254,5 @@ def test_config_yaml_reads_the_written_files():
     assert [s["path"] for s in config["data"]["sources"]] == [f"raw/{ALPACA_FILE}", f"raw/{CHAT_FILE}"]
     assert config["model"]["name_or_path"] == "models/tiny"
     assert config["train"]["learning_rate"] == 2.0e-3
-    assert config["train"]["lora"] == {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"}
+    assert config["train"]["lora"] == {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"}
     assert config["eval"]["gates"] == {"exact_match": ">= 0.5"}

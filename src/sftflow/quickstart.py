@@ -505,7 +505,7 @@ train:
   batch_size: 16
   grad_accum: 1
   max_length: 256
-  lora: {{r: 16, alpha: 32, dropout: 0.05, target_modules: all-linear}}
+  lora: {{r: 16, alpha: 32, dropout: 0.0, target_modules: all-linear}}
 eval:
   max_new_tokens: 48
   metrics: [exact_match, json_valid]

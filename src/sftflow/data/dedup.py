@@ -11,8 +11,9 @@ Three keys per example:
 Near duplicates are found the way large-corpus pipelines do it (datatrove, text-dedup):
 LSH band hashes go into flat numpy arrays, equal bands are found by sorting, candidate
 pairs of whole examples are verified against their estimated Jaccard similarity, and
-clusters are connected components. Memory is a few hundred bytes per example; the text
-itself is never held. Signatures equal datasketch's MinHash (its permutations, mixer and affine32
+clusters are connected components. With a spool folder, signatures and band keys live on
+disk and one band's keys (8 bytes per example) is in memory at a time; the text itself is
+never held. Signatures equal datasketch's MinHash (its permutations, mixer and affine32
 scheme) with a word-based shingle hash, computed a chunk at a time.
 """
 
@@ -116,9 +117,12 @@ class NearDupIndex:
         self._mix = rng.integers(1, 2**63, size=self.rows, dtype=np.uint64) | np.uint64(1)
         self._band_chunks: list[np.ndarray] = []
         self._sig_chunks: list[np.ndarray] = []
-        self.spool = spool  # signatures for verification go to this file instead of memory
-        if spool is not None:
-            spool.write_bytes(b"")
+        # With a spool file, signatures (for verification) go there and each band's keys to a file of
+        # their own, so memory holds one band of keys at a time, when pairs are looked for.
+        self.spool = spool
+        self._band_files = [] if spool is None else [spool.with_name(f"{spool.name}.band{b}") for b in range(self.bands)]
+        for f in ([spool] if spool is not None else []) + self._band_files:
+            f.write_bytes(b"")
         self.size = 0
 
     @staticmethod
@@ -161,7 +165,12 @@ class NearDupIndex:
         bands = sig[:, : self.bands * self.rows].astype(np.uint64).reshape(n, self.bands, self.rows)
         with np.errstate(over="ignore"):
             keys = (bands * self._mix).sum(axis=2, dtype=np.uint64)  # one 64-bit hash per band
-        self._band_chunks.append(keys)
+        if self.spool is None:
+            self._band_chunks.append(keys)
+        else:
+            for b, path in enumerate(self._band_files):
+                with open(path, "ab") as f:
+                    f.write(np.ascontiguousarray(keys[:, b]).tobytes())
         if self.verify and self.spool is not None:
             with open(self.spool, "ab") as f:
                 f.write(np.ascontiguousarray(sig, dtype=np.uint32).tobytes())
@@ -173,12 +182,15 @@ class NearDupIndex:
         """(i, j) index pairs that share at least one band, i < j, as an (m, 2) array."""
         if not self.size:
             return np.zeros((0, 2), dtype=np.int64)
-        keys = np.concatenate(self._band_chunks)
+        keys = np.concatenate(self._band_chunks) if self.spool is None else None
         pairs = []
         for b in range(self.bands):
-            col = keys[:, b]
+            col = keys[:, b] if keys is not None else np.fromfile(self._band_files[b], dtype=np.uint64)
             order = np.argsort(col, kind="stable")
-            same = col[order][1:] == col[order][:-1]
+            ranked = col[order]
+            del col
+            same = ranked[1:] == ranked[:-1]
+            del ranked
             # chain each run of equal keys: (first, second), (second, third), ... — connected, linear size
             pairs.append(np.stack([order[:-1][same], order[1:][same]], axis=1))
         out = np.concatenate(pairs)
@@ -256,7 +268,8 @@ def components(n: int, *edge_lists: np.ndarray) -> np.ndarray:
 def equal_key_pairs(keys: np.ndarray) -> np.ndarray:
     """Edges chaining together all positions that hold the same key."""
     order = np.argsort(keys, kind="stable")
-    same = keys[order][1:] == keys[order][:-1]
+    ranked = keys[order]
+    same = ranked[1:] == ranked[:-1]
     return np.stack([order[:-1][same], order[1:][same]], axis=1)
 
 

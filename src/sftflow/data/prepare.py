@@ -49,7 +49,7 @@ from sftflow.data.dedup import (
 from sftflow.data.ledger import Ledger
 from sftflow.data.load import read_rows, resolve_sources
 from sftflow.data.rows import Chunk, RowProcessor, RowSettings, SourceSpec
-from sftflow.data.split import SPLITS, NgramIndex, assign_splits
+from sftflow.data.split import NGRAM, SPLITS, NgramIndex, assign_splits
 from sftflow.errors import SftflowError
 from sftflow.io import atomic_write_text, write_json
 
@@ -64,9 +64,10 @@ LOWEST_SHOWN = 10
 _COLUMN = re.compile(r" at (column|byte) \d+")
 COLUMNS = {"id": np.uint64, "file": np.int32, "line": np.int64, "exact": np.uint64, "prompt": np.uint64,
            "own": np.uint64, "score": np.float32, "mix": bool, "origin": np.int8, "truncated": bool,
-           "tokens": np.int32, "synthetic": bool, "pii": bool}
+           "tokens": np.int32, "synthetic": bool, "pii": bool, "filter": np.int32}
 OUTPUTS = ("train.jsonl", "val.jsonl", "test.jsonl", "rejects.jsonl", "stats.json", "data_card.md",
            "quality_hist.png", "ledger.sqlite")
+LEAK_BATCH_NGRAMS = 4_000_000  # val/test n-grams indexed at once (~64 MiB); more means another pass over train
 PUBLISHING = ".publishing"  # journal of an output move in progress: names the temp folder
 
 
@@ -98,7 +99,8 @@ class Collector:
         self.n = 0
         self.files: list[str] = []
         self.origins: list[str] = []
-        self.filters: dict[int, str] = {}  # record index → why it was filtered
+        self.filter_reasons: list[str] = [""]  # code → why filtered; code 0 (not filtered) in the "filter" column
+        self._filter_code: dict[str, int] = {"": 0}
         self.strata: list | None = [] if cfg.data.stratify_field else None
         self.per_file: dict[str, Counter] = defaultdict(Counter)
         self.formats: dict[str, Counter] = defaultdict(Counter)
@@ -157,8 +159,7 @@ class Collector:
             if row.pii:
                 self.pii_rows += 1
                 self.pii_kinds.update(row.pii)
-            if row.filter_reason is not None:
-                self.filters[self.n] = row.filter_reason
+            cur["filter"].append(self._reason_code(row.filter_reason) if row.filter_reason is not None else 0)
             if self.strata is not None:
                 self.strata.append(row.stratum)
             self.n += 1
@@ -174,6 +175,13 @@ class Collector:
             self.chunks[name].append(np.array(values, dtype=COLUMNS[name]))
         self.near_whole.add(chunk.sig_whole)
         self.near_prompt.add(chunk.sig_prompt)
+
+    def _reason_code(self, reason: str) -> int:
+        code = self._filter_code.get(reason)
+        if code is None:
+            code = self._filter_code[reason] = len(self.filter_reasons)
+            self.filter_reasons.append(reason)
+        return code
 
     def _provenance(self, rec: dict, file: str, line: int) -> None:
         """Ledger rows for how a synthetic example was made and what the LLM judge said of it."""
@@ -197,8 +205,12 @@ class Collector:
                                                                          "model", "rubric")}))
 
     def columns(self) -> dict[str, np.ndarray]:
-        return {name: np.concatenate(self.chunks[name]) if self.chunks[name] else np.zeros(0, dtype=dtype)
-                for name, dtype in COLUMNS.items()}
+        """The per-record arrays; the chunk lists are released column by column (no second copy)."""
+        out = {}
+        for name, dtype in COLUMNS.items():
+            parts = self.chunks.pop(name, [])
+            out[name] = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+        return out
 
 
 def _settings(cfg: Config, log) -> tuple[RowSettings, str, RowProcessor | None]:
@@ -306,13 +318,12 @@ def _stream_chunks(sources: list, processor: RowProcessor, pool) -> Iterator[tup
                 yield chunk, src
 
 
-def decide(col: dict[str, np.ndarray], filters: dict[int, str], strata: list | None, near_whole: NearDupIndex,
-           near_prompt: NearDupIndex, cfg: Config) -> dict:
+def decide(col: dict[str, np.ndarray], strata: list | None, near_whole: NearDupIndex, near_prompt: NearDupIndex,
+           cfg: Config) -> dict:
     """Fates and splits from the per-record arrays. Returns numpy arrays indexed by record."""
     n = len(col["id"])
     scores = col["score"]
-    filtered = np.zeros(n, dtype=bool)
-    filtered[list(filters)] = True
+    filtered = col["filter"] > 0
     is_mix = col["mix"]
     active = ~filtered
 
@@ -486,10 +497,11 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     col.rejects.close()
     clock["read_score_hash"] = time.perf_counter()
     c = col.columns()
-    fate = decide(c, col.filters, col.strata, col.near_whole, col.near_prompt, cfg)
-    ids = [f"{x:016x}" for x in c["id"].tolist()]
-    files, lines = [col.files[k] for k in c["file"].tolist()], c["line"].tolist()
+    fate = decide(c, col.strata, col.near_whole, col.near_prompt, cfg)
     kept, split = fate["kept"], fate["split"]
+
+    def where(i: int) -> tuple[str, str, int]:  # (id, file, line) of record i, made when needed, not held per row
+        return f"{int(c['id'][i]):016x}", col.files[c["file"][i]], int(c["line"][i])
 
     clock["dedup_split_decisions"] = time.perf_counter()
     # pass 2: stream the spool into the split files, with a decision per row in the ledger
@@ -498,16 +510,17 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     near_dups = 0
     with open(work / "spool.jsonl", encoding="utf-8") as spool:
         for i, line in enumerate(spool):
-            file, lineno, rid = files[i], lines[i], ids[i]
+            rid, file, lineno = where(i)
             if fate["filtered"][i]:
-                ledger.decide(rid, file, lineno, "prepare", "filtered", col.filters[i], f"score {c['score'][i]:.3f}")
+                ledger.decide(rid, file, lineno, "prepare", "filtered", col.filter_reasons[c["filter"][i]],
+                              f"score {c['score'][i]:.3f}")
                 col.per_file[file]["filtered"] += 1
             elif fate["duplicate"][i]:
-                k = fate["keeper"][i]
+                k = int(fate["keeper"][i])
                 how = "exact" if fate["exact"][i] == fate["exact"][k] else "near"
                 near_dups += how == "near"
-                ledger.decide(rid, file, lineno, "prepare", "duplicate",
-                              f"{how} duplicate of {ids[k]} ({files[k]}:{lines[k]})")
+                kid, kfile, kline = where(k)
+                ledger.decide(rid, file, lineno, "prepare", "duplicate", f"{how} duplicate of {kid} ({kfile}:{kline})")
                 col.per_file[file]["duplicates"] += 1
             elif fate["unused"][i]:
                 ledger.decide(rid, file, lineno, "prepare", "unused", fate["why_unused"].get(i, "beyond data.mix.ratio"))
@@ -581,8 +594,7 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
         "reject_reasons": dict(col.reject_reasons.most_common()),
         "pii": {"mode": cfg.data.quality.pii, "rows": col.pii_rows, "kinds": dict(col.pii_kinds.most_common()),
                 "kept": int((kept & c["pii"]).sum())},
-        "filter_reasons": dict(Counter(r.split(": ", 1)[-1] if r.startswith("quality") else r.split(":")[0]
-                                       for r in col.filters.values()).most_common()),
+        "filter_reasons": dict(_filter_kinds(col.filter_reasons, c["filter"]).most_common()),
         "quality": {"threshold": cfg.data.quality.threshold if cfg.data.quality.enabled else None,
                     "histogram": np.histogram(scores, bins=10, range=(0, 1))[0].tolist(),
                     "lowest": [{"score": round(s, 3), "id": i, "where": w, "reasons": r, "answer": a}
@@ -616,6 +628,16 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     return stats
 
 
+def _filter_kinds(reasons: list[str], codes: np.ndarray) -> Counter:
+    """Filtered records by kind of reason ("quality 0.31 < 0.5: refusal" counts as "refusal")."""
+    kinds: Counter = Counter()
+    counts = np.bincount(codes, minlength=len(reasons))
+    for code in np.flatnonzero(counts[1:]) + 1:
+        r = reasons[code]
+        kinds[r.split(": ", 1)[-1] if r.startswith("quality") else r.split(":")[0]] += int(counts[code])
+    return kinds
+
+
 def judge_line(j: dict) -> str:
     """One line on what the LLM judge did, for the prepare log."""
     means = ", ".join(f"{k} {v:.2f}" for k, v in j["means"].items())
@@ -638,34 +660,51 @@ def _origin_counts(c: dict, kept: np.ndarray, split: np.ndarray) -> list[tuple[i
     return [tuple(v) for v in seen.values()]
 
 
-def leakage_report(work: Path, kept: np.ndarray, split: np.ndarray, prompts: np.ndarray, is_mix: np.ndarray) -> dict:
-    """Val/test against train: exact shared prompts (must be 0) and shared word 13-grams (reported)."""
+def leakage_report(work: Path, kept: np.ndarray, split: np.ndarray, prompts: np.ndarray, is_mix: np.ndarray,
+                   batch_ngrams: int | None = None) -> dict:
+    """Val/test against train: exact shared prompts (must be 0) and shared word 13-grams (reported).
+
+    The val/test n-grams are indexed `batch_ngrams` at a time (~16 bytes each) and the train
+    file is streamed past each batch, so memory stays bounded however large the splits are."""
     train_prompts = np.unique(prompts[kept & (split == 0)])
     eval_mask = kept & (split > 0) & ~is_mix
     exact = int(np.isin(prompts[eval_mask], train_prompts).sum())
-    eval_ids: list[str] = []
+    train_hit = np.zeros(int((kept & (split == 0)).sum()), dtype=bool)
+    eval_touched, eval_count, examples = 0, 0, []
+    for eval_ids, index in _eval_ngram_batches(work, batch_ngrams or LEAK_BATCH_NGRAMS):
+        eval_count += len(eval_ids)
+        touched = np.zeros(len(eval_ids), dtype=bool)
+        with open(work / "train.jsonl", encoding="utf-8") as f:
+            for j, line in enumerate(f):
+                r = json.loads(line)
+                hits = index.owners(dedup_texts(r)[0])
+                if len(hits):
+                    train_hit[j] = True
+                    touched[hits] = True
+                    if len(examples) < 5:
+                        examples.append({"train": r["id"], "eval": eval_ids[hits[0]]})
+        eval_touched += int(touched.sum())
+    return {"exact_prompt_leaks": exact, "ngram": NGRAM, "train_with_shared_ngram": int(train_hit.sum()),
+            "eval_with_shared_ngram": eval_touched, "eval_examples": eval_count, "examples": examples}
 
-    def eval_texts():
-        for name in ("val", "test"):
-            with open(work / f"{name}.jsonl", encoding="utf-8") as f:
-                for line in f:
-                    r = json.loads(line)
-                    eval_ids.append(r["id"])
-                    yield dedup_texts(r)[0]
 
-    index = NgramIndex(eval_texts())
-    overlapping_train, touched, examples = 0, set(), []
-    with open(work / "train.jsonl", encoding="utf-8") as f:
-        for line in f:
-            r = json.loads(line)
-            hit = index.overlaps(dedup_texts(r)[0])
-            if hit is not None:
-                overlapping_train += 1
-                touched.add(hit)
-                if len(examples) < 5:
-                    examples.append({"train": r["id"], "eval": eval_ids[hit]})
-    return {"exact_prompt_leaks": exact, "ngram": index.n, "train_with_shared_ngram": overlapping_train,
-            "eval_with_shared_ngram": len(touched), "eval_examples": len(eval_ids), "examples": examples}
+def _eval_ngram_batches(work: Path, budget: int) -> Iterator[tuple[list[str], NgramIndex]]:
+    """(ids, n-gram index) of the val and test examples, about `budget` n-grams per batch."""
+    ids: list[str] = []
+    texts: list[str] = []
+    grams, batches = 0, 0
+    for name in ("val", "test"):
+        with open(work / f"{name}.jsonl", encoding="utf-8") as f:
+            for line in f:
+                r = json.loads(line)
+                ids.append(r["id"])
+                texts.append(dedup_texts(r)[0])
+                grams += max(0, texts[-1].count(" ") + 2 - NGRAM)
+                if grams >= budget:
+                    yield ids, NgramIndex(texts)
+                    ids, texts, grams, batches = [], [], 0, batches + 1
+    if ids or not batches:
+        yield ids, NgramIndex(texts)
 
 
 def _census_warnings(col: Collector, counts: dict, task_kept: int) -> list[str]:

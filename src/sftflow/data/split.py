@@ -100,7 +100,19 @@ class NgramIndex:
         all_grams = np.concatenate([g for g, _ in parts])
         order = np.argsort(all_grams, kind="stable")
         self.grams = all_grams[order]
-        self.owners = np.concatenate([o for _, o in parts])[order]
+        self.owners_sorted = np.concatenate([o for _, o in parts])[order]
+
+    def owners(self, text: str) -> np.ndarray:
+        """Indices (in the texts given at construction) of every text sharing an n-gram with this one."""
+        grams = ngram_hashes(text, self.n)
+        if not grams or not len(self.grams):
+            return np.zeros(0, dtype=np.int64)
+        q = np.array(grams, dtype=np.int64)
+        lo, hi = np.searchsorted(self.grams, q, "left"), np.searchsorted(self.grams, q, "right")
+        hit = np.flatnonzero(hi > lo)
+        if not len(hit):
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(np.concatenate([self.owners_sorted[a:b] for a, b in zip(lo[hit], hi[hit], strict=True)]))
 
     def overlaps(self, text: str) -> int | None:
         """Index (in the texts given at construction) of a text sharing an n-gram with this one, or None."""
@@ -110,4 +122,4 @@ class NgramIndex:
         q = np.array(grams, dtype=np.int64)
         pos = np.searchsorted(self.grams, q).clip(max=len(self.grams) - 1)
         hit = np.flatnonzero(self.grams[pos] == q)
-        return int(self.owners[pos[hit[0]]]) if len(hit) else None
+        return int(self.owners_sorted[pos[hit[0]]]) if len(hit) else None

@@ -80,7 +80,7 @@ def layer_activation_bytes(hidden: int, intermediate: int, dtype_bytes: int, *, 
 
 def estimate_memory(model_config, *, method: str, r: int = 16, target_modules="all-linear", batch_size: int = 4,
                     seq_len: int = 1024, bf16: bool = True, gradient_checkpointing: bool = False,
-                    lora_dropout: float = 0.05, device: str = "cuda") -> MemoryEstimate:
+                    lora_dropout: float = 0.0, device: str = "cuda") -> MemoryEstimate:
     """GPU (default): 16-bit weights when bf16, activations from `layer_activation_bytes`. CPU: fp32
     throughout, activations from the coefficients measured on this kind of machine (CPU_ACTIVATION_BYTES)."""
     if device == "cpu":

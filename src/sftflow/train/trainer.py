@@ -6,8 +6,9 @@ What sftflow changes from TRL's defaults, and why:
 - examples are tokenized here with an answer-only mask built from the rendered template
   (`model/chat.py`), so loss falls on assistant tokens (and their eos) only, for any template;
 - padding-free batches (`padding_free=True`, `max_length=None`; truncation happens here):
-  no pad tokens computed and no attention across examples (2.07x TRL's padded tokens/s on
-  long-tailed data on CPU, as measured in DESIGN.md; re-measure per hardware);
+  no pad tokens computed and no attention across examples, and under SDPA that attention is
+  computed per example rather than over the whole packed row (`packed_attention.py`); against
+  a plain TRL script on the same data, `bench/train_throughput.py` (figures in bench/README.md);
 - validation loss is measured before training and `evals_per_epoch` times per epoch; early
   stopping on it, and the best checkpoint (not the last) is what gets saved;
 - a run folder that describes itself: resolved config, versions, chat template, metrics.
@@ -219,6 +220,12 @@ def build_trainer(cfg: Config, log=print, strict: bool = False):
     model = load_model(model_path, tokenizer, method=t.method, bf16=bf16, revision=cfg.model.revision,
                        trust_remote_code=cfg.model.trust_remote_code)
     new_token_ids = tokenizer.sftflow_added_token_ids
+    if t.padding_free:
+        # SDPA would attend across the whole packed row and mask most of it; attend per example instead
+        # (same result, each example's length squared instead of the row's; packed_attention.py).
+        from sftflow.train.packed_attention import use_packed_attention
+
+        use_packed_attention(model)
     if t.method == "qlora":
         from sftflow.model.load import weight_bytes
 
