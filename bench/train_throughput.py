@@ -1,7 +1,7 @@
 """Training throughput: sftflow's default training path vs a plain TRL `SFTTrainer` script, side by side.
 
     python bench/train_throughput.py                 # tiny + 25M Llama, long-tail + quickstart data, 3 repeats
-    python bench/train_throughput.py --quick         # fewer steps and variants, about 10 minutes on 2 cores
+    python bench/train_throughput.py --quick         # fewer steps, baseline + sftflow, 3 (model, data) pairs, < 10 min
     python bench/train_throughput.py --profile       # where the time goes, one torch.profiler run per path
 
 Every (model, data, variant) run is a fresh child process, so its peak RSS is its own, and the
@@ -51,6 +51,7 @@ LLAMA_25M = {"hidden_size": 512, "intermediate_size": 1408, "num_hidden_layers":
 # the default 80/10/10 split does, since sftflow's per-epoch validation pass is inside the timing.
 SIZES = {"tiny": 512, "llama-25m": 160}
 QUICK_SIZES = {"tiny": 224, "llama-25m": 96}
+QUICK_PAIRS = [("tiny", "longtail"), ("llama-25m", "longtail"), ("llama-25m", "quickstart")]
 LEARNING_RATE = {"tiny": 2e-3, "llama-25m": 1e-3}
 BATCH, ACCUM = 4, 4
 
@@ -150,21 +151,21 @@ def build_llama_25m(work: Path, tiny_dir: Path) -> Path:
     return out
 
 
-def prepare_inputs(work: Path, models: list[str], datasets: list[str], quick: bool, n_train: int | None) -> dict:
+def prepare_inputs(work: Path, wanted: list[tuple[str, str]], quick: bool, n_train: int | None) -> dict:
     """{(model, data): (model_dir, data_dir)} with train/val files sized for the model."""
     from sftflow.model.tiny import build_tiny_model
 
     work.mkdir(parents=True, exist_ok=True)
     tiny = build_tiny_model(work / "tiny-model", log=lambda m: None)
     model_dirs = {"tiny": tiny}
-    if "llama-25m" in models:
+    if any(model == "llama-25m" for model, _ in wanted):
         model_dirs["llama-25m"] = build_llama_25m(work, tiny)
     sizes = QUICK_SIZES if quick else SIZES
     pairs = {}
-    for data in datasets:
+    for data in dict.fromkeys(d for _, d in wanted):
         if data == "quickstart":
             q_train, q_val = quickstart_records(work, tiny)
-        for model in models:
+        for model in [m for m, d in wanted if d == data]:
             n = n_train or sizes[model]
             n_val = max(16, n // 8)
             if data == "longtail":
@@ -429,8 +430,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer examples, baseline and sftflow only (~10 min)")
-    ap.add_argument("--models", default="tiny,llama-25m")
-    ap.add_argument("--data", default="longtail,quickstart")
+    ap.add_argument("--models", default=None, help="comma-separated, from: tiny, llama-25m (default: both)")
+    ap.add_argument("--data", default=None, help="comma-separated, from: longtail, quickstart (default: both)")
     ap.add_argument("--variants", default=None, help=f"comma-separated, from: {', '.join(VARIANTS)}")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=2, help="optimizer steps excluded from the timing")
@@ -453,14 +454,18 @@ def main(argv: list[str] | None = None) -> int:
     import transformers
     import trl
 
-    models, datasets = args.models.split(","), args.data.split(",")
+    models = args.models.split(",") if args.models else list(SIZES)
+    datasets = args.data.split(",") if args.data else ["longtail", "quickstart"]
+    wanted = [(m, d) for d in datasets for m in models]
+    if args.quick and not args.models and not args.data:
+        wanted = QUICK_PAIRS  # the toy's quickstart pair is left to the full run, to stay within 10 minutes
     variants = args.variants.split(",") if args.variants else (QUICK_VARIANTS if args.quick else list(VARIANTS))
     unknown = [v for v in variants if v not in VARIANTS] + [m for m in models if m not in SIZES]
     if unknown:
         ap.error(f"unknown: {', '.join(unknown)}")
     if "baseline" not in variants:
         variants.insert(0, "baseline")
-    pairs = prepare_inputs(args.work, models, datasets, args.quick, args.train_examples)
+    pairs = prepare_inputs(args.work, wanted, args.quick, args.train_examples)
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores"
     meta = {"device": device, "torch": torch.__version__, "transformers": transformers.__version__,
             "trl": trl.__version__, "repeats": 1 if args.profile else args.repeats, "warmup": args.warmup,

@@ -75,3 +75,25 @@ def test_harness_quick_run_writes_results(tmp_path):
         assert r["final_val_loss"] == pytest.approx(rows["baseline"]["final_val_loss"], rel=0.05)
     assert rows["baseline"]["padding_share"] > 0.2 and rows["sftflow"]["padding_share"] == 0
     assert "| sftflow |" in out.with_suffix(".md").read_text()
+
+
+def test_flash_attention_is_used_only_where_it_can_run(monkeypatch):
+    import importlib.util
+
+    import sftflow.model.load as load
+    from sftflow.errors import SftflowError
+
+    assert load.attention_kernel("auto") is None and load.attention_kernel("sdpa") == "sdpa"
+    with pytest.raises(SftflowError, match="flash_attention_2: no CUDA GPU; use auto or sdpa"):
+        load.attention_kernel("flash_attention_2", bf16=True)
+    # a GPU with flash-attn installed: auto picks it for 16-bit weights, and says what is missing otherwise
+    monkeypatch.setattr(load, "has_cuda", lambda: True)
+    real_find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "flash_attn" else real_find(name, *a))
+    assert load.attention_kernel("auto", bf16=True) == "flash_attention_2"
+    assert load.attention_kernel("auto", bf16=False) is None
+    with pytest.raises(SftflowError, match="needs bf16 weights"):
+        load.attention_kernel("flash_attention_2", bf16=False)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "flash_attn" else real_find(name, *a))
+    with pytest.raises(SftflowError, match="pip install flash-attn"):
+        load.attention_kernel("flash_attention_2", bf16=True)

@@ -240,6 +240,9 @@ class ModelConfig(Strict):
     )
     revision: str | None = Field(None, description="model revision (branch, tag or commit) on the hub")
     trust_remote_code: bool = Field(False, description="allow custom model code from the hub (only if you trust it)")
+    attention: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
+        "auto", description="attention kernel; auto = FlashAttention-2 on a CUDA GPU where flash-attn is installed, else sdpa"
+    )
 
 
 class LoraSettings(Strict):

@@ -221,7 +221,7 @@ _WORD_HASHES: dict[str, int] = {}
 def _word_hash(word: str) -> int:
     h = _WORD_HASHES.get(word)
     if h is None:
-        if len(_WORD_HASHES) > 2_000_000:  # bound the cache on huge vocabularies
+        if len(_WORD_HASHES) > 500_000:  # bound the cache (~80 MiB) on huge vocabularies
             _WORD_HASHES.clear()
         h = _WORD_HASHES[word] = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest(), "little")
     return h

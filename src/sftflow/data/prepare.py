@@ -67,6 +67,7 @@ COLUMNS = {"id": np.uint64, "file": np.int32, "line": np.int64, "exact": np.uint
            "tokens": np.int32, "synthetic": bool, "pii": bool, "filter": np.int32}
 OUTPUTS = ("train.jsonl", "val.jsonl", "test.jsonl", "rejects.jsonl", "stats.json", "data_card.md",
            "quality_hist.png", "ledger.sqlite")
+MAX_SYSTEM_PROMPTS = 100_000  # distinct system prompts counted one by one (memory stays bounded)
 LEAK_BATCH_NGRAMS = 4_000_000  # val/test n-grams indexed at once (~64 MiB); more means another pass over train
 PUBLISHING = ".publishing"  # journal of an output move in progress: names the temp folder
 
@@ -106,6 +107,7 @@ class Collector:
         self.formats: dict[str, Counter] = defaultdict(Counter)
         self.systems: Counter = Counter()
         self.system_text: dict[int, str] = {}
+        self.systems_beyond_cap = 0  # rows whose system prompt arrived after MAX_SYSTEM_PROMPTS distinct ones
         self.reject_reasons: Counter = Counter()
         self.lowest: list[tuple[float, str, str, list]] = []
         self.rows_read = 0
@@ -140,7 +142,10 @@ class Collector:
             self.formats[src.file][row.format] += 1
             if not src.mix:
                 key = hash64(row.system or "")
-                self.systems[key] += 1
+                if key in self.systems or len(self.systems) < MAX_SYSTEM_PROMPTS:
+                    self.systems[key] += 1
+                else:  # a census, not an index: past the cap, new prompts are counted together
+                    self.systems_beyond_cap += 1
                 if len(self.system_text) < 10_000:
                     self.system_text.setdefault(key, row.system or "")
             cur["id"].append(int(rec["id"], 16))
@@ -599,7 +604,7 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
                     "histogram": np.histogram(scores, bins=10, range=(0, 1))[0].tolist(),
                     "lowest": [{"score": round(s, 3), "id": i, "where": w, "reasons": r, "answer": a}
                                for s, i, w, r, a in col.lowest]},
-        "system_prompts": {"distinct": len(col.systems),
+        "system_prompts": {"distinct": len(col.systems), "beyond_cap": col.systems_beyond_cap,
                            "top": [[col.system_text.get(k, "")[:200], v] for k, v in col.systems.most_common(3)]},
         "length_check": length_check,
         "truncated": int(c["truncated"][kept].sum()),
@@ -714,7 +719,7 @@ def _census_warnings(col: Collector, counts: dict, task_kept: int) -> list[str]:
             mixed = ", ".join(f"{k} {v}" for k, v in fmts.most_common())
             out.append(f"{file} mixes row formats ({mixed}); all are converted to one chat template, "
                        "but check that this is intended")
-    total = sum(col.systems.values())
+    total = sum(col.systems.values()) + col.systems_beyond_cap
     if total and len(col.systems) > 1:
         top_key, top = col.systems.most_common(1)[0]
         none_count = col.systems.get(hash64(""), 0)

@@ -86,8 +86,24 @@ def quantization_config(compute_bf16: bool):
     )
 
 
+def attention_kernel(requested: str = "auto", bf16: bool = False) -> str | None:
+    """The attention implementation to load with. FlashAttention-2 is used when it can run (a CUDA
+    GPU, the flash-attn package, 16-bit weights) and never required; asked for where it cannot
+    run, it is a clear error rather than a crash inside transformers."""
+    import importlib.util
+
+    usable = has_cuda() and bf16 and importlib.util.find_spec("flash_attn") is not None
+    if requested == "auto":  # None: transformers' own choice (sdpa where the model supports it)
+        return "flash_attention_2" if usable else None
+    if requested == "flash_attention_2" and not usable:
+        why = ("no CUDA GPU" if not has_cuda() else "the flash-attn package is not installed (pip install flash-attn)"
+               if importlib.util.find_spec("flash_attn") is None else "it needs bf16 weights (train.bf16)")
+        raise SftflowError(f"model.attention flash_attention_2: {why}; use auto or sdpa")
+    return requested
+
+
 def load_model(path: str, tokenizer, *, method: str = "lora", bf16: bool = False, revision: str | None = None,
-               trust_remote_code: bool = False):
+               trust_remote_code: bool = False, attention: str = "auto"):
     """The base model, quantised for qlora, with embeddings sized to the tokenizer and pad/eos ids synced."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -95,6 +111,8 @@ def load_model(path: str, tokenizer, *, method: str = "lora", bf16: bool = False
     # safetensors only: a pickled .bin checkpoint can run code when loaded
     kwargs = {"revision": revision, "trust_remote_code": trust_remote_code, "use_safetensors": True}
     kwargs["dtype"] = torch.bfloat16 if bf16 else torch.float32
+    if (kernel := attention_kernel(attention, bf16)) is not None:
+        kwargs["attn_implementation"] = kernel
     if method == "qlora":
         kwargs["quantization_config"] = quantization_config(bf16)
         kwargs["device_map"] = {"": 0} if has_cuda() else {"": "cpu"}
