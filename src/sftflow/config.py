@@ -248,7 +248,7 @@ class ModelConfig(Strict):
 class LoraSettings(Strict):
     r: int = Field(16, ge=1, description="LoRA rank")
     alpha: int = Field(32, ge=1, description="LoRA alpha (scale = alpha / r)")
-    # 0 by default: on CPU the dropout masks took 17-27% of a LoRA step (bench/train_throughput.py,
+    # 0 by default: on CPU the dropout masks took 17-32% of a LoRA step (bench/train_throughput.py,
     # variant sftflow-lora-dropout) and each adapted layer keeps a dropped-out copy of its input.
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA input (0: none, the fast path)")
     target_modules: str | list[str] = Field(

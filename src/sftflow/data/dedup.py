@@ -198,14 +198,18 @@ class NearDupIndex:
         return np.unique(out, axis=0) if len(out) else out
 
     def jaccard(self, pairs: np.ndarray) -> np.ndarray:
-        if self.spool is not None:
-            sig = np.memmap(self.spool, dtype=np.uint32, mode="r", shape=(self.size, self.num_perm))
-        else:
-            sig = np.concatenate(self._sig_chunks)
+        """Estimated Jaccard similarity of each pair, from the signatures' agreement."""
+        sig = None if self.spool is not None else np.concatenate(self._sig_chunks)
         out = np.empty(len(pairs))
-        for lo in range(0, len(pairs), 100_000):  # bounded working set, whatever the number of pairs
-            p = pairs[lo : lo + 100_000]
-            out[lo : lo + len(p)] = (sig[p[:, 0]] == sig[p[:, 1]]).mean(axis=1)
+        block = 4096  # pairs per step: a bounded working set, whatever the number of pairs
+        for lo in range(0, len(pairs), block):
+            p = pairs[lo : lo + block]
+            # A spooled index maps the file for one block at a time: pages a mapping has touched count as the
+            # process's memory until it is unmapped, and random pairs would touch the whole file.
+            s = sig if sig is not None else np.memmap(self.spool, dtype=np.uint32, mode="r",
+                                                        shape=(self.size, self.num_perm))
+            out[lo : lo + len(p)] = (s[p[:, 0]] == s[p[:, 1]]).mean(axis=1)
+            del s
         return out
 
     def pairs(self) -> np.ndarray:
