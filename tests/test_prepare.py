@@ -121,3 +121,16 @@ def test_split_of_respects_fractions():
         counts[split_of(str(i), 42, fr)] += 1
     assert abs(counts["train"] / 5000 - 0.8) < 0.02 and abs(counts["test"] / 5000 - 0.1) < 0.02
     assert split_of("x", 1, {"train": 1.0, "val": 0.0, "test": 0.0}) == "train"
+
+
+def test_vectorised_split_cuts_match_the_scalar_rule():
+    import numpy as np
+
+    from sftflow.data.split import _cut, _cuts
+
+    rng = np.random.default_rng(0)
+    for fractions in ({"train": 0.8, "val": 0.1, "test": 0.1}, {"train": 0.85, "val": 0.15, "test": 0.0},
+                      {"train": 0.0, "val": 0.5, "test": 0.5}, {"train": 0.7, "val": 0.0, "test": 0.2}):
+        edges = np.cumsum(list(fractions.values()))
+        u = np.concatenate([rng.random(2000), edges, np.nextafter(edges, 0), [0.0, 0.9999999]])
+        assert _cuts(u, fractions).tolist() == [_cut(x, fractions) for x in u]

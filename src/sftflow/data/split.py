@@ -44,6 +44,15 @@ def _cut(u: float, fractions: dict[str, float]) -> int:
     return max(i for i, name in enumerate(SPLITS) if fractions[name] > 0)
 
 
+def _cuts(u: np.ndarray, fractions: dict[str, float]) -> np.ndarray:
+    """`_cut` for a whole array at once (the same answers)."""
+    edges = np.cumsum([fractions[name] for name in SPLITS])
+    out = np.searchsorted(edges, u, side="right")  # the first split whose upper edge is above u
+    last = max(i for i, name in enumerate(SPLITS) if fractions[name] > 0)
+    out[out >= len(SPLITS)] = last
+    return out.astype(np.int8)
+
+
 def assign_splits(own_keys: np.ndarray, labels: np.ndarray, seed: int, fractions: dict[str, float],
                   strata: list | None = None) -> np.ndarray:
     """Split index (0 train, 1 val, 2 test) of every example.
@@ -59,9 +68,9 @@ def assign_splits(own_keys: np.ndarray, labels: np.ndarray, seed: int, fractions
     first[1:] = labels[order][1:] != labels[order][:-1]
     comp_ids = labels[order][first]
     comp_keys = own_keys[order][first]  # smallest key of each component
-    u = np.array([split_u(f"{int(k):016x}", seed) for k in comp_keys])
+    u = np.fromiter((split_u(f"{int(k):016x}", seed) for k in comp_keys), dtype=np.float64, count=len(comp_keys))
     if strata is None:
-        comp_split = np.array([_cut(x, fractions) for x in u], dtype=np.int8)
+        comp_split = _cuts(u, fractions)
     else:
         strata_arr = np.asarray(strata, dtype=object)
         comp_stratum = strata_arr[order][first]
@@ -84,23 +93,28 @@ def ngram_hashes(text: str, n: int = NGRAM) -> list[int]:
 
 
 class NgramIndex:
-    """Sorted n-gram hashes of many texts, to test other texts against (16 bytes per n-gram)."""
+    """Sorted n-gram hashes of many texts, to test other texts against (12 bytes per n-gram)."""
 
     def __init__(self, texts: Iterable[str], n: int = NGRAM):
         self.n = n
-        grams, owners, parts = [], [], []
+        grams, owners, gram_parts, owner_parts = [], [], [], []
         for i, t in enumerate(texts):
             h = ngram_hashes(t, n)
             grams += h
             owners += [i] * len(h)
             if len(grams) > 100_000:  # into numpy as we go: Python ints cost 4x the memory
-                parts.append((np.array(grams, dtype=np.int64), np.array(owners, dtype=np.int64)))
+                gram_parts.append(np.array(grams, dtype=np.int64))
+                owner_parts.append(np.array(owners, dtype=np.int32))
                 grams, owners = [], []
-        parts.append((np.array(grams, dtype=np.int64), np.array(owners, dtype=np.int64)))
-        all_grams = np.concatenate([g for g, _ in parts])
+        gram_parts.append(np.array(grams, dtype=np.int64))
+        owner_parts.append(np.array(owners, dtype=np.int32))
+        # one step at a time, each part freed once copied: about 28 bytes per n-gram at the peak
+        all_grams = np.concatenate(gram_parts)
+        del gram_parts
         order = np.argsort(all_grams, kind="stable")
         self.grams = all_grams[order]
-        self.owners_sorted = np.concatenate([o for _, o in parts])[order]
+        del all_grams
+        self.owners_sorted = np.concatenate(owner_parts)[order]
 
     def owners(self, text: str) -> np.ndarray:
         """Indices (in the texts given at construction) of every text sharing an n-gram with this one."""
