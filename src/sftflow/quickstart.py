@@ -480,36 +480,3 @@ def write_quickstart_data(
         (raw_dir / file_name).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         counts[file_name] = {"rows": len(lines), "broken": BROKEN_PER_FILE, "duplicates": n_dups}
     return counts
-
-
-def quickstart_config_yaml(model_path: str = "tiny-model") -> str:
-    """The `sftflow.yaml` of the quickstart project, reading the files written above."""
-    return f"""\
-# sftflow quickstart: customer message -> {{"intent", "product", "urgency"}} JSON.
-name: quickstart
-data:
-  sources:
-    - path: raw/{ALPACA_FILE}
-      format: auto
-    - path: raw/{CHAT_FILE}
-      format: auto
-  output_dir: data
-  split: {{train: 0.8, val: 0.1, test: 0.1}}
-  seed: 42
-model:
-  name_or_path: {model_path}
-train:
-  method: lora
-  learning_rate: 2.0e-3   # tiny randomly-pretrained model: higher than the 2e-4 LoRA default for real LLMs
-  epochs: 3
-  batch_size: 16
-  grad_accum: 1
-  max_length: 256
-  lora: {{r: 16, alpha: 32, dropout: 0.0, target_modules: all-linear}}
-eval:
-  max_new_tokens: 48
-  metrics: [exact_match, json_valid]
-  gates:
-    exact_match: ">= 0.5"
-output_dir: runs
-"""
