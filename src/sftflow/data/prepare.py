@@ -68,7 +68,7 @@ COLUMNS = {"id": np.uint64, "file": np.int32, "line": np.int64, "exact": np.uint
 OUTPUTS = ("train.jsonl", "val.jsonl", "test.jsonl", "rejects.jsonl", "stats.json", "data_card.md",
            "quality_hist.png", "ledger.sqlite")
 MAX_SYSTEM_PROMPTS = 100_000  # distinct system prompts counted one by one (memory stays bounded)
-LEAK_BATCH_NGRAMS = 4_000_000  # val/test n-grams indexed at once (~64 MiB); more means another pass over train
+LEAK_BATCH_NGRAMS = 4_000_000  # val/test n-grams indexed at once (~48 MiB); more means another pass over train
 PUBLISHING = ".publishing"  # journal of an output move in progress: names the temp folder
 
 
@@ -669,7 +669,7 @@ def leakage_report(work: Path, kept: np.ndarray, split: np.ndarray, prompts: np.
                    batch_ngrams: int | None = None) -> dict:
     """Val/test against train: exact shared prompts (must be 0) and shared word 13-grams (reported).
 
-    The val/test n-grams are indexed `batch_ngrams` at a time (~16 bytes each) and the train
+    The val/test n-grams are indexed `batch_ngrams` at a time (12 bytes each) and the train
     file is streamed past each batch, so memory stays bounded however large the splits are."""
     train_prompts = np.unique(prompts[kept & (split == 0)])
     eval_mask = kept & (split > 0) & ~is_mix

@@ -80,7 +80,7 @@ def assign_splits(own_keys: np.ndarray, labels: np.ndarray, seed: int, fractions
             ranked = members[np.argsort(u[members], kind="stable")]
             # rank-based cut: position (k + 0.5) / m inside the stratum decides the split
             positions = (np.arange(len(ranked)) + 0.5) / len(ranked)
-            comp_split[ranked] = [_cut(p, fractions) for p in positions]
+            comp_split[ranked] = _cuts(positions, fractions)
     split_of_comp = np.zeros(labels.max() + 1, dtype=np.int8)
     split_of_comp[comp_ids] = comp_split
     return split_of_comp[labels]

@@ -92,12 +92,13 @@ def attention_kernel(requested: str = "auto", bf16: bool = False) -> str | None:
     run, it is a clear error rather than a crash inside transformers."""
     import importlib.util
 
-    usable = has_cuda() and bf16 and importlib.util.find_spec("flash_attn") is not None
+    gpu, installed = has_cuda(), importlib.util.find_spec("flash_attn") is not None
+    usable = gpu and installed and bf16
     if requested == "auto":  # None: transformers' own choice (sdpa where the model supports it)
         return "flash_attention_2" if usable else None
     if requested == "flash_attention_2" and not usable:
-        why = ("no CUDA GPU" if not has_cuda() else "the flash-attn package is not installed (pip install flash-attn)"
-               if importlib.util.find_spec("flash_attn") is None else "it needs bf16 weights (train.bf16)")
+        why = ("no CUDA GPU" if not gpu else "the flash-attn package is not installed (pip install flash-attn)"
+               if not installed else "it needs bf16 weights (train.bf16)")
         raise SftflowError(f"model.attention flash_attention_2: {why}; use auto or sdpa")
     return requested
 
