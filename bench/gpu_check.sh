@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The GPU checks in one short run (about 6 minutes on an H100), for a lent GPU machine:
-#   bash bench/gpu_check.sh [OUT]        # OUT: where logs and JSON go (default gpu-check)
-# 1. QLoRA vs LoRA through sftflow's own prepare/train/evaluate (bench/gpu_qlora.py);
-# 2. per-example attention on packed rows vs the row mask, on the GPU in bf16;
-# 3. which attention kernel `model.attention` picks there, and its error where flash-attn is missing;
-# 4. sftflow's training path vs a plain TRL script on the GPU (bench/train_throughput.py, one repeat).
+# The GPU checks in one short run, for a lent GPU machine (about 4 minutes on an H100):
+#   TINY=path/to/tiny-model bash bench/gpu_check.sh [OUT]   # OUT: where logs and JSON go (default gpu-check)
+# 1. QLoRA vs LoRA through sftflow's trainer on a ~0.83B Llama (bench/gpu_qlora.py part 2), and
+#    with FULL=1 also the quickstart (part 1: prepare, train, evaluate; about 15 minutes there);
+# 2. sftflow's training path vs a plain TRL script on the GPU (bench/train_throughput.py, one repeat);
+# 3. which attention kernel `model.attention` picks there, and its error where flash-attn is missing.
+# TINY: a tiny model built beforehand (its build takes over 2 minutes on the GPU machine, as on a CPU);
+# part 2 needs only its tokenizer files. THROUGHPUT=0 skips step 2.
 # Wheels in .whl (packages the machine lacks: trl, datasets, bitsandbytes, ...) are installed first.
 # Each step has its own time limit, so one that hangs does not cost the others.
 set -uo pipefail
@@ -27,9 +29,13 @@ step() {  # step NAME SECONDS COMMAND...
   echo "=== $name: exit ${PIPESTATUS[0]} after $((SECONDS - t0))s"
 }
 
-step qlora 300 python3 bench/gpu_qlora.py --out "$out" --big-steps 30 --work /tmp/sftflow-gpu
-step packed_attention 60 python3 bench/packed_attention.py --device cuda --work /tmp/sftflow-gpu-bench
-step attention_kernel 30 python3 - <<'EOF'
+step qlora "${QLORA_LIMIT:-150}" python3 bench/gpu_qlora.py --out "$out" --big-steps 20 --work /tmp/sftflow-gpu \
+  ${TINY:+--tiny "$TINY"} $([ -z "${FULL:-}" ] && echo --skip-quickstart)
+if [ "${THROUGHPUT:-1}" != 0 ]; then  # builds the tiny model (2+ minutes) unless $SFTFLOW_CACHE holds it
+  step throughput "${THROUGHPUT_LIMIT:-70}" python3 bench/train_throughput.py --quick --models llama-25m \
+    --data longtail --repeats 1 --work /tmp/sftflow-gpu-bench --out "$out/train_throughput.json"
+fi
+step attention_kernel 30 python3 - <<'PY'
 from sftflow.errors import SftflowError
 from sftflow.model.load import attention_kernel
 
@@ -38,6 +44,4 @@ try:
     print("flash_attention_2 ->", attention_kernel("flash_attention_2", bf16=True))
 except SftflowError as e:
     print("flash_attention_2 -> error:", e)
-EOF
-step throughput 120 python3 bench/train_throughput.py --quick --models llama-25m --data longtail,quickstart \
-  --repeats 1 --work /tmp/sftflow-gpu-bench --out "$out/train_throughput.json"
+PY

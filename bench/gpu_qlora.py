@@ -46,17 +46,34 @@ def _peak_gib() -> float:
     return round(torch.cuda.max_memory_allocated() / 2**30, 3)
 
 
+def tiny_model(root: Path, prebuilt: str | None, log) -> None:
+    """The tiny model (and its tokenizer, which part 2 uses) in root/tiny-model: built, or copied."""
+    import shutil
+
+    from sftflow.model.tiny import build_tiny_model
+
+    t0 = time.time()
+    if prebuilt:
+        shutil.copytree(prebuilt, root / "tiny-model", dirs_exist_ok=True)
+    else:
+        build_tiny_model(root / "tiny-model", log=log)
+    log(f"tiny model ready in {time.time() - t0:.0f}s")
+
+
+def quickstart_data(root: Path, log) -> None:
+    """The quickstart's raw files, prepared once (both parts train on root/data)."""
+    from sftflow.data.prepare import prepare
+    from sftflow.quickstart import write_quickstart_data
+
+    write_quickstart_data(root / "raw", n=2000, seed=0)
+    prepare(_cfg(root, "tiny-model", "lora", "data"), log=log)
+
+
 def quickstart(root: Path, log) -> list[dict]:
     from sftflow.data.prepare import prepare
     from sftflow.eval.evaluate import evaluate
-    from sftflow.model.tiny import build_tiny_model
-    from sftflow.quickstart import write_quickstart_data
     from sftflow.train.trainer import train
 
-    t0 = time.time()
-    build_tiny_model(root / "tiny-model", log=log)
-    log(f"tiny model ready in {time.time() - t0:.0f}s")
-    write_quickstart_data(root / "raw", n=2000, seed=0)
     rows = []
     for method in ("qlora", "lora"):
         cfg = _cfg(root, "tiny-model", method, f"quickstart-{method}")
@@ -119,6 +136,8 @@ def main() -> int:
     ap.add_argument("--work", default="/tmp/sftflow-gpu")
     ap.add_argument("--big-steps", type=int, default=40)
     ap.add_argument("--skip-big", action="store_true")
+    ap.add_argument("--skip-quickstart", action="store_true")
+    ap.add_argument("--tiny", help="a tiny model folder built before (sftflow.model.tiny), instead of building it here")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         print("no CUDA GPU: this benchmark measures GPU memory and speed; run it on a GPU machine", file=sys.stderr)
@@ -128,7 +147,9 @@ def main() -> int:
     root.mkdir(parents=True, exist_ok=True)
     log = lambda m: print(m, flush=True)  # noqa: E731
     log(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
-    rows = quickstart(root, log)
+    tiny_model(root, args.tiny, log)
+    quickstart_data(root, log)
+    rows = [] if args.skip_quickstart else quickstart(root, log)
     (out / "results.json").write_text(json.dumps(rows, indent=2))
     if not args.skip_big:
         rows += larger_model(root, args.big_steps, log)

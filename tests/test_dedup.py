@@ -9,6 +9,8 @@ from sftflow.data.dedup import (
     components,
     dedup_key,
     equal_key_pairs,
+    equal_key_pairs_in_blocks,
+    key_ranges,
     loose,
     shingle_hash,
     shingles,
@@ -68,3 +70,36 @@ def test_components_and_best_member():
     assert best_of_clusters(labels, scores).tolist() == [1, 1, 1, 3, 4, 4]  # best score, then first seen
     keys = np.array([7, 3, 7, 3, 9], dtype=np.uint64)
     assert sorted(map(tuple, equal_key_pairs(keys).tolist())) == [(0, 2), (1, 3)]
+
+
+def test_equal_keys_found_a_key_range_at_a_time_match_one_big_sort():
+    rng = np.random.default_rng(0)
+    keys = rng.integers(0, 2**64 - 1, size=5000, dtype=np.uint64, endpoint=True)
+    keys[rng.integers(0, 5000, 1500)] = keys[rng.integers(0, 5000, 1500)]
+    keys[:3], keys[3:5] = np.uint64(2**64 - 1), 0  # both ends of the key space
+
+    def blocks():
+        return ((s, keys[s : s + 333]) for s in range(0, len(keys), 333))
+
+    whole = sorted(map(tuple, equal_key_pairs(keys).tolist()))
+    assert len(whole) > 800
+    for max_keys in (None, 700, 40):
+        assert sorted(map(tuple, equal_key_pairs_in_blocks(blocks, len(keys), max_keys).tolist())) == whole
+    ranges = key_ranges(5000, 40)
+    assert len(ranges) == 125 and ranges[0][0] == 0 and ranges[-1][1] == np.uint64(2**64 - 1)
+    assert all(int(a[1]) + 1 == int(b[0]) for a, b in zip(ranges, ranges[1:], strict=False))  # no gap, no overlap
+
+
+def test_spooled_index_finds_the_pairs_of_the_in_memory_one_with_small_key_ranges(tmp_path, monkeypatch):
+    from sftflow.data import dedup
+
+    rng = random.Random(4)
+    texts = [sentence(rng, 150) for _ in range(300)]
+    texts += [edit(rng, t, 1) for t in texts[:60]]
+    sig = NearDupIndex.signatures_of(texts, 128, 5)
+    memory, spooled = NearDupIndex(), NearDupIndex(spool=tmp_path / "sig.u32")
+    for lo in range(0, len(texts), 64):
+        memory.add(sig[lo : lo + 64])
+        spooled.add(sig[lo : lo + 64])
+    monkeypatch.setattr(dedup, "PARTITION_KEYS", 50)  # 8 key ranges per band
+    assert len(memory.pairs()) >= 55 and np.array_equal(memory.pairs(), spooled.pairs())

@@ -1,4 +1,5 @@
 import json
+import random
 import sqlite3
 
 import pytest
@@ -134,3 +135,19 @@ def test_vectorised_split_cuts_match_the_scalar_rule():
         edges = np.cumsum(list(fractions.values()))
         u = np.concatenate([rng.random(2000), edges, np.nextafter(edges, 0), [0.0, 0.9999999]])
         assert _cuts(u, fractions).tolist() == [_cut(x, fractions) for x in u]
+
+
+def test_ngram_matches_are_every_shared_gram_with_every_owner():
+    import numpy as np
+
+    from sftflow.data.split import NgramIndex, ngram_hashes
+
+    rng = random.Random(0)
+    words = [f"w{i}" for i in range(40)]
+    owned = [" ".join(rng.choice(words) for _ in range(rng.randint(5, 30))) for _ in range(60)]
+    probes = [" ".join(rng.choice(words) for _ in range(rng.randint(5, 30))) for _ in range(60)]
+    probes += owned[:5]  # certain hits
+    grams = [(j, h) for j, t in enumerate(probes) for h in ngram_hashes(t, 3)]
+    rows, owners = NgramIndex(owned, n=3).matches(np.array([h for _, h in grams]), np.array([j for j, _ in grams]))
+    expected = [(j, i) for j, h in grams for i, t in enumerate(owned) for g in ngram_hashes(t, 3) if g == h]
+    assert len(expected) > 20 and sorted(zip(rows.tolist(), owners.tolist(), strict=True)) == sorted(expected)

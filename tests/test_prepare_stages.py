@@ -111,6 +111,44 @@ def test_small_chunks_and_worker_processes_give_identical_outputs(tmp_path, monk
     assert {s: (cfg.data_dir / f"{s}.jsonl").read_text() for s in reference} == reference
 
 
+def test_reading_keys_in_small_blocks_and_key_ranges_changes_nothing(tmp_path, monkeypatch):
+    """prepare's bounded-memory paths (key columns read back a block at a time, equal keys sorted a
+    key range at a time, only records with something in common decided together) against blocks and
+    ranges larger than the data: the same outputs, stats and ledger, with every kind of fate."""
+    from sftflow.data import columns, dedup
+
+    rng = random.Random(2)
+    rows = corpus(150, words=150)
+    rows += [rows[i] for i in range(20)]  # exact duplicates
+    for i in range(20, 40):  # near duplicates
+        words = rows[i]["messages"][0]["content"].split()
+        words[7] = "changed"
+        rows.append(pair(" ".join(words), rows[i]["messages"][1]["content"]))
+    rows += [pair(rows[i]["messages"][0]["content"], sentence(rng, 40) + ".") for i in range(40, 60)]  # same prompt
+    rows += [pair(sentence(rng, 30), sentence(rng, 20) + ".", origin="synthetic") for _ in range(40)]
+    general = [pair(f"general question {i} " + sentence(random.Random(i), 10), f"general answer {i}.")
+               for i in range(60)]
+    cfg = project(tmp_path, {"a.jsonl": rows, "_general.jsonl": general}, mix={"path": "raw/_general.jsonl",
+                  "ratio": 0.2}, synth={"max_train_share": 0.1, "in_test": False})
+
+    def run():
+        stats = prepare(cfg, **quiet)
+        stats.pop("seconds")
+        with sqlite3.connect(cfg.data_dir / "ledger.sqlite") as db:
+            ledger = sorted(map(str, db.execute("SELECT example_id, source_line, stage, decision, reason, detail "
+                                                "FROM decisions")))
+        return stats, ledger, {s: (cfg.data_dir / f"{s}.jsonl").read_text() for s in ("train", "val", "test")}
+
+    reference = run()
+    stats = reference[0]
+    assert stats["duplicates"] >= 40 and stats["near_duplicates"] >= 15 and stats["general_mix_in_train"] > 0
+    assert stats["synthetic"]["over_cap"] > 0 and stats["unused"] > stats["synthetic"]["over_cap"]
+    monkeypatch.setattr(columns, "BLOCK", 13)
+    monkeypatch.setattr(prepare_mod, "WRITE_BLOCK", 11)
+    monkeypatch.setattr(dedup, "PARTITION_KEYS", 20)
+    assert run() == reference
+
+
 def test_general_mix_goes_to_train_only_at_the_ratio(tmp_path):
     general = [pair(f"general question {i} " + sentence(random.Random(i), 10), f"general answer {i}.")
                for i in range(400)]

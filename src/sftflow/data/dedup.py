@@ -12,8 +12,8 @@ Near duplicates are found the way large-corpus pipelines do it (datatrove, text-
 LSH band hashes go into flat numpy arrays, equal bands are found by sorting, candidate
 pairs of whole examples are verified against their estimated Jaccard similarity, and
 clusters are connected components. With a spool folder, signatures and band keys live on
-disk and one band's keys (8 bytes per example) is in memory at a time; the text itself is
-never held. Signatures equal datasketch's MinHash (its permutations, mixer and affine32
+disk and one band's keys are sorted a key range at a time (`equal_key_pairs_in_blocks`); the
+text itself is never held. Signatures equal datasketch's MinHash (its permutations, mixer and affine32
 scheme) with a word-based shingle hash, computed a chunk at a time.
 """
 
@@ -28,6 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sftflow.data.columns import file_blocks
+
+PARTITION_KEYS = 1 << 20  # keys sorted at once when looking for equal keys (~32 MiB at the peak)
 _WS = re.compile(r"\s+")
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
 
@@ -185,14 +188,11 @@ class NearDupIndex:
         keys = np.concatenate(self._band_chunks) if self.spool is None else None
         pairs = []
         for b in range(self.bands):
-            col = keys[:, b] if keys is not None else np.fromfile(self._band_files[b], dtype=np.uint64)
-            order = np.argsort(col, kind="stable")
-            ranked = col[order]
-            del col
-            same = ranked[1:] == ranked[:-1]
-            del ranked
-            # chain each run of equal keys: (first, second), (second, third), ... — connected, linear size
-            pairs.append(np.stack([order[:-1][same], order[1:][same]], axis=1))
+            if keys is not None:
+                pairs.append(equal_key_pairs(keys[:, b]))
+            else:  # one band's keys, a key range at a time: memory bounded however many examples
+                pairs.append(equal_key_pairs_in_blocks(functools.partial(file_blocks, self._band_files[b], np.uint64),
+                                                      self.size))
         out = np.concatenate(pairs)
         out.sort(axis=1)
         return np.unique(out, axis=0) if len(out) else out
@@ -270,11 +270,43 @@ def components(n: int, *edge_lists: np.ndarray) -> np.ndarray:
 
 
 def equal_key_pairs(keys: np.ndarray) -> np.ndarray:
-    """Edges chaining together all positions that hold the same key."""
+    """Edges chaining together all positions that hold the same key: (first, second), (second,
+    third), ... in position order — connected, and linear in size."""
     order = np.argsort(keys, kind="stable")
     ranked = keys[order]
     same = ranked[1:] == ranked[:-1]
     return np.stack([order[:-1][same], order[1:][same]], axis=1)
+
+
+def key_ranges(n: int, max_keys: int | None = None) -> list[tuple[np.uint64, np.uint64]]:
+    """Inclusive ranges [lo, hi] cutting the 64-bit key space into parts of about `max_keys`
+    (default PARTITION_KEYS) of n keys (the keys are hashes, so evenly spread)."""
+    parts = max(1, -(-n // (max_keys or PARTITION_KEYS)))
+    edges = [2**64 * p // parts for p in range(parts + 1)]
+    return [(np.uint64(edges[p]), np.uint64(edges[p + 1] - 1)) for p in range(parts)]
+
+
+def keys_in_range(blocks, lo: np.uint64, hi: np.uint64) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, positions) of the keys in [lo, hi], from `blocks` of (first position, uint64 keys)."""
+    keys, positions = [np.zeros(0, dtype=np.uint64)], [np.zeros(0, dtype=np.int64)]
+    for start, block in blocks:
+        idx = np.flatnonzero((block >= lo) & (block <= hi))
+        keys.append(block[idx])
+        positions.append(idx + start)
+    return np.concatenate(keys), np.concatenate(positions)
+
+
+def equal_key_pairs_in_blocks(blocks, n: int, max_keys: int | None = None) -> np.ndarray:
+    """`equal_key_pairs` over a uint64 column of n keys too large to sort at once.
+
+    `blocks()` yields (first position, keys) in order and is called once per key range: each
+    range of about `max_keys` keys is sorted on its own. The edges are those one big sort gives.
+    """
+    out = [np.zeros((0, 2), dtype=np.int64)]
+    for lo, hi in key_ranges(n, max_keys):
+        keys, positions = keys_in_range(blocks(), lo, hi)
+        out.append(positions[equal_key_pairs(keys)])
+    return np.concatenate(out)
 
 
 def best_of_clusters(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:

@@ -10,10 +10,15 @@ rows). `kept + rejected + duplicates + filtered + unused == rows read` is checke
 anything is published. With data.quality.judge, an LLM judge's verdict joins the rule score
 (judge.py); `sftflow synth` candidates are read as one more source (origin synthetic).
 
-Three passes keep memory flat in the size of the text: (1) stream the sources in chunks,
-convert and score rows, write records to a spool file and keep only small per-row keys
-(hashes, score, MinHash band hashes); (2) decide duplicates and splits on those arrays and
-stream the spool into train/val/test.jsonl; (3) check val/test against train for leaks.
+Three passes keep memory flat in the size of the input: (1) stream the sources in chunks,
+convert and score rows, write records to a spool file and their keys (hashes, score, flags,
+MinHash signatures and band hashes) to column files on disk; (2) find equal keys a key range
+at a time, decide the records that have something in common with another (duplicates, shared
+prompts or groups, mix-in and synthetic rows: decide.py) together and every other one from its
+own key, and stream the spool into train/val/test.jsonl a block at a time; (3) check val/test
+against train for leaks in bounded batches. What grows with the input is the records with
+something in common (about 100 bytes each while deciding) and, with data.stratify_field, all
+records (every group is ranked within its label).
 Outputs are written to a temporary folder and moved into place at the end, so an
 interrupted prepare leaves the previous outputs intact.
 """
@@ -31,6 +36,7 @@ import time
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
@@ -38,26 +44,18 @@ import numpy as np
 
 from sftflow.config import Config
 from sftflow.data.card import write_data_card
-from sftflow.data.dedup import (
-    NearDupIndex,
-    best_of_clusters,
-    components,
-    dedup_texts,
-    equal_key_pairs,
-    hash64,
-)
+from sftflow.data.columns import ColumnStore, file_blocks
+from sftflow.data.decide import BEYOND_MIX, DUPLICATE, FILTERED, KEPT, UNUSED, Fates, decide
+from sftflow.data.dedup import NearDupIndex, dedup_texts, hash64, key_ranges, keys_in_range
 from sftflow.data.ledger import Ledger
 from sftflow.data.load import read_rows, resolve_sources
 from sftflow.data.rows import Chunk, RowProcessor, RowSettings, SourceSpec
-from sftflow.data.split import NGRAM, SPLITS, NgramIndex, assign_splits
+from sftflow.data.split import NGRAM, SPLITS, NgramIndex, ngram_hashes
 from sftflow.errors import SftflowError
 from sftflow.io import atomic_write_text, write_json
 
 CHUNK = 2048
-# A near-duplicate prompt group larger than this (rows, and share of the data) is a chain through
-# templated prompts, not one question asked twice: splitting by it would put most data in one split.
-MAX_GROUP_ROWS = 50
-MAX_GROUP_SHARE = 0.02
+WRITE_BLOCK = 1 << 14  # records written out per block in pass 2 (their keys become Python objects there)
 MIN_TEST_EXAMPLES = 50  # below this a test metric is mostly noise
 PLAYBOOK_MIN_EXAMPLES = 500  # practice's starting point for a task
 LOWEST_SHOWN = 10
@@ -68,7 +66,7 @@ COLUMNS = {"id": np.uint64, "file": np.int32, "line": np.int64, "exact": np.uint
 OUTPUTS = ("train.jsonl", "val.jsonl", "test.jsonl", "rejects.jsonl", "stats.json", "data_card.md",
            "quality_hist.png", "ledger.sqlite")
 MAX_SYSTEM_PROMPTS = 100_000  # distinct system prompts counted one by one (memory stays bounded)
-LEAK_BATCH_NGRAMS = 4_000_000  # val/test n-grams indexed at once (~48 MiB); more means another pass over train
+LEAK_BATCH_NGRAMS = 1_000_000  # val/test n-grams indexed at once (~12 MiB); more means another scan of train's n-grams
 PUBLISHING = ".publishing"  # journal of an output move in progress: names the temp folder
 
 
@@ -95,9 +93,8 @@ class Collector:
         self.near_whole = NearDupIndex(d.threshold, d.num_perm, d.ngram, verify=True, spool=work / "signatures.u32")
         self.near_prompt = NearDupIndex(d.threshold, d.num_perm, d.ngram, verify=True,
                                         spool=work / "prompt_signatures.u32")
-        # per-record keys as compact numpy chunks (~60 bytes a record); texts stay in the spool file
-        self.chunks: dict[str, list[np.ndarray]] = defaultdict(list)
-        self.n = 0
+        # per-record keys (~60 bytes a record) in column files; texts stay in the spool file
+        self.store = ColumnStore(work / "columns", COLUMNS)
         self.files: list[str] = []
         self.origins: list[str] = []
         self.filter_reasons: list[str] = [""]  # code → why filtered; code 0 (not filtered) in the "filter" column
@@ -167,7 +164,6 @@ class Collector:
             cur["filter"].append(self._reason_code(row.filter_reason) if row.filter_reason is not None else 0)
             if self.strata is not None:
                 self.strata.append(row.stratum)
-            self.n += 1
             self.ledger.add_example(rec["id"], src.file, row.line, row.format, rec["source"]["origin"])
             self._provenance(rec, src.file, row.line)
             self.spool.write(json.dumps(rec, ensure_ascii=False) + "\n")
@@ -176,8 +172,8 @@ class Collector:
                                     (rec.get("messages") or [{"content": rec.get("text", "")}])[-1]["content"][:300]))
                 self.lowest.sort(key=lambda x: x[0])
                 del self.lowest[LOWEST_SHOWN:]
-        for name, values in cur.items():
-            self.chunks[name].append(np.array(values, dtype=COLUMNS[name]))
+        if cur:
+            self.store.append(cur)
         self.near_whole.add(chunk.sig_whole)
         self.near_prompt.add(chunk.sig_prompt)
 
@@ -208,14 +204,6 @@ class Collector:
                 self.ledger.decide(rec["id"], file, line, "judge", "scored", verdict["reasons"],
                                    json.dumps({k: verdict[k] for k in ("correctness", "helpfulness", "format", "mean",
                                                                          "model", "rubric")}))
-
-    def columns(self) -> dict[str, np.ndarray]:
-        """The per-record arrays; the chunk lists are released column by column (no second copy)."""
-        out = {}
-        for name, dtype in COLUMNS.items():
-            parts = self.chunks.pop(name, [])
-            out[name] = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
-        return out
 
 
 def _settings(cfg: Config, log) -> tuple[RowSettings, str, RowProcessor | None]:
@@ -323,105 +311,6 @@ def _stream_chunks(sources: list, processor: RowProcessor, pool) -> Iterator[tup
                 yield chunk, src
 
 
-def decide(col: dict[str, np.ndarray], strata: list | None, near_whole: NearDupIndex, near_prompt: NearDupIndex,
-           cfg: Config) -> dict:
-    """Fates and splits from the per-record arrays. Returns numpy arrays indexed by record."""
-    n = len(col["id"])
-    scores = col["score"]
-    filtered = col["filter"] > 0
-    is_mix = col["mix"]
-    active = ~filtered
-
-    exact = col["exact"]
-    dup_edges = [equal_key_pairs(exact)]
-    if cfg.data.dedup.near:
-        dup_edges.append(near_whole.pairs())
-    dup_edges = [e[active[e[:, 0]] & active[e[:, 1]]] for e in dup_edges]
-    labels = components(n, *dup_edges)
-    # keeper: task data before general data, then best quality, then first seen
-    keeper = best_of_clusters(labels, scores - 2.0 * is_mix)
-    kept = active & (keeper == np.arange(n))
-    duplicate = active & ~kept
-
-    task = kept & ~is_mix
-    prompts, own = col["prompt"], col["own"]
-    split_edges = [equal_key_pairs(prompts), equal_key_pairs(own)]
-    split_edges = [e[task[e[:, 0]] & task[e[:, 1]]] for e in split_edges]
-    groups = components(n, *split_edges)
-    notes = []
-    if cfg.data.dedup.near:
-        near = near_prompt.pairs()  # verified: estimated Jaccard of the prompts >= threshold
-        near = near[task[near[:, 0]] & task[near[:, 1]]]
-        joined = components(n, *split_edges, near)
-        sizes = np.bincount(joined[task]) if task.any() else np.zeros(1, dtype=np.int64)
-        limit = max(MAX_GROUP_ROWS, int(MAX_GROUP_SHARE * task.sum()))
-        if sizes.max() <= limit:
-            groups = joined
-        else:  # templated prompts chain into one giant group that would swallow a whole split
-            notes.append(f"near-duplicate prompts chain {int(sizes.max())} of {int(task.sum())} examples into one "
-                         "group (templated prompts?); splits group exact prompts only — see the 13-gram leakage "
-                         "report, or set data.dedup.threshold higher")
-    idx = np.flatnonzero(task)
-    split = np.full(n, -1, dtype=np.int8)
-    split[idx] = assign_splits(own[idx], groups[idx], cfg.data.seed, cfg.data.split.model_dump(),
-                               [strata[i] for i in idx] if strata is not None else None)
-
-    unused = np.zeros(n, dtype=bool)
-    why_unused: dict[int, str] = {}  # record index → why (default: beyond the mix ratio)
-    synth = _synthetic_rules(col["synthetic"] & task, task, split, groups, own, scores, col["id"], cfg)
-    for i, why in synth.pop("unused").items():
-        unused[i], split[i], why_unused[i] = True, -1, why
-    mix_kept = np.flatnonzero(kept & is_mix)
-    if cfg.data.mix and len(mix_kept):
-        r = cfg.data.mix.ratio
-        want = int(round(r / (1 - r) * int((split == 0).sum())))
-        order = sorted(mix_kept, key=lambda i: hash64(f"{cfg.data.seed}:mix:{int(col['id'][i]):016x}"))
-        split[order[:want]] = 0
-        unused[order[want:]] = True
-        if want > len(mix_kept):
-            warnings.warn(f"data.mix: wanted {want} general examples for ratio {r:g}, only {len(mix_kept)} usable",
-                          UserWarning, stacklevel=2)
-    return {"warnings": notes, "kept": kept & ~unused, "duplicate": duplicate, "filtered": filtered, "unused": unused,
-            "keeper": keeper, "split": split, "exact": exact, "prompts": prompts, "is_mix": is_mix,
-            "why_unused": why_unused, "synthetic": synth}
-
-
-def _synthetic_rules(is_synth: np.ndarray, task: np.ndarray, split: np.ndarray, groups: np.ndarray,
-                     own: np.ndarray, scores: np.ndarray, ids: np.ndarray, cfg: Config) -> dict:
-    """Keep synthetic examples out of test (data.synth.in_test) and under data.synth.max_train_share.
-
-    A synthetic group that landed in test is re-split over train and val alone (the whole group
-    moves, so nothing leaks); synthetic members of a group with human test examples cannot move
-    without leaking, so they are left unused. Over the cap, the lowest-scored synthetic training
-    examples are left unused. Edits `split` in place; returns counts and {index: why} to leave unused.
-    """
-    s, f = cfg.data.synth, cfg.data.split
-    out: dict = {"moved_out_of_test": 0, "left_out_of_test": 0, "over_cap": 0, "unused": {}}
-    if not s.in_test:
-        in_test = is_synth & (split == 2)
-        stuck = in_test & np.isin(groups, groups[task & ~is_synth & (split == 2)])
-        move = np.flatnonzero(in_test & ~stuck)
-        if len(move) and f.train + f.val > 0:
-            rest = {"train": f.train / (f.train + f.val), "val": f.val / (f.train + f.val), "test": 0.0}
-            split[move] = assign_splits(own[move], groups[move], cfg.data.seed, rest)
-            out["moved_out_of_test"] = len(move)
-        else:
-            stuck |= in_test
-        for i in np.flatnonzero(stuck).tolist():
-            out["unused"][i] = "synthetic, in a group with human test examples (data.synth.in_test: false)"
-        out["left_out_of_test"] = int(stuck.sum())
-    if s.max_train_share is not None:
-        in_train = [i for i in np.flatnonzero(is_synth & (split == 0)).tolist() if i not in out["unused"]]
-        human = int((task & ~is_synth & (split == 0)).sum())
-        allowed = int(s.max_train_share / (1 - s.max_train_share) * human + 1e-9)
-        if len(in_train) > allowed:
-            order = sorted(in_train, key=lambda i: (-float(scores[i]), hash64(f"{cfg.data.seed}:synth:{int(ids[i]):016x}")))
-            for i in order[allowed:]:
-                out["unused"][i] = f"synthetic beyond data.synth.max_train_share {s.max_train_share:g}"
-            out["over_cap"] = len(in_train) - allowed
-    return out
-
-
 def prepare(cfg: Config, log=print, workers: int = 1) -> dict:
     """The data stage under the data folder's lock; its outputs appear all together or not at all."""
     from sftflow.lock import hold
@@ -501,59 +390,21 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     col.spool.close()
     col.rejects.close()
     clock["read_score_hash"] = time.perf_counter()
-    c = col.columns()
-    fate = decide(c, col.strata, col.near_whole, col.near_prompt, cfg)
-    kept, split = fate["kept"], fate["split"]
-
-    def where(i: int) -> tuple[str, str, int]:  # (id, file, line) of record i, made when needed, not held per row
-        return f"{int(c['id'][i]):016x}", col.files[c["file"][i]], int(c["line"][i])
-
+    col.store.close()
+    fate = decide(col.store, col.strata, col.near_whole, col.near_prompt, cfg)
     clock["dedup_split_decisions"] = time.perf_counter()
-    # pass 2: stream the spool into the split files, with a decision per row in the ledger
-    outs = {name: open(work / f"{name}.jsonl", "w", encoding="utf-8") for name in SPLITS}  # noqa: SIM115
-    ledger = col.ledger
-    near_dups = 0
-    with open(work / "spool.jsonl", encoding="utf-8") as spool:
-        for i, line in enumerate(spool):
-            rid, file, lineno = where(i)
-            if fate["filtered"][i]:
-                ledger.decide(rid, file, lineno, "prepare", "filtered", col.filter_reasons[c["filter"][i]],
-                              f"score {c['score'][i]:.3f}")
-                col.per_file[file]["filtered"] += 1
-            elif fate["duplicate"][i]:
-                k = int(fate["keeper"][i])
-                how = "exact" if fate["exact"][i] == fate["exact"][k] else "near"
-                near_dups += how == "near"
-                kid, kfile, kline = where(k)
-                ledger.decide(rid, file, lineno, "prepare", "duplicate", f"{how} duplicate of {kid} ({kfile}:{kline})")
-                col.per_file[file]["duplicates"] += 1
-            elif fate["unused"][i]:
-                ledger.decide(rid, file, lineno, "prepare", "unused", fate["why_unused"].get(i, "beyond data.mix.ratio"))
-                col.per_file[file]["unused"] += 1
-            else:
-                name = SPLITS[split[i]]
-                if c["truncated"][i]:
-                    ledger.decide(rid, file, lineno, "prepare", "kept", "truncated", f"{c['tokens'][i]} tokens")
-                else:
-                    ledger.decide(rid, file, lineno, "prepare", "kept")
-                ledger.decide(rid, file, lineno, "split", name)
-                outs[name].write(line)
-                col.per_file[file]["kept"] += 1
-    for f in outs.values():
-        f.close()
-    (work / "spool.jsonl").unlink()
-
-    counts = {name: int(((split == s) & kept).sum()) for s, name in enumerate(SPLITS)}
+    tally = _write_splits(work, col, fate)
+    counts = {name: int(tally.splits[k]) for k, name in enumerate(SPLITS)}
     totals = {
-        "kept": int(kept.sum()),
+        "kept": int(tally.states[KEPT]),
         "rejected": sum(v["rejected"] for v in col.per_file.values()),
-        "duplicates": int(fate["duplicate"].sum()),
-        "filtered": int(fate["filtered"].sum()),
-        "unused": int(fate["unused"].sum()),
+        "duplicates": int(tally.states[DUPLICATE]),
+        "filtered": int(tally.states[FILTERED]),
+        "unused": int(tally.states[UNUSED]),
     }
     if sum(totals.values()) != col.rows_read:  # the promise of this stage: never silently lose a row
         raise RuntimeError(f"row accounting broken: {totals} does not sum to {col.rows_read} rows read")
-    task_kept = int((kept & ~fate["is_mix"]).sum())
+    task_kept = totals["kept"] - tally.mix_in_train
     if task_kept == 0:
         first = ""
         with open(work / "rejects.jsonl", encoding="utf-8") as f:
@@ -565,49 +416,47 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
 
     clock["write_splits"] = time.perf_counter()
     # pass 3: leakage between train and val/test
-    leakage = leakage_report(work, kept, split, fate["prompts"], fate["is_mix"])
+    leakage = leakage_report(work, counts["train"])
     if leakage["exact_prompt_leaks"]:
         raise SftflowError(f"{leakage['exact_prompt_leaks']} val/test prompts also appear in train: "
                            "this should be impossible; please report it with your config")
 
     clock["leakage_report"] = time.perf_counter()
-    warns = fate["warnings"] + _census_warnings(col, counts, task_kept)
+    warns = fate.warnings + _census_warnings(col, counts, task_kept)
     if judge is not None and (judge.counts["failed"] or judge.counts["budget"]):
         warns.append(f"data.quality.judge: {judge.counts['failed'] + judge.counts['budget']} examples not judged "
                      f"({judge.last_error}); they keep their rule score; re-run prepare to judge them")
     for w in warns:
         warnings.warn(w, UserWarning, stacklevel=2)
-    ledger.carry_runs_from(cfg.data_dir / "ledger.sqlite")
-    ledger.close()
-    scores = c["score"][~fate["is_mix"]]
+    col.ledger.carry_runs_from(cfg.data_dir / "ledger.sqlite")
+    col.ledger.close()
     stats = {
         "rows_read": col.rows_read,
         **totals,
-        "near_duplicates": near_dups,
-        "exact_duplicates": totals["duplicates"] - near_dups,
+        "near_duplicates": tally.near_duplicates,
+        "exact_duplicates": totals["duplicates"] - tally.near_duplicates,
         "splits": counts,
-        "general_mix_in_train": int((kept & fate["is_mix"]).sum()),
-        "synthetic": {**fate["synthetic"], "by_split": {name: int((kept & c["synthetic"] & (split == k)).sum())
-                                                         for k, name in enumerate(SPLITS)},
+        "general_mix_in_train": tally.mix_in_train,
+        "synthetic": {**fate.synthetic, "by_split": {name: int(tally.synthetic[k]) for k, name in enumerate(SPLITS)},
                       "max_train_share": cfg.data.synth.max_train_share, "in_test": cfg.data.synth.in_test,
                       "teachers": dict(col.teachers.most_common()), "templates": dict(col.templates.most_common())},
         "judge": None if judge is None else {**judge.stats(), "agreement": agreement},
-        "origins": {f"{SPLITS[split[i]]}:{col.origins[c['origin'][i]]}": k for i, k in _origin_counts(c, kept, split)},
+        "origins": {f"{SPLITS[k]}:{col.origins[o]}": v for (k, o), v in tally.origins.items()},
         "formats": {f: dict(v) for f, v in col.formats.items()},
         "files": {f: dict(v) for f, v in col.per_file.items()},
         "licenses": {s.path: s.license for s in cfg.data.sources if s.license},
         "reject_reasons": dict(col.reject_reasons.most_common()),
         "pii": {"mode": cfg.data.quality.pii, "rows": col.pii_rows, "kinds": dict(col.pii_kinds.most_common()),
-                "kept": int((kept & c["pii"]).sum())},
-        "filter_reasons": dict(_filter_kinds(col.filter_reasons, c["filter"]).most_common()),
+                "kept": tally.pii_kept},
+        "filter_reasons": dict(_filter_kinds(col.filter_reasons, tally.filter_codes).most_common()),
         "quality": {"threshold": cfg.data.quality.threshold if cfg.data.quality.enabled else None,
-                    "histogram": np.histogram(scores, bins=10, range=(0, 1))[0].tolist(),
+                    "histogram": tally.score_histogram.tolist(),
                     "lowest": [{"score": round(s, 3), "id": i, "where": w, "reasons": r, "answer": a}
                                for s, i, w, r, a in col.lowest]},
         "system_prompts": {"distinct": len(col.systems), "beyond_cap": col.systems_beyond_cap,
                            "top": [[col.system_text.get(k, "")[:200], v] for k, v in col.systems.most_common(3)]},
         "length_check": length_check,
-        "truncated": int(c["truncated"][kept].sum()),
+        "truncated": tally.truncated_kept,
         "leakage": leakage,
         "warnings": warns,
         "seconds": {k: round(v - prev, 2) for (k, v), prev in zip(list(clock.items())[1:], clock.values(),
@@ -620,7 +469,7 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     write_json(work / "stats.json", stats)
     write_data_card(work, stats)
     log(f"prepare: {col.rows_read} rows read → {totals['kept']} kept, {totals['rejected']} rejected, "
-        f"{totals['duplicates']} duplicates ({near_dups} near), {totals['filtered']} filtered"
+        f"{totals['duplicates']} duplicates ({tally.near_duplicates} near), {totals['filtered']} filtered"
         + (f", {totals['unused']} unused (general mix / synthetic rules)" if totals["unused"] else "")
         + f"; train/val/test = {counts['train']}/{counts['val']}/{counts['test']} → {cfg.data_dir}")
     _log_table(stats, log)
@@ -633,10 +482,94 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     return stats
 
 
-def _filter_kinds(reasons: list[str], codes: np.ndarray) -> Counter:
-    """Filtered records by kind of reason ("quality 0.31 < 0.5: refusal" counts as "refusal")."""
+@dataclass
+class Tally:
+    """What pass 2 counts as it streams by, for stats.json (no per-record array is kept)."""
+
+    filter_codes: np.ndarray  # records per filter reason code
+    states: np.ndarray = field(default_factory=lambda: np.zeros(4, dtype=np.int64))  # by KEPT, DUPLICATE, ...
+    splits: np.ndarray = field(default_factory=lambda: np.zeros(3, dtype=np.int64))  # kept, by split
+    synthetic: np.ndarray = field(default_factory=lambda: np.zeros(3, dtype=np.int64))  # kept synthetic, by split
+    score_histogram: np.ndarray = field(default_factory=lambda: np.zeros(10, dtype=np.int64))  # task records
+    origins: Counter = field(default_factory=Counter)  # (split, origin code) → kept
+    near_duplicates: int = 0
+    mix_in_train: int = 0
+    pii_kept: int = 0
+    truncated_kept: int = 0
+
+    def add(self, state: np.ndarray, split: np.ndarray, near: np.ndarray, b: dict[str, np.ndarray]) -> None:
+        kept = state == KEPT
+        self.states += np.bincount(state, minlength=4)
+        self.splits += np.bincount(split[kept], minlength=3)
+        self.synthetic += np.bincount(split[kept & b["synthetic"]], minlength=3)
+        self.score_histogram += np.histogram(b["score"][~b["mix"]], bins=10, range=(0, 1))[0]
+        self.filter_codes += np.bincount(b["filter"], minlength=len(self.filter_codes))
+        keys, counts = np.unique(split[kept].astype(np.int64) * 256 + b["origin"][kept], return_counts=True)
+        self.origins.update({(int(k) // 256, int(k) % 256): int(v) for k, v in zip(keys, counts, strict=True)})
+        self.near_duplicates += int((near & (state == DUPLICATE)).sum())
+        self.mix_in_train += int((kept & b["mix"]).sum())
+        self.pii_kept += int((kept & b["pii"]).sum())
+        self.truncated_kept += int((kept & b["truncated"]).sum())
+
+
+def _write_splits(work: Path, col: Collector, fate: Fates) -> Tally:
+    """Pass 2: stream the spool into train/val/test.jsonl with a decision per record in the ledger,
+    a block of records at a time; write the prompt keys of train and of val/test for the leakage
+    report; count what stats.json reports."""
+    tally = Tally(filter_codes=np.zeros(len(col.filter_reasons), dtype=np.int64))
+    outs = {name: open(work / f"{name}.jsonl", "w", encoding="utf-8") for name in SPLITS}  # noqa: SIM115
+    prompts = {k: open(work / f"prompts.{k}.u64", "wb") for k in ("train", "eval")}  # noqa: SIM115
+    ledger, files, reasons = col.ledger, col.files, col.filter_reasons
+    names = ("id", "file", "line", "filter", "score", "truncated", "tokens", "mix", "synthetic", "pii", "origin",
+             "prompt", "split")
+    with open(work / "spool.jsonl", encoding="utf-8") as spool:
+        for start, b in col.store.blocks(*names, size=WRITE_BLOCK):
+            state, split, keeper, near = fate.block(start, b["filter"], b["split"])
+            # the spool last: zip stops at the end of the block before it reads a line of the next one
+            rows = zip(b["id"].tolist(), b["file"].tolist(), b["line"].tolist(), state.tolist(), split.tolist(), spool,
+                       strict=False)
+            j = -1
+            for j, (rid, file_code, lineno, s, k, line) in enumerate(rows):
+                rid, file = f"{rid:016x}", files[file_code]
+                if s == FILTERED:
+                    ledger.decide(rid, file, lineno, "prepare", "filtered", reasons[b["filter"][j]],
+                                  f"score {b['score'][j]:.3f}")
+                    col.per_file[file]["filtered"] += 1
+                elif s == DUPLICATE:
+                    kid, kfile, kline = fate.where[int(keeper[j])]
+                    how = "near" if near[j] else "exact"
+                    ledger.decide(rid, file, lineno, "prepare", "duplicate",
+                                  f"{how} duplicate of {kid} ({files[kfile]}:{kline})")
+                    col.per_file[file]["duplicates"] += 1
+                elif s == UNUSED:
+                    ledger.decide(rid, file, lineno, "prepare", "unused", fate.why_unused.get(start + j, BEYOND_MIX))
+                    col.per_file[file]["unused"] += 1
+                else:
+                    if b["truncated"][j]:
+                        ledger.decide(rid, file, lineno, "prepare", "kept", "truncated", f"{b['tokens'][j]} tokens")
+                    else:
+                        ledger.decide(rid, file, lineno, "prepare", "kept")
+                    ledger.decide(rid, file, lineno, "split", SPLITS[k])
+                    outs[SPLITS[k]].write(line)
+                    col.per_file[file]["kept"] += 1
+            if j != len(state) - 1:
+                raise RuntimeError(f"spool and key columns disagree at record {start + j}")
+            tally.add(state, split, near, b)
+            kept = state == KEPT
+            prompts["train"].write(b["prompt"][kept & (split == 0)].tobytes())
+            prompts["eval"].write(b["prompt"][kept & (split > 0) & ~b["mix"]].tobytes())
+        if spool.readline():
+            raise RuntimeError(f"the spool holds more records than the key columns ({len(col.store)})")
+    for f in (*outs.values(), *prompts.values()):
+        f.close()
+    (work / "spool.jsonl").unlink()
+    return tally
+
+
+def _filter_kinds(reasons: list[str], counts: np.ndarray) -> Counter:
+    """Filtered records by kind of reason ("quality 0.31 < 0.5: refusal" counts as "refusal"),
+    from the count of records per reason code."""
     kinds: Counter = Counter()
-    counts = np.bincount(codes, minlength=len(reasons))
     for code in np.flatnonzero(counts[1:]) + 1:
         r = reasons[code]
         kinds[r.split(": ", 1)[-1] if r.startswith("quality") else r.split(":")[0]] += int(counts[code])
@@ -656,41 +589,82 @@ def judge_line(j: dict) -> str:
     return line
 
 
-def _origin_counts(c: dict, kept: np.ndarray, split: np.ndarray) -> list[tuple[int, int]]:
-    """(a representative record index, count) per (split, origin) of the kept records."""
-    seen: dict[tuple, list] = {}
-    for i in np.flatnonzero(kept):
-        key = (int(split[i]), int(c["origin"][i]))
-        seen.setdefault(key, [int(i), 0])[1] += 1
-    return [tuple(v) for v in seen.values()]
-
-
-def leakage_report(work: Path, kept: np.ndarray, split: np.ndarray, prompts: np.ndarray, is_mix: np.ndarray,
-                   batch_ngrams: int | None = None) -> dict:
+def leakage_report(work: Path, n_train: int, batch_ngrams: int | None = None) -> dict:
     """Val/test against train: exact shared prompts (must be 0) and shared word 13-grams (reported).
 
-    The val/test n-grams are indexed `batch_ngrams` at a time (12 bytes each) and the train
-    file is streamed past each batch, so memory stays bounded however large the splits are."""
-    train_prompts = np.unique(prompts[kept & (split == 0)])
-    eval_mask = kept & (split > 0) & ~is_mix
-    exact = int(np.isin(prompts[eval_mask], train_prompts).sum())
-    train_hit = np.zeros(int((kept & (split == 0)).sum()), dtype=bool)
-    eval_touched, eval_count, examples = 0, 0, []
+    Prompt keys are compared a key range at a time. The train examples' n-gram hashes are
+    written once to a file; the val/test n-grams are indexed `batch_ngrams` at a time (12 bytes
+    each) and the train n-grams are matched against each batch a block at a time, so memory
+    stays bounded however large the splits are."""
+    exact = _keys_in_both(work / "prompts.eval.u64", work / "prompts.train.u64")
+    grams = work / "train_ngrams.bin"
+    _write_ngrams(work / "train.jsonl", grams)
+    train_hit = np.zeros(n_train, dtype=bool)
+    eval_touched, eval_count, firsts = 0, 0, []  # firsts: (train row, eval id) of the first shared n-grams
     for eval_ids, index in _eval_ngram_batches(work, batch_ngrams or LEAK_BATCH_NGRAMS):
         eval_count += len(eval_ids)
         touched = np.zeros(len(eval_ids), dtype=bool)
-        with open(work / "train.jsonl", encoding="utf-8") as f:
-            for j, line in enumerate(f):
-                r = json.loads(line)
-                hits = index.owners(dedup_texts(r)[0])
-                if len(hits):
-                    train_hit[j] = True
-                    touched[hits] = True
-                    if len(examples) < 5:
-                        examples.append({"train": r["id"], "eval": eval_ids[hits[0]]})
+        for _, block in file_blocks(grams, NGRAM_RECORD):
+            rows, owners = index.matches(block["hash"], block["row"])
+            train_hit[rows] = True
+            touched[owners] = True
+            if len(firsts) < 5 and len(rows):
+                order = np.lexsort((owners, rows))  # by train row, then the smallest eval index
+                first = order[np.r_[True, rows[order][1:] != rows[order][:-1]]]
+                firsts += [(int(rows[k]), eval_ids[owners[k]]) for k in first[: 5 - len(firsts)]]
         eval_touched += int(touched.sum())
+    grams.unlink()
     return {"exact_prompt_leaks": exact, "ngram": NGRAM, "train_with_shared_ngram": int(train_hit.sum()),
-            "eval_with_shared_ngram": eval_touched, "eval_examples": eval_count, "examples": examples}
+            "eval_with_shared_ngram": eval_touched, "eval_examples": eval_count,
+            "examples": [{"train": i, "eval": e} for i, e in zip(_ids_at(work / "train.jsonl", [r for r, _ in firsts]),
+                                                               [e for _, e in firsts], strict=True)]}
+
+
+NGRAM_RECORD = np.dtype([("hash", "<i8"), ("row", "<i4")])
+
+
+def _write_ngrams(split_file: Path, out: Path) -> None:
+    """(n-gram hash, row) of every word 13-gram of every example in a split file."""
+    hashes: list[int] = []
+    rows: list[int] = []
+    with open(split_file, encoding="utf-8") as f, open(out, "wb") as o:
+        for j, line in enumerate(f):
+            h = ngram_hashes(dedup_texts(json.loads(line))[0])
+            hashes += h
+            rows += [j] * len(h)
+            if len(hashes) >= 100_000:
+                o.write(_ngram_records(hashes, rows))
+                hashes, rows = [], []
+        o.write(_ngram_records(hashes, rows))
+
+
+def _ngram_records(hashes: list[int], rows: list[int]) -> bytes:
+    out = np.empty(len(hashes), dtype=NGRAM_RECORD)
+    out["hash"], out["row"] = hashes, rows
+    return out.tobytes()
+
+
+def _ids_at(split_file: Path, rows: list[int]) -> list[str]:
+    """The ids of the examples at these rows of a split file (read up to the last one)."""
+    want, found = set(rows), {}
+    with open(split_file, encoding="utf-8") as f:
+        for j, line in enumerate(f):
+            if j in want:
+                found[j] = json.loads(line)["id"]
+                if len(found) == len(want):
+                    break
+    return [found[r] for r in rows]
+
+
+def _keys_in_both(probe: Path, among: Path) -> int:
+    """How many keys of the file `probe` also appear in the file `among` (flat uint64 files),
+    compared a key range at a time."""
+    count = 0
+    n = (probe.stat().st_size + among.stat().st_size) // 8
+    for lo, hi in key_ranges(n):
+        seen = np.unique(keys_in_range(file_blocks(among, np.uint64), lo, hi)[0])
+        count += int(np.isin(keys_in_range(file_blocks(probe, np.uint64), lo, hi)[0], seen).sum())
+    return count
 
 
 def _eval_ngram_batches(work: Path, budget: int) -> Iterator[tuple[list[str], NgramIndex]]:

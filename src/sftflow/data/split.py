@@ -53,6 +53,15 @@ def _cuts(u: np.ndarray, fractions: dict[str, float]) -> np.ndarray:
     return out.astype(np.int8)
 
 
+def _key_u(keys: np.ndarray, seed: int) -> np.ndarray:
+    return np.fromiter((split_u(f"{int(k):016x}", seed) for k in keys), dtype=np.float64, count=len(keys))
+
+
+def split_keys(keys: np.ndarray, seed: int, fractions: dict[str, float]) -> np.ndarray:
+    """Split index of each example that is a group of its own, from its own key."""
+    return _cuts(_key_u(keys, seed), fractions)
+
+
 def assign_splits(own_keys: np.ndarray, labels: np.ndarray, seed: int, fractions: dict[str, float],
                   strata: list | None = None) -> np.ndarray:
     """Split index (0 train, 1 val, 2 test) of every example.
@@ -68,7 +77,7 @@ def assign_splits(own_keys: np.ndarray, labels: np.ndarray, seed: int, fractions
     first[1:] = labels[order][1:] != labels[order][:-1]
     comp_ids = labels[order][first]
     comp_keys = own_keys[order][first]  # smallest key of each component
-    u = np.fromiter((split_u(f"{int(k):016x}", seed) for k in comp_keys), dtype=np.float64, count=len(comp_keys))
+    u = _key_u(comp_keys, seed)
     if strata is None:
         comp_split = _cuts(u, fractions)
     else:
@@ -116,17 +125,18 @@ class NgramIndex:
         del all_grams
         self.owners_sorted = np.concatenate(owner_parts)[order]
 
-    def owners(self, text: str) -> np.ndarray:
-        """Indices (in the texts given at construction) of every text sharing an n-gram with this one."""
-        grams = ngram_hashes(text, self.n)
-        if not grams or not len(self.grams):
-            return np.zeros(0, dtype=np.int64)
-        q = np.array(grams, dtype=np.int64)
-        lo, hi = np.searchsorted(self.grams, q, "left"), np.searchsorted(self.grams, q, "right")
+    def matches(self, grams: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For n-gram hashes `grams` of other texts (`rows`: which text each came from), every
+        (row, owner) pair where a gram is also one of the owner's: two aligned arrays."""
+        if not len(self.grams) or not len(grams):
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        lo, hi = np.searchsorted(self.grams, grams, "left"), np.searchsorted(self.grams, grams, "right")
         hit = np.flatnonzero(hi > lo)
-        if not len(hit):
-            return np.zeros(0, dtype=np.int64)
-        return np.unique(np.concatenate([self.owners_sorted[a:b] for a, b in zip(lo[hit], hi[hit], strict=True)]))
+        counts = hi[hit] - lo[hit]
+        # the positions lo..hi-1 of every hit, flattened: each gram's owners
+        starts = np.repeat(lo[hit] - np.cumsum(counts) + counts, counts)
+        positions = starts + np.arange(int(counts.sum()))
+        return np.repeat(np.asarray(rows)[hit], counts).astype(np.int64), self.owners_sorted[positions].astype(np.int64)
 
     def overlaps(self, text: str) -> int | None:
         """Index (in the texts given at construction) of a text sharing an n-gram with this one, or None."""

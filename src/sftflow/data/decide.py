@@ -1,0 +1,219 @@
+"""Fates and splits of every record: duplicates, split groups, general mix-in and synthetic rules.
+
+Most records share nothing with any other: no duplicate, no common prompt or group. Such a
+record's fate follows from its own keys — kept unless filtered, its split a hash of its own
+key — so it is worked out a block at a time from the column files. The rest (records on an
+edge: exact or near duplicate, same prompt or group field, near-duplicate prompt; general
+mix-in rows; synthetic rows) are gathered and decided together, so memory grows with them,
+not with the input. Stratified splits rank every group within its label, so with
+`data.stratify_field` every record is decided together.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sftflow.config import Config
+from sftflow.data.columns import ColumnStore
+from sftflow.data.dedup import NearDupIndex, best_of_clusters, components, equal_key_pairs_in_blocks, hash64
+from sftflow.data.split import assign_splits, split_keys
+
+KEPT, DUPLICATE, FILTERED, UNUSED = 0, 1, 2, 3
+# A near-duplicate prompt group larger than this (rows, and share of the data) is a chain through
+# templated prompts, not one question asked twice: splitting by it would put most data in one split.
+MAX_GROUP_ROWS = 50
+MAX_GROUP_SHARE = 0.02
+BEYOND_MIX = "beyond data.mix.ratio"
+
+
+@dataclass
+class Fates:
+    """The decisions on the records decided together (`rows`, sorted); every other record is kept
+    unless filtered, in the split the store's "split" column gives it."""
+
+    rows: np.ndarray
+    state: np.ndarray  # KEPT / DUPLICATE / FILTERED / UNUSED
+    split: np.ndarray  # 0 train, 1 val, 2 test; -1 where not kept
+    keeper: np.ndarray  # record index of the cluster's kept member
+    near: np.ndarray  # a near (not exact) duplicate of its keeper
+    where: dict[int, tuple[str, int, int]]  # keeper record → (id, file code, line), for the ledger
+    why_unused: dict[int, str] = field(default_factory=dict)  # record → why, where not BEYOND_MIX
+    synthetic: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def block(self, start: int, filter_codes: np.ndarray, splits: np.ndarray):
+        """(state, split, keeper, near) of records start, start + 1, ... for one block of the store."""
+        state = np.where(filter_codes > 0, FILTERED, KEPT).astype(np.int8)
+        split = splits.copy()
+        keeper = np.full(len(state), -1, dtype=np.int64)
+        near = np.zeros(len(state), dtype=bool)
+        lo, hi = np.searchsorted(self.rows, [start, start + len(state)])
+        at = self.rows[lo:hi] - start
+        state[at], split[at], keeper[at], near[at] = self.state[lo:hi], self.split[lo:hi], self.keeper[lo:hi], self.near[lo:hi]
+        return state, split, keeper, near
+
+
+def decide(store: ColumnStore, strata: list | None, near_whole: NearDupIndex, near_prompt: NearDupIndex,
+           cfg: Config) -> Fates:
+    """Fates of all records in the store; writes its "split" column for the records not in Fates.rows."""
+    n = len(store)
+    keys = functools.partial(_equal_keys, store)
+    near = cfg.data.dedup.near
+    none = np.zeros((0, 2), dtype=np.int64)
+    dup_edges = [keys("exact"), near_whole.pairs() if near else none]
+    split_edges = [keys("prompt"), keys("own")]
+    prompt_edges = near_prompt.pairs() if near else none
+    if strata is not None:
+        rows = np.arange(n)
+    else:
+        flagged = [start + np.flatnonzero(b["mix"] | b["synthetic"]) for start, b in store.blocks("mix", "synthetic")]
+        rows = np.unique(np.concatenate([e.ravel() for e in (*dup_edges, *split_edges, prompt_edges)] + flagged))
+    isolated = _split_the_rest(store, rows, cfg)
+    sub = {name: store.gather(name, rows) for name in ("id", "file", "line", "score", "filter", "mix", "exact", "own",
+                                                       "synthetic")}
+    local = functools.partial(np.searchsorted, rows)  # record index → position in `rows`
+    fates = _decide_together(sub, strata, [local(e) for e in dup_edges], [local(e) for e in split_edges],
+                             local(prompt_edges), isolated, cfg)
+    fates.rows = rows
+    fates.keeper = rows[fates.keeper]
+    keepers = np.unique(fates.keeper[fates.state == DUPLICATE])
+    at = local(keepers)
+    fates.where = {int(k): (f"{int(i):016x}", int(f), int(ln))
+                   for k, i, f, ln in zip(keepers, sub["id"][at], sub["file"][at], sub["line"][at], strict=True)}
+    fates.why_unused = {int(rows[i]): why for i, why in fates.why_unused.items()}
+    return fates
+
+
+def _equal_keys(store: ColumnStore, name: str) -> np.ndarray:
+    return equal_key_pairs_in_blocks(lambda: ((s, b[name]) for s, b in store.blocks(name)), len(store))
+
+
+def _split_the_rest(store: ColumnStore, rows: np.ndarray, cfg: Config) -> dict[str, int]:
+    """Write the store's "split" column: the split of each record outside `rows` that is not
+    filtered (-1 for the others), from its own key. Returns how many are kept, and in train."""
+    fractions = cfg.data.split.model_dump()
+    count = {"kept": 0, "train": 0}
+
+    def blocks():
+        for start, b in store.blocks("own", "filter"):
+            lo, hi = np.searchsorted(rows, [start, start + len(b["own"])])
+            if hi - lo == len(b["own"]):  # all decided together
+                yield np.full(len(b["own"]), -1, dtype=np.int8)
+                continue
+            split = split_keys(b["own"], cfg.data.seed, fractions)
+            split[b["filter"] > 0] = -1
+            split[rows[lo:hi] - start] = -1
+            count["kept"] += int((split >= 0).sum())
+            count["train"] += int((split == 0).sum())
+            yield split
+
+    store.add_column("split", np.int8, blocks())
+    return count
+
+
+def _decide_together(col: dict[str, np.ndarray], strata: list | None, dup_edges: list[np.ndarray],
+                     split_edges: list[np.ndarray], prompt_edges: np.ndarray, isolated: dict[str, int],
+                     cfg: Config) -> Fates:
+    """Fates of a set of records given their keys and the edges between them (positions in the set).
+    `isolated`: how many examples outside the set are kept and in train (the group-size limit,
+    mix ratio and synthetic cap count them too)."""
+    n = len(col["id"])
+    scores = col["score"]
+    filtered = col["filter"] > 0
+    is_mix = col["mix"]
+    active = ~filtered
+
+    exact = col["exact"]
+    dup_edges = [e[active[e[:, 0]] & active[e[:, 1]]] for e in dup_edges]
+    labels = components(n, *dup_edges)
+    # keeper: task data before general data, then best quality, then first seen
+    keeper = best_of_clusters(labels, scores - 2.0 * is_mix)
+    kept = active & (keeper == np.arange(n))
+    duplicate = active & ~kept
+
+    task = kept & ~is_mix
+    own = col["own"]
+    split_edges = [e[task[e[:, 0]] & task[e[:, 1]]] for e in split_edges]
+    groups = components(n, *split_edges)
+    notes = []
+    if cfg.data.dedup.near:
+        near = prompt_edges[task[prompt_edges[:, 0]] & task[prompt_edges[:, 1]]]
+        joined = components(n, *split_edges, near)
+        sizes = np.bincount(joined[task]) if task.any() else np.zeros(1, dtype=np.int64)
+        total = int(task.sum()) + isolated["kept"]
+        limit = max(MAX_GROUP_ROWS, int(MAX_GROUP_SHARE * total))
+        if sizes.max() <= limit:
+            groups = joined
+        else:  # templated prompts chain into one giant group that would swallow a whole split
+            notes.append(f"near-duplicate prompts chain {int(sizes.max())} of {total} examples into one "
+                         "group (templated prompts?); splits group exact prompts only — see the 13-gram leakage "
+                         "report, or set data.dedup.threshold higher")
+    idx = np.flatnonzero(task)
+    split = np.full(n, -1, dtype=np.int8)
+    split[idx] = assign_splits(own[idx], groups[idx], cfg.data.seed, cfg.data.split.model_dump(),
+                               [strata[i] for i in idx] if strata is not None else None)
+
+    unused = np.zeros(n, dtype=bool)
+    why_unused: dict[int, str] = {}  # position → why (default: beyond the mix ratio)
+    synth = _synthetic_rules(col["synthetic"] & task, task, split, groups, own, scores, col["id"], isolated["train"],
+                             cfg)
+    for i, why in synth.pop("unused").items():
+        unused[i], split[i], why_unused[i] = True, -1, why
+    mix_kept = np.flatnonzero(kept & is_mix)
+    if cfg.data.mix and len(mix_kept):
+        r = cfg.data.mix.ratio
+        want = int(round(r / (1 - r) * (int((split == 0).sum()) + isolated["train"])))
+        order = sorted(mix_kept, key=lambda i: hash64(f"{cfg.data.seed}:mix:{int(col['id'][i]):016x}"))
+        split[order[:want]] = 0
+        unused[order[want:]] = True
+        if want > len(mix_kept):
+            warnings.warn(f"data.mix: wanted {want} general examples for ratio {r:g}, only {len(mix_kept)} usable",
+                          UserWarning, stacklevel=3)
+    state = np.full(n, KEPT, dtype=np.int8)
+    state[unused] = UNUSED
+    state[duplicate] = DUPLICATE
+    state[filtered] = FILTERED
+    split[state != KEPT] = -1
+    return Fates(rows=np.arange(n), state=state, split=split, keeper=keeper, near=duplicate & (exact != exact[keeper]),
+                 where={}, why_unused=why_unused, synthetic=synth, warnings=notes)
+
+
+def _synthetic_rules(is_synth: np.ndarray, task: np.ndarray, split: np.ndarray, groups: np.ndarray,
+                     own: np.ndarray, scores: np.ndarray, ids: np.ndarray, isolated_train: int, cfg: Config) -> dict:
+    """Keep synthetic examples out of test (data.synth.in_test) and under data.synth.max_train_share.
+
+    A synthetic group that landed in test is re-split over train and val alone (the whole group
+    moves, so nothing leaks); synthetic members of a group with human test examples cannot move
+    without leaking, so they are left unused. Over the cap, the lowest-scored synthetic training
+    examples are left unused. Edits `split` in place; returns counts and {position: why} to leave unused.
+    `isolated_train`: human training examples not among these records.
+    """
+    s, f = cfg.data.synth, cfg.data.split
+    out: dict = {"moved_out_of_test": 0, "left_out_of_test": 0, "over_cap": 0, "unused": {}}
+    if not s.in_test:
+        in_test = is_synth & (split == 2)
+        stuck = in_test & np.isin(groups, groups[task & ~is_synth & (split == 2)])
+        move = np.flatnonzero(in_test & ~stuck)
+        if len(move) and f.train + f.val > 0:
+            rest = {"train": f.train / (f.train + f.val), "val": f.val / (f.train + f.val), "test": 0.0}
+            split[move] = assign_splits(own[move], groups[move], cfg.data.seed, rest)
+            out["moved_out_of_test"] = len(move)
+        else:
+            stuck |= in_test
+        for i in np.flatnonzero(stuck).tolist():
+            out["unused"][i] = "synthetic, in a group with human test examples (data.synth.in_test: false)"
+        out["left_out_of_test"] = int(stuck.sum())
+    if s.max_train_share is not None:
+        in_train = [i for i in np.flatnonzero(is_synth & (split == 0)).tolist() if i not in out["unused"]]
+        human = int((task & ~is_synth & (split == 0)).sum()) + isolated_train
+        allowed = int(s.max_train_share / (1 - s.max_train_share) * human + 1e-9)
+        if len(in_train) > allowed:
+            order = sorted(in_train, key=lambda i: (-float(scores[i]), hash64(f"{cfg.data.seed}:synth:{int(ids[i]):016x}")))
+            for i in order[allowed:]:
+                out["unused"][i] = f"synthetic beyond data.synth.max_train_share {s.max_train_share:g}"
+            out["over_cap"] = len(in_train) - allowed
+    return out
