@@ -247,14 +247,31 @@ def test_templated_prompts_do_not_chain_into_one_giant_split_group(tmp_path):
     assert stats["leakage"]["exact_prompt_leaks"] == 0
 
 
-def test_leakage_report_is_the_same_when_its_index_is_built_in_small_batches(tmp_path, monkeypatch):
+def test_leakage_report_counts_shared_ngrams_exactly_in_any_hash_range_size(tmp_path, monkeypatch):
     # a third of the answers quote one of three 15-word passages: shared 13-grams across the splits
+    from sftflow.data import dedup
+    from sftflow.data.dedup import dedup_texts
+    from sftflow.data.split import ngram_hashes
+
     rng = random.Random(3)
     quotes = [sentence(random.Random(40 + k), 15) for k in range(3)]
     rows = [pair(sentence(rng, 30), sentence(rng, 12) + (" " + quotes[i % 3] if i % 3 == 0 else "") + ".")
             for i in range(240)]
     cfg = project(tmp_path, {"a.jsonl": rows})
     whole = prepare(cfg, **quiet)["leakage"]
-    assert whole["train_with_shared_ngram"] > 20 and whole["eval_with_shared_ngram"] > 5
-    monkeypatch.setattr(prepare_mod, "LEAK_BATCH_NGRAMS", 40)  # about two eval examples per batch
+    # the same counts one example at a time, with Python sets
+    grams = {s: [set(ngram_hashes(dedup_texts(r)[0])) for r in read(cfg.data_dir / f"{s}.jsonl")]
+             for s in ("train", "val", "test")}
+    evals = grams["val"] + grams["test"]
+    every_eval = set().union(*evals)
+    train_hits = [j for j, g in enumerate(grams["train"]) if g & every_eval]
+    assert whole["train_with_shared_ngram"] == len(train_hits) > 20
+    assert whole["eval_with_shared_ngram"] == sum(bool(g & set().union(*grams["train"])) for g in evals) > 5
+    ids = {s: [r["id"] for r in read(cfg.data_dir / f"{s}.jsonl")] for s in ("train", "val", "test")}
+    eval_ids = ids["val"] + ids["test"]
+    first = [{"train": ids["train"][j], "eval": eval_ids[min(k for k, g in enumerate(evals) if g & grams["train"][j])]}
+             for j in train_hits[:5]]
+    assert whole["examples"] == first
+    monkeypatch.setattr(prepare_mod, "NGRAM_RANGE", 40)  # about 100 hash ranges
+    monkeypatch.setattr(dedup, "PARTITION_KEYS", 16)
     assert prepare(cfg, **quiet)["leakage"] == whole

@@ -30,7 +30,7 @@ import numpy as np
 
 from sftflow.data.columns import file_blocks
 
-PARTITION_KEYS = 1 << 20  # keys sorted at once when looking for equal keys (~32 MiB at the peak)
+PARTITION_KEYS = 1 << 18  # keys sorted at once when looking for equal keys (~8 MiB at the peak)
 _WS = re.compile(r"\s+")
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
 

@@ -66,7 +66,7 @@ COLUMNS = {"id": np.uint64, "file": np.int32, "line": np.int64, "exact": np.uint
 OUTPUTS = ("train.jsonl", "val.jsonl", "test.jsonl", "rejects.jsonl", "stats.json", "data_card.md",
            "quality_hist.png", "ledger.sqlite")
 MAX_SYSTEM_PROMPTS = 100_000  # distinct system prompts counted one by one (memory stays bounded)
-LEAK_BATCH_NGRAMS = 1_000_000  # val/test n-grams indexed at once (~12 MiB); more means another scan of train's n-grams
+NGRAM_RANGE = 1 << 20  # n-grams (train and val/test together) matched at once in the leakage report (~30 MiB)
 PUBLISHING = ".publishing"  # journal of an output move in progress: names the temp folder
 
 
@@ -416,7 +416,7 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
 
     clock["write_splits"] = time.perf_counter()
     # pass 3: leakage between train and val/test
-    leakage = leakage_report(work, counts["train"])
+    leakage = leakage_report(work, counts["train"], counts["val"] + counts["test"])
     if leakage["exact_prompt_leaks"]:
         raise SftflowError(f"{leakage['exact_prompt_leaks']} val/test prompts also appear in train: "
                            "this should be impossible; please report it with your config")
@@ -589,70 +589,96 @@ def judge_line(j: dict) -> str:
     return line
 
 
-def leakage_report(work: Path, n_train: int, batch_ngrams: int | None = None) -> dict:
+def leakage_report(work: Path, n_train: int, n_eval: int) -> dict:
     """Val/test against train: exact shared prompts (must be 0) and shared word 13-grams (reported).
 
-    Prompt keys are compared a key range at a time. The train examples' n-gram hashes are
-    written once to a file; the val/test n-grams are indexed `batch_ngrams` at a time (12 bytes
-    each) and the train n-grams are matched against each batch a block at a time, so memory
-    stays bounded however large the splits are."""
+    Prompt keys, and the n-gram hashes of both sides (written to files first), are compared a
+    hash range at a time, so memory stays bounded however large the splits are. The examples
+    are the first train rows (in train.jsonl order) that share an n-gram with val/test, each with
+    the first val/test example (val.jsonl, then test.jsonl) it shares one with."""
     exact = _keys_in_both(work / "prompts.eval.u64", work / "prompts.train.u64")
-    grams = work / "train_ngrams.bin"
-    _write_ngrams(work / "train.jsonl", grams)
+    train, evals = work / "ngrams.train.bin", work / "ngrams.eval.bin"
+    _write_ngrams([work / "train.jsonl"], train)
+    _write_ngrams([work / "val.jsonl", work / "test.jsonl"], evals)
     train_hit = np.zeros(n_train, dtype=bool)
-    eval_touched, eval_count, firsts = 0, 0, []  # firsts: (train row, eval id) of the first shared n-grams
-    for eval_ids, index in _eval_ngram_batches(work, batch_ngrams or LEAK_BATCH_NGRAMS):
-        eval_count += len(eval_ids)
-        touched = np.zeros(len(eval_ids), dtype=bool)
-        for _, block in file_blocks(grams, NGRAM_RECORD):
-            rows, owners = index.matches(block["hash"], block["row"])
-            train_hit[rows] = True
-            touched[owners] = True
-            if len(firsts) < 5 and len(rows):
-                order = np.lexsort((owners, rows))  # by train row, then the smallest eval index
-                first = order[np.r_[True, rows[order][1:] != rows[order][:-1]]]
-                firsts += [(int(rows[k]), eval_ids[owners[k]]) for k in first[: 5 - len(firsts)]]
-        eval_touched += int(touched.sum())
-    grams.unlink()
+    eval_hit = np.zeros(n_eval, dtype=bool)
+    ranges = key_ranges((train.stat().st_size + evals.stat().st_size) // NGRAM_RECORD.itemsize, NGRAM_RANGE)
+    first: dict[int, int] = {}  # the first train rows with a hit so far → their first val/test row
+    for lo, hi in ranges:
+        rows, owners = _shared_ngrams(train, evals, lo, hi)
+        train_hit[rows] = True
+        eval_hit[owners] = True
+        # A row among the first 5 at the end is among the first 5 so far whenever it has a hit,
+        # so keeping only those loses none of its hits.
+        for r in np.unique(rows)[:5].tolist():
+            first[r] = min(first.get(r, n_eval), int(owners[rows == r].min()))
+        first = dict(sorted(first.items())[:5])
+    train.unlink()
+    evals.unlink()
+    train_ids = _ids_at([work / "train.jsonl"], list(first))
+    eval_ids = _ids_at([work / "val.jsonl", work / "test.jsonl"], list(first.values()))
     return {"exact_prompt_leaks": exact, "ngram": NGRAM, "train_with_shared_ngram": int(train_hit.sum()),
-            "eval_with_shared_ngram": eval_touched, "eval_examples": eval_count,
-            "examples": [{"train": i, "eval": e} for i, e in zip(_ids_at(work / "train.jsonl", [r for r, _ in firsts]),
-                                                               [e for _, e in firsts], strict=True)]}
+            "eval_with_shared_ngram": int(eval_hit.sum()), "eval_examples": n_eval,
+            "examples": [{"train": t, "eval": e} for t, e in zip(train_ids, eval_ids, strict=True)]}
 
 
-NGRAM_RECORD = np.dtype([("hash", "<i8"), ("row", "<i4")])
+NGRAM_RECORD = np.dtype([("hash", "<u8"), ("row", "<i4")])
 
 
-def _write_ngrams(split_file: Path, out: Path) -> None:
-    """(n-gram hash, row) of every word 13-gram of every example in a split file."""
+def _write_ngrams(split_files: list[Path], out: Path) -> None:
+    """(n-gram hash, row) of every word 13-gram of every example in the split files, rows
+    numbered across the files in order."""
     hashes: list[int] = []
     rows: list[int] = []
-    with open(split_file, encoding="utf-8") as f, open(out, "wb") as o:
-        for j, line in enumerate(f):
-            h = ngram_hashes(dedup_texts(json.loads(line))[0])
-            hashes += h
-            rows += [j] * len(h)
-            if len(hashes) >= 100_000:
-                o.write(_ngram_records(hashes, rows))
-                hashes, rows = [], []
+    j = 0
+    with open(out, "wb") as o:
+        for path in split_files:
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    h = ngram_hashes(dedup_texts(json.loads(line))[0])
+                    hashes += h
+                    rows += [j] * len(h)
+                    j += 1
+                    if len(hashes) >= 100_000:
+                        o.write(_ngram_records(hashes, rows))
+                        hashes, rows = [], []
         o.write(_ngram_records(hashes, rows))
 
 
 def _ngram_records(hashes: list[int], rows: list[int]) -> bytes:
     out = np.empty(len(hashes), dtype=NGRAM_RECORD)
-    out["hash"], out["row"] = hashes, rows
+    out["hash"] = np.array(hashes, dtype=np.int64).view(np.uint64)  # Python's hashes are signed
+    out["row"] = rows
     return out.tobytes()
 
 
-def _ids_at(split_file: Path, rows: list[int]) -> list[str]:
-    """The ids of the examples at these rows of a split file (read up to the last one)."""
-    want, found = set(rows), {}
-    with open(split_file, encoding="utf-8") as f:
-        for j, line in enumerate(f):
-            if j in want:
-                found[j] = json.loads(line)["id"]
+def _ngrams_in_range(path: Path, lo: np.uint64, hi: np.uint64):
+    """(hashes, rows) of the n-grams in a file whose hash is in [lo, hi]."""
+    hashes, rows = [np.zeros(0, dtype=np.uint64)], [np.zeros(0, dtype=np.int32)]
+    for _, block in file_blocks(path, NGRAM_RECORD):
+        inside = (block["hash"] >= lo) & (block["hash"] <= hi)
+        hashes.append(block["hash"][inside])
+        rows.append(block["row"][inside])
+    return np.concatenate(hashes), np.concatenate(rows)
+
+
+def _shared_ngrams(train: Path, evals: Path, lo: np.uint64, hi: np.uint64):
+    """(train row, eval row) for every n-gram with a hash in [lo, hi] that both sides have."""
+    index = NgramIndex.of_hashes(*_ngrams_in_range(evals, lo, hi))
+    return index.matches(*_ngrams_in_range(train, lo, hi))
+
+
+def _ids_at(split_files: list[Path], rows: list[int]) -> list[str]:
+    """The ids of the examples at these rows of the split files (numbered across them in order)."""
+    want, found, j = set(rows), {}, 0
+    for path in split_files:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if j in want:
+                    found[j] = json.loads(line)["id"]
+                j += 1
                 if len(found) == len(want):
-                    break
+                    return [found[r] for r in rows]
     return [found[r] for r in rows]
 
 
@@ -665,25 +691,6 @@ def _keys_in_both(probe: Path, among: Path) -> int:
         seen = np.unique(keys_in_range(file_blocks(among, np.uint64), lo, hi)[0])
         count += int(np.isin(keys_in_range(file_blocks(probe, np.uint64), lo, hi)[0], seen).sum())
     return count
-
-
-def _eval_ngram_batches(work: Path, budget: int) -> Iterator[tuple[list[str], NgramIndex]]:
-    """(ids, n-gram index) of the val and test examples, about `budget` n-grams per batch."""
-    ids: list[str] = []
-    texts: list[str] = []
-    grams, batches = 0, 0
-    for name in ("val", "test"):
-        with open(work / f"{name}.jsonl", encoding="utf-8") as f:
-            for line in f:
-                r = json.loads(line)
-                ids.append(r["id"])
-                texts.append(dedup_texts(r)[0])
-                grams += max(0, texts[-1].count(" ") + 2 - NGRAM)
-                if grams >= budget:
-                    yield ids, NgramIndex(texts)
-                    ids, texts, grams, batches = [], [], 0, batches + 1
-    if ids or not batches:
-        yield ids, NgramIndex(texts)
 
 
 def _census_warnings(col: Collector, counts: dict, task_kept: int) -> list[str]:

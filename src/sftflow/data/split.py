@@ -125,6 +125,14 @@ class NgramIndex:
         del all_grams
         self.owners_sorted = np.concatenate(owner_parts)[order]
 
+    @classmethod
+    def of_hashes(cls, grams: np.ndarray, owners: np.ndarray, n: int = NGRAM) -> NgramIndex:
+        """An index of n-gram hashes already computed (`owners`: which text each came from)."""
+        index = cls([], n)
+        order = np.argsort(grams, kind="stable")
+        index.grams, index.owners_sorted = grams[order], owners[order]
+        return index
+
     def matches(self, grams: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For n-gram hashes `grams` of other texts (`rows`: which text each came from), every
         (row, owner) pair where a gram is also one of the owner's: two aligned arrays."""
