@@ -59,13 +59,22 @@ class FakeOpenAI:
                     action = fake.script.pop(0) if fake.script else None
                     fake.in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                self.counted = True
                 try:
                     self._answer(body, action)
                 finally:
+                    self._done()
+
+            def _done(self):
+                # before the reply goes out: once the client has it, it may send its next request
+                # while this thread is still here, and that one must not count as one more in flight
+                if self.counted:
+                    self.counted = False
                     with fake.lock:
                         fake.in_flight -= 1
 
             def _send(self, status, obj, headers=None):
+                self._done()
                 data = json.dumps(obj).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")

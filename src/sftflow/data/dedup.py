@@ -186,22 +186,23 @@ class NearDupIndex:
         if not self.size:
             return np.zeros((0, 2), dtype=np.int64)
         keys = np.concatenate(self._band_chunks) if self.spool is None else None
-        pairs = []
+        out = np.zeros((0, 2), dtype=np.int64)
         for b in range(self.bands):
             if keys is not None:
-                pairs.append(equal_key_pairs(keys[:, b]))
+                pairs = equal_key_pairs(keys[:, b])
             else:  # one band's keys, a key range at a time: memory bounded however many examples
-                pairs.append(equal_key_pairs_in_blocks(functools.partial(file_blocks, self._band_files[b], np.uint64),
-                                                      self.size))
-        out = np.concatenate(pairs)
-        out.sort(axis=1)
-        return np.unique(out, axis=0) if len(out) else out
+                pairs = equal_key_pairs_in_blocks(functools.partial(file_blocks, self._band_files[b], np.uint64),
+                                                  self.size)
+            pairs.sort(axis=1)
+            # merged band by band: a pair found in every band (exact copies) is held once, not 12 times
+            out = np.unique(np.concatenate([out, pairs]), axis=0)
+        return out
 
     def jaccard(self, pairs: np.ndarray) -> np.ndarray:
         """Estimated Jaccard similarity of each pair, from the signatures' agreement."""
         sig = None if self.spool is not None else np.concatenate(self._sig_chunks)
         out = np.empty(len(pairs))
-        block = 4096  # pairs per step: a bounded working set, whatever the number of pairs
+        block = 1024  # pairs per step: a bounded working set (up to 2 pages of the spool a pair)
         for lo in range(0, len(pairs), block):
             p = pairs[lo : lo + block]
             # A spooled index maps the file for one block at a time: pages a mapping has touched count as the

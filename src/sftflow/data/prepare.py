@@ -16,8 +16,8 @@ MinHash signatures and band hashes) to column files on disk; (2) find equal keys
 at a time, decide the records that have something in common with another (duplicates, shared
 prompts or groups, mix-in and synthetic rows: decide.py) together and every other one from its
 own key, and stream the spool into train/val/test.jsonl a block at a time; (3) check val/test
-against train for leaks in bounded batches. What grows with the input is the records with
-something in common (about 100 bytes each while deciding) and, with data.stratify_field, all
+against train for leaks a hash range at a time. What grows with the input is the records with
+something in common (100-200 bytes each while deciding) and, with data.stratify_field, all
 records (every group is ranked within its label).
 Outputs are written to a temporary folder and moved into place at the end, so an
 interrupted prepare leaves the previous outputs intact.
