@@ -40,7 +40,7 @@ class Fates:
     split: np.ndarray  # 0 train, 1 val, 2 test; -1 where not kept
     keeper: np.ndarray  # record index of the cluster's kept member
     near: np.ndarray  # a near (not exact) duplicate of its keeper
-    where: dict[int, tuple[str, int, int]]  # keeper record → (id, file code, line), for the ledger
+    keepers: dict[str, np.ndarray]  # "row" (sorted), "id", "file", "line" of every keeper of a duplicate
     why_unused: dict[int, str] = field(default_factory=dict)  # record → why, where not BEYOND_MIX
     synthetic: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -55,6 +55,11 @@ class Fates:
         at = self.rows[lo:hi] - start
         state[at], split[at], keeper[at], near[at] = self.state[lo:hi], self.split[lo:hi], self.keeper[lo:hi], self.near[lo:hi]
         return state, split, keeper, near
+
+    def keeper_where(self, record: int) -> tuple[str, int, int]:
+        """(id, file code, line) of a keeper record, for the ledger's "duplicate of" line."""
+        k = int(np.searchsorted(self.keepers["row"], record))
+        return f"{int(self.keepers['id'][k]):016x}", int(self.keepers["file"][k]), int(self.keepers["line"][k])
 
 
 def decide(store: ColumnStore, strata: list | None, near_whole: NearDupIndex, near_prompt: NearDupIndex,
@@ -82,8 +87,7 @@ def decide(store: ColumnStore, strata: list | None, near_whole: NearDupIndex, ne
     fates.keeper = rows[fates.keeper]
     keepers = np.unique(fates.keeper[fates.state == DUPLICATE])
     at = local(keepers)
-    fates.where = {int(k): (f"{int(i):016x}", int(f), int(ln))
-                   for k, i, f, ln in zip(keepers, sub["id"][at], sub["file"][at], sub["line"][at], strict=True)}
+    fates.keepers = {"row": keepers, **{name: sub[name][at] for name in ("id", "file", "line")}}
     fates.why_unused = {int(rows[i]): why for i, why in fates.why_unused.items()}
     return fates
 
@@ -179,7 +183,7 @@ def _decide_together(col: dict[str, np.ndarray], strata: list | None, dup_edges:
     state[filtered] = FILTERED
     split[state != KEPT] = -1
     return Fates(rows=np.arange(n), state=state, split=split, keeper=keeper, near=duplicate & (exact != exact[keeper]),
-                 where={}, why_unused=why_unused, synthetic=synth, warnings=notes)
+                 keepers={}, why_unused=why_unused, synthetic=synth, warnings=notes)
 
 
 def _synthetic_rules(is_synth: np.ndarray, task: np.ndarray, split: np.ndarray, groups: np.ndarray,

@@ -536,7 +536,7 @@ def _write_splits(work: Path, col: Collector, fate: Fates) -> Tally:
                                   f"score {b['score'][j]:.3f}")
                     col.per_file[file]["filtered"] += 1
                 elif s == DUPLICATE:
-                    kid, kfile, kline = fate.where[int(keeper[j])]
+                    kid, kfile, kline = fate.keeper_where(keeper[j])
                     how = "near" if near[j] else "exact"
                     ledger.decide(rid, file, lineno, "prepare", "duplicate",
                                   f"{how} duplicate of {kid} ({files[kfile]}:{kline})")
