@@ -17,7 +17,7 @@ at a time, decide the records that have something in common with another (duplic
 prompts or groups, mix-in and synthetic rows: decide.py) together and every other one from its
 own key, and stream the spool into train/val/test.jsonl a block at a time; (3) check val/test
 against train for leaks a hash range at a time. What grows with the input is the records with
-something in common (100-200 bytes each while deciding) and, with data.stratify_field, all
+something in common (about 70 bytes each at the peak) and, with data.stratify_field, all
 records (every group is ranked within its label).
 Outputs are written to a temporary folder and moved into place at the end, so an
 interrupted prepare leaves the previous outputs intact.
