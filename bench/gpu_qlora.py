@@ -70,14 +70,13 @@ def quickstart_data(root: Path, log) -> None:
 
 
 def quickstart(root: Path, log) -> list[dict]:
-    from sftflow.data.prepare import prepare
+    """Part 1 on the data quickstart_data prepared."""
     from sftflow.eval.evaluate import evaluate
     from sftflow.train.trainer import train
 
     rows = []
     for method in ("qlora", "lora"):
         cfg = _cfg(root, "tiny-model", method, f"quickstart-{method}")
-        prepare(cfg, log=log)
         _peak_reset()
         summary = train(cfg, overwrite=True, log=log)  # a re-run of the bench measures again
         train_peak = _peak_gib()

@@ -73,7 +73,6 @@ class ColumnStore:
         return out
 
 
-
 def file_blocks(path: Path, dtype: type, size: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """(first position, values) for consecutive blocks of a flat binary file of `dtype` values."""
     dtype, size = np.dtype(dtype), size or BLOCK

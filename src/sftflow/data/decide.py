@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -83,13 +83,13 @@ def decide(store: ColumnStore, strata: list | None, near_whole: NearDupIndex, ne
     local = functools.partial(np.searchsorted, rows)  # record index → position in `rows`
     fates = _decide_together(sub, strata, [local(e) for e in dup_edges], [local(e) for e in split_edges],
                              local(prompt_edges), isolated, cfg)
-    fates.rows = rows
-    fates.keeper = rows[fates.keeper]
-    keepers = np.unique(fates.keeper[fates.state == DUPLICATE])
+    # from positions in `rows` back to record indices
+    keeper = rows[fates.keeper]
+    keepers = np.unique(keeper[fates.state == DUPLICATE])
     at = local(keepers)
-    fates.keepers = {"row": keepers, **{name: sub[name][at] for name in ("id", "file", "line")}}
-    fates.why_unused = {int(rows[i]): why for i, why in fates.why_unused.items()}
-    return fates
+    return replace(fates, rows=rows, keeper=keeper,
+                   keepers={"row": keepers, **{name: sub[name][at] for name in ("id", "file", "line")}},
+                   why_unused={int(rows[i]): why for i, why in fates.why_unused.items()})
 
 
 def _equal_keys(store: ColumnStore, name: str) -> np.ndarray:

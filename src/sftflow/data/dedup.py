@@ -287,14 +287,16 @@ def key_ranges(n: int, max_keys: int | None = None) -> list[tuple[np.uint64, np.
     return [(np.uint64(edges[p]), np.uint64(edges[p + 1] - 1)) for p in range(parts)]
 
 
-def keys_in_range(blocks, lo: np.uint64, hi: np.uint64) -> tuple[np.ndarray, np.ndarray]:
-    """(keys, positions) of the keys in [lo, hi], from `blocks` of (first position, uint64 keys)."""
-    keys, positions = [np.zeros(0, dtype=np.uint64)], [np.zeros(0, dtype=np.int64)]
+def keys_in_range(blocks, lo: np.uint64, hi: np.uint64, field: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(values, positions) of the values whose key is in [lo, hi], from `blocks` of (first
+    position, values): uint64 keys, or records whose `field` is the uint64 key."""
+    values, positions = [], [np.zeros(0, dtype=np.int64)]
     for start, block in blocks:
-        idx = np.flatnonzero((block >= lo) & (block <= hi))
-        keys.append(block[idx])
+        key = block if field is None else block[field]
+        idx = np.flatnonzero((key >= lo) & (key <= hi))
+        values.append(block[idx])
         positions.append(idx + start)
-    return np.concatenate(keys), np.concatenate(positions)
+    return (np.concatenate(values) if values else np.zeros(0, dtype=np.uint64)), np.concatenate(positions)
 
 
 def equal_key_pairs_in_blocks(blocks, n: int, max_keys: int | None = None) -> np.ndarray:

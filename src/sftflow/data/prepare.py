@@ -654,12 +654,10 @@ def _ngram_records(hashes: list[int], rows: list[int]) -> bytes:
 
 def _ngrams_in_range(path: Path, lo: np.uint64, hi: np.uint64):
     """(hashes, rows) of the n-grams in a file whose hash is in [lo, hi]."""
-    hashes, rows = [np.zeros(0, dtype=np.uint64)], [np.zeros(0, dtype=np.int32)]
-    for _, block in file_blocks(path, NGRAM_RECORD):
-        inside = (block["hash"] >= lo) & (block["hash"] <= hi)
-        hashes.append(block["hash"][inside])
-        rows.append(block["row"][inside])
-    return np.concatenate(hashes), np.concatenate(rows)
+    records = keys_in_range(file_blocks(path, NGRAM_RECORD), lo, hi, field="hash")[0]
+    if not len(records):
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int32)
+    return records["hash"], records["row"]
 
 
 def _shared_ngrams(train: Path, evals: Path, lo: np.uint64, hi: np.uint64):
