@@ -26,12 +26,13 @@ def test_json_array_keeps_line_numbers(tmp_path):
     assert rows(p) == [(2, {"a": 1}, None), (3, {"a": 2, "b": 3}, None), (5, {"a": 4}, None)]
 
 
-def test_json_truncated_array_reports_rest_unreadable(tmp_path):
+def test_json_truncated_array_rejects_the_cut_row(tmp_path):
     p = tmp_path / "a.json"
     p.write_text('[{"a": 1},\n{"a": 2')
     got = rows(p)
     assert got[0] == (1, {"a": 1}, None)
-    assert got[1][2].startswith("invalid JSON") and "rest of file unreadable" in got[1][2]
+    assert got[1][0] == 2 and got[1][2] == "invalid JSON: the array is not closed (truncated file?)"
+    assert len(got) == 2
 
 
 def test_json_object_of_arrays_and_columnar(tmp_path):

@@ -219,6 +219,9 @@ class DataConfig(Strict):
         None, ge=8, description="longest example in tokens (real tokenizer + template); default train.max_length"
     )
     truncate: bool = Field(False, description="keep over-long examples (truncated in training) instead of rejecting them")
+    bad_csv: Literal["reject", "fail"] = Field(
+        "reject", description="a CSV record whose quotes never balance: reject its line and read on, or fail the file"
+    )
     quality: QualityConfig = Field(default_factory=QualityConfig, description="rule-based quality filter")
     dedup: DedupConfig = Field(default_factory=DedupConfig, description="exact and near-duplicate removal")
     stratify_field: str | None = Field(

@@ -48,7 +48,7 @@ from sftflow.data.columns import ColumnStore, file_blocks
 from sftflow.data.decide import BEYOND_MIX, DUPLICATE, FILTERED, KEPT, UNUSED, Fates, decide
 from sftflow.data.dedup import NearDupIndex, dedup_texts, hash64, key_ranges, keys_in_range
 from sftflow.data.ledger import Ledger
-from sftflow.data.load import read_rows, resolve_sources
+from sftflow.data.load import ReadAccount, check_account, read_rows, resolve_sources
 from sftflow.data.rows import Chunk, RowProcessor, RowSettings, SourceSpec
 from sftflow.data.split import NGRAM, SPLITS, NgramIndex, ngram_hashes
 from sftflow.errors import SftflowError
@@ -264,8 +264,35 @@ def _judge(cfg: Config, log):
 
 
 def _sources(cfg: Config) -> Iterator[tuple[SourceSpec, Path]]:
+    """(how to read it, path) for every input file, each file once however many entries name it."""
+    seen: set[str] = set()
+    for spec, path in _listed_sources(cfg):
+        real = os.path.realpath(path)
+        if real not in seen:
+            seen.add(real)
+            yield spec, path
+
+
+def _check_output_outside(cfg: Config, pattern: str, files: list[Path]) -> None:
+    """prepare must never read its own outputs (a re-run would read them as more rows)."""
+    out = cfg.data_dir.resolve()
+    globbed = any(ch in pattern for ch in "*?[")
+    base = Path(re.split(r"[*?[]", pattern)[0] or ".") if globbed else Path(pattern)
+    base = (base if base.is_absolute() else cfg.root / base).resolve()
+    if not globbed and not base.is_dir():
+        base = base.parent
+    recursive = "**" in pattern or not globbed
+    if (out == base or (recursive and base in out.parents)
+            or any(out in Path(os.path.realpath(f)).parents for f in files)):
+        raise SftflowError(f"data.output_dir {cfg.data.output_dir!r} is inside the source {pattern!r}: prepare would "
+                           "read its own outputs on the next run; put the outputs or the raw files in another folder")
+
+
+def _listed_sources(cfg: Config) -> Iterator[tuple[SourceSpec, Path]]:
     for source in cfg.data.sources:
-        for path in resolve_sources(source.path, cfg.root):
+        files = resolve_sources(source.path, cfg.root)
+        _check_output_outside(cfg, source.path, files)
+        for path in files:
             yield SourceSpec(display_path(path, cfg.root), source.format, source.mapping, source.origin), path
     synth = cfg.data.synth
     output = cfg.path(synth.output)
@@ -300,9 +327,12 @@ def _work(args) -> Chunk:
     return _WORKER.process(raws, src)
 
 
-def _stream_chunks(sources: list, processor: RowProcessor, pool) -> Iterator[tuple[Chunk, SourceSpec]]:
+def _stream_chunks(sources: list, processor: RowProcessor, pool, accounts: dict,
+                   bad_csv: str = "reject") -> Iterator[tuple[Chunk, SourceSpec]]:
+    """Chunks of processed rows in input order; each file's ReadAccount lands in `accounts`."""
     for src, path in sources:
-        jobs = ((raws, src) for raws in _chunks(read_rows(path), CHUNK))
+        account = accounts[src.file] = (path, ReadAccount())
+        jobs = ((raws, src) for raws in _chunks(read_rows(path, account[1], bad_csv), CHUNK))
         if pool is None:
             for raws, s in jobs:
                 yield processor.process(raws, s), src
@@ -366,6 +396,16 @@ def check_published(data_dir: Path) -> None:
                            "not match); run `sftflow prepare` again to finish it")
 
 
+def _reconcile(accounts: dict, col: Collector) -> None:
+    """Every file's rows against its lines counted on their own (load.check_account), and the rows
+    the readers yielded against the rows given a fate: a difference stops prepare, never exit 0."""
+    for display, (path, account) in accounts.items():
+        check_account(path, display, account)
+        got = col.per_file[display]["read"]
+        if got != account.rows:
+            raise SftflowError(f"{display}: {account.rows} rows read but {got} given a fate — please report this")
+
+
 def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     sources = list(_sources(cfg))  # a missing file fails now, before any work
     clock = {"start": time.perf_counter()}
@@ -375,8 +415,9 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     pool = _pool(workers, settings)
     judge = _judge(cfg, log)
     agreement = None
+    accounts: dict[str, tuple[Path, ReadAccount]] = {}
     try:
-        for chunk, src in _stream_chunks(sources, processor, pool):
+        for chunk, src in _stream_chunks(sources, processor, pool, accounts, cfg.data.bad_csv):
             if judge is not None and not src.mix:  # in the main process: one cache, one request budget
                 judge.apply(chunk.rows, settings.threshold if settings.quality else None)
             col.add(chunk, src)
@@ -389,6 +430,7 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
             judge.close()
     col.spool.close()
     col.rejects.close()
+    _reconcile(accounts, col)
     clock["read_score_hash"] = time.perf_counter()
     col.store.close()
     fate = decide(col.store, col.strata, col.near_whole, col.near_prompt, cfg)

@@ -170,7 +170,7 @@ class RowProcessor:
     def _reject(self, raw: RawRow, field_name: str | None, reason: str) -> Row:
         """A rejected row. Under pii: redact its raw preview and reason are redacted as well: they
         go to rejects.jsonl and the ledger, and personal data must be written nowhere."""
-        preview = _preview(raw.row)
+        preview = _preview(raw.raw if raw.raw is not None else raw.row)
         if self.s.pii == "redact":
             preview, reason = redact(preview), redact(reason)
         return Row(raw.line, reject=(field_name, reason), raw_preview=preview)
