@@ -5,7 +5,8 @@ file and how many records it holds, counted while writing, never by parsing. Fau
 ones users meet: bad values, missing brackets, stray quotes, truncation, bad bytes, NULs,
 deep nesting, lone surrogate escapes, blank lines, mixed line ends, BOMs, UTF-16/32.
 
-    python tests/filegen.py --files 10000   # the soak: every file through prepare's reader and account
+    python tests/filegen.py --files 10000             # the soak: every file through the reader and its account
+    python tests/filegen.py --files 10000 --prepare   # the same through prepare, 50 files to a project
 """
 
 from __future__ import annotations
@@ -195,11 +196,63 @@ def soak(files: int, seed: int = 0) -> dict:
             "seconds": round(time.perf_counter() - start, 1)}
 
 
+def soak_prepare(files: int, seed: int = 0, per_project: int = 50) -> dict:
+    """The same files through `prepare` itself, `per_project` files to a project: per file, rows read
+    must equal rows written, and every row read must have exactly one fate."""
+    import os
+    import tempfile
+    import time
+    import warnings
+    from pathlib import Path
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model is a made-up id: no hub retries
+    from sftflow.config import parse_config
+    from sftflow.data.prepare import prepare
+
+    warnings.simplefilter("ignore")
+    rng = random.Random(seed)
+    faults: Counter = Counter()
+    wrong, crashes, rows, unaccounted = [], [], 0, 0
+    start = time.perf_counter()
+    for p in range(0, files, per_project):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            (root / "raw").mkdir()
+            expected = {}
+            for i in range(p, min(p + per_project, files)):
+                kind, data, count, planted = make_file(rng)
+                (root / "raw" / f"f{i}.{kind}").write_bytes(data)
+                expected[f"raw/f{i}.{kind}"] = count
+                faults.update(planted)
+            # one good file, so a project of only broken files still has something to split
+            (root / "raw" / "good.jsonl").write_text("".join(
+                json.dumps({"prompt": f"good question {k} about orders", "completion": f"answer {k}"}) + "\n"
+                for k in range(60)))
+            cfg = parse_config({"data": {"sources": [{"path": "raw"}]}, "model": {"name_or_path": "no-such-model"}},
+                               root=root)
+            try:
+                stats = prepare(cfg, log=lambda m: None)
+            except Exception as err:  # noqa: BLE001 - counted and reported
+                crashes.append((p, repr(err)[:200]))
+                continue
+            rows += stats["rows_read"]
+            fates = sum(stats[k] for k in ("kept", "rejected", "duplicates", "filtered", "unused"))
+            unaccounted += abs(stats["rows_read"] - fates)
+            for f, n in expected.items():
+                got = stats["files"].get(f, {}).get("read", 0)
+                if got != n:
+                    wrong.append((f, n, got))
+    return {"files": files, "rows": rows, "unaccounted": unaccounted, "wrong_count": wrong, "crashes": crashes,
+            "faults": dict(faults), "seconds": round(time.perf_counter() - start, 1)}
+
+
 if __name__ == "__main__":
     import argparse
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=0)
-    out = soak(**vars(ap.parse_args()))
+    ap.add_argument("--prepare", action="store_true", help="through prepare, 50 files to a project")
+    args = ap.parse_args()
+    out = (soak_prepare if args.prepare else soak)(args.files, args.seed)
     print(json.dumps(out, indent=1))

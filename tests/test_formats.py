@@ -94,3 +94,16 @@ def test_unknown_format_reason_is_one_line_even_with_newlines_in_field_names():
     with pytest.raises(RowError) as err:
         convert_row({"a\nb": 1, "c": 2}, "auto")
     assert "\n" not in err.value.reason and "a\\nb" in err.value.reason
+
+
+def test_unknown_format_reason_gives_the_mapping_line_to_paste():
+    from sftflow.data.formats import RowError, convert_row
+
+    with pytest.raises(RowError) as caught:
+        convert_row({"ticket_id": "17", "message": "my laptop is cracked", "label_json": '{"product": "laptop"}'},
+                    "auto")
+    assert caught.value.reason.endswith("e.g. `mapping: {prompt: message, completion: label_json}`")
+    # and the line it suggests does read the row
+    fmt, record = convert_row({"message": "hi", "label_json": "{}"}, "auto",
+                              mapping={"prompt": "message", "completion": "label_json"})
+    assert fmt == "prompt_completion" and record["messages"][-1]["content"] == "{}"

@@ -1,4 +1,5 @@
 import json
+import json
 import random
 import sqlite3
 
@@ -109,10 +110,18 @@ def test_group_field_and_prompt_both_keep_rows_together(tmp_path):
     assert len({next(iter(v)) for v in by_customer.values()}) == 3
 
 
-def test_no_usable_rows(tmp_path):
-    cfg = make_project(tmp_path, ["nope\n", "{}\n"])
-    with pytest.raises(SftflowError, match=r"no usable examples .* First reject: raw/a.jsonl:1: invalid JSON"):
-        prepare(cfg, log=lambda m: None)
+def test_no_usable_rows_keeps_every_reason(tmp_path):
+    """A file whose rows are all broken: one error line, every reason in rejects.jsonl and in the
+    log by count, so the user fixes them all in one pass."""
+    cfg = make_project(tmp_path, ["nope\n", "{}\n", "nope again\n", '{"text": 1}\n'])
+    logged = []
+    with pytest.raises(SftflowError, match=r"no usable examples in data.sources \(4 rows read, 4 rejected, 0 filtered\); every "
+                                           r"reason is in .*rejects\.jsonl$"):
+        prepare(cfg, log=logged.append)
+    rejects = [json.loads(x) for x in (cfg.data_dir / "rejects.jsonl").read_text().splitlines()]
+    assert [r["line"] for r in rejects] == [1, 2, 3, 4]
+    assert "  rejected      2: invalid JSON: Expecting value" in logged
+    assert not (cfg.data_dir / "train.jsonl").exists()
 
 
 def test_split_of_respects_fractions():

@@ -56,12 +56,37 @@ def detect_format(row: dict) -> str:
     if "text" in row:
         return "text"
     # field names come from the user's file: escaped, so a reason stays one readable line
-    keys = ", ".join(sorted(json.dumps(str(k), ensure_ascii=False)[1:-1] for k in row)) or "none"
+    keys = ", ".join(sorted(_escaped(k) for k in row)) or "none"
+    hint = mapping_hint(row)
     raise RowError(
         None,
         f"unknown format (fields: {keys}); expected messages, conversations, instruction+output, "
-        "prompt+completion or text — set the source's format/mapping in the config",
+        "prompt+completion or text — set the source's format/mapping in the config"
+        + (f", e.g. `mapping: {hint}`" if hint else ""),
     )
+
+
+def _escaped(key) -> str:
+    return json.dumps(str(key), ensure_ascii=False)[1:-1]
+
+
+_INPUT_NAMES = ("prompt", "question", "query", "input", "instruction", "message", "request", "user", "text", "source")
+_OUTPUT_NAMES = ("completion", "answer", "response", "output", "label", "target", "reply", "assistant", "json")
+
+
+def mapping_hint(row: dict) -> str | None:
+    """The config line that would read this row as prompt+completion: the fields whose names look
+    like an input and an output, else the first two text fields in the row's order."""
+    texts = [k for k, v in row.items() if isinstance(v, str)]
+    if len(texts) < 2:
+        return None
+
+    def named(names, taken=None):
+        return next((k for n in names for k in texts if n in str(k).lower() and k != taken), None)
+
+    prompt = named(_INPUT_NAMES) or texts[0]
+    completion = named(_OUTPUT_NAMES, prompt) or next(k for k in texts if k != prompt)
+    return f"{{prompt: {_escaped(prompt)}, completion: {_escaped(completion)}}}"
 
 
 def _text(row: dict, field: str, required: bool = True) -> str:

@@ -406,6 +406,23 @@ def _reconcile(accounts: dict, col: Collector) -> None:
             raise SftflowError(f"{display}: {account.rows} rows read but {got} given a fate — please report this")
 
 
+def _no_usable_examples(work: Path, data_dir: Path, col: Collector, totals: dict, filter_codes: np.ndarray,
+                        log) -> None:
+    """Stop, but with every reason at once: the rejects file is kept and its reasons are listed by
+    count, so a user fixes all the problems in one pass. A previous prepare's outputs stay as they
+    were; its rejects.jsonl too (this run's then go to rejects.failed.jsonl)."""
+    name = "rejects.failed.jsonl" if (data_dir / "train.jsonl").exists() else "rejects.jsonl"
+    if totals["rejected"]:
+        os.replace(work / "rejects.jsonl", data_dir / name)
+    for reason, k in col.reject_reasons.most_common(8):
+        log(f"  rejected {k:>6}: {reason}")
+    for reason, k in _filter_kinds(col.filter_reasons, filter_codes).most_common(8):
+        log(f"  filtered {k:>6}: {reason}")
+    where = f"; every reason is in {data_dir / name}" if totals["rejected"] else ""
+    raise SftflowError(f"no usable examples in data.sources ({col.rows_read} rows read, {totals['rejected']} "
+                       f"rejected, {totals['filtered']} filtered){where}")
+
+
 def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     sources = list(_sources(cfg))  # a missing file fails now, before any work
     clock = {"start": time.perf_counter()}
@@ -448,13 +465,7 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
         raise RuntimeError(f"row accounting broken: {totals} does not sum to {col.rows_read} rows read")
     task_kept = totals["kept"] - tally.mix_in_train
     if task_kept == 0:
-        first = ""
-        with open(work / "rejects.jsonl", encoding="utf-8") as f:
-            if line := f.readline():
-                r = json.loads(line)
-                first = f" First reject: {r['file']}:{r['line']}: {r['reason']}"
-        raise SftflowError(f"no usable examples in data.sources ({col.rows_read} rows read, {totals['rejected']} "
-                           f"rejected, {totals['filtered']} filtered).{first}")
+        _no_usable_examples(work, cfg.data_dir, col, totals, tally.filter_codes, log)
 
     clock["write_splits"] = time.perf_counter()
     # pass 3: leakage between train and val/test
