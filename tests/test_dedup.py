@@ -103,3 +103,18 @@ def test_spooled_index_finds_the_pairs_of_the_in_memory_one_with_small_key_range
         spooled.add(sig[lo : lo + 64])
     monkeypatch.setattr(dedup, "PARTITION_KEYS", 50)  # 8 key ranges per band
     assert len(memory.pairs()) >= 55 and np.array_equal(memory.pairs(), spooled.pairs())
+
+
+def test_signatures_are_the_same_whatever_the_shingle_slice(monkeypatch):
+    """Long texts are hashed a slice of shingles at a time (bounded memory); slices that cut through
+    texts, and texts shorter than a shingle, give the signatures of one pass."""
+    import random
+
+    from sftflow.data import dedup
+
+    rng = random.Random(3)
+    texts = [" ".join(f"w{rng.randrange(50)}" for _ in range(n)) for n in (1, 3, 5, 6, 40, 200, 7, 0, 1000)]
+    whole = dedup.NearDupIndex.signatures_of(texts, 64, 5)
+    for size in (1, 7, 64):
+        monkeypatch.setattr(dedup, "SHINGLE_SLICE", size)
+        assert (dedup.NearDupIndex.signatures_of(texts, 64, 5) == whole).all()

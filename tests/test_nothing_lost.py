@@ -189,3 +189,31 @@ def test_soak_script_runs(tmp_path):
                          cwd=Path(__file__).parent.parent, check=True).stdout
     result = json.loads(out)
     assert result["files"] == 50 and result["wrong_count"] == [] and result["crashes"] == []
+
+
+def test_a_duplicate_inside_a_prompt_chain_does_not_split_the_prompt(tmp_path):
+    """Found by the prepare soak: records with one prompt are chained (1-2, 2-3, 3-4); when record 3
+    is a duplicate, dropping its edges left record 4 on its own, and its own group key could send
+    it to another split than 1 and 2: the same prompt in train and test."""
+    import random
+
+    rng = random.Random(0)
+    words = ["parcel", "refund", "label", "courier", "invoice", "warranty", "screen", "battery", "hinge", "charger"]
+    rows = []
+    for i in range(150):
+        prompt = f"question {i}: " + " ".join(rng.choice(words) for _ in range(6))
+        answers = [" ".join(rng.choice(words) for _ in range(8)) + f" {i}{k}" for k in range(3)]
+        rows += [{"prompt": prompt, "completion": answers[0], "customer": f"a{i}"},
+                 {"prompt": prompt, "completion": answers[1], "customer": f"a{i}"},
+                 {"prompt": prompt, "completion": answers[1].upper() + "!", "customer": f"b{i}"},  # duplicate of 2
+                 {"prompt": prompt, "completion": answers[2], "customer": f"c{i}"}]
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = project(tmp_path, ["raw/a.jsonl"], group_field="customer")
+    stats = prepare(cfg, **quiet)  # raised "val/test prompts also appear in train" before the fix
+    assert stats["duplicates"] == 150 and stats["leakage"]["exact_prompt_leaks"] == 0
+    where: dict[str, set] = {}
+    for split in ("train", "val", "test"):
+        for line in (cfg.data_dir / f"{split}.jsonl").read_text().splitlines():
+            where.setdefault(json.loads(line)["messages"][0]["content"], set()).add(split)
+    assert len(where) == 150 and all(len(s) == 1 for s in where.values())

@@ -19,7 +19,14 @@ import numpy as np
 
 from sftflow.config import Config
 from sftflow.data.columns import ColumnStore
-from sftflow.data.dedup import NearDupIndex, best_of_clusters, components, equal_key_pairs_in_blocks, hash64
+from sftflow.data.dedup import (
+    NearDupIndex,
+    best_of_clusters,
+    components,
+    equal_key_pairs,
+    equal_key_pairs_in_blocks,
+    hash64,
+)
 from sftflow.data.split import assign_splits, split_keys
 
 KEPT, DUPLICATE, FILTERED, UNUSED = 0, 1, 2, 3
@@ -132,7 +139,9 @@ def _decide_together(col: dict[str, np.ndarray], strata: list | None, dup_edges:
     active = ~filtered
 
     exact = col["exact"]
-    dup_edges = [e[active[e[:, 0]] & active[e[:, 1]]] for e in dup_edges]
+    exact_edges, near_edges = dup_edges  # equal keys (transitive), MinHash pairs (not)
+    near_edges = near_edges[active[near_edges[:, 0]] & active[near_edges[:, 1]]]
+    dup_edges = [_chain_within(n, exact_edges, active), near_edges]
     labels = components(n, *dup_edges)
     # keeper: task data before general data, then best quality, then first seen
     keeper = best_of_clusters(labels, scores - 2.0 * is_mix)
@@ -141,7 +150,7 @@ def _decide_together(col: dict[str, np.ndarray], strata: list | None, dup_edges:
 
     task = kept & ~is_mix
     own = col["own"]
-    split_edges = [e[task[e[:, 0]] & task[e[:, 1]]] for e in split_edges]
+    split_edges = [_chain_within(n, e, task) for e in split_edges]
     groups = components(n, *split_edges)
     notes = []
     if cfg.data.dedup.near:
@@ -184,6 +193,15 @@ def _decide_together(col: dict[str, np.ndarray], strata: list | None, dup_edges:
     split[state != KEPT] = -1
     return Fates(rows=np.arange(n), state=state, split=split, keeper=keeper, near=duplicate & (exact != exact[keeper]),
                  keepers={}, why_unused=why_unused, synthetic=synth, warnings=notes)
+
+
+def _chain_within(n: int, equal_key_edges: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """Edges chaining the `members` that hold equal keys. The edges given chain *all* records
+    with a key (equal_key_pairs), so dropping the ones that touch a non-member (filtered, a
+    duplicate) would cut the chain in two; the members of each chain are linked directly instead."""
+    labels = components(n, equal_key_edges)
+    idx = np.flatnonzero(members)
+    return idx[equal_key_pairs(labels[idx])]
 
 
 def _synthetic_rules(is_synth: np.ndarray, task: np.ndarray, split: np.ndarray, groups: np.ndarray,

@@ -155,9 +155,18 @@ class NearDupIndex:
             counts = [max(1, len(ws) - ngram + 1) for ws in words]  # texts of <= ngram words: one shingle
             starts = np.cumsum([0] + [len(ws) + ngram for ws in words[:-1]])
             positions = np.concatenate([s + np.arange(c) for s, c in zip(starts, counts, strict=True)])
-            phv = _fmix(sums[positions], 32)[:, None] * a + b  # the affine32 permutation
-            offsets = np.cumsum([0] + counts[:-1])
-            out[lo : lo + len(block)] = np.minimum.reduceat(phv, offsets, axis=0)
+            owner = np.repeat(np.arange(len(block)), counts)  # the text of each shingle, ascending
+            lows = None
+            # (shingles x permutations) a slice at a time: one long text must not cost GBs
+            for s in range(0, len(positions), SHINGLE_SLICE):
+                phv = _fmix(sums[positions[s : s + SHINGLE_SLICE]], 32)[:, None] * a + b  # the affine32 permutation
+                ids = owner[s : s + SHINGLE_SLICE]
+                firsts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+                mins = np.minimum.reduceat(phv, firsts, axis=0)
+                if lows is None:
+                    lows = np.full((len(block), num_perm), np.iinfo(phv.dtype).max, dtype=phv.dtype)
+                lows[ids[firsts]] = np.minimum(lows[ids[firsts]], mins)
+            out[lo : lo + len(block)] = lows
         return out
 
     def add(self, sig: np.ndarray) -> None:
@@ -234,6 +243,9 @@ def _word_hash(word: str) -> int:
 
 # odd 32-bit weights of the words at positions 0, 1, 2, ... of a shingle (a prefix serves any n-gram size)
 _SHINGLE_WEIGHTS = np.random.default_rng(12345).integers(0, 2**31, size=64, dtype=np.uint64).astype(np.uint32) * 2 + 1
+
+
+SHINGLE_SLICE = 1 << 14  # shingles hashed at once: (16k x 128 permutations) x 8 bytes = 16 MiB
 
 
 def _shingle_coefficients(n: int) -> np.ndarray:
