@@ -2,6 +2,7 @@
 
     python bench/prepare_throughput.py                      # 10k, 100k and 1M rows
     python bench/prepare_throughput.py --rows 100000 --workers 2
+    python bench/prepare_throughput.py --rows 10000 100000 1000000 --formats jsonl json   # JSON arrays vs JSONL
 
 Each size runs the full data stage (parse, convert, token-length check with the tiny model's
 tokenizer, quality scoring, exact + MinHash near-dedup, split, leakage report, ledger, data
@@ -9,7 +10,10 @@ card) in a fresh child process, so peak RSS is that run's own. The generated row
 support-style exchanges in Alpaca and chat formats with ~5% exact duplicates (case and
 punctuation variants), ~3% near duplicates (one word changed), ~1% broken JSON lines and ~2%
 low-quality answers. Targets (issue 3, 2 CPU cores): 100k rows ≤ 60 s, 1M rows ≤ 10 min,
-memory flat in the size of the text. Results go to bench/results/prepare_throughput.json.
+memory flat in the size of the text. With `--formats jsonl json` the same rows also run as one
+pretty-printed JSON array (the broken lines become broken elements), so the two readers are
+compared per row (issue 17: a JSON array within 2x of JSONL). Results go to
+bench/results/prepare_throughput.json.
 """
 
 from __future__ import annotations
@@ -93,19 +97,39 @@ print(json.dumps({"seconds": seconds, "peak_rss_mib": resource.getrusage(resourc
 """
 
 
-def run_size(work: Path, n: int, model: str, workers: int) -> dict:
+def as_json_array(jsonl: Path, out: Path) -> None:
+    """The same rows as one JSON array, two-space indented as json.dump(indent=2) writes it (broken
+    lines are copied as they are: broken elements)."""
+    with open(jsonl, encoding="utf-8") as f, open(out, "w", encoding="utf-8") as o:
+        o.write("[\n")
+        for i, line in enumerate(f):
+            line = line.rstrip("\n")
+            try:
+                line = json.dumps(json.loads(line), indent=2)
+            except json.JSONDecodeError:
+                pass
+            o.write((",\n" if i else "") + "  " + line.replace("\n", "\n  "))
+        o.write("\n]\n")
+
+
+def run_size(work: Path, n: int, model: str, workers: int, fmt: str = "jsonl") -> dict:
     folder = work / f"rows-{n}"
     folder.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     generated = generate(folder / "raw.jsonl", n)
     gen_s = time.perf_counter() - t
+    raw = folder / f"raw.{fmt}"
+    if fmt == "json":
+        as_json_array(folder / "raw.jsonl", raw)
+        (folder / "raw.jsonl").unlink()
     (folder / "sftflow.yaml").write_text(
-        f"data:\n  sources: [{{path: raw.jsonl}}]\nmodel: {{name_or_path: {model}}}\ntrain: {{max_length: 512}}\n")
+        f"data:\n  sources: [{{path: {raw.name}}}]\nmodel: {{name_or_path: {model}}}\ntrain: {{max_length: 512}}\n")
     out = subprocess.run([sys.executable, "-c", CHILD, str(folder / "sftflow.yaml"), str(workers)],
                          capture_output=True, text=True, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    result.update(rows=n, rows_per_second=n / result["seconds"], generated=generated, generate_seconds=gen_s,
-                  input_mib=(folder / "raw.jsonl").stat().st_size / 2**20, workers=workers)
+    result.update(rows=n, format=fmt, rows_per_second=n / result["seconds"], generated=generated,
+                  generate_seconds=gen_s, input_mib=raw.stat().st_size / 2**20, workers=workers)
+    raw.unlink()
     return result
 
 
@@ -113,6 +137,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--formats", nargs="+", default=["jsonl"], choices=["jsonl", "json"],
+                    help="input formats, each run on the same rows")
     ap.add_argument("--model", default=None, help="tokenizer for the length check (default: the tiny model)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/sftflow-bench-prepare"))
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "prepare_throughput.json")
@@ -123,15 +149,19 @@ def main() -> None:
 
         model = str(build_tiny_model(args.work / "tiny-model", log=lambda m: None))
     results = []
-    print(f"{'rows':>9} {'input MiB':>10} {'seconds':>8} {'rows/s':>8} {'peak RSS MiB':>13} "
+    print(f"{'rows':>9} {'format':>6} {'input MiB':>10} {'seconds':>8} {'rows/s':>8} {'peak RSS MiB':>13} "
           f"{'kept':>8} {'dups':>7} {'near':>6} {'filtered':>8} {'rejected':>8}")
     for n in args.rows:
-        r = run_size(args.work, n, model, args.workers)
-        s = r["stats"]
-        print(f"{n:>9} {r['input_mib']:>10.1f} {r['seconds']:>8.1f} {r['rows_per_second']:>8.0f} "
-              f"{r['peak_rss_mib']:>13.0f} {s['kept']:>8} {s['duplicates']:>7} {s['near_duplicates']:>6} "
-              f"{s['filtered']:>8} {s['rejected']:>8}", flush=True)
-        results.append(r)
+        for fmt in args.formats:
+            r = run_size(args.work, n, model, args.workers, fmt)
+            s = r["stats"]
+            print(f"{n:>9} {fmt:>6} {r['input_mib']:>10.1f} {r['seconds']:>8.1f} {r['rows_per_second']:>8.0f} "
+                  f"{r['peak_rss_mib']:>13.0f} {s['kept']:>8} {s['duplicates']:>7} {s['near_duplicates']:>6} "
+                  f"{s['filtered']:>8} {s['rejected']:>8}", flush=True)
+            results.append(r)
+        if len(args.formats) == 2:
+            a, b = results[-2:]
+            print(f"{'':>9} json/jsonl time per row: {b['seconds'] / a['seconds']:.2f}x", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"→ {args.out}")
