@@ -219,6 +219,10 @@ class DataConfig(Strict):
         None, ge=8, description="longest example in tokens (real tokenizer + template); default train.max_length"
     )
     truncate: bool = Field(False, description="keep over-long examples (truncated in training) instead of rejecting them")
+    conflicts: Literal["report", "best", "drop"] = Field(
+        "report", description="one prompt, different answers: report them, keep the best answer, or drop the group "
+        "(a synthetic answer contradicting a human one is always left unused)"
+    )
     bad_csv: Literal["reject", "fail"] = Field(
         "reject", description="a CSV record whose quotes never balance: reject its line and read on, or fail the file"
     )

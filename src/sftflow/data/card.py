@@ -35,6 +35,38 @@ def _histogram_png(path: Path, counts: list[int], threshold: float | None) -> No
     plt.close(fig)
 
 
+def _cell(text: str, width: int = 120) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")[:width]
+
+
+def _examples_table(title: str, examples: list[dict]) -> list[str]:
+    if not examples:
+        return []
+    lines = [title, "", "| score | where | reasons | answer |", "|---:|---|---|---|"]
+    for ex in examples:
+        lines.append(f"| {ex['score']:.2f} | {ex['where']} | {', '.join(ex['reasons']) or '–'} | {_cell(ex['answer'])} |")
+    return lines + [""]
+
+
+def _conflict_lines(c: dict | None) -> list[str]:
+    """Prompts with different answers, each group's members side by side."""
+    if not c or not c["groups"]:
+        return []
+    action = {"report": "all kept (synthetic answers that contradict a human one are unused)",
+              "best": "the best answer kept (human first, then score)", "drop": "every member unused"}[c["policy"]]
+    lines = ["", "## Conflicting labels", "",
+             f"{c['groups']} prompts (or near-duplicate prompts) have different answers: {c['rows']} examples; "
+             f"`data.conflicts: {c['policy']}`: {action}; {c['unused']} unused. Each group in the ledger: "
+             "decision `conflict`.", ""]
+    for k, group in enumerate(c["shown"], start=1):
+        lines += [f"{k}. prompt: {_cell(group['prompt'])}", "", "   | answer | origin | score | fate | where |",
+                  "   |---|---|---:|---|---|"]
+        for m in group["members"]:
+            lines.append(f"   | {_cell(m['answer'], 100)} | {m['origin']} | {m['score']:.2f} | {m['fate']} | {m['where']} |")
+        lines.append("")
+    return lines
+
+
 def _synthetic_section(stats: dict) -> list[str]:
     """The human/synthetic mix per split, the rules applied, and who wrote the synthetic rows."""
     syn = stats.get("synthetic")
@@ -142,13 +174,10 @@ def write_data_card(folder: Path, stats: dict) -> Path:
     if stats["filter_reasons"]:
         lines += [f"- {reason}: {n}" for reason, n in stats["filter_reasons"].items()]
         lines.append("")
-    if q["lowest"]:
-        lines += ["Lowest-scoring examples (check what the rules did):", "", "| score | where | reasons | answer |",
-                  "|---:|---|---|---|"]
-        for ex in q["lowest"]:
-            answer = ex["answer"].replace("|", "\\|").replace("\n", " ")[:120]
-            lines.append(f"| {ex['score']:.2f} | {ex['where']} | {', '.join(ex['reasons']) or '–'} | {answer} |")
-
+    lines += _examples_table("Lowest-scoring examples (check what the rules did):", q["lowest"])
+    lines += _examples_table("Lowest-scored examples that were kept (what the filter let through):",
+                             q.get("lowest_kept", []))
+    lines += _conflict_lines(stats.get("conflicts"))
     lines += _pii_lines(stats.get("pii"))
 
     lines += [

@@ -19,6 +19,7 @@ import numpy as np
 
 from sftflow.config import Config
 from sftflow.data.columns import ColumnStore
+from sftflow.data.conflicts import conflict_groups, resolve
 from sftflow.data.dedup import (
     NearDupIndex,
     best_of_clusters,
@@ -51,6 +52,14 @@ class Fates:
     why_unused: dict[int, str] = field(default_factory=dict)  # record → why, where not BEYOND_MIX
     synthetic: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    conflict: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # group per row of `rows`, -1
+
+    def conflicts_in(self, start: int, size: int) -> np.ndarray:
+        """Conflict group of records start ... start + size - 1 (-1: none)."""
+        out = np.full(size, -1, dtype=np.int64)
+        lo, hi = np.searchsorted(self.rows, [start, start + size])
+        out[self.rows[lo:hi] - start] = self.conflict[lo:hi]
+        return out
 
     def block(self, start: int, filter_codes: np.ndarray, splits: np.ndarray):
         """(state, split, keeper, near) of records start, start + 1, ... for one block of the store."""
@@ -86,7 +95,7 @@ def decide(store: ColumnStore, strata: list | None, near_whole: NearDupIndex, ne
         rows = np.unique(np.concatenate([e.ravel() for e in (*dup_edges, *split_edges, prompt_edges)] + flagged))
     isolated = _split_the_rest(store, rows, cfg)
     sub = {name: store.gather(name, rows) for name in ("id", "file", "line", "score", "filter", "mix", "exact", "own",
-                                                       "synthetic")}
+                                                       "synthetic", "answer")}
     local = functools.partial(np.searchsorted, rows)  # record index → position in `rows`
     fates = _decide_together(sub, strata, [local(e) for e in dup_edges], [local(e) for e in split_edges],
                              local(prompt_edges), isolated, cfg)
@@ -153,6 +162,7 @@ def _decide_together(col: dict[str, np.ndarray], strata: list | None, dup_edges:
     split_edges = [_chain_within(n, e, task) for e in split_edges]
     groups = components(n, *split_edges)
     notes = []
+    near_prompts = np.zeros((0, 2), dtype=np.int64)  # near-duplicate prompt pairs that group examples
     if cfg.data.dedup.near:
         near = prompt_edges[task[prompt_edges[:, 0]] & task[prompt_edges[:, 1]]]
         joined = components(n, *split_edges, near)
@@ -160,7 +170,7 @@ def _decide_together(col: dict[str, np.ndarray], strata: list | None, dup_edges:
         total = int(task.sum()) + isolated["kept"]
         limit = max(MAX_GROUP_ROWS, int(MAX_GROUP_SHARE * total))
         if sizes.max() <= limit:
-            groups = joined
+            groups, near_prompts = joined, near
         else:  # templated prompts chain into one giant group that would swallow a whole split
             notes.append(f"near-duplicate prompts chain {int(sizes.max())} of {total} examples into one "
                          "group (templated prompts?); splits group exact prompts only — see the 13-gram leakage "
@@ -172,6 +182,10 @@ def _decide_together(col: dict[str, np.ndarray], strata: list | None, dup_edges:
 
     unused = np.zeros(n, dtype=bool)
     why_unused: dict[int, str] = {}  # position → why (default: beyond the mix ratio)
+    conflict = conflict_groups(n, split_edges[0], near_prompts, col["answer"], task)
+    for i, why in resolve(conflict, col["answer"], col["synthetic"], scores, cfg.data.conflicts).items():
+        unused[i], split[i], why_unused[i] = True, -1, why
+    task = task & ~unused
     synth = _synthetic_rules(col["synthetic"] & task, task, split, groups, own, scores, col["id"], isolated["train"],
                              cfg)
     for i, why in synth.pop("unused").items():
@@ -192,7 +206,7 @@ def _decide_together(col: dict[str, np.ndarray], strata: list | None, dup_edges:
     state[filtered] = FILTERED
     split[state != KEPT] = -1
     return Fates(rows=np.arange(n), state=state, split=split, keeper=keeper, near=duplicate & (exact != exact[keeper]),
-                 keepers={}, why_unused=why_unused, synthetic=synth, warnings=notes)
+                 keepers={}, why_unused=why_unused, synthetic=synth, warnings=notes, conflict=conflict)
 
 
 def _chain_within(n: int, equal_key_edges: np.ndarray, members: np.ndarray) -> np.ndarray:

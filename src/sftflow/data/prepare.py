@@ -45,6 +45,7 @@ import numpy as np
 from sftflow.config import Config
 from sftflow.data.card import write_data_card
 from sftflow.data.columns import ColumnStore, file_blocks
+from sftflow.data.conflicts import SHOWN_GROUPS
 from sftflow.data.decide import BEYOND_MIX, DUPLICATE, FILTERED, KEPT, UNUSED, Fates, decide
 from sftflow.data.dedup import NearDupIndex, dedup_texts, hash64, key_ranges, keys_in_range
 from sftflow.data.ledger import Ledger
@@ -61,8 +62,9 @@ PLAYBOOK_MIN_EXAMPLES = 500  # practice's starting point for a task
 LOWEST_SHOWN = 10
 _COLUMN = re.compile(r" at (column|byte) \d+")
 COLUMNS = {"id": np.uint64, "file": np.int32, "line": np.int64, "exact": np.uint64, "prompt": np.uint64,
+           "answer": np.uint64,
            "own": np.uint64, "score": np.float32, "mix": bool, "origin": np.int8, "truncated": bool,
-           "tokens": np.int32, "synthetic": bool, "pii": bool, "filter": np.int32}
+           "tokens": np.int32, "synthetic": bool, "pii": bool, "filter": np.int32, "reasons": np.int32}
 OUTPUTS = ("train.jsonl", "val.jsonl", "test.jsonl", "rejects.jsonl", "stats.json", "data_card.md",
            "quality_hist.png", "ledger.sqlite")
 MAX_SYSTEM_PROMPTS = 100_000  # distinct system prompts counted one by one (memory stays bounded)
@@ -99,6 +101,8 @@ class Collector:
         self.origins: list[str] = []
         self.filter_reasons: list[str] = [""]  # code → why filtered; code 0 (not filtered) in the "filter" column
         self._filter_code: dict[str, int] = {"": 0}
+        self.quality_reasons: list[str] = [""]  # code → the quality rules a record tripped, for the ledger
+        self._quality_code: dict[str, int] = {"": 0}
         self.strata: list | None = [] if cfg.data.stratify_field else None
         self.per_file: dict[str, Counter] = defaultdict(Counter)
         self.formats: dict[str, Counter] = defaultdict(Counter)
@@ -150,6 +154,7 @@ class Collector:
             cur["line"].append(row.line)
             cur["exact"].append(row.exact_key)
             cur["prompt"].append(row.prompt_key)
+            cur["answer"].append(row.answer_key)
             cur["own"].append(row.own_key)
             cur["score"].append(row.score)
             cur["mix"].append(src.mix)
@@ -162,6 +167,7 @@ class Collector:
                 self.pii_rows += 1
                 self.pii_kinds.update(row.pii)
             cur["filter"].append(self._reason_code(row.filter_reason) if row.filter_reason is not None else 0)
+            cur["reasons"].append(self._quality_reasons_code(", ".join(rec["quality"]["reasons"])))
             if self.strata is not None:
                 self.strata.append(row.stratum)
             self.ledger.add_example(rec["id"], src.file, row.line, row.format, rec["source"]["origin"])
@@ -176,6 +182,13 @@ class Collector:
             self.store.append(cur)
         self.near_whole.add(chunk.sig_whole)
         self.near_prompt.add(chunk.sig_prompt)
+
+    def _quality_reasons_code(self, reasons: str) -> int:
+        code = self._quality_code.get(reasons)
+        if code is None:
+            code = self._quality_code[reasons] = len(self.quality_reasons)
+            self.quality_reasons.append(reasons)
+        return code
 
     def _reason_code(self, reason: str) -> int:
         code = self._filter_code.get(reason)
@@ -476,6 +489,10 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
 
     clock["leakage_report"] = time.perf_counter()
     warns = fate.warnings + _census_warnings(col, counts, task_kept)
+    if tally.conflict_groups and cfg.data.conflicts == "report":
+        warns.append(f"{len(tally.conflict_groups)} prompts have conflicting answers ({tally.conflict_rows} examples; "
+                     "see data_card.md): the model is taught two answers to one question; set data.conflicts: best "
+                     "to keep one answer each, or drop")
     if judge is not None and (judge.counts["failed"] or judge.counts["budget"]):
         warns.append(f"data.quality.judge: {judge.counts['failed'] + judge.counts['budget']} examples not judged "
                      f"({judge.last_error}); they keep their rule score; re-run prepare to judge them")
@@ -505,7 +522,12 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
         "quality": {"threshold": cfg.data.quality.threshold if cfg.data.quality.enabled else None,
                     "histogram": tally.score_histogram.tolist(),
                     "lowest": [{"score": round(s, 3), "id": i, "where": w, "reasons": r, "answer": a}
-                               for s, i, w, r, a in col.lowest]},
+                               for s, i, w, r, a in col.lowest],
+                    "lowest_kept": [{"score": round(s, 3), "id": i, "where": w, "reasons": r, "answer": a}
+                                    for s, i, w, r, a in tally.lowest]},
+        "conflicts": {"policy": cfg.data.conflicts, "groups": len(tally.conflict_groups), "rows": tally.conflict_rows,
+                      "unused": sum(1 for why in fate.why_unused.values() if why.startswith("conflicting labels")),
+                      "shown": list(tally.conflicts.values())},
         "system_prompts": {"distinct": len(col.systems), "beyond_cap": col.systems_beyond_cap,
                            "top": [[col.system_text.get(k, "")[:200], v] for k, v in col.systems.most_common(3)]},
         "length_check": length_check,
@@ -546,9 +568,34 @@ class Tally:
     score_histogram: np.ndarray = field(default_factory=lambda: np.zeros(10, dtype=np.int64))  # task records
     origins: Counter = field(default_factory=Counter)  # (split, origin code) → kept
     near_duplicates: int = 0
+    lowest: list = field(default_factory=list)  # the lowest-scored kept task examples (score, id, where, answer)
+    conflicts: dict = field(default_factory=dict)  # shown conflict group → its members
+    conflict_rows: int = 0
+    conflict_groups: set = field(default_factory=set)
     mix_in_train: int = 0
     pii_kept: int = 0
     truncated_kept: int = 0
+
+    def lowest_kept(self, score: float, rid: str, where: str, line: str) -> None:
+        if score < 1.0 and (len(self.lowest) < LOWEST_SHOWN or score < self.lowest[-1][0]):
+            rec = json.loads(line)
+            self.lowest.append((score, rid, where, rec["quality"]["reasons"], _answer(rec)[:300]))
+            self.lowest.sort(key=lambda x: x[0])
+            del self.lowest[LOWEST_SHOWN:]
+
+    def conflict(self, group: int, shown: set, rid: str, where: str, state: int, b: dict, j: int, line: str,
+                 ledger: Ledger) -> None:
+        """A member of a conflict group: its ledger line, counted, and kept for the card if shown."""
+        self.conflict_rows += 1
+        self.conflict_groups.add(group)
+        file, lineno = where.rsplit(":", 1)
+        ledger.decide(rid, file, int(lineno), "prepare", "conflict", f"group {group}: one prompt, different answers")
+        if group in shown:
+            rec = json.loads(line)
+            member = {"id": rid, "where": where, "origin": rec["source"]["origin"], "score": round(float(b["score"][j]), 3),
+                      "fate": ("kept", "duplicate", "filtered", "unused")[state], "answer": _answer(rec)[:300]}
+            prompt = rec["messages"][-2]["content"] if "messages" in rec and len(rec["messages"]) > 1 else ""
+            self.conflicts.setdefault(group, {"prompt": prompt[:300], "members": []})["members"].append(member)
 
     def add(self, state: np.ndarray, split: np.ndarray, near: np.ndarray, b: dict[str, np.ndarray]) -> None:
         kept = state == KEPT
@@ -574,16 +621,21 @@ def _write_splits(work: Path, col: Collector, fate: Fates) -> Tally:
     prompts = {k: open(work / f"prompts.{k}.u64", "wb") for k in ("train", "eval")}  # noqa: SIM115
     ledger, files, reasons = col.ledger, col.files, col.filter_reasons
     names = ("id", "file", "line", "filter", "score", "truncated", "tokens", "mix", "synthetic", "pii", "origin",
-             "prompt", "split")
+             "prompt", "split", "reasons")
+    shown = set(np.unique(fate.conflict[fate.conflict >= 0])[:SHOWN_GROUPS].tolist())
     with open(work / "spool.jsonl", encoding="utf-8") as spool:
         for start, b in col.store.blocks(*names, size=WRITE_BLOCK):
             state, split, keeper, near = fate.block(start, b["filter"], b["split"])
+            conflict = fate.conflicts_in(start, len(state))
             # the spool last: zip stops at the end of the block before it reads a line of the next one
             rows = zip(b["id"].tolist(), b["file"].tolist(), b["line"].tolist(), state.tolist(), split.tolist(), spool,
                        strict=False)
             j = -1
             for j, (rid, file_code, lineno, s, k, line) in enumerate(rows):
                 rid, file = f"{rid:016x}", files[file_code]
+                score = f"score {b['score'][j]:.3f}" + (f": {q}" if (q := col.quality_reasons[b["reasons"][j]]) else "")
+                if conflict[j] >= 0:
+                    tally.conflict(int(conflict[j]), shown, rid, f"{file}:{lineno}", s, b, j, line, ledger)
                 if s == FILTERED:
                     ledger.decide(rid, file, lineno, "prepare", "filtered", reasons[b["filter"][j]],
                                   f"score {b['score'][j]:.3f}")
@@ -592,16 +644,19 @@ def _write_splits(work: Path, col: Collector, fate: Fates) -> Tally:
                     kid, kfile, kline = fate.keeper_where(keeper[j])
                     how = "near" if near[j] else "exact"
                     ledger.decide(rid, file, lineno, "prepare", "duplicate",
-                                  f"{how} duplicate of {kid} ({files[kfile]}:{kline})")
+                                  f"{how} duplicate of {kid} ({files[kfile]}:{kline})", score)
                     col.per_file[file]["duplicates"] += 1
                 elif s == UNUSED:
-                    ledger.decide(rid, file, lineno, "prepare", "unused", fate.why_unused.get(start + j, BEYOND_MIX))
+                    ledger.decide(rid, file, lineno, "prepare", "unused", fate.why_unused.get(start + j, BEYOND_MIX), score)
                     col.per_file[file]["unused"] += 1
                 else:
                     if b["truncated"][j]:
-                        ledger.decide(rid, file, lineno, "prepare", "kept", "truncated", f"{b['tokens'][j]} tokens")
+                        ledger.decide(rid, file, lineno, "prepare", "kept", "truncated",
+                                      f"{score}; {b['tokens'][j]} tokens")
                     else:
-                        ledger.decide(rid, file, lineno, "prepare", "kept")
+                        ledger.decide(rid, file, lineno, "prepare", "kept", "", score)
+                    if not b["mix"][j]:
+                        tally.lowest_kept(float(b["score"][j]), rid, f"{file}:{lineno}", line)
                     ledger.decide(rid, file, lineno, "split", SPLITS[k])
                     outs[SPLITS[k]].write(line)
                     col.per_file[file]["kept"] += 1
@@ -617,6 +672,10 @@ def _write_splits(work: Path, col: Collector, fate: Fates) -> Tally:
         f.close()
     (work / "spool.jsonl").unlink()
     return tally
+
+
+def _answer(rec: dict) -> str:
+    return (rec.get("messages") or [{"content": rec.get("text", "")}])[-1]["content"]
 
 
 def _filter_kinds(reasons: list[str], counts: np.ndarray) -> Counter:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sftflow.data.dedup import content_hash, dedup_key, dedup_texts, hash64, prompt_key
+from sftflow.data.dedup import content_hash, dedup_key, dedup_texts, hash64, loose, prompt_key
 from sftflow.data.formats import RowError, convert_row
 from sftflow.data.load import RawRow
 from sftflow.data.quality import find_pii, redact, score_messages, score_text
@@ -64,6 +64,7 @@ class Row:
     format: str | None = None
     exact_key: int = 0
     prompt_key: int = 0
+    answer_key: int = 0  # the final answer, loosely normalised: differing answers to one prompt conflict
     own_key: int = 0  # the split group key of this row alone
     score: float = 1.0
     filter_reason: str | None = None
@@ -148,6 +149,7 @@ class RowProcessor:
                 record["text"] = redact(record["text"])
             quality = score_text(record["text"], s.pii)
         row.exact_key, row.prompt_key = dedup_key(record), prompt_key(record)
+        row.answer_key = hash64(loose(record["messages"][-1]["content"] if "messages" in record else record["text"]))
         row.own_key = row.own_key or row.prompt_key
         row.score = quality.score
         if s.quality and quality.score < s.threshold:
