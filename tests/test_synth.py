@@ -350,3 +350,20 @@ def test_real_teachers_sftflow_serve_and_a_local_model_folder(tmp_path, tiny_ser
         results[name] = {r["synthetic"]["key"]: r["messages"][-1]["content"] for r in rows}
         results[name] |= {r["key"]: (r["reason"], r["reply"]) for r in rejected}
     assert results["served"] == results["local"]  # greedy, same model, same template: same outputs
+
+
+def test_a_teacher_answer_that_contradicts_a_human_row_is_a_conflict_and_never_wins(tmp_path, fake):
+    """`synth` answers two prompts people already answered, differently: prepare finds the two
+    conflict groups, shows them in the data card and leaves the synthetic answers unused."""
+    rows = human_rows(80, seed=3)
+    (tmp_path / "prompts.txt").write_text(rows[5]["messages"][0]["content"] + "\n" + rows[9]["messages"][0]["content"])
+    cfg = project(tmp_path, fake.url, [{"strategy": "answer", "count": 1, "examples": 1}], rows=rows,
+                  prompts="prompts.txt")
+    assert synthesize(cfg, **quiet)["accepted"] == 2
+    stats = prepare(cfg, **quiet)
+    c = stats["conflicts"]
+    assert (c["groups"], c["rows"], c["unused"]) == (2, 4, 2)
+    for group in c["shown"]:
+        assert sorted((m["origin"], m["fate"]) for m in group["members"]) == [("human", "kept"), ("synthetic", "unused")]
+    card = (cfg.data_dir / "data_card.md").read_text()
+    assert "## Conflicting labels" in card and rows[5]["messages"][1]["content"] in card
