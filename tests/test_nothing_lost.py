@@ -217,3 +217,11 @@ def test_a_duplicate_inside_a_prompt_chain_does_not_split_the_prompt(tmp_path):
         for line in (cfg.data_dir / f"{split}.jsonl").read_text().splitlines():
             where.setdefault(json.loads(line)["messages"][0]["content"], set()).add(split)
     assert len(where) == 150 and all(len(s) == 1 for s in where.values())
+
+
+def test_a_single_source_file_beside_the_output_folder_is_fine(tmp_path):
+    (tmp_path / "raw.jsonl").write_text("".join(json.dumps(alpaca(i)) + "\n" for i in range(30)))
+    stats = prepare(project(tmp_path, ["raw.jsonl"]), **quiet)  # data/ sits beside it, not inside it
+    assert stats["rows_read"] == 30
+    with pytest.raises(SftflowError, match="inside the source"):
+        prepare(project(tmp_path, ["*.jsonl"], output_dir="."), **quiet)

@@ -292,10 +292,9 @@ def _check_output_outside(cfg: Config, pattern: str, files: list[Path]) -> None:
     globbed = any(ch in pattern for ch in "*?[")
     base = Path(re.split(r"[*?[]", pattern)[0] or ".") if globbed else Path(pattern)
     base = (base if base.is_absolute() else cfg.root / base).resolve()
-    if not globbed and not base.is_dir():
-        base = base.parent
+    folder = base.is_dir() if not globbed else True  # a file named on its own reads nothing else
     recursive = "**" in pattern or not globbed
-    if (out == base or (recursive and base in out.parents)
+    if (folder and (out == base or (recursive and base in out.parents))
             or any(out in Path(os.path.realpath(f)).parents for f in files)):
         raise SftflowError(f"data.output_dir {cfg.data.output_dir!r} is inside the source {pattern!r}: prepare would "
                            "read its own outputs on the next run; put the outputs or the raw files in another folder")
