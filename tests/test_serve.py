@@ -462,3 +462,84 @@ def test_load_500_requests_at_concurrency_16_no_errors_bounded_memory(server, pr
     assert result["ok"] == 500 and result["errors"] == 0, result["error_samples"]
     assert after - before < 150
     assert server["engine"].stats["errors"] == 0
+
+
+# ---------------------------------------------------------------- someone else's run folder (issue 17)
+
+MARKED_MODEL = '''import os
+from pathlib import Path
+
+from transformers import LlamaConfig, LlamaForCausalLM
+
+Path(os.environ["SFTFLOW_TEST_MARKER"]).write_text("the model's own code ran")
+
+
+class MarkedConfig(LlamaConfig):
+    model_type = "llama"
+
+
+class MarkedLlama(LlamaForCausalLM):
+    config_class = MarkedConfig
+'''
+
+
+@pytest.fixture
+def remote_code_run(run_dir, tmp_path):
+    """A copy of the run whose config.yaml says model.trust_remote_code: true, and whose base
+    model ships Python code (an auto_map) that leaves a marker file when it is imported."""
+    import shutil
+
+    project = tmp_path / "proj"
+    shutil.copytree(run_dir.parents[1], project)
+    run = project / "runs" / "tiny"
+    for path in (run / "config.yaml", project / "sftflow.yaml"):
+        cfg = yaml.safe_load(path.read_text())
+        cfg["model"]["trust_remote_code"] = True
+        path.write_text(yaml.safe_dump(cfg))
+    base = project / cfg["model"]["name_or_path"]
+    (base / "marked_model.py").write_text(MARKED_MODEL)
+    config = json.loads((base / "config.json").read_text())
+    config["auto_map"] = {"AutoConfig": "marked_model.MarkedConfig", "AutoModelForCausalLM": "marked_model.MarkedLlama"}
+    (base / "config.json").write_text(json.dumps(config))
+    return run
+
+
+def test_run_folders_own_code_needs_the_flag(remote_code_run, tmp_path):
+    """A run folder's config cannot switch on its model's Python code by itself: serve and chat
+    stop with one line naming the file, the key and the flag; with --trust-remote-code the
+    code is honoured (it really runs: the marker file appears)."""
+    from sftflow.errors import SftflowError
+    from sftflow.serve import Limits, load_run, resolve_run
+    from sftflow.serve import chat as run_chat
+    from sftflow.serve import serve as run_serve
+
+    marker = tmp_path / "remote-code-ran"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SFTFLOW_TEST_MARKER": str(marker),
+           "HF_MODULES_CACHE": str(tmp_path / "hf-modules")}  # where transformers copies the model's code
+    config_file = remote_code_run / "config.yaml"
+
+    for args in (["chat", str(remote_code_run)], ["serve", str(remote_code_run), "--port", "0"],
+                 ["serve", str(remote_code_run.parents[1] / "sftflow.yaml"), "--port", "0"]):
+        r = subprocess.run([SFTFLOW, *args, "--threads", "1"], text=True, input="/exit\n", capture_output=True,
+                           timeout=120, env=env)
+        lines = [line for line in r.stderr.splitlines() if line.strip()]
+        assert r.returncode == 2 and len(lines) == 1, (args, r.returncode, r.stdout[-300:], r.stderr)
+        named = config_file if args[1] == str(remote_code_run) else remote_code_run.parents[1] / "sftflow.yaml"
+        assert str(named) in lines[0] and "model.trust_remote_code" in lines[0] and "--trust-remote-code" in lines[0]
+    assert not marker.exists()  # refused before any of the model's code was imported
+    run = resolve_run(remote_code_run)
+    assert run.trust_remote_code
+    for call in (lambda: load_run(run),
+                 lambda: run_serve(run, host="127.0.0.1", port=0, api_key=None, limits=Limits(), max_batch=1,
+                                   batch_wait_ms=0, threads=1),
+                 lambda: run_chat(run, system=None, temperature=0, top_p=1, max_tokens=4, seed=None, threads=1,
+                                  read=lambda prompt: "/exit")):
+        with pytest.raises(SftflowError, match="model.trust_remote_code is true.*--trust-remote-code"):
+            call()
+    assert not marker.exists()
+
+    r = subprocess.run([SFTFLOW, "chat", str(remote_code_run), "--trust-remote-code", "--threads", "1",
+                        "--max-tokens", "4"], text=True, input="hello\n/exit\n", capture_output=True, timeout=120,
+                       env=env)
+    assert r.returncode == 0 and "tiny> " in r.stdout, r.stderr
+    assert marker.read_text() == "the model's own code ran"

@@ -49,7 +49,8 @@ class Run:
     name: str
     base_path: str
     method: str
-    trust_remote_code: bool
+    trust_remote_code: bool  # what the run's config asks for; honoured only with --trust-remote-code
+    config_file: Path
 
 
 def resolve_run(path: str | Path, base: str | None = None) -> Run:
@@ -67,7 +68,7 @@ def resolve_run(path: str | Path, base: str | None = None) -> Run:
         warnings.simplefilter("ignore")  # guardrail warnings were shown when the run was trained
         if path.is_file() or (path / "sftflow.yaml").exists():
             cfg = load_config(path)
-            run_dir = cfg.run_dir
+            run_dir, cfg_file = cfg.run_dir, path if path.is_file() else path / "sftflow.yaml"
         else:
             run_dir = path
             cfg_file = run_dir / "config.yaml"
@@ -85,7 +86,7 @@ def resolve_run(path: str | Path, base: str | None = None) -> Run:
     if not (run_dir / "model").exists():
         raise SftflowError(f"{run_dir / 'model'}: no trained model; run `sftflow train` first")
     return Run(run_dir=run_dir, name=cfg.name, base_path=base or cfg.model_path(), method=cfg.train.method,
-               trust_remote_code=cfg.model.trust_remote_code)
+               trust_remote_code=cfg.model.trust_remote_code, config_file=cfg_file)
 
 
 def _project_root(run_dir: Path, data) -> Path | None:
@@ -100,12 +101,24 @@ def _project_root(run_dir: Path, data) -> Path | None:
     return root
 
 
-def load_run(run: Run, *, threads: int | None = None):
-    """The tuned model and its tokenizer (left padding, the training template)."""
+def check_remote_code(run: Run, allowed: bool) -> None:
+    """A run folder is often someone else's: its config may not switch on running the Python
+    code that comes with its model unless the user says so on this command."""
+    if run.trust_remote_code and not allowed:
+        raise SftflowError(
+            f"{run.config_file}: model.trust_remote_code is true, so loading {run.run_dir} would run the Python code "
+            "that comes with its model on this machine; pass --trust-remote-code if you trust that folder and model"
+        )
+
+
+def load_run(run: Run, *, threads: int | None = None, trust_remote_code: bool = False):
+    """The tuned model and its tokenizer (left padding, the training template).
+    `trust_remote_code`: the user's permission (--trust-remote-code) for a run whose config asks for it."""
     import torch
 
     from sftflow.model.load import load_tuned
 
+    check_remote_code(run, trust_remote_code)
     if threads:
         torch.set_num_threads(threads)
     return load_tuned(run.run_dir, run.base_path, method=run.method, trust_remote_code=run.trust_remote_code)
@@ -756,13 +769,14 @@ def uvicorn_server(app, sock: socket.socket, *, log_level: str = "warning", head
 
 
 def serve(run: Run, *, host: str, port: int, api_key: str | None, limits: Limits, max_batch: int,
-          batch_wait_ms: float, threads: int | None, log=print) -> None:
+          batch_wait_ms: float, threads: int | None, trust_remote_code: bool = False, log=print) -> None:
+    check_remote_code(run, trust_remote_code)  # before binding the port
     if host not in LOOPBACK:
         warnings.warn(f"serving on {host}: reachable from other machines"
                       + ("" if api_key else "; set --api-key (or SFTFLOW_API_KEY) to require a key"), stacklevel=2)
     sock = bind(host, port)
     t0 = time.time()
-    model, tok = load_run(run, threads=threads)
+    model, tok = load_run(run, threads=threads, trust_remote_code=trust_remote_code)
     engine = Engine(model, tok, max_batch=max_batch, batch_wait_ms=batch_wait_ms).start()
     app = create_app(engine, run.name, api_key=api_key, limits=limits)
     url = url_of(sock)
@@ -779,11 +793,11 @@ def serve(run: Run, *, host: str, port: int, api_key: str | None, limits: Limits
 
 
 def chat(run: Run, *, system: str | None, temperature: float, top_p: float, max_tokens: int, seed: int | None,
-         threads: int | None, read=input, write=print) -> None:
+         threads: int | None, trust_remote_code: bool = False, read=input, write=print) -> None:
     """A conversation in the terminal, rendered with the run's template, answers streamed."""
     from sftflow.model.chat import render
 
-    model, tok = load_run(run, threads=threads)
+    model, tok = load_run(run, threads=threads, trust_remote_code=trust_remote_code)
     history: list[dict] = [{"role": "system", "content": system}] if system else []
     write(f"chat with {run.name} ({run.method}); /reset clears the conversation, /exit or ctrl-D quits")
     context = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
