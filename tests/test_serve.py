@@ -543,3 +543,41 @@ def test_run_folders_own_code_needs_the_flag(remote_code_run, tmp_path):
                        env=env)
     assert r.returncode == 0 and "tiny> " in r.stdout, r.stderr
     assert marker.read_text() == "the model's own code ran"
+
+
+def test_pickled_adapter_is_refused_with_the_way_to_convert_it(run_dir, tmp_path):
+    """An adapter saved as adapter_model.bin (PEFT, safe_serialization=False) is not loaded:
+    PEFT would torch.load it. One line says how to convert it; done that way, it loads."""
+    import shutil
+
+    from peft import PeftModel
+
+    from sftflow.errors import SftflowError
+    from sftflow.model.load import load_model, load_tokenizer, load_tuned
+    from sftflow.serve import resolve_run
+
+    project = tmp_path / "proj"
+    shutil.copytree(run_dir.parents[1], project)
+    run = resolve_run(project / "runs" / "tiny")
+    model_dir = run.run_dir / "model"
+    tok = load_tokenizer(str(model_dir))
+    adapter = PeftModel.from_pretrained(load_model(run.base_path, tok), str(model_dir))
+    (model_dir / "adapter_model.safetensors").unlink()
+    adapter.save_pretrained(str(model_dir), safe_serialization=False)
+    assert sorted(p.name for p in model_dir.glob("adapter_model.*")) == ["adapter_model.bin"]
+
+    with pytest.raises(SftflowError) as info:
+        load_tuned(run.run_dir, run.base_path, method="lora")
+    message = str(info.value)
+    assert "\n" not in message and str(model_dir / "adapter_model.bin") in message
+    assert "safetensors only" in message and "save_pretrained" in message and "safe_serialization=True" in message
+    r = subprocess.run([SFTFLOW, "chat", str(run.run_dir), "--threads", "1"], text=True, input="/exit\n",
+                       capture_output=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "adapter_model.bin" in lines[0], r.stderr
+
+    # the conversion the message gives, done by someone who trusts the file
+    PeftModel.from_pretrained(load_model(run.base_path, tok), str(model_dir)).save_pretrained(
+        str(model_dir), safe_serialization=True)
+    model, _ = load_tuned(run.run_dir, run.base_path, method="lora")
+    assert model is not None
