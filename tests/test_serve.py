@@ -581,3 +581,64 @@ def test_pickled_adapter_is_refused_with_the_way_to_convert_it(run_dir, tmp_path
         str(model_dir), safe_serialization=True)
     model, _ = load_tuned(run.run_dir, run.base_path, method="lora")
     assert model is not None
+
+
+def test_a_big_request_is_parsed_off_the_event_loop(server):
+    """While a 4 MB chat request (2,000 messages) is parsed, validated, rendered and tokenized,
+    the same server still answers /health: the big one is still unanswered when the small one
+    comes back. No tight timing: the small request only has to overtake the big one."""
+    import select
+
+    from sftflow.serve import Limits, bind, create_app, url_of, uvicorn_server
+
+    app = create_app(server["engine"], server["model"], api_key=KEY, limits=Limits(max_request_bytes=8_000_000))
+    sock = bind("127.0.0.1", 0)
+    srv = uvicorn_server(app, sock)
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    for _ in range(300):
+        if srv.started:
+            break
+        time.sleep(0.02)
+    url = url_of(sock)
+    messages = [{"role": ("user", "assistant")[i % 2], "content": f"message {i} " + "word " * 400} for i in range(2000)]
+    body = json.dumps({"model": server["model"], "messages": messages, "max_tokens": 4}).encode()
+    big = _connect(url)
+    try:
+        t0 = time.monotonic()
+        big.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                    b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % (KEY.encode(), len(body)) + body)
+        time.sleep(0.3)  # the server has the whole body by now, and works on it
+        overtook, waits = 0, []
+        with httpx.Client(timeout=60) as small:
+            for _ in range(50):
+                t = time.monotonic()
+                assert small.get(url + "/health").status_code == 200
+                waits.append(time.monotonic() - t)
+                if select.select([big], [], [], 0)[0]:  # the big answer has arrived
+                    break
+                overtook += 1
+                time.sleep(0.05)
+        reply = _read_all_http(big)
+        took = time.monotonic() - t0
+        print(f"\nbig request ({len(body) / 1e6:.1f} MB): answered after {took:.2f}s; /health answered {overtook} "
+              f"times meanwhile, slowest {max(waits) * 1000:.0f} ms")
+        assert reply.startswith(b"HTTP/1.1 400 ") and b"context_length_exceeded" in reply, reply[:300]
+        assert overtook >= 1, f"/health waited for the big request ({max(waits):.2f}s)"
+    finally:
+        big.close()
+        srv.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def _read_all_http(sock) -> bytes:
+    """One HTTP/1.1 response with a content-length, read to its end (the connection stays open)."""
+    out = b""
+    while b"\r\n\r\n" not in out:
+        out += sock.recv(65536)
+    head, _, rest = out.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    return head + b"\r\n\r\n" + rest

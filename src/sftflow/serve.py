@@ -430,6 +430,7 @@ def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, lim
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, StreamingResponse
+    from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
     from starlette.requests import ClientDisconnect
 
@@ -490,6 +491,10 @@ def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, lim
                            code="request_timeout") from err
         except ClientDisconnect as err:
             raise ApiError(400, "the client closed the connection before sending the whole body") from err
+        # Parsing and validating a big body takes a while (1 MB of small messages: ~0.4 s): off the event loop.
+        return await run_in_threadpool(parse_body, bytes(body), schema)
+
+    def parse_body(body: bytes, schema: type[BaseModel]):
         try:
             data = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -612,12 +617,10 @@ def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, lim
                            code="model_not_found")
         return {"id": model_id, "object": "model", "created": created, "owned_by": "sftflow"}
 
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request):
+    def chat_prompt(req: ChatRequest) -> list[int]:
+        """The conversation rendered with the run's chat template, as token ids."""
         from sftflow.model.chat import render
 
-        check_key(request)
-        req = await read_body(request, ChatRequest)
         messages = []
         for m in req.messages:
             content = m.content if isinstance(m.content, str) else "".join(p.text for p in m.content)
@@ -626,7 +629,13 @@ def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, lim
             text = render(tok, messages, add_generation_prompt=True)
         except Exception as err:  # the template rejects this conversation (e.g. role order)
             raise ApiError(400, f"the chat template cannot render these messages: {err}", param="messages") from err
-        prompt_ids = tok(text, add_special_tokens=False)["input_ids"]
+        return tok(text, add_special_tokens=False)["input_ids"]
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request):
+        check_key(request)
+        req = await read_body(request, ChatRequest)
+        prompt_ids = await run_in_threadpool(chat_prompt, req)  # a long conversation takes a while to tokenize
         g = sampling(req, prompt_ids, req.max_completion_tokens or req.max_tokens, strip=True)
         rid, now = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
 
@@ -653,8 +662,7 @@ def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, lim
         if not prompts or len(prompts) > 32:
             raise ApiError(400, "'prompt': give one string or a list of 1 to 32 strings", param="prompt")
         gens = []
-        for i, p in enumerate(prompts):
-            ids = tok(p)["input_ids"]
+        for i, ids in enumerate(await run_in_threadpool(lambda: [tok(p)["input_ids"] for p in prompts])):
             if not ids:
                 raise ApiError(400, "'prompt': empty prompt", param="prompt")
             gens.append(sampling(req, ids, req.max_tokens, index=i))
