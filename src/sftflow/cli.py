@@ -240,6 +240,10 @@ def audit(
         finally:
             ledger.close()
         if output:
+            if output.suffix.lower() == ".csv":  # file names, judge reasons, fields: formulas become text
+                from sftflow.io import csv_row
+
+                rows = [csv_row(r) for r in rows]
             log(f"audit: {len(rows)} rows → {queries.export(rows, output)}")
             return
         for r in rows[:200]:
@@ -420,6 +424,8 @@ def estimate(
 
 
 RunArg = typer.Argument(..., help="the run folder (runs/NAME) or the project's sftflow.yaml", show_default=False)
+TrustOption = typer.Option(False, "--trust-remote-code",
+                           help="allow a run whose config sets model.trust_remote_code to run its model's Python code")
 
 
 @app.command()
@@ -434,6 +440,7 @@ def serve(
     max_batch: int = typer.Option(16, "--max-batch", min=1, help="requests decoded together at most"),
     batch_wait_ms: float = typer.Option(10.0, "--batch-wait-ms", min=0, help="wait for more requests to batch"),
     threads: int = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: torch's choice)"),
+    trust_remote_code: bool = TrustOption,
 ):
     """Serve the tuned model with an OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models).
 
@@ -449,7 +456,8 @@ def serve(
         limits = Limits(max_request_bytes=max_request_kb * 1024, max_tokens=max_tokens,
                         default_max_tokens=min(256, max_tokens))
         run_server(resolve_run(run_dir, base), host=host, port=port, api_key=api_key, limits=limits,
-                   max_batch=max_batch, batch_wait_ms=batch_wait_ms, threads=threads, log=log)
+                   max_batch=max_batch, batch_wait_ms=batch_wait_ms, threads=threads,
+                   trust_remote_code=trust_remote_code, log=log)
 
 
 @app.command()
@@ -462,6 +470,7 @@ def chat(
     seed: int = typer.Option(None, "--seed", help="sampling seed (same seed, same answers)"),
     base: str = typer.Option(None, "--base", help="base model path/id for an adapter run (default: the run's config)"),
     threads: int = typer.Option(None, "--threads", min=1, help="torch CPU threads"),
+    trust_remote_code: bool = TrustOption,
 ):
     """Chat with the tuned model in the terminal (same chat template as training): a first look.
 
@@ -474,7 +483,7 @@ def chat(
         from sftflow.serve import resolve_run
 
         run_chat(resolve_run(run_dir, base), system=system, temperature=temperature, top_p=top_p,
-                 max_tokens=max_tokens, seed=seed, threads=threads)
+                 max_tokens=max_tokens, seed=seed, threads=threads, trust_remote_code=trust_remote_code)
 
 
 @app.command()

@@ -1,5 +1,6 @@
 """Small file helpers: atomic writes (temp file + rename) so an interrupted stage never
-leaves a half-written output behind, and JSONL reading with file:line errors."""
+leaves a half-written output behind, JSONL reading with file:line errors, and CSV cells
+that spreadsheets show as text."""
 
 from __future__ import annotations
 
@@ -35,6 +36,21 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:
 
 def write_json(path: str | Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A value for a CSV export that is opened in a spreadsheet: text that Excel or LibreOffice
+    would run as a formula (it starts with = + - @, a tab or a carriage return) gets a leading
+    apostrophe, so `=HYPERLINK(...)` in a note is shown, not run (OWASP "CSV injection").
+    Numbers and other values pass unchanged."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
+def csv_row(row: dict) -> dict:
+    return {k: csv_cell(v) for k, v in row.items()}
 
 
 def read_jsonl(path: str | Path) -> Iterator[dict]:

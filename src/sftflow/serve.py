@@ -49,7 +49,8 @@ class Run:
     name: str
     base_path: str
     method: str
-    trust_remote_code: bool
+    trust_remote_code: bool  # what the run's config asks for; honoured only with --trust-remote-code
+    config_file: Path
 
 
 def resolve_run(path: str | Path, base: str | None = None) -> Run:
@@ -67,7 +68,7 @@ def resolve_run(path: str | Path, base: str | None = None) -> Run:
         warnings.simplefilter("ignore")  # guardrail warnings were shown when the run was trained
         if path.is_file() or (path / "sftflow.yaml").exists():
             cfg = load_config(path)
-            run_dir = cfg.run_dir
+            run_dir, cfg_file = cfg.run_dir, path if path.is_file() else path / "sftflow.yaml"
         else:
             run_dir = path
             cfg_file = run_dir / "config.yaml"
@@ -85,7 +86,7 @@ def resolve_run(path: str | Path, base: str | None = None) -> Run:
     if not (run_dir / "model").exists():
         raise SftflowError(f"{run_dir / 'model'}: no trained model; run `sftflow train` first")
     return Run(run_dir=run_dir, name=cfg.name, base_path=base or cfg.model_path(), method=cfg.train.method,
-               trust_remote_code=cfg.model.trust_remote_code)
+               trust_remote_code=cfg.model.trust_remote_code, config_file=cfg_file)
 
 
 def _project_root(run_dir: Path, data) -> Path | None:
@@ -100,12 +101,24 @@ def _project_root(run_dir: Path, data) -> Path | None:
     return root
 
 
-def load_run(run: Run, *, threads: int | None = None):
-    """The tuned model and its tokenizer (left padding, the training template)."""
+def check_remote_code(run: Run, allowed: bool) -> None:
+    """A run folder is often someone else's: its config may not switch on running the Python
+    code that comes with its model unless the user says so on this command."""
+    if run.trust_remote_code and not allowed:
+        raise SftflowError(
+            f"{run.config_file}: model.trust_remote_code is true, so loading {run.run_dir} would run the Python code "
+            "that comes with its model on this machine; pass --trust-remote-code if you trust that folder and model"
+        )
+
+
+def load_run(run: Run, *, threads: int | None = None, trust_remote_code: bool = False):
+    """The tuned model and its tokenizer (left padding, the training template).
+    `trust_remote_code`: the user's permission (--trust-remote-code) for a run whose config asks for it."""
     import torch
 
     from sftflow.model.load import load_tuned
 
+    check_remote_code(run, trust_remote_code)
     if threads:
         torch.set_num_threads(threads)
     return load_tuned(run.run_dir, run.base_path, method=run.method, trust_remote_code=run.trust_remote_code)
@@ -417,6 +430,7 @@ def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, lim
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, StreamingResponse
+    from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
     from starlette.requests import ClientDisconnect
 
@@ -477,6 +491,10 @@ def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, lim
                            code="request_timeout") from err
         except ClientDisconnect as err:
             raise ApiError(400, "the client closed the connection before sending the whole body") from err
+        # Parsing and validating a big body takes a while (1 MB of small messages: ~0.4 s): off the event loop.
+        return await run_in_threadpool(parse_body, bytes(body), schema)
+
+    def parse_body(body: bytes, schema: type[BaseModel]):
         try:
             data = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -599,12 +617,10 @@ def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, lim
                            code="model_not_found")
         return {"id": model_id, "object": "model", "created": created, "owned_by": "sftflow"}
 
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request):
+    def chat_prompt(req: ChatRequest) -> list[int]:
+        """The conversation rendered with the run's chat template, as token ids."""
         from sftflow.model.chat import render
 
-        check_key(request)
-        req = await read_body(request, ChatRequest)
         messages = []
         for m in req.messages:
             content = m.content if isinstance(m.content, str) else "".join(p.text for p in m.content)
@@ -613,7 +629,13 @@ def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, lim
             text = render(tok, messages, add_generation_prompt=True)
         except Exception as err:  # the template rejects this conversation (e.g. role order)
             raise ApiError(400, f"the chat template cannot render these messages: {err}", param="messages") from err
-        prompt_ids = tok(text, add_special_tokens=False)["input_ids"]
+        return tok(text, add_special_tokens=False)["input_ids"]
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request):
+        check_key(request)
+        req = await read_body(request, ChatRequest)
+        prompt_ids = await run_in_threadpool(chat_prompt, req)  # a long conversation takes a while to tokenize
         g = sampling(req, prompt_ids, req.max_completion_tokens or req.max_tokens, strip=True)
         rid, now = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
 
@@ -640,8 +662,7 @@ def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, lim
         if not prompts or len(prompts) > 32:
             raise ApiError(400, "'prompt': give one string or a list of 1 to 32 strings", param="prompt")
         gens = []
-        for i, p in enumerate(prompts):
-            ids = tok(p)["input_ids"]
+        for i, ids in enumerate(await run_in_threadpool(lambda: [tok(p)["input_ids"] for p in prompts])):
             if not ids:
                 raise ApiError(400, "'prompt': empty prompt", param="prompt")
             gens.append(sampling(req, ids, req.max_tokens, index=i))
@@ -756,13 +777,14 @@ def uvicorn_server(app, sock: socket.socket, *, log_level: str = "warning", head
 
 
 def serve(run: Run, *, host: str, port: int, api_key: str | None, limits: Limits, max_batch: int,
-          batch_wait_ms: float, threads: int | None, log=print) -> None:
+          batch_wait_ms: float, threads: int | None, trust_remote_code: bool = False, log=print) -> None:
+    check_remote_code(run, trust_remote_code)  # before binding the port
     if host not in LOOPBACK:
         warnings.warn(f"serving on {host}: reachable from other machines"
                       + ("" if api_key else "; set --api-key (or SFTFLOW_API_KEY) to require a key"), stacklevel=2)
     sock = bind(host, port)
     t0 = time.time()
-    model, tok = load_run(run, threads=threads)
+    model, tok = load_run(run, threads=threads, trust_remote_code=trust_remote_code)
     engine = Engine(model, tok, max_batch=max_batch, batch_wait_ms=batch_wait_ms).start()
     app = create_app(engine, run.name, api_key=api_key, limits=limits)
     url = url_of(sock)
@@ -779,11 +801,11 @@ def serve(run: Run, *, host: str, port: int, api_key: str | None, limits: Limits
 
 
 def chat(run: Run, *, system: str | None, temperature: float, top_p: float, max_tokens: int, seed: int | None,
-         threads: int | None, read=input, write=print) -> None:
+         threads: int | None, trust_remote_code: bool = False, read=input, write=print) -> None:
     """A conversation in the terminal, rendered with the run's template, answers streamed."""
     from sftflow.model.chat import render
 
-    model, tok = load_run(run, threads=threads)
+    model, tok = load_run(run, threads=threads, trust_remote_code=trust_remote_code)
     history: list[dict] = [{"role": "system", "content": system}] if system else []
     write(f"chat with {run.name} ({run.method}); /reset clears the conversation, /exit or ctrl-D quits")
     context = int(getattr(model.config, "max_position_embeddings", 0) or 2048)

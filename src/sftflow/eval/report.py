@@ -14,6 +14,8 @@ import base64
 import io
 import json
 import os
+import re
+from html import escape as escape_html
 from pathlib import Path
 
 from jinja2 import Environment
@@ -297,9 +299,16 @@ def _rel(target: Path, start: Path) -> str:
     return Path(os.path.relpath(target, start)).as_posix()
 
 
+MD_ESCAPED = re.compile(r"([\\`\[\]|])")
+
+
 def _cell(text) -> str:
-    """A Markdown table cell: pipes escaped, line breaks as <br>."""
-    return str(text).replace("|", "\\|").replace("\n", "<br>")
+    """A Markdown table cell that shows `text` (a prompt, a model's output) as text: HTML as
+    entities, so viewers that pass HTML through never run a `<script>` from it; backslashes,
+    backticks, brackets and pipes escaped (no code spans, links or images from it, no extra
+    columns); line breaks as <br>, so the row holds."""
+    text = MD_ESCAPED.sub(r"\\\1", escape_html(str(text), quote=False))
+    return re.sub(r"\r\n|\r|\n", "<br>", text)
 
 
 MD_TEMPLATE = """# sftflow report · {{ name }}

@@ -165,6 +165,21 @@ def sync_special_tokens(model, tokenizer) -> None:
         gen.bos_token_id = tokenizer.bos_token_id
 
 
+def _check_adapter_file(model_dir: Path) -> None:
+    """Without adapter_model.safetensors, PEFT falls back to adapter_model.bin through torch.load:
+    a pickle, which can run code. sftflow loads adapters from safetensors only, like models."""
+    if (model_dir / "adapter_model.safetensors").exists():
+        return
+    pickled = sorted(p for p in model_dir.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".pkl", ".ckpt"))
+    if pickled:
+        raise SftflowError(
+            f"{pickled[0]}: a pickled adapter (loading it can run code); sftflow loads adapters from safetensors "
+            "only. Where you trust the file, convert it: PeftModel.from_pretrained(base_model, "
+            f"'{model_dir}').save_pretrained('{model_dir}', safe_serialization=True)"
+        )
+    raise SftflowError(f"{model_dir}: adapter_config.json but no adapter_model.safetensors; re-run `sftflow train`")
+
+
 def load_tuned(run_dir: Path, base_path: str, *, method: str, bf16: bool = False, trust_remote_code: bool = False):
     """The fine-tuned model of a run: base + adapter (lora/qlora) or the full model saved by train."""
     model_dir = run_dir / "model"
@@ -174,6 +189,7 @@ def load_tuned(run_dir: Path, base_path: str, *, method: str, bf16: bool = False
     if (model_dir / "adapter_config.json").exists():
         from peft import PeftModel
 
+        _check_adapter_file(model_dir)
         base = load_model(base_path, tok, method=method, bf16=bf16, trust_remote_code=trust_remote_code)
         model = PeftModel.from_pretrained(base, str(model_dir))
         if method == "lora":

@@ -8,9 +8,16 @@ prompt, the reference and the two outputs, base and tuned, as A and B in a per-r
 random order that is revealed only after the rating is stored. Bad input of any kind gets
 a 4xx with a readable message; the only files served are two named static files and the
 exports, generated from the database.
+
+Cookies do not isolate ports, so a page on 127.0.0.1 at any other port counts as same-site
+and the browser attaches the reviewer's cookies to a form it posts here. Every POST is
+therefore checked twice: its Origin (or Referer) must be this app's own, and a session's
+forms carry a token (an HMAC of the login session under the access token) that no other
+page can read or compute.
 """
 
 import asyncio
+import hashlib
 import hmac
 import json
 import re
@@ -18,7 +25,7 @@ import secrets
 import time
 import warnings
 from pathlib import Path
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 from jinja2 import Environment, FileSystemLoader
 
@@ -29,17 +36,21 @@ from sftflow.review.store import FLAGS, SCORES, AlreadyRated, ReviewStore, curre
 HERE = Path(__file__).parent
 STATIC = {"review.js": "text/javascript", "review.css": "text/css"}  # the only files ever served
 EXPORTS = {"ratings.csv": ("text/csv", to_csv), "ratings.jsonl": ("application/x-ndjson", to_jsonl)}
-TOKEN_COOKIE, REVIEWER_COOKIE = "sftflow_review_token", "sftflow_reviewer"
+TOKEN_COOKIE, REVIEWER_COOKIE, SESSION_COOKIE = "sftflow_review_token", "sftflow_reviewer", "sftflow_session"
 NAME_RE = re.compile(r"^[\w][\w .@-]{0,39}$")
+SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
+CSRF_FIELD = "csrf"
 MAX_FORM_BYTES = 64 * 1024
 READ_TIMEOUT_S = 30.0  # to receive a whole form
 MAX_TEXT = 2000
-FORM_FIELDS = {"action", "preferred", *(f"{side}_{f}" for side in "ab" for f in (*SCORES, *FLAGS, "span", "note"))}
+FORM_FIELDS = {CSRF_FIELD, "action", "preferred", *(f"{side}_{f}" for side in "ab" for f in (*SCORES, *FLAGS, "span", "note"))}
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",  # the login URL carries the token
+    # The login URL carries the token: never send it elsewhere. Not "no-referrer": with it, browsers
+    # send `Origin: null` on the page's own form posts, and the origin check needs the real one.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
@@ -109,6 +120,17 @@ def _unblind(form: dict, a_model: str) -> dict:
     return row
 
 
+def csrf_token(token: str, session: str, reviewer: str) -> str:
+    """The form token of one login session. Keyed by the access token, so a page that can set
+    cookies for this host (any port can) still cannot make one that matches."""
+    return hmac.new(token.encode(), f"csrf\0{session}\0{reviewer}".encode(), hashlib.sha256).hexdigest()
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else "null"
+
+
 def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_S):
     from fastapi import FastAPI, Query, Request
     from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -134,7 +156,7 @@ def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_
             return JSONResponse({"error": {"status": status, "message": message}}, status_code=status,
                                 headers=SECURITY_HEADERS)
         return page("error.html", status=status, status_code=status, message=message,
-                    reviewer=reviewer_of(request))
+                    reviewer=reviewer_of(request), csrf=csrf_of(request))
 
     @app.exception_handler(ReviewError)
     async def _review_error(request: Request, err: ReviewError):
@@ -159,8 +181,22 @@ def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_
         return hmac.compare_digest(given.encode(), token.encode())
 
     def reviewer_of(request: Request) -> str | None:
+        """The logged-in reviewer: the token, a valid name and a login session."""
         name = unquote(request.cookies.get(REVIEWER_COOKIE, ""))
-        return name if token_ok(request) and NAME_RE.match(name) else None
+        session = request.cookies.get(SESSION_COOKIE, "")
+        return name if token_ok(request) and NAME_RE.match(name) and SESSION_RE.match(session) else None
+
+    def csrf_of(request: Request) -> str:
+        reviewer = reviewer_of(request)
+        return csrf_token(token, request.cookies[SESSION_COOKIE], reviewer) if reviewer else ""
+
+    def check_csrf(request: Request, form) -> None:
+        """A session's form must carry its token (compared in constant time)."""
+        expected, given = csrf_of(request), form.getlist(CSRF_FIELD)
+        if not (expected and len(given) == 1 and isinstance(given[0], str)
+                and hmac.compare_digest(given[0].encode(), expected.encode())):
+            raise ReviewError(403, "form token missing or wrong: this form was not sent by this app's page "
+                                   "(reload the page, or log in again, and resubmit)")
 
     def need_token(request: Request) -> None:
         if not token_ok(request):
@@ -182,6 +218,21 @@ def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_
         if len(example_id) > 200 or example_id not in predictions:
             raise ReviewError(404, f"no example with id {example_id[:80]!r} in {run_dir.name}/eval/predictions.jsonl")
         return predictions[example_id]
+
+    @app.middleware("http")
+    async def same_origin_posts(request: Request, call_next):
+        """Browsers send Origin with every POST (Referer as a fallback): one from another origin,
+        127.0.0.1 on another port included, is refused before anything is read or stored."""
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+            sent = request.headers.get("origin") or (_origin_of(request.headers["referer"])
+                                                     if request.headers.get("referer") else None)
+            if sent is not None and sent != own:
+                resp = error_response(request, 403, f"cross-origin request refused: sent from {sent[:100]!r}, "
+                                                    f"not from this app ({own[:100]})")
+                resp.headers["connection"] = "close"  # its body is left unread
+                return resp
+        return await call_next(request)
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next):
@@ -240,13 +291,16 @@ def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_
         resp = RedirectResponse("/review", status_code=303)
         resp.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
         resp.set_cookie(REVIEWER_COOKIE, quote(name), httponly=True, samesite="strict")
+        resp.set_cookie(SESSION_COOKIE, secrets.token_urlsafe(24), httponly=True, samesite="strict")
         return resp
 
     @app.post("/logout")
-    async def logout():
+    async def logout(request: Request):
+        if reviewer_of(request):
+            check_csrf(request, await read_form(request, max_fields=3))
         resp = RedirectResponse("/login", status_code=303)
-        resp.delete_cookie(TOKEN_COOKIE)
-        resp.delete_cookie(REVIEWER_COOKIE)
+        for cookie in (TOKEN_COOKIE, REVIEWER_COOKIE, SESSION_COOKIE):
+            resp.delete_cookie(cookie)
         return resp
 
     @app.get("/review")
@@ -273,7 +327,7 @@ def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_
             p = store.get(prev, reviewer)
             if p:
                 previous = {"id": prev, "a_model": p["a_model"], "preferred": p["preferred"], "skipped": p["skipped"]}
-        return page("review.html", reviewer=reviewer, example=row, example_id=example_id, outputs=outputs,
+        return page("review.html", reviewer=reviewer, csrf=csrf_of(request), example=row, example_id=example_id, outputs=outputs,
                     rating=rating, previous=previous, progress=progress(reviewer),
                     number=position[example_id] + 1, a_model=a_model)
 
@@ -281,7 +335,9 @@ def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_
     async def submit(request: Request, example_id: str):
         reviewer = need_reviewer(request)
         row = example(example_id)
-        values = _check_form(await read_form(request, max_fields=len(FORM_FIELDS) + 5))
+        form = await read_form(request, max_fields=len(FORM_FIELDS) + 5)
+        check_csrf(request, form)
+        values = _check_form(form)
         rating = {"example_id": example_id, "reviewer": reviewer,
                   **_unblind(values, store.a_model(example_id, reviewer))}
         try:
@@ -298,7 +354,7 @@ def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_
     @app.get("/summary")
     async def summary_page(request: Request, prev: str = ""):
         reviewer = need_reviewer(request)
-        return page("summary.html", reviewer=reviewer, s=summary(), finished=bool(prev))
+        return page("summary.html", reviewer=reviewer, csrf=csrf_of(request), s=summary(), finished=bool(prev))
 
     @app.get("/api/summary")
     async def summary_json(request: Request):

@@ -19,6 +19,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+from sftflow.io import csv_row
+
 MODELS = ("tuned", "base")
 SCORES = ("coherence", "correctness")
 FLAGS = ("safety", "hallucination")
@@ -123,10 +125,12 @@ def current(ratings: list[dict], predictions: dict[str, dict]) -> list[dict]:
 
 
 def to_csv(ratings: list[dict]) -> str:
+    """Reviewers' notes and spans are free text: cells that would run as formulas are text. Rows
+    end in CRLF (RFC 4180), so a field holding a lone CR is quoted too (with "\n" it was not)."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(ratings)
+    writer.writerows(csv_row(r) for r in ratings)
     return buf.getvalue()
 
 
