@@ -74,11 +74,12 @@ def _jsonl(rng: random.Random, faults: Counter) -> tuple[bytes, int]:
 def _array(rng: random.Random, faults: Counter) -> tuple[bytes, int]:
     layout = rng.choice(["compact", "line", "pretty"])
     indent = 2 if layout == "pretty" else None
-    key = rng.choice(["instruction", "prompt", "messages"])  # rows of one file share their shape
+    # rows of one file usually share their shape; some files mix them
+    keys = ["instruction", "prompt", "messages"] if rng.random() < 0.3 else [rng.choice(["instruction", "prompt", "messages"])]
     elements, last_kind, last_before = [], "", ""
     for _ in range(rng.randint(0, 30)):
         row = _row(rng)
-        while next(iter(row)) != key:
+        while next(iter(row)) not in keys:
             row = _row(rng)
         good = json.dumps(row, indent=indent, ensure_ascii=False)
         kind = rng.choice(ARRAY_FAULTS)

@@ -348,7 +348,7 @@ class _Element:
         self.last = lineno  # the last line seen
         self.stack: list[int] = []
         self.closed = False  # a complete value with nothing open: the next opener starts a new row
-        self.key: bytes | None = None  # its first key (rows of one file usually share it)
+        self.key: bytes | None = None  # its first key (as JSON text)
         self.cuts: list[tuple[int, int]] = []  # (line, column) of lines that start like a row inside it
 
     def hold(self, lineno: int, line: bytes) -> None:
@@ -394,6 +394,7 @@ class _ArrayScanner:
         self.elem: _Element | None = None
         self.indent: int | None = None  # indentation of rows that start a line, once one has
         self.pending: deque = deque()  # (line number, line, column) to read again after a cut
+        self.keys: set[bytes] = set(_ROW_KEYS)  # first keys rows of this file start with (as JSON)
 
     def scan(self, lines: Iterator[bytes]) -> Iterator[RawRow]:
         source = ((n, line, 0) for n, line in enumerate(lines, start=1))
@@ -495,24 +496,24 @@ class _ArrayScanner:
             return RawRow(self.name, e.start, error=_too_big(e.size), raw=_bounded(e.text()), end_line=lineno), False
         text = e.text(lineno, col)
         row = _parse_json(text, self.name, e.start, lineno)
+        if row.error is None and e.key is not None:
+            self.keys.add(e.key)
         cut = self._cut_at(e, text) if row.error is not None else None
         if cut is not None and cut < (lineno, col):
             self.elem = e
             return self._cut("", cut), True
         return row, False
 
-    @staticmethod
-    def _cut_at(e: _Element, text: bytes) -> tuple[int, int] | None:
-        """Where the next row seems to start inside a broken element's text: the first place the raw
-        text shows (`_row_starts`), else a line that starts like a row while brackets were open."""
-        starts = _row_starts(text, e.key) if e.size <= MAX_ROW_BYTES else []
-        return e.where(min(starts)) if starts else e.cuts[0] if e.cuts else None
+    def _cut_at(self, e: _Element, text: bytes) -> tuple[int, int] | None:
+        """Where the next row seems to start inside a broken element's text: the first of the places
+        the raw text shows (`_row_starts`) and the lines that start like a row while brackets were open."""
+        starts = [e.where(at) for at in _row_starts(text, self.keys)] if e.size <= MAX_ROW_BYTES else []
+        return min(starts + e.cuts[:1], default=None)
 
     def _cut(self, why: str, cut: tuple[int, int] | None = None) -> RawRow:
         """End the current element where the next row seems to start inside it (all of it when
-        nowhere) and queue the text from there to be read again. The best sign is `, {` followed by
-        the row's own first key in the raw text (a stray quote can hide it from the tokens); else
-        the first place the tokens showed."""
+        nowhere) and queue the text from there to be read again (see `_cut_at`; the raw text shows
+        what a stray quote hides from the tokens)."""
         e, self.elem = self.elem, None
         cut = cut or self._cut_at(e, e.text())
         if cut is None:
@@ -528,15 +529,18 @@ class _ArrayScanner:
         return row
 
 
-def _row_starts(text: bytes, key: bytes | None) -> list[int]:
-    """Byte offsets in a broken element's text where the next row seems to start: `, {` and the
-    row's own first key; or where the JSON parser, after a ',' inside an object, found something
-    other than a key (the object's '}' is missing and the next element follows)."""
+_ROW_KEYS = (b'"messages"', b'"conversations"', b'"instruction"', b'"prompt"', b'"text"')
+
+
+def _row_starts(text: bytes, keys: set[bytes]) -> list[int]:
+    """Byte offsets in a broken element's text where the next row seems to start: `, {` and a key
+    rows of this file start with; or where the JSON parser, after a ',' inside an object, found
+    something other than a key (the object's '}' is missing and the next element follows)."""
     out = []
-    if key is not None:
-        m = re.compile(rb",[ \t\r\n]*(\{[ \t\r\n]*" + re.escape(key) + rb")").search(text)
-        if m:
-            out.append(m.start(1))
+    first = b"|".join(re.escape(k) for k in sorted(keys))
+    m = re.compile(rb",[ \t\r\n]*(\{[ \t\r\n]*(?:" + first + rb"))").search(text)
+    if m:
+        out.append(m.start(1))
     try:
         json.loads(text.decode("utf-8", "surrogateescape"))  # a bad byte later on must not hide the error
     except json.JSONDecodeError as err:
