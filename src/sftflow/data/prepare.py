@@ -588,7 +588,7 @@ class Tally:
         self.conflict_rows += 1
         self.conflict_groups.add(group)
         file, lineno = where.rsplit(":", 1)
-        ledger.decide(rid, file, int(lineno), "prepare", "conflict", f"group {group}: one prompt, different answers")
+        ledger.decide(rid, file, int(lineno), "conflicts", "conflict", f"group {group}: one prompt, different answers")
         if group in shown:
             rec = json.loads(line)
             member = {"id": rid, "where": where, "origin": rec["source"]["origin"], "score": round(float(b["score"][j]), 3),
