@@ -54,6 +54,7 @@ from sftflow.data.rows import Chunk, RowProcessor, RowSettings, SourceSpec
 from sftflow.data.split import NGRAM, SPLITS, NgramIndex, ngram_hashes
 from sftflow.errors import SftflowError
 from sftflow.io import atomic_write_text, write_json
+from sftflow.model.resolve import Unreachable, locate_model
 
 CHUNK = 2048
 WRITE_BLOCK = 1 << 14  # records written out per block in pass 2 (their keys become Python objects there)
@@ -232,18 +233,18 @@ def _settings(cfg: Config, log) -> tuple[RowSettings, str, RowProcessor | None]:
     )
     model_path = cfg.model_path()
     try:
+        locate_model(model_path, cfg.model.revision)  # a wrong id, a gated repo, no login: one line, now
+    except Unreachable as err:  # offline and not cached: prepare can do without the model
+        length_check = (f"token lengths NOT checked: {err}; train will truncate over-long examples")
+        warnings.warn(length_check, UserWarning, stacklevel=2)
+        probe = None
+    else:
         probe = RowProcessor(RowSettings(model_path=model_path, chat_template=s.chat_template,
                                          trust_remote_code=s.trust_remote_code))
         _ = probe.tokenizer  # loads it, or fails here with a clear message
         s.model_path = model_path
         probe.s = s
         length_check = f"token lengths measured with {cfg.model.name_or_path}'s tokenizer, limit {s.max_tokens}"
-    except SftflowError as err:
-        probe = None
-        reason = str(err).split(" (")[0].split(": ", 1)[-1]
-        length_check = (f"token lengths NOT checked: tokenizer of model {cfg.model.name_or_path!r} unavailable "
-                        f"({reason}); train will truncate over-long examples")
-        warnings.warn(length_check, UserWarning, stacklevel=2)
     if d.decontaminate:
         s.benchmark, s.benchmark_prompts = _benchmark_index(cfg)
     return s, length_check, probe

@@ -1,0 +1,77 @@
+"""Where a model's files come from, asked once and early: a local folder, the local hub cache, or
+the Hugging Face hub.
+
+    locate_model("Qwen/Qwen3-0.6B")   # "local" | "cache" | "hub", or a one-line SftflowError
+
+`prepare` asks before any work, so a wrong id, a gated repo or a missing login stops there with
+one line instead of at `train`. When the hub cannot be reached (no network, or HF_HUB_OFFLINE)
+and the model is not cached, it raises `Unreachable`, which callers that can do without the
+model (prepare measures token lengths with it) turn into one warning; the process is then
+switched to offline mode, so later loads do not retry the network for a minute.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sftflow.errors import SftflowError
+
+HUB_TIMEOUT = 10.0  # seconds for the one metadata request
+
+
+class Unreachable(SftflowError):
+    """The hub cannot be reached and the model is not in the local cache."""
+
+
+def _looks_like_path(name: str) -> bool:
+    """A hub id is `name` or `org/name`; anything else is meant as a folder."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def go_offline() -> None:
+    """No more network attempts in this process (transformers reads the hub's constant)."""
+    from huggingface_hub import constants
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    constants.HF_HUB_OFFLINE = True
+
+
+def locate_model(name: str, revision: str | None = None) -> str:
+    if Path(name).expanduser().exists():
+        return "local"
+    if _looks_like_path(name):
+        raise SftflowError(f"model.name_or_path {name!r}: no such folder (a path is read relative to the config file)")
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in ("config.json", "tokenizer_config.json"):
+        if isinstance(try_to_load_from_cache(name, filename, revision=revision), str):
+            return "cache"
+    if _offline():
+        raise Unreachable(f"model {name!r} is not in the local Hugging Face cache and the hub is off (HF_HUB_OFFLINE)")
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        HfApi().model_info(name, revision=revision, timeout=HUB_TIMEOUT)
+    except GatedRepoError as err:
+        raise SftflowError(f"model {name!r} is gated: accept its licence on https://huggingface.co/{name} and log in "
+                           "(`hf auth login`, or set HF_TOKEN)") from err
+    except RevisionNotFoundError as err:
+        raise SftflowError(f"model {name!r} has no revision {revision!r} on the hub; check model.revision") from err
+    except RepositoryNotFoundError as err:
+        raise SftflowError(f"model {name!r} not found on the Hugging Face hub: check the id (a private repo needs "
+                           "`hf auth login` or HF_TOKEN), or give a local folder") from err
+    except HfHubHTTPError as err:
+        raise SftflowError(f"model {name!r}: the hub answered {str(err).splitlines()[0]}") from err
+    except Exception as err:  # noqa: BLE001 - DNS, refused, timeouts: the network, whatever the client raises
+        go_offline()
+        raise Unreachable(f"model {name!r} is not in the local Hugging Face cache and the hub cannot be reached "
+                          f"({type(err).__name__})") from err
+    return "hub"
