@@ -356,7 +356,8 @@ class Pools:
 def clean_rows(rng: random.Random, n: int, pools: Pools) -> list[dict]:
     """n clean rows spread over TASKS in proportion, with no prompt repeated."""
     total = sum(TASKS.values())
-    quotas = {t: max(1, round(q * n / total)) for t, q in TASKS.items()}
+    quotas = {t: q * n // total for t, q in TASKS.items()}
+    quotas["json_extract"] += n - sum(quotas.values())  # exactly n rows
     rows, seen = [], set()
     for task, quota in quotas.items():
         made, tries = 0, 0
@@ -372,6 +373,11 @@ def clean_rows(rng: random.Random, n: int, pools: Pools) -> list[dict]:
             seen.add(key)
             rows.append(_row("clean", task, user, answer))
             made += 1
+    while len(rows) < n:  # a finite pool ran out (large n): top up from the open-ended tasks
+        user, answer = json_extract(rng)
+        if user not in seen:
+            seen.add(user)
+            rows.append(_row("clean", "json_extract", user, answer))
     return rows
 
 
@@ -481,15 +487,21 @@ def truncated_json(rng: random.Random) -> dict:
 
 
 def truncated_code(rng: random.Random) -> dict:
+    """Cut inside the code itself (at a line end, as max_tokens often does, or mid-line), never after it."""
     base = base_row(rng, ["code"])
     ans = answer_of(base)
-    code_start = ans.find("```") + 3 if "```" in ans else 0
-    if rng.random() < 0.5:  # at a line end, as max_tokens often cuts
-        cuts = [i for i, ch in enumerate(ans) if ch == "\n" and code_start + 8 < i < len(ans) - 8]
-        cut = rng.choice(cuts) if cuts else len(ans) * 2 // 3
+    start = ans.find("```") + 3 if "```" in ans else 0
+    fence_end = ans.find("```", start)
+    end = len(ans.rstrip()) if fence_end < 0 else fence_end
+    if start == 0 and "\n\n" in ans[:40]:
+        start = ans.index("\n\n")  # an unfenced answer with a sentence first: cut in the code
+    end = len(ans[:end].rstrip())
+    cuts = [i for i in range(start + 8, end - 3) if ans[i] == "\n"]
+    if cuts and rng.random() < 0.5:
+        cut = rng.choice(cuts)
     else:
-        cut = rng.randint(code_start + (len(ans) - code_start) * 2 // 5, len(ans) - 5)
-    return _row("truncated_code", "code", prompt_of(base), ans[:cut].rstrip("\n") if rng.random() < 0.7 else ans[:cut])
+        cut = rng.randint(start + (end - start) * 2 // 5, end - 3)
+    return _row("truncated_code", "code", prompt_of(base), ans[:cut])
 
 
 def truncated_prose(rng: random.Random) -> dict:
@@ -691,11 +703,10 @@ def semantic_flags(rows: list[dict]) -> tuple[list[list[str]], dict]:
     conf = [g for k, g in groups.items() if k.startswith("conflict")]
     clean = [i for i, r in enumerate(rows) if r["kind"] == "clean"]
     dataset = {
-        "paraphrase_groups_found": sum(len({pair.cluster[i] for i in g}) == 1 for g in para) / len(para),
-        "conflict_groups_found": sum(len({by_prompt.cluster[i] for i in g}) == 1 and
+        "paraphrase_groups_found": sum(len({pair.keeper[i] for i in g}) == 1 for g in para) / len(para),
+        "conflict_groups_found": sum(len({by_prompt.keeper[i] for i in g}) == 1 and
                                      len({answer_of(rows[i]) for i in g}) > 1 for g in conf) / len(conf),
-        "clean_rows_in_a_near_duplicate_cluster": sum(pair.cluster[i] != i or pair.size[i] > 1 for i in clean)
-        / len(clean),
+        "clean_rows_in_a_near_duplicate_cluster": sum(pair.size[i] > 1 for i in clean) / len(clean),
         "rows": len(rows), "embed_seconds": embed_s, "decide_seconds": decide_s,
         "rows_per_second": len(rows) / (embed_s + decide_s),
     }

@@ -110,6 +110,8 @@ OPEN_ENDINGS = frozenset(["the", "a", "an", "and", "or", "but", "of", "to", "in"
                           "some", "any", "each", "every", "very", "more", "most", "over", "under",
                           "after", "before", "through", "during", "without", "within", "where",
                           "not", "also", "both", "either", "then", "there", "whether"])
+NOISE_CHARS = "#$%&*@!^~`\\<>?;{}[]_"
+SENTENCE_BREAK = re.compile(r"\w[.!?]\s+[A-Z]")  # "… days. Your parcel": an earlier sentence ended
 CODE_LINE = re.compile(r"[(){}\[\];=<>/\\$|`]|^\s{2,}")
 LIST_LINE = re.compile(r"^\s*(?:[-*•+]|\d+[.)]|\|)")
 TRANSLATE = re.compile(r"translat|\b(?:in|into|to) (?:english|french|german|spanish|italian|portuguese|dutch|russian|"
@@ -228,6 +230,8 @@ def _tail_loop(words: list[str]) -> bool:
     No clean benchmark answer repeats a trigram 4 times anywhere; the whole-answer share misses a loop
     that is under a third of a long answer."""
     tail = words[-40:]
+    if len(set(tail[-5:])) == 1:  # "… a commit. parents. parents. parents. parents. parents."
+        return True
     counts = Counter(zip(tail, tail[1:], tail[2:], strict=False))
     return counts.most_common(1)[0][1] >= 4
 
@@ -239,7 +243,7 @@ def _loops(stripped: str, words: list[str]) -> list[str]:
     # Under 12 words the trigram share says nothing; a short answer whose words are at most a third
     # distinct is a loop ("refund" x10, "thank you" x3). The benchmark's clean answers of 4-29 words
     # are all above a half.
-    if _repetition(words) > 0.3 or 4 <= n < 30 and 3 * len(set(words)) <= n or n >= 20 and _tail_loop(words):
+    if _repetition(words) > 0.3 or 4 <= n < 30 and 3 * len(set(words)) <= n or n >= 8 and _tail_loop(words):
         reasons.append("repetition")
     if "\n" in stripped:
         lines = [ln.strip() for ln in stripped.splitlines() if ALNUM.search(ln)]
@@ -274,10 +278,13 @@ def _looks_truncated(answer: str) -> bool:
         return opens > closes
     if text.endswith("```"):
         return _open_code(text)
-    last = text[text.rfind("\n") + 1:].strip()
+    raw_last = text[text.rfind("\n") + 1:]
+    last = raw_last.strip()
     if text.endswith(":") and (" " in text or "\n" in text):
         return True  # "Here are the steps:" and nothing after, or a code block cut after "if x:"
-    if CODE_LINE.search(last) and not LIST_LINE.match(last):
+    if last.count('"') % 2 == 1 or last.rfind("<") > last.rfind(">"):
+        return True  # a string or a tag left open: 'grep -n "ERR', '<label>Password</labe'
+    if CODE_LINE.search(raw_last) and not LIST_LINE.match(last):
         return _open_code(text)  # a line of code: truncated when a bracket is left open
     # A list item or table row ends without a full stop legitimately; so do answers ending in a
     # closing mark, emoji or symbol, and a sign-off ("Best regards,\nSam").
@@ -291,8 +298,7 @@ def _looks_truncated(answer: str) -> bool:
         return True
     # Long prose that stops mid-sentence, or a later sentence that never ends after earlier ones did
     # (short answers and labels legitimately lack a full stop).
-    before = text[: len(text) - len(last)]
-    return len(text) > 200 or last.count(" ") >= 2 and any(p in before or p in last for p in (". ", ".\n", "! ", "? "))
+    return len(text) > 200 or last.count(" ") >= 2 and SENTENCE_BREAK.search(text) is not None
 
 
 def _cut_quote(answer: str, prompt: str) -> bool:
@@ -380,9 +386,9 @@ def _gibberish(text: str, words: list[str]) -> bool:
     if chars < 6:
         return False
     letters = len("".join(words))  # letters, digits and "_": as good as exact for this
-    # More symbols than letters and digits: the benchmark's clean tables and maths stay above 55%
-    # letters/digits, its symbol soup below 20%.
-    if letters * 2 < chars:
+    # More symbols than letters and digits, and most of them noise rather than the pipes of a table or
+    # the operators of a formula ("x = (−b ± √(b² − 4ac)) / 2a" is 40% letters, 0% noise).
+    if letters * 2 < chars and sum(text.count(c) for c in NOISE_CHARS) * 5 >= 2 * chars:
         return True
     tokens = text.split()
     # Only short answers with no function word of any language and no sentence end are looked at.
@@ -410,9 +416,7 @@ def _markup(stripped: str, prompt_wants_markup: bool) -> tuple[str, list[str]]:
     markup = sum(len(m.group()) for m in ANY_TAG.finditer(prose))
     if not markup:
         return prose, []
-    text = ANY_TAG.sub(" ", prose)
-    if "&" in text:
-        text = ANY_TAG.sub(" ", html.unescape(text))  # "&lt;br&gt;" is a tag once unescaped
+    text = ANY_TAG.sub(" ", html.unescape(prose) if "&" in prose else prose)  # "&lt;br&gt;" is a tag too
     if not ALNUM.search(text):
         return text, ["markup_only"]
     tags = len(ANY_TAG.findall(prose))
