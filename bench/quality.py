@@ -339,15 +339,15 @@ class Pools:
 
     def __init__(self, rng: random.Random):
         self.facts = rng.sample(FACTS, len(FACTS))
-        self.topics = [t for t in TOPICS for _ in range(3)]
-        rng.shuffle(self.topics)
+        self.topics = {task: rng.sample([t for t in TOPICS for _ in range(3)], 3 * len(TOPICS))
+                       for task in ("prose", "summary")}
         self.foreign = rng.sample(FOREIGN_QA, len(FOREIGN_QA))
 
     def draw(self, task: str, rng: random.Random) -> tuple:
         if task == "factual_qa":
             return factual_qa(rng, self.facts.pop())
         if task in ("prose", "summary"):
-            return (prose if task == "prose" else summary)(rng, self.topics.pop())
+            return (prose if task == "prose" else summary)(rng, self.topics[task].pop())
         if task == "foreign":
             return foreign(rng, self.foreign.pop())
         return SIMPLE[task](rng)
@@ -363,7 +363,7 @@ def clean_rows(rng: random.Random, n: int, pools: Pools) -> list[dict]:
         made, tries = 0, 0
         while made < quota and tries < quota * 50:
             tries += 1
-            if task in ("factual_qa",) and not pools.facts or task in ("prose", "summary") and not pools.topics \
+            if task == "factual_qa" and not pools.facts or task in ("prose", "summary") and not pools.topics[task] \
                     or task == "foreign" and not pools.foreign:
                 break
             user, answer = pools.draw(task, rng)
@@ -676,8 +676,9 @@ def rule_flags(rows: list[dict], threshold: float = 0.5) -> list[list[str]]:
     return out
 
 
-def semantic_flags(rows: list[dict]) -> tuple[list[list[str]], dict]:
-    """Per row: semantic reasons (unrelated_answer, semantic_outlier); plus dataset-level cluster figures."""
+def semantic_flags(rows: list[dict], rules: list[list[str]]) -> tuple[list[list[str]], dict]:
+    """Per row: semantic reasons (unrelated_answer, semantic_outlier), measured against the rows the
+    rules kept (as prepare would run them, after the rules); plus dataset-level cluster figures."""
     from sftflow.data import semantic
 
     encoder = semantic.load_encoder()
@@ -687,8 +688,9 @@ def semantic_flags(rows: list[dict]) -> tuple[list[list[str]], dict]:
     embed_s = time.perf_counter() - t
     tasks = [r["messages"][0]["content"] for r in rows]
     t = time.perf_counter()
-    unrelated = semantic.unrelated_answers(prompts, answers, tasks)
-    outliers = semantic.outliers(answers, tasks)
+    kept = [not r for r in rules]
+    unrelated = semantic.unrelated_answers(prompts, answers, tasks, kept)
+    outliers = semantic.outliers(answers, tasks, kept)
     flags = [[reason for reason, hit in (("unrelated_answer", u), ("semantic_outlier", o)) if hit]
              for u, o in zip(unrelated.flags, outliers.flags, strict=True)]
     scores = [1.0] * len(rows)
@@ -702,11 +704,17 @@ def semantic_flags(rows: list[dict]) -> tuple[list[list[str]], dict]:
     para = [g for k, g in groups.items() if k.startswith("paraphrase")]
     conf = [g for k, g in groups.items() if k.startswith("conflict")]
     clean = [i for i, r in enumerate(rows) if r["kind"] == "clean"]
+    answers_by_cluster: dict[int, set[str]] = {}
+    for i in clean:
+        answers_by_cluster.setdefault(int(by_prompt.keeper[i]), set()).add(answer_of(rows[i]))
     dataset = {
         "paraphrase_groups_found": sum(len({pair.keeper[i] for i in g}) == 1 for g in para) / len(para),
         "conflict_groups_found": sum(len({by_prompt.keeper[i] for i in g}) == 1 and
                                      len({answer_of(rows[i]) for i in g}) > 1 for g in conf) / len(conf),
         "clean_rows_in_a_near_duplicate_cluster": sum(pair.size[i] > 1 for i in clean) / len(clean),
+        # Prompt clusters whose answers differ would be reported as conflicts if embeddings decided them.
+        "clean_rows_in_a_false_conflict": sum(len(answers_by_cluster[by_prompt.keeper[i]]) > 1 for i in clean)
+        / len(clean),
         "rows": len(rows), "embed_seconds": embed_s, "decide_seconds": decide_s,
         "rows_per_second": len(rows) / (embed_s + decide_s),
     }
@@ -795,7 +803,7 @@ def main() -> None:
         if args.misses:
             show_misses(rows, rules, args.misses)
         if args.semantic:
-            sem, dataset = semantic_flags(rows)
+            sem, dataset = semantic_flags(rows, rules)
             both = [r + s for r, s in zip(rules, sem, strict=True)]
             results[seed]["rules + semantic"] = {**summarise(rows, both), "semantic_dataset_level": dataset}
     print(table_md(results))
@@ -804,7 +812,8 @@ def main() -> None:
             d = by_name["rules + semantic"]["semantic_dataset_level"]
             print(f"\nseed {seed} semantic, dataset level: paraphrase pairs clustered "
                   f"{100 * d['paraphrase_groups_found']:.0f}%, conflict pairs found (same prompt cluster, "
-                  f"different answers) {100 * d['conflict_groups_found']:.0f}%, clean rows in a near-duplicate "
+                  f"different answers) {100 * d['conflict_groups_found']:.0f}% but clean rows in such a false "
+                  f"conflict {100 * d['clean_rows_in_a_false_conflict']:.1f}%, clean rows in a near-duplicate "
                   f"cluster {100 * d['clean_rows_in_a_near_duplicate_cluster']:.1f}%; {d['rows']} rows embedded "
                   f"in {d['embed_seconds']:.0f} s + {d['decide_seconds']:.1f} s ({d['rows_per_second']:.0f} rows/s)")
     if args.json:
