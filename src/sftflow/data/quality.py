@@ -87,7 +87,7 @@ MARKUP_PROMPT = re.compile(r"\b(?:html|xml|svg|markup|tags?|jsx|(?-i:React|Vue|A
 FENCED = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 MOJIBAKE = re.compile("[\ufffd]|Ã[\u0080-\u00bf]|â€|Â[\u00a0-\u00bf]")
 # One of these is enough: UTF-8 read as cp1252/Latin-1 ("â€™", "Ã©", "ðŸ", "ï»¿"), U+FFFD, or a C1
-# control character; none occurs in any clean benchmark row, and most mojibake rows hold one or two.
+# control character; none occurs in any clean benchmark row, and half the mojibake rows hold just one.
 MOJIBAKE_STRONG = re.compile("[\ufffd\u0080-\u009f]|Ã[\u0080-\u00bf]|â€|â[\u0080-\u009f]|Â[\u00a0-\u00bf]|ðŸ|ï»¿")
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
@@ -242,7 +242,7 @@ def _loops(stripped: str, words: list[str]) -> list[str]:
     n = len(words)
     # Under 12 words the trigram share says nothing; a short answer whose words are at most a third
     # distinct is a loop ("refund" x10, "thank you" x3). The benchmark's clean answers of 4-29 words
-    # are all above a half.
+    # are all 0.45 distinct or more (seeds 0 and 1).
     if _repetition(words) > 0.3 or 4 <= n < 30 and 3 * len(set(words)) <= n or n >= 8 and _tail_loop(words):
         reasons.append("repetition")
     if "\n" in stripped:
@@ -320,7 +320,8 @@ def _copies_prompt(words: list[str], low_prompt: str) -> bool:
         return False  # most answers share neither their first nor their last word with the prompt
     norm_p = " ".join(WORD.findall(low_prompt))
     # Half the prompt: quoting one sentence of a passage (the benchmark's extractive task, at most
-    # ~40% of its prompt) is an answer; echoing the whole input part of a prompt is not.
+    # 43% of its prompt) is an answer; echoing the whole input part of a prompt is not (the
+    # benchmark's prompt copies cover 45% or more).
     return norm_a in norm_p and 2 * len(norm_a) >= len(norm_p)
 
 
@@ -404,7 +405,8 @@ def _gibberish(text: str, words: list[str]) -> bool:
             not any(v in low for v in "aeiouy") or
             sum(low[i:i + 2] in KEY_NEIGHBOURS for i in range(len(low) - 1)) * 4 >= 3 * (len(low) - 1))
         odd += mixed or camel or keyboard
-    # Half the tokens odd: the benchmark's clean short answers (units, symbols, names) stay under a third.
+    # Half the tokens odd: the benchmark's clean short answers that get here (names, units, raw code)
+    # are at most a tenth odd.
     return odd * 2 >= len(tokens)
 
 
@@ -421,7 +423,8 @@ def _markup(stripped: str, prompt_wants_markup: bool) -> tuple[str, list[str]]:
         return text, ["markup_only"]
     tags = len(ANY_TAG.findall(prose))
     # Markup over 40% of the non-space characters, in 2+ tags: the benchmark's markup-heavy junk is
-    # 55-95%, one wrapping <div> plus two <br> around a clean sentence (tests/test_quality.py) under 20%.
+    # 43-100%, its clean answers 0% (markup prompts and code aside), one wrapping <div> plus two <br>
+    # around a clean sentence (tests/test_quality.py) under 20%.
     heavy = tags >= 2 and markup * 5 >= 2 * (len(prose) - prose.count(" "))
     reasons = ["markup_debris"] if heavy or len(HTML_TAG.findall(prose)) >= 3 else []
     return text, reasons + ["markup_heavy"] * heavy
