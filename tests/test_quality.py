@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sftflow.data.quality import find_pii, redact, score_messages
 
@@ -149,3 +151,13 @@ def test_every_reason_has_a_penalty_and_a_detail():
 
     assert set(PENALTIES) == set(DETAILS)
     assert all(r.isidentifier() and r == r.lower() for r in PENALTIES)  # stable snake_case codes
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=300), min_size=2, max_size=6))
+def test_any_text_gets_a_score_in_range_and_known_reasons(texts):
+    from sftflow.data.quality import PENALTIES
+
+    roles = ["system", "user", "assistant"] + ["user", "assistant"] * 2
+    q = score_messages([{"role": r, "content": t} for r, t in zip(roles[-len(texts):], texts, strict=False)])
+    assert 0.0 <= q.score <= 1.0 and set(q.reasons) <= set(PENALTIES)
