@@ -165,7 +165,9 @@ def outliers(embeddings: np.ndarray, groups=None, reference=None, z: float = 3.0
 def near_duplicates(embeddings: np.ndarray, scores=None, threshold: float = 0.95, block: int = 1024) -> Clusters:
     """Clusters of rows with cosine >= threshold (single link), each keeping its best-scored member
     (the first on ties), as the MinHash path does. Exact: all pairs, `block` rows at a time, so time
-    grows with n² (about 20 s for 100k rows on 2 cores) and memory with block × n."""
+    grows with n² (5 s for 20k rows on this 2-core machine, so ~2 min for 100k) and memory with
+    block × n. On bench/quality.py, 0.95 on pair embeddings joined 63-73% of the paraphrase pairs and
+    put 27-28% of its (templated) clean rows in some cluster; 0.85 joined 70-90% and 66%."""
     n = len(embeddings)
     parent = np.arange(n)
 
