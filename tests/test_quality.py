@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sftflow.data.quality import find_pii, redact, score_messages
 
@@ -56,3 +58,106 @@ def test_pii_found_flagged_redacted_or_dropped():
     assert flagged.reasons == ["pii"] and flagged.score == 1.0 and flagged.pii == ["card", "email", "phone"]
     assert score_messages(chat(GOOD, text), pii_mode="drop").score == 0.0
     assert find_pii("card 4111 1111 1111 1112") == []  # fails the Luhn check
+
+
+# ---- rules added with bench/quality.py (issue 21): hand-written junk, and clean rows near each threshold ----
+
+PASSAGE = ("Passage: Compound interest means you earn interest on your interest. That is why small, regular "
+           "savings started young often beat larger savings started late. Start early.\n\n"
+           "Quote the sentence that mentions \"savings\".")
+
+
+@pytest.mark.parametrize("prompt, answer, reason", [
+    ("Why was I charged twice?", "refund refund refund refund refund refund refund refund refund refund", "repetition"),
+    ("Say thanks", "thank you thank you thank you", "repetition"),
+    ("Explain compound interest.", "Compound interest means you earn interest on your interest, so savings grow "
+     "faster every year. " + "I hope this helps. " * 5, "repetition"),
+    ("Capital of Peru?", "Lima\n\nLima\n\nLima", "repeated_lines"),
+    ("How was the film?", "hahahahahahahahahaha", "char_repetition"),
+    ("How was the film?", "!!!!!!!!!!!!", "trivial_answer"),  # no letter at all
+    ("How was the film?", "aaaaaaaaaaaaaaaaaa", "char_repetition"),
+    ("Summarise the email.", "<div><br><br>&nbsp;</div>", "markup_only"),
+    ("Summarise the email.", "&lt;br&gt;&lt;br&gt;", "markup_only"),
+    ("Summarise the email.", '<span style="font-family:Arial">Hold</span><br><font size="2">the button</font>',
+     "markup_heavy"),
+    ("Summarise the email.", "\u200b\u200b", "empty_answer"),
+    ("Write a function.", "```\n```", "trivial_answer"),
+    ("Explain the refund.", "Itâ€™s processed within five business days.", "charset_noise"),
+    ("Explain the refund.", "Your refund \ufffd is on its way.", "charset_noise"),
+    ("What is 2 + 2?", "I'm not able to answer that question.", "refusal_boilerplate"),
+    ("Write a poem.", "I apologize, but I must decline this request.", "refusal_boilerplate"),
+    ("Which is the largest planet?", "Jupiter is the largest planet in the", "truncated_answer"),
+    ("How do I reset it?", "Here are the steps:", "truncated_answer"),
+    ("Write add in JS.", "function add(a, b) {\n  return a +", "truncated_answer"),
+    (PASSAGE, "That is why small, regular savings started young", "truncated_answer"),
+    ("How do I reset my router?", "Q: How do I reset my router?", "answer_copies_prompt"),
+    ("Summarise.", "[your text here]", "placeholder"),
+    ("Summarise.", "{{ answer }}", "placeholder"),
+    ("Summarise.", "null", "placeholder"),
+    ("What is 6 * 7?", "#$%@ x!!&* ^^%$ ~~+= ?!k", "gibberish"),
+    ("What is 6 * 7?", "asdf jkl zxcv qwer", "gibberish"),
+    ("What is 6 * 7?", "4Qm60tUB tK9rj 8XMmWV", "gibberish"),
+    ("Explain how to start running safely.", "Das hängt von mehreren Faktoren ab, aber im Allgemeinen ist es "
+     "besser, langsam anzufangen.", "wrong_language"),
+    ("Explain how to start running safely.", "Dipende da diversi fattori, ma in generale è meglio cominciare piano.",
+     "wrong_language"),
+    ("Explain how to start running safely.", "Это зависит от нескольких факторов.", "wrong_language"),
+])
+def test_new_rules_catch_junk(prompt, answer, reason):
+    q = score_messages(chat(answer, prompt))
+    assert reason in q.reasons and q.score < 0.5, q
+
+
+@pytest.mark.parametrize("prompt, answer", [
+    ("Which of these numbers are prime: 4, 6, 8?", "None"),  # "none" is an answer, "N/A" a placeholder
+    ("Is it any good?", "It is what it is."),  # 5 words, 3 distinct: above the third that marks a loop
+    ("How does a clock sound?", "Tick tock tick tock"),  # 4 words, 2 distinct
+    ("Write an HTML button.", '<button type="button" class="btn primary">Save</button>'),  # markup asked for
+    ("Center a div with CSS.", '```html\n<div class="wrap"><div>Centered</div></div>\n```'),  # markup in code
+    ("Write a Jinja template that greets the user.", "<p>Hello, {{ name }}!</p>"),  # {{ }} asked for
+    ("Compare two phones in a table.", "| Phone | Price |\n|---|---|\n| A | $300 |\n| B | $450 |"),
+    ("Quadratic formula?", "x = (−b ± √(b² − 4ac)) / 2a"),  # symbols with letters: not symbol soup
+    ("My order is late.", "I'm sorry to hear that your order is late. Unfortunately we can't ship today, but "
+     "it will leave the warehouse tomorrow morning."),  # sorry + can't, but not a refusal
+    ("My order is late.", "Thanks for waiting. Your refund is on its way.\n\nBest regards,\nSam"),  # sign-off
+    ("Any tips for sleep?", "Here are a few:\n\n- Keep a regular wake-up time\n- Avoid caffeine after lunch\n"
+     "- Keep the bedroom cool and dark\n- Put screens away an hour before bed\n- Get daylight in the morning\n"
+     "- Limit alcohol in the evening"),  # a long list without full stops is not truncated
+    ("Thanks!", "Have a great day! 😊"),
+    ("Translate into German: Where is the train station?", "Wo ist der Bahnhof?"),
+    ("¿Cómo puedo ahorrar agua en casa?", "Cierra el grifo mientras te cepillas los dientes y repara las fugas."),
+    (PASSAGE, "That is why small, regular savings started young often beat larger savings started late."),
+    ("Is the Golden Gate Bridge in San Francisco or Los Angeles?", "San Francisco"),
+    ("Add error handling.", "```python\n# TODO: retry on timeouts\nresponse = fetch(url)\n```"),  # TODO in code
+    ("Where should we eat?", "Crème brûlée at the café costs €5 — delicious."),  # accents are not mojibake
+    ("Where is the match?", "SÃO PAULO, at the Morumbi stadium."),
+    ("Find files over 100 MB.", "find . -type f -size +100M"),
+    ("Which intent? refund, technical_issue, order_status", "technical_issue"),
+])
+def test_new_rules_leave_clean_answers_near_their_thresholds_alone(prompt, answer):
+    q = score_messages(chat(answer, prompt))
+    assert q.score == 1.0 and q.reasons == [], q
+
+
+def test_markup_heavy_is_markup_over_two_fifths_of_the_text():
+    light = "<p>" + GOOD + "</p><br>"  # markup under a fifth of the characters: mild debris at most
+    heavy = "<p><b>Hold</b></p><br><br><p><i>reset</i></p>"
+    assert "markup_heavy" not in score_messages(chat(light)).reasons
+    assert {"markup_debris", "markup_heavy"} <= set(score_messages(chat(heavy)).reasons)
+
+
+def test_every_reason_has_a_penalty_and_a_detail():
+    from sftflow.data.quality import DETAILS, PENALTIES
+
+    assert set(PENALTIES) == set(DETAILS)
+    assert all(r.isidentifier() and r == r.lower() for r in PENALTIES)  # stable snake_case codes
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=300), min_size=2, max_size=6))
+def test_any_text_gets_a_score_in_range_and_known_reasons(texts):
+    from sftflow.data.quality import PENALTIES
+
+    roles = ["system", "user", "assistant"] + ["user", "assistant"] * 2
+    q = score_messages([{"role": r, "content": t} for r, t in zip(roles[-len(texts):], texts, strict=False)])
+    assert 0.0 <= q.score <= 1.0 and set(q.reasons) <= set(PENALTIES)
