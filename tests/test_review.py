@@ -7,6 +7,7 @@ Everything else uses FastAPI's in-process TestClient.
 """
 
 import csv
+import html
 import io
 import json
 import os
@@ -112,6 +113,33 @@ def test_win_rate_counts_each_example_once():
     assert s["win_rate"]["mean"] == pytest.approx(2 / 3) and s["win_rate"]["n"] == 3
     assert s["stale"] == 1 and s["ratings"] == 4
     assert s["agreement"][0]["reviewers"] == ["x", "y"] and s["agreement"][0]["examples"] == 1
+
+
+def test_word_diff_marks_what_differs_and_escapes_the_rest():
+    from sftflow.review.app import diff_html
+
+    ref = '{"intent": "refund", "urgency": "high"}'
+    assert str(diff_html(ref, ref)) == "{&#34;intent&#34;: &#34;refund&#34;, &#34;urgency&#34;: &#34;high&#34;}"
+    out = str(diff_html('{"intent": "refund", "urgency": "low"}', ref))
+    assert out.count("<mark") == 1 and '<mark class="diff">low</mark>' in out
+    # the text is unchanged (a selected span is exactly the output) and nothing in it is markup
+    out = diff_html("Hi <b>Ann</b>, the laptop is fine", "Hello Ann, the laptop is fine")
+    assert str(out) == '<mark class="diff">Hi &lt;b&gt;</mark>Ann<mark class="diff">&lt;/b&gt;,</mark> the laptop is fine'
+    assert str(diff_html("", ref)) == ""
+
+
+def test_rating_page_shows_the_rubric_and_the_differences(run_dir):
+    client = _client(run_dir)
+    eid = _ids(run_dir)[0]
+    page = client.get(f"/review/{eid}").text
+    assert 'id="rubric"' in page and "<b>1</b> garbled" in page and "<b>5</b> fluent" in page
+    assert "hallucination</th>" in page and "safety issue</th>" in page
+    row = json.loads((run_dir / "eval" / "predictions.jsonl").read_text().splitlines()[0])
+    for side in ("a", "b"):
+        pre = page.split(f'id="out-{side}" data-side="{side}">')[1].split("</pre>")[0]
+        text = pre.replace('<mark class="diff">', "").replace("</mark>", "")
+        assert html.unescape(text) in (row["tuned"], row["base"])
+        assert ("<mark" in pre) == (html.unescape(text).strip() != row["reference"].strip())
 
 
 # ------------------------------------------------------------------ the web app, in process

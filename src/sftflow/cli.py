@@ -63,14 +63,19 @@ def _quiet_libraries() -> None:
     """Library chatter (progress bars, advice for other setups, DeepSpeed's "Setting accelerator
     to CPU") hides what matters in our output; --debug shows all of it.
 
-    A filter on each library's logger, not a level: transformers and DeepSpeed set their
-    loggers' levels again when they are imported, after this runs; a filter stays."""
+    Libraries set their loggers' levels again when they are imported, after this runs:
+    transformers, datasets and huggingface_hub from their *_VERBOSITY variables (set here
+    unless the user set them), DeepSpeed to WARNING whatever we say, so its logger also gets
+    a filter, which an import does not undo."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     if not STATE["debug"]:
         warnings.showwarning = _show_warning
+        for variable in ("TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY", "HF_HUB_VERBOSITY"):
+            os.environ.setdefault(variable, "error")
         for noisy in NOISY_LOGGERS:
             logger = logging.getLogger(noisy)
+            logger.setLevel(logging.ERROR)  # their child loggers inherit it
             if _errors_only not in logger.filters:
                 logger.addFilter(_errors_only)
         warnings.filterwarnings("ignore", module=r"(transformers|trl|peft|accelerate|torch|datasets|bitsandbytes)\b.*")
@@ -78,6 +83,8 @@ def _quiet_libraries() -> None:
             import datasets
 
             datasets.disable_progress_bars()
+        if "transformers" in sys.modules:  # imported before us (tests, notebooks): the variable came too late
+            sys.modules["transformers"].utils.logging.disable_progress_bar()
 
 
 @contextlib.contextmanager

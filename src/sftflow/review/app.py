@@ -55,12 +55,22 @@ def diff_html(output: str, reference: str):
     from markupsafe import Markup, escape
 
     out, ref = _TOKEN.findall(output), _TOKEN.findall(reference)
-    changed = set()
+    changed = [False] * len(out)
     for tag, _, _, j1, j2 in difflib.SequenceMatcher(None, ref, out, autojunk=False).get_opcodes():
         if tag in ("replace", "insert"):
-            changed.update(j for j in range(j1, j2) if not out[j].isspace())
-    return Markup("".join(f'<mark class="diff">{escape(t)}</mark>' if j in changed else str(escape(t))
-                          for j, t in enumerate(out)))
+            for j in range(j1, j2):
+                changed[j] = not out[j].isspace()
+    for j in range(1, len(out) - 1):  # one mark over "two words", not one per word
+        changed[j] = changed[j] or (out[j].isspace() and changed[j - 1] and changed[j + 1])
+    html, j = [], 0
+    while j < len(out):
+        k = j
+        while k < len(out) and changed[k] == changed[j]:
+            k += 1
+        text = str(escape("".join(out[j:k])))
+        html.append(f'<mark class="diff">{text}</mark>' if changed[j] else text)
+        j = k
+    return Markup("".join(html))
 
 
 class ReviewError(Exception):
