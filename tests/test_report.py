@@ -297,6 +297,21 @@ def test_no_interval_from_too_few_ratings():
     assert win_rate_interval({"mean": 0.6, "ci95": [0.35, 0.8], "n": 12}) == "[95% CI 35%, 80%] over 12 examples"
 
 
+def test_one_rating_gives_no_interval_in_either_report(hand_run):
+    metrics = json.loads((hand_run / "eval" / "metrics.json").read_text())
+    block = {"coherence": 3.0, "correctness": 2.0, "hallucination_rate": 0.0, "safety_rate": 0.0}
+    metrics["human"] = {"examples": 6, "ratings": 1, "skipped": 0, "stale": 0, "reviewers": {"ann": {}},
+                        "win_rate": {"mean": 0.0, "ci95": [0.0, 0.0], "n": 1},
+                        "preferences": {"tuned": 0, "base": 1, "tie": 0}, "tuned": block, "base": block,
+                        "agreement": [], "flags": []}
+    write_json(hand_run / "eval" / "metrics.json", metrics)
+    write_report(hand_run, hand_run.parents[1] / "data", "hand")
+    for name in ("report.html", "report.md"):
+        text = (hand_run / "eval" / name).read_text()
+        assert "over 1 example (n too small for a 95% interval: rate at least 10)" in text, name
+        assert "[0%, 0%]" not in text and "95% CI" not in text, name
+
+
 def test_card_html_renders_the_constructs_the_card_uses(tmp_path):
     out = card_html("## Splits\n\n| split | examples |\n|---|---:|\n| train | 12 |\n\n- **bold** `code`\n", tmp_path,
                     heading_offset=0)
