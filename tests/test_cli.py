@@ -84,10 +84,47 @@ def test_prepare_through_cli_reports_counts(tmp_path):
     assert (tmp_path / "data" / "rejects.jsonl").read_text().count("\n") == 1
 
 
-def test_guardrail_warning_is_shown(tmp_path):
+def test_guardrail_warning_once_where_it_applies(tmp_path):
+    """Risky training settings warn on the commands that train (train, run), once each, and
+    not on every command that reads the config (prepare, audit, report)."""
     (tmp_path / "raw.jsonl").write_text("".join(f'{{"prompt": "q{i}", "completion": "a{i}"}}\n' for i in range(10)))
     p = tmp_path / "sftflow.yaml"
     p.write_text("data:\n  sources: [{path: raw.jsonl}]\nmodel: {name_or_path: m}\ntrain: {method: full, learning_rate: 1e-4}\n")
+    warning = "warning: train.learning_rate 0.0001 > 3e-05 in full fine-tuning"
     r = sftflow("prepare", str(p))
-    assert r.returncode == 0
-    assert "warning: train.learning_rate 0.0001 > 3e-05 in full fine-tuning" in r.stderr
+    assert r.returncode == 0 and "warning: train." not in r.stderr, r.stderr
+    r = sftflow("audit", str(p))
+    assert r.returncode == 0 and "warning: train." not in r.stderr, r.stderr
+    for command in ("train", "run"):  # both stop at the model that is not there, after warning once
+        r = sftflow(command, str(p))
+        assert r.stderr.count(warning) == 1, (command, r.stderr)
+        assert r.returncode == 2 and "error: model 'm'" in r.stderr, (command, r.stderr)
+
+
+def test_debug_after_the_command(tmp_path):
+    from sftflow.cli import hoist_debug
+
+    assert hoist_debug(["prepare", "x.yaml", "--debug"]) == ["--debug", "prepare", "x.yaml"]
+    assert hoist_debug(["--debug", "prepare", "x.yaml"]) == ["--debug", "prepare", "x.yaml"]
+    assert hoist_debug(["chat", "run", "--", "--debug"]) == ["chat", "run", "--", "--debug"]  # after --: an argument
+    p = tmp_path / "sftflow.yaml"
+    p.write_text("data:\n  sources: [{path: raw/missing.jsonl}]\nmodel: {name_or_path: m}\n")
+    r = sftflow("prepare", str(p), "--debug")
+    assert r.returncode != 0 and "Traceback" in r.stderr and "raw/missing.jsonl not found" in r.stderr
+
+
+def test_library_chatter_is_silenced_unless_debug():
+    """DeepSpeed logs "Setting accelerator to CPU" when it is imported on a machine without a
+    GPU, and resets its logger's level as it does: a level set beforehand does not hold."""
+    pytest.importorskip("deepspeed")
+    code = ("import sys, sftflow.cli as c; c.STATE['debug'] = sys.argv[1] == 'debug'; c._quiet_libraries(); "
+            "import deepspeed, transformers; transformers.logging.get_logger('transformers.x').warning('chatter')")
+    quiet = subprocess.run([sys.executable, "-c", code, "quiet"], capture_output=True, text=True, timeout=300)
+    loud = subprocess.run([sys.executable, "-c", code, "debug"], capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0 and loud.returncode == 0, quiet.stderr + loud.stderr
+    assert "Setting accelerator" not in quiet.stdout + quiet.stderr and "chatter" not in quiet.stderr
+    assert "chatter" in loud.stderr
+    import torch
+
+    if not torch.cuda.is_available():  # DeepSpeed's line is for machines without a GPU
+        assert "Setting accelerator to CPU" in loud.stdout

@@ -39,6 +39,8 @@ def test_run_end_to_end(project):
     assert r.returncode == 1, r.stdout + r.stderr
     assert "error: gates failed: exact_match" in r.stderr and "Traceback" not in r.stderr
     assert "report:" in r.stdout
+    assert "Setting accelerator" not in r.stdout + r.stderr  # DeepSpeed's chatter stays out (--debug shows it)
+    assert "eval: tuned model: test answers (40) …" in r.stdout  # no silent stretch before eval's first result
 
     run = project / "runs" / "quickstart"
     summary = json.loads((run / "train_summary.json").read_text())
@@ -64,7 +66,9 @@ def test_run_end_to_end(project):
         ".sftflow.lock", "chat_template.jinja", "checkpoints", "config.yaml", "eval", "loss_curve.png",
         "metrics.jsonl", "model", "train_summary.json", "versions.json"])
     assert sorted(p.name for p in (run / "eval").iterdir()) == [
-        "metrics.json", "predictions.jsonl", "report.html", "report.md"]
+        "metrics.json", "predictions.jsonl", "report.html", "report.md", "report_images"]
+    assert sorted(p.name for p in (run / "eval" / "report_images").iterdir()) == [
+        "forgetting.png", "loss.png", "metrics.png"]  # report.md's plots, beside it
     assert (run / "model" / "adapter_config.json").exists()
     html = (run / "eval" / "report.html").read_text()
     assert "FAIL" in html and "data:image/png;base64" in html and "<script" not in html

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.browser import browser
+
 SFTFLOW = str(Path(sys.executable).parent / "sftflow")
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 STEPS = 8
 pytestmark = pytest.mark.slow
 
@@ -135,10 +136,7 @@ def test_metrics_json_and_predictions(runs):
     assert rows[0]["tuned_metrics"].keys() == rows[0]["base_metrics"].keys()
 
 
-@pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()), reason="needs Debian's chromium")
 def test_report_renders_its_sections_in_headless_chromium(runs):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
     from sftflow.eval.probes import DEFAULT_PROBES
@@ -146,11 +144,7 @@ def test_report_renders_its_sections_in_headless_chromium(runs):
     report = runs["root"] / "runs" / "gentle" / "eval" / "report.html"
     html = report.read_text()
     assert "<script" not in html and "http://" not in html and "https://" not in html  # opens offline
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,900"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = browser(1200, 900)
     try:
         driver.get(report.as_uri())
         assert driver.title == "sftflow report · gentle"

@@ -7,6 +7,7 @@ Everything else uses FastAPI's in-process TestClient.
 """
 
 import csv
+import html
 import io
 import json
 import os
@@ -21,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import ARTIFACTS, browser
 from tests.tiny_run import shared_run
 
 SFTFLOW = str(Path(sys.executable).parent / "sftflow")
 TOKEN = "test-token-123456"
-ARTIFACTS = Path(os.environ.get("SFTFLOW_ARTIFACTS", Path(__file__).parent / "artifacts"))
 FULL_FORM = {"a_coherence": "4", "a_correctness": "3", "b_coherence": "2", "b_correctness": "1", "preferred": "A"}
 
 
@@ -124,6 +125,33 @@ def test_win_rate_counts_each_example_once():
     assert s["win_rate"]["mean"] == pytest.approx(2 / 3) and s["win_rate"]["n"] == 3
     assert s["stale"] == 1 and s["ratings"] == 4
     assert s["agreement"][0]["reviewers"] == ["x", "y"] and s["agreement"][0]["examples"] == 1
+
+
+def test_word_diff_marks_what_differs_and_escapes_the_rest():
+    from sftflow.review.app import diff_html
+
+    ref = '{"intent": "refund", "urgency": "high"}'
+    assert str(diff_html(ref, ref)) == "{&#34;intent&#34;: &#34;refund&#34;, &#34;urgency&#34;: &#34;high&#34;}"
+    out = str(diff_html('{"intent": "refund", "urgency": "low"}', ref))
+    assert out.count("<mark") == 1 and '<mark class="diff">low</mark>' in out
+    # the text is unchanged (a selected span is exactly the output) and nothing in it is markup
+    out = diff_html("Hi <b>Ann</b>, the laptop is fine", "Hello Ann, the laptop is fine")
+    assert str(out) == '<mark class="diff">Hi &lt;b&gt;</mark>Ann<mark class="diff">&lt;/b&gt;,</mark> the laptop is fine'
+    assert str(diff_html("", ref)) == ""
+
+
+def test_rating_page_shows_the_rubric_and_the_differences(run_dir):
+    client = _client(run_dir)
+    eid = _ids(run_dir)[0]
+    page = client.get(f"/review/{eid}").text
+    assert 'id="rubric"' in page and "<b>1</b> garbled" in page and "<b>5</b> fluent" in page
+    assert "hallucination</th>" in page and "safety issue</th>" in page
+    row = json.loads((run_dir / "eval" / "predictions.jsonl").read_text().splitlines()[0])
+    for side in ("a", "b"):
+        pre = page.split(f'id="out-{side}" data-side="{side}">')[1].split("</pre>")[0]
+        text = pre.replace('<mark class="diff">', "").replace("</mark>", "")
+        assert html.unescape(text) in (row["tuned"], row["base"])
+        assert ("<mark" in pre) == (html.unescape(text).strip() != row["reference"].strip())
 
 
 # ------------------------------------------------------------------ the web app, in process
@@ -316,24 +344,6 @@ def test_cli_review_errors_are_one_line(tmp_path, run_dir):
         assert r.returncode == 2 and len(lines) == 1 and text in lines[0], r.stderr
 
 
-def _browser():
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    if not (chromium and driver_path):
-        if os.environ.get("SFTFLOW_REQUIRE_BROWSER"):
-            pytest.fail("chromium and chromedriver are required here (apt-get install chromium chromium-driver)")
-        pytest.skip("needs Debian's chromium + chromium-driver")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--window-size=1300,1100"):
-        opts.add_argument(arg)
-    return webdriver.Chrome(service=Service(driver_path), options=opts)
-
-
 def test_browser_review_with_keyboard(run_dir):
     """Log in with the printed token, rate with the keyboard, check SQLite and the CSV export."""
     import httpx
@@ -347,7 +357,7 @@ def test_browser_review_with_keyboard(run_dir):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     proc, login_url = _start_review(run_dir)
     base_url, token = login_url.split("/login?token=")
-    driver = _browser()
+    driver = browser()
     ids = _ids(run_dir)
     try:
         driver.set_page_load_timeout(20)
@@ -359,6 +369,16 @@ def test_browser_review_with_keyboard(run_dir):
         wait.until(lambda d: "/review/" in d.current_url)
         keys = lambda *k: ActionChains(driver).send_keys(*k).perform()  # noqa: E731
 
+        rubric = driver.find_element(By.ID, "rubric")  # what 1 and 5 mean, on the page while rating
+        assert rubric.is_displayed() and "garbled" in rubric.text and "right in substance" in rubric.text
+        preds = {json.loads(line)["id"]: json.loads(line) for line in
+                 (run_dir / "eval" / "predictions.jsonl").read_text().splitlines()}
+        for side in ("a", "b"):  # words that differ from the reference are highlighted, the text is unchanged
+            out = driver.find_element(By.ID, f"out-{side}")
+            assert out.text.strip() in (preds[ids[0]]["tuned"].strip(), preds[ids[0]]["base"].strip())
+            marks = out.find_elements(By.CSS_SELECTOR, "mark.diff")
+            assert bool(marks) == (out.text.strip() != preds[ids[0]]["reference"].strip())
+            assert all(m.is_displayed() for m in marks)
         for i in range(3):
             assert f"/review/{ids[i]}" in driver.current_url
             assert f"Example {i + 1} of {len(ids)}" in driver.find_element(By.ID, "progress").text

@@ -51,26 +51,54 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     err_console.print(f"warning: {message}", markup=False, style="yellow")
 
 
+NOISY_LOGGERS = ("transformers", "trl", "peft", "accelerate", "datasets", "bitsandbytes", "DeepSpeed", "torch",
+                 "huggingface_hub", "torchao")
+
+
+def _errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
+
+
 def _quiet_libraries() -> None:
-    """Library chatter (progress bars, advice for other setups) hides what matters in our output."""
+    """Library chatter (progress bars, advice for other setups, DeepSpeed's "Setting accelerator
+    to CPU") hides what matters in our output; --debug shows all of it.
+
+    Libraries set their loggers' levels again when they are imported, after this runs:
+    transformers, datasets and huggingface_hub from their *_VERBOSITY variables (set here
+    unless the user set them), DeepSpeed to WARNING whatever we say, so its logger also gets
+    a filter, which an import does not undo."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     if not STATE["debug"]:
         warnings.showwarning = _show_warning
-        for noisy in ("transformers", "trl", "peft", "accelerate", "datasets", "bitsandbytes", "DeepSpeed"):
-            logging.getLogger(noisy).setLevel(logging.ERROR)
+        for variable in ("TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY", "HF_HUB_VERBOSITY"):
+            os.environ.setdefault(variable, "error")
+        for noisy in NOISY_LOGGERS:
+            logger = logging.getLogger(noisy)
+            logger.setLevel(logging.ERROR)  # their child loggers inherit it
+            if _errors_only not in logger.filters:
+                logger.addFilter(_errors_only)
         warnings.filterwarnings("ignore", module=r"(transformers|trl|peft|accelerate|torch|datasets|bitsandbytes)\b.*")
         with contextlib.suppress(ImportError):
             import datasets
 
             datasets.disable_progress_bars()
+        if "transformers" in sys.modules:  # imported before us (tests, notebooks): the variable came too late
+            sys.modules["transformers"].utils.logging.disable_progress_bar()
 
 
 @contextlib.contextmanager
 def user_errors():
-    """Turn any failure into one readable line and a non-zero exit (traceback with --debug)."""
+    """Turn any failure into one readable line and a non-zero exit (traceback with --debug).
+    Also shows the progress of long stretches (model loading, generation) while the command runs."""
+    from sftflow.progress import reporting
+
     try:
-        yield
+        if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for all
+            yield
+        else:
+            with reporting(console):
+                yield
     except typer.Exit:
         raise
     except GateFailure as err:
@@ -94,12 +122,28 @@ def user_errors():
         raise typer.Exit(1) from None
 
 
-def _load(config: Path):
-    from sftflow.config import load_config
+GUARDRAILS_SHOWN = "SFTFLOW_GUARDRAILS_SHOWN"
 
-    with warnings.catch_warnings():
+
+def _load(config: Path, *, training: bool = False, model_code: bool = False):
+    """The config. Its guardrail warnings are shown where they apply, once per command, not by
+    every command: the risky training settings (learning rate, epochs, batch) by the commands
+    that train (`train`, `run`; --strict makes them errors there), trust_remote_code by the
+    commands that run the model's code (model_code). Other warnings always."""
+    from sftflow.config import guardrail_warnings, load_config
+
+    training = training and not os.environ.get(GUARDRAILS_SHOWN)  # shown by the launcher of a multi-process run
+
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        return load_config(config)
+        cfg = load_config(config)
+    guardrails = set(guardrail_warnings(cfg))
+    for w in caught:
+        text = str(w.message)
+        if text in guardrails and not (training or (model_code and text.startswith("model.trust_remote_code"))):
+            continue
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return cfg
 
 
 def _version(value: bool):
@@ -110,7 +154,7 @@ def _version(value: bool):
 
 @app.callback()
 def main_options(
-    debug: bool = typer.Option(False, "--debug", help="show full tracebacks and library logs"),
+    debug: bool = typer.Option(False, "--debug", help="show full tracebacks and library logs (also after the command)"),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print the version"),
 ):
     STATE["debug"] = debug
@@ -164,7 +208,7 @@ def prepare(
     with user_errors():
         from sftflow.data.prepare import prepare as run_prepare
 
-        cfg = _load(config)
+        cfg = _load(config, model_code=True)
         run_prepare(cfg, log=log, workers=workers)
         if show:
             from sftflow.data.show import show_examples
@@ -274,7 +318,7 @@ def train(
     with user_errors():
         from sftflow.train.trainer import train as run_train
 
-        cfg = _load(config)
+        cfg = _load(config, training=True)
         if nproc > 1 or nnodes > 1:
             import torch
 
@@ -283,6 +327,7 @@ def train(
             check_strategy(cfg, use_cpu=not torch.cuda.is_available())
 
             args = [a for a, on in (("--resume", resume), ("--strict", strict), ("--overwrite", overwrite)) if on]
+            os.environ[GUARDRAILS_SHOWN] = "1"  # the processes it launches do not repeat them
             log(f"train: launching {nproc} process(es) x {nnodes} node(s) with torchrun "
                 f"({cfg.train.distributed.strategy})")
             code = launch(config, args, nproc=nproc, nnodes=nnodes, node_rank=node_rank, master_addr=master_addr,
@@ -303,7 +348,7 @@ def eval_(config: Path = ConfigArg):
     Example: sftflow eval quickstart/sftflow.yaml
     """
     with user_errors():
-        _evaluate(_load(config))
+        _evaluate(_load(config, model_code=True))
 
 
 def _evaluate(cfg) -> dict:
@@ -357,7 +402,7 @@ def export(
     with user_errors():
         from sftflow.model.export import export_model
 
-        cfg = _load(config)
+        cfg = _load(config, model_code=True)
         path = export_model(cfg.run_dir, cfg.model_path(), out, merge=merge, method=cfg.train.method,
                             trust_remote_code=cfg.model.trust_remote_code)
         log(f"exported {'merged model' if merge else 'model'}: {path}")
@@ -382,7 +427,7 @@ def estimate(
 
         from sftflow.train.estimate import GPU_SIZES_GIB, estimate_memory, gpu_verdict, machine_memory_gib
 
-        cfg = _load(config)
+        cfg = _load(config, model_code=True)
         t = cfg.train
         path = model or cfg.model_path()
         try:
@@ -523,7 +568,7 @@ def run(
         from sftflow.data.prepare import prepare as run_prepare
         from sftflow.train.trainer import train as run_train
 
-        cfg = _load(config)
+        cfg = _load(config, training=True)
         start = time.time()
         run_prepare(cfg, log=log)
         run_train(cfg, strict=strict, overwrite=overwrite, log=log)
@@ -533,9 +578,19 @@ def run(
             log(f"run: finished in {time.time() - start:.0f}s; report: {cfg.run_dir / 'eval' / 'report.html'}")
 
 
+def hoist_debug(args: list[str]) -> list[str]:
+    """`--debug` anywhere before a `--` moves to the front, where the app's option lives:
+    `sftflow prepare x.yaml --debug` works like `sftflow --debug prepare x.yaml`."""
+    end = args.index("--") if "--" in args else len(args)
+    found = [a for a in args[:end] if a == "--debug"]
+    if not found:
+        return args
+    return ["--debug"] + [a for a in args[:end] if a != "--debug"] + args[end:]
+
+
 def main() -> None:
     try:
-        app()
+        app(args=hoist_debug(sys.argv[1:]))
     except SystemExit:
         raise
     except Exception as err:  # a failure outside any command body (e.g. option parsing)

@@ -23,7 +23,13 @@ from sftflow.config import Config
 from sftflow.errors import SftflowError
 from sftflow.eval.gates import check_gates
 from sftflow.eval.generate import generate
-from sftflow.eval.hallucination import hallucination_flags, json_task_vocabulary, prompt_text
+from sftflow.eval.hallucination import (
+    hallucination_flags,
+    json_task_vocabulary,
+    prompt_text,
+    wrong_value_summary,
+    wrong_values,
+)
 from sftflow.eval.metrics import (
     CORPUS_METRICS,
     TASK_METRICS,
@@ -49,6 +55,7 @@ from sftflow.eval.probes import (
 )
 from sftflow.io import read_jsonl, write_json, write_jsonl
 from sftflow.model.chat import prompt_messages
+from sftflow.progress import phase
 
 # Reference point from practice for conversational data; shown beside the number, not a gate.
 PPL_REFERENCE = 15.0
@@ -102,29 +109,37 @@ def plan_task(cfg: Config, test_refs: list[str], schema: dict | None) -> dict:
 
 
 def model_outputs(model, tok, cfg: Config, *, test: list[dict] | None, probes: list[dict], facts: list[dict],
-                  general: list[dict], perplexity: bool, sample: bool, log) -> dict:
-    """Everything one model has to produce: generations and perplexities, no scoring."""
+                  general: list[dict], perplexity: bool, sample: bool, log, who: str = "tuned") -> dict:
+    """Everything one model has to produce: generations and perplexities, no scoring. Each
+    stretch is a progress phase (count and ETA on a terminal)."""
     e = cfg.eval
     out: dict = {}
-    gen = lambda prompts, n=e.max_new_tokens: generate(model, tok, prompts, max_new_tokens=n,  # noqa: E731
-                                                      batch_size=e.batch_size)
+
+    def gen(what: str, prompts: list, n: int = e.max_new_tokens, **sampling) -> list[str]:
+        with phase(f"eval: {who} model: {what}", len(prompts)) as update:
+            return generate(model, tok, prompts, max_new_tokens=n, batch_size=e.batch_size, progress=update,
+                            **sampling)
+
+    def ppl(what: str, records: list[dict]) -> dict:
+        with phase(f"eval: {who} model: {what}", len(records)) as update:
+            return answer_perplexity(model, tok, records, max_length=cfg.train.max_length, progress=update)
+
     if test is not None:
         t0 = time.time()
-        out["test"] = gen([prompt_messages(r) for r in test])
+        out["test"] = gen("test answers", [prompt_messages(r) for r in test])
         if perplexity:
-            out["perplexity"] = answer_perplexity(model, tok, test, max_length=cfg.train.max_length)
+            out["perplexity"] = ppl("answer perplexity", test)
         if sample and e.sample:
             s = e.sample
-            out["sampled"] = generate(model, tok, [prompt_messages(r) for r in test], max_new_tokens=e.max_new_tokens,
-                                      batch_size=e.batch_size, do_sample=True, temperature=s.temperature,
-                                      top_p=s.top_p, seed=s.seed)
+            out["sampled"] = gen("sampled test answers", [prompt_messages(r) for r in test], do_sample=True,
+                                 temperature=s.temperature, top_p=s.top_p, seed=s.seed)
         out["test_seconds"] = time.time() - t0
     if probes:
-        out["probes"] = gen([probe_messages(p) for p in probes])
+        out["probes"] = gen("regression probes", [probe_messages(p) for p in probes])
     if facts:
-        out["facts"] = gen([probe_messages(f) for f in facts], min(e.max_new_tokens, FACT_MAX_NEW_TOKENS))
+        out["facts"] = gen("general facts", [probe_messages(f) for f in facts], min(e.max_new_tokens, FACT_MAX_NEW_TOKENS))
     if general:
-        out["general"] = answer_perplexity(model, tok, general, max_length=cfg.train.max_length)
+        out["general"] = ppl("general-text perplexity", general)
     return out
 
 
@@ -169,9 +184,13 @@ def hallucinations(test: list[dict], outputs: list[str], task: dict) -> list[lis
             for r, o in zip(test, outputs, strict=True)]
 
 
-def hallucination_summary(flags: list[list[dict]]) -> dict:
+def hallucination_summary(flags: list[list[dict]], outputs: list[str], refs: list[str], task: dict) -> dict:
+    """Outputs flagged as hallucinating, by kind, and (counted apart) wrong allowed JSON values."""
     kinds = Counter(f["kind"] for fl in flags for f in fl)
-    return {"flagged": sum(bool(f) for f in flags), "n": len(flags), "by_kind": dict(kinds.most_common())}
+    enums = {k: set(v) for k, v in task["enums"].items()}
+    wrong = [wrong_values(o, r, enums) for o, r in zip(outputs, refs, strict=True)]
+    return {"flagged": sum(bool(f) for f in flags), "n": len(flags), "by_kind": dict(kinds.most_common()),
+            "wrong_values": wrong_value_summary(wrong)}
 
 
 def _on_accelerator(model, method: str):
@@ -223,7 +242,8 @@ def evaluate(cfg: Config, log=print) -> dict:
         base_tok = load_tokenizer(str(run_dir / "model"), padding_side="left")
         base_model = load_model(base_path, base_tok, method=method, trust_remote_code=cfg.model.trust_remote_code)
         base_model = _on_accelerator(base_model.eval(), method)
-        base = model_outputs(base_model, base_tok, cfg, test=test if e.compare_base else None, sample=False, **work)
+        base = model_outputs(base_model, base_tok, cfg, test=test if e.compare_base else None, sample=False, who="base",
+                             **work)
         del base_model
     has_base = base is not None and "test" in base
 
@@ -292,10 +312,13 @@ def evaluate(cfg: Config, log=print) -> dict:
         if tuned_flags[i] and len(examples) < MAX_HALLUCINATION_EXAMPLES:
             examples.append({"id": r["id"], "prompt": row["prompt"][-1]["content"], "reference": refs[i],
                              "output": tuned["test"][i], "flags": tuned_flags[i]})
-    hall = {"tuned": hallucination_summary(tuned_flags), "base": hallucination_summary(base_flags) if has_base else None,
+    hall = {"tuned": hallucination_summary(tuned_flags, tuned["test"], refs, task),
+            "base": hallucination_summary(base_flags, base["test"], refs, task) if has_base else None,
             "examples": examples}
+    wrong = hall["tuned"]["wrong_values"]["outputs"]
     log(f"eval: hallucination: {hall['tuned']['flagged']} of {len(test)} tuned outputs flagged"
-        + (f" (base {hall['base']['flagged']})" if has_base else ""))
+        + (f" (base {hall['base']['flagged']})" if has_base else "")
+        + (f"; {wrong} hold a wrong value from a field's allowed set (an error, counted apart)" if wrong else ""))
 
     metrics = {
         "test_examples": len(test),

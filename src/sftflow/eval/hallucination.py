@@ -7,14 +7,18 @@ For each output we flag:
 - for JSON answers: keys the task never uses, values outside a field's allowed set (from the
   JSON schema's `enum`, or inferred from the references when a field takes few values), and
   free-text string values found in neither prompt nor reference.
-A wrong but allowed value ("phone" for "laptop") is an error, not a hallucination: the task
-metrics count it. The rate is the share of outputs with at least one flag.
+The rate is the share of outputs with at least one flag.
+
+A wrong but allowed value ("phone" for "laptop", "low" for "high") is an error, not an
+invention: `wrong_values` counts it separately (and the task metrics count it), so a report
+never shows "no hallucinations" as if it meant "no mistakes".
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w])")
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]{2,}(?:\s+[A-Z][a-z]{2,})*\b")
@@ -126,6 +130,22 @@ def hallucination_flags(output: str, prompt: str, reference: str, *, json_keys: 
         seen.add(ent.lower())
         flags.append({"kind": "entity", "text": ent, "detail": "in neither prompt nor reference"})
     return flags
+
+
+def wrong_values(output: str, reference: str, enums: dict[str, set]) -> list[dict]:
+    """JSON fields holding one of the field's allowed values, but not the reference's: errors
+    of choice, which `hallucination_flags` does not flag (the value itself is legitimate)."""
+    ref, out = _parse_object(reference), _parse_object(output)
+    if ref is None or out is None:
+        return []
+    return [{"field": k, "value": v, "expected": ref[k]} for k, v in out.items()
+            if k in enums and k in ref and isinstance(v, str) and v in enums[k] and v != ref[k]]
+
+
+def wrong_value_summary(rows: list[list[dict]]) -> dict:
+    """Outputs with at least one wrong allowed value, and wrong values per field."""
+    by_field = Counter(w["field"] for row in rows for w in row)
+    return {"outputs": sum(bool(r) for r in rows), "n": len(rows), "by_field": dict(by_field.most_common())}
 
 
 def prompt_text(messages: list[dict]) -> str:

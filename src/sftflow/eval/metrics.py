@@ -339,7 +339,8 @@ def corpus_summary(name: str, preds: list[str], refs: list[str], base_preds: lis
 # --- perplexity -----------------------------------------------------------------------------
 
 
-def answer_perplexity(model, tokenizer, records: list[dict], *, max_length: int = 1024, batch_size: int = 8) -> dict:
+def answer_perplexity(model, tokenizer, records: list[dict], *, max_length: int = 1024, batch_size: int = 8,
+                      progress=None) -> dict:
     """exp(mean NLL over answer tokens), summed over all tokens of all examples (not a mean of
     per-example perplexities, which over-weights short answers). Text records count every
     token. The interval resamples examples, keeping each one's tokens together."""
@@ -369,6 +370,8 @@ def answer_perplexity(model, tokenizer, records: list[dict], *, max_length: int 
         )
         nll_sums += nll.sum(dim=1).tolist()
         token_counts += (shift_labels != -100).sum(dim=1).tolist()
+        if progress:
+            progress(min(start + batch_size, len(rows)), len(rows))
     total_tokens = sum(token_counts)
     mean_nll = sum(nll_sums) / max(total_tokens, 1)
     out = {"perplexity": math.exp(mean_nll), "mean_nll": mean_nll, "answer_tokens": total_tokens,

@@ -3,9 +3,11 @@
     sftflow report sftflow.yaml
 
 Shows the run summary, gate results, the loss curves, base vs tuned metrics with confidence
-intervals and deltas, regression probes side by side, forgetting, hallucination examples, the
-worst test examples, the data card and side-by-side predictions. Plots are inline PNGs: the
-file can be mailed. `report.md` next to it holds the same in Markdown.
+intervals and deltas in words, regression probes side by side, forgetting, hallucinations and
+wrong values (defined on the page), the worst test examples, the data card and side-by-side
+predictions, green only where an answer is identical to the reference. Plots are inline PNGs:
+the file can be mailed. `report.md` next to it holds the same in Markdown, its plots as files
+in `report_images/`. How numbers become words and colours: eval/present.py.
 """
 
 from __future__ import annotations
@@ -21,7 +23,17 @@ from pathlib import Path
 from jinja2 import Environment
 
 from sftflow.errors import SftflowError
-from sftflow.io import atomic_write_text, read_jsonl
+from sftflow.eval.present import (
+    LOWER_IS_BETTER,
+    card_html,
+    delta_words,
+    duplicate_text,
+    is_exact_task,
+    judge_answer,
+    ratio_words,
+    same_per_example,
+)
+from sftflow.io import atomic_write_bytes, atomic_write_text, read_jsonl
 
 TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sftflow report · {{ name }}</title>
@@ -31,7 +43,15 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 th{background:#f4f4f4}.pass{color:#0a7a0a;font-weight:bold}.fail{color:#b00;font-weight:bold}
 .muted{color:#777}pre{white-space:pre-wrap;margin:0;font-size:90%}img{max-width:100%}
 .ok{background:#eefbee}.bad{background:#fdeeee}
+ul.fields{list-style:none;margin:.3em 0 0;padding:0;font-size:85%}ul.fields li{margin:1px 0;padding:0 4px}
+li.field-ok{background:#dff5df}li.field-bad{background:#fbdede}
+.legend span{padding:0 6px;margin-right:.6em}.card table{font-size:90%}
+dl.defs dt{font-weight:bold;margin-top:.4em}dl.defs dd{margin-left:1.5em}
 </style></head><body>
+{% macro answer(p, who) %}{% set j = p[who + "_judged"] %}<td class="{{ j.css }}"><pre>{{ p[who] }}</pre>
+{% if j.fields and not j.json_object %}<ul class="fields"><li class="field-bad">✗ not a JSON object</li></ul>
+{% elif j.fields %}<ul class="fields">{% for f in j.fields %}{% if f.ok %}<li class="field-ok">✓ {{ f.field }}</li>{% else %}<li class="field-bad">✗ {{ f.field }}: {{ f.value if f.value is not none else "missing" }} <span class="muted">({{ "reference " ~ f.expected if f.expected is not none else "a key the reference does not have" }})</span></li>{% endif %}{% endfor %}</ul>
+{% elif not j.css and p[who + "_metrics"] and main_metric in p[who + "_metrics"] %}<span class="muted">{{ main_metric }} {{ "%.2f"|format(p[who + "_metrics"][main_metric]) }}</span>{% endif %}</td>{% endmacro %}
 <h1>sftflow report · {{ name }}</h1>
 <p class="muted">Evaluated on {{ metrics.test_examples }} held-out test examples only (never trained on).</p>
 <h2 id="summary">Run summary</h2>
@@ -47,7 +67,9 @@ th{background:#f4f4f4}.pass{color:#0a7a0a;font-weight:bold}.fail{color:#b00;font
 {{ human_section|safe }}
 <h2 id="metrics">Metrics: base vs tuned</h2>
 <p class="muted">Mean [95% bootstrap interval] over the test examples. Δ is tuned − base on the same examples
-(paired bootstrap), coloured where its interval excludes 0. Metrics: {{ metrics.task.reason if metrics.task else "configured" }}.</p>
+(paired bootstrap): "better" or "worse" only where its interval excludes 0, taking the metric's direction into
+account (hallucination rate and perplexity: lower is better). Metrics: {{ metrics.task.reason if metrics.task else "configured" }}.
+{% for n in dropped %}<br>{{ n }}{% endfor %}</p>
 <table><tr><th>metric</th><th>base</th><th>tuned</th><th>Δ tuned − base</th>{% if metrics.tuned_sampled %}<th>tuned, sampled</th>{% endif %}</tr>
 {% for r in metric_rows %}<tr><td>{{ r.name }}{% if r.note %} <span class="muted">({{ r.note }})</span>{% endif %}</td>
 <td>{{ r.base }}</td><td>{{ r.tuned }}</td><td class="{{ r.delta_class }}">{{ r.delta }}</td>{% if metrics.tuned_sampled %}<td>{{ r.sampled }}</td>{% endif %}</tr>{% endfor %}
@@ -81,96 +103,130 @@ General facts answered correctly: {{ "%.0f"|format(100 * forgetting.facts.base_a
 {% if lost_facts %}<table><tr><th>fact the tuned model lost</th><th>expected</th><th>base</th><th>tuned</th></tr>
 {% for r in lost_facts %}<tr><td>{{ r.prompt }}</td><td>{{ r.expect }}</td><td><pre>{{ r.base }}</pre></td><td class="bad"><pre>{{ r.tuned }}</pre></td></tr>{% endfor %}</table>{% endif %}
 {% else %}<p class="muted">Not measured (eval.forgetting: false).</p>{% endif %}
-<h2 id="hallucination">Hallucination checks</h2>
-{% if hall %}<p>Outputs holding numbers, names, JSON keys or values found in neither the prompt nor the reference:
-tuned <b>{{ hall.tuned.flagged }} of {{ hall.tuned.n }}</b>{% if hall.base %}, base {{ hall.base.flagged }} of {{ hall.base.n }}{% endif %}
-{% if hall.tuned.by_kind %}<span class="muted">(tuned flags by kind: {% for k, n in hall.tuned.by_kind.items() %}{{ k }} {{ n }}{{ ", " if not loop.last }}{% endfor %})</span>{% endif %}.</p>
-{% if hall.examples %}<table><tr><th>prompt</th><th>reference</th><th>tuned output</th><th>flags</th></tr>
+<h2 id="hallucination">Hallucination checks and wrong values</h2>
+<dl class="defs"><dt>hallucination</dt><dd>the output states something that neither the prompt nor the reference
+supports: a number or a name found in neither, a JSON key the task never uses, a value outside a field's allowed set,
+or a free-text value found in neither. Hallucination rate: the share of outputs with at least one.</dd>
+<dt>wrong value</dt><dd>a JSON field holds one of the field's allowed values, but not the reference's
+(<code>"urgency": "low"</code> where the reference says <code>"high"</code>): an error of choice, not an invention.
+Counted apart from hallucinations; it also lowers field accuracy and exact match.</dd></dl>
+{% if hall %}{% set wt = hall.tuned.wrong_values %}{% set wb = hall.base.wrong_values if hall.base else none %}
+<table id="hallucination-counts"><tr><th>outputs</th>{% if hall.base %}<th>base</th>{% endif %}<th>tuned</th></tr>
+<tr><td>with a hallucination</td>{% if hall.base %}<td>{{ hall.base.flagged }} of {{ hall.base.n }}</td>{% endif %}
+<td>{{ hall.tuned.flagged }} of {{ hall.tuned.n }}{% if hall.tuned.by_kind %} <span class="muted">({% for k, n in hall.tuned.by_kind.items() %}{{ k }} {{ n }}{{ ", " if not loop.last }}{% endfor %})</span>{% endif %}</td></tr>
+{% if wt %}<tr><td>with a wrong value</td>{% if hall.base %}<td>{{ wb.outputs if wb else "–" }} of {{ hall.base.n }}</td>{% endif %}
+<td>{{ wt.outputs }} of {{ wt.n }}</td></tr>
+{% for field in wrong_fields %}<tr><td class="muted">&nbsp;&nbsp;wrong {{ field }}</td>{% if hall.base %}<td>{{ wb.by_field.get(field, 0) if wb else "–" }}</td>{% endif %}
+<td>{{ wt.by_field.get(field, 0) }}</td></tr>{% endfor %}{% endif %}
+</table>
+{% if hall.examples %}<table><tr><th>prompt</th><th>reference</th><th>tuned output</th><th>hallucination flags</th></tr>
 {% for x in hall.examples %}<tr><td><pre>{{ x.prompt }}</pre></td><td><pre>{{ x.reference }}</pre></td><td class="bad"><pre>{{ x.output }}</pre></td>
 <td>{% for f in x.flags %}<b>{{ f.kind }}</b> {{ f.text }} <span class="muted">{{ f.detail }}</span><br>{% endfor %}</td></tr>{% endfor %}</table>
-{% else %}<p>No tuned output was flagged.</p>{% endif %}{% endif %}
+{% else %}<p>No tuned output was flagged as hallucinating.</p>{% endif %}{% endif %}
 <h2 id="worst">Worst test examples <span class="muted">(lowest {{ main_metric }})</span></h2>
 <table><tr><th>prompt</th><th>reference</th>{% if has_base %}<th>base</th>{% endif %}<th>tuned</th><th>tuned metrics</th></tr>
 {% for p in worst %}<tr><td><pre>{{ p.prompt[-1].content }}</pre></td><td><pre>{{ p.reference }}</pre></td>
-{% if has_base %}<td><pre>{{ p.base }}</pre></td>{% endif %}<td class="bad"><pre>{{ p.tuned }}</pre></td>
-<td class="muted">{% for k, v in p.tuned_metrics.items() %}{{ k }}&nbsp;{{ "%.2f"|format(v) }}{{ " · " if not loop.last }}{% endfor %}</td></tr>{% endfor %}
+{% if has_base %}{{ answer(p, "base") }}{% endif %}{{ answer(p, "tuned") }}
+<td class="muted">{% for k, v in p.tuned_metrics.items() if k not in hidden_metrics %}{{ k }}&nbsp;{{ "%.2f"|format(v) }}{{ " · " if not loop.last }}{% endfor %}</td></tr>{% endfor %}
 </table>
 <h2 id="data">Data</h2>
-{% if data %}<p>{{ data.rows_read }} rows read → {{ data.kept }} kept, {{ data.rejected }} rejected, {{ data.duplicates }} exact duplicates.
+{% if data %}<p>{{ data.rows_read }} rows read → {{ data.kept }} kept, {{ data.rejected }} rejected, {{ duplicates }}{% if data.filtered %},
+{{ data.filtered }} filtered by quality{% endif %}{% if data.unused %}, {{ data.unused }} unused{% endif %}.
 Split train/val/test = {{ data.splits.train }}/{{ data.splits.val }}/{{ data.splits.test }}.</p>
 {% if data.reject_reasons %}<table><tr><th>reject reason</th><th>rows</th></tr>
 {% for r, n in data.reject_reasons.items() %}<tr><td>{{ r }}</td><td>{{ n }}</td></tr>{% endfor %}</table>{% endif %}
 {% else %}<p class="muted">No data stats found.</p>{% endif %}
 <p>Data card: <a href="{{ links.card }}">data_card.md</a> · provenance ledger: <a href="{{ links.ledger }}">ledger.sqlite</a>
 (every row's source and fate) · rejected rows: <a href="{{ links.rejects }}">rejects.jsonl</a></p>
-{% if data_card %}<details open><summary>data card</summary><pre>{{ data_card }}</pre></details>{% endif %}
+{% if data_card %}<details open id="data-card"><summary>data card</summary><div class="card">{{ data_card|safe }}</div></details>{% endif %}
 <h2 id="predictions">Predictions ({{ shown|length }} of {{ total_predictions }})</h2>
-<table><tr><th>prompt</th><th>reference</th>{% if has_base %}<th>base</th>{% endif %}<th>tuned</th></tr>
+<p class="legend muted"><span class="ok">green</span> identical to the reference (JSON compared as values: key order and
+spacing ignored){% if exact_task %} · <span class="bad">red</span> anything else{% else %} · uncoloured: worded
+differently ({{ main_metric }} shown){% endif %}{% if has_fields %} · per field: <span class="field-ok">✓</span> same value
+as the reference, <span class="field-bad">✗</span> different or missing{% endif %}.</p>
+<table id="predictions-table"><tr><th>prompt</th><th>reference</th>{% if has_base %}<th>base</th>{% endif %}<th>tuned</th></tr>
 {% for p in shown %}<tr><td><pre>{{ p.prompt[-1].content }}</pre></td><td><pre>{{ p.reference }}</pre></td>
-{% if has_base %}<td class="{{ 'ok' if p.base_metrics.get(main_metric) else 'bad' }}"><pre>{{ p.base }}</pre></td>{% endif %}
-<td class="{{ 'ok' if p.tuned_metrics.get(main_metric) else 'bad' }}"><pre>{{ p.tuned }}</pre></td></tr>{% endfor %}
+{% if has_base %}{{ answer(p, "base") }}{% endif %}{{ answer(p, "tuned") }}</tr>{% endfor %}
 </table>
 <p class="muted">All predictions: eval/predictions.jsonl · metrics: eval/metrics.json · generated by sftflow {{ version }}</p>
 </body></html>
 """
 
 
-def _png(fig) -> str:
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    return base64.b64encode(buf.getvalue()).decode()
+    plt.close(fig)
+    return buf.getvalue()
 
 
-def loss_plot(history: list[dict]) -> str | None:
+def loss_plot(history: list[dict]) -> bytes | None:
     from sftflow.plots import loss_figure
 
     fig = loss_figure(history)
-    if fig is None:
-        return None
-    import matplotlib.pyplot as plt
-
-    out = _png(fig)
-    plt.close(fig)
-    return out
+    return None if fig is None else _png(fig)
 
 
-def metric_plot(metrics: dict, names: list[str]) -> str | None:
-    if not names:
+def _bars(ax, metrics: dict, names: list[str], value) -> None:
+    """Base and tuned side by side per metric, with their 95% intervals as error bars."""
+    width = 0.38
+    for k, (label, color) in enumerate((("base", "#bbbbbb"), ("tuned", "#228833"))):
+        block = metrics.get(label)
+        if not block or not all(n in block for n in names):
+            continue
+        means, cis = zip(*(value(block[n]) for n in names), strict=True)
+        errs = [[max(0.0, m - c[0]) for m, c in zip(means, cis, strict=True)],
+                [max(0.0, c[1] - m) for m, c in zip(means, cis, strict=True)]]
+        xs = [i + (k - 0.5) * width for i in range(len(names))]
+        ax.bar(xs, means, width, yerr=errs, capsize=3, label=label, color=color)
+    ax.set_xticks(range(len(names)), names, rotation=25, ha="right")
+
+
+def metric_panels(metrics: dict, names: list[str]) -> list[tuple[str, list[str]]]:
+    """Higher-is-better metrics in one panel, lower-is-better rates in another and answer
+    perplexity (its own scale) in a third: a bar that grows is never good in one and bad in
+    the next panel without the title saying so."""
+    higher = [n for n in names if n not in LOWER_IS_BETTER]
+    lower = [n for n in names if n in LOWER_IS_BETTER]
+    ppl = ["answer_perplexity"] if (metrics.get("tuned") or {}).get("answer_perplexity") else []
+    return [p for p in (("higher", higher), ("lower", lower), ("ppl", ppl)) if p[1]]
+
+
+def metric_plot(metrics: dict, names: list[str]) -> bytes | None:
+    """The metric panels side by side, each titled with its direction."""
+    panels = metric_panels(metrics, names)
+    if not panels:
         return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3))
-    width = 0.38
-    for k, (label, color) in enumerate((("base", "#bbbbbb"), ("tuned", "#228833"))):
-        block = metrics.get(label)
-        if not block:
+    widths = [max(1.2, 0.9 * len(ns)) for _, ns in panels]
+    fig, axes = plt.subplots(1, len(panels), figsize=(min(11, 1.5 + sum(widths)), 3.2), squeeze=False,
+                             gridspec_kw={"width_ratios": widths})
+    mean_ci = lambda m: (m["mean"], m.get("ci95") or [m["mean"]] * 2)  # noqa: E731
+    for ax, (kind, ns) in zip(axes[0], panels, strict=True):
+        if kind == "ppl":
+            _bars(ax, metrics, ns, lambda p: (p["perplexity"], p.get("ci95") or [p["perplexity"]] * 2))
+            ax.set_title("answer perplexity\n(lower is better)", fontsize=9)
+            values = [b["answer_perplexity"]["perplexity"] for b in (metrics.get("base"), metrics["tuned"])
+                      if b and b.get("answer_perplexity")]
+            if max(values) / max(min(values), 1e-9) > 20:
+                ax.set_yscale("log")
             continue
-        means = [block[n]["mean"] for n in names]
-        errs = [[m - block[n]["ci95"][0] for n, m in zip(names, means, strict=True)],
-                [block[n]["ci95"][1] - m for n, m in zip(names, means, strict=True)]]
-        xs = [i + (k - 0.5) * width for i in range(len(names))]
-        ax.bar(xs, means, width, yerr=errs, capsize=3, label=label, color=color)
-    ax.set_xticks(range(len(names)), names, rotation=25, ha="right")
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("mean (95% CI)")
-    ax.legend()
-    out = _png(fig)
-    plt.close(fig)
-    return out
+        _bars(ax, metrics, ns, mean_ci)
+        ax.set_ylim(0, 1.05)
+        ax.set_title("higher is better" if kind == "higher" else "lower is better", fontsize=9)
+    axes[0][0].set_ylabel("mean (95% CI)")
+    axes[0][0].legend(fontsize=8)
+    return _png(fig)
 
 
-def _fmt(block: dict | None, name: str) -> str:
-    if not block or name not in block:
-        return "–"
-    m = block[name]
-    return f"{m['mean']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
-
-
-LOWER_IS_BETTER = {"hallucination_rate", "answer_perplexity"}
-NOTES = {"bleu": "corpus BLEU / 100", "chrf": "corpus chrF / 100", "hallucination_rate": "lower is better"}
+NOTES = {"bleu": "corpus BLEU / 100", "chrf": "corpus chrF / 100", "hallucination_rate": "lower is better; defined below",
+         "json_match": "same JSON value, key order and spacing ignored"}
 WORST_ROWS = 10
 
 
@@ -179,36 +235,25 @@ def _ci(m: dict, digits: int = 3) -> str:
     return f"{m['mean']:.{digits}f}" + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else "")
 
 
-def _delta(d: dict | None, lower_is_better: bool = False) -> tuple[str, str]:
-    """Text and CSS class of a paired delta: coloured only where its interval excludes 0."""
-    if not d:
-        return "–", ""
-    lo, hi = d["ci95"]
-    text = f"{d['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
-    if lo > 0 or hi < 0:
-        better = (d["mean"] < 0) if lower_is_better else (d["mean"] > 0)
-        return text, "ok" if better else "bad"
-    return text, ""
-
-
 def metric_rows(metrics: dict, names: list[str]) -> list[dict]:
-    """One row per metric: base, tuned, delta (all with intervals), sampled, plus perplexity,
-    JSON fields and per-label accuracy."""
+    """One row per metric: base, tuned, delta in numbers and words (all with intervals),
+    sampled, plus perplexity, JSON fields and per-label accuracy."""
     tuned, base, sampled = metrics["tuned"], metrics.get("base") or {}, metrics.get("tuned_sampled") or {}
     deltas = metrics.get("delta") or {}
     rows = []
     for n in names:
-        delta, cls = _delta(deltas.get(n), n in LOWER_IS_BETTER)
+        delta, cls = delta_words(deltas.get(n), n in LOWER_IS_BETTER)
         rows.append({"name": n, "note": NOTES.get(n, ""), "base": _ci(base[n]) if n in base else "–",
                      "tuned": _ci(tuned[n]), "delta": delta, "delta_class": cls,
                      "sampled": _ci(sampled[n]) if n in sampled else "–"})
     ppl_t, ppl_b = tuned.get("answer_perplexity"), base.get("answer_perplexity")
     if ppl_t:
         show = lambda p: f"{p['perplexity']:.2f}" + (f" [{p['ci95'][0]:.2f}, {p['ci95'][1]:.2f}]" if p.get("ci95") else "")  # noqa: E731
-        ratio = f"×{ppl_t['perplexity'] / ppl_b['perplexity']:.3g}" if ppl_b else "–"
+        delta, cls = ratio_words(ppl_b, ppl_t)
         rows.append({"name": "answer perplexity", "base": show(ppl_b) if ppl_b else "–", "tuned": show(ppl_t),
-                     "note": f"answer tokens only; reference point < {metrics.get('perplexity_reference', 15):g} "
-                             "for conversational data", "delta": ratio, "delta_class": "", "sampled": "–"})
+                     "note": f"answer tokens only, lower is better; reference point < "
+                             f"{metrics.get('perplexity_reference', 15):g} for conversational data",
+                     "delta": delta, "delta_class": cls, "sampled": "–"})
     for field, m in (tuned.get("json_fields") or {}).items():
         b = (base.get("json_fields") or {}).get(field)
         rows.append({"name": f"field {field}", "note": "JSON field accuracy", "base": _ci(b) if b else "–",
@@ -221,8 +266,9 @@ def metric_rows(metrics: dict, names: list[str]) -> list[dict]:
     return rows
 
 
-def forgetting_plot(forgetting: dict | None) -> str | None:
-    """General-text perplexity and general-fact accuracy, base vs tuned, side by side."""
+def forgetting_plot(forgetting: dict | None) -> bytes | None:
+    """General-text perplexity (lower is better) and general-fact accuracy (higher is better),
+    base vs tuned, side by side."""
     if not forgetting:
         return None
     import matplotlib
@@ -235,17 +281,16 @@ def forgetting_plot(forgetting: dict | None) -> str | None:
     colors = ["#bbbbbb", "#ee6677" if forgetting["flagged"] else "#228833"]
     values = [g["base_ppl"], g["tuned_ppl"]]
     cis = [g.get("base_ci95") or [v, v] for v in values[:1]] + [g.get("tuned_ci95") or [values[1]] * 2]
-    errs = [[v - c[0] for v, c in zip(values, cis, strict=True)], [c[1] - v for v, c in zip(values, cis, strict=True)]]
+    errs = [[max(0.0, v - c[0]) for v, c in zip(values, cis, strict=True)],
+            [max(0.0, c[1] - v) for v, c in zip(values, cis, strict=True)]]
     ax1.bar(["base", "tuned"], values, yerr=errs, capsize=3, color=colors)
-    ax1.set_title(f"general-text perplexity ({forgetting['ppl_increase']:+.1%})")
+    ax1.set_title(f"general-text perplexity ({forgetting['ppl_increase']:+.1%})\nlower is better", fontsize=9)
     if max(values) / max(min(values), 1e-9) > 20:
         ax1.set_yscale("log")
     ax2.bar(["base", "tuned"], [f["base_accuracy"], f["tuned_accuracy"]], color=["#bbbbbb", "#4477aa"])
     ax2.set_ylim(0, 1.05)
-    ax2.set_title(f"general facts correct (n={f['n']})")
-    out = _png(fig)
-    plt.close(fig)
-    return out
+    ax2.set_title(f"general facts correct (n={f['n']})\nhigher is better", fontsize=9)
+    return _png(fig)
 
 
 def gate_text(g: dict) -> str:
@@ -263,7 +308,7 @@ def run_summary(run_dir: Path, metrics: dict, train: dict | None, data: dict | N
         s = data.get("splits", {})
         rows.append(("data", f"{s.get('train', '?')}/{s.get('val', '?')}/{s.get('test', '?')} train/val/test examples "
                              f"from {data.get('rows_read', '?')} rows read ({data.get('rejected', '?')} rejected, "
-                             f"{data.get('duplicates', '?')} duplicates)"))
+                             f"{duplicate_text(data)})"))
     config_path = run_dir / "config.yaml"
     cfg = yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.exists() else {}
     t = cfg.get("train") or {}
@@ -330,26 +375,27 @@ Evaluated on {{ metrics.test_examples }} held-out test examples only (never trai
 {% endif %}
 ## Metrics: base vs tuned
 
-Mean [95% bootstrap interval]; Δ is tuned − base on the same examples (paired bootstrap).
-
+Mean [95% bootstrap interval]; Δ is tuned − base on the same examples (paired bootstrap): "better" or "worse"
+only where its interval excludes 0 (hallucination rate and perplexity: lower is better).
+{% for n in dropped %}{{ n }}
+{% endfor %}
 | metric | base | tuned | Δ tuned − base |{% if metrics.tuned_sampled %} tuned, sampled |{% endif %}
 |---|---|---|---|{% if metrics.tuned_sampled %}---|{% endif %}
 {% for r in metric_rows %}| {{ r.name }}{% if r.note %} ({{ r.note }}){% endif %} | {{ r.base }} | {{ r.tuned }} | {{ r.delta }} |{% if metrics.tuned_sampled %} {{ r.sampled }} |{% endif %}
 {% endfor %}
 
-{% if metric_plot %}![metrics](data:image/png;base64,{{ metric_plot }})
+{% if images.metrics %}![metrics]({{ images.metrics }})
 {% endif %}
 ## Training
 
-{% if loss_plot %}![loss curves](data:image/png;base64,{{ loss_plot }})
+{% if images.loss %}![loss curves]({{ images.loss }})
 {% else %}No training log found.
 {% endif %}
 {% if metrics.human and metrics.human.win_rate %}{% set h = metrics.human %}## Human review
 
 {{ h.ratings }} blinded ratings by {{ h.reviewers|length }} reviewer(s) of {{ h.examples }} test examples.
-**Human win rate, tuned vs base: {{ "%.0f%%"|format(100 * h.win_rate.mean) }}** [95% CI
-{{ "%.0f%%"|format(100 * h.win_rate.ci95[0]) }}, {{ "%.0f%%"|format(100 * h.win_rate.ci95[1]) }}] over
-{{ h.win_rate.n }} examples (tuned preferred {{ h.preferences.tuned }}, base {{ h.preferences.base }},
+**Human win rate, tuned vs base: {{ "%.0f%%"|format(100 * h.win_rate.mean) }}** {{ win_rate_interval(h.win_rate) }}
+(tuned preferred {{ h.preferences.tuned }}, base {{ h.preferences.base }},
 tie {{ h.preferences.tie }}). Human hallucination flags: base {{ h.base.hallucination_rate }}, tuned
 {{ h.tuned.hallucination_rate }}; the HTML report lists each flag next to the automatic checks.
 
@@ -366,13 +412,19 @@ tie {{ h.preferences.tie }}). Human hallucination flags: base {{ h.base.hallucin
 
 {% if forgetting %}General-text perplexity {{ "%.2f"|format(forgetting.general_text.base_ppl) }} → {{ "%.2f"|format(forgetting.general_text.tuned_ppl) }} (**{{ pct(forgetting.ppl_increase) }}**, flagged from {{ pct(forgetting.threshold) }}{{ ", FLAGGED" if forgetting.flagged }}); general facts correct {{ "%.0f"|format(100 * forgetting.facts.base_accuracy) }}% → {{ "%.0f"|format(100 * forgetting.facts.tuned_accuracy) }}% of {{ forgetting.facts.n }}.
 
-{% if forgetting_plot %}![forgetting](data:image/png;base64,{{ forgetting_plot }})
+{% if images.forgetting %}![forgetting]({{ images.forgetting }})
 {% endif %}{% else %}Not measured.
 {% endif %}
-## Hallucination checks
+## Hallucination checks and wrong values
 
-{% if hall %}Tuned outputs flagged: **{{ hall.tuned.flagged }} of {{ hall.tuned.n }}**{% if hall.base %} (base {{ hall.base.flagged }}){% endif %}.
+*Hallucination*: the output states something neither the prompt nor the reference supports (a number or name found
+in neither, a JSON key the task never uses, a value outside a field's allowed set, free text found in neither).
+*Wrong value*: a JSON field holds an allowed value that is not the reference's (`"urgency": "low"` for `"high"`): an
+error, counted apart.
 
+{% if hall %}Tuned outputs with a hallucination: **{{ hall.tuned.flagged }} of {{ hall.tuned.n }}**{% if hall.base %} (base {{ hall.base.flagged }}){% endif %}.
+{% if hall.tuned.wrong_values %}{% set wt = hall.tuned.wrong_values %}Tuned outputs with a wrong value: **{{ wt.outputs }} of {{ wt.n }}**{% if wt.by_field %} ({% for f, n in wt.by_field.items() %}{{ f }} {{ n }}{{ ", " if not loop.last }}{% endfor %}){% endif %}{% if hall.base and hall.base.wrong_values %} (base {{ hall.base.wrong_values.outputs }}){% endif %}.
+{% endif %}
 {% if hall.examples %}| prompt | reference | tuned output | flags |
 |---|---|---|---|
 {% for x in hall.examples %}| {{ x.prompt|cell }} | {{ x.reference|cell }} | {{ x.output|cell }} | {% for f in x.flags %}{{ f.kind }} {{ f.text|cell }}<br>{% endfor %} |
@@ -385,7 +437,7 @@ tie {{ h.preferences.tie }}). Human hallucination flags: base {{ h.base.hallucin
 {% endfor %}
 ## Data
 
-{% if data %}{{ data.rows_read }} rows read → {{ data.kept }} kept, {{ data.rejected }} rejected, {{ data.duplicates }} exact duplicates.
+{% if data %}{{ data.rows_read }} rows read → {{ data.kept }} kept, {{ data.rejected }} rejected, {{ duplicates }}{% if data.filtered %}, {{ data.filtered }} filtered by quality{% endif %}{% if data.unused %}, {{ data.unused }} unused{% endif %}.
 {% endif %}Data card: [data_card.md]({{ links.card }}) · ledger: [ledger.sqlite]({{ links.ledger }}) · rejects: [rejects.jsonl]({{ links.rejects }})
 
 All predictions: eval/predictions.jsonl · metrics: eval/metrics.json · generated by sftflow {{ version }}
@@ -396,62 +448,106 @@ def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
+def _shown_metrics(metrics: dict, predictions: list[dict]) -> tuple[list[str], list[str]]:
+    """The metrics worth a row, and a note for each left out because it repeats another."""
+    names = [n for n, v in metrics["tuned"].items() if isinstance(v, dict) and "mean" in v]
+    dropped = []
+    if {"json_match", "exact_match"} <= set(names) and same_per_example(predictions, "json_match", "exact_match"):
+        names.remove("json_match")
+        dropped.append("json_match (same JSON value, key order and spacing ignored) is not shown: it equals "
+                       "exact_match on every example, so no answer differed only in key order or spacing.")
+    return names, dropped
+
+
+def _judged(predictions: list[dict], exact_task: bool) -> list[dict]:
+    """Predictions with each answer judged against the reference (colour and field marks)."""
+    out = []
+    for p in predictions:
+        p = dict(p)
+        for who in ("base", "tuned"):
+            if who in p:
+                p[f"{who}_judged"] = judge_answer(p[who], p["reference"], exact_task=exact_task)
+        out.append(p)
+    return out
+
+
+IMAGE_DIR = "report_images"  # beside report.md: its plots as files, not inline base64
+
+
 def write_report(run_dir: Path, data_dir: Path, name: str, max_rows: int = 50) -> Path:
     import sftflow
-    from sftflow.review.stats import human_report_html
+    from sftflow.review.stats import human_report_html, win_rate_interval
 
     metrics = _read_json(run_dir / "eval" / "metrics.json")
     if metrics is None:
         raise SftflowError(f"{run_dir / 'eval' / 'metrics.json'}: not found; run `sftflow eval` first")
     predictions = list(read_jsonl(run_dir / "eval" / "predictions.jsonl"))
     history = list(read_jsonl(run_dir / "metrics.jsonl")) if (run_dir / "metrics.jsonl").exists() else []
-    names = [n for n, v in metrics["tuned"].items() if isinstance(v, dict) and "mean" in v]
+    names, dropped = _shown_metrics(metrics, predictions)
     main_metric = (metrics.get("task") or {}).get("main_metric") or ("exact_match" if "exact_match" in names else
                                                                      (names[0] if names else ""))
     train, data = _read_json(run_dir / "train_summary.json"), _read_json(data_dir / "stats.json")
     forgetting = metrics.get("forgetting")
+    hall = metrics.get("hallucination")
+    exact_task = is_exact_task(metrics.get("task"))
+    judged = _judged(predictions, exact_task)
     card = data_dir / "data_card.md"
+    plots = {"metrics": metric_plot(metrics, names), "loss": loss_plot(history),
+             "forgetting": forgetting_plot(forgetting)}
+    wrong = [(hall or {}).get(who, {}) or {} for who in ("base", "tuned")]
     extra = dict(
+        name=name, metrics=metrics, data=data, main_metric=main_metric, version=sftflow.__version__,
         summary=run_summary(run_dir, metrics, train, data),
         metric_rows=metric_rows(metrics, names),
+        dropped=dropped,
+        hidden_metrics={"json_match"} if dropped else set(),
         gate_value=gate_text,
         pct=lambda x: "–" if x is None else f"{x:+.1%}",
         forgetting=forgetting,
-        forgetting_plot=forgetting_plot(forgetting),
         lost_facts=[r for r in (forgetting or {}).get("facts", {}).get("results", [])
                     if r["base_correct"] and not r["tuned_correct"]],
-        hall=metrics.get("hallucination"),
-        worst=worst_examples(predictions, main_metric),
+        hall=hall,
+        wrong_fields=sorted({f for w in wrong for f in (w.get("wrong_values") or {}).get("by_field", {})}),
+        worst=worst_examples(judged, main_metric),
+        duplicates=duplicate_text(data or {}),
         links={k: _rel(data_dir / f, run_dir / "eval") for k, f in
                (("card", "data_card.md"), ("ledger", "ledger.sqlite"), ("rejects", "rejects.jsonl"))},
-        data_card=card.read_text(encoding="utf-8") if card.exists() else None,
+        win_rate_interval=win_rate_interval,
     )
-    ppl = lambda block: (block or {}).get("answer_perplexity", {}).get("perplexity")  # noqa: E731
+    b64 = {k: base64.b64encode(v).decode() if v else None for k, v in plots.items()}
     html = Environment(autoescape=True).from_string(TEMPLATE).render(
-        name=name,
-        metrics=metrics,
-        metric_names=names,
-        fmt=_fmt,
-        ppl_tuned=ppl(metrics["tuned"]),
-        ppl_base=ppl(metrics.get("base")),
-        train=train,
-        data=data,
-        loss_plot=loss_plot(history),
-        metric_plot=metric_plot(metrics, names),
         **extra,
-        shown=predictions[:max_rows],
+        train=train,
+        loss_plot=b64["loss"],
+        metric_plot=b64["metrics"],
+        forgetting_plot=b64["forgetting"],
+        data_card=card_html(card.read_text(encoding="utf-8"), data_dir) if card.exists() else None,
+        shown=judged[:max_rows],
         total_predictions=len(predictions),
         has_base=bool(predictions and "base" in predictions[0]),
-        main_metric=main_metric,
-        version=sftflow.__version__,
+        exact_task=exact_task,
+        has_fields=any((p.get("tuned_judged") or {}).get("fields") for p in judged[:max_rows]),
         human_section=human_report_html(metrics, run_dir),
     )
     path = run_dir / "eval" / "report.html"
     atomic_write_text(path, html)
+    images = _write_images(run_dir / "eval" / IMAGE_DIR, plots)
     md_env = Environment(autoescape=False, trim_blocks=False)
     md_env.filters["cell"] = _cell
-    md = md_env.from_string(MD_TEMPLATE).render(
-        name=name, metrics=metrics, main_metric=main_metric, data=data, loss_plot=loss_plot(history),
-        metric_plot=metric_plot(metrics, names), version=sftflow.__version__, **extra)
+    md = md_env.from_string(MD_TEMPLATE).render(**extra, images=images)
     atomic_write_text(run_dir / "eval" / "report.md", md)
     return path
+
+
+def _write_images(folder: Path, plots: dict[str, bytes | None]) -> dict[str, str]:
+    """The plots as PNG files for report.md; returns their paths relative to it. Plots of an
+    earlier report that this one does not have are removed, so no stale chart is linked."""
+    images = {}
+    for key, png in plots.items():
+        path = folder / f"{key}.png"
+        if png:
+            atomic_write_bytes(path, png)
+            images[key] = f"{folder.name}/{path.name}"
+        else:
+            path.unlink(missing_ok=True)
+    return images

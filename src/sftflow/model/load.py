@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sftflow.errors import SftflowError
 from sftflow.model.template import DEFAULT_CHAT_TEMPLATE, EOS_TOKEN, PAD_TOKEN, TURN_START_TOKEN
+from sftflow.progress import phase
 
 
 def _from_pretrained(cls, path: str, **kwargs):
@@ -117,7 +118,8 @@ def load_model(path: str, tokenizer, *, method: str = "lora", bf16: bool = False
     if method == "qlora":
         kwargs["quantization_config"] = quantization_config(bf16)
         kwargs["device_map"] = {"": 0} if has_cuda() else {"": "cpu"}
-    model = _from_pretrained(AutoModelForCausalLM, path, **kwargs)
+    with phase(f"loading model {path}" + (" in 4-bit" if method == "qlora" else "")):
+        model = _from_pretrained(AutoModelForCausalLM, path, **kwargs)
     if method == "qlora" and not has_cuda():
         _check_cpu_4bit_widths(model)
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
@@ -186,15 +188,16 @@ def load_tuned(run_dir: Path, base_path: str, *, method: str, bf16: bool = False
     if not model_dir.exists():
         raise SftflowError(f"{model_dir}: no trained model; run `sftflow train` first")
     tok = load_tokenizer(str(model_dir), padding_side="left", trust_remote_code=trust_remote_code)
-    if (model_dir / "adapter_config.json").exists():
-        from peft import PeftModel
+    with phase(f"loading the tuned model {model_dir}"):
+        if (model_dir / "adapter_config.json").exists():
+            from peft import PeftModel
 
-        _check_adapter_file(model_dir)
-        base = load_model(base_path, tok, method=method, bf16=bf16, trust_remote_code=trust_remote_code)
-        model = PeftModel.from_pretrained(base, str(model_dir))
-        if method == "lora":
-            model = model.merge_and_unload()  # same outputs, faster generation (not for a 4-bit base)
-    else:
-        model = load_model(str(model_dir), tok, method="full", bf16=bf16, trust_remote_code=trust_remote_code)
+            _check_adapter_file(model_dir)
+            base = load_model(base_path, tok, method=method, bf16=bf16, trust_remote_code=trust_remote_code)
+            model = PeftModel.from_pretrained(base, str(model_dir))
+            if method == "lora":
+                model = model.merge_and_unload()  # same outputs, faster generation (not for a 4-bit base)
+        else:
+            model = load_model(str(model_dir), tok, method="full", bf16=bf16, trust_remote_code=trust_remote_code)
     model.eval()
     return model, tok

@@ -17,6 +17,7 @@ page can read or compute.
 """
 
 import asyncio
+import difflib
 import hashlib
 import hmac
 import json
@@ -30,7 +31,7 @@ from urllib.parse import quote, unquote, urlsplit
 from jinja2 import Environment, FileSystemLoader
 
 from sftflow.errors import SftflowError
-from sftflow.review.stats import db_path, load_predictions, summarise_ratings
+from sftflow.review.stats import db_path, load_predictions, summarise_ratings, win_rate_interval
 from sftflow.review.store import FLAGS, SCORES, AlreadyRated, ReviewStore, current, to_csv, to_jsonl
 
 HERE = Path(__file__).parent
@@ -53,6 +54,34 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+
+
+_TOKEN = re.compile(r"\w+|[^\w\s]+|\s+")
+
+
+def diff_html(output: str, reference: str):
+    """The output, HTML-escaped, with the words that differ from the reference in <mark>:
+    what a reviewer should look at first. Only whole tokens are wrapped, so the page's text
+    (and a span selected in it) is exactly the output."""
+    from markupsafe import Markup, escape
+
+    out, ref = _TOKEN.findall(output), _TOKEN.findall(reference)
+    changed = [False] * len(out)
+    for tag, _, _, j1, j2 in difflib.SequenceMatcher(None, ref, out, autojunk=False).get_opcodes():
+        if tag in ("replace", "insert"):
+            for j in range(j1, j2):
+                changed[j] = not out[j].isspace()
+    for j in range(1, len(out) - 1):  # one mark over "two words", not one per word
+        changed[j] = changed[j] or (out[j].isspace() and changed[j - 1] and changed[j + 1])
+    html, j = [], 0
+    while j < len(out):
+        k = j
+        while k < len(out) and changed[k] == changed[j]:
+            k += 1
+        text = str(escape("".join(out[j:k])))
+        html.append(f'<mark class="diff">{text}</mark>' if changed[j] else text)
+        j = k
+    return Markup("".join(html))
 
 
 class ReviewError(Exception):
@@ -319,6 +348,7 @@ def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_
         row = example(example_id)
         a_model = store.a_model(example_id, reviewer)
         outputs = {"A": row[a_model], "B": row["base" if a_model == "tuned" else "tuned"]}
+        diffs = {side: diff_html(text, row["reference"]) for side, text in outputs.items()}
         rating = store.get(example_id, reviewer)
         if rating and rating not in current([rating], predictions):
             rating = None  # stale: rated before the outputs changed, so it is up for rating again
@@ -327,7 +357,8 @@ def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_
             p = store.get(prev, reviewer)
             if p:
                 previous = {"id": prev, "a_model": p["a_model"], "preferred": p["preferred"], "skipped": p["skipped"]}
-        return page("review.html", reviewer=reviewer, csrf=csrf_of(request), example=row, example_id=example_id, outputs=outputs,
+        return page("review.html", reviewer=reviewer, csrf=csrf_of(request), example=row, example_id=example_id,
+                    outputs=outputs, diffs=diffs,
                     rating=rating, previous=previous, progress=progress(reviewer),
                     number=position[example_id] + 1, a_model=a_model)
 
@@ -354,7 +385,8 @@ def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_
     @app.get("/summary")
     async def summary_page(request: Request, prev: str = ""):
         reviewer = need_reviewer(request)
-        return page("summary.html", reviewer=reviewer, csrf=csrf_of(request), s=summary(), finished=bool(prev))
+        return page("summary.html", reviewer=reviewer, csrf=csrf_of(request), s=summary(), finished=bool(prev),
+                    interval=win_rate_interval)
 
     @app.get("/api/summary")
     async def summary_json(request: Request):

@@ -22,6 +22,20 @@ from sftflow.review.store import FLAGS, MODELS, SCORES, ReviewStore, current
 PREFERENCE_VALUE = {"tuned": 1.0, "tie": 0.5, "base": 0.0}  # a tie is half a win
 AGREEMENT_ITEMS = ("preferred", "tuned_hallucination", "base_hallucination", "tuned_safety", "base_safety")
 HUMAN_GATE_PREFIX = "human_"
+# Below this many rated examples a bootstrap interval says more about the resampling than the
+# models (one rating gives [0%, 0%]): the rate is shown with "n too small" instead.
+MIN_INTERVAL_N = 10
+
+
+def win_rate_interval(win_rate: dict) -> str:
+    """'[95% CI 52%, 81%] over 40 examples', or, below MIN_INTERVAL_N examples, 'over 3 examples
+    (n too small for an interval: ...)'."""
+    n = win_rate["n"]
+    examples = f"{n} example{'s' if n != 1 else ''}"
+    lo, hi = win_rate.get("ci95") or (None, None)
+    if n < MIN_INTERVAL_N or lo is None:
+        return f"over {examples} (n too small for a 95% interval: rate at least {MIN_INTERVAL_N})"
+    return f"[95% CI {100 * lo:.0f}%, {100 * hi:.0f}%] over {examples}"
 
 
 def db_path(run_dir: Path) -> Path:
@@ -172,8 +186,7 @@ REPORT_SECTION = """<h2>Human review</h2>
 ({{ h.skipped }} skipped{% if h.stale %}, {{ h.stale }} stale: rated outputs that a later eval replaced{% endif %}).
 Outputs were shown blinded, in random order.</p>
 <p><b>Human win rate, tuned vs base: {{ pct(h.win_rate.mean) }}</b>
-[95% CI {{ pct(h.win_rate.ci95[0]) }}, {{ pct(h.win_rate.ci95[1]) }}] over {{ h.win_rate.n }} examples
-(tuned preferred {{ h.preferences.tuned }}, base {{ h.preferences.base }}, tie {{ h.preferences.tie }}; a tie counts half).</p>
+{{ interval(h.win_rate) }} (tuned preferred {{ h.preferences.tuned }}, base {{ h.preferences.base }}, tie {{ h.preferences.tie }}; a tie counts half).</p>
 <table><tr><th></th><th>base</th><th>tuned</th></tr>
 <tr><td>coherence (1-5)</td><td>{{ num(h.base.coherence) }}</td><td>{{ num(h.tuned.coherence) }}</td></tr>
 <tr><td>correctness (1-5)</td><td>{{ num(h.base.correctness) }}</td><td>{{ num(h.tuned.correctness) }}</td></tr>
@@ -217,4 +230,4 @@ def human_report_html(metrics: dict, run_dir: Path) -> str:
     pct = lambda v: "–" if v is None else f"{100 * v:.0f}%"  # noqa: E731
     num = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
     return Environment(autoescape=True).from_string(REPORT_SECTION).render(
-        h={**human, "flags": flags}, auto=auto, pct=pct, num=num)
+        h={**human, "flags": flags}, auto=auto, pct=pct, num=num, interval=win_rate_interval)

@@ -32,6 +32,7 @@ from sftflow.config import Config, dump_config
 from sftflow.errors import SftflowError
 from sftflow.io import atomic_write_text, read_jsonl, write_json
 from sftflow.model.chat import tokenize_record
+from sftflow.progress import phase
 from sftflow.train.distributed import is_main_process, trainer_settings, world_size
 
 
@@ -243,8 +244,9 @@ def build_trainer(cfg: Config, log=print, strict: bool = False):
             model, use_gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False}
         )
 
-    train_rows, train_tok = tokenize_split(tokenizer, train_records, t.max_length)
-    val_rows, val_tok = tokenize_split(tokenizer, val_records, t.max_length)
+    with phase(f"train: tokenizing {len(train_records) + len(val_records):,} train and val examples"):
+        train_rows, train_tok = tokenize_split(tokenizer, train_records, t.max_length)
+        val_rows, val_tok = tokenize_split(tokenizer, val_records, t.max_length)
     for name, s in (("train", train_tok), ("val", val_tok)):
         if s["truncated"] or s["no_answer_left"]:
             log(f"train: {name}: {s['truncated']} examples truncated to {t.max_length} tokens, "
@@ -554,7 +556,8 @@ def _train(cfg: Config, *, resume: bool = False, strict: bool = False, log=print
         resume_from = pick_checkpoint(run_dir, log, move_aside=main)
         log(f"train: resuming from {resume_from}" if resume_from else "train: nothing to resume, starting fresh")
     if resume_from is None:
-        initial_eval = trainer.evaluate()["eval_loss"]  # the baseline the curve must beat (logged at step 0)
+        with phase(f"train: validation loss before training ({info['val_examples']:,} examples)"):
+            initial_eval = trainer.evaluate()["eval_loss"]  # the baseline the curve must beat (logged at step 0)
     result = trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.time() - start
 
