@@ -622,7 +622,7 @@ def test_browser_form_posted_from_another_port_is_refused(run_dir, live, tmp_pat
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
     attacker = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=attacker.serve_forever, daemon=True).start()
-    driver = _browser()
+    driver = browser()
     try:
         driver.set_page_load_timeout(20)
         wait = WebDriverWait(driver, 10)
