@@ -162,7 +162,7 @@ def test_a_run_interrupted_before_its_first_checkpoint_is_simply_run_again(tmp_p
     says once that there is nothing to resume, and neither keeps the interrupted run's metrics."""
     import shutil
 
-    cfg_path = make_project(tmp_path, tiny_model_dir, n=120, epochs=1, evals_per_epoch=1)
+    cfg_path = make_project(tmp_path, tiny_model_dir, n=80, epochs=1, evals_per_epoch=1)  # one checkpoint, at step 4
     env = {**os.environ, "NO_COLOR": "1"}
     assert subprocess.run([SFTFLOW, "prepare", str(cfg_path)], capture_output=True, env=env).returncode == 0
     proc = subprocess.Popen([SFTFLOW, "train", str(cfg_path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -175,7 +175,7 @@ def test_a_run_interrupted_before_its_first_checkpoint_is_simply_run_again(tmp_p
     run_dir = tmp_path / "runs" / "ctl"
     assert proc.returncode == 130 and not (run_dir / "model").exists()
     assert (run_dir / "checkpoints").is_dir() and not list(run_dir.glob("checkpoints/*/trainer_state.json"))
-    cut = run_dir / "checkpoints" / "checkpoint-6"  # and a first save cut short: weights only, half of them
+    cut = run_dir / "checkpoints" / "checkpoint-4"  # and the first save cut short: a weights file, no state
     cut.mkdir()
     (cut / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}")
     shutil.copytree(run_dir, tmp_path / "interrupted")
