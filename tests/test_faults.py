@@ -358,6 +358,31 @@ def test_full_disk_during_prepare_stops_cleanly_keeping_previous_outputs(tmp_pat
     assert not list(cfg.data_dir.glob(".prepare-*"))
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_disk_is_recognised_in_the_errors_that_wrap_it(tmp_path):
+    """torch.save onto a full disk says "[enforce fail at inline_container.cc:...] . unexpected pos ..." with
+    no errno; /dev/full fails every write with ENOSPC, so it gives the real error to recognise."""
+    import torch
+
+    from sftflow.train.trainer import disk_full
+
+    with pytest.raises(RuntimeError) as caught:
+        torch.save({"w": torch.ones(4096)}, "/dev/full")
+    assert "unexpected pos" in str(caught.value) and getattr(caught.value, "errno", None) is None
+    assert disk_full(caught.value)
+    for errno_ in (errno.ENOSPC, errno.EDQUOT):
+        try:
+            try:
+                raise OSError(errno_, os.strerror(errno_))
+            except OSError as err:
+                raise RuntimeError("while saving the weights") from err  # wrapped, as libraries do
+        except RuntimeError as wrapped:
+            assert disk_full(wrapped)
+    with pytest.raises(RuntimeError) as other:
+        torch.save({"w": torch.ones(4)}, tmp_path / "no-such-folder" / "w.pt")
+    assert not disk_full(other.value) and not disk_full(OSError(errno.EACCES, "Permission denied"))
+
+
 def test_a_second_prepare_into_the_same_folder_fails_naming_the_holder(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -389,6 +414,7 @@ def test_train_refuses_a_busy_or_used_run_folder(tmp_path):
     with hold(cfg.run_dir, "train"), pytest.raises(FolderInUse, match=rf"in use by sftflow train \(pid {os.getpid()}\)"):
         train(cfg, **quiet)
     (cfg.run_dir / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+    (cfg.run_dir / "checkpoints" / "checkpoint-2" / "trainer_state.json").write_text('{"global_step": 2}')
     (cfg.run_dir / "metrics.jsonl").write_text("{}\n")
     with pytest.raises(SftflowError, match=r"already holds a run \(checkpoints\); pass --resume to continue it, "
                                            r"--overwrite to replace it"):
@@ -403,6 +429,55 @@ def test_train_refuses_a_busy_or_used_run_folder(tmp_path):
     with pytest.raises(SftflowError, match="train.jsonl: not found"):  # --overwrite cleared the folder first
         train(cfg, overwrite=True, **quiet)
     assert not (cfg.run_dir / "checkpoints").exists() and not (cfg.run_dir / "metrics.jsonl").exists()
+
+
+def _prepare_killed_mid_publish(root: str) -> None:
+    """prepare, SIGKILLed between moving its first and its second output into place."""
+    real, moved = os.replace, []
+
+    def replace(a, b):
+        if ".prepare-" in str(a) and Path(b).parent == Path(root) / "data":
+            moved.append(b)
+            if len(moved) == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+        real(a, b)
+
+    os.replace = replace
+    prepare(project(Path(root), ["raw/a.jsonl"]), **quiet)
+
+
+@pytest.mark.slow
+def test_eval_audit_and_report_refuse_a_half_published_data_folder(tmp_path, tmp_path_factory, tiny_model_dir):
+    """Every command that reads the data folder refuses it while a killed prepare's publish is unfinished, as
+    train does: one line that says to run `sftflow prepare` again (they used to read the stale split and pass)."""
+    import multiprocessing as mp
+    import shutil
+
+    from tests.test_cli import one_line_error, sftflow
+    from tests.tiny_run import shared_run
+
+    # audit: prepare killed for real halfway through moving its outputs into place
+    _write_data(tmp_path, 0)
+    prepare(project(tmp_path, ["raw/a.jsonl"]), **quiet)
+    _write_data(tmp_path, 10_000)
+    proc = mp.get_context("fork").Process(target=_prepare_killed_mid_publish, args=(str(tmp_path),))
+    proc.start()
+    proc.join(timeout=120)
+    assert proc.exitcode == -signal.SIGKILL and (tmp_path / "data" / ".publishing").exists()
+    (tmp_path / "sftflow.yaml").write_text(json.dumps({"data": {"sources": [{"path": "raw/a.jsonl"}]},
+                                                       "model": {"name_or_path": "no-such-model"}}))
+    # eval and report: a finished run whose data folder is then left half-published
+    run = shutil.copytree(shared_run(tmp_path_factory, tiny_model_dir).parents[1], tmp_path / "run")
+    (run / "data" / ".publishing").write_text(".prepare-x")
+    for command, root in (("audit", tmp_path), ("eval", run), ("report", run)):
+        line = one_line_error(sftflow(command, str(root / "sftflow.yaml"), timeout=600))
+        assert line == (f"error: {root / 'data'}: a prepare was interrupted while publishing its outputs "
+                        "(train/val/test may not match); run `sftflow prepare` again to finish it"), command
+    assert not (run / "runs" / "tiny" / "eval" / "report.html").exists()
+    # and once prepare has finished the publish, audit answers again
+    assert sftflow("prepare", str(tmp_path / "sftflow.yaml")).returncode == 0
+    r = sftflow("audit", str(tmp_path / "sftflow.yaml"))
+    assert r.returncode == 0 and "decision=kept" in r.stdout, r.stderr
 
 
 # ---------------------------------------------------------------- synth killed mid-run

@@ -151,6 +151,46 @@ def test_resume_after_kill_reaches_the_same_state(tmp_path, tiny_model_dir):
     assert f"skipping {broken.name}: optimizer.pt: not a complete torch archive" in r.stdout
     assert "resuming from" in r.stdout and (ckpts / f"broken-{broken.name}").is_dir()
     assert final_losses(tmp_path / "b" / "runs" / "ctl") == final_losses(tmp_path / "a" / "runs" / "ctl")
+    # the resumed run's summary keeps the validation loss measured before the killed run trained
+    summaries = [json.loads((tmp_path / x / "runs" / "ctl" / "train_summary.json").read_text()) for x in "ab"]
+    assert summaries[1]["val_loss_initial"] == pytest.approx(summaries[0]["val_loss_initial"], rel=1e-6)
+
+
+def test_a_run_interrupted_before_its_first_checkpoint_is_simply_run_again(tmp_path, tiny_model_dir):
+    """Ctrl-C before the first checkpoint (or during its save) leaves a folder with no model and no complete
+    checkpoint: not a previous run that needs --resume or --overwrite. Running it again just works, --resume
+    says once that there is nothing to resume, and neither keeps the interrupted run's metrics."""
+    import shutil
+
+    cfg_path = make_project(tmp_path, tiny_model_dir, n=80, epochs=1, evals_per_epoch=1)  # one checkpoint, at step 4
+    env = {**os.environ, "NO_COLOR": "1"}
+    assert subprocess.run([SFTFLOW, "prepare", str(cfg_path)], capture_output=True, env=env).returncode == 0
+    proc = subprocess.Popen([SFTFLOW, "train", str(cfg_path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, env=env)
+    for line in proc.stdout:
+        if "before training: val loss" in line:
+            proc.send_signal(signal.SIGINT)  # what a person at the terminal does
+            break
+    proc.communicate(timeout=120)
+    run_dir = tmp_path / "runs" / "ctl"
+    assert proc.returncode == 130 and not (run_dir / "model").exists()
+    assert (run_dir / "checkpoints").is_dir() and not list(run_dir.glob("checkpoints/*/trainer_state.json"))
+    cut = run_dir / "checkpoints" / "checkpoint-4"  # and the first save cut short: a weights file, no state
+    cut.mkdir()
+    (cut / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}")
+    shutil.copytree(run_dir, tmp_path / "interrupted")
+
+    def initial_evals() -> int:
+        rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        return sum(1 for r in rows if r["step"] == 0 and "eval_loss" in r)
+
+    for flags in ([], ["--resume"]):
+        shutil.rmtree(run_dir)
+        shutil.copytree(tmp_path / "interrupted", run_dir)
+        r = subprocess.run([SFTFLOW, "train", str(cfg_path), *flags], capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr
+        assert (run_dir / "model").is_dir() and initial_evals() == 1  # the interrupted run's rows are gone
+        assert r.stdout.count("nothing to resume") == (1 if flags else 0), r.stdout
 
 
 def test_padding_free_rows_do_not_attend_to_each_other(tmp_path, tiny_model_dir):
@@ -183,19 +223,24 @@ def test_warmup_time_estimate(tmp_path, tiny_model_dir):
     assert not (tmp_path / "runs").exists()  # the warm-up leaves nothing behind
 
 
-def test_checkpoint_damage_is_found_without_unpickling(tmp_path):
-    import zipfile
-
+def fake_checkpoint(root: Path, step: int) -> Path:
+    """A complete checkpoint folder as the Trainer writes one: safetensors weights, a torch archive, the state."""
     import torch
     from safetensors.torch import save_file
 
+    d = root / "checkpoints" / f"checkpoint-{step}"
+    d.mkdir(parents=True)
+    save_file({"w": torch.ones(64, 64)}, d / "model.safetensors")
+    torch.save({"state": {0: torch.zeros(256)}}, d / "optimizer.pt")
+    (d / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    return d
+
+
+def test_checkpoint_damage_is_found_without_unpickling(tmp_path):
+    import zipfile
+
     def make(step):
-        d = tmp_path / "checkpoints" / f"checkpoint-{step}"
-        d.mkdir(parents=True)
-        save_file({"w": torch.ones(64, 64)}, d / "model.safetensors")
-        torch.save({"state": {0: torch.zeros(256)}}, d / "optimizer.pt")
-        (d / "trainer_state.json").write_text(json.dumps({"global_step": step}))
-        return d
+        return fake_checkpoint(tmp_path, step)
 
     good = make(2)
     assert checkpoint_problem(good) is None
@@ -220,35 +265,86 @@ def test_checkpoint_damage_is_found_without_unpickling(tmp_path):
         "broken-checkpoint-10", "broken-checkpoint-4", "broken-checkpoint-6", "broken-checkpoint-8", "checkpoint-2"]
 
 
+def test_the_same_checkpoint_broken_again_and_again_never_blocks_resume(tmp_path):
+    """A resumed run killed again while saving the same step leaves a second broken checkpoint-N: the
+    next resume must still move it aside (it used to stop for good with "Directory not empty")."""
+    good = fake_checkpoint(tmp_path, 2)
+    ckpts = tmp_path / "checkpoints"
+
+    def cut_short(ckpt: Path) -> None:
+        (ckpt / "trainer_state.json").unlink()
+
+    def half_weights(ckpt: Path) -> None:
+        weights = ckpt / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:-100])
+
+    def half_optimizer(ckpt: Path) -> None:
+        optimizer = ckpt / "optimizer.pt"
+        optimizer.write_bytes(optimizer.read_bytes()[:200])
+
+    for damage, problem in ((cut_short, "cut short"), (half_weights, "model.safetensors"),
+                            (half_optimizer, "optimizer.pt: not a complete torch archive")):
+        damage(fake_checkpoint(tmp_path, 4))
+        said = []
+        assert pick_checkpoint(tmp_path, log=said.append) == str(good)
+        assert len(said) == 1 and said[0].startswith("train: skipping checkpoint-4: ") and problem in said[0]
+        assert sorted(p.name for p in ckpts.iterdir()) == ["broken-checkpoint-4", "checkpoint-2"]
+    # the newest broken copy is the one kept: repeated failures do not pile up on a disk that may be full
+    assert (ckpts / "broken-checkpoint-4" / "optimizer.pt").stat().st_size == 200
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
 def test_full_disk_while_saving_stops_cleanly_and_resume_skips_the_half_checkpoint(tmp_path, tiny_model_dir,
                                                                                 monkeypatch):
-    import errno
-
+    """The disk fills while checkpoint-2 is written, twice in a row (the run and its first resume): each
+    stop is one line naming the disk, the checkpoint and the last good one; the next resume finishes,
+    its summary keeps the first run's initial validation loss, and metrics.jsonl has each step once."""
     from transformers import Trainer
 
     from sftflow.errors import SftflowError
 
     cfg = load_config(make_project(tmp_path, tiny_model_dir, n=80, epochs=1, early_stopping_patience=0, method="lora",
-                                   learning_rate=2e-4, extra={"max_steps": 2, "eval_steps": 1, "save_steps": 1}))
+                                   learning_rate=2e-4, extra={"max_steps": 2, "eval_steps": 1, "save_steps": 1,
+                                                              "logging_steps": 1}))
     prepare(cfg, **quiet)
-    real, calls = Trainer._save_optimizer_and_scheduler, []
+    real = Trainer._save_optimizer_and_scheduler
 
-    def save(self, output_dir):  # the disk fills up while the second checkpoint is written
-        calls.append(output_dir)
-        if len(calls) == 2:
-            Path(output_dir, "optimizer.pt").write_bytes(b"PK\x03\x04 half of it")
-            raise OSError(errno.ENOSPC, "No space left on device")
+    def save(self, output_dir):
+        # checkpoint-2's optimizer state goes to /dev/full, where every write fails with ENOSPC: torch's own
+        # zip writer reports it ("[enforce fail at inline_container.cc:...] . unexpected pos ...")
+        if output_dir.endswith("checkpoint-2"):
+            Path(output_dir, "optimizer.pt").symlink_to("/dev/full")
         real(self, output_dir)
 
     monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", save)
-    with pytest.raises(SftflowError, match=r"no space left on the device .*last good checkpoint is \S+checkpoint-1\)"):
-        train(cfg, **quiet)
+    ckpts = cfg.run_dir / "checkpoints"
+    for resume in (False, True):
+        with pytest.raises(SftflowError) as caught:
+            train(cfg, resume=resume, **quiet)
+        message = str(caught.value)
+        assert message == (f"train: no space left on the device while saving checkpoint-2 in {ckpts} "
+                           f"({message.split(' (')[1].split(')')[0]}); the last good checkpoint is "
+                           f"{ckpts / 'checkpoint-1'}: free some space and continue with --resume")
+        assert "MiB free there now" in message
+        assert isinstance(caught.value.__cause__, RuntimeError) and "unexpected pos" in str(caught.value.__cause__)
+        if not resume:
+            rows = [json.loads(x) for x in (cfg.run_dir / "metrics.jsonl").read_text().splitlines()]
+            measured_before_training = [r["eval_loss"] for r in rows if r["step"] == 0 and "eval_loss" in r]
+            assert len(measured_before_training) == 1
     monkeypatch.undo()
     said = []
     summary = train(cfg, resume=True, log=said.append)
     assert any(m.startswith("train: skipping checkpoint-2: no trainer_state.json") for m in said)
     assert any(m.startswith("train: resuming from") and m.endswith("checkpoint-1") for m in said)
     assert summary["steps"] == 2 and (cfg.run_dir / "model").is_dir()
+    assert sorted(p.name for p in ckpts.iterdir() if p.name != "README.md") == [
+        "broken-checkpoint-2", "checkpoint-1", "checkpoint-2"]
+    assert summary["val_loss_initial"] == measured_before_training[0]
+    rows = [json.loads(x) for x in (cfg.run_dir / "metrics.jsonl").read_text().splitlines()]
+    for kind in ("loss", "eval_loss"):
+        steps = [r["step"] for r in rows if kind in r]
+        assert steps == sorted(set(steps)), (kind, steps)  # the steps redone after the resume are logged once
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2]
 
 
 def test_tensorboard_and_mlflow_file_store(tmp_path, tiny_model_dir, monkeypatch):

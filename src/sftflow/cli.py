@@ -365,9 +365,11 @@ def _evaluate(cfg) -> dict:
 
 def _report(cfg) -> list[str]:
     """Merge human ratings (if any) and write the report; return the failed human_* gates."""
+    from sftflow.data.prepare import check_published
     from sftflow.eval.report import write_report
     from sftflow.review.stats import merge_human_ratings
 
+    check_published(cfg.data_dir)  # the report shows the data card and stats of the data folder
     human_failed = merge_human_ratings(cfg.run_dir, cfg.eval.gates)
     path = write_report(cfg.run_dir, cfg.data_dir, cfg.name)
     log(f"report: {path}")

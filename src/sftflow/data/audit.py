@@ -20,6 +20,9 @@ from sftflow.errors import SftflowError
 
 
 def open_ledger(data_dir: Path) -> Ledger:
+    from sftflow.data.prepare import check_published
+
+    check_published(data_dir)  # a half-published folder's ledger may not describe its splits
     path = data_dir / "ledger.sqlite"
     if not path.exists():
         raise SftflowError(f"{path} not found; run `sftflow prepare` first")

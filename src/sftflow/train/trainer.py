@@ -417,30 +417,50 @@ def train(cfg: Config, *, resume: bool = False, strict: bool = False, overwrite:
         except Exception as err:
             if not disk_full(err):
                 raise
-            good = pick_checkpoint(cfg.run_dir, log=_silent, move_aside=False)  # --resume says which it skips
-            kept = f"the last good checkpoint is {good}" if good else "no checkpoint was complete"
-            raise SftflowError(f"train: no space left on the device while writing {cfg.run_dir} ({kept}); free "
-                               "some space and continue with --resume") from err
+            raise SftflowError(disk_full_message(cfg.run_dir)) from err
+
+
+def disk_full_message(run_dir: Path) -> str:
+    """One line for a full disk: which checkpoint was being saved, where, and the one to --resume from."""
+    import shutil
+
+    ckpts = _checkpoints(run_dir)
+    cut = ckpts[-1] if ckpts and checkpoint_problem(ckpts[-1]) else None  # the save the disk cut short
+    where = f"saving {cut.name} in {cut.parent}" if cut else f"writing {run_dir}"
+    free = shutil.disk_usage(run_dir).free / 2**20
+    good = pick_checkpoint(run_dir, log=_silent, move_aside=False)  # --resume says which it skips
+    kept = f"the last good checkpoint is {good}" if good else "no checkpoint was complete"
+    return (f"train: no space left on the device while {where} ({free:,.0f} MiB free there now); {kept}: free "
+            "some space and continue with --resume")
+
+
+# What an interrupted training writes before its first checkpoint; cleared when the folder is used again.
+INTERRUPTED_OUTPUTS = ("checkpoints", "metrics.jsonl", "loss_curve.png")
 
 
 def _claim_run_dir(run_dir: Path, resume: bool, overwrite: bool, log) -> None:
-    """A folder with a previous run's model or checkpoints is continued (--resume) or replaced
-    (--overwrite), never trained into silently: its checkpoints would mix with the new ones."""
-    previous = [name for name in ("model", "checkpoints") if (run_dir / name).exists()]
-    if resume or not previous:
-        return
-    if not overwrite:
+    """A folder with a previous run's model or a complete checkpoint is continued (--resume) or replaced
+    (--overwrite), never trained into silently: its checkpoints would mix with the new ones. A run
+    interrupted before its first checkpoint left nothing to continue: its folder is simply used again."""
+    previous = (["model"] if (run_dir / "model").exists() else []) + (
+        ["checkpoints"] if any(c.joinpath("trainer_state.json").is_file() for c in _checkpoints(run_dir)) else [])
+    if previous and not (resume or overwrite):
         raise SftflowError(f"{run_dir} already holds a run ({' and '.join(previous)}); pass --resume to continue "
                            "it, --overwrite to replace it, or set another `name` in the config")
+    if overwrite:
+        if _remove(run_dir, RUN_OUTPUTS):
+            log(f"train: --overwrite: removed the previous run's outputs from {run_dir}")
+    elif not previous and _remove(run_dir, INTERRUPTED_OUTPUTS):
+        log(f"train: {run_dir} holds a run interrupted before its first checkpoint; starting it again")
+
+
+def _remove(run_dir: Path, names: tuple[str, ...]) -> bool:
     import shutil
 
-    for name in RUN_OUTPUTS:
-        path = run_dir / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
-    log(f"train: --overwrite: removed the previous run's outputs from {run_dir}")
+    found = [run_dir / name for name in names if (run_dir / name).exists()]
+    for path in found:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return bool(found)
 
 
 def disk_full(err: BaseException) -> bool:
@@ -453,6 +473,11 @@ def disk_full(err: BaseException) -> bool:
             return True
         text = str(err)
         if "No space left on device" in text or "Disk quota exceeded" in text or "file write failed" in text:
+            return True
+        # torch's zip writer (torch.save) drops the errno of a failed write: it says "[enforce fail at
+        # inline_container.cc:672] . unexpected pos 704 vs 598", caused by "basic_ios::clear: iostream error"
+        # (what torch.save to /dev/full, where every write fails with ENOSPC, raises)
+        if "inline_container.cc" in text and "unexpected pos" in text:
             return True
         err, seen = err.__cause__ or err.__context__, seen + 1
     return False
@@ -512,12 +537,17 @@ def _safetensors_problem(path: Path) -> str | None:
     return None
 
 
+def _checkpoints(run_dir: Path) -> list[Path]:
+    """The Trainer's checkpoint folders, oldest step first."""
+    found = [p for p in (run_dir / "checkpoints").glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+
 def pick_checkpoint(run_dir: Path, log=print, move_aside: bool = True) -> str | None:
     """The newest intact checkpoint. Broken ones (a kill or full disk mid-save) are named, moved aside
     to checkpoints/broken-checkpoint-N so the Trainer's own rotation never picks them, and skipped.
     Under torchrun only rank 0 moves them; the other ranks reach the same choice without moving."""
-    ckpts = sorted((run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    for ckpt in reversed(ckpts):
+    for ckpt in reversed(_checkpoints(run_dir)):
         try:
             problem = checkpoint_problem(ckpt)
         except FileNotFoundError:  # moved aside by rank 0 meanwhile
@@ -526,8 +556,39 @@ def pick_checkpoint(run_dir: Path, log=print, move_aside: bool = True) -> str | 
             return str(ckpt)
         log(f"train: skipping {ckpt.name}: {problem}" + (f"; moved to broken-{ckpt.name}" if move_aside else ""))
         if move_aside:
-            os.replace(ckpt, ckpt.with_name(f"broken-{ckpt.name}"))
+            _move_aside(ckpt)
     return None
+
+
+def _move_aside(ckpt: Path) -> None:
+    """Rename a broken checkpoint to broken-checkpoint-N, replacing the broken copy of the same step an
+    earlier failure left there: one step can fail to save again and again (a kill or a full disk each
+    time), and its failed copies must neither block the rename nor pile up on a disk that may be full."""
+    import shutil
+
+    target = ckpt.with_name(f"broken-{ckpt.name}")
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)
+    else:
+        target.unlink(missing_ok=True)
+    os.replace(ckpt, target)
+
+
+def _metrics_until(path: Path, step: int) -> float | None:
+    """Keep metrics.jsonl's rows up to the checkpoint resumed from (the steps after it are trained and
+    logged again) and return the validation loss measured before training, for the summary. A line cut
+    short by a kill is dropped rather than merged with the next one."""
+    rows = []
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+                rows.append(row)
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+    return next((r["eval_loss"] for r in rows if r["step"] == 0 and "eval_loss" in r), None)
 
 
 def _train(cfg: Config, *, resume: bool = False, strict: bool = False, log=print) -> dict:
@@ -543,8 +604,6 @@ def _train(cfg: Config, *, resume: bool = False, strict: bool = False, log=print
         log = _silent
     run_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = run_dir / "metrics.jsonl"
-    if not resume and main:
-        metrics_path.unlink(missing_ok=True)
     trainer, info = build_trainer(cfg, log, strict=strict)
     tokenizer = trainer.processing_class
     info["run_id"], info["data_fingerprint"] = record_run_in_ledger(cfg) if main else ("", "")
@@ -555,7 +614,12 @@ def _train(cfg: Config, *, resume: bool = False, strict: bool = False, log=print
     if resume:
         resume_from = pick_checkpoint(run_dir, log, move_aside=main)
         log(f"train: resuming from {resume_from}" if resume_from else "train: nothing to resume, starting fresh")
-    if resume_from is None:
+    if resume_from is not None:
+        if main:  # the baseline was measured by the run that wrote the checkpoint
+            initial_eval = _metrics_until(metrics_path, int(Path(resume_from).name.split("-")[-1]))
+    else:
+        if main:
+            metrics_path.unlink(missing_ok=True)  # a fresh start: a new history
         with phase(f"train: validation loss before training ({info['val_examples']:,} examples)"):
             initial_eval = trainer.evaluate()["eval_loss"]  # the baseline the curve must beat (logged at step 0)
     result = trainer.train(resume_from_checkpoint=resume_from)
@@ -567,7 +631,7 @@ def _train(cfg: Config, *, resume: bool = False, strict: bool = False, log=print
     guard = next(c for c in trainer.callback_handler.callbacks if hasattr(c, "bad_loss"))
     if guard.bad_loss is not None:
         step, value = guard.bad_loss
-        ckpts = sorted((run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+        ckpts = _checkpoints(run_dir)
         kept = f"the last good checkpoint is {ckpts[-1]}" if ckpts else "no checkpoint was saved before it"
         raise NonFiniteLoss(f"loss became {value} at step {step}; training stopped and no model was saved "
                             f"({kept}); lower train.learning_rate or check the data")
