@@ -29,7 +29,7 @@ class Reporter:
         self.active = False  # one bar at a time: a phase inside a phase is counted by the outer one
 
     @contextlib.contextmanager
-    def phase(self, label: str, total: int | None) -> Iterator[Callable]:
+    def phase(self, label: str, total: int | None, unit: str | None = None) -> Iterator[Callable]:
         if self.active:
             yield _ignore
             return
@@ -54,6 +54,9 @@ class Reporter:
         if total:
             columns = (TextColumn(label.replace("[", r"\[")), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                        TextColumn("ETA"), TimeRemainingColumn())
+        elif unit:  # a count with no known end: how many so far
+            columns = (SpinnerColumn(), TextColumn(label.replace("[", r"\[")),
+                       TextColumn("{task.completed:,.0f} " + unit), TimeElapsedColumn())
         else:
             columns = (SpinnerColumn(), TextColumn(label.replace("[", r"\[")), TimeElapsedColumn())
         self.active = True
@@ -85,11 +88,12 @@ def reporting(console, live: bool | None = None) -> Iterator[Reporter]:
 
 
 @contextlib.contextmanager
-def phase(label: str, total: int | None = None) -> Iterator[Callable]:
-    """A stretch of work worth showing; yields update(done, total=None)."""
+def phase(label: str, total: int | None = None, unit: str | None = None) -> Iterator[Callable]:
+    """A stretch of work worth showing; yields update(done, total=None). With no total, `unit`
+    shows the count so far (e.g. "rows")."""
     reporter = _REPORTER.get()
     if reporter is None:
         yield _ignore
         return
-    with reporter.phase(label, total) as update:
+    with reporter.phase(label, total, unit) as update:
         yield update

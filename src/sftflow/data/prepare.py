@@ -55,6 +55,7 @@ from sftflow.data.split import NGRAM, SPLITS, NgramIndex, ngram_hashes
 from sftflow.errors import SftflowError
 from sftflow.io import atomic_write_text, write_json
 from sftflow.model.resolve import Unreachable, locate_model
+from sftflow.progress import phase
 
 CHUNK = 2048
 WRITE_BLOCK = 1 << 14  # records written out per block in pass 2 (their keys become Python objects there)
@@ -447,10 +448,12 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     agreement = None
     accounts: dict[str, tuple[Path, ReadAccount]] = {}
     try:
-        for chunk, src in _stream_chunks(sources, processor, pool, accounts, cfg.data.bad_csv):
-            if judge is not None and not src.mix:  # in the main process: one cache, one request budget
-                judge.apply(chunk.rows, settings.threshold if settings.quality else None)
-            col.add(chunk, src)
+        with phase(f"prepare: reading, converting and scoring {len(sources)} file(s)", unit="rows") as update:
+            for chunk, src in _stream_chunks(sources, processor, pool, accounts, cfg.data.bad_csv):
+                if judge is not None and not src.mix:  # in the main process: one cache, one request budget
+                    judge.apply(chunk.rows, settings.threshold if settings.quality else None)
+                col.add(chunk, src)
+                update(col.rows_read)
         if judge is not None:
             agreement = judge.human_agreement()
     finally:
@@ -463,9 +466,11 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     _reconcile(accounts, col)
     clock["read_score_hash"] = time.perf_counter()
     col.store.close()
-    fate = decide(col.store, col.strata, col.near_whole, col.near_prompt, cfg)
+    with phase("prepare: duplicates, conflicts and splits"):
+        fate = decide(col.store, col.strata, col.near_whole, col.near_prompt, cfg)
     clock["dedup_split_decisions"] = time.perf_counter()
-    tally = _write_splits(work, col, fate)
+    with phase("prepare: writing train/val/test and the ledger", total=col.rows_read) as update:
+        tally = _write_splits(work, col, fate, update)
     counts = {name: int(tally.splits[k]) for k, name in enumerate(SPLITS)}
     totals = {
         "kept": int(tally.states[KEPT]),
@@ -482,7 +487,8 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
 
     clock["write_splits"] = time.perf_counter()
     # pass 3: leakage between train and val/test
-    leakage = leakage_report(work, counts["train"], counts["val"] + counts["test"])
+    with phase("prepare: leakage report (val/test against train)"):
+        leakage = leakage_report(work, counts["train"], counts["val"] + counts["test"])
     if leakage["exact_prompt_leaks"]:
         raise SftflowError(f"{leakage['exact_prompt_leaks']} val/test prompts also appear in train: "
                            "this should be impossible; please report it with your config")
@@ -545,8 +551,10 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     write_data_card(work, stats)
     log(f"prepare: {col.rows_read} rows read → {totals['kept']} kept, {totals['rejected']} rejected, "
         f"{totals['duplicates']} duplicates ({tally.near_duplicates} near), {totals['filtered']} filtered"
-        + (f", {totals['unused']} unused (general mix / synthetic rules)" if totals["unused"] else "")
+        + (f", {totals['unused']} unused (general mix / synthetic rules / conflicting labels)" if totals["unused"] else "")
         + f"; train/val/test = {counts['train']}/{counts['val']}/{counts['test']} → {cfg.data_dir}")
+    seconds = time.perf_counter() - clock["start"]
+    log(f"  {seconds:.1f} s, {col.rows_read / max(seconds, 1e-9):,.0f} rows/s")
     _log_table(stats, log)
     if stats["pii"]["rows"]:
         pii = stats["pii"]
@@ -612,7 +620,7 @@ class Tally:
         self.truncated_kept += int((kept & b["truncated"]).sum())
 
 
-def _write_splits(work: Path, col: Collector, fate: Fates) -> Tally:
+def _write_splits(work: Path, col: Collector, fate: Fates, progress=lambda done: None) -> Tally:
     """Pass 2: stream the spool into train/val/test.jsonl with a decision per record in the ledger,
     a block of records at a time; write the prompt keys of train and of val/test for the leakage
     report; count what stats.json reports."""
@@ -663,6 +671,7 @@ def _write_splits(work: Path, col: Collector, fate: Fates) -> Tally:
             if j != len(state) - 1:
                 raise RuntimeError(f"spool and key columns disagree at record {start + j}")
             tally.add(state, split, near, b)
+            progress(start + len(state))
             kept = state == KEPT
             prompts["train"].write(b["prompt"][kept & (split == 0)].tobytes())
             prompts["eval"].write(b["prompt"][kept & (split > 0) & ~b["mix"]].tobytes())
