@@ -284,10 +284,6 @@ def audit(
         finally:
             ledger.close()
         if output:
-            if output.suffix.lower() == ".csv":  # file names, judge reasons, fields: formulas become text
-                from sftflow.io import csv_row
-
-                rows = [csv_row(r) for r in rows]
             log(f"audit: {len(rows)} rows → {queries.export(rows, output)}")
             return
         for r in rows[:200]:

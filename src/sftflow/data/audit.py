@@ -15,6 +15,7 @@ import csv
 import json
 from pathlib import Path
 
+from sftflow.io import csv_row
 from sftflow.data.ledger import Ledger
 from sftflow.errors import SftflowError
 
@@ -97,7 +98,7 @@ def export(rows: list[dict], path: Path) -> Path:
         with open(path, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=keys)
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows(csv_row(r) for r in rows)  # file names, judge reasons, fields: formulas become text
     else:
         raise SftflowError(f"--output {path}: use a .csv or .json file name")
     return path
