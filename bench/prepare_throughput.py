@@ -19,6 +19,7 @@ bench/results/prepare_throughput.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import subprocess
@@ -104,10 +105,8 @@ def as_json_array(jsonl: Path, out: Path) -> None:
         o.write("[\n")
         for i, line in enumerate(f):
             line = line.rstrip("\n")
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 line = json.dumps(json.loads(line), indent=2)
-            except json.JSONDecodeError:
-                pass
             o.write((",\n" if i else "") + "  " + line.replace("\n", "\n  "))
         o.write("\n]\n")
 

@@ -6,19 +6,17 @@ import errno
 import json
 import os
 import random
-from collections import Counter
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from tests.filegen import make_file
 
 from sftflow.config import parse_config
 from sftflow.data.load import ReadAccount, read_rows
@@ -27,6 +25,7 @@ from sftflow.data.prepare import prepare
 from sftflow.data.rows import RowProcessor, RowSettings, SourceSpec
 from sftflow.errors import SftflowError
 from sftflow.lock import FolderInUse, hold
+from tests.filegen import make_file
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(usable examples|test split has only|NOT checked):UserWarning")
 quiet = dict(log=lambda m: None)

@@ -15,9 +15,9 @@ import csv
 import json
 from pathlib import Path
 
-from sftflow.io import csv_row
 from sftflow.data.ledger import Ledger
 from sftflow.errors import SftflowError
+from sftflow.io import csv_row
 
 
 def open_ledger(data_dir: Path) -> Ledger:

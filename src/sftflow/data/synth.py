@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sftflow.data.dedup import content_hash, loose
@@ -450,7 +450,7 @@ def provenance(job: Job, teacher, cfg, usage: list[dict] | None = None) -> dict:
         "answer_template": job.answer_template.id if job.answer_template else None,
         "seed_ids": seed_ids,
         "prompt_source": job.prompt[0] if job.prompt else None,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "usage": {k: sum(u[k] for u in usage or []) for k in ("prompt_tokens", "completion_tokens")},
     }
 
@@ -507,7 +507,7 @@ class Output:
                                "reply": err.reply[:REPLY_KEPT], "teacher": teacher.model_id,
                                "template": job.template.id,
                                "seed_ids": ([job.seed.id] if job.seed else []) + [x.id for x in job.examples],
-                               "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+                               "created_at": datetime.now(UTC).isoformat(timespec="seconds")})
 
     def close(self) -> None:
         for f in (self._out, self._rej):

@@ -56,7 +56,12 @@ def locate_model(name: str, revision: str | None = None) -> str:
     if _offline():
         raise Unreachable(f"model {name!r} is not in the local Hugging Face cache and the hub is off (HF_HUB_OFFLINE)")
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     try:
         HfApi().model_info(name, revision=revision, timeout=HUB_TIMEOUT)
