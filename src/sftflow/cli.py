@@ -316,10 +316,12 @@ def _evaluate(cfg) -> dict:
 
 def _report(cfg) -> list[str]:
     """Merge human ratings (if any) and write the report; return the failed human_* gates."""
+    from sftflow.eval.gates import refresh_headline, resolve_gates
     from sftflow.eval.report import write_report
     from sftflow.review.stats import merge_human_ratings
 
-    human_failed = merge_human_ratings(cfg.run_dir, cfg.eval.gates)
+    human_failed = merge_human_ratings(cfg.run_dir, resolve_gates(cfg.eval)[0])
+    refresh_headline(cfg.run_dir / "eval" / "metrics.json")  # human gates may have changed the verdict
     path = write_report(cfg.run_dir, cfg.data_dir, cfg.name)
     log(f"report: {path}")
     return human_failed

@@ -19,6 +19,7 @@ from pathlib import Path
 from jinja2 import Environment
 
 from sftflow.errors import SftflowError
+from sftflow.eval.gates import headline
 from sftflow.io import atomic_write_text, read_jsonl
 
 TEMPLATE = """<!doctype html>
@@ -31,17 +32,19 @@ th{background:#f4f4f4}.pass{color:#0a7a0a;font-weight:bold}.fail{color:#b00;font
 .ok{background:#eefbee}.bad{background:#fdeeee}
 </style></head><body>
 <h1>sftflow report · {{ name }}</h1>
+<p id="headline" class="{{ ('pass' if metrics.passed else 'fail') if metrics.gates else 'muted' }}">Verdict: {{ headline }}</p>
 <p class="muted">Evaluated on {{ metrics.test_examples }} held-out test examples only (never trained on).</p>
 <h2 id="summary">Run summary</h2>
 <table>{% for label, text in summary %}<tr><th>{{ label }}</th><td>{{ text }}</td></tr>{% endfor %}</table>
 <h2 id="verdict">Verdict</h2>
 {% if metrics.gates %}
 <table><tr><th>gate</th><th>rule</th><th>value</th><th>result</th></tr>
-{% for g in metrics.gates %}<tr><td>{{ g.gate }}</td><td>{{ g.rule }}</td>
+{% for g in metrics.gates %}<tr><td>{{ g.gate }}{% if g.metric %} ({{ g.metric }}){% endif %}</td><td>{{ g.rule }}</td>
 <td>{{ gate_value(g) }}</td>
 <td class="{{ 'pass' if g.passed else 'fail' }}">{{ "pass" if g.passed else "FAIL" }}</td></tr>{% endfor %}
 </table>
 {% else %}<p>No gates configured.</p>{% endif %}
+{% if metrics.gates_off %}<p class="muted">Default gates off: {% for n, why in metrics.gates_off.items() %}{{ n }} ({{ why }}){{ ", " if not loop.last }}{% endfor %}.</p>{% endif %}
 {{ human_section|safe }}
 <h2 id="metrics">Metrics: base vs tuned</h2>
 <p class="muted">Mean [95% bootstrap interval] over the test examples. Δ is tuned − base on the same examples
@@ -304,6 +307,8 @@ def _cell(text) -> str:
 
 MD_TEMPLATE = """# sftflow report · {{ name }}
 
+**Verdict: {{ headline }}**
+
 Evaluated on {{ metrics.test_examples }} held-out test examples only (never trained on).
 
 ## Run summary
@@ -316,8 +321,10 @@ Evaluated on {{ metrics.test_examples }} held-out test examples only (never trai
 
 {% if metrics.gates %}| gate | rule | value | result |
 |---|---|---|---|
-{% for g in metrics.gates %}| {{ g.gate }} | {{ g.rule }} | {{ gate_value(g) }} | {{ "pass" if g.passed else "**FAIL**" }} |
+{% for g in metrics.gates %}| {{ g.gate }}{% if g.metric %} ({{ g.metric }}){% endif %} | {{ g.rule }} | {{ gate_value(g) }} | {{ "pass" if g.passed else "**FAIL**" }} |
 {% endfor %}{% else %}No gates configured.
+{% endif %}{% if metrics.gates_off %}
+Default gates off: {% for n, why in metrics.gates_off.items() %}{{ n }} ({{ why }}){{ ", " if not loop.last }}{% endfor %}.
 {% endif %}
 ## Metrics: base vs tuned
 
@@ -403,6 +410,7 @@ def write_report(run_dir: Path, data_dir: Path, name: str, max_rows: int = 50) -
     forgetting = metrics.get("forgetting")
     card = data_dir / "data_card.md"
     extra = dict(
+        headline=headline(metrics),
         summary=run_summary(run_dir, metrics, train, data),
         metric_rows=metric_rows(metrics, names),
         gate_value=gate_text,
