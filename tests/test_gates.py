@@ -5,7 +5,7 @@ import yaml
 
 from sftflow.config import EvalConfig, parse_config
 from sftflow.errors import SftflowError
-from sftflow.eval.gates import check_gates, gate_value, headline, resolve_gates
+from sftflow.eval.gates import check_gates, gate_value, headline, resolve_gates, value_text
 from sftflow.eval.probes import compare_forgetting
 
 MINIMAL = {"data": {"sources": [{"path": "raw.jsonl"}]}, "model": {"name_or_path": "m"}}
@@ -96,6 +96,10 @@ def test_forgetting_gates_on_perplexity_rise_and_lost_facts():
     assert check_gates({"forgetting": edge}, gates)[0]["passed"] and not edge["flagged"]
     over = _forgetting(2.5, 2.76, 10, 10)
     assert not check_gates({"forgetting": over}, gates)[0]["passed"] and over["flagged"]
+    # values are printed the way their rule is written
+    assert [value_text(r) for r in lost] == ["304.1%", "85.0%"]
+    assert value_text({"rule": "<= 2 failures", "value": 13}) == "13"
+    assert value_text({"rule": ">= 0.05", "value": None}) == "missing"
 
 
 def test_hallucination_gate_is_the_tuned_rate():

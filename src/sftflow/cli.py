@@ -304,11 +304,12 @@ def eval_(config: Path = ConfigArg):
 
 def _evaluate(cfg) -> dict:
     from sftflow.eval.evaluate import evaluate
+    from sftflow.eval.gates import value_text
 
     metrics = evaluate(cfg, log=log)
     human_failed = _report(cfg)
-    failed = [f"{g['gate']} ({'missing' if g['value'] is None else format(g['value'], '.4g')}, needs {g['rule']})"
-              for g in metrics["gates"] if not g["passed"]] + human_failed
+    failed = [f"{g['gate']} ({value_text(g)}, needs {g['rule']})" for g in metrics["gates"] if not g["passed"]]
+    failed += human_failed
     if failed:
         raise GateFailure(f"gates failed: {', '.join(failed)} (see {cfg.run_dir / 'eval' / 'report.html'})")
     return metrics

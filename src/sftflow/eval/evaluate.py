@@ -21,7 +21,7 @@ from collections import Counter
 
 from sftflow.config import Config
 from sftflow.errors import SftflowError
-from sftflow.eval.gates import check_gates, headline, resolve_gates
+from sftflow.eval.gates import check_gates, headline, resolve_gates, value_text
 from sftflow.eval.generate import generate
 from sftflow.eval.hallucination import hallucination_flags, json_task_vocabulary, prompt_text
 from sftflow.eval.metrics import (
@@ -325,7 +325,7 @@ def evaluate(cfg: Config, log=print) -> dict:
 
 def _log_gates(log, metrics: dict) -> None:
     for g in metrics["gates"]:
-        value = "missing" if g["value"] is None else f"{g['value']:.4g}"
+        value = value_text(g)
         about = f" ({g['metric']})" if g.get("metric") else ""
         log(f"eval: gate {g['gate']}{about} {g['rule']}: {value} → {'pass' if g['passed'] else 'FAIL'}")
     for name, why in metrics["gates_off"].items():

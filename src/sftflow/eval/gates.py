@@ -132,6 +132,13 @@ def _aspect(gate: str) -> str:
     return "task"
 
 
+def value_text(g: dict) -> str:
+    """A gate's measured value as its rule is written: 340.0% for a '%' rule, 14 for a count."""
+    if g["value"] is None:
+        return "missing"
+    return f"{g['value']:.1%}" if str(g["rule"]).rstrip().endswith("%") else f"{g['value']:.4g}"
+
+
 def _num(value: float | None, rule: str) -> str:
     if value is None:
         return "not measured"
