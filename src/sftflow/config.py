@@ -30,7 +30,10 @@ METRICS = (
 )
 LORA_DEFAULT_LR = 2e-4
 FULL_DEFAULT_LR = 2e-5
+# Full fine-tuning above about a tenth of the peak learning rate a model was pre-trained with
+# tends to erase what it knew: 3e-5 for LLMs, pre-trained at 1.5e-4 to 3e-4.
 FULL_RISKY_LR = 3e-5
+FULL_RISKY_SHARE = 0.1
 GATE_OFF = "off"  # eval.gates: {name: off} switches a (default) gate off
 
 
@@ -427,13 +430,37 @@ def parse_gate(name: str, rule: str) -> tuple[str, float]:
     return m.group(1), value / 100 if m.group(3) == "%" else value
 
 
+def pretraining_lr(cfg: Config) -> float | None:
+    """The peak pre-training learning rate a local model folder records (sftflow's tiny model
+    does, in sftflow_tiny.json); None for hub models and folders that do not say."""
+    import json
+
+    from sftflow.model.tiny import META_FILE
+
+    path = Path(cfg.model_path()) / META_FILE
+    try:
+        lr = json.loads(path.read_text(encoding="utf-8"))["params"]["learning_rate"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return float(lr) if isinstance(lr, int | float) and lr > 0 else None
+
+
+def full_risky_lr(cfg: Config) -> tuple[float, str]:
+    """The full fine-tuning learning rate above which the guardrail warns, and why that value."""
+    own = pretraining_lr(cfg)
+    if own is None:
+        return FULL_RISKY_LR, ""
+    return FULL_RISKY_SHARE * own, f" (a tenth of this model's pre-training learning rate {own:g})"
+
+
 def guardrail_warnings(cfg: Config) -> list[str]:
     """Risky settings that practice says hurt: warned about, not forbidden."""
     t = cfg.train
     out = []
-    if t.method == "full" and t.lr > FULL_RISKY_LR:
+    risky, why = full_risky_lr(cfg) if t.method == "full" else (FULL_RISKY_LR, "")
+    if t.method == "full" and t.lr > risky:
         out.append(
-            f"train.learning_rate {t.lr:g} > {FULL_RISKY_LR:g} in full fine-tuning tends to erase what the base model knew"
+            f"train.learning_rate {t.lr:g} > {risky:g}{why} in full fine-tuning tends to erase what the base model knew"
         )
     if t.epochs > 3:
         out.append(f"train.epochs {t.epochs:g} > 3 usually overfits small SFT sets; early stopping is on guard")

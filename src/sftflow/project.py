@@ -48,6 +48,23 @@ QUICKSTART_CONFIG = {
 }
 
 
+GENERAL_FILE = "general_chat.jsonl"
+GENERAL_ROWS = 1000  # data.mix takes what its ratio needs (~520 at 25% of 1,564 task rows); the rest is unused
+# Fresh draws of the tiny model's own general-chat generator: not its pre-training draws (seed 0)
+# nor eval's held-out general text (seed 20_231). Mixing them in replays the kind of data the
+# base model learned, as mixing general instruction data does for a real LLM.
+GENERAL_SEED = 777
+
+
+def write_general_data(path: Path, n: int = GENERAL_ROWS) -> int:
+    from sftflow.io import write_jsonl
+    from sftflow.model.tiny import general_corpus
+
+    conversations, _ = general_corpus(n_conversations=n, seed=GENERAL_SEED)
+    write_jsonl(path, [{"messages": c} for c in conversations])
+    return len(conversations)
+
+
 def write_quickstart_project(directory: str | Path, *, n: int = 2000, force: bool = False, log=print) -> Path:
     from sftflow.model.tiny import build_tiny_model
     from sftflow.quickstart import write_quickstart_data
@@ -60,6 +77,8 @@ def write_quickstart_project(directory: str | Path, *, n: int = 2000, force: boo
     counts = write_quickstart_data(directory / "raw", n=n, seed=0)
     for name, c in counts.items():
         log(f"init: raw/{name}: {c['rows']} rows ({c['broken']} broken and {c['duplicates']} duplicated on purpose)")
+    rows = write_general_data(directory / "raw" / GENERAL_FILE)
+    log(f"init: raw/{GENERAL_FILE}: {rows} general conversations, mixed into training against forgetting (data.mix)")
     build_tiny_model(directory / "tiny-model", log=log)
     atomic_write_text(config_path, commented_yaml(QUICKSTART_CONFIG))
     return config_path
