@@ -127,8 +127,9 @@ def init(
     """Create a ready-to-run quickstart project, or just the tiny base model.
 
     The project holds sftflow.yaml, raw/ (customer-support messages → JSON, in Alpaca and
-    OpenAI-chat formats, with a few broken rows and duplicates on purpose) and tiny-model/
-    (a small Llama pre-trained offline on general text, cached after the first build).
+    OpenAI-chat formats, with a few broken rows and duplicates on purpose, and general
+    conversations mixed into training against forgetting) and tiny-model/ (a small Llama
+    pre-trained offline on general text, cached after the first build).
 
     Examples:
 
