@@ -98,6 +98,7 @@ def test_full_fine_tuning_at_a_high_lr_without_general_data_fails_on_forgetting(
     cfg["data"].pop("mix")
     cfg["train"].update({"method": "full", "learning_rate": 1e-3, "epochs": 1})
     cfg["eval"].update({"max_examples": 40})
+    cfg["eval"]["gates"].pop("task_gain")  # the default task gate (the quickstart raises it to +0.3)
     (tmp_path / "sftflow.yaml").write_text(yaml.safe_dump(cfg))
     r = sftflow("run", str(tmp_path / "sftflow.yaml"), timeout=3600)
     assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]

@@ -66,15 +66,17 @@ GENERAL_FILE = "general_chat.jsonl"
 # nor eval's held-out general text (seed 20_231). Mixing them in replays the kind of data the
 # base model learned, as mixing general instruction data does for a real LLM.
 GENERAL_SEED = 777
+GENERAL_PER_EXAMPLE = 1.5  # general conversations written per task example, see write_general_data
 
 
-def write_general_data(path: Path, n: int) -> int:
-    """n general conversations: as many as the task has examples, enough for any mix ratio up to
-    0.5 (data.mix takes what its ratio needs, ~1,040 at 40% of 1,564 task rows; the rest is unused)."""
+def write_general_data(path: Path, n: float) -> int:
+    """n general conversations. The generator repeats itself, so prepare keeps about 45% of them
+    as distinct (1,000 of 2,000; ~1,330 of 3,000), and data.mix takes what its ratio needs: 1,043
+    at 40% of 1,564 task rows in train; the rest is recorded as unused."""
     from sftflow.io import write_jsonl
     from sftflow.model.tiny import general_corpus
 
-    conversations, _ = general_corpus(n_conversations=n, seed=GENERAL_SEED)
+    conversations, _ = general_corpus(n_conversations=round(n), seed=GENERAL_SEED)
     write_jsonl(path, [{"messages": c} for c in conversations])
     return len(conversations)
 
@@ -91,7 +93,7 @@ def write_quickstart_project(directory: str | Path, *, n: int = 2000, force: boo
     counts = write_quickstart_data(directory / "raw", n=n, seed=0)
     for name, c in counts.items():
         log(f"init: raw/{name}: {c['rows']} rows ({c['broken']} broken and {c['duplicates']} duplicated on purpose)")
-    rows = write_general_data(directory / "raw" / GENERAL_FILE, n)
+    rows = write_general_data(directory / "raw" / GENERAL_FILE, GENERAL_PER_EXAMPLE * n)
     log(f"init: raw/{GENERAL_FILE}: {rows} general conversations, mixed into training against forgetting (data.mix)")
     build_tiny_model(directory / "tiny-model", log=log)
     atomic_write_text(config_path, commented_yaml(QUICKSTART_CONFIG))
