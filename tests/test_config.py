@@ -58,6 +58,32 @@ def test_guardrail_warnings():
         parse_config({**MINIMAL, "train": {"epochs": 5}})
 
 
+def test_full_fine_tuning_lr_guardrail_follows_the_models_own_pre_training_lr(tmp_path):
+    """A tenth of the pre-training peak: 3e-5 for LLMs (unknown model: "m"), 3e-4 for a folder
+    that records 3e-3 the way sftflow's tiny model does."""
+    import json
+    import warnings
+
+    model = tmp_path / "tiny"
+    model.mkdir()
+    (model / "sftflow_tiny.json").write_text(json.dumps({"params": {"learning_rate": 3e-3}}))
+
+    def warned(name, lr):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            parse_config({**MINIMAL, "model": {"name_or_path": name}, "train": {"method": "full", "learning_rate": lr}},
+                         root=tmp_path)
+        return [str(w.message) for w in caught if "erase what the base model knew" in str(w.message)]
+
+    assert warned("tiny", 3e-4) == [] and warned("m", 3e-5) == []
+    assert warned("tiny", 5e-4) == ["train.learning_rate 0.0005 > 0.0003 (a tenth of this model's pre-training "
+                                    "learning rate 0.003) in full fine-tuning tends to erase what the base model knew"]
+    assert warned("m", 1e-4) == ["train.learning_rate 0.0001 > 3e-05 in full fine-tuning tends to erase what the "
+                                 "base model knew"]
+    (model / "sftflow_tiny.json").write_text("{not json")  # unreadable: the LLM rule
+    assert len(warned("tiny", 1e-4)) == 1
+
+
 def test_load_errors_are_one_line(tmp_path):
     with pytest.raises(SftflowError, match="config file not found"):
         load_config(tmp_path / "missing.yaml")

@@ -1,6 +1,7 @@
 """End to end on the tiny model, for real: the CLI as a user types it, then QLoRA on CPU."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -19,45 +20,64 @@ def sftflow(*args, timeout=900):
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, tiny_model_dir):
-    root = tmp_path_factory.mktemp("e2e") / "proj"
-    r = sftflow("init", str(root), "--examples", "700")
+    """The README's first command, as a user types it: `sftflow init quickstart`, config untouched."""
+    root = tmp_path_factory.mktemp("e2e") / "quickstart"
+    r = sftflow("init", str(root))
     assert r.returncode == 0, r.stderr
     assert (root / "tiny-model" / "model.safetensors").exists()
-    cfg_path = root / "sftflow.yaml"
-    cfg = yaml.safe_load(cfg_path.read_text())
-    # LoRA here (the quickstart itself uses full fine-tuning): the end-to-end test covers the default path
-    cfg["train"].update({"method": "lora", "learning_rate": 2e-3, "epochs": 3, "evals_per_epoch": 2,
-                         "lora": {"r": 16, "alpha": 32}})
-    cfg["eval"].update({"max_examples": 40, "gates": {"json_valid": ">= 0.5", "exact_match": ">= 0.99"}})
-    cfg_path.write_text(yaml.safe_dump(cfg))
     return root
 
 
-def test_run_end_to_end(project):
-    r = sftflow("run", str(project / "sftflow.yaml"))
-    # the impossible exact-match gate must fail the run, with one readable line
-    assert r.returncode == 1, r.stdout + r.stderr
-    assert "error: gates failed: exact_match" in r.stderr and "Traceback" not in r.stderr
-    assert "report:" in r.stdout
-    assert "Setting accelerator" not in r.stdout + r.stderr  # DeepSpeed's chatter stays out (--debug shows it)
-    assert "eval: tuned model: test answers (40) …" in r.stdout  # no silent stretch before eval's first result
+@pytest.fixture(scope="module")
+def quickstart_run(project):
+    """... and `sftflow run quickstart/sftflow.yaml`: one trained run shared by the tests below."""
+    return sftflow("run", str(project / "sftflow.yaml"), timeout=3600)
 
+
+def test_quickstart_passes_every_default_gate_and_learns_the_task(project, quickstart_run):
+    from sftflow.eval.gates import DEFAULT_GATES
+
+    r = quickstart_run
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "warning:" not in r.stderr, r.stderr  # no guardrail warning on the quickstart's own config
+    assert "Setting accelerator" not in r.stdout + r.stderr  # DeepSpeed's chatter stays out (--debug shows it)
+    assert re.search(r"^eval: tuned model: test answers \(\d+\) …$", r.stdout, re.M)  # no silent stretch in eval
+    metrics = json.loads((project / "runs" / "quickstart" / "eval" / "metrics.json").read_text())
+    gates = {g["gate"]: g for g in metrics["gates"]}
+    assert set(DEFAULT_GATES) <= set(gates) and metrics["gates_off"] == {}
+    for name in DEFAULT_GATES:
+        assert gates[name]["passed"] and gates[name]["value"] is not None, gates[name]
+        assert f"eval: gate {name}" in r.stdout
+    assert metrics["passed"] is True
+    # the task is clearly learned: exact match at least 0.3 above the base model's
+    tuned, base = metrics["tuned"]["exact_match"]["mean"], metrics["base"]["exact_match"]["mean"]
+    assert tuned >= base + 0.3, (tuned, base)
+    assert gates["task_gain"]["metric"] == "exact_match" and gates["task_gain"]["value"] == pytest.approx(tuned - base)
+    # ... and what the base model knew is kept, as the gates measured it
+    assert metrics["forgetting"]["ppl_increase"] <= 0.10 and metrics["probes"]["failures"] <= 2
+    # the verdict: one sentence, printed, in metrics.json and at the top of both reports
+    verdict = metrics["headline"]
+    assert verdict.startswith("learned the task (+") and verdict.endswith(": pass"), verdict
+    assert f"eval: verdict: {verdict}" in r.stdout
+    html = (project / "runs" / "quickstart" / "eval" / "report.html").read_text()
+    assert html.index("Verdict: learned the task") < html.index("Run summary")
+    assert f"**Verdict: {verdict}**" in (project / "runs" / "quickstart" / "eval" / "report.md").read_text()
+
+
+def test_run_folder_and_test_split(project, quickstart_run):
+    assert quickstart_run.returncode == 0
     run = project / "runs" / "quickstart"
     summary = json.loads((run / "train_summary.json").read_text())
     assert summary["val_loss_best"] < 0.6 * summary["val_loss_initial"], summary
-    assert summary["trainable_parameters"] < 0.1 * summary["total_parameters"]
+    assert summary["guardrail_warnings"] == []
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
-    tuned, base = metrics["tuned"], metrics["base"]
-    assert metrics["test_examples"] == 40
-    assert tuned["json_valid"]["mean"] >= 0.5 > base["json_valid"]["mean"]
-    assert tuned["exact_match"]["mean"] >= base["exact_match"]["mean"]
-    assert tuned["answer_perplexity"]["perplexity"] < base["answer_perplexity"]["perplexity"] / 5
-    assert {g["gate"]: g["passed"] for g in metrics["gates"]} == {"json_valid": True, "exact_match": False}
+    assert metrics["tuned"]["json_valid"]["mean"] >= 0.9 > metrics["base"]["json_valid"]["mean"]
+    assert metrics["tuned"]["answer_perplexity"]["perplexity"] < metrics["base"]["answer_perplexity"]["perplexity"] / 5
 
     # the test split, and only it, was evaluated
     test_ids = [json.loads(line)["id"] for line in (project / "data" / "test.jsonl").read_text().splitlines()]
     pred_ids = [json.loads(line)["id"] for line in (run / "eval" / "predictions.jsonl").read_text().splitlines()]
-    assert pred_ids == test_ids[:40]
+    assert pred_ids == test_ids and metrics["test_examples"] == len(test_ids)
     train_ids = {json.loads(line)["id"] for line in (project / "data" / "train.jsonl").read_text().splitlines()}
     assert not train_ids & set(pred_ids)
 
@@ -69,12 +89,35 @@ def test_run_end_to_end(project):
         "metrics.json", "predictions.jsonl", "report.html", "report.md", "report_images"]
     assert sorted(p.name for p in (run / "eval" / "report_images").iterdir()) == [
         "forgetting.png", "loss.png", "metrics.png"]  # report.md's plots, beside it
-    assert (run / "model" / "adapter_config.json").exists()
     html = (run / "eval" / "report.html").read_text()
-    assert "FAIL" in html and "data:image/png;base64" in html and "<script" not in html
+    assert "data:image/png;base64" in html and "<script" not in html
 
 
-def test_report_and_eval_rerun_alone(project):
+def test_full_fine_tuning_at_a_high_lr_without_general_data_fails_on_forgetting(project, tmp_path):
+    """The deliberately bad config: full fine-tuning at lr 1e-3 and no general data (the old
+    quickstart, one epoch to keep the test short) learns the task and forgets: exit 1, the
+    forgetting gate named in the one error line."""
+    shutil.copytree(project / "raw", tmp_path / "raw")
+    shutil.copytree(project / "tiny-model", tmp_path / "tiny-model")
+    cfg = yaml.safe_load((project / "sftflow.yaml").read_text())
+    cfg["data"].pop("mix")
+    cfg["train"].update({"method": "full", "learning_rate": 1e-3, "epochs": 1})
+    cfg["eval"].update({"max_examples": 40})
+    cfg["eval"]["gates"].pop("task_gain")  # the default task gate (the quickstart raises it to +0.3)
+    (tmp_path / "sftflow.yaml").write_text(yaml.safe_dump(cfg))
+    r = sftflow("run", str(tmp_path / "sftflow.yaml"), timeout=3600)
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "warning: train.learning_rate 0.001 > 0.0003" in r.stderr  # the guardrail said so up front
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert errors[0].startswith("error: gates failed: ") and "forgetting_ppl_increase (" in errors[0], errors[0]
+    verdict = json.loads((tmp_path / "runs" / "quickstart" / "eval" / "metrics.json").read_text())["headline"]
+    assert verdict.startswith("learned the task (+") and "but" in verdict and "forgot general knowledge" in verdict
+    assert verdict.endswith(": fail") and f"eval: verdict: {verdict}" in r.stdout
+    assert "report:" in r.stdout
+
+
+def test_report_and_eval_rerun_alone(project, quickstart_run):
     run = project / "runs" / "quickstart"
     (run / "eval" / "report.html").unlink()
     r = sftflow("report", str(project / "sftflow.yaml"))
@@ -114,23 +157,28 @@ def test_qlora_trains_on_cpu(project, tmp_path):
     assert adapter["r"] == 16
 
 
-def test_export_merged_loads_without_peft_and_matches(project, tmp_path):
+def test_export_merged_loads_without_peft_and_matches(tiny_model_dir, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from sftflow.model.load import load_tuned
+    from tests.tiny_run import make_run
 
+    # a LoRA run folder (the quickstart fully fine-tunes): the adapter is what --merge folds in
+    run = make_run(tmp_path / "proj", tiny_model_dir, evaluate=False)
     out = tmp_path / "merged"
-    r = sftflow("export", str(project / "sftflow.yaml"), "--merge", "--out", str(out))
+    r = sftflow("export", str(tmp_path / "proj" / "sftflow.yaml"), "--merge", "--out", str(out))
     assert r.returncode == 0, r.stderr
-    assert not (out / "adapter_config.json").exists()
+    assert (run / "model" / "adapter_config.json").exists() and not (out / "adapter_config.json").exists()
     merged = AutoModelForCausalLM.from_pretrained(out)
     tok = AutoTokenizer.from_pretrained(out)
-    tuned, _ = load_tuned(project / "runs" / "quickstart", str(project / "tiny-model"), method="lora")
+    tuned, _ = load_tuned(run, str(tmp_path / "proj" / "tiny-model"), method="lora")
     ids = tok("<|im_start|>user\nmy phone is broken<|im_end|>\n", return_tensors="pt", add_special_tokens=False)
     with torch.no_grad():
+        assert not torch.allclose(merged(**ids).logits, AutoModelForCausalLM.from_pretrained(
+            tmp_path / "proj" / "tiny-model")(**ids).logits, atol=1e-4)  # the adapter changed something
         assert torch.allclose(merged(**ids).logits, tuned(**ids).logits, atol=1e-4)
-    again = sftflow("export", str(project / "sftflow.yaml"), "--merge", "--out", str(out))
+    again = sftflow("export", str(tmp_path / "proj" / "sftflow.yaml"), "--merge", "--out", str(out))
     assert again.returncode == 2 and "not empty" in again.stderr
 
 

@@ -66,8 +66,9 @@ def runs(tmp_path_factory, tiny_model_dir):
                              "urgency": {"enum": list(URGENCIES)}}}
     gentle = _config(root, "gentle", tiny_model_dir, None, {
         "json_schema": schema, "sample": {"temperature": 0.7, "seed": 1},
+        # 8 steps at lr 2e-5 learn nothing: the default task_gain gate is switched off here
         "gates": {"forgetting_ppl_increase": "< 10%", "regression_probes": "== 0 failures",
-                  "hallucination_rate": "<= 100%"}})
+                  "hallucination_rate": "<= 100%", "task_gain": "off"}})
     hot = _config(root, "hot", tiny_model_dir, 5e-2, {
         "gates": {"forgetting_ppl_increase": "< 10%", "regression_probes": "== 0 failures", "json_valid": ">= 0"}})
     with one_torch_thread():
@@ -98,8 +99,14 @@ def test_gates_pass_with_exit_0_and_fail_with_exit_1_in_one_line(runs):
     assert bad.returncode == 1, bad.stdout + bad.stderr
     errors = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in bad.stderr, bad.stderr
-    assert errors[0].startswith("error: gates failed: forgetting_ppl_increase (")
+    assert errors[0].startswith("error: gates failed: ") and "forgetting_ppl_increase (" in errors[0]
     assert "needs < 10%" in errors[0] and "regression_probes (" in errors[0] and "json_valid" not in errors[0]
+    # every gate is printed, the default ones included, and a one-sentence verdict says why
+    assert "eval: gate task_gain off (eval.gates: task_gain: off)" in ok.stdout
+    assert "eval: verdict: " in ok.stdout and ok.stdout.split("eval: verdict: ")[1].split("\n")[0].endswith(": pass")
+    assert "eval: gate forgetting_fact_drop <= 10%: " in bad.stdout
+    verdict = bad.stdout.split("eval: verdict: ")[1].split("\n")[0]
+    assert "forgot general knowledge" in verdict and verdict.endswith(": fail"), verdict
 
 
 def test_bad_gate_rule_is_a_one_line_config_error(runs, tmp_path):

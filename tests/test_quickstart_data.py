@@ -251,3 +251,22 @@ def test_project_config_reads_the_written_files():
     from sftflow.project import QUICKSTART_CONFIG
 
     assert [s["path"] for s in QUICKSTART_CONFIG["data"]["sources"]] == [f"raw/{ALPACA_FILE}", f"raw/{CHAT_FILE}"]
+
+
+def test_quickstart_config_trips_no_guardrail_and_mixes_general_data(tiny_model_dir, tmp_path):
+    """The quickstart practises what the guardrails preach (the real tiny model's folder decides
+    the full fine-tuning threshold), and init writes the general data its data.mix reads."""
+    import shutil
+    import warnings
+
+    from sftflow.config import parse_config
+    from sftflow.project import GENERAL_FILE, QUICKSTART_CONFIG, write_general_data
+
+    shutil.copytree(tiny_model_dir, tmp_path / "tiny-model")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cfg = parse_config(QUICKSTART_CONFIG, root=tmp_path)
+    assert cfg.data.mix.path == f"raw/{GENERAL_FILE}"
+    assert write_general_data(tmp_path / "raw" / GENERAL_FILE, 2000) == 2000
+    rows = [json.loads(line) for line in (tmp_path / "raw" / GENERAL_FILE).read_text().splitlines()]
+    assert all(r["messages"][-1]["role"] == "assistant" for r in rows)

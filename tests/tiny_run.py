@@ -58,7 +58,9 @@ def make_run(root: Path, tiny_model_dir: Path, *, method: str = "lora", evaluate
         "data": {"sources": [{"path": "data/test.jsonl"}]},
         "model": {"name_or_path": "tiny-model"},
         "train": {"method": method, "learning_rate": 2e-5 if method == "full" else 1e-4},
-        "eval": {"max_new_tokens": 24, "batch_size": 16, "metrics": ["exact_match", "json_valid"]},
+        # a random adapter, not a fine-tune: the playbook's default gates would (rightly) fail it
+        "eval": {"max_new_tokens": 24, "batch_size": 16, "metrics": ["exact_match", "json_valid"],
+                 "default_gates": False},
     }
     (root / "sftflow.yaml").write_text(yaml.safe_dump(config))
     cfg = load_config(root / "sftflow.yaml")

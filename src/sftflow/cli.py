@@ -171,8 +171,9 @@ def init(
     """Create a ready-to-run quickstart project, or just the tiny base model.
 
     The project holds sftflow.yaml, raw/ (customer-support messages → JSON, in Alpaca and
-    OpenAI-chat formats, with a few broken rows and duplicates on purpose) and tiny-model/
-    (a small Llama pre-trained offline on general text, cached after the first build).
+    OpenAI-chat formats, with a few broken rows and duplicates on purpose, and general
+    conversations mixed into training against forgetting) and tiny-model/ (a small Llama
+    pre-trained offline on general text, cached after the first build).
 
     Examples:
 
@@ -349,11 +350,12 @@ def eval_(config: Path = ConfigArg):
 
 def _evaluate(cfg) -> dict:
     from sftflow.eval.evaluate import evaluate
+    from sftflow.eval.gates import value_text
 
     metrics = evaluate(cfg, log=log)
     human_failed = _report(cfg)
-    failed = [f"{g['gate']} ({'missing' if g['value'] is None else format(g['value'], '.4g')}, needs {g['rule']})"
-              for g in metrics["gates"] if not g["passed"]] + human_failed
+    failed = [f"{g['gate']} ({value_text(g)}, needs {g['rule']})" for g in metrics["gates"] if not g["passed"]]
+    failed += human_failed
     if failed:
         raise GateFailure(f"gates failed: {', '.join(failed)} (see {cfg.run_dir / 'eval' / 'report.html'})")
     return metrics
@@ -362,11 +364,13 @@ def _evaluate(cfg) -> dict:
 def _report(cfg) -> list[str]:
     """Merge human ratings (if any) and write the report; return the failed human_* gates."""
     from sftflow.data.prepare import check_published
+    from sftflow.eval.gates import refresh_headline, resolve_gates
     from sftflow.eval.report import write_report
     from sftflow.review.stats import merge_human_ratings
 
     check_published(cfg.data_dir)  # the report shows the data card and stats of the data folder
-    human_failed = merge_human_ratings(cfg.run_dir, cfg.eval.gates)
+    human_failed = merge_human_ratings(cfg.run_dir, resolve_gates(cfg.eval)[0])
+    refresh_headline(cfg.run_dir / "eval" / "metrics.json")  # human gates may have changed the verdict
     path = write_report(cfg.run_dir, cfg.data_dir, cfg.name)
     log(f"report: {path}")
     return human_failed

@@ -30,7 +30,11 @@ METRICS = (
 )
 LORA_DEFAULT_LR = 2e-4
 FULL_DEFAULT_LR = 2e-5
+# Full fine-tuning above about a tenth of the peak learning rate a model was pre-trained with
+# tends to erase what it knew: 3e-5 for LLMs, pre-trained at 1.5e-4 to 3e-4.
 FULL_RISKY_LR = 3e-5
+FULL_RISKY_SHARE = 0.1
+GATE_OFF = "off"  # eval.gates: {name: off} switches a (default) gate off
 
 
 def inside_project(value: str) -> str:
@@ -344,21 +348,36 @@ class EvalConfig(Strict):
         None, description="general text for forgetting (.txt lines or JSONL text/messages); default: built-in"
     )
     forgetting_threshold: float = Field(
-        0.10, gt=0, description="relative general-text perplexity increase flagged as forgetting in the report"
+        0.10, gt=0, description="largest relative rise of general-text perplexity that is not forgetting "
+        "(the default gate forgetting_ppl_increase)"
     )
     compare_base: bool = Field(True, description="also evaluate the untuned base model on the same prompts")
     max_examples: int | None = Field(None, ge=1, description="evaluate only the first N test examples")
+    default_gates: bool = Field(
+        True, description="the playbook's gates: task_gain >= 0.05 (tuned - base on the task metric), "
+        "regression_probes <= 2 failures, forgetting_ppl_increase <= forgetting_threshold, forgetting_fact_drop "
+        "<= 10% (points), hallucination_rate <= 10%; override one in gates, or switch it off there with 'off'"
+    )
     gates: dict[str, str] = Field(
         default_factory=dict,
-        description='thresholds that fail the run, e.g. {exact_match: ">= 0.8", regression_probes: "== 0 failures", '
-        'forgetting_ppl_increase: "< 10%", hallucination_rate: "< 5%"}',
+        description='thresholds that fail the run, on top of the default gates, e.g. {exact_match: ">= 0.8", '
+        'delta.json_field_accuracy: ">= 0.2", regression_probes: "== 0 failures", hallucination_rate: off}',
     )
+
+    @field_validator("gates", mode="before")
+    @classmethod
+    def _gates_off(cls, gates: Any) -> Any:
+        """`name: off` switches a gate off; YAML reads a bare off as false, and null means the same."""
+        if isinstance(gates, dict):
+            return {k: GATE_OFF if v is None or v is False else v for k, v in gates.items()}
+        return gates
 
     @field_validator("gates")
     @classmethod
     def _gates_parse(cls, gates: dict[str, str]) -> dict[str, str]:
         for name, rule in gates.items():
-            parse_gate(name, rule)
+            if rule != GATE_OFF:
+                parse_gate(name, rule)
         return gates
 
 
@@ -412,18 +431,43 @@ def parse_gate(name: str, rule: str) -> tuple[str, float]:
     """'>= 0.8', '< 15', '< 10%' (= 0.10) or '== 0 failures' (a count)."""
     m = GATE_RE.match(str(rule))
     if not m:
-        raise ValueError(f"gate {name}: {rule!r} is not a comparison like '>= 0.8', '< 10%' or '== 0 failures'")
+        raise ValueError(f"gate {name}: {rule!r} is not a comparison like '>= 0.8', '< 10%' or '== 0 failures' "
+                         "(or off)")
     value = float(m.group(2))
     return m.group(1), value / 100 if m.group(3) == "%" else value
+
+
+def pretraining_lr(cfg: Config) -> float | None:
+    """The peak pre-training learning rate a local model folder records (sftflow's tiny model
+    does, in sftflow_tiny.json); None for hub models and folders that do not say."""
+    import json
+
+    from sftflow.model.tiny import META_FILE
+
+    path = Path(cfg.model_path()) / META_FILE
+    try:
+        lr = json.loads(path.read_text(encoding="utf-8"))["params"]["learning_rate"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return float(lr) if isinstance(lr, int | float) and lr > 0 else None
+
+
+def full_risky_lr(cfg: Config) -> tuple[float, str]:
+    """The full fine-tuning learning rate above which the guardrail warns, and why that value."""
+    own = pretraining_lr(cfg)
+    if own is None:
+        return FULL_RISKY_LR, ""
+    return FULL_RISKY_SHARE * own, f" (a tenth of this model's pre-training learning rate {own:g})"
 
 
 def guardrail_warnings(cfg: Config) -> list[str]:
     """Risky settings that practice says hurt: warned about, not forbidden."""
     t = cfg.train
     out = []
-    if t.method == "full" and t.lr > FULL_RISKY_LR:
+    risky, why = full_risky_lr(cfg) if t.method == "full" else (FULL_RISKY_LR, "")
+    if t.method == "full" and t.lr > risky:
         out.append(
-            f"train.learning_rate {t.lr:g} > {FULL_RISKY_LR:g} in full fine-tuning tends to erase what the base model knew"
+            f"train.learning_rate {t.lr:g} > {risky:g}{why} in full fine-tuning tends to erase what the base model knew"
         )
     if t.epochs > 3:
         out.append(f"train.epochs {t.epochs:g} > 3 usually overfits small SFT sets; early stopping is on guard")

@@ -21,7 +21,7 @@ from collections import Counter
 
 from sftflow.config import Config
 from sftflow.errors import SftflowError
-from sftflow.eval.gates import check_gates
+from sftflow.eval.gates import check_gates, headline, resolve_gates, value_text
 from sftflow.eval.generate import generate
 from sftflow.eval.hallucination import (
     hallucination_flags,
@@ -336,13 +336,24 @@ def evaluate(cfg: Config, log=print) -> dict:
         "forgetting": forgetting,
         "hallucination": hall,
     }
-    metrics["gates"] = check_gates(metrics, e.gates)
+    gates, gates_off = resolve_gates(e)
+    metrics["gates"] = check_gates(metrics, gates)
+    metrics["gates_off"] = gates_off
     metrics["passed"] = all(g["passed"] for g in metrics["gates"])
+    metrics["headline"] = headline(metrics)
     metrics["seconds"] = round(time.time() - started, 1)
     out_dir = run_dir / "eval"
     write_jsonl(out_dir / "predictions.jsonl", rows)
     write_json(out_dir / "metrics.json", metrics)
-    for g in metrics["gates"]:
-        value = "missing" if g["value"] is None else f"{g['value']:.4g}"
-        log(f"eval: gate {g['gate']} {g['rule']}: {value} → {'pass' if g['passed'] else 'FAIL'}")
+    _log_gates(log, metrics)
     return metrics
+
+
+def _log_gates(log, metrics: dict) -> None:
+    for g in metrics["gates"]:
+        value = value_text(g)
+        about = f" ({g['metric']})" if g.get("metric") else ""
+        log(f"eval: gate {g['gate']}{about} {g['rule']}: {value} → {'pass' if g['passed'] else 'FAIL'}")
+    for name, why in metrics["gates_off"].items():
+        log(f"eval: gate {name} off ({why})")
+    log(f"eval: verdict: {metrics['headline']}")

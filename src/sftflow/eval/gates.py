@@ -1,31 +1,96 @@
-"""Evaluation gates: thresholds from the config that fail a run (non-zero exit), so
-`sftflow eval` can guard a deployment pipeline."""
+"""Evaluation gates: thresholds that fail a run (`sftflow eval` / `run` exit 1), so a fine-tune
+that learned its task but broke the model is a failed fine-tune, and eval can guard a deployment.
+
+    sftflow eval sftflow.yaml     # prints every gate and a one-sentence verdict
+
+The playbook's gates are on by default (`eval.default_gates`), each overridable in `eval.gates`
+or switched off there with `off`:
+
+  task_gain                tuned − base on the task metric (exact match for JSON, label     >= 0.05
+                           accuracy for labels, ROUGE-L for free text)
+  regression_probes        probes outside the task that got worse                          <= 2 failures
+  forgetting_ppl_increase  relative rise of general-text perplexity          <= eval.forgetting_threshold
+  forgetting_fact_drop     general facts answered right: base − tuned share               <= 10% (points)
+  hallucination_rate       tuned answers flagged for made-up content                      <= 10%
+
+A default gate whose measurement is switched off (`eval.compare_base`, `eval.probes`,
+`eval.forgetting: false`) is left out, and said so; a gate you wrote yourself on something not
+measured fails as "missing".
+"""
 
 from __future__ import annotations
 
+import json
 import operator
+from pathlib import Path
 
-from sftflow.config import parse_gate
+from sftflow.config import GATE_OFF, EvalConfig, parse_gate
 
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
 # Gates on whole-run checks rather than a tuned-model metric: name -> path in metrics.json.
 RUN_GATES = {
-    "regression_probes": ["probes", "failures"],  # failed probes, e.g. "== 0 failures"
-    "forgetting_ppl_increase": ["forgetting", "ppl_increase"],  # relative, e.g. "< 10%"
+    "regression_probes": ["probes", "failures"],  # failed probes, e.g. "<= 2 failures"
+    "forgetting_ppl_increase": ["forgetting", "ppl_increase"],  # relative, e.g. "<= 10%"
     "forgetting_fact_drop": ["forgetting", "facts", "accuracy_drop"],  # base - tuned fact accuracy
 }
+# The default gates; forgetting_ppl_increase takes its threshold from eval.forgetting_threshold.
+DEFAULT_GATES = {
+    "task_gain": ">= 0.05",
+    "regression_probes": "<= 2 failures",
+    "forgetting_ppl_increase": None,
+    "forgetting_fact_drop": "<= 10%",
+    "hallucination_rate": "<= 10%",
+}
+# What each default gate needs measured, as the config switch that turns the measurement off.
+NEEDS = {"task_gain": "compare_base", "regression_probes": "probes", "forgetting_ppl_increase": "forgetting",
+         "forgetting_fact_drop": "forgetting"}
+# The metric task_gain compares: the first one the task measures. Label accuracy for labels and
+# ROUGE-L for free text (every task measures exact match, which free text rarely hits); else exact
+# match, the user's question for JSON ("is the answer right?"), before partial credit.
+TASK_GAIN_METRICS = ("classification_accuracy", "rouge_l", "token_f1", "chrf", "bleu", "exact_match",
+                     "normalized_exact_match", "json_field_accuracy", "json_valid")
+
+
+def resolve_gates(e: EvalConfig) -> tuple[dict[str, str], dict[str, str]]:
+    """The gates a run is checked against (defaults first, then the user's), and the default
+    gates left out with the reason."""
+    gates, off = {}, {}
+    if e.default_gates:
+        for name, rule in DEFAULT_GATES.items():
+            user = e.gates.get(name)
+            if user is not None and user != GATE_OFF:
+                gates[name] = user  # overridden: checked even if its measurement is off (then "missing")
+            elif name in e.gates:
+                off[name] = f"eval.gates: {name}: off"
+            elif name in NEEDS and not getattr(e, NEEDS[name]):
+                off[name] = f"eval.{NEEDS[name]}: false"
+            else:
+                gates[name] = rule or f"<= {e.forgetting_threshold * 100:g}%"
+    for name, rule in e.gates.items():
+        if name not in gates and rule is not None and rule != GATE_OFF:
+            gates[name] = rule
+    return gates, off
+
+
+def task_gain_metric(metrics: dict) -> str | None:
+    names = (metrics.get("task") or {}).get("metrics") or list(metrics.get("delta") or {})
+    return next((m for m in TASK_GAIN_METRICS if m in names), None)
 
 
 def gate_value(metrics: dict, name: str) -> float | None:
-    """A gate names a tuned-model metric (`exact_match`) or a dotted path (`base.exact_match`)."""
+    """A gate names a tuned-model metric (`exact_match`), a dotted path (`base.exact_match`,
+    `delta.json_field_accuracy`: tuned − base), a run check (RUN_GATES) or task_gain."""
     node = metrics.get("tuned", {})
     parts = name.split(".")
-    if name in RUN_GATES:
+    if name == "task_gain":
+        metric = task_gain_metric(metrics)
+        node, parts = metrics.get("delta") or {}, [metric] if metric else ["?"]
+    elif name in RUN_GATES:
         node, parts = metrics, RUN_GATES[name]
     elif parts[0].startswith("human_"):  # human review (sftflow review): human_win_rate -> human.win_rate
         node, parts = metrics.get("human") or {}, [parts[0].removeprefix("human_"), *parts[1:]]
-    elif parts[0] in ("tuned", "base", "probes", "forgetting"):
-        node, parts = metrics.get(parts[0], {}), parts[1:]
+    elif parts[0] in ("tuned", "base", "delta", "probes", "forgetting"):
+        node, parts = metrics.get(parts[0]) or {}, parts[1:]
     if parts == ["perplexity"]:
         parts = ["answer_perplexity", "perplexity"]  # the perplexity sftflow reports: on answer tokens
     for part in parts:
@@ -34,10 +99,11 @@ def gate_value(metrics: dict, name: str) -> float | None:
         node = node[part]
     if isinstance(node, dict) and "mean" in node:
         node = node["mean"]
-    return node if isinstance(node, int | float) else None
+    return node if isinstance(node, int | float) and not isinstance(node, bool) else None
 
 
 def check_gates(metrics: dict, gates: dict[str, str]) -> list[dict]:
+    """One row per gate: name, rule, measured value, threshold, passed (a missing value fails)."""
     results = []
     for name, rule in gates.items():
         op, threshold = parse_gate(name, rule)
@@ -45,5 +111,102 @@ def check_gates(metrics: dict, gates: dict[str, str]) -> list[dict]:
             continue  # human review comes after eval: `sftflow report` checks these gates
         value = gate_value(metrics, name)
         passed = value is not None and OPS[op](value, threshold)
-        results.append({"gate": name, "rule": " ".join(str(rule).split()), "value": value, "passed": passed})
+        row = {"gate": name, "rule": " ".join(str(rule).split()), "value": value, "threshold": threshold,
+               "passed": passed}
+        if name == "task_gain":
+            row["metric"] = task_gain_metric(metrics)
+        results.append(row)
     return results
+
+
+# --- the one-sentence verdict ---------------------------------------------------------------
+
+
+def _aspect(gate: str) -> str:
+    if gate.startswith("forgetting_"):
+        return "forgetting"
+    if gate.startswith("human_"):
+        return "human"
+    if gate in ("regression_probes", "hallucination_rate"):
+        return gate
+    return "task"
+
+
+def value_text(g: dict) -> str:
+    """A gate's measured value as its rule is written: 340.0% for a '%' rule, 14 for a count."""
+    if g["value"] is None:
+        return "missing"
+    return f"{g['value']:.1%}" if str(g["rule"]).rstrip().endswith("%") else f"{g['value']:.4g}"
+
+
+def _num(value: float | None, rule: str) -> str:
+    if value is None:
+        return "not measured"
+    return f"{value:.0%}" if rule.rstrip().endswith("%") else f"{value:.3g}"
+
+
+def _failed_list(rows: list[dict]) -> str:
+    return ", ".join(f"{r['gate']} {_num(r['value'], r['rule'])}, needs {r['rule']}" for r in rows if not r["passed"])
+
+
+def _phrase(aspect: str, rows: list[dict], metrics: dict) -> str:
+    """What one aspect's gates say, in words, with the numbers that decided it."""
+    ok = all(r["passed"] for r in rows)
+    if aspect == "task":
+        gain = next((r for r in rows if r["gate"] == "task_gain" and r["value"] is not None), None)
+        if ok:
+            if gain:
+                return f"learned the task ({gain['value']:+.2f} {gain['metric'].replace('_', ' ')})"
+            return "met its task targets (" + ", ".join(f"{r['gate']} {_num(r['value'], r['rule'])}" for r in rows) + ")"
+        return f"did not learn the task well enough ({_failed_list(rows)})"
+    if aspect == "regression_probes":
+        p = metrics.get("probes") or {}
+        counts = f"{p.get('failures', '?')} of {p.get('probes', '?')} probes failed" if p else "not measured"
+        return (f"kept its behaviour outside the task ({counts})" if ok
+                else f"broke its behaviour outside the task ({counts})")
+    if aspect == "forgetting":
+        f = metrics.get("forgetting")
+        if not f:
+            return f"forgetting not measured ({_failed_list(rows)})"
+        facts = f["facts"]
+        detail = (f"{f['ppl_increase']:+.0%} general-text perplexity, "
+                  f"general facts {facts['base_accuracy']:.0%} → {facts['tuned_accuracy']:.0%}")
+        return f"kept general knowledge ({detail})" if ok else f"forgot general knowledge ({detail})"
+    if aspect == "hallucination_rate":
+        value = _num(rows[0]["value"], "%")
+        return (f"rarely made things up ({value} of answers flagged)" if ok
+                else f"made things up ({value} of answers flagged, needs {rows[0]['rule']})")
+    return "passed human review" if ok else f"failed human review ({_failed_list(rows)})"
+
+
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def headline(metrics: dict) -> str:
+    """One sentence: what passed, what failed and why, then pass/fail. E.g. "learned the task
+    (+0.80 exact match) but forgot general knowledge (+340% general-text perplexity, ...): fail"."""
+    gates = metrics.get("gates") or []
+    if not gates:
+        return "no gates configured: no verdict"
+    by_aspect: dict[str, list[dict]] = {}
+    for g in gates:
+        by_aspect.setdefault(_aspect(g["gate"]), []).append(g)
+    good = [_phrase(a, rows, metrics) for a, rows in by_aspect.items() if all(r["passed"] for r in rows)]
+    bad = [_phrase(a, rows, metrics) for a, rows in by_aspect.items() if not all(r["passed"] for r in rows)]
+    if not bad:
+        return f"{_join(good)}: pass"
+    return (f"{_join(good)} but {_join(bad)}" if good else _join(bad)) + ": fail"
+
+
+def refresh_headline(metrics_path) -> None:
+    """Re-state the verdict in metrics.json after `report` merged human_* gate results into it."""
+    from sftflow.io import write_json
+
+    path = Path(metrics_path)
+    if not path.exists():
+        return
+    metrics = json.loads(path.read_text(encoding="utf-8"))
+    if metrics.get("headline") != headline(metrics):
+        metrics["headline"] = headline(metrics)
+        write_json(path, metrics)

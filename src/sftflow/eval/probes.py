@@ -353,5 +353,5 @@ def compare_forgetting(general: dict, facts: list[dict], base_fact_out: list[str
                   "accuracy_drop": base_acc - tuned_acc, "accuracy_change": relative_change(base_acc, tuned_acc),
                   "results": rows},
         "threshold": threshold,
-        "flagged": increase is not None and increase >= threshold,
+        "flagged": increase is not None and increase > threshold,  # the default gate passes at <= threshold
     }

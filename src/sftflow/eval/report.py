@@ -23,6 +23,7 @@ from pathlib import Path
 from jinja2 import Environment
 
 from sftflow.errors import SftflowError
+from sftflow.eval.gates import headline
 from sftflow.eval.present import (
     LOWER_IS_BETTER,
     card_html,
@@ -53,17 +54,19 @@ dl.defs dt{font-weight:bold;margin-top:.4em}dl.defs dd{margin-left:1.5em}
 {% elif j.fields %}<ul class="fields">{% for f in j.fields %}{% if f.ok %}<li class="field-ok">✓ {{ f.field }}</li>{% else %}<li class="field-bad">✗ {{ f.field }}: {{ f.value if f.value is not none else "missing" }} <span class="muted">({{ "reference " ~ f.expected if f.expected is not none else "a key the reference does not have" }})</span></li>{% endif %}{% endfor %}</ul>
 {% elif not j.css and p[who + "_metrics"] and main_metric in p[who + "_metrics"] %}<span class="muted">{{ main_metric }} {{ "%.2f"|format(p[who + "_metrics"][main_metric]) }}</span>{% endif %}</td>{% endmacro %}
 <h1>sftflow report · {{ name }}</h1>
+<p id="headline" class="{{ ('pass' if metrics.passed else 'fail') if metrics.gates else 'muted' }}">Verdict: {{ headline }}</p>
 <p class="muted">Evaluated on {{ metrics.test_examples }} held-out test examples only (never trained on).</p>
 <h2 id="summary">Run summary</h2>
 <table>{% for label, text in summary %}<tr><th>{{ label }}</th><td>{{ text }}</td></tr>{% endfor %}</table>
 <h2 id="verdict">Verdict</h2>
 {% if metrics.gates %}
 <table><tr><th>gate</th><th>rule</th><th>value</th><th>result</th></tr>
-{% for g in metrics.gates %}<tr><td>{{ g.gate }}</td><td>{{ g.rule }}</td>
+{% for g in metrics.gates %}<tr><td>{{ g.gate }}{% if g.metric %} ({{ g.metric }}){% endif %}</td><td>{{ g.rule }}</td>
 <td>{{ gate_value(g) }}</td>
 <td class="{{ 'pass' if g.passed else 'fail' }}">{{ "pass" if g.passed else "FAIL" }}</td></tr>{% endfor %}
 </table>
 {% else %}<p>No gates configured.</p>{% endif %}
+{% if metrics.gates_off %}<p class="muted">Default gates off: {% for n, why in metrics.gates_off.items() %}{{ n }} ({{ why }}){{ ", " if not loop.last }}{% endfor %}.</p>{% endif %}
 {{ human_section|safe }}
 <h2 id="metrics">Metrics: base vs tuned</h2>
 <p class="muted">Mean [95% bootstrap interval] over the test examples. Δ is tuned − base on the same examples
@@ -358,6 +361,8 @@ def _cell(text) -> str:
 
 MD_TEMPLATE = """# sftflow report · {{ name }}
 
+**Verdict: {{ headline }}**
+
 Evaluated on {{ metrics.test_examples }} held-out test examples only (never trained on).
 
 ## Run summary
@@ -370,8 +375,10 @@ Evaluated on {{ metrics.test_examples }} held-out test examples only (never trai
 
 {% if metrics.gates %}| gate | rule | value | result |
 |---|---|---|---|
-{% for g in metrics.gates %}| {{ g.gate }} | {{ g.rule }} | {{ gate_value(g) }} | {{ "pass" if g.passed else "**FAIL**" }} |
+{% for g in metrics.gates %}| {{ g.gate }}{% if g.metric %} ({{ g.metric }}){% endif %} | {{ g.rule }} | {{ gate_value(g) }} | {{ "pass" if g.passed else "**FAIL**" }} |
 {% endfor %}{% else %}No gates configured.
+{% endif %}{% if metrics.gates_off %}
+Default gates off: {% for n, why in metrics.gates_off.items() %}{{ n }} ({{ why }}){{ ", " if not loop.last }}{% endfor %}.
 {% endif %}
 ## Metrics: base vs tuned
 
@@ -497,6 +504,7 @@ def write_report(run_dir: Path, data_dir: Path, name: str, max_rows: int = 50) -
     wrong = [(hall or {}).get(who, {}) or {} for who in ("base", "tuned")]
     extra = dict(
         name=name, metrics=metrics, data=data, main_metric=main_metric, version=sftflow.__version__,
+        headline=headline(metrics),
         summary=run_summary(run_dir, metrics, train, data),
         metric_rows=metric_rows(metrics, names),
         dropped=dropped,
