@@ -225,3 +225,12 @@ def test_a_single_source_file_beside_the_output_folder_is_fine(tmp_path):
     assert stats["rows_read"] == 30
     with pytest.raises(SftflowError, match="inside the source"):
         prepare(project(tmp_path, ["*.jsonl"], output_dir="."), **quiet)
+
+
+def test_a_one_line_array_longer_than_the_row_limit_is_read_row_by_row(tmp_path, monkeypatch):
+    """The row size limit counts a row's own text, not the rest of its (one, long) line."""
+    monkeypatch.setattr(load, "MAX_ROW_BYTES", 2000)
+    rows = [json.dumps(alpaca(i)) for i in range(100)]
+    rows[40] = rows[40][:-1]  # a broken row in the middle too
+    got = list(read_rows(_write(tmp_path / "a.json", ("[" + ",".join(rows) + "]").encode())))
+    assert len(got) == 100 and [r.error is not None for r in got].count(True) == 1 and got[41].row == alpaca(41)

@@ -345,6 +345,8 @@ class _Element:
         self.start, self.col, self.indent = lineno, col, indent
         self.lines: list[tuple[int, bytes]] = [(lineno, line)]
         self.size = len(line) - col
+        self.base = -col  # where the current line starts in its text
+        self.check_at = 0  # text size at which to look for the next row inside it (set by the scanner)
         self.last = lineno  # the last line seen
         self.stack: list[int] = []
         self.closed = False  # a complete value with nothing open: the next opener starts a new row
@@ -352,6 +354,7 @@ class _Element:
         self.cuts: list[tuple[int, int]] = []  # (line, column) of lines that start like a row inside it
 
     def hold(self, lineno: int, line: bytes) -> None:
+        self.base = self.size + 1  # where this line starts in its text
         self.size += len(line) + 1
         self.last = lineno
         if self.size <= MAX_ROW_BYTES:
@@ -395,6 +398,7 @@ class _ArrayScanner:
         self.indent: int | None = None  # indentation of rows that start a line, once one has
         self.pending: deque = deque()  # (line number, line, column) to read again after a cut
         self.keys: set[bytes] = set(_ROW_KEYS)  # first keys rows of this file start with (as JSON)
+        self.largest = 0  # the largest row read so far, in bytes
 
     def scan(self, lines: Iterator[bytes]) -> Iterator[RawRow]:
         source = ((n, line, 0) for n, line in enumerate(lines, start=1))
@@ -459,7 +463,15 @@ class _ArrayScanner:
                 if cut:
                     return
                 self.inside = c == ord(",")
-            elif c == ord('"'):
+            elif e.stack and e.base + m.end() > e.check_at:
+                # still open and long: look for the next row inside it now rather than at its end,
+                # so a broken row costs a bounded re-read, never the rest of the file
+                e.check_at = 2 * (e.base + m.end())
+                cut = self._cut_at(e, e.text(lineno, m.end()))
+                if cut is not None and cut < (lineno, s):
+                    yield self._cut("", cut)
+                    return
+            if c == ord('"'):
                 if not e.stack:
                     e.closed = True
                 elif e.key is None and len(e.stack) == 1 and prev == ord("{"):
@@ -485,6 +497,7 @@ class _ArrayScanner:
         if self.indent is None and col == indent:  # the row starts its line
             self.indent = indent
         self.elem = _Element(lineno, line, col, indent)
+        self.elem.check_at = max(CHECK_MIN, 4 * self.largest)
         return self.elem
 
     def _end(self, lineno: int, col: int) -> tuple[RawRow, bool]:
@@ -492,12 +505,15 @@ class _ArrayScanner:
         case the text from the cut on, this line among it, is read again)."""
         e = self.elem
         self.elem = None
-        if e.size > MAX_ROW_BYTES:
-            return RawRow(self.name, e.start, error=_too_big(e.size), raw=_bounded(e.text()), end_line=lineno), False
+        size = e.base + col  # its text up to here (a one-line array is one long line: not all of it)
+        if size > MAX_ROW_BYTES:
+            return RawRow(self.name, e.start, error=_too_big(size), raw=_bounded(e.text()), end_line=lineno), False
         text = e.text(lineno, col)
         row = _parse_json(text, self.name, e.start, lineno)
-        if row.error is None and e.key is not None:
-            self.keys.add(e.key)
+        if row.error is None:
+            self.largest = max(self.largest, len(text))
+            if e.key is not None:
+                self.keys.add(e.key)
         cut = self._cut_at(e, text) if row.error is not None else None
         if cut is not None and cut < (lineno, col):
             self.elem = e
@@ -507,7 +523,7 @@ class _ArrayScanner:
     def _cut_at(self, e: _Element, text: bytes) -> tuple[int, int] | None:
         """Where the next row seems to start inside a broken element's text: the first of the places
         the raw text shows (`_row_starts`) and the lines that start like a row while brackets were open."""
-        starts = [e.where(at) for at in _row_starts(text, self.keys)] if e.size <= MAX_ROW_BYTES else []
+        starts = [e.where(at) for at in _row_starts(text[:MAX_ROW_BYTES], self.keys)]
         return min(starts + e.cuts[:1], default=None)
 
     def _cut(self, why: str, cut: tuple[int, int] | None = None) -> RawRow:
@@ -529,6 +545,7 @@ class _ArrayScanner:
         return row
 
 
+CHECK_MIN = 4096  # bytes of an open element before its text is first searched for the next row
 _ROW_KEYS = (b'"messages"', b'"conversations"', b'"instruction"', b'"prompt"', b'"text"')
 
 
