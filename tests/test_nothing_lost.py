@@ -234,3 +234,13 @@ def test_a_one_line_array_longer_than_the_row_limit_is_read_row_by_row(tmp_path,
     rows[40] = rows[40][:-1]  # a broken row in the middle too
     got = list(read_rows(_write(tmp_path / "a.json", ("[" + ",".join(rows) + "]").encode())))
     assert len(got) == 100 and [r.error is not None for r in got].count(True) == 1 and got[41].row == alpaca(41)
+
+
+def test_a_row_cut_after_a_key_is_one_reject(tmp_path):
+    """Found by the 1M-row bench: a row cut short right after a key (`..., "content"`) was taken for
+    a row of its own ("content") followed by the rest."""
+    rows = [json.dumps({"messages": [{"role": "user", "content": f"q {i}"}, {"role": "assistant", "content": f"a {i}"}]},
+                       indent=2).replace("\n", "\n  ") for i in range(20)]
+    rows[7] = '{"messages": [{"role": "user", "content": "q 7"}, {"role": "assistant", "content"'
+    got = list(read_rows(_write(tmp_path / "a.json", ("[\n  " + ",\n  ".join(rows) + "\n]\n").encode())))
+    assert len(got) == 20 and [i for i, r in enumerate(got) if r.error] == [7]

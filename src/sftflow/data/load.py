@@ -565,7 +565,7 @@ def _row_starts(text: bytes, keys: set[bytes]) -> list[int]:
         if (err.msg.startswith("Expecting property name") and text[at:at + 1] and text[at] not in b",}:"
                 and text[:at].rstrip().endswith(b",")):
             out.append(at)
-        elif err.msg.startswith("Expecting ':' delimiter") and text[at:].strip():  # `, "a string",`: an element
+        elif err.msg.startswith("Expecting ':' delimiter") and text[at:at + 1] in (b",", b"]"):  # `, "str",`: an element
             window = max(0, at - 4096)
             m = _LAST_STRING.search(text, window, at)
             if m and text[window:m.start()].rstrip().endswith(b","):
