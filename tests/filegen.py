@@ -83,8 +83,10 @@ def _array(rng: random.Random, faults: Counter) -> tuple[bytes, int]:
             row = _row(rng)
         good = json.dumps(row, indent=indent, ensure_ascii=False)
         kind = rng.choice(ARRAY_FAULTS)
-        if faults and kind in ("scalar", "junk_element") and elements and last_kind == "stray_quote":
-            kind = "good"  # the known limit: a stray quote can merge its row with a non-row element after it
+        if faults and kind in ("scalar", "junk_element") and last_kind in ("stray_quote", "missing_brace"):
+            # the known limits: a stray quote can merge its row with a non-row element after it, and
+            # `{..., "key", "text", {...` reads as a row cut after a key (the likelier fault)
+            kind = "good"
         last_before, last_kind = last_kind, kind
         if kind == "bad_value":
             good = good.replace(json.dumps(next(iter(row.values())), indent=indent, ensure_ascii=False), "", 1)

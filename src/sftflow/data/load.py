@@ -310,7 +310,6 @@ def _read_jsonl(path: Path, account: ReadAccount) -> Iterator[RawRow]:
 # a whole string (no raw line break inside: JSON forbids it), or one structural character
 _TOKEN = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[\]{},:]')
 _SPACE = re.compile(rb"[ \t]*")
-_LAST_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"[ \t\r\n]*$')
 
 
 def _read_json(path: Path, account: ReadAccount) -> Iterator[RawRow]:
@@ -565,11 +564,6 @@ def _row_starts(text: bytes, keys: set[bytes]) -> list[int]:
         if (err.msg.startswith("Expecting property name") and text[at:at + 1] and text[at] not in b",}:"
                 and text[:at].rstrip().endswith(b",")):
             out.append(at)
-        elif err.msg.startswith("Expecting ':' delimiter") and text[at:at + 1] in (b",", b"]"):  # `, "str",`: an element
-            window = max(0, at - 4096)
-            m = _LAST_STRING.search(text, window, at)
-            if m and text[window:m.start()].rstrip().endswith(b","):
-                out.append(m.start())
     except RecursionError:
         pass
     return out
