@@ -495,10 +495,6 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
 
     clock["leakage_report"] = time.perf_counter()
     warns = fate.warnings + _census_warnings(col, counts, task_kept)
-    if tally.conflict_groups and cfg.data.conflicts == "report":
-        warns.append(f"{len(tally.conflict_groups)} prompts have conflicting answers ({tally.conflict_rows} examples; "
-                     "see data_card.md): the model is taught two answers to one question; set data.conflicts: best "
-                     "to keep one answer each, or drop")
     if judge is not None and (judge.counts["failed"] or judge.counts["budget"]):
         warns.append(f"data.quality.judge: {judge.counts['failed'] + judge.counts['budget']} examples not judged "
                      f"({judge.last_error}); they keep their rule score; re-run prepare to judge them")
@@ -553,6 +549,9 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
         f"{totals['duplicates']} duplicates ({tally.near_duplicates} near), {totals['filtered']} filtered"
         + (f", {totals['unused']} unused (general mix / synthetic rules / conflicting labels)" if totals["unused"] else "")
         + f"; train/val/test = {counts['train']}/{counts['val']}/{counts['test']} → {cfg.data_dir}")
+    if tally.conflict_groups:  # reported, not warned: a few in thousands of rows is ordinary in real data
+        log(f"  conflicting labels: {len(tally.conflict_groups)} prompts with different answers "
+            f"({tally.conflict_rows} examples, data.conflicts: {cfg.data.conflicts}; see data_card.md)")
     seconds = time.perf_counter() - clock["start"]
     log(f"  {seconds:.1f} s, {col.rows_read / max(seconds, 1e-9):,.0f} rows/s")
     _log_table(stats, log)
