@@ -277,16 +277,20 @@ def test_prepare_admits_candidates_with_provenance_a_cap_and_no_test_rows(tmp_pa
 
 
 def test_synthetic_rows_sharing_a_group_with_human_test_rows_stay_out(tmp_path):
-    """Hand-written synthetic rows (origin field) with the same prompt as human rows: no leak, no test."""
-    human = human_rows(300, seed=2)
+    """Hand-written synthetic rows (origin field) in the same group as human rows (data.group_field;
+    a synthetic row with a human row's prompt, or a near-duplicate of it, and another answer is a
+    conflict instead, left unused for that: tests/test_conflicts.py): no leak, no test."""
+    human = [{**r, "customer": f"c{i}"} for i, r in enumerate(human_rows(300, seed=2))]
     fresh = human_rows(100, seed=3)
-    synthetic = [pair(r["messages"][0]["content"], f"another answer {i}.", origin="synthetic")
-                 for i, r in enumerate(human[:150])] + [{**r, "origin": "synthetic"} for r in fresh]
+    other = human_rows(150, seed=5)  # other prompts, the same customers
+    synthetic = [pair(r["messages"][0]["content"], f"another answer {i}.", origin="synthetic", customer=f"c{i}")
+                 for i, r in enumerate(other)] + [{**r, "origin": "synthetic"} for r in fresh]
     raw = tmp_path / "raw"
     raw.mkdir()
     (raw / "human.jsonl").write_text("".join(json.dumps(r) + "\n" for r in human))
     (raw / "syn.jsonl").write_text("".join(json.dumps(r) + "\n" for r in synthetic))
-    base = {"sources": [{"path": "raw/human.jsonl"}, {"path": "raw/syn.jsonl"}], "quality": {"enabled": False}}
+    base = {"sources": [{"path": "raw/human.jsonl"}, {"path": "raw/syn.jsonl"}], "quality": {"enabled": False},
+            "group_field": "customer"}
     cfg = parse_config({"data": base, "model": {"name_or_path": "m"}}, root=tmp_path)
     stats = prepare(cfg, **quiet)
     syn = stats["synthetic"]
