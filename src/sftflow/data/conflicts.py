@@ -21,7 +21,6 @@ import numpy as np
 
 from sftflow.data.dedup import components, equal_key_pairs
 
-POLICIES = ("report", "best", "drop")
 SHOWN_GROUPS = 10  # conflict groups written out with their members in the data card
 
 

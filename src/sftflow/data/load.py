@@ -45,7 +45,6 @@ MAX_RAW = 2000  # characters of a broken row's raw text kept for rejects.jsonl
 MAX_ROW_BYTES = 16 << 20  # a row (a JSONL line, a JSON element, a CSV record) larger than this is rejected
 BLOCK = 1 << 20
 _NEWLINE = re.compile(rb"\r\n|\r|\n")
-BAD_CSV = ("reject", "fail")
 
 
 @dataclass
@@ -309,7 +308,6 @@ def _read_jsonl(path: Path, account: ReadAccount) -> Iterator[RawRow]:
 
 # a whole string (no raw line break inside: JSON forbids it), or one structural character
 _TOKEN = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[\]{},:]')
-_SPACE = re.compile(rb"[ \t]*")
 
 
 def _read_json(path: Path, account: ReadAccount) -> Iterator[RawRow]:
