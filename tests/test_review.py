@@ -244,6 +244,18 @@ def test_blinding_is_stable_and_revealed_after_rating(run_dir):
     assert preds[first]["tuned"] in client.get(f"/review/{first}").text
 
 
+def test_reasoning_is_shown_apart_from_the_answer(run_dir):
+    """A <think> block eval split off (tuned_reasoning) is shown folded away above the answer it led to."""
+    path = run_dir / "eval" / "predictions.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[0]["tuned_reasoning"] = "The customer <b>needs</b> a laptop fix."
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    page = _client(run_dir).get(f"/review/{rows[0]['id']}").text
+    thought = page.index("The customer &lt;b&gt;needs&lt;/b&gt; a laptop fix.")  # shown as text
+    assert "reasoning (not scored)" in page and "<details" in page[:thought]
+    assert "reasoning (not scored)" not in _client(run_dir, "bob").get(f"/review/{rows[1]['id']}").text
+
+
 def test_stale_ratings_after_a_new_eval(run_dir):
     client = _client(run_dir)
     first = _ids(run_dir)[0]

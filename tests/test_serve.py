@@ -91,6 +91,28 @@ def test_greedy_chat_equals_what_eval_generated(client, server, predictions, run
         assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
 
 
+def test_a_request_without_the_system_prompt_gets_the_training_one(server, predictions, run_dir):
+    """Training = serving: eval's prompts carry the training system prompt; a client that sends only
+    the user's message gets the same answer, because serve adds the training default."""
+    from fastapi.testclient import TestClient
+
+    from sftflow.serve import create_app
+
+    max_new = yaml.safe_load((run_dir / "config.yaml").read_text())["eval"]["max_new_tokens"]
+    system = predictions[0]["prompt"][0]
+    assert system["role"] == "system"
+    with_default = TestClient(create_app(server["engine"], server["model"], system_prompt=system["content"]))
+    without = TestClient(create_app(server["engine"], server["model"]))
+    changed = 0
+    for p in predictions[:4]:
+        body = {"model": server["model"], "messages": p["prompt"][1:], "temperature": 0, "max_tokens": max_new}
+        assert with_default.post("/v1/chat/completions", json=body).json()["choices"][0]["message"]["content"] \
+            == p["tuned"], p["id"]
+        changed += without.post("/v1/chat/completions", json=body).json()["choices"][0]["message"]["content"] \
+            != p["tuned"]
+    assert changed, "the system prompt made no difference: this test could not fail"
+
+
 def test_streaming_matches_non_streaming(client, server, predictions):
     messages = predictions[2]["prompt"]
     full = client.chat.completions.create(model=server["model"], messages=messages, temperature=0, max_tokens=24)

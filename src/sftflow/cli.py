@@ -212,11 +212,11 @@ def prepare(
         cfg = _load(config, model_code=True)
         run_prepare(cfg, log=log, workers=workers)
         if show:
-            from sftflow.data.show import show_examples
+            from sftflow.data.show import bracketed, show_examples
 
             for header, text in show_examples(cfg, show):
                 console.print(header, markup=False, style="bold")
-                console.print(text)
+                console.print(text) if console.is_terminal else print(bracketed(text))
 
 
 @app.command()
@@ -471,6 +471,8 @@ def estimate(
 
 
 RunArg = typer.Argument(..., help="the run folder (runs/NAME) or the project's sftflow.yaml", show_default=False)
+DefaultSystemOption = typer.Option(True, "--default-system/--no-default-system",
+                                   help="add the training data's system prompt to conversations that have none")
 TrustOption = typer.Option(False, "--trust-remote-code",
                            help="allow a run whose config sets model.trust_remote_code to run its model's Python code")
 
@@ -487,12 +489,14 @@ def serve(
     max_batch: int = typer.Option(16, "--max-batch", min=1, help="requests decoded together at most"),
     batch_wait_ms: float = typer.Option(10.0, "--batch-wait-ms", min=0, help="wait for more requests to batch"),
     threads: int = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: torch's choice)"),
+    default_system: bool = DefaultSystemOption,
     trust_remote_code: bool = TrustOption,
 ):
     """Serve the tuned model with an OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models).
 
-    The prompt is rendered with the run's own chat template, as in training. Concurrent
-    requests are batched. Any OpenAI client works: base_url=http://127.0.0.1:8000/v1.
+    The prompt is rendered with the run's own chat template, as in training; a conversation
+    without a system message gets the training data's (--no-default-system: not). A <think>
+    block comes back apart, as reasoning_content. Concurrent requests are batched. Any OpenAI client works: base_url=http://127.0.0.1:8000/v1.
 
     Example: sftflow serve quickstart/runs/quickstart --port 8000
     """
@@ -502,7 +506,7 @@ def serve(
 
         limits = Limits(max_request_bytes=max_request_kb * 1024, max_tokens=max_tokens,
                         default_max_tokens=min(256, max_tokens))
-        run_server(resolve_run(run_dir, base), host=host, port=port, api_key=api_key, limits=limits,
+        run_server(resolve_run(run_dir, base, default_system), host=host, port=port, api_key=api_key, limits=limits,
                    max_batch=max_batch, batch_wait_ms=batch_wait_ms, threads=threads,
                    trust_remote_code=trust_remote_code, log=log)
 
@@ -517,6 +521,7 @@ def chat(
     seed: int = typer.Option(None, "--seed", help="sampling seed (same seed, same answers)"),
     base: str = typer.Option(None, "--base", help="base model path/id for an adapter run (default: the run's config)"),
     threads: int = typer.Option(None, "--threads", min=1, help="torch CPU threads"),
+    default_system: bool = DefaultSystemOption,
     trust_remote_code: bool = TrustOption,
 ):
     """Chat with the tuned model in the terminal (same chat template as training): a first look.
@@ -529,7 +534,7 @@ def chat(
         from sftflow.serve import chat as run_chat
         from sftflow.serve import resolve_run
 
-        run_chat(resolve_run(run_dir, base), system=system, temperature=temperature, top_p=top_p,
+        run_chat(resolve_run(run_dir, base, default_system), system=system, temperature=temperature, top_p=top_p,
                  max_tokens=max_tokens, seed=seed, threads=threads, trust_remote_code=trust_remote_code)
 
 

@@ -294,6 +294,9 @@ class TrainConfig(Strict):
     bf16: Literal["auto", True, False] = Field("auto", description="bf16 mixed precision; auto = on where supported")
     gradient_checkpointing: bool = Field(False, description="trade compute for memory (on by default for qlora)")
     padding_free: bool = Field(True, description="concatenate examples without pad tokens or cross-attention")
+    reasoning: Literal["keep", "drop"] = Field(
+        "keep", description="<think> blocks in answers: keep (trained as the template renders them) or drop them"
+    )
     distributed: DistributedConfig = Field(
         default_factory=DistributedConfig, description="multi-GPU / multi-node strategy (torchrun, accelerate)"
     )

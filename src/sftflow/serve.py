@@ -51,9 +51,10 @@ class Run:
     method: str
     trust_remote_code: bool  # what the run's config asks for; honoured only with --trust-remote-code
     config_file: Path
+    system_prompt: str | None = None  # the training data's, added to conversations without one
 
 
-def resolve_run(path: str | Path, base: str | None = None) -> Run:
+def resolve_run(path: str | Path, base: str | None = None, default_system: bool = True) -> Run:
     """A run folder (runs/NAME, with the config.yaml train wrote) or a project's sftflow.yaml.
 
     A run's config.yaml keeps model paths as the user wrote them, relative to the project;
@@ -85,8 +86,11 @@ def resolve_run(path: str | Path, base: str | None = None) -> Run:
             cfg = parse_config(data, str(cfg_file), root=root or run_dir)
     if not (run_dir / "model").exists():
         raise SftflowError(f"{run_dir / 'model'}: no trained model; run `sftflow train` first")
+    from sftflow.model.system_prompt import training_system_prompt
+
     return Run(run_dir=run_dir, name=cfg.name, base_path=base or cfg.model_path(), method=cfg.train.method,
-               trust_remote_code=cfg.model.trust_remote_code, config_file=cfg_file)
+               trust_remote_code=cfg.model.trust_remote_code, config_file=cfg_file,
+               system_prompt=training_system_prompt(run_dir) if default_system else None)
 
 
 def _project_root(run_dir: Path, data) -> Path | None:
@@ -140,11 +144,13 @@ class GenRequest:
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     strip: bool = False  # chat answers: no leading/trailing whitespace, in streaming too
+    reasoning: bool = False  # chat answers: a leading <think> block goes to reasoning_content
     cancelled: bool = False
     index: int = 0
     # decoding state
     tokens: list[int] = field(default_factory=list)
     sent: str = ""
+    sent_reasoning: str | None = None
     finish_reason: str | None = None
 
 
@@ -185,6 +191,19 @@ def _advance(req: GenRequest, tok, eos_ids: set[int], final: bool) -> None:
     if cut >= 0:
         text, final = text[:cut], True
         req.finish_reason = "stop"
+    thought = None
+    if req.reasoning:
+        from sftflow.model.reasoning import CLOSE, split_partial
+
+        thought, text, closed = split_partial(text)
+        if thought is not None and not (closed or final):
+            thought = thought[: len(thought) - _holdback(thought, [CLOSE])].rstrip("\ufffd").rstrip()
+        if thought is not None and (req.sent_reasoning is None or len(thought) > len(req.sent_reasoning)):
+            if req.sent_reasoning is not None or thought:
+                req.on_event("reasoning", thought[len(req.sent_reasoning or ""):])
+            req.sent_reasoning = thought
+        if thought is not None and not closed:
+            text = ""
     if final:
         ready = text.rstrip() if req.strip else text
     else:
@@ -196,7 +215,7 @@ def _advance(req: GenRequest, tok, eos_ids: set[int], final: bool) -> None:
         req.on_event("delta", ready[len(req.sent):])
         req.sent = ready
     if final:
-        req.on_event("done", {"text": ready, "finish_reason": req.finish_reason or "stop",
+        req.on_event("done", {"text": ready, "finish_reason": req.finish_reason or "stop", "reasoning": thought,
                               "prompt_tokens": len(req.prompt_ids), "completion_tokens": len(req.tokens)})
 
 
@@ -425,8 +444,10 @@ class Limits:
     read_timeout_s: float = 30.0  # to receive a whole request body (slow clients get 408)
 
 
-def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, limits: Limits | None = None):
-    """The FastAPI app: /v1/chat/completions, /v1/completions, /v1/models, /health."""
+def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, limits: Limits | None = None,
+               system_prompt: str | None = None):
+    """The FastAPI app: /v1/chat/completions, /v1/completions, /v1/models, /health. `system_prompt`
+    (the training data's) is added to chat requests that have no system message."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, StreamingResponse
@@ -574,6 +595,8 @@ def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, lim
                 async for i, kind, payload in gather():
                     if kind == "delta":
                         yield f"data: {json.dumps(make_chunk(i, payload, None))}\n\n"
+                    elif kind == "reasoning":
+                        yield f"data: {json.dumps(make_chunk(i, payload, None, kind='reasoning_content'))}\n\n"
                     else:
                         usage["prompt_tokens"] += payload["prompt_tokens"]
                         usage["completion_tokens"] += payload["completion_tokens"]
@@ -620,11 +643,13 @@ def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, lim
     def chat_prompt(req: ChatRequest) -> list[int]:
         """The conversation rendered with the run's chat template, as token ids."""
         from sftflow.model.chat import render
+        from sftflow.model.system_prompt import with_system
 
         messages = []
         for m in req.messages:
             content = m.content if isinstance(m.content, str) else "".join(p.text for p in m.content)
             messages.append({"role": "system" if m.role == "developer" else m.role, "content": content})
+        messages = with_system(messages, system_prompt)
         try:
             text = render(tok, messages, add_generation_prompt=True)
         except Exception as err:  # the template rejects this conversation (e.g. role order)
@@ -637,18 +662,22 @@ def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, lim
         req = await read_body(request, ChatRequest)
         prompt_ids = await run_in_threadpool(chat_prompt, req)  # a long conversation takes a while to tokenize
         g = sampling(req, prompt_ids, req.max_completion_tokens or req.max_tokens, strip=True)
+        g.reasoning = True
         rid, now = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
 
-        def chunk(i, delta, finish, first=False):
-            d = {"role": "assistant", "content": ""} if first else ({"content": delta} if delta else {})
+        def chunk(i, delta, finish, first=False, kind="content"):
+            d = {"role": "assistant", "content": ""} if first else ({kind: delta} if delta else {})
             return {"id": rid, "object": "chat.completion.chunk", "created": now, "model": model_id,
                     "choices": [{"index": i, "delta": d, "finish_reason": finish, "logprobs": None}]}
 
         def final(results):
             r = results[0]
+            message = {"role": "assistant", "content": r["text"]}
+            if r.get("reasoning") is not None:  # the <think> block, apart (as vLLM's reasoning parsers return it)
+                message["reasoning_content"] = r["reasoning"]
             return {"id": rid, "object": "chat.completion", "created": now, "model": model_id,
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": r["text"]},
-                                 "finish_reason": r["finish_reason"], "logprobs": None}],
+                    "choices": [{"index": 0, "message": message, "finish_reason": r["finish_reason"],
+                                 "logprobs": None}],
                     "usage": usage_of(results)}
 
         include_usage = bool((req.stream_options or {}).get("include_usage"))
@@ -786,7 +815,10 @@ def serve(run: Run, *, host: str, port: int, api_key: str | None, limits: Limits
     t0 = time.time()
     model, tok = load_run(run, threads=threads, trust_remote_code=trust_remote_code)
     engine = Engine(model, tok, max_batch=max_batch, batch_wait_ms=batch_wait_ms).start()
-    app = create_app(engine, run.name, api_key=api_key, limits=limits)
+    app = create_app(engine, run.name, api_key=api_key, limits=limits, system_prompt=run.system_prompt)
+    if run.system_prompt:
+        log(f"serve: requests without a system message get the training data's: {_short(run.system_prompt)} "
+            "(--no-default-system turns this off)")
     url = url_of(sock)
     log(f"serve: {run.name} ({run.method}, {run.run_dir / 'model'}) loaded in {time.time() - t0:.1f}s")
     log(f"serve: {url}/v1 (model '{run.name}'{', API key required' if api_key else ''}); ctrl-C stops")
@@ -795,6 +827,11 @@ def serve(run: Run, *, host: str, port: int, api_key: str | None, limits: Limits
     finally:
         engine.stop()
         sock.close()
+
+
+def _short(text: str, n: int = 60) -> str:
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= n else flat[: n - 1] + "…")
 
 
 # ---------------------------------------------------------------- terminal chat
@@ -806,13 +843,21 @@ def chat(run: Run, *, system: str | None, temperature: float, top_p: float, max_
     from sftflow.model.chat import render
 
     model, tok = load_run(run, threads=threads, trust_remote_code=trust_remote_code)
+    if system is None and run.system_prompt:
+        system = run.system_prompt
+        write(f"(system prompt from the training data: {_short(system)}; --system sets another)")
     history: list[dict] = [{"role": "system", "content": system}] if system else []
     write(f"chat with {run.name} ({run.method}); /reset clears the conversation, /exit or ctrl-D quits")
     context = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
     result: dict = {}
 
     def on_event(kind, payload):
-        if kind == "delta":
+        if kind == "reasoning":  # the <think> block, marked off from the answer
+            write(("" if result.get("thinking") else "(thinking) ") + payload, end="", flush=True)
+            result["thinking"] = True
+        elif kind == "delta":
+            if result.pop("thinking", None):
+                write("\n(answer) ", end="")
             write(payload, end="", flush=True)
         elif kind == "done":
             result.update(payload)
@@ -843,7 +888,7 @@ def chat(run: Run, *, system: str | None, temperature: float, top_p: float, max_
         result.clear()
         write(f"{run.name}> ", end="", flush=True)
         req = GenRequest(prompt_ids=ids, max_tokens=min(max_tokens, context - len(ids)), on_event=on_event,
-                         temperature=temperature, top_p=top_p, seed=seed, strip=True)
+                         temperature=temperature, top_p=top_p, seed=seed, strip=True, reasoning=True)
         decode_batch(model, tok, [req])
         suffix = " [cut at max tokens]" if result.get("finish_reason") == "length" else ""
         write(suffix)

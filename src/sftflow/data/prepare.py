@@ -246,6 +246,10 @@ def _settings(cfg: Config, log) -> tuple[RowSettings, str, RowProcessor | None]:
         s.model_path = model_path
         probe.s = s
         length_check = f"token lengths measured with {cfg.model.name_or_path}'s tokenizer, limit {s.max_tokens}"
+        from sftflow.model.system_role import FOLD_NOTE, refuses_system
+
+        if probe.tokenizer.chat_template and refuses_system(probe.tokenizer):
+            log(f"prepare: {FOLD_NOTE}")
     if d.decontaminate:
         s.benchmark, s.benchmark_prompts = _benchmark_index(cfg)
     return s, length_check, probe

@@ -2,7 +2,8 @@
 
 Renders prepared training examples through the run's chat template and tokenizer and marks
 the tokens that carry loss (assistant answers and their end-of-turn token) in bold green;
-everything else (system, user, template scaffolding) is dimmed. The quickest way to catch
+everything else (system, user, template scaffolding) is dimmed. Without a terminal (a pipe,
+CI logs) the trained text is put between [[ and ]] instead. The quickest way to catch
 a wrong template or a loss mask that trains on the prompt.
 """
 
@@ -14,17 +15,17 @@ from rich.text import Text
 
 from sftflow.config import Config
 from sftflow.io import read_jsonl
-from sftflow.model.chat import render, tokenize_record
+from sftflow.model.chat import assistant_spans, tokenize_record
 
 TRAINED = "bold green"
 CONTEXT = "dim"
 
 
 def highlight(tokenizer, record: dict) -> Text:
-    full = render(tokenizer, record["messages"]) if "messages" in record else record["text"]
-    mask = tokenize_record(tokenizer, record).assistant_masks
     if "text" in record:  # plain-text rows: every token is trained on
-        return Text(full, style=TRAINED)
+        return Text(record["text"], style=TRAINED)
+    full, _ = assistant_spans(tokenizer, record["messages"])  # the exact text training tokenizes
+    mask = tokenize_record(tokenizer, record).assistant_masks
     offsets = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     out, pos = Text(), 0
     for (start, end), trained in zip(offsets, mask, strict=True):
@@ -34,6 +35,16 @@ def highlight(tokenizer, record: dict) -> Text:
         pos = max(pos, end)
     out.append(full[pos:], style=CONTEXT)
     return out
+
+
+def bracketed(text: Text, open_: str = "[[", close: str = "]]") -> str:
+    """The highlighted text readable without colour (a pipe, a log file): trained runs in brackets."""
+    out, pos = [], 0
+    for span in sorted((s for s in text.spans if s.style == TRAINED), key=lambda s: s.start):
+        out += [text.plain[pos:span.start], open_, text.plain[span.start:span.end], close]
+        pos = span.end
+    out.append(text.plain[pos:])
+    return "".join(out).replace(close + open_, "")
 
 
 def show_examples(cfg: Config, n: int) -> list[tuple[str, Text]]:

@@ -55,6 +55,8 @@ from sftflow.eval.probes import (
 )
 from sftflow.io import read_jsonl, write_json, write_jsonl
 from sftflow.model.chat import prompt_messages
+from sftflow.model.reasoning import answer_only, split_reasoning
+from sftflow.model.system_prompt import training_system_prompt, with_system
 from sftflow.progress import phase
 
 # Reference point from practice for conversational data; shown beside the number, not a gate.
@@ -85,7 +87,7 @@ def load_schema(cfg: Config) -> dict | None:
 def _answers(path) -> list[str]:
     if not path.exists():
         return []
-    return [r["messages"][-1]["content"] for r in read_jsonl(path) if "messages" in r]
+    return [answer_only(r["messages"][-1]["content"]) for r in read_jsonl(path) if "messages" in r]
 
 
 def plan_task(cfg: Config, test_refs: list[str], schema: dict | None) -> dict:
@@ -109,16 +111,22 @@ def plan_task(cfg: Config, test_refs: list[str], schema: dict | None) -> dict:
 
 
 def model_outputs(model, tok, cfg: Config, *, test: list[dict] | None, probes: list[dict], facts: list[dict],
-                  general: list[dict], perplexity: bool, sample: bool, log, who: str = "tuned") -> dict:
+                  general: list[dict], perplexity: bool, sample: bool, log, who: str = "tuned",
+                  system: str | None = None) -> dict:
     """Everything one model has to produce: generations and perplexities, no scoring. Each
-    stretch is a progress phase (count and ETA on a terminal)."""
+    stretch is a progress phase (count and ETA on a terminal). A `<think>` block is split off
+    every output (kept in `test_reasoning`); `system` is the training data's system prompt, given
+    to test prompts without one as `serve` does."""
     e = cfg.eval
     out: dict = {}
 
-    def gen(what: str, prompts: list, n: int = e.max_new_tokens, **sampling) -> list[str]:
+    def raw_gen(what: str, prompts: list, n: int = e.max_new_tokens, **sampling) -> list[str]:
         with phase(f"eval: {who} model: {what}", len(prompts)) as update:
             return generate(model, tok, prompts, max_new_tokens=n, batch_size=e.batch_size, progress=update,
                             **sampling)
+
+    def gen(what: str, prompts: list, n: int = e.max_new_tokens, **sampling) -> list[str]:
+        return [answer_only(o) for o in raw_gen(what, prompts, n, **sampling)]
 
     def ppl(what: str, records: list[dict]) -> dict:
         with phase(f"eval: {who} model: {what}", len(records)) as update:
@@ -126,13 +134,15 @@ def model_outputs(model, tok, cfg: Config, *, test: list[dict] | None, probes: l
 
     if test is not None:
         t0 = time.time()
-        out["test"] = gen("test answers", [prompt_messages(r) for r in test])
+        prompts = [with_system(prompt_messages(r), system) for r in test]
+        split = [split_reasoning(o) for o in raw_gen("test answers", prompts)]
+        out["test_reasoning"], out["test"] = [r for r, _ in split], [a for _, a in split]
         if perplexity:
             out["perplexity"] = ppl("answer perplexity", test)
         if sample and e.sample:
             s = e.sample
-            out["sampled"] = gen("sampled test answers", [prompt_messages(r) for r in test], do_sample=True,
-                                 temperature=s.temperature, top_p=s.top_p, seed=s.seed)
+            out["sampled"] = gen("sampled test answers", prompts, do_sample=True, temperature=s.temperature,
+                                 top_p=s.top_p, seed=s.seed)
         out["test_seconds"] = time.time() - t0
     if probes:
         out["probes"] = gen("regression probes", [probe_messages(p) for p in probes])
@@ -221,7 +231,7 @@ def evaluate(cfg: Config, log=print) -> dict:
         raise SftflowError(f"{cfg.data_dir / 'test.jsonl'}: no chat examples to evaluate on (raise data.split.test)")
     if e.max_examples:
         test = test[: e.max_examples]
-    refs = [r["messages"][-1]["content"] for r in test]
+    refs = [answer_only(r["messages"][-1]["content"]) for r in test]  # task metrics score answers, not reasoning
     schema = load_schema(cfg)
     task = plan_task(cfg, refs, schema)
     log(f"eval: {len(test)} test examples; metrics {', '.join(task['metrics'])} ({task['reason']})")
@@ -232,7 +242,9 @@ def evaluate(cfg: Config, log=print) -> dict:
     method = cfg.train.method
     base_path = cfg.model_path()
     perplexity = "perplexity" in task["metrics"]
-    work = {"probes": probes, "facts": facts, "general": general, "perplexity": perplexity, "log": log}
+    system = training_system_prompt(run_dir)
+    work = {"probes": probes, "facts": facts, "general": general, "perplexity": perplexity, "log": log,
+            "system": system}
 
     model, tok = load_tuned(run_dir, base_path, method=method, trust_remote_code=cfg.model.trust_remote_code)
     model = _on_accelerator(model, method)
@@ -299,16 +311,20 @@ def evaluate(cfg: Config, log=print) -> dict:
     for i, r in enumerate(test):
         row = {
             "id": r["id"],
-            "prompt": prompt_messages(r),
+            "prompt": with_system(prompt_messages(r), system),
             "reference": refs[i],
             "tuned": tuned["test"][i],
             "tuned_metrics": {k: v[i] for k, v in tuned_per.items()},
             "tuned_hallucinations": tuned_flags[i],
         }
+        if tuned["test_reasoning"][i] is not None:
+            row["tuned_reasoning"] = tuned["test_reasoning"][i]
         if "sampled" in tuned:
             row["tuned_sampled"] = tuned["sampled"][i]
         if has_base:
             row["base"] = base["test"][i]
+            if base["test_reasoning"][i] is not None:
+                row["base_reasoning"] = base["test_reasoning"][i]
             row["base_metrics"] = {k: v[i] for k, v in base_per.items()}
             row["base_hallucinations"] = base_flags[i]
         rows.append(row)

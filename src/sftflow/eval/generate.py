@@ -41,7 +41,12 @@ def generate(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int
             )
         new_tokens = out[:, enc["input_ids"].shape[1] :]
         for i, ids in zip(idx, new_tokens, strict=True):
-            outputs[i] = tokenizer.decode(ids, skip_special_tokens=True).strip()
+            outputs[i] = decode_reply(tokenizer, ids)
         if progress:
             progress(min(start + batch_size, len(order)), len(order))
     return outputs
+
+
+def decode_reply(tokenizer, ids) -> str:
+    """The text of generated ids: special tokens (end of turn, pad after it) dropped, whitespace trimmed."""
+    return tokenizer.decode(ids, skip_special_tokens=True).strip()

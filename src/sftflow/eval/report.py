@@ -49,7 +49,7 @@ li.field-ok{background:#dff5df}li.field-bad{background:#fbdede}
 .legend span{padding:0 6px;margin-right:.6em}.card table{font-size:90%}
 dl.defs dt{font-weight:bold;margin-top:.4em}dl.defs dd{margin-left:1.5em}
 </style></head><body>
-{% macro answer(p, who) %}{% set j = p[who + "_judged"] %}<td class="{{ j.css }}"><pre>{{ p[who] }}</pre>
+{% macro answer(p, who) %}{% set j = p[who + "_judged"] %}<td class="{{ j.css }}">{% if p[who + "_reasoning"] %}<details><summary>reasoning</summary><pre>{{ p[who + "_reasoning"] }}</pre></details>{% endif %}<pre>{{ p[who] }}</pre>
 {% if j.fields and not j.json_object %}<ul class="fields"><li class="field-bad">✗ not a JSON object</li></ul>
 {% elif j.fields %}<ul class="fields">{% for f in j.fields %}{% if f.ok %}<li class="field-ok">✓ {{ f.field }}</li>{% else %}<li class="field-bad">✗ {{ f.field }}: {{ f.value if f.value is not none else "missing" }} <span class="muted">({{ "reference " ~ f.expected if f.expected is not none else "a key the reference does not have" }})</span></li>{% endif %}{% endfor %}</ul>
 {% elif not j.css and p[who + "_metrics"] and main_metric in p[who + "_metrics"] %}<span class="muted">{{ main_metric }} {{ "%.2f"|format(p[who + "_metrics"][main_metric]) }}</span>{% endif %}</td>{% endmacro %}

@@ -1,8 +1,10 @@
 """Load a tokenizer and model for training or inference, with the fixes SFT needs.
 
 - One chat template: the model's own, a file from the config, or sftflow's ChatML default.
-- pad != eos: a pad token is added if missing or equal to eos (otherwise padding teaches the
-  model to stop, or masks real eos tokens), and the embeddings are resized.
+- pad != eos: when the pad is missing or equal to eos (padding would teach the model to stop,
+  or mask real eos tokens) an existing unused token becomes the pad (`special_tokens.py`); a
+  new one is added only where the vocabulary has none, and it is never trained.
+- generation stops on the template's end-of-turn token(s), written into generation_config.
 - padding side set explicitly: right for training, left for batched generation.
 - qlora loads the base in 4-bit NF4 with double quantisation (bitsandbytes).
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sftflow.errors import SftflowError
+from sftflow.model.special_tokens import choose_pad, stop_token_ids
 from sftflow.model.template import DEFAULT_CHAT_TEMPLATE, EOS_TOKEN, PAD_TOKEN, TURN_START_TOKEN
 from sftflow.progress import phase
 
@@ -49,11 +52,15 @@ def load_tokenizer(path: str, *, chat_template: str | None = None, revision: str
         tok.add_special_tokens({"additional_special_tokens": [TURN_START_TOKEN, EOS_TOKEN]})
         tok.eos_token = EOS_TOKEN
         tok.chat_template = DEFAULT_CHAT_TEMPLATE
-    if tok.pad_token is None or tok.pad_token_id == tok.eos_token_id:
-        tok.add_special_tokens({"pad_token": PAD_TOKEN})
+    chat_tokens = list(range(size_before, len(tok)))
+    pad = choose_pad(tok)
+    if pad is None:
+        tok.add_special_tokens({"pad_token": PAD_TOKEN})  # its row is never trained: pad carries no loss
+    else:
+        tok.pad_token = pad
     tok.padding_side = padding_side
-    # Rows of these tokens are untrained in the base model: LoRA must train them too.
-    tok.sftflow_added_token_ids = list(range(size_before, len(tok)))
+    # Rows of the template tokens added to a base model are untrained: LoRA must train them too.
+    tok.sftflow_added_token_ids = chat_tokens
     return tok
 
 
@@ -153,15 +160,16 @@ def _check_cpu_4bit_widths(model, block: int = 64) -> None:
 
 
 def sync_special_tokens(model, tokenizer) -> None:
-    """Generation must stop on the template's eos and pad with the tokenizer's pad."""
+    """Generation must stop where training taught the model to (the template's end-of-turn token,
+    and the tokenizer's eos) and pad with the tokenizer's pad."""
     model.config.pad_token_id = tokenizer.pad_token_id
     model.config.eos_token_id = tokenizer.eos_token_id
     gen = model.generation_config
     gen.pad_token_id = tokenizer.pad_token_id
     eos = gen.eos_token_id
     eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
-    if tokenizer.eos_token_id not in eos_ids:
-        eos_ids.append(tokenizer.eos_token_id)
+    stops = stop_token_ids(tokenizer) if tokenizer.chat_template else [tokenizer.eos_token_id]
+    eos_ids = stops + [i for i in eos_ids if i not in stops]
     gen.eos_token_id = eos_ids[0] if len(eos_ids) == 1 else eos_ids
     if tokenizer.bos_token_id is not None:
         gen.bos_token_id = tokenizer.bos_token_id

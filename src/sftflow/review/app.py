@@ -349,6 +349,8 @@ def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_
         a_model = store.a_model(example_id, reviewer)
         outputs = {"A": row[a_model], "B": row["base" if a_model == "tuned" else "tuned"]}
         diffs = {side: diff_html(text, row["reference"]) for side, text in outputs.items()}
+        b_model = "base" if a_model == "tuned" else "tuned"  # a <think> block, shown apart from the answer
+        thoughts = {"A": row.get(f"{a_model}_reasoning"), "B": row.get(f"{b_model}_reasoning")}
         rating = store.get(example_id, reviewer)
         if rating and rating not in current([rating], predictions):
             rating = None  # stale: rated before the outputs changed, so it is up for rating again
@@ -358,7 +360,7 @@ def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_
             if p:
                 previous = {"id": prev, "a_model": p["a_model"], "preferred": p["preferred"], "skipped": p["skipped"]}
         return page("review.html", reviewer=reviewer, csrf=csrf_of(request), example=row, example_id=example_id,
-                    outputs=outputs, diffs=diffs,
+                    outputs=outputs, diffs=diffs, thoughts=thoughts,
                     rating=rating, previous=previous, progress=progress(reviewer),
                     number=position[example_id] + 1, a_model=a_model)
 

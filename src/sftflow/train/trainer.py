@@ -36,10 +36,10 @@ from sftflow.progress import phase
 from sftflow.train.distributed import is_main_process, trainer_settings, world_size
 
 
-def tokenize_split(tokenizer, records: list[dict], max_length: int) -> tuple[list[dict], dict]:
+def tokenize_split(tokenizer, records: list[dict], max_length: int, reasoning: bool = True) -> tuple[list[dict], dict]:
     rows, truncated, empty, lengths = [], 0, 0, []
     for r in records:
-        t = tokenize_record(tokenizer, r, max_length)
+        t = tokenize_record(tokenizer, r, max_length, reasoning)
         lengths.append(t.full_length)
         if not any(t.assistant_masks):
             empty += 1  # truncation cut every answer token: nothing to learn, counted and reported
@@ -168,14 +168,17 @@ def save_loss_curve(history: list[dict], path: Path) -> Path | None:
     return path
 
 
-def peft_config(cfg: Config, new_token_ids: list[int]):
+def peft_config(cfg: Config, new_token_ids: list[int], model=None):
+    """LoRA on the configured layers. Chat tokens added to a base model without a template must be
+    learned as inputs and as outputs (to stop): the embeddings and the head are then trained in full
+    (PEFT's per-row trainable tokens break TRL's fused LM head on a tied head and leave an untied
+    head's rows untrained). A pad is never added to them: it carries no loss."""
     from peft import LoraConfig
 
     lora = cfg.train.lora
     kwargs = {}
     if new_token_ids:
-        # Tokens added for the chat template/pad must be learned, but only their rows.
-        kwargs["trainable_token_indices"] = {"embed_tokens": new_token_ids}
+        kwargs["modules_to_save"] = embedding_module_names(model) if model is not None else ["embed_tokens", "lm_head"]
     return LoraConfig(
         r=lora.r,
         lora_alpha=lora.alpha,
@@ -185,6 +188,12 @@ def peft_config(cfg: Config, new_token_ids: list[int]):
         task_type="CAUSAL_LM",
         **kwargs,
     )
+
+
+def embedding_module_names(model) -> list[str]:
+    """The names of the input embedding and output head modules (`embed_tokens`, `lm_head`, ...)."""
+    wanted = {id(model.get_input_embeddings()): None, id(model.get_output_embeddings()): None}
+    return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if id(m) in wanted})
 
 
 def count_parameters(model) -> tuple[int, int]:
@@ -223,6 +232,11 @@ def build_trainer(cfg: Config, log=print, strict: bool = False):
     model = load_model(model_path, tokenizer, method=t.method, bf16=bf16, revision=cfg.model.revision,
                        trust_remote_code=cfg.model.trust_remote_code, attention=cfg.model.attention)
     new_token_ids = tokenizer.sftflow_added_token_ids
+    if new_token_ids and t.method in ("lora", "qlora"):
+        added = ", ".join(tokenizer.convert_ids_to_tokens(new_token_ids))
+        tied = " (its tied head is untied)" if getattr(model.config, "tie_word_embeddings", False) else ""
+        log(f"train: the base model has no chat template, so sftflow's adds {added}; LoRA also trains the input "
+            f"embeddings and the output head in full{tied} so the model learns to read and end turns")
     if t.padding_free:
         # SDPA would attend across the whole packed row and mask most of it; attend per example instead
         # (same result, each example's length squared instead of the row's; packed_attention.py).
@@ -244,9 +258,18 @@ def build_trainer(cfg: Config, log=print, strict: bool = False):
             model, use_gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False}
         )
 
+    keep_reasoning = t.reasoning == "keep"
     with phase(f"train: tokenizing {len(train_records) + len(val_records):,} train and val examples"):
-        train_rows, train_tok = tokenize_split(tokenizer, train_records, t.max_length)
-        val_rows, val_tok = tokenize_split(tokenizer, val_records, t.max_length)
+        train_rows, train_tok = tokenize_split(tokenizer, train_records, t.max_length, keep_reasoning)
+        val_rows, val_tok = tokenize_split(tokenizer, val_records, t.max_length, keep_reasoning)
+    from sftflow.model.system_prompt import describe, system_prompts
+    from sftflow.model.system_role import FOLD_NOTE, refuses_system
+
+    if refuses_system(tokenizer):
+        log(f"train: {FOLD_NOTE}")
+    systems = system_prompts(train_records)
+    if describe(systems):
+        log(f"train: {describe(systems)}")
     for name, s in (("train", train_tok), ("val", val_tok)):
         if s["truncated"] or s["no_answer_left"]:
             log(f"train: {name}: {s['truncated']} examples truncated to {t.max_length} tokens, "
@@ -313,7 +336,7 @@ def build_trainer(cfg: Config, log=print, strict: bool = False):
         train_dataset=Dataset.from_list(train_rows),
         eval_dataset=Dataset.from_list(val_rows),
         processing_class=tokenizer,
-        peft_config=peft_config(cfg, new_token_ids) if t.method in ("lora", "qlora") else None,
+        peft_config=peft_config(cfg, new_token_ids, model) if t.method in ("lora", "qlora") else None,
         callbacks=_callbacks(run_dir, t.early_stopping_patience, total_tokens / steps_per_epoch, log),
     )
     trainer.remove_callback(PrinterCallback)  # raw dict prints; MetricsLog prints one short line instead
@@ -339,6 +362,7 @@ def build_trainer(cfg: Config, log=print, strict: bool = False):
         "device": "cpu" if use_cpu else "cuda",
         "seed": t.seed,
         "guardrail_warnings": checks,
+        "system_prompt": systems,  # serve, chat and eval add the default to conversations without one
     }
     if t.method == "qlora":
         info["qlora_memory"] = memory_note

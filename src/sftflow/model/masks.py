@@ -1,0 +1,86 @@
+"""Where each assistant turn lies in a rendered conversation, for any chat template.
+
+Templates are free to render a turn differently once later turns follow: Qwen 3 drops the
+`<think>` block of every answer before the last question, Mistral moves the system prompt into
+whichever user turn comes last, Phi-3 ends a whole conversation with an extra eos. So the
+turns are located in one rendering, never by rendering prefixes and assuming they line up:
+
+- the text a turn's content became is found by rendering the same messages with that content
+  replaced by a sentinel character: the two texts differ exactly where the content went;
+- the turn begins right after the assistant header (the generation prompt, e.g.
+  `<|im_start|>assistant\\n`), so template text the model must produce itself (Qwen 3's
+  `<think>\\n`) is trained, and ends with the template's end-of-turn token, included so the
+  model learns to stop.
+
+The sequence trained on is the prompt exactly as serving renders it (every message but the
+last, with the generation prompt) followed by the last answer as the full rendering writes it:
+the tokens a served model is given are the tokens it was trained on (tests/test_families.py).
+"""
+
+from __future__ import annotations
+
+import os
+
+from sftflow.errors import SftflowError
+from sftflow.model.special_tokens import SENTINEL, end_of_turn
+
+
+def changed_region(a: str, b: str) -> tuple[int, int]:
+    """[start, end) in `a` of the part that differs from `b` (common prefix and suffix removed)."""
+    start = len(os.path.commonprefix([a, b]))
+    tail = len(os.path.commonprefix([a[start:][::-1], b[start:][::-1]]))
+    return start, len(a) - tail
+
+
+def assistant_header(render, messages: list[dict]) -> str:
+    """The text the template adds to open an assistant turn (its generation prompt)."""
+    with_prompt = render(messages, True)
+    without = render(messages, False)
+    return with_prompt[len(os.path.commonprefix([with_prompt, without])):]
+
+
+def turn_spans(tok, render, messages: list[dict], text: str, header: str, add_generation_prompt: bool,
+               turns: list[int]) -> list[tuple[int, int]]:
+    """Character spans in `text` (= render(messages, add_generation_prompt)) of the assistant turns
+    at the given message indexes: from the end of the header through the end-of-turn token."""
+    eot = end_of_turn(tok)
+    spans, floor = [], 0
+    for i in turns:
+        probe = [dict(m, content=SENTINEL) if k == i else m for k, m in enumerate(messages)]
+        try:
+            start, end = changed_region(text, render(probe, add_generation_prompt))
+        except Exception as err:  # noqa: BLE001 - the template's own error, named with the turn
+            raise SftflowError(f"assistant turn {_ordinal(messages, i)}: the chat template cannot render it ({err})") \
+                from err
+        if header:  # back to the header's end, over template text inside the turn (Qwen 3's `<think>\n`)
+            opened = text.rfind(header, floor, start)
+            if opened >= 0 and eot not in text[opened:start]:
+                start = opened + len(header)
+        close = text.find(eot, end)
+        if close < 0:
+            raise SftflowError(f"assistant turn {_ordinal(messages, i)}: the template renders no end-of-turn token "
+                               f"({eot}) after it, so the model could not learn to stop; set model.chat_template")
+        spans.append((start, close + len(eot)))
+        floor = close + len(eot)
+    return spans
+
+
+def _ordinal(messages: list[dict], i: int) -> str:
+    n = sum(1 for m in messages[: i + 1] if m["role"] == "assistant")
+    return f"{n} (message {i + 1})"
+
+
+def training_text(tok, render, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
+    """The text to train on and the character spans of its assistant turns (each through its
+    end-of-turn token). `render(messages, add_generation_prompt)` renders with the template."""
+    last = len(messages) - 1
+    if messages[last]["role"] != "assistant":
+        raise SftflowError("a conversation to train on must end with an assistant turn")
+    context = messages[:last]
+    prompt = render(context, True)
+    header = assistant_header(render, context)
+    full = render(messages, False)
+    (start, end), = turn_spans(tok, render, messages, full, header, False, [last])
+    earlier = [i for i, m in enumerate(context) if m["role"] == "assistant"]
+    spans = turn_spans(tok, render, context, prompt, header, True, earlier) if earlier else []
+    return prompt + full[start:end], [*spans, (len(prompt), len(prompt) + end - start)]

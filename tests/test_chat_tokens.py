@@ -1,0 +1,58 @@
+"""Reasoning split, training system prompts and template errors: the pieces of issue 19 that need no
+real model family (those are in test_families.py)."""
+
+import pytest
+
+from sftflow.errors import SftflowError
+from sftflow.model.reasoning import drop_reasoning, split_reasoning
+from sftflow.model.system_prompt import describe, system_prompts, with_system
+from sftflow.model.system_role import fold_system
+
+
+@pytest.mark.parametrize("text, want", [
+    ("<think>\nWhy?\n</think>\n\nBecause.", ("Why?", "Because.")),
+    ("<think>\n\n</think>\n\n{\"a\": 1}", ("", '{"a": 1}')),       # Qwen 3's empty block
+    ("Reasoning first.\n</think>\n\nAnswer.", ("Reasoning first.", "Answer.")),  # prompt opened the block (R1)
+    ("<think>\ncut off by max_tokens", ("cut off by max_tokens", "")),
+    ("plain answer", (None, "plain answer")),
+    ("an answer that mentions </think> after <think>", (None, "an answer that mentions </think> after <think>")),
+])
+def test_reasoning_is_split_from_the_answer(text, want):
+    assert split_reasoning(text) == want
+
+
+def test_drop_reasoning_keeps_other_messages():
+    chat = [{"role": "user", "content": "<think>user text is left alone</think>"},
+            {"role": "assistant", "content": "<think>\nx\n</think>\n\nAnswer."}]
+    assert drop_reasoning(chat) == [chat[0], {"role": "assistant", "content": "Answer."}]
+
+
+def test_the_most_common_system_prompt_is_the_default_and_all_are_counted():
+    rec = lambda s: {"messages": ([{"role": "system", "content": s}] if s else []) +  # noqa: E731
+                     [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+    info = system_prompts([rec("A"), rec("B"), rec("A"), rec(None), {"text": "plain"}])
+    assert info["default"] == "A" and info["distinct"] == 2 and info["with_system_prompt"] == 3
+    assert info["examples"] == 4 and info["prompts"] == [{"text": "A", "count": 2}, {"text": "B", "count": 1}]
+    assert "2 distinct prompts" in describe(info)
+    assert system_prompts([rec(None)])["default"] is None and describe(system_prompts([rec(None)])) is None
+    user = [{"role": "user", "content": "q"}]
+    assert with_system(user, "A") == [{"role": "system", "content": "A"}, *user]
+    assert with_system([{"role": "system", "content": "mine"}, *user], "A")[0]["content"] == "mine"  # theirs wins
+
+
+def test_fold_system_into_the_first_user_turn():
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Bye"}]
+    assert fold_system(chat) == [{"role": "user", "content": "Be brief.\n\nHi"}, *chat[2:]]
+    assert fold_system(chat[1:]) == chat[1:]
+
+
+def test_a_template_with_no_end_of_turn_token_is_a_clear_error(tiny_model_dir):
+    from sftflow.model.chat import tokenize_chat
+    from sftflow.model.load import load_tokenizer
+
+    tok = load_tokenizer(str(tiny_model_dir))
+    tok.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                         "{% if add_generation_prompt %}assistant: {% endif %}")
+    with pytest.raises(SftflowError, match="no special token after an assistant answer"):
+        tokenize_chat(tok, [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])

