@@ -113,8 +113,8 @@ def test_perfect_model_round_trip(families_root, name):
     reference back: exact match 1.0, reasoning apart."""
     from sftflow.eval.generate import decode_reply
     from sftflow.eval.metrics import TASK_METRICS
+    from sftflow.model.engine import GenRequest, _advance
     from sftflow.model.reasoning import split_reasoning
-    from sftflow.serve import GenRequest, _advance
 
     tok = load_tokenizer(str(family_dir(name, families_root)), padding_side="left")
     chat = conversation(name)
@@ -182,7 +182,8 @@ def test_family_end_to_end(families_root, tmp_path, name):
     from sftflow.config import load_config
     from sftflow.eval.evaluate import evaluate
     from sftflow.io import read_jsonl
-    from sftflow.serve import Engine, create_app, load_run, resolve_run
+    from sftflow.model.engine import Engine
+    from sftflow.serve import create_app, load_run, resolve_run
     from sftflow.train.trainer import train
 
     config = _project(tmp_path, family_dir(name, families_root), name)

@@ -45,7 +45,8 @@ def run_dir(tmp_path_factory, tiny_model_dir, one_thread):
 
 @pytest.fixture(scope="module")
 def server(run_dir):
-    from sftflow.serve import Engine, Limits, bind, create_app, load_run, resolve_run, url_of, uvicorn_server
+    from sftflow.model.engine import Engine
+    from sftflow.serve import Limits, bind, create_app, load_run, resolve_run, url_of, uvicorn_server
 
     run = resolve_run(run_dir)
     model, tok = load_run(run)
@@ -276,7 +277,8 @@ def test_cli_chat_and_one_line_errors(run_dir, tmp_path):
 
 def test_full_method_run_serves_too(tmp_path, tiny_model_dir, one_thread):
     """A run that saved a whole model (method full) loads through the same path, no base needed."""
-    from sftflow.serve import GenRequest, decode_batch, load_run, resolve_run
+    from sftflow.model.engine import GenRequest, decode_batch
+    from sftflow.serve import load_run, resolve_run
 
     run_dir = make_run(tmp_path / "proj", tiny_model_dir, method="full", evaluate=False)
     run = resolve_run(tmp_path / "proj" / "sftflow.yaml", base=str(tmp_path / "missing-base"))

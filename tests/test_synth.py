@@ -309,8 +309,9 @@ def tiny_server(tiny_model_dir):
     """`sftflow serve`'s own app and engine with the tiny model, on a free 127.0.0.1 port."""
     import torch
 
+    from sftflow.model.engine import Engine
     from sftflow.model.load import load_model, load_tokenizer
-    from sftflow.serve import Engine, bind, create_app, url_of, uvicorn_server
+    from sftflow.serve import bind, create_app, url_of, uvicorn_server
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -226,8 +226,8 @@ class LocalModel:
     """A Hugging Face model folder decoded in this process (the engine `sftflow serve` uses)."""
 
     def __init__(self, cfg, budget: Budget, path: str, label: str = "teacher"):
+        from sftflow.model.engine import Engine
         from sftflow.model.load import load_model, load_tokenizer
-        from sftflow.serve import Engine
 
         self.cfg, self.budget, self.label = cfg, budget, label
         self.model_id = cfg.model
@@ -239,7 +239,7 @@ class LocalModel:
 
     def chat(self, messages: list[dict], *, seed: int | None = None, temperature: float | None = None) -> Reply:
         from sftflow.model.chat import render
-        from sftflow.serve import GenRequest
+        from sftflow.model.engine import GenRequest
 
         ids = self.tok(render(self.tok, messages, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
         if len(ids) >= self.context:
