@@ -110,7 +110,8 @@ def load_test(url: str, model: str, prompts: list[list[dict]], *, requests: int,
 def start_server(run_dir: Path, *, threads: int | None = None, max_batch: int = 16, batch_wait_ms: float = 10):
     """The `sftflow serve` app on a free port in a background thread; returns (url, model, stop)."""
     from sftflow.model.engine import Engine
-    from sftflow.serve import bind, create_app, load_run, resolve_run, url_of, uvicorn_server
+    from sftflow.runs import load_run, resolve_run
+    from sftflow.serve import bind, create_app, url_of, uvicorn_server
 
     run = resolve_run(run_dir)
     model, tok = load_run(run, threads=threads)

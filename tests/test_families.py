@@ -183,7 +183,8 @@ def test_family_end_to_end(families_root, tmp_path, name):
     from sftflow.eval.evaluate import evaluate
     from sftflow.io import read_jsonl
     from sftflow.model.engine import Engine
-    from sftflow.serve import create_app, load_run, resolve_run
+    from sftflow.runs import load_run, resolve_run
+    from sftflow.serve import create_app
     from sftflow.train.trainer import train
 
     config = _project(tmp_path, family_dir(name, families_root), name)

@@ -46,7 +46,8 @@ def run_dir(tmp_path_factory, tiny_model_dir, one_thread):
 @pytest.fixture(scope="module")
 def server(run_dir):
     from sftflow.model.engine import Engine
-    from sftflow.serve import Limits, bind, create_app, load_run, resolve_run, url_of, uvicorn_server
+    from sftflow.runs import load_run, resolve_run
+    from sftflow.serve import Limits, bind, create_app, url_of, uvicorn_server
 
     run = resolve_run(run_dir)
     model, tok = load_run(run)
@@ -278,7 +279,7 @@ def test_cli_chat_and_one_line_errors(run_dir, tmp_path):
 def test_full_method_run_serves_too(tmp_path, tiny_model_dir, one_thread):
     """A run that saved a whole model (method full) loads through the same path, no base needed."""
     from sftflow.model.engine import GenRequest, decode_batch
-    from sftflow.serve import load_run, resolve_run
+    from sftflow.runs import load_run, resolve_run
 
     run_dir = make_run(tmp_path / "proj", tiny_model_dir, method="full", evaluate=False)
     run = resolve_run(tmp_path / "proj" / "sftflow.yaml", base=str(tmp_path / "missing-base"))
@@ -533,7 +534,8 @@ def test_run_folders_own_code_needs_the_flag(remote_code_run, tmp_path):
     stop with one line naming the file, the key and the flag; with --trust-remote-code the
     code is honoured (it really runs: the marker file appears)."""
     from sftflow.errors import SftflowError
-    from sftflow.serve import Limits, load_run, resolve_run
+    from sftflow.runs import load_run, resolve_run
+    from sftflow.serve import Limits
     from sftflow.serve import chat as run_chat
     from sftflow.serve import serve as run_serve
 
@@ -578,7 +580,7 @@ def test_pickled_adapter_is_refused_with_the_way_to_convert_it(run_dir, tmp_path
 
     from sftflow.errors import SftflowError
     from sftflow.model.load import load_model, load_tokenizer, load_tuned
-    from sftflow.serve import resolve_run
+    from sftflow.runs import resolve_run
 
     project = tmp_path / "proj"
     shutil.copytree(run_dir.parents[1], project)

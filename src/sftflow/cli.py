@@ -501,7 +501,8 @@ def serve(
     Example: sftflow serve quickstart/runs/quickstart --port 8000
     """
     with user_errors():
-        from sftflow.serve import Limits, resolve_run
+        from sftflow.runs import resolve_run
+        from sftflow.serve import Limits
         from sftflow.serve import serve as run_server
 
         limits = Limits(max_request_bytes=max_request_kb * 1024, max_tokens=max_tokens,
@@ -531,8 +532,8 @@ def chat(
     Example: sftflow chat quickstart/runs/quickstart --system "Answer with JSON."
     """
     with user_errors():
+        from sftflow.runs import resolve_run
         from sftflow.serve import chat as run_chat
-        from sftflow.serve import resolve_run
 
         run_chat(resolve_run(run_dir, base, default_system), system=system, temperature=temperature, top_p=top_p,
                  max_tokens=max_tokens, seed=seed, threads=threads, trust_remote_code=trust_remote_code)

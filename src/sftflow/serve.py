@@ -25,104 +25,16 @@ import socket
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sftflow.errors import SftflowError
 from sftflow.model.engine import Busy, Engine, GenRequest, decode_batch
+from sftflow.model.system_prompt import preview
+from sftflow.runs import Run, check_remote_code, load_run
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-# ---------------------------------------------------------------- the run to serve
-
-
-@dataclass
-class Run:
-    run_dir: Path
-    name: str
-    base_path: str
-    method: str
-    trust_remote_code: bool  # what the run's config asks for; honoured only with --trust-remote-code
-    config_file: Path
-    system_prompt: str | None = None  # the training data's, added to conversations without one
-
-
-def resolve_run(path: str | Path, base: str | None = None, default_system: bool = True) -> Run:
-    """A run folder (runs/NAME, with the config.yaml train wrote) or a project's sftflow.yaml.
-
-    A run's config.yaml keeps model paths as the user wrote them, relative to the project;
-    the project folder is the run folder minus `<output_dir>/<name>`.
-    """
-    from sftflow.config import load_config, parse_config
-
-    path = Path(path)
-    if not path.exists():
-        raise SftflowError(f"{path}: not found; pass a run folder (e.g. runs/quickstart) or the project's sftflow.yaml")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # guardrail warnings were shown when the run was trained
-        if path.is_file() or (path / "sftflow.yaml").exists():
-            cfg = load_config(path)
-            run_dir, cfg_file = cfg.run_dir, path if path.is_file() else path / "sftflow.yaml"
-        else:
-            run_dir = path
-            cfg_file = run_dir / "config.yaml"
-            if not cfg_file.exists():
-                raise SftflowError(
-                    f"{run_dir}: not a run folder (no config.yaml); pass runs/NAME after `sftflow train`, "
-                    "or the project's sftflow.yaml"
-                )
-            try:
-                data = yaml.safe_load(cfg_file.read_text(encoding="utf-8"))
-            except yaml.YAMLError as err:
-                raise SftflowError(f"{cfg_file}: invalid YAML ({str(err).splitlines()[0]})") from err
-            root = _project_root(run_dir, data)
-            cfg = parse_config(data, str(cfg_file), root=root or run_dir)
-    if not (run_dir / "model").exists():
-        raise SftflowError(f"{run_dir / 'model'}: no trained model; run `sftflow train` first")
-    from sftflow.model.system_prompt import training_system_prompt
-
-    return Run(run_dir=run_dir, name=cfg.name, base_path=base or cfg.model_path(), method=cfg.train.method,
-               trust_remote_code=cfg.model.trust_remote_code, config_file=cfg_file,
-               system_prompt=training_system_prompt(run_dir) if default_system else None)
-
-
-def _project_root(run_dir: Path, data) -> Path | None:
-    if not isinstance(data, dict):
-        return None
-    out = Path(str(data.get("output_dir", "runs")))
-    if out.is_absolute() or ".." in out.parts:
-        return None
-    root = run_dir.resolve().parent
-    for _ in out.parts:
-        root = root.parent
-    return root
-
-
-def check_remote_code(run: Run, allowed: bool) -> None:
-    """A run folder is often someone else's: its config may not switch on running the Python
-    code that comes with its model unless the user says so on this command."""
-    if run.trust_remote_code and not allowed:
-        raise SftflowError(
-            f"{run.config_file}: model.trust_remote_code is true, so loading {run.run_dir} would run the Python code "
-            "that comes with its model on this machine; pass --trust-remote-code if you trust that folder and model"
-        )
-
-
-def load_run(run: Run, *, threads: int | None = None, trust_remote_code: bool = False):
-    """The tuned model and its tokenizer (left padding, the training template).
-    `trust_remote_code`: the user's permission (--trust-remote-code) for a run whose config asks for it."""
-    import torch
-
-    from sftflow.model.load import load_tuned
-
-    check_remote_code(run, trust_remote_code)
-    if threads:
-        torch.set_num_threads(threads)
-    return load_tuned(run.run_dir, run.base_path, method=run.method, trust_remote_code=run.trust_remote_code)
 
 
 # ---------------------------------------------------------------- the OpenAI-shaped API
@@ -592,7 +504,7 @@ def serve(run: Run, *, host: str, port: int, api_key: str | None, limits: Limits
     engine = Engine(model, tok, max_batch=max_batch, batch_wait_ms=batch_wait_ms).start()
     app = create_app(engine, run.name, api_key=api_key, limits=limits, system_prompt=run.system_prompt)
     if run.system_prompt:
-        log(f"serve: requests without a system message get the training data's: {_short(run.system_prompt)} "
+        log(f"serve: requests without a system message get the training data's: {preview(run.system_prompt)} "
             "(--no-default-system turns this off)")
     url = url_of(sock)
     log(f"serve: {run.name} ({run.method}, {run.run_dir / 'model'}) loaded in {time.time() - t0:.1f}s")
@@ -602,11 +514,6 @@ def serve(run: Run, *, host: str, port: int, api_key: str | None, limits: Limits
     finally:
         engine.stop()
         sock.close()
-
-
-def _short(text: str, n: int = 60) -> str:
-    flat = " ".join(text.split())
-    return repr(flat if len(flat) <= n else flat[: n - 1] + "…")
 
 
 # ---------------------------------------------------------------- terminal chat
@@ -620,7 +527,7 @@ def chat(run: Run, *, system: str | None, temperature: float, top_p: float, max_
     model, tok = load_run(run, threads=threads, trust_remote_code=trust_remote_code)
     if system is None and run.system_prompt:
         system = run.system_prompt
-        write(f"(system prompt from the training data: {_short(system)}; --system sets another)")
+        write(f"(system prompt from the training data: {preview(system)}; --system sets another)")
     history: list[dict] = [{"role": "system", "content": system}] if system else []
     write(f"chat with {run.name} ({run.method}); /reset clears the conversation, /exit or ctrl-D quits")
     context = int(getattr(model.config, "max_position_embeddings", 0) or 2048)

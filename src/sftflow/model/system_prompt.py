@@ -53,3 +53,9 @@ def describe(info: dict) -> str | None:
         line += (f" ({info['distinct']} distinct prompts: the most common, used {info['prompts'][0]['count']} times, "
                  "is the default; train_summary.json lists them)")
     return line
+
+
+def preview(text: str, n: int = 60) -> str:
+    """A system prompt on one short line, quoted, for a log message."""
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= n else flat[: n - 1] + "…")

@@ -421,7 +421,7 @@ def serve_review(run_dir: Path, *, host: str = "127.0.0.1", port: int = 8765, to
 
     run_dir = Path(run_dir)
     if (run_dir / "sftflow.yaml").exists() or run_dir.suffix in (".yaml", ".yml"):
-        from sftflow.serve import resolve_run
+        from sftflow.runs import resolve_run
 
         run_dir = resolve_run(run_dir).run_dir
     if not run_dir.is_dir():
