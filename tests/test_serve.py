@@ -536,8 +536,8 @@ def test_run_folders_own_code_needs_the_flag(remote_code_run, tmp_path):
     from sftflow.errors import SftflowError
     from sftflow.runs import load_run, resolve_run
     from sftflow.serve import Limits
-    from sftflow.serve import chat as run_chat
     from sftflow.serve import serve as run_serve
+    from sftflow.terminal_chat import chat as run_chat
 
     marker = tmp_path / "remote-code-ran"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SFTFLOW_TEST_MARKER": str(marker),

@@ -533,7 +533,7 @@ def chat(
     """
     with user_errors():
         from sftflow.runs import resolve_run
-        from sftflow.serve import chat as run_chat
+        from sftflow.terminal_chat import chat as run_chat
 
         run_chat(resolve_run(run_dir, base, default_system), system=system, temperature=temperature, top_p=top_p,
                  max_tokens=max_tokens, seed=seed, threads=threads, trust_remote_code=trust_remote_code)
