@@ -506,7 +506,7 @@ def test_slow_clients_time_out_and_never_block_others(run_dir):
     import httpx
 
     from sftflow.review.app import create_app
-    from sftflow.serve import bind, url_of, uvicorn_server
+    from sftflow.web import bind, url_of, uvicorn_server
 
     sock = bind("127.0.0.1", 0)
     srv = uvicorn_server(create_app(run_dir, TOKEN, read_timeout=1.0), sock, header_timeout=1.0)
@@ -550,7 +550,7 @@ def live(run_dir):
     import threading
 
     from sftflow.review.app import create_app
-    from sftflow.serve import bind, url_of, uvicorn_server
+    from sftflow.web import bind, url_of, uvicorn_server
 
     sock = bind("127.0.0.1", 0)
     srv = uvicorn_server(create_app(run_dir, TOKEN), sock)

@@ -47,7 +47,8 @@ def run_dir(tmp_path_factory, tiny_model_dir, one_thread):
 def server(run_dir):
     from sftflow.model.engine import Engine
     from sftflow.runs import load_run, resolve_run
-    from sftflow.serve import Limits, bind, create_app, url_of, uvicorn_server
+    from sftflow.serve import Limits, create_app
+    from sftflow.web import bind, url_of, uvicorn_server
 
     run = resolve_run(run_dir)
     model, tok = load_run(run)
@@ -395,7 +396,8 @@ def test_api_key_is_compared_in_constant_time(server, monkeypatch):
 @pytest.fixture
 def strict_server(server):
     """A second app on the shared engine with 1-second header and body timeouts."""
-    from sftflow.serve import Limits, bind, create_app, url_of, uvicorn_server
+    from sftflow.serve import Limits, create_app
+    from sftflow.web import bind, url_of, uvicorn_server
 
     engine = server["engine"]
     app = create_app(engine, server["model"], api_key=KEY, limits=Limits(max_tokens=16, read_timeout_s=1.0))
@@ -615,7 +617,8 @@ def test_a_big_request_is_parsed_off_the_event_loop(server):
     comes back. No tight timing: the small request only has to overtake the big one."""
     import select
 
-    from sftflow.serve import Limits, bind, create_app, url_of, uvicorn_server
+    from sftflow.serve import Limits, create_app
+    from sftflow.web import bind, url_of, uvicorn_server
 
     app = create_app(server["engine"], server["model"], api_key=KEY, limits=Limits(max_request_bytes=8_000_000))
     sock = bind("127.0.0.1", 0)

@@ -311,7 +311,8 @@ def tiny_server(tiny_model_dir):
 
     from sftflow.model.engine import Engine
     from sftflow.model.load import load_model, load_tokenizer
-    from sftflow.serve import bind, create_app, url_of, uvicorn_server
+    from sftflow.serve import create_app
+    from sftflow.web import bind, url_of, uvicorn_server
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

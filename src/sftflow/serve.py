@@ -18,10 +18,8 @@ grows with concurrency (bench/serve_load.py measures it). Errors use OpenAI's JS
 """
 
 import asyncio
-import hmac
 import json
 import secrets
-import socket
 import time
 import warnings
 from dataclasses import dataclass
@@ -29,13 +27,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sftflow.errors import SftflowError
+from sftflow import web
 from sftflow.model.engine import Busy, Engine, GenRequest
 from sftflow.model.system_prompt import preview
 from sftflow.runs import Run, check_remote_code, load_run
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
 
 # ---------------------------------------------------------------- the OpenAI-shaped API
 
@@ -131,27 +126,239 @@ class Limits:
     read_timeout_s: float = 30.0  # to receive a whole request body (slow clients get 408)
 
 
-def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, limits: Limits | None = None,
-               system_prompt: str | None = None):
-    """The FastAPI app: /v1/chat/completions, /v1/completions, /v1/models, /health. `system_prompt`
-    (the training data's) is added to chat requests that have no system message."""
-    from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, StreamingResponse
-    from starlette.concurrency import run_in_threadpool
-    from starlette.exceptions import HTTPException
-    from starlette.requests import ClientDisconnect
+@dataclass
+class _Api:
+    """What the routes share: the engine, the model's name and context, this server's limits."""
 
-    limits = limits or Limits()
-    tok, model = engine.tok, engine.model
-    context = int(getattr(model.config, "max_position_embeddings", 0) or tok.model_max_length or 2048)
-    created = int(time.time())
-    app = FastAPI(title="sftflow serve", docs_url=None, redoc_url=None, openapi_url=None)
+    engine: Engine
+    model_id: str
+    api_key: str | None
+    limits: Limits
+    system_prompt: str | None  # the training data's, added to chat requests without one
+    context: int
+    created: int
+
+    def check_key(self, request) -> None:
+        if self.api_key and not web.same_secret(web.bearer(request) or "", self.api_key):
+            raise ApiError(401, "invalid or missing API key (send 'Authorization: Bearer KEY')",
+                           type="authentication_error", code="invalid_api_key")
+
+    async def read(self, request, schema: type[BaseModel]):
+        """The request's JSON body, size- and time-limited, validated against `schema`."""
+        from starlette.concurrency import run_in_threadpool
+
+        kind = web.media_type(request)
+        if kind != "application/json":  # also keeps browsers' simple cross-site POSTs (text/plain, forms) out
+            raise ApiError(415, f"content-type must be application/json (got {kind[:60] or 'none'!r})",
+                           code="unsupported_media_type")
+        limit = self.limits.max_request_bytes
+        try:
+            body = await web.read_body(request, max_bytes=limit, timeout=self.limits.read_timeout_s,
+                                       too_large=f"request body larger than {limit} bytes")
+        except web.BodyError as err:
+            raise ApiError(err.status, err.message, code=err.code) from err
+        # Parsing and validating a big body takes a while (1 MB of small messages: ~0.4 s): off the event loop.
+        return await run_in_threadpool(self.parse, body, schema)
+
+    def parse(self, body: bytes, schema: type[BaseModel]):
+        try:
+            req = schema.model_validate(_json_object(body))
+        except ValidationError as err:
+            message, param = _validation_message(err)
+            raise ApiError(400, message, param=param) from err
+        if req.model != self.model_id:
+            raise ApiError(404, f"model '{req.model}' does not exist; this server serves '{self.model_id}'",
+                           param="model", code="model_not_found")
+        return req
+
+    def budget(self, requested: int | None, prompt_len: int) -> int:
+        """The tokens this request may generate, within the model's context and this server's limit."""
+        context, limits = self.context, self.limits
+        if prompt_len >= context:
+            raise ApiError(400, f"the prompt is {prompt_len} tokens; this model's context is {context}",
+                           param="messages", code="context_length_exceeded")
+        if requested is None:
+            return min(limits.default_max_tokens, limits.max_tokens, context - prompt_len)
+        if requested > limits.max_tokens:
+            raise ApiError(400, f"'max_tokens': {requested} is above this server's limit of {limits.max_tokens}",
+                           param="max_tokens")
+        if prompt_len + requested > context:
+            raise ApiError(400, f"prompt ({prompt_len} tokens) + max_tokens ({requested}) exceed this model's "
+                           f"context of {context} tokens", param="max_tokens", code="context_length_exceeded")
+        return requested
+
+    def sampling(self, req: _Request, prompt_ids: list[int], max_tokens: int | None, index: int = 0,
+                 strip: bool = False) -> GenRequest:
+        return GenRequest(prompt_ids=prompt_ids, max_tokens=self.budget(max_tokens, len(prompt_ids)), on_event=None,
+                          temperature=req.temperature, top_p=req.top_p, stop=_stops(req.stop), seed=req.seed,
+                          strip=strip, index=index)
+
+    def chat_prompt(self, req: ChatRequest) -> list[int]:
+        """The conversation rendered with the run's chat template, as token ids."""
+        from sftflow.model.chat import render
+        from sftflow.model.system_prompt import with_system
+
+        messages = []
+        for m in req.messages:
+            content = m.content if isinstance(m.content, str) else "".join(p.text for p in m.content)
+            messages.append({"role": "system" if m.role == "developer" else m.role, "content": content})
+        messages = with_system(messages, self.system_prompt)
+        tok = self.engine.tok
+        try:
+            text = render(tok, messages, add_generation_prompt=True)
+        except Exception as err:  # the template rejects this conversation (e.g. role order)
+            raise ApiError(400, f"the chat template cannot render these messages: {err}", param="messages") from err
+        return tok(text, add_special_tokens=False)["input_ids"]
+
+    def model_card(self) -> dict:
+        return {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "sftflow"}
+
+
+def _json_object(body: bytes) -> dict:
+    """The body as a JSON object of valid text, or a 400 saying what is wrong with it."""
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ApiError(400, f"request body is not valid JSON ({err})") from err
+    except RecursionError as err:
+        raise ApiError(400, "request body is not valid JSON (nested too deeply)") from err
+    if not isinstance(data, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    try:  # "\ud800" is valid JSON but text no tokenizer can encode
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ApiError(400, "request body has a lone surrogate escape (like \"\\ud800\"): not valid text") from err
+    return data
+
+
+def _submit(engine: Engine, reqs: list[GenRequest]) -> asyncio.Queue:
+    """Queue `reqs` for decoding; their events, (index, kind, payload), arrive on the returned queue."""
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue = asyncio.Queue()
+    for r in reqs:
+        r.on_event = lambda kind, payload, i=r.index: loop.call_soon_threadsafe(events.put_nowait, (i, kind, payload))
+    try:
+        engine.submit(reqs)
+    except Busy as err:
+        raise ApiError(503, f"server is overloaded: {err}", type="server_error", code="overloaded") from err
+    return events
+
+
+async def _gather(reqs: list[GenRequest], events: asyncio.Queue):
+    """The events until every row is done; a row still running when this stops (the client
+    went away, or a row failed) is cancelled."""
+    done: dict[int, dict] = {}
+    try:
+        while len(done) < len(reqs):
+            i, kind, payload = await events.get()
+            if kind == "error":
+                raise ApiError(500, f"generation failed: {payload}", type="server_error")
+            if kind == "done":
+                done[i] = payload
+            yield i, kind, payload
+    finally:
+        for r in reqs:
+            if r.index not in done:
+                r.cancelled = True
+
+
+def _usage_of(results: list[dict]) -> dict:
+    p = sum(r["prompt_tokens"] for r in results)
+    c = sum(r["completion_tokens"] for r in results)
+    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+
+
+async def _respond(engine: Engine, reqs: list[GenRequest], req: _Request, make_chunk, make_final):
+    """One JSON answer when every row is done, or, with `stream`, server-sent events as text arrives."""
+    from fastapi.responses import JSONResponse, StreamingResponse
+
+    events = _submit(engine, reqs)
+    if not req.stream:
+        results = {}
+        async for i, kind, payload in _gather(reqs, events):
+            if kind == "done":
+                results[i] = payload
+        return JSONResponse(make_final([results[i] for i in range(len(reqs))]))
+    include_usage = bool((req.stream_options or {}).get("include_usage"))
+    return StreamingResponse(_sse(reqs, _gather(reqs, events), make_chunk, include_usage),
+                             media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+async def _sse(reqs: list[GenRequest], events, make_chunk, include_usage: bool):
+    usage = {"prompt_tokens": 0, "completion_tokens": 0}
+    try:
+        for r in reqs:
+            first = make_chunk(r.index, None, None, first=True)
+            if first:
+                yield f"data: {json.dumps(first)}\n\n"
+        async for i, kind, payload in events:
+            if kind == "delta":
+                yield f"data: {json.dumps(make_chunk(i, payload, None))}\n\n"
+            elif kind == "reasoning":
+                yield f"data: {json.dumps(make_chunk(i, payload, None, kind='reasoning_content'))}\n\n"
+            else:
+                usage["prompt_tokens"] += payload["prompt_tokens"]
+                usage["completion_tokens"] += payload["completion_tokens"]
+                yield f"data: {json.dumps(make_chunk(i, None, payload['finish_reason']))}\n\n"
+        if include_usage:
+            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+            last = make_chunk(0, None, None)
+            last["choices"], last["usage"] = [], usage
+            yield f"data: {json.dumps(last)}\n\n"
+    except ApiError as err:
+        yield f"data: {json.dumps(err.body())}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+def _chat_shapes(model_id: str):
+    """chat.completion.chunk and chat.completion bodies for one request."""
+    rid, now = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
+
+    def chunk(i, delta, finish, first=False, kind="content"):
+        d = {"role": "assistant", "content": ""} if first else ({kind: delta} if delta else {})
+        return {"id": rid, "object": "chat.completion.chunk", "created": now, "model": model_id,
+                "choices": [{"index": i, "delta": d, "finish_reason": finish, "logprobs": None}]}
+
+    def final(results):
+        r = results[0]
+        message = {"role": "assistant", "content": r["text"]}
+        if r.get("reasoning") is not None:  # the <think> block, apart (as vLLM's reasoning parsers return it)
+            message["reasoning_content"] = r["reasoning"]
+        return {"id": rid, "object": "chat.completion", "created": now, "model": model_id,
+                "choices": [{"index": 0, "message": message, "finish_reason": r["finish_reason"], "logprobs": None}],
+                "usage": _usage_of(results)}
+
+    return chunk, final
+
+
+def _completion_shapes(model_id: str):
+    """text_completion bodies (chunk and final) for one request."""
+    rid, now = f"cmpl-{secrets.token_hex(12)}", int(time.time())
+
+    def chunk(i, delta, finish, first=False):
+        if first:
+            return None
+        return {"id": rid, "object": "text_completion", "created": now, "model": model_id,
+                "choices": [{"index": i, "text": delta or "", "finish_reason": finish, "logprobs": None}]}
+
+    def final(results):
+        return {"id": rid, "object": "text_completion", "created": now, "model": model_id,
+                "choices": [{"index": i, "text": r["text"], "finish_reason": r["finish_reason"], "logprobs": None}
+                            for i, r in enumerate(results)],
+                "usage": _usage_of(results)}
+
+    return chunk, final
+
+
+def _add_error_handlers(app) -> None:
+    """Every error in OpenAI's JSON shape: ours, the framework's (404, 405, validation) and any other."""
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
 
     @app.exception_handler(ApiError)
     async def _api_error(request, err: ApiError):
-        # a request cut short leaves its body unread: close rather than read on for the next request
-        headers = {"connection": "close"} if err.status in (408, 413, 415) else None
+        headers = {"connection": "close"} if err.status in web.CLOSE_AFTER else None
         return JSONResponse(err.body(), status_code=err.status, headers=headers)
 
     @app.exception_handler(HTTPException)
@@ -169,145 +376,19 @@ def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, lim
         body = ApiError(500, f"internal error: {type(err).__name__}", type="server_error").body()
         return JSONResponse(body, status_code=500)
 
-    def check_key(request: Request) -> None:
-        if not api_key:
-            return
-        given = request.headers.get("authorization", "")
-        scheme, _, value = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), api_key.encode()):
-            raise ApiError(401, "invalid or missing API key (send 'Authorization: Bearer KEY')",
-                           type="authentication_error", code="invalid_api_key")
 
-    async def read_body(request: Request, schema: type[BaseModel]):
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind != "application/json":  # also keeps browsers' simple cross-site POSTs (text/plain, forms) out
-            raise ApiError(415, f"content-type must be application/json (got {kind[:60] or 'none'!r})",
-                           code="unsupported_media_type")
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > limits.max_request_bytes):
-            raise ApiError(413, f"request body larger than {limits.max_request_bytes} bytes", code="request_too_large")
-        body = bytearray()
-        try:
-            async with asyncio.timeout(limits.read_timeout_s):
-                async for chunk in request.stream():
-                    body += chunk
-                    if len(body) > limits.max_request_bytes:
-                        raise ApiError(413, f"request body larger than {limits.max_request_bytes} bytes",
-                                       code="request_too_large")
-        except TimeoutError as err:
-            raise ApiError(408, f"request body not received within {limits.read_timeout_s:g}s",
-                           code="request_timeout") from err
-        except ClientDisconnect as err:
-            raise ApiError(400, "the client closed the connection before sending the whole body") from err
-        # Parsing and validating a big body takes a while (1 MB of small messages: ~0.4 s): off the event loop.
-        return await run_in_threadpool(parse_body, bytes(body), schema)
+def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, limits: Limits | None = None,
+               system_prompt: str | None = None):
+    """The FastAPI app: /v1/chat/completions, /v1/completions, /v1/models, /health. `system_prompt`
+    (the training data's) is added to chat requests that have no system message."""
+    from fastapi import FastAPI, Request
+    from starlette.concurrency import run_in_threadpool
 
-    def parse_body(body: bytes, schema: type[BaseModel]):
-        try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ApiError(400, f"request body is not valid JSON ({err})") from err
-        except RecursionError as err:
-            raise ApiError(400, "request body is not valid JSON (nested too deeply)") from err
-        if not isinstance(data, dict):
-            raise ApiError(400, "request body must be a JSON object")
-        try:  # "\ud800" is valid JSON but text no tokenizer can encode
-            json.dumps(data, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError as err:
-            raise ApiError(400, "request body has a lone surrogate escape (like \"\\ud800\"): not valid text") from err
-        try:
-            req = schema.model_validate(data)
-        except ValidationError as err:
-            message, param = _validation_message(err)
-            raise ApiError(400, message, param=param) from err
-        if req.model != model_id:
-            raise ApiError(404, f"model '{req.model}' does not exist; this server serves '{model_id}'",
-                           param="model", code="model_not_found")
-        return req
-
-    def budget(requested: int | None, prompt_len: int) -> int:
-        if prompt_len >= context:
-            raise ApiError(400, f"the prompt is {prompt_len} tokens; this model's context is {context}",
-                           param="messages", code="context_length_exceeded")
-        if requested is None:
-            return min(limits.default_max_tokens, limits.max_tokens, context - prompt_len)
-        if requested > limits.max_tokens:
-            raise ApiError(400, f"'max_tokens': {requested} is above this server's limit of {limits.max_tokens}",
-                           param="max_tokens")
-        if prompt_len + requested > context:
-            raise ApiError(400, f"prompt ({prompt_len} tokens) + max_tokens ({requested}) exceed this model's "
-                           f"context of {context} tokens", param="max_tokens", code="context_length_exceeded")
-        return requested
-
-    async def run(reqs: list[GenRequest], stream: bool, make_chunk, make_final, include_usage: bool):
-        loop = asyncio.get_running_loop()
-        events: asyncio.Queue = asyncio.Queue()
-        for r in reqs:
-            r.on_event = lambda kind, payload, i=r.index: loop.call_soon_threadsafe(events.put_nowait,
-                                                                                    (i, kind, payload))
-        try:
-            engine.submit(reqs)
-        except Busy as err:
-            raise ApiError(503, f"server is overloaded: {err}", type="server_error", code="overloaded") from err
-
-        async def gather():
-            done: dict[int, dict] = {}
-            try:
-                while len(done) < len(reqs):
-                    i, kind, payload = await events.get()
-                    if kind == "error":
-                        raise ApiError(500, f"generation failed: {payload}", type="server_error")
-                    if kind == "done":
-                        done[i] = payload
-                    yield i, kind, payload
-            finally:
-                for r in reqs:  # the client went away or we failed: stop decoding for it
-                    if r.index not in done:
-                        r.cancelled = True
-
-        if not stream:
-            results = {}
-            async for i, kind, payload in gather():
-                if kind == "done":
-                    results[i] = payload
-            return JSONResponse(make_final([results[i] for i in range(len(reqs))]))
-
-        async def sse():
-            usage = {"prompt_tokens": 0, "completion_tokens": 0}
-            try:
-                for r in reqs:
-                    first = make_chunk(r.index, None, None, first=True)
-                    if first:
-                        yield f"data: {json.dumps(first)}\n\n"
-                async for i, kind, payload in gather():
-                    if kind == "delta":
-                        yield f"data: {json.dumps(make_chunk(i, payload, None))}\n\n"
-                    elif kind == "reasoning":
-                        yield f"data: {json.dumps(make_chunk(i, payload, None, kind='reasoning_content'))}\n\n"
-                    else:
-                        usage["prompt_tokens"] += payload["prompt_tokens"]
-                        usage["completion_tokens"] += payload["completion_tokens"]
-                        yield f"data: {json.dumps(make_chunk(i, None, payload['finish_reason']))}\n\n"
-                if include_usage:
-                    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-                    last = make_chunk(0, None, None)
-                    last["choices"], last["usage"] = [], usage
-                    yield f"data: {json.dumps(last)}\n\n"
-            except ApiError as err:
-                yield f"data: {json.dumps(err.body())}\n\n"
-            yield "data: [DONE]\n\n"
-
-        return StreamingResponse(sse(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-
-    def usage_of(results: list[dict]) -> dict:
-        p = sum(r["prompt_tokens"] for r in results)
-        c = sum(r["completion_tokens"] for r in results)
-        return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
-
-    def sampling(req: _Request, prompt_ids: list[int], max_tokens: int | None, index: int = 0, strip: bool = False):
-        return GenRequest(prompt_ids=prompt_ids, max_tokens=budget(max_tokens, len(prompt_ids)), on_event=None,
-                          temperature=req.temperature, top_p=req.top_p, stop=_stops(req.stop), seed=req.seed,
-                          strip=strip, index=index)
+    tok, model = engine.tok, engine.model
+    context = int(getattr(model.config, "max_position_embeddings", 0) or tok.model_max_length or 2048)
+    api = _Api(engine, model_id, api_key, limits or Limits(), system_prompt, context, int(time.time()))
+    app = FastAPI(title="sftflow serve", docs_url=None, redoc_url=None, openapi_url=None)
+    _add_error_handlers(app)
 
     @app.get("/health")
     async def health():
@@ -315,65 +396,30 @@ def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, lim
 
     @app.get("/v1/models")
     async def models(request: Request):
-        check_key(request)
-        return {"object": "list", "data": [{"id": model_id, "object": "model", "created": created,
-                                            "owned_by": "sftflow"}]}
+        api.check_key(request)
+        return {"object": "list", "data": [api.model_card()]}
 
     @app.get("/v1/models/{name:path}")
     async def model_info(name: str, request: Request):
-        check_key(request)
+        api.check_key(request)
         if name != model_id:
             raise ApiError(404, f"model '{name}' does not exist; this server serves '{model_id}'",
                            code="model_not_found")
-        return {"id": model_id, "object": "model", "created": created, "owned_by": "sftflow"}
-
-    def chat_prompt(req: ChatRequest) -> list[int]:
-        """The conversation rendered with the run's chat template, as token ids."""
-        from sftflow.model.chat import render
-        from sftflow.model.system_prompt import with_system
-
-        messages = []
-        for m in req.messages:
-            content = m.content if isinstance(m.content, str) else "".join(p.text for p in m.content)
-            messages.append({"role": "system" if m.role == "developer" else m.role, "content": content})
-        messages = with_system(messages, system_prompt)
-        try:
-            text = render(tok, messages, add_generation_prompt=True)
-        except Exception as err:  # the template rejects this conversation (e.g. role order)
-            raise ApiError(400, f"the chat template cannot render these messages: {err}", param="messages") from err
-        return tok(text, add_special_tokens=False)["input_ids"]
+        return api.model_card()
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
-        check_key(request)
-        req = await read_body(request, ChatRequest)
-        prompt_ids = await run_in_threadpool(chat_prompt, req)  # a long conversation takes a while to tokenize
-        g = sampling(req, prompt_ids, req.max_completion_tokens or req.max_tokens, strip=True)
+        api.check_key(request)
+        req = await api.read(request, ChatRequest)
+        prompt_ids = await run_in_threadpool(api.chat_prompt, req)  # a long conversation takes a while to tokenize
+        g = api.sampling(req, prompt_ids, req.max_completion_tokens or req.max_tokens, strip=True)
         g.reasoning = True
-        rid, now = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
-
-        def chunk(i, delta, finish, first=False, kind="content"):
-            d = {"role": "assistant", "content": ""} if first else ({kind: delta} if delta else {})
-            return {"id": rid, "object": "chat.completion.chunk", "created": now, "model": model_id,
-                    "choices": [{"index": i, "delta": d, "finish_reason": finish, "logprobs": None}]}
-
-        def final(results):
-            r = results[0]
-            message = {"role": "assistant", "content": r["text"]}
-            if r.get("reasoning") is not None:  # the <think> block, apart (as vLLM's reasoning parsers return it)
-                message["reasoning_content"] = r["reasoning"]
-            return {"id": rid, "object": "chat.completion", "created": now, "model": model_id,
-                    "choices": [{"index": 0, "message": message, "finish_reason": r["finish_reason"],
-                                 "logprobs": None}],
-                    "usage": usage_of(results)}
-
-        include_usage = bool((req.stream_options or {}).get("include_usage"))
-        return await run([g], req.stream, chunk, final, include_usage)
+        return await _respond(engine, [g], req, *_chat_shapes(model_id))
 
     @app.post("/v1/completions")
     async def completions(request: Request):
-        check_key(request)
-        req = await read_body(request, CompletionRequest)
+        api.check_key(request)
+        req = await api.read(request, CompletionRequest)
         prompts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
         if not prompts or len(prompts) > 32:
             raise ApiError(400, "'prompt': give one string or a list of 1 to 32 strings", param="prompt")
@@ -381,23 +427,8 @@ def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, lim
         for i, ids in enumerate(await run_in_threadpool(lambda: [tok(p)["input_ids"] for p in prompts])):
             if not ids:
                 raise ApiError(400, "'prompt': empty prompt", param="prompt")
-            gens.append(sampling(req, ids, req.max_tokens, index=i))
-        rid, now = f"cmpl-{secrets.token_hex(12)}", int(time.time())
-
-        def chunk(i, delta, finish, first=False):
-            if first:
-                return None
-            return {"id": rid, "object": "text_completion", "created": now, "model": model_id,
-                    "choices": [{"index": i, "text": delta or "", "finish_reason": finish, "logprobs": None}]}
-
-        def final(results):
-            return {"id": rid, "object": "text_completion", "created": now, "model": model_id,
-                    "choices": [{"index": i, "text": r["text"], "finish_reason": r["finish_reason"], "logprobs": None}
-                                for i, r in enumerate(results)],
-                    "usage": usage_of(results)}
-
-        include_usage = bool((req.stream_options or {}).get("include_usage"))
-        return await run(gens, req.stream, chunk, final, include_usage)
+            gens.append(api.sampling(req, ids, req.max_tokens, index=i))
+        return await _respond(engine, gens, req, *_completion_shapes(model_id))
 
     return app
 
@@ -405,100 +436,13 @@ def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, lim
 # ---------------------------------------------------------------- running a server
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """Bind before starting uvicorn, so `--port 0` works and the printed URL is the real one."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as err:
-        sock.close()
-        raise SftflowError(f"cannot listen on {host}:{port} ({err.strerror}); choose another --port") from err
-    sock.listen(2048)  # connections wait in the backlog until uvicorn accepts them
-    return sock
-
-
-def url_of(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-HEADER_TIMEOUT_S = 10.0  # a client gets this long to send a request's headers
-MAX_CONNECTIONS = 512  # open connections and running requests at most; beyond it uvicorn answers 503
-
-
-def _timed_protocol(header_timeout: float):
-    """uvicorn's h11 protocol plus the header timeout uvicorn lacks: a connection that has not
-    sent a complete request head `header_timeout` seconds after it opened (or after its last
-    response) gets 408 and is closed, so slowloris-style clients cannot hold sockets forever.
-    Each connection is a coroutine, so a slow one never blocks the others meanwhile."""
-    import h11
-    from uvicorn.protocols.http.h11_impl import H11Protocol
-
-    class TimedH11Protocol(H11Protocol):
-        _head_timer = None
-        _partial = False
-
-        def connection_made(self, transport):
-            super().connection_made(transport)
-            self._arm()
-
-        def data_received(self, data: bytes) -> None:
-            self._partial = self._partial or self.conn.their_state is h11.IDLE
-            super().data_received(data)
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            self._partial = False
-            self._arm()
-
-        def connection_lost(self, exc):
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-            super().connection_lost(exc)
-
-        def _arm(self) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-            self._head_timer = self.loop.call_later(header_timeout, self._head_timeout)
-
-        def _head_timeout(self) -> None:
-            self._head_timer = None
-            if self.transport.is_closing():
-                return
-            if self.conn.our_state is h11.DONE and self.conn.their_state is h11.SEND_BODY:
-                self.transport.close()  # answered long ago, and the client is still sending that body
-                return
-            if self.conn.their_state is not h11.IDLE:
-                return  # the head arrived: the app's body timeout takes over
-            if self._partial:  # half a request: say why (an idle keep-alive connection just closes)
-                body = b"request headers not received in time"
-                self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\n"
-                                     b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
-            self.transport.close()
-
-    return TimedH11Protocol
-
-
-def uvicorn_server(app, sock: socket.socket, *, log_level: str = "warning", header_timeout: float = HEADER_TIMEOUT_S):
-    """A uvicorn server for `app` on an already bound socket: `.run(sockets=[sock])` to serve,
-    `.should_exit = True` to stop (tests run it in a thread). No access log (requests carry
-    keys and user text); slow clients are cut off by `header_timeout` and the apps' body timeouts."""
-    import uvicorn
-
-    return uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off",
-                                         timeout_graceful_shutdown=2, http=_timed_protocol(header_timeout),
-                                         limit_concurrency=MAX_CONNECTIONS, timeout_keep_alive=5))
-
-
 def serve(run: Run, *, host: str, port: int, api_key: str | None, limits: Limits, max_batch: int,
           batch_wait_ms: float, threads: int | None, trust_remote_code: bool = False, log=print) -> None:
     check_remote_code(run, trust_remote_code)  # before binding the port
-    if host not in LOOPBACK:
+    if host not in web.LOOPBACK:
         warnings.warn(f"serving on {host}: reachable from other machines"
                       + ("" if api_key else "; set --api-key (or SFTFLOW_API_KEY) to require a key"), stacklevel=2)
-    sock = bind(host, port)
+    sock = web.bind(host, port)
     t0 = time.time()
     model, tok = load_run(run, threads=threads, trust_remote_code=trust_remote_code)
     engine = Engine(model, tok, max_batch=max_batch, batch_wait_ms=batch_wait_ms).start()
@@ -506,11 +450,11 @@ def serve(run: Run, *, host: str, port: int, api_key: str | None, limits: Limits
     if run.system_prompt:
         log(f"serve: requests without a system message get the training data's: {preview(run.system_prompt)} "
             "(--no-default-system turns this off)")
-    url = url_of(sock)
+    url = web.url_of(sock)
     log(f"serve: {run.name} ({run.method}, {run.run_dir / 'model'}) loaded in {time.time() - t0:.1f}s")
     log(f"serve: {url}/v1 (model '{run.name}'{', API key required' if api_key else ''}); ctrl-C stops")
     try:
-        uvicorn_server(app, sock).run(sockets=[sock])
+        web.uvicorn_server(app, sock).run(sockets=[sock])
     finally:
         engine.stop()
         sock.close()

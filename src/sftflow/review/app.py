@@ -16,23 +16,22 @@ forms carry a token (an HMAC of the login session under the access token) that n
 page can read or compute.
 """
 
-import asyncio
 import difflib
-import hashlib
-import hmac
 import json
 import re
 import secrets
 import time
 import warnings
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 from jinja2 import Environment, FileSystemLoader
 
+from sftflow import web
 from sftflow.errors import SftflowError
 from sftflow.review.stats import db_path, load_predictions, summarise_ratings, win_rate_interval
 from sftflow.review.store import FLAGS, SCORES, AlreadyRated, ReviewStore, current, to_csv, to_jsonl
+from sftflow.web import csrf_token
 
 HERE = Path(__file__).parent
 STATIC = {"review.js": "text/javascript", "review.css": "text/css"}  # the only files ever served
@@ -149,22 +148,10 @@ def _unblind(form: dict, a_model: str) -> dict:
     return row
 
 
-def csrf_token(token: str, session: str, reviewer: str) -> str:
-    """The form token of one login session. Keyed by the access token, so a page that can set
-    cookies for this host (any port can) still cannot make one that matches."""
-    return hmac.new(token.encode(), f"csrf\0{session}\0{reviewer}".encode(), hashlib.sha256).hexdigest()
-
-
-def _origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else "null"
-
-
 def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_S):
     from fastapi import FastAPI, Query, Request
     from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
     from starlette.exceptions import HTTPException
-    from starlette.requests import ClientDisconnect
 
     run_dir = Path(run_dir)
     order, predictions = load_predictions(run_dir)
@@ -190,7 +177,7 @@ def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_
     @app.exception_handler(ReviewError)
     async def _review_error(request: Request, err: ReviewError):
         resp = error_response(request, err.status, err.message)
-        if err.status in (408, 413, 415):  # the body was not read to its end: do not wait for the rest
+        if err.status in web.CLOSE_AFTER:
             resp.headers["connection"] = "close"
         return resp
 
@@ -203,11 +190,8 @@ def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_
         return error_response(request, 500, f"internal error ({type(err).__name__}); the ratings stored so far are safe")
 
     def token_ok(request: Request) -> bool:
-        given = request.cookies.get(TOKEN_COOKIE, "")
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer":
-            given = value.strip()
-        return hmac.compare_digest(given.encode(), token.encode())
+        given = web.bearer(request)
+        return web.same_secret(request.cookies.get(TOKEN_COOKIE, "") if given is None else given, token)
 
     def reviewer_of(request: Request) -> str | None:
         """The logged-in reviewer: the token, a valid name and a login session."""
@@ -222,8 +206,7 @@ def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_
     def check_csrf(request: Request, form) -> None:
         """A session's form must carry its token (compared in constant time)."""
         expected, given = csrf_of(request), form.getlist(CSRF_FIELD)
-        if not (expected and len(given) == 1 and isinstance(given[0], str)
-                and hmac.compare_digest(given[0].encode(), expected.encode())):
+        if not (expected and len(given) == 1 and isinstance(given[0], str) and web.same_secret(given[0], expected)):
             raise ReviewError(403, "form token missing or wrong: this form was not sent by this app's page "
                                    "(reload the page, or log in again, and resubmit)")
 
@@ -252,21 +235,18 @@ def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_
     async def same_origin_posts(request: Request, call_next):
         """Browsers send Origin with every POST (Referer as a fallback): one from another origin,
         127.0.0.1 on another port included, is refused before anything is read or stored."""
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
-            own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-            sent = request.headers.get("origin") or (_origin_of(request.headers["referer"])
-                                                     if request.headers.get("referer") else None)
-            if sent is not None and sent != own:
-                resp = error_response(request, 403, f"cross-origin request refused: sent from {sent[:100]!r}, "
-                                                    f"not from this app ({own[:100]})")
-                resp.headers["connection"] = "close"  # its body is left unread
-                return resp
+        foreign = web.foreign_origin(request) if request.method not in ("GET", "HEAD", "OPTIONS") else None
+        if foreign:
+            sent, own = foreign
+            resp = error_response(request, 403, f"cross-origin request refused: sent from {sent[:100]!r}, "
+                                                f"not from this app ({own[:100]})")
+            resp.headers["connection"] = "close"  # its body is left unread
+            return resp
         return await call_next(request)
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next):
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > MAX_FORM_BYTES):
+        if web.declared_too_large(request, MAX_FORM_BYTES):
             resp = error_response(request, 413, f"request body over {MAX_FORM_BYTES // 1024} KiB")
             resp.headers["connection"] = "close"
             return resp
@@ -279,21 +259,15 @@ def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_
     async def read_form(request: Request, max_fields: int):
         """The posted form: form content types only, at most MAX_FORM_BYTES (chunked bodies
         too), all of it within `read_timeout` seconds (a slow client gets 408)."""
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        kind = web.media_type(request)
         if kind not in ("application/x-www-form-urlencoded", "multipart/form-data"):
             raise ReviewError(415, f"send the page's form (got content-type {kind[:60] or 'none'!r})")
-        body = bytearray()
         try:
-            async with asyncio.timeout(read_timeout):
-                async for chunk in request.stream():
-                    body += chunk
-                    if len(body) > MAX_FORM_BYTES:
-                        raise ReviewError(413, f"request body over {MAX_FORM_BYTES // 1024} KiB")
-        except TimeoutError as err:
-            raise ReviewError(408, f"request body not received within {read_timeout:g}s") from err
-        except ClientDisconnect as err:
-            raise ReviewError(400, "the client closed the connection before sending the whole form") from err
-        request._body = bytes(body)  # starlette parses the form from this instead of the socket
+            body = await web.read_body(request, max_bytes=MAX_FORM_BYTES, timeout=read_timeout,
+                                       too_large=f"request body over {MAX_FORM_BYTES // 1024} KiB", what="form")
+        except web.BodyError as err:
+            raise ReviewError(err.status, err.message) from err
+        request._body = body  # starlette parses the form from this instead of the socket
         try:
             return await request.form(max_files=0, max_fields=max_fields, max_part_size=MAX_FORM_BYTES)
         except HTTPException:
@@ -312,7 +286,7 @@ def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_
         if not isinstance(given, str) or not isinstance(name, str):
             raise ReviewError(400, "token and name must be text")
         name = " ".join(name.split())
-        if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        if not web.same_secret(given.strip(), token):
             return page("login.html", status=401, token="", error="wrong access token", reviewer=None)
         if not NAME_RE.match(name):
             return page("login.html", status=400, token=given, reviewer=None,
@@ -417,8 +391,6 @@ def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_
 
 def serve_review(run_dir: Path, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
                  log=print) -> None:
-    from sftflow.serve import LOOPBACK, bind, url_of, uvicorn_server
-
     run_dir = Path(run_dir)
     if (run_dir / "sftflow.yaml").exists() or run_dir.suffix in (".yaml", ".yml"):
         from sftflow.runs import resolve_run
@@ -431,11 +403,11 @@ def serve_review(run_dir: Path, *, host: str = "127.0.0.1", port: int = 8765, to
     if len(token) < 8:
         raise SftflowError("--token: use at least 8 characters")
     app = create_app(run_dir, token)  # reads predictions.jsonl: fails before binding if unusable
-    if host not in LOOPBACK:
+    if host not in web.LOOPBACK:
         warnings.warn(f"review on {host}: reachable from other machines; anyone with the token can read the "
                       "test set and rate", stacklevel=2)
-    sock = bind(host, port)
-    url = url_of(sock)
+    sock = web.bind(host, port)
+    url = web.url_of(sock)
     n = len(load_predictions(run_dir)[0])
     log(f"review: {n} examples from {run_dir / 'eval' / 'predictions.jsonl'}; ratings in {db_path(run_dir)}")
     if generated:  # shown once so someone can log in; a token the user chose is never echoed
@@ -444,6 +416,6 @@ def serve_review(run_dir: Path, *, host: str = "127.0.0.1", port: int = 8765, to
         log(f"review: open {url}/login (log in with the token from --token or $SFTFLOW_REVIEW_TOKEN)")
     log("review: ctrl-C stops (every rating is already saved)")
     try:
-        uvicorn_server(app, sock).run(sockets=[sock])
+        web.uvicorn_server(app, sock).run(sockets=[sock])
     finally:
         sock.close()
