@@ -6,7 +6,6 @@ from sftflow.errors import SftflowError
 from sftflow.eval.gates import check_gates, gate_value
 from sftflow.eval.metrics import (
     bleu,
-    bootstrap_ci,
     check_schema,
     chrf,
     classification_accuracy,
@@ -21,12 +20,11 @@ from sftflow.eval.metrics import (
     json_valid,
     label_breakdown,
     normalized_exact_match,
-    paired_delta,
     rouge_l,
     schema_errors,
-    summarise,
     token_f1,
 )
+from sftflow.stats import bootstrap_ci, paired_delta, summarise
 
 
 def test_task_metrics():

@@ -18,7 +18,7 @@ from sftflow.eval.hallucination import wrong_value_summary, wrong_values
 from sftflow.eval.present import card_html, delta_words, ratio_words
 from sftflow.eval.report import metric_panels, write_report
 from sftflow.io import write_json, write_jsonl
-from sftflow.review.stats import win_rate_interval
+from sftflow.stats import win_rate_interval
 from tests.browser import browser, screenshot
 
 REF = '{"intent": "refund", "product": "laptop", "urgency": "high"}'

@@ -95,7 +95,7 @@ def _rows(run_dir) -> list[dict]:
 
 
 def test_cohen_kappa_known_values():
-    from sftflow.review.stats import cohen_kappa
+    from sftflow.stats import cohen_kappa
 
     # the textbook 2x2 table: 20 yes/yes, 5 yes/no, 10 no/yes, 15 no/no -> kappa 0.4
     a = ["y"] * 25 + ["n"] * 25

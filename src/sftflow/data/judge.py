@@ -205,8 +205,8 @@ class Judge:
         if not db_file.exists() or not pred_file.exists():
             return None
         from sftflow.io import read_jsonl
-        from sftflow.review.stats import cohen_kappa
         from sftflow.review.store import current
+        from sftflow.stats import cohen_kappa
 
         preds = {str(p["id"]): p for p in read_jsonl(pred_file) if "base" in p and isinstance(p.get("prompt"), list)}
         ro = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)

@@ -42,8 +42,6 @@ from sftflow.eval.metrics import (
     json_fields,
     json_schema_valid,
     label_breakdown,
-    paired_delta,
-    summarise,
 )
 from sftflow.eval.probes import (
     compare_forgetting,
@@ -58,6 +56,7 @@ from sftflow.model.chat import prompt_messages
 from sftflow.model.reasoning import answer_only, split_reasoning
 from sftflow.model.system_prompt import training_system_prompt, with_system
 from sftflow.progress import phase
+from sftflow.stats import paired_delta, summarise
 
 # Reference point from practice for conversational data; shown beside the number, not a gate.
 PPL_REFERENCE = 15.0

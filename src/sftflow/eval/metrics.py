@@ -18,8 +18,8 @@ from collections import Counter
 
 from sftflow.errors import SftflowError
 from sftflow.model.chat import tokenize_record
+from sftflow.stats import percentiles, resample_index
 
-N_BOOTSTRAP = 1000
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
 _WORD = re.compile(r"\w+")
@@ -277,43 +277,6 @@ def infer_metrics(refs: list[str], has_schema: bool = False) -> tuple[list[str],
     return names + ["perplexity"], reason
 
 
-# --- bootstrap ------------------------------------------------------------------------------
-
-
-def _resample_index(k: int, n: int = N_BOOTSTRAP, seed: int = 0):
-    """The same seed gives the same resamples for base and tuned: their deltas are paired."""
-    import numpy as np
-
-    return np.random.default_rng(seed).integers(0, k, size=(n, k))
-
-
-def _percentiles(samples, level: float = 0.95) -> tuple[float, float]:
-    import numpy as np
-
-    lo, hi = np.quantile(np.asarray(samples, dtype=float), [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
-
-
-def bootstrap_ci(values: list[float], n: int = N_BOOTSTRAP, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    if not values:
-        return (math.nan, math.nan)
-    import numpy as np
-
-    means = np.asarray(values, dtype=float)[_resample_index(len(values), n, seed)].mean(axis=1)
-    return _percentiles(means, level)
-
-
-def summarise(values: list[float]) -> dict:
-    lo, hi = bootstrap_ci(values)
-    return {"mean": sum(values) / len(values) if values else math.nan, "ci95": [lo, hi], "n": len(values)}
-
-
-def paired_delta(tuned: list[float], base: list[float]) -> dict:
-    """tuned - base on the same examples, with a paired bootstrap interval."""
-    diffs = [t - b for t, b in zip(tuned, base, strict=True)]
-    return summarise(diffs)
-
-
 def corpus_summary(name: str, preds: list[str], refs: list[str], base_preds: list[str] | None = None) -> dict:
     """Corpus BLEU/chrF with a bootstrap interval over examples (and a paired delta vs base).
 
@@ -325,13 +288,13 @@ def corpus_summary(name: str, preds: list[str], refs: list[str], base_preds: lis
     # sacrebleu's documented-by-use path for significance tests (sacrebleu.significance).
     stats = np.asarray(metric._extract_corpus_statistics(preds, [refs]), dtype=float)
     score = lambda s: metric._compute_score_from_stats(list(s)).score / 100  # noqa: E731
-    idx = _resample_index(len(preds))
+    idx = resample_index(len(preds))
     samples = [score(stats[row].sum(axis=0)) for row in idx]
-    out = {"mean": score(stats.sum(axis=0)), "ci95": list(_percentiles(samples)), "n": len(preds), "kind": "corpus"}
+    out = {"mean": score(stats.sum(axis=0)), "ci95": list(percentiles(samples)), "n": len(preds), "kind": "corpus"}
     if base_preds is not None:
         base_stats = np.asarray(metric._extract_corpus_statistics(base_preds, [refs]), dtype=float)
         diffs = [s - score(base_stats[row].sum(axis=0)) for s, row in zip(samples, idx, strict=True)]
-        out["delta"] = {"mean": out["mean"] - score(base_stats.sum(axis=0)), "ci95": list(_percentiles(diffs)),
+        out["delta"] = {"mean": out["mean"] - score(base_stats.sum(axis=0)), "ci95": list(percentiles(diffs)),
                         "n": len(preds)}
     return out
 
@@ -377,7 +340,7 @@ def answer_perplexity(model, tokenizer, records: list[dict], *, max_length: int 
     out = {"perplexity": math.exp(mean_nll), "mean_nll": mean_nll, "answer_tokens": total_tokens,
            "examples": len(rows)}
     if rows:
-        idx = _resample_index(len(rows))
+        idx = resample_index(len(rows))
         sums, counts = np.asarray(nll_sums)[idx].sum(axis=1), np.asarray(token_counts)[idx].sum(axis=1)
-        out["ci95"] = [math.exp(x) for x in _percentiles(sums / np.maximum(counts, 1))]
+        out["ci95"] = [math.exp(x) for x in percentiles(sums / np.maximum(counts, 1))]
     return out

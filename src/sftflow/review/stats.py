@@ -9,7 +9,7 @@ leaves those gates to report, and a human gate without ratings fails rather than
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+from collections import defaultdict
 from itertools import combinations
 from pathlib import Path
 
@@ -18,26 +18,11 @@ from jinja2 import Environment
 from sftflow.errors import SftflowError
 from sftflow.io import read_jsonl, write_json
 from sftflow.review.store import FLAGS, MODELS, SCORES, ReviewStore, current
+from sftflow.stats import bootstrap_ci, cohen_kappa, win_rate_interval
 
 PREFERENCE_VALUE = {"tuned": 1.0, "tie": 0.5, "base": 0.0}  # a tie is half a win
 AGREEMENT_ITEMS = ("preferred", "tuned_hallucination", "base_hallucination", "tuned_safety", "base_safety")
 HUMAN_GATE_PREFIX = "human_"
-# Below this many rated examples a bootstrap interval says more about the resampling than the
-# models (one rating gives [0%, 0%]): the rate is shown with "n too small" instead.
-MIN_INTERVAL_N = 10
-
-
-def win_rate_interval(win_rate: dict) -> str:
-    """'[95% CI 52%, 81%] over 40 examples', or, below MIN_INTERVAL_N examples, 'over 3 examples
-    (n too small for an interval: ...)'."""
-    n = win_rate["n"]
-    examples = f"{n} example{'s' if n != 1 else ''}"
-    lo, hi = win_rate.get("ci95") or (None, None)
-    if n < MIN_INTERVAL_N or lo is None:
-        return f"over {examples} (n too small for a 95% interval: rate at least {MIN_INTERVAL_N})"
-    return f"[95% CI {100 * lo:.0f}%, {100 * hi:.0f}%] over {examples}"
-
-
 def db_path(run_dir: Path) -> Path:
     return Path(run_dir) / "eval" / "review.sqlite"
 
@@ -70,20 +55,6 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def cohen_kappa(a: list, b: list) -> float | None:
-    """Agreement beyond chance between two raters on the same items; None where undefined
-    (no items, or both raters always gave the one same answer)."""
-    n = len(a)
-    if n == 0:
-        return None
-    observed = sum(x == y for x, y in zip(a, b, strict=True)) / n
-    count_a, count_b = Counter(a), Counter(b)
-    expected = sum(count_a[c] * count_b[c] for c in set(a) | set(b)) / (n * n)
-    if expected >= 1.0:
-        return None
-    return (observed - expected) / (1.0 - expected)
-
-
 def agreement(ratings: list[dict]) -> list[dict]:
     """Per pair of reviewers, on the examples both rated (skips left out)."""
     by_reviewer: dict[str, dict[str, dict]] = defaultdict(dict)
@@ -104,8 +75,6 @@ def agreement(ratings: list[dict]) -> list[dict]:
 
 
 def summarise_ratings(order: list[str], predictions: dict[str, dict], ratings: list[dict]) -> dict:
-    from sftflow.eval.metrics import bootstrap_ci
-
     valid = current(ratings, predictions)
     rated = [r for r in valid if not r["skipped"]]
     progress = {}
