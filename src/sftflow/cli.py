@@ -365,11 +365,12 @@ def _report(cfg) -> list[str]:
     """Merge human ratings (if any) and write the report; return the failed human_* gates."""
     from sftflow.data.prepare import check_published
     from sftflow.eval.gates import refresh_headline, resolve_gates
+    from sftflow.eval.human import merge_human_ratings
     from sftflow.eval.report import write_report
-    from sftflow.review.stats import merge_human_ratings
+    from sftflow.review.stats import human_metrics
 
     check_published(cfg.data_dir)  # the report shows the data card and stats of the data folder
-    human_failed = merge_human_ratings(cfg.run_dir, resolve_gates(cfg.eval)[0])
+    human_failed = merge_human_ratings(cfg.run_dir, resolve_gates(cfg.eval)[0], lambda: human_metrics(cfg.run_dir))
     refresh_headline(cfg.run_dir / "eval" / "metrics.json")  # human gates may have changed the verdict
     path = write_report(cfg.run_dir, cfg.data_dir, cfg.name)
     log(f"report: {path}")

@@ -483,7 +483,7 @@ IMAGE_DIR = "report_images"  # beside report.md: its plots as files, not inline 
 
 def write_report(run_dir: Path, data_dir: Path, name: str, max_rows: int = 50) -> Path:
     import sftflow
-    from sftflow.review.stats import human_report_html
+    from sftflow.eval.human import human_report_html
     from sftflow.stats import win_rate_interval
 
     metrics = _read_json(run_dir / "eval" / "metrics.json")
