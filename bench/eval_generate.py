@@ -21,7 +21,7 @@ import time
 
 
 def prompts(n: int) -> list[list[dict]]:
-    from sftflow.model.tiny import general_corpus
+    from sftflow.model.corpus import general_corpus
     from sftflow.quickstart import SYSTEM_PROMPT, make_example
 
     conversations, _ = general_corpus(n_conversations=n, seed=99)

@@ -24,7 +24,7 @@ def model_and_tokenizer(tiny_model_dir):
 
 def _prompts() -> list[list[dict]]:
     """Short chats and long task prompts mixed, so batches need real left padding."""
-    from sftflow.model.tiny import general_corpus
+    from sftflow.model.corpus import general_corpus
     from sftflow.quickstart import SYSTEM_PROMPT, make_example
 
     conversations, _ = general_corpus(n_conversations=16, seed=5)

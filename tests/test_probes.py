@@ -169,8 +169,9 @@ def test_model_tuned_to_shout_fails_the_tone_probe(tiny_model_dir, tmp_path):
     from sftflow.config import load_config
     from sftflow.eval.generate import generate
     from sftflow.io import write_jsonl
+    from sftflow.model.corpus import general_corpus
     from sftflow.model.load import load_model, load_tokenizer, load_tuned
-    from sftflow.model.tiny import general_corpus, one_torch_thread
+    from sftflow.model.tiny import one_torch_thread
     from sftflow.train.trainer import train
 
     conversations, _ = general_corpus(n_conversations=400, seed=11)

@@ -13,8 +13,9 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
 from sftflow.model import tiny
+from sftflow.model.corpus import general_corpus
 from sftflow.model.template import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, SPECIAL_TOKENS, TURN_START_TOKEN
-from sftflow.model.tiny import META_FILE, build_tiny_model, general_corpus
+from sftflow.model.tiny import META_FILE, build_tiny_model
 
 EXPECTED_FILES = {
     "README.md",

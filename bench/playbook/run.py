@@ -535,7 +535,7 @@ def claim_learning_rate(b: Bench, out: Path) -> dict:
 
 def general_data(b: Bench) -> Path:
     """General conversations from the tiny model's pre-training generator (a seed eval does not use)."""
-    from sftflow.model.tiny import general_corpus
+    from sftflow.model.corpus import general_corpus
 
     path = b.work / "general" / "general.jsonl"
     if not path.exists():

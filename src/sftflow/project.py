@@ -75,7 +75,7 @@ def write_general_data(path: Path, n: float) -> int:
     as distinct (1,000 of 2,000; ~1,330 of 3,000), and data.mix takes what its ratio needs: 1,043
     at 40% of 1,564 task rows in train; the rest is recorded as unused."""
     from sftflow.io import write_jsonl
-    from sftflow.model.tiny import general_corpus
+    from sftflow.model.corpus import general_corpus
 
     conversations, _ = general_corpus(n_conversations=round(n), seed=GENERAL_SEED)
     write_jsonl(path, [{"messages": c} for c in conversations])

@@ -156,7 +156,7 @@ def load_general_text(path: Path | None, n: int = 200) -> tuple[list[dict], str]
     line; JSONL: rows with "text" or "messages"), or held-out draws of the tiny model's
     general corpus (chats scored on their answers, prose on every token)."""
     if path is None:
-        from sftflow.model.tiny import general_corpus
+        from sftflow.model.corpus import general_corpus
 
         conversations, docs = general_corpus(n_conversations=n, seed=20_231)
         records = [{"messages": m} for m in conversations[: n - n // 5]] + [{"text": d} for d in docs[: n // 5]]
