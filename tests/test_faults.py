@@ -289,7 +289,7 @@ def test_prepare_killed_at_random_points_never_leaves_a_mix(tmp_path):
     """SIGKILL at random moments and between the renames of the publish step: the outputs are
     always all of the previous run's or all of the new one's, and the next prepare gives exactly
     the outputs of an uninterrupted run."""
-    from sftflow.data.prepare import check_published
+    from sftflow.data_folder import check_published
 
     data_dir = tmp_path / "data"
     _write_data(tmp_path, 0)

@@ -363,7 +363,7 @@ def _evaluate(cfg) -> dict:
 
 def _report(cfg) -> list[str]:
     """Merge human ratings (if any) and write the report; return the failed human_* gates."""
-    from sftflow.data.prepare import check_published
+    from sftflow.data_folder import check_published
     from sftflow.eval.gates import refresh_headline, resolve_gates
     from sftflow.eval.human import merge_human_ratings
     from sftflow.eval.report import write_report

@@ -16,15 +16,14 @@ import json
 from pathlib import Path
 
 from sftflow.data.ledger import Ledger
+from sftflow.data_folder import LEDGER, check_published
 from sftflow.errors import SftflowError
 from sftflow.io import csv_row
 
 
 def open_ledger(data_dir: Path) -> Ledger:
-    from sftflow.data.prepare import check_published
-
     check_published(data_dir)  # a half-published folder's ledger may not describe its splits
-    path = data_dir / "ledger.sqlite"
+    path = data_dir / LEDGER
     if not path.exists():
         raise SftflowError(f"{path} not found; run `sftflow prepare` first")
     return Ledger(path)

@@ -52,8 +52,9 @@ from sftflow.data.ledger import Ledger
 from sftflow.data.load import ReadAccount, check_account, read_rows, resolve_sources
 from sftflow.data.rows import Chunk, RowProcessor, RowSettings, SourceSpec
 from sftflow.data.split import NGRAM, SPLITS, NgramIndex, ngram_hashes
+from sftflow.data_folder import PUBLISHING, finish_interrupted_publish, publish
 from sftflow.errors import SftflowError
-from sftflow.io import atomic_write_text, write_json
+from sftflow.io import write_json
 from sftflow.model.resolve import Unreachable, locate_model
 from sftflow.progress import phase
 
@@ -67,11 +68,8 @@ COLUMNS = {"id": np.uint64, "file": np.int32, "line": np.int64, "exact": np.uint
            "answer": np.uint64,
            "own": np.uint64, "score": np.float32, "mix": bool, "origin": np.int8, "truncated": bool,
            "tokens": np.int32, "synthetic": bool, "pii": bool, "filter": np.int32, "reasons": np.int32}
-OUTPUTS = ("train.jsonl", "val.jsonl", "test.jsonl", "rejects.jsonl", "stats.json", "data_card.md",
-           "quality_hist.png", "ledger.sqlite")
 MAX_SYSTEM_PROMPTS = 100_000  # distinct system prompts counted one by one (memory stays bounded)
 NGRAM_RANGE = 1 << 20  # n-grams (train and val/test together) matched at once in the leakage report (~30 MiB)
-PUBLISHING = ".publishing"  # journal of an output move in progress: names the temp folder
 
 
 def display_path(path: Path, root: Path) -> str:
@@ -369,7 +367,7 @@ def prepare(cfg: Config, log=print, workers: int = 1) -> dict:
         work = Path(tempfile.mkdtemp(prefix=".prepare-", dir=data_dir))
         try:
             stats = _prepare(cfg, work, log, workers)
-            _publish(work, data_dir)
+            publish(work, data_dir)
         except (OSError, sqlite3.OperationalError) as err:
             if getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "disk is full" in str(err):
                 raise SftflowError(f"prepare: no space left on the device while writing {data_dir}; the previous "
@@ -379,39 +377,6 @@ def prepare(cfg: Config, log=print, workers: int = 1) -> dict:
             if not (data_dir / PUBLISHING).exists():  # else the next prepare finishes publishing from it
                 shutil.rmtree(work, ignore_errors=True)
     return stats
-
-
-def _publish(work: Path, data_dir: Path) -> None:
-    """Move the outputs into place as one step. Each rename is atomic but a kill can fall between
-    two, so a journal names the folder they come from until all are moved: the next prepare
-    finishes the move, and train refuses a half-published folder."""
-    atomic_write_text(data_dir / PUBLISHING, work.name)
-    for name in OUTPUTS:
-        if (work / name).exists():
-            os.replace(work / name, data_dir / name)
-    (data_dir / PUBLISHING).unlink()
-
-
-def finish_interrupted_publish(data_dir: Path, log=print) -> None:
-    """Complete a publish cut short by a kill, and remove temp folders of killed runs (call under the lock)."""
-    journal = data_dir / PUBLISHING
-    if journal.exists():
-        work = data_dir / journal.read_text(encoding="utf-8").strip()
-        if work.name.startswith(".prepare-") and work.is_dir():
-            for name in OUTPUTS:
-                if (work / name).exists():
-                    os.replace(work / name, data_dir / name)
-            log(f"prepare: finished publishing the outputs of an interrupted prepare into {data_dir}")
-        journal.unlink()
-    for stale in data_dir.glob(".prepare-*"):  # no other prepare runs while we hold the lock
-        shutil.rmtree(stale, ignore_errors=True)
-
-
-def check_published(data_dir: Path) -> None:
-    """Refuse to read a data folder whose outputs a killed prepare left half moved into place."""
-    if (data_dir / PUBLISHING).exists():
-        raise SftflowError(f"{data_dir}: a prepare was interrupted while publishing its outputs (train/val/test may "
-                           "not match); run `sftflow prepare` again to finish it")
 
 
 def _reconcile(accounts: dict, col: Collector) -> None:

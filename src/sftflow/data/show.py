@@ -14,6 +14,7 @@ from itertools import islice
 from rich.text import Text
 
 from sftflow.config import Config
+from sftflow.data_folder import TRAIN
 from sftflow.io import read_jsonl
 from sftflow.model.chat import assistant_spans, tokenize_record
 
@@ -54,7 +55,7 @@ def show_examples(cfg: Config, n: int) -> list[tuple[str, Text]]:
     template = str(cfg.path(cfg.model.chat_template)) if cfg.model.chat_template else None
     tok = load_tokenizer(cfg.model_path(), chat_template=template, trust_remote_code=cfg.model.trust_remote_code)
     shown = []
-    for r in islice(read_jsonl(cfg.data_dir / "train.jsonl"), n):
+    for r in islice(read_jsonl(cfg.data_dir / TRAIN), n):
         t = tokenize_record(tok, r)
         src = r["source"]
         header = (f"── {r['id']}  {src['file']}:{src['line']} ({src['format']}, {src['origin']})  "

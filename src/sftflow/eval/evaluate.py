@@ -217,7 +217,7 @@ def _log_block(log, label: str, block: dict, seconds: float | None) -> None:
 
 
 def evaluate(cfg: Config, log=print) -> dict:
-    from sftflow.data.prepare import check_published
+    from sftflow.data_folder import check_published
 
     check_published(cfg.data_dir)  # a half-published folder may pair a new train split with a stale test split
     from sftflow.model.load import load_model, load_tokenizer, load_tuned

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from jinja2 import Environment
 
+from sftflow.data_folder import CARD, LEDGER, REJECTS, STATS
 from sftflow.errors import SftflowError
 from sftflow.eval.gates import headline
 from sftflow.eval.present import (
@@ -494,12 +495,12 @@ def write_report(run_dir: Path, data_dir: Path, name: str, max_rows: int = 50) -
     names, dropped = _shown_metrics(metrics, predictions)
     main_metric = (metrics.get("task") or {}).get("main_metric") or ("exact_match" if "exact_match" in names else
                                                                      (names[0] if names else ""))
-    train, data = _read_json(run_dir / "train_summary.json"), _read_json(data_dir / "stats.json")
+    train, data = _read_json(run_dir / "train_summary.json"), _read_json(data_dir / STATS)
     forgetting = metrics.get("forgetting")
     hall = metrics.get("hallucination")
     exact_task = is_exact_task(metrics.get("task"))
     judged = _judged(predictions, exact_task)
-    card = data_dir / "data_card.md"
+    card = data_dir / CARD
     plots = {"metrics": metric_plot(metrics, names), "loss": loss_plot(history),
              "forgetting": forgetting_plot(forgetting)}
     wrong = [(hall or {}).get(who, {}) or {} for who in ("base", "tuned")]
@@ -520,7 +521,7 @@ def write_report(run_dir: Path, data_dir: Path, name: str, max_rows: int = 50) -
         worst=worst_examples(judged, main_metric),
         duplicates=duplicate_text(data or {}),
         links={k: _rel(data_dir / f, run_dir / "eval") for k, f in
-               (("card", "data_card.md"), ("ledger", "ledger.sqlite"), ("rejects", "rejects.jsonl"))},
+               (("card", CARD), ("ledger", LEDGER), ("rejects", REJECTS))},
         win_rate_interval=win_rate_interval,
     )
     b64 = {k: base64.b64encode(v).decode() if v else None for k, v in plots.items()}

@@ -426,7 +426,7 @@ RUN_OUTPUTS = ("model", "checkpoints", "eval", "metrics.jsonl", "train_summary.j
 def train(cfg: Config, *, resume: bool = False, strict: bool = False, overwrite: bool = False, log=print) -> dict:
     """`sftflow train` under the run folder's lock: one run writes a folder at a time, a previous run
     is only replaced with overwrite, and a full disk stops with the last good checkpoint named."""
-    from sftflow.data.prepare import check_published
+    from sftflow.data_folder import check_published
     from sftflow.lock import hold
 
     check_published(cfg.data_dir)
