@@ -107,8 +107,8 @@ def test_cohen_kappa_known_values():
 
 
 def test_win_rate_counts_each_example_once():
+    from sftflow.ratings import output_hash
     from sftflow.review.stats import summarise_ratings
-    from sftflow.review.store import output_hash
 
     preds = {e: {"tuned": "t", "base": "b"} for e in "pqr"}
     base = {"skipped": 0, "a_model": "tuned", "tuned_hash": output_hash("t"), "base_hash": output_hash("b"),

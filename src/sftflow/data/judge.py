@@ -205,20 +205,12 @@ class Judge:
         if not db_file.exists() or not pred_file.exists():
             return None
         from sftflow.io import read_jsonl
-        from sftflow.review.store import current
+        from sftflow.ratings import current, read_rated
         from sftflow.stats import cohen_kappa
 
         preds = {str(p["id"]): p for p in read_jsonl(pred_file) if "base" in p and isinstance(p.get("prompt"), list)}
-        ro = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)
-        ro.row_factory = sqlite3.Row
-        try:
-            ratings = [dict(r) for r in ro.execute("SELECT * FROM ratings WHERE skipped = 0")]
-        except sqlite3.DatabaseError:
-            ratings = []
-        finally:
-            ro.close()
         items, human = [], []
-        for r in current(ratings, preds):
+        for r in current(read_rated(db_file), preds):
             p = preds[r["example_id"]]
             for m in ("tuned", "base"):
                 if r.get(f"{m}_correctness") is not None and p.get(m):

@@ -29,8 +29,9 @@ from jinja2 import Environment, FileSystemLoader
 
 from sftflow import web
 from sftflow.errors import SftflowError
+from sftflow.ratings import current
 from sftflow.review.stats import db_path, load_predictions, summarise_ratings
-from sftflow.review.store import FLAGS, SCORES, AlreadyRated, ReviewStore, current, to_csv, to_jsonl
+from sftflow.review.store import FLAGS, SCORES, AlreadyRated, ReviewStore, to_csv, to_jsonl
 from sftflow.stats import win_rate_interval
 from sftflow.web import csrf_token
 

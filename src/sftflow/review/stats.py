@@ -14,7 +14,8 @@ from pathlib import Path
 
 from sftflow.errors import SftflowError
 from sftflow.io import read_jsonl
-from sftflow.review.store import FLAGS, MODELS, SCORES, ReviewStore, current
+from sftflow.ratings import current
+from sftflow.review.store import FLAGS, MODELS, SCORES, ReviewStore
 from sftflow.stats import bootstrap_ci, cohen_kappa
 
 PREFERENCE_VALUE = {"tuned": 1.0, "tie": 0.5, "base": 0.0}  # a tie is half a win

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from sftflow.io import csv_row
+from sftflow.ratings import output_hash
 
 MODELS = ("tuned", "base")
 SCORES = ("coherence", "correctness")
@@ -49,10 +50,6 @@ CREATE TABLE IF NOT EXISTS ratings (
 
 class AlreadyRated(Exception):
     pass
-
-
-def output_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 class ReviewStore:
@@ -112,16 +109,6 @@ class ReviewStore:
             r = db.execute("SELECT * FROM ratings WHERE example_id = ? AND reviewer = ?",
                            (example_id, reviewer)).fetchone()
         return dict(r) if r else None
-
-
-def current(ratings: list[dict], predictions: dict[str, dict]) -> list[dict]:
-    """The ratings of the outputs in predictions.jsonl now (not stale, example still there)."""
-    out = []
-    for r in ratings:
-        p = predictions.get(r["example_id"])
-        if p and r["tuned_hash"] == output_hash(p["tuned"]) and r["base_hash"] == output_hash(p["base"]):
-            out.append(r)
-    return out
 
 
 def to_csv(ratings: list[dict]) -> str:
