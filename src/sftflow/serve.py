@@ -1,9 +1,8 @@
-"""OpenAI-compatible serving of a fine-tuned run, and a terminal chat with it.
+"""OpenAI-compatible serving of a fine-tuned run: the API routes.
 
     sftflow serve runs/quickstart --port 8000
     curl -s localhost:8000/v1/chat/completions -H 'content-type: application/json' \\
          -d '{"model": "quickstart", "messages": [{"role": "user", "content": "my laptop is broken"}]}'
-    sftflow chat runs/quickstart
 
 The model is the run's own: base + adapter (merged for LoRA) or the full model train saved,
 loaded by `load_tuned`, the same code path eval uses. Prompts are rendered with the run's
@@ -15,6 +14,10 @@ worker waits `batch_wait_ms` after the first request for more, up to `max_batch`
 with its own temperature, top_p, seed, stop strings and max_tokens; rows that finish are
 dropped from the batch so long answers do not make short ones wait. Throughput therefore
 grows with concurrency (bench/serve_load.py measures it). Errors use OpenAI's JSON shape.
+
+The pieces live apart: finding and loading the run in runs.py, decoding in model/engine.py,
+sockets, timeouts, body limits and the key check in web.py (shared with `sftflow review`),
+the terminal chat in terminal_chat.py.
 """
 
 import asyncio
