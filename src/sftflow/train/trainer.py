@@ -29,6 +29,7 @@ from pathlib import Path
 
 import sftflow
 from sftflow.config import Config, dump_config
+from sftflow.data_folder import LEDGER, TRAIN, VAL
 from sftflow.errors import SftflowError
 from sftflow.io import atomic_write_text, read_jsonl, write_json
 from sftflow.model.chat import tokenize_record
@@ -390,7 +391,7 @@ def report_to(cfg: Config, run_dir: Path) -> list[str]:
 def data_fingerprint(data_dir: Path) -> str:
     """sha256 of the train and val files: which exact data a run learned from."""
     h = hashlib.sha256()
-    for name in ("train.jsonl", "val.jsonl"):
+    for name in (TRAIN, VAL):
         with open(data_dir / name, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
@@ -403,8 +404,8 @@ def record_run_in_ledger(cfg: Config) -> tuple[str, str]:
 
     fingerprint = data_fingerprint(cfg.data_dir)
     run_id = f"{cfg.name}-{time.strftime('%Y%m%dT%H%M%S')}-{fingerprint[:6]}"
-    ids = [r["id"] for r in read_jsonl(cfg.data_dir / "train.jsonl")]
-    ledger_path = cfg.data_dir / "ledger.sqlite"
+    ids = [r["id"] for r in read_jsonl(cfg.data_dir / TRAIN)]
+    ledger_path = cfg.data_dir / LEDGER
     if ledger_path.exists():
         ledger = Ledger(ledger_path)
         try:
