@@ -150,122 +150,91 @@ def _unblind(form: dict, a_model: str) -> dict:
     return row
 
 
-def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_S):
-    from fastapi import FastAPI, Query, Request
-    from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-    from starlette.exceptions import HTTPException
+class _Review:
+    """What the routes share: the run's examples, the ratings store, the access token and the pages."""
 
-    run_dir = Path(run_dir)
-    order, predictions = load_predictions(run_dir)
-    position = {eid: i for i, eid in enumerate(order)}
-    store = ReviewStore(db_path(run_dir))
-    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
-    app = FastAPI(title="sftflow review", docs_url=None, redoc_url=None, openapi_url=None)
+    def __init__(self, run_dir: Path, token: str, read_timeout: float):
+        self.run_dir, self.token, self.read_timeout = Path(run_dir), token, read_timeout
+        self.order, self.predictions = load_predictions(self.run_dir)
+        self.position = {eid: i for i, eid in enumerate(self.order)}
+        self.store = ReviewStore(db_path(self.run_dir))
+        self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
 
-    def wants_json(request: Request) -> bool:
+    @staticmethod
+    def wants_json(request) -> bool:
         return "application/json" in request.headers.get("accept", "") or request.url.path.startswith("/api/")
 
-    def page(name: str, status: int = 200, **context) -> HTMLResponse:
-        html = env.get_template(name).render(run_name=run_dir.name, **context)
+    def page(self, name: str, status: int = 200, **context):
+        from fastapi.responses import HTMLResponse
+
+        html = self.env.get_template(name).render(run_name=self.run_dir.name, **context)
         return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
-    def error_response(request: Request, status: int, message: str):
-        if wants_json(request):
+    def error_response(self, request, status: int, message: str):
+        from fastapi.responses import JSONResponse
+
+        if self.wants_json(request):
             return JSONResponse({"error": {"status": status, "message": message}}, status_code=status,
                                 headers=SECURITY_HEADERS)
-        return page("error.html", status=status, status_code=status, message=message,
-                    reviewer=reviewer_of(request), csrf=csrf_of(request))
+        return self.page("error.html", status=status, status_code=status, message=message,
+                         reviewer=self.reviewer_of(request), csrf=self.csrf_of(request))
 
-    @app.exception_handler(ReviewError)
-    async def _review_error(request: Request, err: ReviewError):
-        resp = error_response(request, err.status, err.message)
-        if err.status in web.CLOSE_AFTER:
-            resp.headers["connection"] = "close"
-        return resp
-
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, err: HTTPException):
-        return error_response(request, err.status_code, f"{request.method} {request.url.path}: {err.detail}")
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, err: Exception):  # never a bare 500 page
-        return error_response(request, 500, f"internal error ({type(err).__name__}); the ratings stored so far are safe")
-
-    def token_ok(request: Request) -> bool:
+    def token_ok(self, request) -> bool:
         given = web.bearer(request)
-        return web.same_secret(request.cookies.get(TOKEN_COOKIE, "") if given is None else given, token)
+        return web.same_secret(request.cookies.get(TOKEN_COOKIE, "") if given is None else given, self.token)
 
-    def reviewer_of(request: Request) -> str | None:
+    def reviewer_of(self, request) -> str | None:
         """The logged-in reviewer: the token, a valid name and a login session."""
         name = unquote(request.cookies.get(REVIEWER_COOKIE, ""))
         session = request.cookies.get(SESSION_COOKIE, "")
-        return name if token_ok(request) and NAME_RE.match(name) and SESSION_RE.match(session) else None
+        return name if self.token_ok(request) and NAME_RE.match(name) and SESSION_RE.match(session) else None
 
-    def csrf_of(request: Request) -> str:
-        reviewer = reviewer_of(request)
-        return csrf_token(token, request.cookies[SESSION_COOKIE], reviewer) if reviewer else ""
+    def csrf_of(self, request) -> str:
+        reviewer = self.reviewer_of(request)
+        return csrf_token(self.token, request.cookies[SESSION_COOKIE], reviewer) if reviewer else ""
 
-    def check_csrf(request: Request, form) -> None:
+    def check_csrf(self, request, form) -> None:
         """A session's form must carry its token (compared in constant time)."""
-        expected, given = csrf_of(request), form.getlist(CSRF_FIELD)
+        expected, given = self.csrf_of(request), form.getlist(CSRF_FIELD)
         if not (expected and len(given) == 1 and isinstance(given[0], str) and web.same_secret(given[0], expected)):
             raise ReviewError(403, "form token missing or wrong: this form was not sent by this app's page "
                                    "(reload the page, or log in again, and resubmit)")
 
-    def need_token(request: Request) -> None:
-        if not token_ok(request):
+    def need_token(self, request) -> None:
+        if not self.token_ok(request):
             raise ReviewError(401, "access token missing or wrong: log in at /login with the token the server printed")
 
-    def need_reviewer(request: Request) -> str:
-        need_token(request)
-        name = reviewer_of(request)
+    def need_reviewer(self, request) -> str:
+        self.need_token(request)
+        name = self.reviewer_of(request)
         if name is None:
             raise ReviewError(401, "no reviewer name: log in at /login")
         return name
 
-    def progress(reviewer: str) -> dict:
-        mine = current(store.ratings(reviewer), predictions)
-        return {"done": len(mine), "skipped": sum(r["skipped"] for r in mine), "total": len(order),
+    def progress(self, reviewer: str) -> dict:
+        mine = current(self.store.ratings(reviewer), self.predictions)
+        return {"done": len(mine), "skipped": sum(r["skipped"] for r in mine), "total": len(self.order),
                 "ids": {r["example_id"] for r in mine}}
 
-    def example(example_id: str) -> dict:
-        if len(example_id) > 200 or example_id not in predictions:
-            raise ReviewError(404, f"no example with id {example_id[:80]!r} in {run_dir.name}/eval/predictions.jsonl")
-        return predictions[example_id]
+    def example(self, example_id: str) -> dict:
+        if len(example_id) > 200 or example_id not in self.predictions:
+            raise ReviewError(404, f"no example with id {example_id[:80]!r} in "
+                                   f"{self.run_dir.name}/eval/predictions.jsonl")
+        return self.predictions[example_id]
 
-    @app.middleware("http")
-    async def same_origin_posts(request: Request, call_next):
-        """Browsers send Origin with every POST (Referer as a fallback): one from another origin,
-        127.0.0.1 on another port included, is refused before anything is read or stored."""
-        foreign = web.foreign_origin(request) if request.method not in ("GET", "HEAD", "OPTIONS") else None
-        if foreign:
-            sent, own = foreign
-            resp = error_response(request, 403, f"cross-origin request refused: sent from {sent[:100]!r}, "
-                                                f"not from this app ({own[:100]})")
-            resp.headers["connection"] = "close"  # its body is left unread
-            return resp
-        return await call_next(request)
+    def summary(self) -> dict:
+        return summarise_ratings(self.order, self.predictions, self.store.ratings())
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        if web.declared_too_large(request, MAX_FORM_BYTES):
-            resp = error_response(request, 413, f"request body over {MAX_FORM_BYTES // 1024} KiB")
-            resp.headers["connection"] = "close"
-            return resp
-        return await call_next(request)
-
-    @app.get("/")
-    async def root(request: Request):
-        return RedirectResponse("/review" if reviewer_of(request) else "/login", status_code=303)
-
-    async def read_form(request: Request, max_fields: int):
+    async def read_form(self, request, max_fields: int):
         """The posted form: form content types only, at most MAX_FORM_BYTES (chunked bodies
         too), all of it within `read_timeout` seconds (a slow client gets 408)."""
+        from starlette.exceptions import HTTPException
+
         kind = web.media_type(request)
         if kind not in ("application/x-www-form-urlencoded", "multipart/form-data"):
             raise ReviewError(415, f"send the page's form (got content-type {kind[:60] or 'none'!r})")
         try:
-            body = await web.read_body(request, max_bytes=MAX_FORM_BYTES, timeout=read_timeout,
+            body = await web.read_body(request, max_bytes=MAX_FORM_BYTES, timeout=self.read_timeout,
                                        too_large=f"request body over {MAX_FORM_BYTES // 1024} KiB", what="form")
         except web.BodyError as err:
             raise ReviewError(err.status, err.message) from err
@@ -277,109 +246,175 @@ def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_
         except Exception as err:  # a malformed multipart or urlencoded body
             raise ReviewError(400, f"malformed form data ({type(err).__name__})") from err
 
+    def review_page(self, request, example_id: str, prev: str):
+        """One example, its two outputs as A and B in this reviewer's order, and the last rating."""
+        reviewer = self.need_reviewer(request)
+        row = self.example(example_id)
+        a_model = self.store.a_model(example_id, reviewer)
+        b_model = "base" if a_model == "tuned" else "tuned"
+        outputs = {"A": row[a_model], "B": row[b_model]}
+        diffs = {side: diff_html(text, row["reference"]) for side, text in outputs.items()}
+        thoughts = {"A": row.get(f"{a_model}_reasoning"), "B": row.get(f"{b_model}_reasoning")}  # <think>, apart
+        rating = self.store.get(example_id, reviewer)
+        if rating and rating not in current([rating], self.predictions):
+            rating = None  # stale: rated before the outputs changed, so it is up for rating again
+        previous = None
+        if prev in self.predictions:
+            p = self.store.get(prev, reviewer)
+            if p:
+                previous = {"id": prev, "a_model": p["a_model"], "preferred": p["preferred"], "skipped": p["skipped"]}
+        return self.page("review.html", reviewer=reviewer, csrf=self.csrf_of(request), example=row,
+                         example_id=example_id, outputs=outputs, diffs=diffs, thoughts=thoughts,
+                         rating=rating, previous=previous, progress=self.progress(reviewer),
+                         number=self.position[example_id] + 1, a_model=a_model)
+
+
+def _add_error_handlers(app, r: _Review) -> None:
+    """Every refusal as a page (or JSON for /api/ and JSON clients), never a bare 500."""
+    from starlette.exceptions import HTTPException
+
+    @app.exception_handler(ReviewError)
+    async def _review_error(request, err: ReviewError):
+        resp = r.error_response(request, err.status, err.message)
+        if err.status in web.CLOSE_AFTER:
+            resp.headers["connection"] = "close"
+        return resp
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request, err: HTTPException):
+        return r.error_response(request, err.status_code, f"{request.method} {request.url.path}: {err.detail}")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request, err: Exception):
+        return r.error_response(request, 500,
+                                f"internal error ({type(err).__name__}); the ratings stored so far are safe")
+
+
+def _add_guards(app, r: _Review) -> None:
+    """Checks on every request before any route reads it (the last added runs first)."""
+
+    @app.middleware("http")
+    async def same_origin_posts(request, call_next):
+        """Browsers send Origin with every POST (Referer as a fallback): one from another origin,
+        127.0.0.1 on another port included, is refused before anything is read or stored."""
+        foreign = web.foreign_origin(request) if request.method not in ("GET", "HEAD", "OPTIONS") else None
+        if foreign:
+            sent, own = foreign
+            resp = r.error_response(request, 403, f"cross-origin request refused: sent from {sent[:100]!r}, "
+                                                  f"not from this app ({own[:100]})")
+            resp.headers["connection"] = "close"  # its body is left unread
+            return resp
+        return await call_next(request)
+
+    @app.middleware("http")
+    async def limit_body(request, call_next):
+        if web.declared_too_large(request, MAX_FORM_BYTES):
+            resp = r.error_response(request, 413, f"request body over {MAX_FORM_BYTES // 1024} KiB")
+            resp.headers["connection"] = "close"
+            return resp
+        return await call_next(request)
+
+
+def _add_login(app, r: _Review) -> None:
+    from fastapi import Query, Request
+    from fastapi.responses import RedirectResponse
+
+    @app.get("/")
+    async def root(request: Request):
+        return RedirectResponse("/review" if r.reviewer_of(request) else "/login", status_code=303)
+
     @app.get("/login")
     async def login_page(given: str = Query("", alias="token")):
-        return page("login.html", token=given[:200], error="", reviewer=None)
+        return r.page("login.html", token=given[:200], error="", reviewer=None)
 
     @app.post("/login")
     async def login(request: Request):
-        form = await read_form(request, max_fields=5)
+        form = await r.read_form(request, max_fields=5)
         given, name = form.get("token", ""), form.get("name", "")
         if not isinstance(given, str) or not isinstance(name, str):
             raise ReviewError(400, "token and name must be text")
         name = " ".join(name.split())
-        if not web.same_secret(given.strip(), token):
-            return page("login.html", status=401, token="", error="wrong access token", reviewer=None)
+        if not web.same_secret(given.strip(), r.token):
+            return r.page("login.html", status=401, token="", error="wrong access token", reviewer=None)
         if not NAME_RE.match(name):
-            return page("login.html", status=400, token=given, reviewer=None,
-                        error="name: 1-40 letters, digits, spaces or . @ - _, starting with a letter or digit")
+            return r.page("login.html", status=400, token=given, reviewer=None,
+                          error="name: 1-40 letters, digits, spaces or . @ - _, starting with a letter or digit")
         resp = RedirectResponse("/review", status_code=303)
-        resp.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+        resp.set_cookie(TOKEN_COOKIE, r.token, httponly=True, samesite="strict")
         resp.set_cookie(REVIEWER_COOKIE, quote(name), httponly=True, samesite="strict")
         resp.set_cookie(SESSION_COOKIE, secrets.token_urlsafe(24), httponly=True, samesite="strict")
         return resp
 
     @app.post("/logout")
     async def logout(request: Request):
-        if reviewer_of(request):
-            check_csrf(request, await read_form(request, max_fields=3))
+        if r.reviewer_of(request):
+            r.check_csrf(request, await r.read_form(request, max_fields=3))
         resp = RedirectResponse("/login", status_code=303)
         for cookie in (TOKEN_COOKIE, REVIEWER_COOKIE, SESSION_COOKIE):
             resp.delete_cookie(cookie)
         return resp
 
+
+def _add_rating(app, r: _Review) -> None:
+    from fastapi import Request
+    from fastapi.responses import JSONResponse, RedirectResponse
+
     @app.get("/review")
     async def next_example(request: Request, prev: str = ""):
-        if not token_ok(request) or reviewer_of(request) is None:
+        if not r.token_ok(request) or r.reviewer_of(request) is None:
             return RedirectResponse("/login", status_code=303)
-        done = progress(reviewer_of(request))["ids"]
-        todo = next((eid for eid in order if eid not in done), None)
+        done = r.progress(r.reviewer_of(request))["ids"]
+        todo = next((eid for eid in r.order if eid not in done), None)
         suffix = f"?prev={quote(prev[:200])}" if prev else ""
         return RedirectResponse(f"/review/{quote(todo, safe='')}{suffix}" if todo else f"/summary{suffix}",
                                 status_code=303)
 
     @app.get("/review/{example_id}")
     async def review_page(request: Request, example_id: str, prev: str = ""):
-        reviewer = need_reviewer(request)
-        row = example(example_id)
-        a_model = store.a_model(example_id, reviewer)
-        outputs = {"A": row[a_model], "B": row["base" if a_model == "tuned" else "tuned"]}
-        diffs = {side: diff_html(text, row["reference"]) for side, text in outputs.items()}
-        b_model = "base" if a_model == "tuned" else "tuned"  # a <think> block, shown apart from the answer
-        thoughts = {"A": row.get(f"{a_model}_reasoning"), "B": row.get(f"{b_model}_reasoning")}
-        rating = store.get(example_id, reviewer)
-        if rating and rating not in current([rating], predictions):
-            rating = None  # stale: rated before the outputs changed, so it is up for rating again
-        previous = None
-        if prev in predictions:
-            p = store.get(prev, reviewer)
-            if p:
-                previous = {"id": prev, "a_model": p["a_model"], "preferred": p["preferred"], "skipped": p["skipped"]}
-        return page("review.html", reviewer=reviewer, csrf=csrf_of(request), example=row, example_id=example_id,
-                    outputs=outputs, diffs=diffs, thoughts=thoughts,
-                    rating=rating, previous=previous, progress=progress(reviewer),
-                    number=position[example_id] + 1, a_model=a_model)
+        return r.review_page(request, example_id, prev)
 
     @app.post("/review/{example_id}")
     async def submit(request: Request, example_id: str):
-        reviewer = need_reviewer(request)
-        row = example(example_id)
-        form = await read_form(request, max_fields=len(FORM_FIELDS) + 5)
-        check_csrf(request, form)
+        reviewer = r.need_reviewer(request)
+        row = r.example(example_id)
+        form = await r.read_form(request, max_fields=len(FORM_FIELDS) + 5)
+        r.check_csrf(request, form)
         values = _check_form(form)
         rating = {"example_id": example_id, "reviewer": reviewer,
-                  **_unblind(values, store.a_model(example_id, reviewer))}
+                  **_unblind(values, r.store.a_model(example_id, reviewer))}
         try:
-            store.add(rating, tuned=row["tuned"], base=row["base"])
+            r.store.add(rating, tuned=row["tuned"], base=row["base"])
         except AlreadyRated as err:
             raise ReviewError(409, f"{err}; ratings cannot be changed (double submit?)") from err
-        if wants_json(request):
+        if r.wants_json(request):
             return JSONResponse({"stored": True, "a_model": rating["a_model"], "preferred": rating["preferred"]})
         return RedirectResponse(f"/review?prev={quote(example_id, safe='')}", status_code=303)
 
-    def summary() -> dict:
-        return summarise_ratings(order, predictions, store.ratings())
+
+def _add_results(app, r: _Review) -> None:
+    from fastapi import Request
+    from fastapi.responses import JSONResponse, Response
 
     @app.get("/summary")
     async def summary_page(request: Request, prev: str = ""):
-        reviewer = need_reviewer(request)
-        return page("summary.html", reviewer=reviewer, csrf=csrf_of(request), s=summary(), finished=bool(prev),
-                    interval=win_rate_interval)
+        reviewer = r.need_reviewer(request)
+        return r.page("summary.html", reviewer=reviewer, csrf=r.csrf_of(request), s=r.summary(), finished=bool(prev),
+                      interval=win_rate_interval)
 
     @app.get("/api/summary")
     async def summary_json(request: Request):
-        need_token(request)
-        return JSONResponse(json.loads(json.dumps(summary(), allow_nan=False)), headers=SECURITY_HEADERS)
+        r.need_token(request)
+        return JSONResponse(json.loads(json.dumps(r.summary(), allow_nan=False)), headers=SECURITY_HEADERS)
 
     @app.get("/export/{filename}")
     async def export(request: Request, filename: str):
-        need_token(request)
+        r.need_token(request)
         if filename not in EXPORTS:
             raise ReviewError(404, f"no export named {filename[:80]!r}; use {' or '.join(EXPORTS)}")
         media, render = EXPORTS[filename]
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        return Response(render(store.ratings()), media_type=media, headers={
-            **SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{run_dir.name}-{stamp}-{filename}"'})
+        return Response(render(r.store.ratings()), media_type=media, headers={
+            **SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{r.run_dir.name}-{stamp}-{filename}"'})
 
     @app.get("/static/{filename}")
     async def static(filename: str):
@@ -388,6 +423,18 @@ def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_
         return Response((HERE / "static" / filename).read_bytes(), media_type=STATIC[filename],
                         headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
+
+def create_app(run_dir: Path, token: str, *, read_timeout: float = READ_TIMEOUT_S):
+    """The review app for one run: login, one example at a time, the summary and the exports."""
+    from fastapi import FastAPI
+
+    r = _Review(run_dir, token, read_timeout)
+    app = FastAPI(title="sftflow review", docs_url=None, redoc_url=None, openapi_url=None)
+    _add_error_handlers(app, r)
+    _add_guards(app, r)
+    _add_login(app, r)
+    _add_rating(app, r)
+    _add_results(app, r)
     return app
 
 
