@@ -420,7 +420,8 @@ def export(
             result = export_gguf(cfg, out, quantize_to=quantize, n_verify=verify, log=log)
             if result.get("prompts"):
                 log(f"llama.cpp gave the Hugging Face model's greedy answer on {result['identical']} of "
-                    f"{result['prompts']} test prompts; its tokenizer matched on {result['tokenizer_identical']}")
+                    f"{result['prompts']} test prompts and its tokenizer the same prompt tokens on "
+                    f"{result['tokenizer_identical']} (each answer: {out / 'verify.json'})")
             log(f"exported GGUF: {out / 'model.gguf'}; Ollama: cd {out} && ollama create NAME -f Modelfile")
             return
         from sftflow.model.export import export_model

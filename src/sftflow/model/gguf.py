@@ -298,7 +298,8 @@ def verify(gguf_file: Path, hf_dir: Path, prompts: list[list[dict]], max_new_tok
             gg.append(token)
             if len(gg) >= max_new_tokens:
                 break
-        own = llm.tokenize(text.encode("utf-8"), add_bos=llm._model.add_bos_token(), special=True)
+        # add_bos=True lets llama.cpp add BOS only where the GGUF says to, as its server does
+        own = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
         examples.append({"prompt": text, "hf": tok.decode(hf, skip_special_tokens=True),
                          "llama_cpp": tok.decode(gg, skip_special_tokens=True), "identical": hf == gg,
                          "llama_cpp_tokenizer_identical": own == prompt})
@@ -331,30 +332,36 @@ def export_gguf(cfg, out_dir: Path, *, quantize_to: str = "f16", n_verify: int =
     system = training_system_prompt(cfg.run_dir)
     prompts = test_prompts(cfg, n_verify, system) if n_verify else []
     out_dir.mkdir(parents=True, exist_ok=True)
-    hf_dir = out_dir / "merged-hf"
-    export_model(cfg.run_dir, cfg.model_path(), hf_dir, merge=True, method=cfg.train.method,
-                 trust_remote_code=cfg.model.trust_remote_code)
-    gguf_file = out_dir / GGUF_FILE
-    log(f"converting to GGUF ({quantize_to}) with llama.cpp's convert_hf_to_gguf.py")
-    if quantize_to == "q4_k_m":
-        f16 = out_dir / "model-f16.gguf"
-        convert(hf_dir, f16, "f16", out_dir / "convert.log", log)
-        quantize(f16, gguf_file, quantize_to)
-        f16.unlink()
-    else:
-        convert(hf_dir, gguf_file, quantize_to, out_dir / "convert.log", log)
-    tok = load_tokenizer(str(hf_dir))
-    template = ollama_template(tok, prompts)
-    eos = tok.convert_ids_to_tokens(_eos_ids(hf_dir))
-    (out_dir / "Modelfile").write_text(modelfile(template, system, eos), encoding="utf-8")
-    if template is None:
-        log("warning: the chat template does not translate to an Ollama TEMPLATE; the Modelfile has none")
-    result = {"gguf": GGUF_FILE, "quantize": quantize_to, "system_prompt": system, "ollama_template": template is not None}
-    if prompts:
-        result |= verify(gguf_file, hf_dir, prompts, cfg.eval.max_new_tokens)
-    shutil.rmtree(hf_dir)
+    hf_dir = out_dir / "merged-hf"  # the merged Hugging Face model: converted, verified against, removed
+    try:
+        export_model(cfg.run_dir, cfg.model_path(), hf_dir, merge=True, method=cfg.train.method,
+                     trust_remote_code=cfg.model.trust_remote_code)
+        _convert(hf_dir, out_dir, quantize_to, log)
+        tok = load_tokenizer(str(hf_dir))
+        template = ollama_template(tok, prompts)
+        eos = tok.convert_ids_to_tokens(_eos_ids(hf_dir))
+        (out_dir / "Modelfile").write_text(modelfile(template, system, eos), encoding="utf-8")
+        if template is None:
+            log("warning: the chat template does not translate to an Ollama TEMPLATE; the Modelfile has none")
+        result = {"gguf": GGUF_FILE, "quantize": quantize_to, "system_prompt": system,
+                  "ollama_template": template is not None}
+        if prompts:
+            result |= verify(out_dir / GGUF_FILE, hf_dir, prompts, cfg.eval.max_new_tokens)
+    finally:
+        shutil.rmtree(hf_dir, ignore_errors=True)
     (out_dir / "verify.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return result
+
+
+def _convert(hf_dir: Path, out_dir: Path, quantize_to: str, log) -> None:
+    log(f"converting to GGUF ({quantize_to}) with llama.cpp's convert_hf_to_gguf.py")
+    if quantize_to != "q4_k_m":
+        convert(hf_dir, out_dir / GGUF_FILE, quantize_to, out_dir / "convert.log", log)
+        return
+    f16 = out_dir / "model-f16.gguf"
+    convert(hf_dir, f16, "f16", out_dir / "convert.log", log)
+    quantize(f16, out_dir / GGUF_FILE, quantize_to)
+    f16.unlink()
 
 
 def _eos_ids(hf_dir: Path) -> list[int]:
