@@ -397,12 +397,34 @@ def export(
     config: Path = ConfigArg,
     out: Path = typer.Option(..., "--out", help="folder for the exported model"),
     merge: bool = typer.Option(False, "--merge", help="fold the LoRA adapter into the base weights"),
+    fmt: str = typer.Option("hf", "--format", help="hf (Hugging Face folder) or gguf (llama.cpp, Ollama, LM Studio)"),
+    quantize: str = typer.Option("f16", "--quantize", help="GGUF weights: f16, q8_0 or q4_k_m"),
+    verify: int = typer.Option(5, "--verify", min=0, help="GGUF: compare greedy answers with the HF model on N test prompts"),
 ):
-    """Export the trained model: the adapter as is, or merged into a standalone model (--merge).
+    """Export the trained model: the adapter as is, merged into a standalone model (--merge),
+    or as one GGUF file with an Ollama Modelfile (--format gguf; needs pip install 'sftflow[gguf]').
 
     Example: sftflow export quickstart/sftflow.yaml --merge --out merged-model
+
+    Example: sftflow export quickstart/sftflow.yaml --format gguf --quantize q8_0 --out gguf-model
     """
     with user_errors():
+        if fmt not in ("hf", "gguf"):
+            raise SftflowError(f"--format {fmt}: choose hf or gguf")
+        if fmt == "hf" and quantize != "f16":
+            raise SftflowError("--quantize applies to --format gguf only")
+        if fmt == "gguf":
+            from sftflow.model.gguf import export_gguf, require_extra
+
+            require_extra()  # before the config's model loads: a missing extra is the first thing said
+            cfg = _load(config, model_code=True)
+            result = export_gguf(cfg, out, quantize_to=quantize, n_verify=verify, log=log)
+            if result.get("prompts"):
+                log(f"llama.cpp gave the Hugging Face model's greedy answer on {result['identical']} of "
+                    f"{result['prompts']} test prompts and its tokenizer the same prompt tokens on "
+                    f"{result['tokenizer_identical']} (each answer: {out / 'verify.json'})")
+            log(f"exported GGUF: {out / 'model.gguf'}; Ollama: cd {out} && ollama create NAME -f Modelfile")
+            return
         from sftflow.model.export import export_model
 
         cfg = _load(config, model_code=True)
