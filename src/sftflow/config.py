@@ -300,8 +300,9 @@ class TrainConfig(Strict):
     distributed: DistributedConfig = Field(
         default_factory=DistributedConfig, description="multi-GPU / multi-node strategy (torchrun, accelerate)"
     )
-    report_to: list[Literal["tensorboard", "mlflow"]] = Field(
-        default_factory=list, description="experiment trackers: tensorboard and/or mlflow (file store in the run dir)"
+    report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(
+        default_factory=list, description="experiment trackers: tensorboard, mlflow (file store in the run dir), "
+        "wandb (in the run dir, offline unless WANDB_MODE or a W&B key is set)"
     )
     extra: dict[str, Any] = Field(
         default_factory=dict, description="more trl.SFTConfig arguments passed through unchanged"
