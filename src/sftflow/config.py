@@ -355,12 +355,19 @@ class EvalConfig(Strict):
         0.10, gt=0, description="largest relative rise of general-text perplexity that is not forgetting "
         "(the default gate forgetting_ppl_increase)"
     )
+    benchmarks: list[str] = Field(
+        default_factory=list, description="lm-eval-harness tasks scored on base and tuned (pip install "
+        "'sftflow[lmeval]'): task names (arc_easy), task YAML files or folders of them; gated by benchmark_drop"
+    )
+    benchmark_limit: int | None = Field(None, ge=1, description="score only the first N examples of each benchmark task")
+    benchmark_fewshot: int | None = Field(None, ge=0, description="few-shot examples per benchmark prompt; default the task's")
     compare_base: bool = Field(True, description="also evaluate the untuned base model on the same prompts")
     max_examples: int | None = Field(None, ge=1, description="evaluate only the first N test examples")
     default_gates: bool = Field(
         True, description="the playbook's gates: task_gain >= 0.05 (tuned - base on the task metric), "
         "regression_probes <= 2 failures, forgetting_ppl_increase <= forgetting_threshold, forgetting_fact_drop "
-        "<= 10% (points), hallucination_rate <= 10%; override one in gates, or switch it off there with 'off'"
+        "<= 10% (points), hallucination_rate <= 10%, benchmark_drop <= 5% (points, with eval.benchmarks); override "
+        "one in gates, or switch it off there with 'off'"
     )
     gates: dict[str, str] = Field(
         default_factory=dict,
