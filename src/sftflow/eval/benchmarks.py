@@ -27,10 +27,13 @@ from sftflow.progress import phase
 MAIN_METRICS = ("acc_norm", "acc", "exact_match", "f1", "mcc", "word_perplexity", "perplexity")
 
 
-def check_installed(cfg: Config) -> None:
+def check_benchmarks(cfg: Config) -> None:
+    """Before any model is loaded (and before training, in `sftflow run`): lm-eval is there, and
+    so is every task file named."""
     if cfg.eval.benchmarks and importlib.util.find_spec("lm_eval") is None:
         raise SftflowError("eval.benchmarks: lm-eval-harness is not installed; pip install 'sftflow[lmeval]' "
                            "(or remove eval.benchmarks)")
+    benchmark_specs(cfg)
 
 
 def benchmark_specs(cfg: Config) -> list[tuple[str, Path | None]]:

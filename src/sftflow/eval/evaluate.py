@@ -21,7 +21,7 @@ from collections import Counter
 
 from sftflow.config import Config
 from sftflow.errors import SftflowError
-from sftflow.eval.benchmarks import check_installed, compare_benchmarks, run_benchmarks, task_manager
+from sftflow.eval.benchmarks import check_benchmarks, compare_benchmarks, run_benchmarks, task_manager
 from sftflow.eval.gates import check_gates, headline, resolve_gates, value_text
 from sftflow.eval.generate import generate
 from sftflow.eval.hallucination import (
@@ -242,7 +242,7 @@ def evaluate(cfg: Config, log=print) -> dict:
     facts = fact_probes(probes if e.probes else []) if e.forgetting else []
     general, general_source = (load_general_text(cfg.path(e.general_text) if e.general_text else None)
                                if e.forgetting else ([], None))
-    check_installed(cfg)
+    check_benchmarks(cfg)
     method = cfg.train.method
     base_path = cfg.model_path()
     perplexity = "perplexity" in task["metrics"]

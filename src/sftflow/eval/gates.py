@@ -189,7 +189,7 @@ def _phrase(aspect: str, rows: list[dict], metrics: dict) -> str:
             return "kept its benchmark scores" if ok else "benchmarks not measured"
         detail = f"{b['worst_task']} {worst['metric']} {worst['base']:.2f} → {worst['tuned']:.2f}"
         return (f"kept its benchmark scores (worst: {detail})" if ok
-                else f"lost benchmark ground ({detail}, needs drop {rows[0]['rule']})")
+                else f"fell short on benchmarks (worst: {detail}, drop {worst['drop']:+.2f}, needs {rows[0]['rule']})")
     return "passed human review" if ok else f"failed human review ({_failed_list(rows)})"
 
 
