@@ -597,9 +597,11 @@ def run(
     """
     with user_errors():
         from sftflow.data.prepare import prepare as run_prepare
+        from sftflow.eval.benchmarks import check_benchmarks
         from sftflow.train.trainer import train as run_train
 
         cfg = _load(config, training=True)
+        check_benchmarks(cfg)  # a missing lm-eval or task file stops the run before training, not after it
         start = time.time()
         run_prepare(cfg, log=log)
         run_train(cfg, strict=strict, overwrite=overwrite, log=log)

@@ -300,8 +300,9 @@ class TrainConfig(Strict):
     distributed: DistributedConfig = Field(
         default_factory=DistributedConfig, description="multi-GPU / multi-node strategy (torchrun, accelerate)"
     )
-    report_to: list[Literal["tensorboard", "mlflow"]] = Field(
-        default_factory=list, description="experiment trackers: tensorboard and/or mlflow (file store in the run dir)"
+    report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(
+        default_factory=list, description="experiment trackers: tensorboard, mlflow (file store in the run dir), "
+        "wandb (in the run dir, offline unless WANDB_MODE or a W&B key is set)"
     )
     extra: dict[str, Any] = Field(
         default_factory=dict, description="more trl.SFTConfig arguments passed through unchanged"
@@ -354,12 +355,19 @@ class EvalConfig(Strict):
         0.10, gt=0, description="largest relative rise of general-text perplexity that is not forgetting "
         "(the default gate forgetting_ppl_increase)"
     )
+    benchmarks: list[str] = Field(
+        default_factory=list, description="lm-eval-harness tasks scored on base and tuned (pip install "
+        "'sftflow[lmeval]'): task names (arc_easy), task YAML files or folders of them; gated by benchmark_drop"
+    )
+    benchmark_limit: int | None = Field(None, ge=1, description="score only the first N examples of each benchmark task")
+    benchmark_fewshot: int | None = Field(None, ge=0, description="few-shot examples per benchmark prompt; default the task's")
     compare_base: bool = Field(True, description="also evaluate the untuned base model on the same prompts")
     max_examples: int | None = Field(None, ge=1, description="evaluate only the first N test examples")
     default_gates: bool = Field(
         True, description="the playbook's gates: task_gain >= 0.05 (tuned - base on the task metric), "
         "regression_probes <= 2 failures, forgetting_ppl_increase <= forgetting_threshold, forgetting_fact_drop "
-        "<= 10% (points), hallucination_rate <= 10%; override one in gates, or switch it off there with 'off'"
+        "<= 10% (points), hallucination_rate <= 10%, benchmark_drop <= 5% (points, with eval.benchmarks); override "
+        "one in gates, or switch it off there with 'off'"
     )
     gates: dict[str, str] = Field(
         default_factory=dict,

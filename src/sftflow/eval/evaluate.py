@@ -5,7 +5,7 @@
 Writes `<run>/eval/predictions.jsonl` (prompt, reference, base and tuned output, per-example
 metrics and hallucination flags) and `<run>/eval/metrics.json`: answer-token perplexity, task
 metrics with 95% bootstrap intervals and paired base→tuned deltas, regression probes,
-forgetting, hallucination rates and gate results. Task metrics come from `eval.metrics`, or
+forgetting, lm-eval benchmark scores (`eval.benchmarks`), hallucination rates and gate results. Task metrics come from `eval.metrics`, or
 are inferred from the answers (JSON, labels or free text). Only test.jsonl is scored; the
 other splits' answers are read for the task's label set and JSON vocabulary, never scored.
 
@@ -21,6 +21,7 @@ from collections import Counter
 
 from sftflow.config import Config
 from sftflow.errors import SftflowError
+from sftflow.eval.benchmarks import check_benchmarks, compare_benchmarks, run_benchmarks, task_manager
 from sftflow.eval.gates import check_gates, headline, resolve_gates, value_text
 from sftflow.eval.generate import generate
 from sftflow.eval.hallucination import (
@@ -111,7 +112,7 @@ def plan_task(cfg: Config, test_refs: list[str], schema: dict | None) -> dict:
 
 def model_outputs(model, tok, cfg: Config, *, test: list[dict] | None, probes: list[dict], facts: list[dict],
                   general: list[dict], perplexity: bool, sample: bool, log, who: str = "tuned",
-                  system: str | None = None) -> dict:
+                  system: str | None = None, benchmarks=None) -> dict:
     """Everything one model has to produce: generations and perplexities, no scoring. Each
     stretch is a progress phase (count and ETA on a terminal). A `<think>` block is split off
     every output (kept in `test_reasoning`); `system` is the training data's system prompt, given
@@ -149,6 +150,8 @@ def model_outputs(model, tok, cfg: Config, *, test: list[dict] | None, probes: l
         out["facts"] = gen("general facts", [probe_messages(f) for f in facts], min(e.max_new_tokens, FACT_MAX_NEW_TOKENS))
     if general:
         out["general"] = ppl("general-text perplexity", general)
+    if benchmarks is not None:  # lm-eval's task manager, built once for both models
+        out["benchmarks"] = run_benchmarks(model, tok, cfg, benchmarks, who)
     return out
 
 
@@ -238,12 +241,13 @@ def evaluate(cfg: Config, log=print) -> dict:
     facts = fact_probes(probes if e.probes else []) if e.forgetting else []
     general, general_source = (load_general_text(cfg.path(e.general_text) if e.general_text else None)
                                if e.forgetting else ([], None))
+    check_benchmarks(cfg)
     method = cfg.train.method
     base_path = cfg.model_path()
     perplexity = "perplexity" in task["metrics"]
     system = training_system_prompt(run_dir)
     work = {"probes": probes, "facts": facts, "general": general, "perplexity": perplexity, "log": log,
-            "system": system}
+            "system": system, "benchmarks": task_manager(cfg) if e.benchmarks else None}
 
     model, tok = load_tuned(run_dir, base_path, method=method, trust_remote_code=cfg.model.trust_remote_code)
     model = _on_accelerator(model, method)
@@ -251,7 +255,7 @@ def evaluate(cfg: Config, log=print) -> dict:
     del model
 
     base = None
-    if e.compare_base or probes or facts or general:
+    if e.compare_base or probes or facts or general or e.benchmarks:
         # The base sees the very same rendered prompts: the run's tokenizer and template.
         base_tok = load_tokenizer(str(run_dir / "model"), padding_side="left")
         base_model = load_model(base_path, base_tok, method=method, trust_remote_code=cfg.model.trust_remote_code)
@@ -306,6 +310,11 @@ def evaluate(cfg: Config, log=print) -> dict:
             f"({forgetting['ppl_increase']:+.1%}), general facts {f['base_accuracy']:.0%} → {f['tuned_accuracy']:.0%}"
             + (" — above the forgetting threshold" if forgetting["flagged"] else ""))
 
+    bench = compare_benchmarks(base["benchmarks"], tuned["benchmarks"], cfg) if e.benchmarks else None
+    if bench:
+        log("eval: benchmarks: " + ", ".join(f"{k} {v['metric']} {v['base']:.3f} → {v['tuned']:.3f}"
+                                             for k, v in bench["tasks"].items()))
+
     rows, examples = [], []
     for i, r in enumerate(test):
         row = {
@@ -349,6 +358,7 @@ def evaluate(cfg: Config, log=print) -> dict:
         "perplexity_reference": PPL_REFERENCE,
         "probes": probe_result,
         "forgetting": forgetting,
+        "benchmarks": bench,
         "hallucination": hall,
     }
     gates, gates_off = resolve_gates(e)

@@ -12,6 +12,8 @@ or switched off there with `off`:
   forgetting_ppl_increase  relative rise of general-text perplexity          <= eval.forgetting_threshold
   forgetting_fact_drop     general facts answered right: base − tuned share               <= 10% (points)
   hallucination_rate       tuned answers flagged for made-up content                      <= 10%
+  benchmark_drop           largest base − tuned drop over the eval.benchmarks tasks       <= 5% (points)
+                           (on each task's main metric; only when benchmarks are set)
 
 A default gate whose measurement is switched off (`eval.compare_base`, `eval.probes`,
 `eval.forgetting: false`) is left out, and said so; a gate you wrote yourself on something not
@@ -32,6 +34,7 @@ RUN_GATES = {
     "regression_probes": ["probes", "failures"],  # failed probes, e.g. "<= 2 failures"
     "forgetting_ppl_increase": ["forgetting", "ppl_increase"],  # relative, e.g. "<= 10%"
     "forgetting_fact_drop": ["forgetting", "facts", "accuracy_drop"],  # base - tuned fact accuracy
+    "benchmark_drop": ["benchmarks", "max_drop"],  # the worst lm-eval task's drop, base - tuned
 }
 # The default gates; forgetting_ppl_increase takes its threshold from eval.forgetting_threshold.
 DEFAULT_GATES = {
@@ -40,6 +43,7 @@ DEFAULT_GATES = {
     "forgetting_ppl_increase": None,
     "forgetting_fact_drop": "<= 10%",
     "hallucination_rate": "<= 10%",
+    "benchmark_drop": "<= 5%",
 }
 # What each default gate needs measured, as the config switch that turns the measurement off.
 NEEDS = {"task_gain": "compare_base", "regression_probes": "probes", "forgetting_ppl_increase": "forgetting",
@@ -62,6 +66,8 @@ def resolve_gates(e: EvalConfig) -> tuple[dict[str, str], dict[str, str]]:
                 gates[name] = user  # overridden: checked even if its measurement is off (then "missing")
             elif name in e.gates:
                 off[name] = f"eval.gates: {name}: off"
+            elif name == "benchmark_drop" and not e.benchmarks:
+                continue  # benchmarks are opt-in: no gate, and nothing to say, without them
             elif name in NEEDS and not getattr(e, NEEDS[name]):
                 off[name] = f"eval.{NEEDS[name]}: false"
             else:
@@ -89,7 +95,7 @@ def gate_value(metrics: dict, name: str) -> float | None:
         node, parts = metrics, RUN_GATES[name]
     elif parts[0].startswith("human_"):  # human review (sftflow review): human_win_rate -> human.win_rate
         node, parts = metrics.get("human") or {}, [parts[0].removeprefix("human_"), *parts[1:]]
-    elif parts[0] in ("tuned", "base", "delta", "probes", "forgetting"):
+    elif parts[0] in ("tuned", "base", "delta", "probes", "forgetting", "benchmarks"):
         node, parts = metrics.get(parts[0]) or {}, parts[1:]
     if parts == ["perplexity"]:
         parts = ["answer_perplexity", "perplexity"]  # the perplexity sftflow reports: on answer tokens
@@ -127,7 +133,7 @@ def _aspect(gate: str) -> str:
         return "forgetting"
     if gate.startswith("human_"):
         return "human"
-    if gate in ("regression_probes", "hallucination_rate"):
+    if gate in ("regression_probes", "hallucination_rate", "benchmark_drop"):
         return gate
     return "task"
 
@@ -176,6 +182,14 @@ def _phrase(aspect: str, rows: list[dict], metrics: dict) -> str:
         value = _num(rows[0]["value"], "%")
         return (f"rarely made things up ({value} of answers flagged)" if ok
                 else f"made things up ({value} of answers flagged, needs {rows[0]['rule']})")
+    if aspect == "benchmark_drop":
+        b = metrics.get("benchmarks") or {}
+        worst = (b.get("tasks") or {}).get(b.get("worst_task"))
+        if not worst:
+            return "kept its benchmark scores" if ok else "benchmarks not measured"
+        detail = f"{b['worst_task']} {worst['metric']} {worst['base']:.2f} → {worst['tuned']:.2f}"
+        return (f"kept its benchmark scores (worst: {detail})" if ok
+                else f"fell short on benchmarks (worst: {detail}, drop {worst['drop']:+.2f}, needs {rows[0]['rule']})")
     return "passed human review" if ok else f"failed human review ({_failed_list(rows)})"
 
 

@@ -107,6 +107,11 @@ General facts answered correctly: {{ "%.0f"|format(100 * forgetting.facts.base_a
 {% if lost_facts %}<table><tr><th>fact the tuned model lost</th><th>expected</th><th>base</th><th>tuned</th></tr>
 {% for r in lost_facts %}<tr><td>{{ r.prompt }}</td><td>{{ r.expect }}</td><td><pre>{{ r.base }}</pre></td><td class="bad"><pre>{{ r.tuned }}</pre></td></tr>{% endfor %}</table>{% endif %}
 {% else %}<p class="muted">Not measured (eval.forgetting: false).</p>{% endif %}
+{% if metrics.benchmarks %}{% set b = metrics.benchmarks %}<h3 id="benchmarks">Benchmarks (lm-eval-harness {{ b.lm_eval }})</h3>
+<table><tr><th>task</th><th>metric</th><th>examples</th><th>base</th><th>tuned</th><th>tuned − base</th></tr>
+{% for task, r in b.tasks.items() %}<tr><td>{{ task }}</td><td>{{ r.metric }}</td><td>{{ r.n }}</td><td>{{ "%.3f"|format(r.base) if r.base is not none else "–" }}</td>
+<td>{{ "%.3f"|format(r.tuned) }}</td><td class="{{ 'fail' if r.drop and r.drop > 0 else 'pass' }}">{{ "%+.3f"|format(r.delta) if r.delta is not none else "–" }}</td></tr>{% endfor %}
+</table><p class="muted">{{ "first %d examples per task" % b.limit if b.limit else "all examples" }}{{ ", %d-shot" % b.num_fewshot if b.num_fewshot is not none else "" }}; the gate benchmark_drop checks the largest drop.</p>{% endif %}
 <h2 id="hallucination">Hallucination checks and wrong values</h2>
 <dl class="defs"><dt>hallucination</dt><dd>the output states something that neither the prompt nor the reference
 supports: a number or a name found in neither, a JSON key the task never uses, a value outside a field's allowed set,
@@ -422,6 +427,11 @@ tie {{ h.preferences.tie }}). Human hallucination flags: base {{ h.base.hallucin
 
 {% if images.forgetting %}![forgetting]({{ images.forgetting }})
 {% endif %}{% else %}Not measured.
+{% endif %}{% if metrics.benchmarks %}
+| benchmark (lm-eval {{ metrics.benchmarks.lm_eval }}) | metric | examples | base | tuned | tuned − base |
+|---|---|---|---|---|---|
+{% for task, r in metrics.benchmarks.tasks.items() %}| {{ task }} | {{ r.metric }} | {{ r.n }} | {{ "%.3f"|format(r.base) if r.base is not none else "–" }} | {{ "%.3f"|format(r.tuned) }} | {{ "%+.3f"|format(r.delta) if r.delta is not none else "–" }} |
+{% endfor %}
 {% endif %}
 ## Hallucination checks and wrong values
 

@@ -35,6 +35,7 @@ from sftflow.io import atomic_write_text, read_jsonl, write_json
 from sftflow.model.chat import tokenize_record
 from sftflow.progress import phase
 from sftflow.train.distributed import is_main_process, trainer_settings, world_size
+from sftflow.train.trackers import finish_wandb, start_wandb
 
 
 def tokenize_split(tokenizer, records: list[dict], max_length: int, reasoning: bool = True) -> tuple[list[dict], dict]:
@@ -319,6 +320,7 @@ def build_trainer(cfg: Config, log=print, strict: bool = False):
         gradient_checkpointing=t.gradient_checkpointing or t.method == "qlora",
         gradient_checkpointing_kwargs={"use_reentrant": False},
         report_to=report_to(cfg, run_dir),
+        run_name=cfg.name,  # one name in every tracker (MLflow's run, W&B's run)
         logging_nan_inf_filter=False,  # a NaN must surface (and stop the run), not be averaged away
         use_cpu=use_cpu,
         dataloader_num_workers=0,
@@ -371,14 +373,17 @@ def build_trainer(cfg: Config, log=print, strict: bool = False):
 
 
 def report_to(cfg: Config, run_dir: Path) -> list[str]:
-    """Experiment trackers: TensorBoard logs in the run dir, MLflow in a file store there (no server)."""
+    """Experiment trackers: TensorBoard logs in the run dir, MLflow in a file store there (no server),
+    W&B in runs/NAME/wandb (trackers.py)."""
     import importlib.util
     import os
 
+    from sftflow.train.trackers import INSTALL
+
     targets = list(cfg.train.report_to)
-    for name, module in (("tensorboard", "tensorboard"), ("mlflow", "mlflow")):
-        if name in targets and importlib.util.find_spec(module) is None:
-            raise SftflowError(f"train.report_to: {name} is not installed; pip install {module} (or remove it)")
+    for name in targets:
+        if importlib.util.find_spec(name) is None:
+            raise SftflowError(f"train.report_to: {name} is not installed; {INSTALL[name]} (or remove it)")
     if "mlflow" in targets:
         os.environ.setdefault("MLFLOW_TRACKING_URI", (run_dir / "mlruns").resolve().as_uri())
         os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", cfg.name)
@@ -421,7 +426,7 @@ def _silent(message: str) -> None:
 
 
 RUN_OUTPUTS = ("model", "checkpoints", "eval", "metrics.jsonl", "train_summary.json", "loss_curve.png", "config.yaml",
-               "chat_template.jinja", "versions.json", "tensorboard", "mlruns")
+               "chat_template.jinja", "versions.json", "tensorboard", "mlruns", "wandb")
 
 
 def train(cfg: Config, *, resume: bool = False, strict: bool = False, overwrite: bool = False, log=print) -> dict:
@@ -632,6 +637,9 @@ def _train(cfg: Config, *, resume: bool = False, strict: bool = False, log=print
     trainer, info = build_trainer(cfg, log, strict=strict)
     tokenizer = trainer.processing_class
     info["run_id"], info["data_fingerprint"] = record_run_in_ledger(cfg) if main else ("", "")
+    # Before the first evaluate, or the trainer's W&B callback opens its own run in the cwd; if
+    # training fails W&B's exit hook closes it.
+    tracker = start_wandb(cfg, run_dir, info) if main and "wandb" in t.report_to else None
 
     start = time.time()
     initial_eval = None
@@ -647,7 +655,10 @@ def _train(cfg: Config, *, resume: bool = False, strict: bool = False, log=print
             metrics_path.unlink(missing_ok=True)  # a fresh start: a new history
         with phase(f"train: validation loss before training ({info['val_examples']:,} examples)"):
             initial_eval = trainer.evaluate()["eval_loss"]  # the baseline the curve must beat (logged at step 0)
-    result = trainer.train(resume_from_checkpoint=resume_from)
+    try:
+        result = trainer.train(resume_from_checkpoint=resume_from)
+    finally:
+        finish_wandb(tracker, log)
     seconds = time.time() - start
 
     history = trainer.state.log_history
