@@ -6,7 +6,7 @@ Every input row ends in exactly one fate: kept (in train, val or test), rejected
 line, field and reason, in rejects.jsonl), duplicate (of the kept example's id), filtered
 (low quality or contaminated, with score and reasons), or unused (general mix-in data beyond
 the mix ratio; synthetic rows over data.synth.max_train_share or in a group with human test
-rows). `kept + rejected + duplicates + filtered + unused == rows read` is checked before
+rows; rows past a source's max_rows, or training rows beyond its weight). `kept + rejected + duplicates + filtered + unused == rows read` is checked before
 anything is published. With data.quality.judge, an LLM judge's verdict joins the rule score
 (judge.py); `sftflow synth` candidates are read as one more source (origin synthetic).
 
