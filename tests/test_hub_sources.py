@@ -197,3 +197,27 @@ def test_save_to_disk_folder_each_split_numbered_on_its_own(tmp_path, shape):
         r = prepare(root, tmp_path / "unused-cache")
         assert r.returncode == 0, r.stderr
         assert {f for f, *_ in fates(root)} == {"raw/saved[test]"}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_split_that_loses_a_row_stops_prepare(tmp_path, monkeypatch):
+    """The reconciliation for datasets: the rows read are held against datasets' own row count, so
+    a reader that loses a row stops prepare (here the split yields one row fewer than it states)."""
+    from sftflow.config import parse_config
+    from sftflow.data import hub
+    from sftflow.data.prepare import prepare as run_prepare
+    from sftflow.errors import SftflowError
+
+    datasets.Dataset.from_list(rows(30)).save_to_disk(str(tmp_path / "saved"))
+    real = hub._part
+
+    def losing(ds, label, split, is_hub):
+        part = real(ds, label, split, is_hub)
+        part.dataset = ds.select(range(ds.num_rows - 1))
+        return part
+
+    monkeypatch.setattr(hub, "_part", losing)
+    cfg = parse_config({"data": {"sources": [{"path": "saved"}]}, "model": {"name_or_path": "no-such-model"}},
+                       root=tmp_path)
+    with pytest.raises(SftflowError, match=r"saved: the file states 30 rows but 29 were read"):
+        run_prepare(cfg, log=lambda m: None)
