@@ -54,7 +54,8 @@ class Strict(BaseModel):
 
 
 class DataSource(Strict):
-    path: str = Field(description="file, folder or glob of raw examples (JSONL, JSON, CSV/TSV, Parquet)")
+    path: str = Field(description="file, folder or glob of raw examples (JSONL, JSON, CSV/TSV, Parquet, a save_to_disk "
+                      "folder), or a Hugging Face dataset id (org/name) when no such local path exists")
     format: Literal[FORMATS] = Field("auto", description="row format; auto detects it per row")
     mapping: dict[str, str] = Field(
         default_factory=dict,
@@ -64,6 +65,18 @@ class DataSource(Strict):
         "human", description="who wrote these examples; a row's own 'origin' field overrides it"
     )
     license: str | None = Field(None, description="licence of this source, shown in the data card")
+    split: str | None = Field(
+        None, description="hub dataset or save_to_disk folder: the split to read (e.g. train); default every split"
+    )
+    subset: str | None = Field(None, description="hub dataset: the subset (configuration) name, if it has several")
+    revision: str | None = Field(None, description="hub dataset: branch, tag or commit to load (default main)")
+    weight: float | None = Field(
+        None, gt=0, description="share of the training split drawn from this source (weights are normalised; set "
+        "one on every source or none); val/test are never affected"
+    )
+    max_rows: int | None = Field(
+        None, ge=1, description="read at most the first N rows of this source; the rest are recorded as unused"
+    )
 
 
 class Split(Strict):
@@ -242,6 +255,15 @@ class DataConfig(Strict):
     synth: SynthConfig = Field(
         default_factory=SynthConfig, description="synthetic examples: generation (sftflow synth) and how prepare admits them"
     )
+
+    @model_validator(mode="after")
+    def _weights_on_all_or_none(self) -> DataConfig:
+        weighted = [s.weight is not None for s in self.sources]
+        if any(weighted) and not all(weighted):
+            missing = ", ".join(f"sources[{i}] ({s.path})" for i, s in enumerate(self.sources) if s.weight is None)
+            raise ValueError(f"{missing} has no weight; weights are shares of train, so set one on every source "
+                             "(or on none)")
+        return self
 
 
 class ModelConfig(Strict):

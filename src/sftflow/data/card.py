@@ -129,6 +129,23 @@ def _pii_lines(pii: dict | None) -> list[str]:
     return lines
 
 
+def _source_lines(sources: list[dict] | None) -> list[str]:
+    """Per data.sources entry, when one has a weight or max_rows: how much of it reached train."""
+    if not sources or not any(o["weight"] or o["max_rows"] for o in sources):
+        return []
+    lines = ["", "Per source (`data.sources`): rows past `max_rows` and training rows beyond a source's `weight` are "
+             "unused (ledger reasons `source_max_rows`, `source_weight`); weights apply to train only, after the "
+             "split, so val/test do not depend on them.", "",
+             "| source | weight | max_rows | read | kept | in train | unused: max_rows | unused: weight | train share |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for o in sources:
+        target = f" (target {o['target_share']:.0%})" if o["target_share"] is not None else ""
+        lines.append(f"| {_cell(o['path'])} | {o['weight'] if o['weight'] is not None else '–'} | "
+                     f"{o['max_rows'] or '–'} | {o['read']} | {o['kept']} | {o['train']} | {o['source_max_rows']} | "
+                     f"{o['source_weight']} | {o['share']:.1%}{target} |")
+    return lines
+
+
 def write_data_card(folder: Path, stats: dict) -> Path:
     q = stats["quality"]
     _histogram_png(folder / "quality_hist.png", q["histogram"], q["threshold"])
@@ -154,6 +171,7 @@ def write_data_card(folder: Path, stats: dict) -> Path:
         lic = next((v for k, v in licences.items() if f.startswith(k.split("*")[0])), "–")
         lines.append(f"| {f} | {c.get('read', 0)} | {c.get('kept', 0)} | {c.get('rejected', 0)} | "
                      f"{c.get('duplicates', 0)} | {c.get('filtered', 0)} | {fmts} | {lic} |")
+    lines += _source_lines(stats.get("sources"))
     lines += ["", "All rows are converted to chat messages and rendered by one chat template."]
     sp = stats["system_prompts"]
     if sp["distinct"]:

@@ -36,6 +36,7 @@ KEPT, DUPLICATE, FILTERED, UNUSED = 0, 1, 2, 3
 MAX_GROUP_ROWS = 50
 MAX_GROUP_SHARE = 0.02
 BEYOND_MIX = "beyond data.mix.ratio"
+SOURCE_WEIGHT = "source_weight"  # a training row beyond its source's data.sources weight
 
 
 @dataclass
@@ -53,6 +54,14 @@ class Fates:
     synthetic: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     conflict: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # group per row of `rows`, -1
+    weighted_out: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # records, sorted
+
+    def why(self, record: int) -> str:
+        """Why an unused record is unused."""
+        k = int(np.searchsorted(self.weighted_out, record))
+        if k < len(self.weighted_out) and self.weighted_out[k] == record:
+            return SOURCE_WEIGHT
+        return self.why_unused.get(record, BEYOND_MIX)
 
     def conflicts_in(self, start: int, size: int) -> np.ndarray:
         """Conflict group of records start ... start + size - 1 (-1: none)."""
@@ -79,8 +88,9 @@ class Fates:
 
 
 def decide(store: ColumnStore, strata: list | None, near_whole: NearDupIndex, near_prompt: NearDupIndex,
-           cfg: Config) -> Fates:
-    """Fates of all records in the store; writes its "split" column for the records not in Fates.rows."""
+           cfg: Config, file_source: np.ndarray | None = None) -> Fates:
+    """Fates of all records in the store; writes its "split" column for the records not in Fates.rows.
+    `file_source`: the data.sources entry of each file code (-1: none), for the source weights."""
     n = len(store)
     keys = functools.partial(_equal_keys, store)
     near = cfg.data.dedup.near
@@ -91,25 +101,36 @@ def decide(store: ColumnStore, strata: list | None, near_whole: NearDupIndex, ne
     if strata is not None:
         rows = np.arange(n)
     else:
-        flagged = [start + np.flatnonzero(b["mix"] | b["synthetic"]) for start, b in store.blocks("mix", "synthetic")]
+        weighted = _weighted_files(cfg, file_source)  # every row of a weighted source is decided together
+        flagged = [start + np.flatnonzero(b["mix"] | b["synthetic"] | (False if weighted is None else weighted[b["file"]]))
+                   for start, b in store.blocks("mix", "synthetic", "file")]
         rows = np.unique(np.concatenate([e.ravel() for e in (*dup_edges, *split_edges, prompt_edges)] + flagged))
     isolated = _split_the_rest(store, rows, cfg)
     sub = {name: store.gather(name, rows) for name in ("id", "file", "line", "score", "filter", "mix", "exact", "own",
                                                        "synthetic", "answer")}
     local = functools.partial(np.searchsorted, rows)  # record index → position in `rows`
     fates = _decide_together(sub, strata, [local(e) for e in dup_edges], [local(e) for e in split_edges],
-                             local(prompt_edges), isolated, cfg)
+                             local(prompt_edges), isolated, cfg, file_source)
     # from positions in `rows` back to record indices
     keeper = rows[fates.keeper]
     keepers = np.unique(keeper[fates.state == DUPLICATE])
     at = local(keepers)
     return replace(fates, rows=rows, keeper=keeper,
                    keepers={"row": keepers, **{name: sub[name][at] for name in ("id", "file", "line")}},
-                   why_unused={int(rows[i]): why for i, why in fates.why_unused.items()})
+                   why_unused={int(rows[i]): why for i, why in fates.why_unused.items()},
+                   weighted_out=rows[fates.weighted_out])
 
 
 def _equal_keys(store: ColumnStore, name: str) -> np.ndarray:
     return equal_key_pairs_in_blocks(lambda: ((s, b[name]) for s, b in store.blocks(name)), len(store))
+
+
+def _weighted_files(cfg: Config, file_source: np.ndarray | None) -> np.ndarray | None:
+    """Per file code: whether its rows come from a data.sources entry with a weight (None: no weights)."""
+    if file_source is None or cfg.data.sources[0].weight is None:
+        return None
+    weighted = np.array([s.weight is not None for s in cfg.data.sources] + [False])
+    return weighted[file_source]  # -1 (not a data.sources entry) picks the final False
 
 
 def _split_the_rest(store: ColumnStore, rows: np.ndarray, cfg: Config) -> dict[str, int]:
@@ -137,7 +158,7 @@ def _split_the_rest(store: ColumnStore, rows: np.ndarray, cfg: Config) -> dict[s
 
 def _decide_together(col: dict[str, np.ndarray], strata: list | None, dup_edges: list[np.ndarray],
                      split_edges: list[np.ndarray], prompt_edges: np.ndarray, isolated: dict[str, int],
-                     cfg: Config) -> Fates:
+                     cfg: Config, file_source: np.ndarray | None = None) -> Fates:
     """Fates of a set of records given their keys and the edges between them (positions in the set).
     `isolated`: how many examples outside the set are kept and in train (the group-size limit,
     mix ratio and synthetic cap count them too)."""
@@ -190,6 +211,9 @@ def _decide_together(col: dict[str, np.ndarray], strata: list | None, dup_edges:
                              cfg)
     for i, why in synth.pop("unused").items():
         unused[i], split[i], why_unused[i] = True, -1, why
+    weighted_out, note = _source_weights(col, task & ~unused & (split == 0), file_source, cfg)
+    unused[weighted_out], split[weighted_out] = True, -1
+    notes += note
     mix_kept = np.flatnonzero(kept & is_mix)
     if cfg.data.mix and len(mix_kept):
         r = cfg.data.mix.ratio
@@ -206,7 +230,8 @@ def _decide_together(col: dict[str, np.ndarray], strata: list | None, dup_edges:
     state[filtered] = FILTERED
     split[state != KEPT] = -1
     return Fates(rows=np.arange(n), state=state, split=split, keeper=keeper, near=duplicate & (exact != exact[keeper]),
-                 keepers={}, why_unused=why_unused, synthetic=synth, warnings=notes, conflict=conflict)
+                 keepers={}, why_unused=why_unused, synthetic=synth, warnings=notes, conflict=conflict,
+                 weighted_out=weighted_out)
 
 
 def _chain_within(n: int, equal_key_edges: np.ndarray, members: np.ndarray) -> np.ndarray:
@@ -253,3 +278,36 @@ def _synthetic_rules(is_synth: np.ndarray, task: np.ndarray, split: np.ndarray, 
                 out["unused"][i] = f"synthetic beyond data.synth.max_train_share {s.max_train_share:g}"
             out["over_cap"] = len(in_train) - allowed
     return out
+
+
+def _source_weights(col: dict[str, np.ndarray], in_train: np.ndarray, file_source: np.ndarray | None,
+                    cfg: Config) -> tuple[np.ndarray, list[str]]:
+    """Training rows to leave unused so that each data.sources entry's share of train is its weight.
+
+    Runs on train only, after the split, so val and test never depend on the weights. Rows are never
+    repeated: the source with the fewest training rows for its share sets the size of train, and
+    the others keep that share of it, chosen by a seeded hash of the id (the same every run).
+    Returns (positions to leave unused, warnings)."""
+    sources = cfg.data.sources
+    if file_source is None or not len(file_source) or sources[0].weight is None:
+        return np.zeros(0, dtype=np.int64), []
+    source = np.append(file_source, -1)[col["file"]]
+    total = sum(s.weight for s in sources)
+    members = [np.flatnonzero(in_train & (source == i)) for i in range(len(sources))]
+    have = [k for k, m in enumerate(members) if len(m)]
+    size = min((len(members[k]) * total / sources[k].weight for k in have), default=0.0)  # rows of train
+    out, report, notes = [], [], []
+    for k, m in enumerate(members):
+        use = min(len(m), int(sources[k].weight / total * size + 0.5))
+        rank = sorted(m.tolist(), key=lambda i: hash64(f"{cfg.data.seed}:weight:{int(col['id'][i]):016x}"))
+        out += rank[use:]
+        report.append({"train_rows": len(m), "used": use})
+        if len(m) == 0:
+            notes.append(f"data.sources[{k}] ({sources[k].path}) has no training rows; its weight cannot be met")
+    left = sum(r["train_rows"] - r["used"] for r in report)
+    if left > 0.5 * sum(r["train_rows"] for r in report):
+        short = min(have, key=lambda k: len(members[k]) / sources[k].weight)
+        notes.append(f"data.sources weights leave {left} of {sum(r['train_rows'] for r in report)} training rows "
+                     f"unused (source_weight): {sources[short].path} has the fewest for its share, and rows are never "
+                     "repeated; add data to it or lower the other weights")
+    return np.array(sorted(out), dtype=np.int64), notes

@@ -6,7 +6,7 @@ Every input row ends in exactly one fate: kept (in train, val or test), rejected
 line, field and reason, in rejects.jsonl), duplicate (of the kept example's id), filtered
 (low quality or contaminated, with score and reasons), or unused (general mix-in data beyond
 the mix ratio; synthetic rows over data.synth.max_train_share or in a group with human test
-rows). `kept + rejected + duplicates + filtered + unused == rows read` is checked before
+rows; rows past a source's max_rows, or training rows beyond its weight). `kept + rejected + duplicates + filtered + unused == rows read` is checked before
 anything is published. With data.quality.judge, an LLM judge's verdict joins the rule score
 (judge.py); `sftflow synth` candidates are read as one more source (origin synthetic).
 
@@ -46,11 +46,12 @@ from sftflow.config import Config
 from sftflow.data.card import write_data_card
 from sftflow.data.columns import ColumnStore, file_blocks
 from sftflow.data.conflicts import SHOWN_GROUPS
-from sftflow.data.decide import BEYOND_MIX, DUPLICATE, FILTERED, KEPT, UNUSED, Fates, decide
+from sftflow.data.decide import DUPLICATE, FILTERED, KEPT, SOURCE_WEIGHT, UNUSED, Fates, decide
 from sftflow.data.dedup import NearDupIndex, dedup_texts, hash64, key_ranges, keys_in_range
+from sftflow.data.hub import DatasetPart, dataset_parts, read_part
 from sftflow.data.ledger import Ledger
 from sftflow.data.load import ReadAccount, check_account, read_rows, resolve_sources
-from sftflow.data.rows import Chunk, RowProcessor, RowSettings, SourceSpec
+from sftflow.data.rows import Chunk, RawRow, RowProcessor, RowSettings, SourceSpec
 from sftflow.data.split import NGRAM, SPLITS, NgramIndex, ngram_hashes
 from sftflow.data_folder import PUBLISHING, finish_interrupted_publish, publish
 from sftflow.errors import SftflowError
@@ -70,6 +71,14 @@ COLUMNS = {"id": np.uint64, "file": np.int32, "line": np.int64, "exact": np.uint
            "tokens": np.int32, "synthetic": bool, "pii": bool, "filter": np.int32, "reasons": np.int32}
 MAX_SYSTEM_PROMPTS = 100_000  # distinct system prompts counted one by one (memory stays bounded)
 NGRAM_RANGE = 1 << 20  # n-grams (train and val/test together) matched at once in the leakage report (~30 MiB)
+SOURCE_MAX_ROWS = "source_max_rows"  # a row past its source's data.sources max_rows
+
+
+@dataclass
+class Capped:
+    """Rows of a source past its max_rows: read (every row gets a fate) but not converted."""
+
+    rows: list[RawRow]
 
 
 def display_path(path: Path, root: Path) -> str:
@@ -114,6 +123,8 @@ class Collector:
         self.rows_read = 0
         self.pii_kinds: Counter = Counter()  # rows with personal data, by kind (found before redaction)
         self.pii_rows = 0
+        self.source_of: dict[str, int] = {}  # file → its data.sources entry
+        self.capped = 0  # rows past a source's max_rows
         self.teachers: Counter = Counter()  # synthetic records by teacher model and by template
         self.templates: Counter = Counter()
 
@@ -123,8 +134,22 @@ class Collector:
             table.append(value)
         return table.index(value)
 
+    def add_capped(self, rows: list[RawRow], src: SourceSpec, cap: int) -> None:
+        """Rows past the source's max_rows: unused, with the reason, without being converted."""
+        counts = self.per_file[src.file]
+        self.source_of[src.file] = src.source
+        for r in rows:
+            self.ledger.decide(None, src.file, r.line, "prepare", "unused", SOURCE_MAX_ROWS,
+                               f"past data.sources[{src.source}].max_rows {cap}")
+        self.rows_read += len(rows)
+        self.capped += len(rows)
+        counts["read"] += len(rows)
+        counts["unused"] += len(rows)
+        counts[SOURCE_MAX_ROWS] += len(rows)
+
     def add(self, chunk: Chunk, src: SourceSpec) -> None:
         counts = self.per_file[src.file]
+        self.source_of[src.file] = src.source
         file_code = self.code(self.files, src.file)
         cur: dict[str, list] = defaultdict(list)
         for row in chunk.rows:
@@ -284,7 +309,7 @@ def _sources(cfg: Config) -> Iterator[tuple[SourceSpec, Path]]:
     """(how to read it, path) for every input file, each file once however many entries name it."""
     seen: set[str] = set()
     for spec, path in _listed_sources(cfg):
-        real = os.path.realpath(path)
+        real = path.key if isinstance(path, DatasetPart) else os.path.realpath(path)
         if real not in seen:
             seen.add(real)
             yield spec, path
@@ -304,18 +329,23 @@ def _check_output_outside(cfg: Config, pattern: str, files: list[Path]) -> None:
                            "read its own outputs on the next run; put the outputs or the raw files in another folder")
 
 
-def _listed_sources(cfg: Config) -> Iterator[tuple[SourceSpec, Path]]:
-    for source in cfg.data.sources:
+def _listed_sources(cfg: Config) -> Iterator[tuple[SourceSpec, Path | DatasetPart]]:
+    listed = set()
+    for i, source in enumerate(cfg.data.sources):
+        parts = dataset_parts(source, cfg.root, i)  # a hub id or a save_to_disk folder: one part per split
+        if parts is not None:
+            for part in parts:
+                yield SourceSpec(part.display, source.format, source.mapping, source.origin, source=i), part
+            continue
         files = resolve_sources(source.path, cfg.root)
         _check_output_outside(cfg, source.path, files)
         for path in files:
-            yield SourceSpec(display_path(path, cfg.root), source.format, source.mapping, source.origin), path
+            listed.add(path.resolve())
+            yield SourceSpec(display_path(path, cfg.root), source.format, source.mapping, source.origin, source=i), path
     synth = cfg.data.synth
     output = cfg.path(synth.output)
-    if synth.include and output.is_file():  # `sftflow synth` candidates, unless already a listed source
-        listed = {p.resolve() for s in cfg.data.sources for p in resolve_sources(s.path, cfg.root)}
-        if output.resolve() not in listed:
-            yield SourceSpec(display_path(output, cfg.root), "messages", {}, "synthetic"), output
+    if synth.include and output.is_file() and output.resolve() not in listed:  # `sftflow synth` candidates
+        yield SourceSpec(display_path(output, cfg.root), "messages", {}, "synthetic"), output
     if cfg.data.mix:
         m = cfg.data.mix
         for path in resolve_sources(m.path, cfg.root):
@@ -343,18 +373,27 @@ def _work(args) -> Chunk:
     return _WORKER.process(raws, src)
 
 
-def _stream_chunks(sources: list, processor: RowProcessor, pool, accounts: dict,
-                   bad_csv: str = "reject") -> Iterator[tuple[Chunk, SourceSpec]]:
-    """Chunks of processed rows in input order; each file's ReadAccount lands in `accounts`."""
+def _stream_chunks(sources: list, processor: RowProcessor, pool, accounts: dict, bad_csv: str = "reject",
+                   caps: dict | None = None) -> Iterator[tuple[Chunk | Capped, SourceSpec]]:
+    """Chunks of processed rows in input order; each file's ReadAccount lands in `accounts`. With
+    `caps` (data.sources entry → max_rows), a source's rows past its first max_rows come as `Capped`."""
+    caps, taken = caps or {}, Counter()
     for src, path in sources:
         account = accounts[src.file] = (path, ReadAccount())
-        jobs = ((raws, src) for raws in _chunks(read_rows(path, account[1], bad_csv), CHUNK))
+        rows = read_part(path, account[1]) if isinstance(path, DatasetPart) else read_rows(path, account[1], bad_csv)
+        room = caps[src.source] - taken[src.source] if src.source in caps else None
+        head = rows if room is None else islice(rows, max(0, room))  # leaves the rest of `rows` unread
+        jobs = ((raws, src) for raws in _chunks(head, CHUNK))
         if pool is None:
             for raws, s in jobs:
                 yield processor.process(raws, s), src
         else:
             for chunk in pool.imap(_work, jobs):  # imap keeps input order: same result as one process
                 yield chunk, src
+        taken[src.source] += account[1].rows
+        if room is not None:
+            for over in _chunks(rows, CHUNK):
+                yield Capped(over), src
 
 
 def prepare(cfg: Config, log=print, workers: int = 1) -> dict:
@@ -418,7 +457,12 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     accounts: dict[str, tuple[Path, ReadAccount]] = {}
     try:
         with phase(f"prepare: reading, converting and scoring {len(sources)} file(s)", unit="rows") as update:
-            for chunk, src in _stream_chunks(sources, processor, pool, accounts, cfg.data.bad_csv):
+            caps = {i: s.max_rows for i, s in enumerate(cfg.data.sources) if s.max_rows is not None}
+            for chunk, src in _stream_chunks(sources, processor, pool, accounts, cfg.data.bad_csv, caps):
+                if isinstance(chunk, Capped):
+                    col.add_capped(chunk.rows, src, caps[src.source])
+                    update(col.rows_read)
+                    continue
                 if judge is not None and not src.mix:  # in the main process: one cache, one request budget
                     judge.apply(chunk.rows, settings.threshold if settings.quality else None)
                 col.add(chunk, src)
@@ -436,7 +480,8 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     clock["read_score_hash"] = time.perf_counter()
     col.store.close()
     with phase("prepare: duplicates, conflicts and splits"):
-        fate = decide(col.store, col.strata, col.near_whole, col.near_prompt, cfg)
+        file_source = np.array([col.source_of.get(f, -1) for f in col.files], dtype=np.int64)
+        fate = decide(col.store, col.strata, col.near_whole, col.near_prompt, cfg, file_source)
     clock["dedup_split_decisions"] = time.perf_counter()
     with phase("prepare: writing train/val/test and the ledger", total=col.rows_read) as update:
         tally = _write_splits(work, col, fate, update)
@@ -446,7 +491,7 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
         "rejected": sum(v["rejected"] for v in col.per_file.values()),
         "duplicates": int(tally.states[DUPLICATE]),
         "filtered": int(tally.states[FILTERED]),
-        "unused": int(tally.states[UNUSED]),
+        "unused": int(tally.states[UNUSED]) + col.capped,
     }
     if sum(totals.values()) != col.rows_read:  # the promise of this stage: never silently lose a row
         raise RuntimeError(f"row accounting broken: {totals} does not sum to {col.rows_read} rows read")
@@ -486,6 +531,7 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
         "formats": {f: dict(v) for f, v in col.formats.items()},
         "files": {f: dict(v) for f, v in col.per_file.items()},
         "licenses": {s.path: s.license for s in cfg.data.sources if s.license},
+        "sources": _source_counts(cfg, col),
         "reject_reasons": dict(col.reject_reasons.most_common()),
         "pii": {"mode": cfg.data.quality.pii, "rows": col.pii_rows, "kinds": dict(col.pii_kinds.most_common()),
                 "kept": tally.pii_kept},
@@ -516,7 +562,8 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     write_data_card(work, stats)
     log(f"prepare: {col.rows_read} rows read → {totals['kept']} kept, {totals['rejected']} rejected, "
         f"{totals['duplicates']} duplicates ({tally.near_duplicates} near), {totals['filtered']} filtered"
-        + (f", {totals['unused']} unused (general mix / synthetic rules / conflicting labels)" if totals["unused"] else "")
+        + (f", {totals['unused']} unused (general mix / synthetic rules / conflicting labels / source weights and "
+           "max_rows)" if totals["unused"] else "")
         + f"; train/val/test = {counts['train']}/{counts['val']}/{counts['test']} → {cfg.data_dir}")
     if tally.conflict_groups:  # reported, not warned: a few in thousands of rows is ordinary in real data
         log(f"  conflicting labels: {len(tally.conflict_groups)} prompts with different answers "
@@ -623,8 +670,10 @@ def _write_splits(work: Path, col: Collector, fate: Fates, progress=lambda done:
                                   f"{how} duplicate of {kid} ({files[kfile]}:{kline})", score)
                     col.per_file[file]["duplicates"] += 1
                 elif s == UNUSED:
-                    ledger.decide(rid, file, lineno, "prepare", "unused", fate.why_unused.get(start + j, BEYOND_MIX), score)
+                    why = fate.why(start + j)
+                    ledger.decide(rid, file, lineno, "prepare", "unused", why, score)
                     col.per_file[file]["unused"] += 1
+                    col.per_file[file][SOURCE_WEIGHT] += why == SOURCE_WEIGHT
                 else:
                     if b["truncated"][j]:
                         ledger.decide(rid, file, lineno, "prepare", "kept", "truncated",
@@ -636,6 +685,7 @@ def _write_splits(work: Path, col: Collector, fate: Fates, progress=lambda done:
                     ledger.decide(rid, file, lineno, "split", SPLITS[k])
                     outs[SPLITS[k]].write(line)
                     col.per_file[file]["kept"] += 1
+                    col.per_file[file]["train"] += k == 0
             if j != len(state) - 1:
                 raise RuntimeError(f"spool and key columns disagree at record {start + j}")
             tally.add(state, split, near, b)
@@ -649,6 +699,24 @@ def _write_splits(work: Path, col: Collector, fate: Fates, progress=lambda done:
         f.close()
     (work / "spool.jsonl").unlink()
     return tally
+
+
+def _source_counts(cfg: Config, col: Collector) -> list[dict]:
+    """Per data.sources entry, for the data card: rows read, kept (any split), used in train, left
+    unused by max_rows and by weight, and its share of the training rows from data.sources."""
+    out = [{"path": s.path, "weight": s.weight, "max_rows": s.max_rows, "read": 0, "kept": 0, "train": 0,
+            SOURCE_MAX_ROWS: 0, SOURCE_WEIGHT: 0} for s in cfg.data.sources]
+    for file, counts in col.per_file.items():
+        k = col.source_of.get(file, -1)
+        if k >= 0:
+            for name in ("read", "kept", "train", SOURCE_MAX_ROWS, SOURCE_WEIGHT):
+                out[k][name] += counts.get(name, 0)
+    train = sum(o["train"] for o in out)
+    total = sum(s.weight or 0 for s in cfg.data.sources)
+    for o in out:
+        o["share"] = o["train"] / train if train else 0.0
+        o["target_share"] = o["weight"] / total if o["weight"] else None
+    return out
 
 
 def _answer(rec: dict) -> str:

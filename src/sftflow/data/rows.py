@@ -31,6 +31,7 @@ class SourceSpec:
     mapping: dict = field(default_factory=dict)
     origin: str = "human"
     mix: bool = False  # general data for mixing into train
+    source: int = -1  # index of its data.sources entry (-1: synthetic candidates, general mix)
 
 
 @dataclass
