@@ -9,7 +9,8 @@
     A = semantic.embed(answers, encoder)
     unrelated = semantic.unrelated_answers(P, A, tasks)   # Flags: .flags, .values, .reason, .details
     outliers = semantic.outliers(A, tasks)
-    dups = semantic.near_duplicates(semantic.pair_embeddings(P, A), scores)  # Clusters: .keeper, .size
+    keys = semantic.duplicate_keys(prompts, answers)  # same answer, same numbers: or never one
+    dups = semantic.near_duplicates(semantic.pair_embeddings(P, A), scores, keys=keys)  # .keeper, .size
 
 Word rules cannot see an answer that belongs to another prompt, an example from another task,
 or a question asked twice in other words (MinHash on word 5-grams misses paraphrases). These
