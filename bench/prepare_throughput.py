@@ -3,6 +3,7 @@
     python bench/prepare_throughput.py                      # 10k, 100k and 1M rows
     python bench/prepare_throughput.py --rows 100000 --workers 2
     python bench/prepare_throughput.py --rows 10000 100000 1000000 --formats jsonl json   # JSON arrays vs JSONL
+    python bench/prepare_throughput.py --rows 2000 --semantic   # with data.semantic on (pip install -e '.[semantic]')
 
 Each size runs the full data stage (parse, convert, token-length check with the tiny model's
 tokenizer, quality scoring, exact + MinHash near-dedup, split, leakage report, ledger, data
@@ -111,7 +112,7 @@ def as_json_array(jsonl: Path, out: Path) -> None:
         o.write("\n]\n")
 
 
-def run_size(work: Path, n: int, model: str, workers: int, fmt: str = "jsonl") -> dict:
+def run_size(work: Path, n: int, model: str, workers: int, fmt: str = "jsonl", semantic: bool = False) -> dict:
     folder = work / f"rows-{n}"
     folder.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
@@ -122,11 +123,12 @@ def run_size(work: Path, n: int, model: str, workers: int, fmt: str = "jsonl") -
         as_json_array(folder / "raw.jsonl", raw)
         (folder / "raw.jsonl").unlink()
     (folder / "sftflow.yaml").write_text(
-        f"data:\n  sources: [{{path: {raw.name}}}]\nmodel: {{name_or_path: {model}}}\ntrain: {{max_length: 512}}\n")
+        f"data:\n  sources: [{{path: {raw.name}}}]\n" + ("  semantic: {enabled: true}\n" if semantic else "")
+        + f"model: {{name_or_path: {model}}}\ntrain: {{max_length: 512}}\n")
     out = subprocess.run([sys.executable, "-c", CHILD, str(folder / "sftflow.yaml"), str(workers)],
                          capture_output=True, text=True, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    result.update(rows=n, format=fmt, rows_per_second=n / result["seconds"], generated=generated,
+    result.update(rows=n, format=fmt, semantic=semantic, rows_per_second=n / result["seconds"], generated=generated,
                   generate_seconds=gen_s, input_mib=raw.stat().st_size / 2**20, workers=workers)
     raw.unlink()
     return result
@@ -138,6 +140,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--formats", nargs="+", default=["jsonl"], choices=["jsonl", "json"],
                     help="input formats, each run on the same rows")
+    ap.add_argument("--semantic", action="store_true", help="with data.semantic on (sentence embeddings)")
     ap.add_argument("--model", default=None, help="tokenizer for the length check (default: the tiny model)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/sftflow-bench-prepare"))
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "prepare_throughput.json")
@@ -152,7 +155,7 @@ def main() -> None:
           f"{'kept':>8} {'dups':>7} {'near':>6} {'filtered':>8} {'rejected':>8}")
     for n in args.rows:
         for fmt in args.formats:
-            r = run_size(args.work, n, model, args.workers, fmt)
+            r = run_size(args.work, n, model, args.workers, fmt, args.semantic)
             s = r["stats"]
             print(f"{n:>9} {fmt:>6} {r['input_mib']:>10.1f} {r['seconds']:>8.1f} {r['rows_per_second']:>8.0f} "
                   f"{r['peak_rss_mib']:>13.0f} {s['kept']:>8} {s['duplicates']:>7} {s['near_duplicates']:>6} "

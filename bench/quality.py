@@ -679,6 +679,8 @@ def rule_flags(rows: list[dict], threshold: float = 0.5) -> list[list[str]]:
 def semantic_flags(rows: list[dict], rules: list[list[str]]) -> tuple[list[list[str]], dict]:
     """Per row: semantic reasons (unrelated_answer, semantic_outlier), measured against the rows the
     rules kept (as prepare would run them, after the rules); plus dataset-level cluster figures."""
+    import numpy as np
+
     from sftflow.data import semantic
 
     encoder = semantic.load_encoder()
@@ -694,7 +696,12 @@ def semantic_flags(rows: list[dict], rules: list[list[str]]) -> tuple[list[list[
     flags = [[reason for reason, hit in (("unrelated_answer", u), ("semantic_outlier", o)) if hit]
              for u, o in zip(unrelated.flags, outliers.flags, strict=True)]
     scores = [1.0] * len(rows)
-    pair = semantic.near_duplicates(semantic.pair_embeddings(prompts, answers), scores)
+    # as prepare runs them (data.semantic defaults): the rows no rule and no signal filtered
+    live = np.flatnonzero(np.array(kept) & ~unrelated.flags & ~outliers.flags)
+    keys = semantic.duplicate_keys([prompt_of(rows[i]) for i in live], [answer_of(rows[i]) for i in live])
+    found = semantic.near_duplicates(semantic.pair_embeddings(prompts[live], answers[live]), keys=keys)
+    pair = semantic.Clusters(keeper=np.arange(len(rows)), size=np.ones(len(rows), dtype=int), threshold=found.threshold)
+    pair.keeper[live], pair.size[live] = live[found.keeper], found.size
     by_prompt = semantic.near_duplicates(prompts, scores)
     decide_s = time.perf_counter() - t
     groups: dict[str, list[int]] = {}
@@ -712,6 +719,11 @@ def semantic_flags(rows: list[dict], rules: list[list[str]]) -> tuple[list[list[
         "conflict_groups_found": sum(len({by_prompt.keeper[i] for i in g}) == 1 and
                                      len({answer_of(rows[i]) for i in g}) > 1 for g in conf) / len(conf),
         "clean_rows_in_a_near_duplicate_cluster": sum(pair.size[i] > 1 for i in clean) / len(clean),
+        # dropped as semantic duplicates: with the keeper's answer (a paraphrase the clean pools hold too) or another
+        "clean_dropped_same_answer": sum(pair.keeper[i] != i and answer_of(rows[pair.keeper[i]]) == answer_of(rows[i])
+                                         for i in clean) / len(clean),
+        "clean_dropped_other_answer": sum(pair.keeper[i] != i and answer_of(rows[pair.keeper[i]]) != answer_of(rows[i])
+                                          for i in clean) / len(clean),
         # Prompt clusters whose answers differ would be reported as conflicts if embeddings decided them.
         "clean_rows_in_a_false_conflict": sum(len(answers_by_cluster[by_prompt.keeper[i]]) > 1 for i in clean)
         / len(clean),
@@ -814,7 +826,9 @@ def main() -> None:
                   f"{100 * d['paraphrase_groups_found']:.0f}%, conflict pairs found (same prompt cluster, "
                   f"different answers) {100 * d['conflict_groups_found']:.0f}% but clean rows in such a false "
                   f"conflict {100 * d['clean_rows_in_a_false_conflict']:.1f}%, clean rows in a near-duplicate "
-                  f"cluster {100 * d['clean_rows_in_a_near_duplicate_cluster']:.1f}%; {d['rows']} rows embedded "
+                  f"cluster {100 * d['clean_rows_in_a_near_duplicate_cluster']:.1f}%, clean rows dropped as duplicates "
+                  f"{100 * d['clean_dropped_same_answer']:.1f}% with their keeper's answer and "
+                  f"{100 * d['clean_dropped_other_answer']:.1f}% with another; {d['rows']} rows embedded "
                   f"in {d['embed_seconds']:.0f} s + {d['decide_seconds']:.1f} s ({d['rows_per_second']:.0f} rows/s)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")

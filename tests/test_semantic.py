@@ -84,3 +84,16 @@ def test_near_duplicate_clusters_are_single_link_and_keep_the_best_scored_member
     assert list(clusters.keeper) == [0, 0, 2, 4, 4, 4]  # ties keep the first; 4 outscores 3 and 5
     assert list(clusters.size) == [2, 2, 1, 3, 3, 3]
     assert list(clusters.duplicates) == [False, True, False, True, False, True]
+
+
+def test_rows_with_another_answer_or_other_numbers_never_join(encoder):
+    prompts = ["Is 391 divisible by 17?", "Is 392 divisible by 17?", "What is the capital of Peru?",
+               "Which city is the capital of Peru?", "Which city is the capital of Peru ?"]
+    answers = ["Yes.", "No.", "The capital of Peru is Lima.", "The capital of Peru is Lima", "Cusco."]
+    p, a = semantic.embed(prompts, encoder), semantic.embed(answers, encoder)
+    pairs = semantic.pair_embeddings(p, a)
+    assert pairs[0] @ pairs[1] > 0.7  # the premise: embeddings alone would not keep these apart at lower thresholds
+    keys = semantic.duplicate_keys(prompts, answers)
+    assert keys[2] == keys[3] and len({keys[0], keys[1], keys[2], keys[4]}) == 4  # the answer loosely, prompt numbers
+    clusters = semantic.near_duplicates(pairs, threshold=0.0, keys=keys)  # every pair close enough: keys decide
+    assert list(clusters.keeper) == [0, 1, 2, 2, 4]

@@ -373,3 +373,45 @@ def test_a_teacher_answer_that_contradicts_a_human_row_is_a_conflict_and_never_w
         assert sorted((m["origin"], m["fate"]) for m in group["members"]) == [("human", "kept"), ("synthetic", "unused")]
     card = (cfg.data_dir / "data_card.md").read_text()
     assert "## Conflicting labels" in card and rows[5]["messages"][1]["content"] in card
+
+
+def test_quickstart_with_a_teacher_that_contradicts_people_shows_the_conflicts(tmp_path, fake):
+    """The quickstart's own data and config, `synth` (answer strategy) asked two messages people
+    already labelled, and a teacher that gets the intent wrong: prepare finds both conflict groups,
+    shows them side by side in the data card and leaves the teacher's answers unused."""
+    import copy
+
+    from sftflow.project import QUICKSTART_CONFIG
+    from sftflow.quickstart import write_quickstart_data
+
+    write_quickstart_data(tmp_path / "raw", n=300)
+    human = []
+    for line in (tmp_path / "raw" / "support_alpaca.jsonl").read_text().splitlines()[:40]:
+        try:  # the quickstart plants broken rows; the first two whole ones will do
+            human.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    human = [r for r in human if isinstance(r, dict) and r.get("input") and r.get("output")][:2]
+    (tmp_path / "prompts.txt").write_text("".join(r["input"].replace("\n", " ") + "\n" for r in human))
+    wrong = {r["input"].replace("\n", " "): json.dumps({**json.loads(r["output"]), "intent": "definitely_wrong"})
+             for r in human}
+    fake.reply = lambda body: next((w for m, w in wrong.items() if m in body["messages"][-1]["content"]), "{}")
+    config = copy.deepcopy(QUICKSTART_CONFIG)
+    del config["data"]["mix"]  # general chat is not what this checks
+    config["model"] = {"name_or_path": "no-such-model"}
+    config["data"]["synth"] = {"teacher": {"base_url": fake.url, "model": "teacher-1", "api_key_env": None,
+                                           "backoff": 0.01, "timeout": 5},
+                               "tasks": [{"strategy": "answer", "count": 1, "examples": 1}], "prompts": "prompts.txt"}
+    cfg = parse_config(config, root=tmp_path)
+    assert synthesize(cfg, **quiet)["accepted"] == 2
+    stats = prepare(cfg, **quiet)
+    c = stats["conflicts"]
+    assert (c["groups"], c["unused"]) == (2, 2)
+    card = (cfg.data_dir / "data_card.md").read_text()
+    assert "## Conflicting labels" in card
+    for r in human:
+        [group] = [g for g in c["shown"] if any(m["answer"] == r["output"] for m in g["members"])]
+        fates = sorted((m["origin"], m["fate"], m["answer"]) for m in group["members"])
+        assert fates[-1] == ("synthetic", "unused", wrong[r["input"].replace("\n", " ")])
+        assert all(f[:2] == ("human", "kept") for f in fates[:-1])
+        assert wrong[r["input"].replace("\n", " ")].replace("|", "\\|") in card

@@ -172,6 +172,23 @@ class DedupConfig(Strict):
     num_perm: int = Field(128, ge=16, description="MinHash permutations (more = more precise, slower)")
 
 
+class SemanticConfig(Strict):
+    """Thresholds from bench/quality.py (seed 0 tuned, seed 1 held out); see data/semantic.py."""
+
+    enabled: bool = Field(False, description="sentence embeddings (all-MiniLM-L6-v2, offline, CPU; pip install "
+                          "'sftflow[semantic]'): drop unrelated answers and outliers, join paraphrased duplicates")
+    duplicate_threshold: float = Field(
+        0.95, gt=0, le=1, description="cosine of (prompt, answer) pair embeddings at which two examples with the "
+        "same answer and the same numbers are one, the best-scored kept")
+    unrelated_z: float = Field(2.5, gt=0, description="an answer this many robust SDs less similar to its prompt "
+                               "than its task's median is unrelated")
+    unrelated_max_similarity: float = Field(0.2, description="... and its prompt-answer cosine is below this")
+    outlier_z: float = Field(3.0, gt=0, description="an answer this many robust SDs further from its task's "
+                             "centroid than the median is an outlier")
+    outlier_min_distance: float = Field(0.6, description="... and its cosine distance from the centroid is above this")
+    model: str | None = Field(None, description="a sentence-transformers folder instead of the bundled all-MiniLM-L6-v2")
+
+
 class MixConfig(Strict):
     path: str = Field(description="general conversation data (any supported file or format)")
     ratio: float = Field(0.1, gt=0, lt=1, description="share of the final training split taken from it")
@@ -245,6 +262,10 @@ class DataConfig(Strict):
     )
     quality: QualityConfig = Field(default_factory=QualityConfig, description="rule-based quality filter")
     dedup: DedupConfig = Field(default_factory=DedupConfig, description="exact and near-duplicate removal")
+    semantic: SemanticConfig = Field(
+        default_factory=SemanticConfig, description="optional embedding signals: unrelated answers, outliers, "
+        "paraphrased duplicates"
+    )
     stratify_field: str | None = Field(
         None, description="raw field (e.g. label) whose values get their share of every split"
     )

@@ -67,6 +67,33 @@ def _conflict_lines(c: dict | None) -> list[str]:
     return lines
 
 
+def _semantic_lines(sem: dict | None) -> list[str]:
+    """data.semantic: what the embeddings filtered, and the first near-duplicate clusters side by side."""
+    if not sem:
+        return []
+    lines = ["", "## Semantic signals", "",
+             f"{sem['embedded']} examples embedded with {sem['model']} in {sem['seconds']:.0f} s. Filtered: "
+             f"{sem['unrelated_answer']} `unrelated_answer` (far less similar to its prompt than its task's median), "
+             f"{sem['semantic_outlier']} `semantic_outlier` (far from its task's centroid). "
+             f"{sem['clusters']} semantic clusters (cosine ≥ {sem['settings']['duplicate_threshold']:g}) hold "
+             f"{sem['rows_in_clusters']} examples; {sem['duplicates']} were left out as duplicates that only the "
+             "embeddings saw (ledger: `semantic duplicate of <id>`), the best-scored member of each cluster kept.", ""]
+    for k, members in enumerate(sem["clusters_shown"], start=1):
+        lines += [f"{k}. cluster of {len(members)}", "", "   | fate | prompt | answer | score | where |",
+                  "   |---|---|---|---:|---|"]
+        for m in members:
+            lines.append(f"   | {m['fate']} | {_cell(m['prompt'], 80)} | {_cell(m['answer'], 80)} | {m['score']:.2f} | "
+                         f"{m['where']} |")
+        lines.append("")
+    if sem["flagged_shown"]:
+        lines += ["Filtered by the embeddings:", "", "| reason | prompt | answer | why | where |", "|---|---|---|---|---|"]
+        for m in sem["flagged_shown"]:
+            lines.append(f"| {m['reason']} | {_cell(m['prompt'], 80)} | {_cell(m['answer'], 80)} | {m['detail']} | "
+                         f"{m['where']} |")
+        lines.append("")
+    return lines
+
+
 def _synthetic_section(stats: dict) -> list[str]:
     """The human/synthetic mix per split, the rules applied, and who wrote the synthetic rows."""
     syn = stats.get("synthetic")
@@ -196,6 +223,7 @@ def write_data_card(folder: Path, stats: dict) -> Path:
     lines += _examples_table("Lowest-scored examples that were kept (what the filter let through):",
                              q.get("lowest_kept", []))
     lines += _conflict_lines(stats.get("conflicts"))
+    lines += _semantic_lines(stats.get("semantic"))
     lines += _pii_lines(stats.get("pii"))
 
     lines += [

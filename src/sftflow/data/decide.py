@@ -55,6 +55,7 @@ class Fates:
     warnings: list[str] = field(default_factory=list)
     conflict: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # group per row of `rows`, -1
     weighted_out: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # records, sorted
+    semantic: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # a duplicate by embeddings only
 
     def why(self, record: int) -> str:
         """Why an unused record is unused."""
@@ -62,6 +63,14 @@ class Fates:
         if k < len(self.weighted_out) and self.weighted_out[k] == record:
             return SOURCE_WEIGHT
         return self.why_unused.get(record, BEYOND_MIX)
+
+    def semantic_in(self, start: int, size: int) -> np.ndarray:
+        """Whether records start ... start + size - 1 are duplicates joined by semantic edges alone."""
+        out = np.zeros(size, dtype=bool)
+        if len(self.semantic):
+            lo, hi = np.searchsorted(self.rows, [start, start + size])
+            out[self.rows[lo:hi] - start] = self.semantic[lo:hi]
+        return out
 
     def conflicts_in(self, start: int, size: int) -> np.ndarray:
         """Conflict group of records start ... start + size - 1 (-1: none)."""
@@ -88,14 +97,15 @@ class Fates:
 
 
 def decide(store: ColumnStore, strata: list | None, near_whole: NearDupIndex, near_prompt: NearDupIndex,
-           cfg: Config, file_source: np.ndarray | None = None) -> Fates:
+           cfg: Config, file_source: np.ndarray | None = None, semantic_edges: np.ndarray | None = None) -> Fates:
     """Fates of all records in the store; writes its "split" column for the records not in Fates.rows.
-    `file_source`: the data.sources entry of each file code (-1: none), for the source weights."""
+    `file_source`: the data.sources entry of each file code (-1: none), for the source weights.
+    `semantic_edges`: record pairs the semantic step found to be duplicates (semantic_step.py)."""
     n = len(store)
     keys = functools.partial(_equal_keys, store)
     near = cfg.data.dedup.near
     none = np.zeros((0, 2), dtype=np.int64)
-    dup_edges = [keys("exact"), near_whole.pairs() if near else none]
+    dup_edges = [keys("exact"), near_whole.pairs() if near else none] + ([] if semantic_edges is None else [semantic_edges])
     split_edges = [keys("prompt"), keys("own")]
     prompt_edges = near_prompt.pairs() if near else none
     if strata is not None:
@@ -169,14 +179,18 @@ def _decide_together(col: dict[str, np.ndarray], strata: list | None, dup_edges:
     active = ~filtered
 
     exact = col["exact"]
-    exact_edges, near_edges = dup_edges  # equal keys (transitive), MinHash pairs (not)
-    near_edges = near_edges[active[near_edges[:, 0]] & active[near_edges[:, 1]]]
-    dup_edges = [_chain_within(n, exact_edges, active), near_edges]
+    exact_edges, *pairs = dup_edges  # equal keys (transitive); MinHash pairs and semantic pairs (not)
+    pairs = [e[active[e[:, 0]] & active[e[:, 1]]] for e in pairs]
+    dup_edges = [_chain_within(n, exact_edges, active), *pairs]
     labels = components(n, *dup_edges)
     # keeper: task data before general data, then best quality, then first seen
     keeper = best_of_clusters(labels, scores - 2.0 * is_mix)
     kept = active & (keeper == np.arange(n))
     duplicate = active & ~kept
+    semantic = np.zeros(0, dtype=bool)
+    if len(pairs) > 1:  # which duplicates only the embeddings joined to their keeper
+        plain = components(n, *dup_edges[:2])
+        semantic = duplicate & (plain != plain[keeper])
 
     task = kept & ~is_mix
     own = col["own"]
@@ -231,7 +245,7 @@ def _decide_together(col: dict[str, np.ndarray], strata: list | None, dup_edges:
     split[state != KEPT] = -1
     return Fates(rows=np.arange(n), state=state, split=split, keeper=keeper, near=duplicate & (exact != exact[keeper]),
                  keepers={}, why_unused=why_unused, synthetic=synth, warnings=notes, conflict=conflict,
-                 weighted_out=weighted_out)
+                 weighted_out=weighted_out, semantic=semantic)
 
 
 def _chain_within(n: int, equal_key_edges: np.ndarray, members: np.ndarray) -> np.ndarray:

@@ -305,6 +305,54 @@ def _judge(cfg: Config, log):
     return Judge(cfg, log)
 
 
+def _semantic_encoder(cfg: Config):
+    """The sentence encoder when data.semantic is on (loaded offline), else None."""
+    s = cfg.data.semantic
+    if not s.enabled:
+        return None
+    from sftflow.data.semantic import load_encoder
+
+    return load_encoder(str(cfg.path(s.model)) if s.model else None)
+
+
+def _semantic(work: Path, col: Collector, cfg: Config, encoder, progress):
+    """The semantic step (semantic_step.py); the rows it flags get its reason code in the filter column."""
+    from sftflow.data import semantic_step
+
+    sem = semantic_step.run(work / "spool.jsonl", col.store, cfg.data.semantic, encoder, progress)
+    if sem.flagged:
+        codes = col.store.read("filter", 0, len(col.store))  # 4 bytes a record
+        for r, (reason, _) in sem.flagged.items():
+            codes[r] = col._reason_code(reason)
+        col.store.add_column("filter", np.int32, [codes])
+    return sem
+
+
+def _semantic_stats(work: Path, sem, fate: Fates, cfg: Config) -> dict:
+    """What stats.json and the data card show of the semantic step: counts, and the first clusters and
+    flagged rows with their fates (read from the spool before pass 2 removes it)."""
+    from sftflow.data.semantic_step import read_records, shown_rows, texts
+
+    shown = shown_rows(sem)
+    records = read_records(work / "spool.jsonl", {r for rows in (*shown["clusters"], *shown["flagged"]) for r in rows})
+
+    def member(r: int) -> dict:
+        rec, at = records[r], int(np.searchsorted(fate.rows, r))
+        state = fate.state[at] if at < len(fate.rows) and fate.rows[at] == r else FILTERED if r in sem.flagged else KEPT
+        prompt, answer, _ = texts(rec)
+        reason, detail = sem.flagged.get(r, ("", ""))
+        return {"id": rec["id"], "where": f"{rec['source']['file']}:{rec['source']['line']}",
+                "score": round(rec["quality"]["score"], 3), "fate": ("kept", "duplicate", "filtered", "unused")[state],
+                "reason": reason, "detail": detail, "prompt": prompt[:200], "answer": answer[:200]}
+
+    s = cfg.data.semantic
+    return {"model": s.model or "all-MiniLM-L6-v2", "embedded": sem.embedded, "seconds": round(sem.seconds, 2),
+            "settings": s.model_dump(exclude={"enabled", "model"}), **sem.counts,
+            "duplicates": int(fate.semantic.sum()),
+            "clusters_shown": [[member(r) for r in rows] for rows in shown["clusters"]],
+            "flagged_shown": [member(r) for [r] in shown["flagged"]]}
+
+
 def _sources(cfg: Config) -> Iterator[tuple[SourceSpec, Path]]:
     """(how to read it, path) for every input file, each file once however many entries name it."""
     seen: set[str] = set()
@@ -449,6 +497,7 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     sources = list(_sources(cfg))  # a missing file fails now, before any work
     clock = {"start": time.perf_counter()}
     settings, length_check, processor = _settings(cfg, log)
+    encoder = _semantic_encoder(cfg)  # a missing extra fails now, before any work
     processor = processor or RowProcessor(settings)
     col = Collector(work, cfg)
     pool = _pool(workers, settings)
@@ -479,12 +528,19 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     _reconcile(accounts, col)
     clock["read_score_hash"] = time.perf_counter()
     col.store.close()
+    sem = None
+    if encoder is not None:
+        with phase("prepare: semantic signals (sentence embeddings)", total=col.rows_read) as update:
+            sem = _semantic(work, col, cfg, encoder, update)
+        clock["semantic"] = time.perf_counter()
     with phase("prepare: duplicates, conflicts and splits"):
         file_source = np.array([col.source_of.get(f, -1) for f in col.files], dtype=np.int64)
-        fate = decide(col.store, col.strata, col.near_whole, col.near_prompt, cfg, file_source)
+        fate = decide(col.store, col.strata, col.near_whole, col.near_prompt, cfg, file_source,
+                      None if sem is None else sem.edges)
+    sem_stats = None if sem is None else _semantic_stats(work, sem, fate, cfg)
     clock["dedup_split_decisions"] = time.perf_counter()
     with phase("prepare: writing train/val/test and the ledger", total=col.rows_read) as update:
-        tally = _write_splits(work, col, fate, update)
+        tally = _write_splits(work, col, fate, update, {} if sem is None else sem.flagged)
     counts = {name: int(tally.splits[k]) for k, name in enumerate(SPLITS)}
     totals = {
         "kept": int(tally.states[KEPT]),
@@ -542,6 +598,7 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
                                for s, i, w, r, a in col.lowest],
                     "lowest_kept": [{"score": round(s, 3), "id": i, "where": w, "reasons": r, "answer": a}
                                     for s, i, w, r, a in tally.lowest]},
+        **({} if sem_stats is None else {"semantic": sem_stats}),
         "conflicts": {"policy": cfg.data.conflicts, "groups": len(tally.conflict_groups), "rows": tally.conflict_rows,
                       "unused": sum(1 for why in fate.why_unused.values() if why.startswith("conflicting labels")),
                       "shown": list(tally.conflicts.values())},
@@ -568,6 +625,10 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     if tally.conflict_groups:  # reported, not warned: a few in thousands of rows is ordinary in real data
         log(f"  conflicting labels: {len(tally.conflict_groups)} prompts with different answers "
             f"({tally.conflict_rows} examples, data.conflicts: {cfg.data.conflicts}; see data_card.md)")
+    if sem_stats is not None:
+        log(f"  semantic signals: {sem_stats['embedded']} examples embedded in {sem_stats['seconds']:.0f} s; "
+            f"filtered {sem_stats['unrelated_answer']} unrelated answers and {sem_stats['semantic_outlier']} outliers, "
+            f"{sem_stats['duplicates']} semantic duplicates (see data_card.md)")
     seconds = time.perf_counter() - clock["start"]
     log(f"  {seconds:.1f} s, {col.rows_read / max(seconds, 1e-9):,.0f} rows/s")
     _log_table(stats, log)
@@ -635,10 +696,11 @@ class Tally:
         self.truncated_kept += int((kept & b["truncated"]).sum())
 
 
-def _write_splits(work: Path, col: Collector, fate: Fates, progress=lambda done: None) -> Tally:
+def _write_splits(work: Path, col: Collector, fate: Fates, progress=lambda done: None,
+                  semantic: dict[int, tuple[str, str]] | None = None) -> Tally:
     """Pass 2: stream the spool into train/val/test.jsonl with a decision per record in the ledger,
     a block of records at a time; write the prompt keys of train and of val/test for the leakage
-    report; count what stats.json reports."""
+    report; count what stats.json reports. `semantic`: record → (reason, detail) it filtered."""
     tally = Tally(filter_codes=np.zeros(len(col.filter_reasons), dtype=np.int64))
     outs = {name: open(work / f"{name}.jsonl", "w", encoding="utf-8") for name in SPLITS}  # noqa: SIM115
     prompts = {k: open(work / f"prompts.{k}.u64", "wb") for k in ("train", "eval")}  # noqa: SIM115
@@ -649,6 +711,7 @@ def _write_splits(work: Path, col: Collector, fate: Fates, progress=lambda done:
     with open(work / "spool.jsonl", encoding="utf-8") as spool:
         for start, b in col.store.blocks(*names, size=WRITE_BLOCK):
             state, split, keeper, near = fate.block(start, b["filter"], b["split"])
+            by_embedding = fate.semantic_in(start, len(state))
             conflict = fate.conflicts_in(start, len(state))
             # the spool last: zip stops at the end of the block before it reads a line of the next one
             rows = zip(b["id"].tolist(), b["file"].tolist(), b["line"].tolist(), state.tolist(), split.tolist(), spool,
@@ -660,12 +723,13 @@ def _write_splits(work: Path, col: Collector, fate: Fates, progress=lambda done:
                 if conflict[j] >= 0:
                     tally.conflict(int(conflict[j]), shown, rid, f"{file}:{lineno}", s, b, j, line, ledger)
                 if s == FILTERED:
+                    why = semantic.get(start + j, ("", ""))[1] if semantic else ""
                     ledger.decide(rid, file, lineno, "prepare", "filtered", reasons[b["filter"][j]],
-                                  f"score {b['score'][j]:.3f}")
+                                  f"score {b['score'][j]:.3f}" + (f"; {why}" if why else ""))
                     col.per_file[file]["filtered"] += 1
                 elif s == DUPLICATE:
                     kid, kfile, kline = fate.keeper_where(keeper[j])
-                    how = "near" if near[j] else "exact"
+                    how = "semantic" if by_embedding[j] else "near" if near[j] else "exact"
                     ledger.decide(rid, file, lineno, "prepare", "duplicate",
                                   f"{how} duplicate of {kid} ({files[kfile]}:{kline})", score)
                     col.per_file[file]["duplicates"] += 1
