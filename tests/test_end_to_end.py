@@ -125,7 +125,8 @@ def test_report_and_eval_rerun_alone(project, quickstart_run):
 
 
 def test_qlora_trains_on_cpu(project, tmp_path):
-    pytest.importorskip("bitsandbytes")
+    import bitsandbytes  # noqa: F401  (the dev extra installs it; its 4-bit layers run on CPU)
+
     from sftflow.config import load_config
     from sftflow.data.prepare import prepare
     from sftflow.train.trainer import train
@@ -183,7 +184,7 @@ def test_export_merged_loads_without_peft_and_matches(tiny_model_dir, tmp_path):
 
 
 def test_qlora_on_cpu_with_unaligned_widths_fails_clearly(project, tmp_path):
-    pytest.importorskip("bitsandbytes")
+    import bitsandbytes  # noqa: F401  (the dev extra installs it; its 4-bit layers run on CPU)
     import torch
 
     from sftflow.errors import SftflowError

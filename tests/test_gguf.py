@@ -194,6 +194,25 @@ def test_modelfile_carries_the_training_template_system_prompt_and_stop_token(ex
     assert 'PARAMETER stop "<|im_end|>"\n' in modelfile
 
 
+QUICKSTART_RUN = Path(__file__).resolve().parents[1] / "quickstart" / "runs" / "quickstart"
+
+
+@needs_extra
+@pytest.mark.slow
+@pytest.mark.skipif(not (QUICKSTART_RUN / "model").is_dir() and os.environ.get("SFTFLOW_REQUIRE_QUICKSTART") != "1",
+                    reason="no quickstart run: README command 1 (sftflow init quickstart && sftflow run ...) makes it")
+def test_the_quickstart_run_exports_to_a_gguf_that_answers_as_the_hf_model(tmp_path):
+    """README command 1's run, exported as a user would after it: llama.cpp's greedy answers to
+    the first test prompts equal transformers' on the tuned model."""
+    prompts, answers = _hf_answers(QUICKSTART_RUN)
+    assert all(len(a) > 10 for a in answers)  # whole JSON answers
+    out = tmp_path / "gguf"
+    result = _export(QUICKSTART_RUN, out)
+    assert _llama_answers(out / "model.gguf", prompts) == answers
+    assert (result["prompts"], result["identical"]) == (N_PROMPTS, N_PROMPTS)
+    assert 'PARAMETER stop "<|im_end|>"\n' in (out / "Modelfile").read_text()
+
+
 def test_missing_extra_is_one_line_naming_the_install(tmp_path):
     """With llama_cpp unimportable, the export stops before any work with the pip command."""
     code = ("import sys; sys.modules['llama_cpp'] = None; from sftflow.cli import main; "

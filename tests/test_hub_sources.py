@@ -16,10 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import datasets  # a base dependency
 import pytest
 import yaml
-
-datasets = pytest.importorskip("datasets")
 
 SFTFLOW = str(Path(sys.executable).parent / "sftflow")
 

@@ -129,6 +129,7 @@ def test_json_object_of_arrays_rejects_point_at_their_lines(tmp_path):
     text = json.dumps(data, indent=2)
     got = list(read_rows(_write(tmp_path / "a.json", text.encode())))
     lines = text.split("\n")
+    assert len(got) == 4  # every object read (two of them rejected later, by the converter)
     for r in got:  # each row's line is where its object opens in the file
         assert lines[r.line - 1].strip() == "{" and json.loads(_object_at(lines, r.line)) == r.row
 

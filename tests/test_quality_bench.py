@@ -21,7 +21,9 @@ def rows():
 
 
 def by_kind(rows, kind):
-    return [r for r in rows if r["kind"] == kind]
+    found = [r for r in rows if r["kind"] == kind]
+    assert found, f"no {kind} rows: a loop over them would check nothing"
+    return found
 
 
 def test_counts_per_kind_and_determinism(rows):

@@ -152,13 +152,16 @@ def test_broken_rows_are_spread_through_each_file(raw):
     raw_dir, counts = raw
     for name in (ALPACA_FILE, CHAT_FILE):
         broken_lines = [line for f, line, t in read_rows(raw_dir) if f == name and t is None]
+        assert broken_lines, name
         assert broken_lines[0] > 1 and broken_lines[-1] < counts[name]["rows"]
         assert len(set(broken_lines)) == 5
 
 
 def test_every_usable_row_has_a_valid_canonical_label(raw):
     raw_dir, _ = raw
-    for system, _, answer in clean_triples(raw_dir):
+    triples = list(clean_triples(raw_dir))
+    assert len(triples) > 100  # the loop below checks rows, not an empty list
+    for system, _, answer in triples:
         assert system == SYSTEM_PROMPT
         label = json.loads(answer)
         assert list(label) == ["intent", "product", "urgency"]
@@ -240,6 +243,7 @@ def test_the_same_message_never_has_two_labels(raw):
     for _, message, answer in clean_triples(raw_dir):
         key = " ".join(message.lower().split())
         assert label_of.setdefault(key, answer) == answer, message
+    assert len(label_of) > 100
 
 
 def test_too_small_n_is_refused(tmp_path):
