@@ -1,21 +1,15 @@
 """The CLI as a user types it: the installed `sftflow` entry point, in a subprocess."""
 
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-SFTFLOW = str(Path(sys.executable).parent / "sftflow")
+from tests.support import sftflow
+
 COMMANDS = ["init", "prepare", "train", "eval", "report", "run", "estimate", "export", "audit", "serve", "chat",
             "review", "synth"]
-
-
-def sftflow(*args, cwd=None, timeout=120):
-    return subprocess.run([SFTFLOW, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout,
-                          env={**os.environ, "NO_COLOR": "1", "COLUMNS": "120"})
 
 
 def test_version_and_fast_help():

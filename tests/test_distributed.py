@@ -5,7 +5,6 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,8 @@ from sftflow.data.prepare import prepare
 from sftflow.errors import SftflowError
 from sftflow.train.distributed import deepspeed_config, trainer_settings, validate_deepspeed
 from sftflow.train.estimate import estimate_memory, per_gpu
+from tests.support import SFTFLOW
 
-SFTFLOW = str(Path(sys.executable).parent / "sftflow")
 ENV = {**os.environ, "NO_COLOR": "1", "HF_HUB_OFFLINE": "1"}
 
 

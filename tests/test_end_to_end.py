@@ -3,19 +3,13 @@
 import json
 import re
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-SFTFLOW = str(Path(sys.executable).parent / "sftflow")
+from tests.support import sftflow
+
 pytestmark = pytest.mark.slow
-
-
-def sftflow(*args, timeout=900):
-    return subprocess.run([SFTFLOW, *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

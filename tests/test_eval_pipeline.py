@@ -2,25 +2,21 @@
 at a far too high one. Forgetting, gates and exit codes, and the report in headless Chromium."""
 
 import json
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests import support
 from tests.browser import browser
 
-SFTFLOW = str(Path(sys.executable).parent / "sftflow")
 STEPS = 8
 pytestmark = pytest.mark.slow
 
 
 def sftflow(*args):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # a shared 2-core machine: one thread never spin-waits
-    return subprocess.run([SFTFLOW, *args], capture_output=True, text=True, timeout=600, env=env)
+    return support.sftflow(*args, env={"OMP_NUM_THREADS": "1"})  # a shared 2-core machine: one thread never spin-waits
 
 
 def _write_splits(data_dir: Path, n: int = 300) -> None:

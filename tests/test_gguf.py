@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from sftflow.model.gguf import MISSING
+from tests.support import SFTFLOW
 from tests.tiny_run import SYSTEM, make_run
 
-SFTFLOW = str(Path(sys.executable).parent / "sftflow")
 N_PROMPTS = 5
 MAX_NEW = 24  # tiny_run's eval.max_new_tokens, which verify.json uses too
 

@@ -13,14 +13,13 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import datasets  # a base dependency
 import pytest
 import yaml
 
-SFTFLOW = str(Path(sys.executable).parent / "sftflow")
+from tests.support import SFTFLOW
 
 
 def rows(n: int, start: int = 0) -> list[dict]:

@@ -5,7 +5,6 @@ reached by the real huggingface_hub client in a real `sftflow prepare`."""
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-SFTFLOW = str(Path(sys.executable).parent / "sftflow")
+from tests.support import SFTFLOW
 
 
 class FakeHub:

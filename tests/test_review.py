@@ -16,16 +16,14 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.browser import ARTIFACTS, browser
+from tests.support import SFTFLOW, live_server
 from tests.tiny_run import shared_run
 
-SFTFLOW = str(Path(sys.executable).parent / "sftflow")
 TOKEN = "test-token-123456"
 FULL_FORM = {"a_coherence": "4", "a_correctness": "3", "b_coherence": "2", "b_correctness": "1", "preferred": "A"}
 
@@ -501,24 +499,13 @@ def test_slow_clients_time_out_and_never_block_others(run_dir):
     """A real uvicorn with 1 s timeouts: 20 connections dribbling headers and one half-sent
     form do not delay a normal page; the slow ones get 408 and are closed."""
     import socket
-    import threading
 
     import httpx
 
     from sftflow.review.app import create_app
-    from sftflow.web import bind, url_of, uvicorn_server
 
-    sock = bind("127.0.0.1", 0)
-    srv = uvicorn_server(create_app(run_dir, TOKEN, read_timeout=1.0), sock, header_timeout=1.0)
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        for _ in range(300):
-            if srv.started:
-                break
-            time.sleep(0.02)
-        url = url_of(sock)
-        port = sock.getsockname()[1]
+    with live_server(create_app(run_dir, TOKEN, read_timeout=1.0), header_timeout=1.0) as url:
+        port = int(url.rsplit(":", 1)[1])
         slow = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
         for s in slow:
             s.sendall(b"GET /login HTTP/1.1\r\nHost: x\r\n")
@@ -535,10 +522,6 @@ def test_slow_clients_time_out_and_never_block_others(run_dir):
             assert out.startswith(b"HTTP/1.1 408 "), out[:200]
             s.close()
         assert time.monotonic() - t0 < 6
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 # ------------------------------------------------------------------ forged requests (issue 17)
@@ -547,24 +530,10 @@ def test_slow_clients_time_out_and_never_block_others(run_dir):
 @pytest.fixture
 def live(run_dir):
     """The review app on a real uvicorn bound to 127.0.0.1 (a free port), in a thread."""
-    import threading
-
     from sftflow.review.app import create_app
-    from sftflow.web import bind, url_of, uvicorn_server
 
-    sock = bind("127.0.0.1", 0)
-    srv = uvicorn_server(create_app(run_dir, TOKEN), sock)
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(300):
-        if srv.started:
-            break
-        time.sleep(0.02)
-    assert srv.started
-    yield url_of(sock)
-    srv.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with live_server(create_app(run_dir, TOKEN)) as url:
+        yield url
 
 
 def _login(url: str, name: str):

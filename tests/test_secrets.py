@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,9 +20,9 @@ import pytest
 import yaml
 
 from tests.fake_openai import FakeOpenAI
+from tests.support import SFTFLOW
 from tests.tiny_run import shared_run
 
-SFTFLOW = str(Path(sys.executable).parent / "sftflow")
 API_KEY = "sk-serve-7f3a9c1e5b2d4680aa"
 TOKEN = "review-tok-93b1e7c55d0f2a"
 TEACHER_KEY = "sk-teacher-2c8e4a6b0d1f3957"

@@ -9,8 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -19,9 +17,9 @@ import openai  # the dev extra installs it: a missing one fails rather than skip
 import pytest
 import yaml
 
+from tests.support import SFTFLOW, live_server
 from tests.tiny_run import make_run, shared_run
 
-SFTFLOW = str(Path(sys.executable).parent / "sftflow")
 KEY = "test-key"
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,27 +45,17 @@ def server(run_dir):
     from sftflow.model.engine import Engine
     from sftflow.runs import load_run, resolve_run
     from sftflow.serve import Limits, create_app
-    from sftflow.web import bind, url_of, uvicorn_server
 
     run = resolve_run(run_dir)
     model, tok = load_run(run)
     engine = Engine(model, tok, max_batch=8, batch_wait_ms=10).start()
     app = create_app(engine, run.name, api_key=KEY,
                      limits=Limits(max_request_bytes=200_000, max_tokens=64, default_max_tokens=32))
-    sock = bind("127.0.0.1", 0)
-    srv = uvicorn_server(app, sock)
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(300):
-        if srv.started:
-            break
-        time.sleep(0.02)
-    assert srv.started
-    yield {"url": url_of(sock), "model": run.name, "engine": engine}
-    srv.should_exit = True
-    thread.join(timeout=10)
-    engine.stop()
-    sock.close()
+    try:
+        with live_server(app) as url:
+            yield {"url": url, "model": run.name, "engine": engine}
+    finally:
+        engine.stop()
 
 
 @pytest.fixture(scope="module")
@@ -397,22 +385,11 @@ def test_api_key_is_compared_in_constant_time(server, monkeypatch):
 def strict_server(server):
     """A second app on the shared engine with 1-second header and body timeouts."""
     from sftflow.serve import Limits, create_app
-    from sftflow.web import bind, url_of, uvicorn_server
 
     engine = server["engine"]
     app = create_app(engine, server["model"], api_key=KEY, limits=Limits(max_tokens=16, read_timeout_s=1.0))
-    sock = bind("127.0.0.1", 0)
-    srv = uvicorn_server(app, sock, header_timeout=1.0)
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(300):
-        if srv.started:
-            break
-        time.sleep(0.02)
-    yield url_of(sock)
-    srv.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with live_server(app, header_timeout=1.0) as url:
+        yield url
 
 
 def _connect(url: str):
@@ -618,47 +595,35 @@ def test_a_big_request_is_parsed_off_the_event_loop(server):
     import select
 
     from sftflow.serve import Limits, create_app
-    from sftflow.web import bind, url_of, uvicorn_server
 
     app = create_app(server["engine"], server["model"], api_key=KEY, limits=Limits(max_request_bytes=8_000_000))
-    sock = bind("127.0.0.1", 0)
-    srv = uvicorn_server(app, sock)
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(300):
-        if srv.started:
-            break
-        time.sleep(0.02)
-    url = url_of(sock)
-    messages = [{"role": ("user", "assistant")[i % 2], "content": f"message {i} " + "word " * 400} for i in range(2000)]
-    body = json.dumps({"model": server["model"], "messages": messages, "max_tokens": 4}).encode()
-    big = _connect(url)
-    try:
-        t0 = time.monotonic()
-        big.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-                    b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % (KEY.encode(), len(body)) + body)
-        time.sleep(0.3)  # the server has the whole body by now, and works on it
-        overtook, waits = 0, []
-        with httpx.Client(timeout=60) as small:
-            for _ in range(50):
-                t = time.monotonic()
-                assert small.get(url + "/health").status_code == 200
-                waits.append(time.monotonic() - t)
-                if select.select([big], [], [], 0)[0]:  # the big answer has arrived
-                    break
-                overtook += 1
-                time.sleep(0.05)
-        reply = _read_all_http(big)
-        took = time.monotonic() - t0
-        print(f"\nbig request ({len(body) / 1e6:.1f} MB): answered after {took:.2f}s; /health answered {overtook} "
-              f"times meanwhile, slowest {max(waits) * 1000:.0f} ms")
-        assert reply.startswith(b"HTTP/1.1 400 ") and b"context_length_exceeded" in reply, reply[:300]
-        assert overtook >= 1, f"/health waited for the big request ({max(waits):.2f}s)"
-    finally:
-        big.close()
-        srv.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with live_server(app) as url:
+        messages = [{"role": ("user", "assistant")[i % 2], "content": f"message {i} " + "word " * 400} for i in range(2000)]
+        body = json.dumps({"model": server["model"], "messages": messages, "max_tokens": 4}).encode()
+        big = _connect(url)
+        try:
+            t0 = time.monotonic()
+            big.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                        b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % (KEY.encode(), len(body)) + body)
+            time.sleep(0.3)  # the server has the whole body by now, and works on it
+            overtook, waits = 0, []
+            with httpx.Client(timeout=60) as small:
+                for _ in range(50):
+                    t = time.monotonic()
+                    assert small.get(url + "/health").status_code == 200
+                    waits.append(time.monotonic() - t)
+                    if select.select([big], [], [], 0)[0]:  # the big answer has arrived
+                        break
+                    overtook += 1
+                    time.sleep(0.05)
+            reply = _read_all_http(big)
+            took = time.monotonic() - t0
+            print(f"\nbig request ({len(body) / 1e6:.1f} MB): answered after {took:.2f}s; /health answered {overtook} "
+                  f"times meanwhile, slowest {max(waits) * 1000:.0f} ms")
+            assert reply.startswith(b"HTTP/1.1 400 ") and b"context_length_exceeded" in reply, reply[:300]
+            assert overtook >= 1, f"/health waited for the big request ({max(waits):.2f}s)"
+        finally:
+            big.close()
 
 
 def _read_all_http(sock) -> bytes:

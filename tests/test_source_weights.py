@@ -8,13 +8,12 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import yaml
 
-SFTFLOW = str(Path(sys.executable).parent / "sftflow")
+from tests.support import SFTFLOW
 
 
 def write_source(path: Path, topic: str, n: int) -> None:

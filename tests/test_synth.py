@@ -8,8 +8,6 @@ import os
 import random
 import sqlite3
 import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -20,8 +18,8 @@ from sftflow.data.prepare import prepare
 from sftflow.data.synth import load_seeds, rejected_path, synthesize
 from sftflow.errors import SftflowError
 from tests.fake_openai import FakeOpenAI
+from tests.support import SFTFLOW, live_server
 
-SFTFLOW = str(Path(sys.executable).parent / "sftflow")
 WORDS = [f"w{i}" for i in range(3000)]
 quiet = dict(log=lambda m: None)
 
@@ -312,26 +310,17 @@ def tiny_server(tiny_model_dir):
     from sftflow.model.engine import Engine
     from sftflow.model.load import load_model, load_tokenizer
     from sftflow.serve import create_app
-    from sftflow.web import bind, url_of, uvicorn_server
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     tok = load_tokenizer(str(tiny_model_dir), padding_side="left")
     engine = Engine(load_model(str(tiny_model_dir), tok, method="full").eval(), tok, max_batch=4).start()
-    sock = bind("127.0.0.1", 0)
-    srv = uvicorn_server(create_app(engine, "tiny", api_key="k"), sock)
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(300):
-        if srv.started:
-            break
-        time.sleep(0.02)
-    yield url_of(sock) + "/v1"
-    srv.should_exit = True
-    thread.join(timeout=10)
-    engine.stop()
-    sock.close()
-    torch.set_num_threads(threads)
+    try:
+        with live_server(create_app(engine, "tiny", api_key="k")) as url:
+            yield url + "/v1"
+    finally:
+        engine.stop()
+        torch.set_num_threads(threads)
 
 
 def test_real_teachers_sftflow_serve_and_a_local_model_folder(tmp_path, tiny_server, tiny_model_dir, monkeypatch):

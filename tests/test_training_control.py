@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,8 +23,8 @@ from sftflow.train.trainer import (
     pick_checkpoint,
     train,
 )
+from tests.support import SFTFLOW
 
-SFTFLOW = str(Path(sys.executable).parent / "sftflow")
 pytestmark = pytest.mark.slow
 quiet = dict(log=lambda m: None)
 
