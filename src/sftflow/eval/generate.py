@@ -2,14 +2,14 @@
 
 Decoder-only models continue from the last position, so batches are padded on the left;
 prompts are sorted by length to keep padding small, and results returned in input order.
-Greedy batched output equals one-at-a-time output (tests/test_eval_generate.py), and is
+Greedy batched output equals one-at-a-time output (tests/eval/test_eval_generate.py), and is
 several times faster (bench/eval_generate.py). Sampling is optional and seeded; sampled
 outputs depend on the batch composition, so they are reproducible only with the same batches.
 
 This is `model.generate`, not the streaming engine `serve` and `chat` use (model/engine.py):
 generate applies the model's generation_config (e.g. a repetition_penalty that some hub
 models ship) and samples from one seeded generator per batch; eval's outputs would change
-with the engine. On a model without such settings greedy outputs agree (tests/test_serve.py).
+with the engine. On a model without such settings greedy outputs agree (tests/serve/test_serve.py).
 """
 
 from __future__ import annotations

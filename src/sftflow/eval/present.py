@@ -1,5 +1,5 @@
 """How the report puts numbers into words and colours, kept apart from the templates so each
-rule can be tested on hand-built inputs (tests/test_report.py).
+rule can be tested on hand-built inputs (tests/eval/test_report.py).
 
     from sftflow.eval.present import judge_answer, delta_words, ratio_words, card_html
 

@@ -14,7 +14,7 @@ turns are located in one rendering, never by rendering prefixes and assuming the
 
 The sequence trained on is the prompt exactly as serving renders it (every message but the
 last, with the generation prompt) followed by the last answer as the full rendering writes it:
-the tokens a served model is given are the tokens it was trained on (tests/test_families.py).
+the tokens a served model is given are the tokens it was trained on (tests/model/test_families.py).
 """
 
 from __future__ import annotations

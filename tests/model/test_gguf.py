@@ -194,7 +194,7 @@ def test_modelfile_carries_the_training_template_system_prompt_and_stop_token(ex
     assert 'PARAMETER stop "<|im_end|>"\n' in modelfile
 
 
-QUICKSTART_RUN = Path(__file__).resolve().parents[1] / "quickstart" / "runs" / "quickstart"
+QUICKSTART_RUN = Path(__file__).resolve().parents[2] / "quickstart" / "runs" / "quickstart"
 
 
 @needs_extra

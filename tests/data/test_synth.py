@@ -277,7 +277,7 @@ def test_prepare_admits_candidates_with_provenance_a_cap_and_no_test_rows(tmp_pa
 def test_synthetic_rows_sharing_a_group_with_human_test_rows_stay_out(tmp_path):
     """Hand-written synthetic rows (origin field) in the same group as human rows (data.group_field;
     a synthetic row with a human row's prompt, or a near-duplicate of it, and another answer is a
-    conflict instead, left unused for that: tests/test_conflicts.py): no leak, no test."""
+    conflict instead, left unused for that: tests/data/test_conflicts.py): no leak, no test."""
     human = [{**r, "customer": f"c{i}"} for i, r in enumerate(human_rows(300, seed=2))]
     fresh = human_rows(100, seed=3)
     other = human_rows(150, seed=5)  # other prompts, the same customers

@@ -21,7 +21,7 @@ from tests.support import SFTFLOW, live_server
 from tests.tiny_run import make_run, shared_run
 
 KEY = "test-key"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

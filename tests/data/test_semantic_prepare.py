@@ -14,7 +14,7 @@ from sftflow.config import parse_config
 from sftflow.data.prepare import prepare
 from sftflow.errors import SftflowError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import quality as bench  # noqa: E402
 from quality_pools import FACT_QUESTIONS, FACTS  # noqa: E402
 

@@ -1,6 +1,6 @@
 """The tiny pre-trained model: a real hub-format model with behaviour worth preserving.
 
-pytest tests/test_tiny_model.py
+pytest tests/model/test_tiny_model.py
 """
 
 import json

@@ -1,5 +1,5 @@
 """`eval.benchmarks` for real: lm-eval-harness scores a small local multiple-choice task
-(tests/data/lmeval/, 24 generated rows) on the base and the tuned tiny model. The oracle scores
+(tests/eval/lmeval/, 24 generated rows) on the base and the tuned tiny model. The oracle scores
 the same task here, from the model files and the JSONL, with plain transformers + PEFT."""
 
 import json
@@ -18,7 +18,7 @@ from sftflow.eval.gates import check_gates, resolve_gates
 from sftflow.eval.report import write_report
 from tests.tiny_run import make_run
 
-TASK_DIR = Path(__file__).parent / "data" / "lmeval"
+TASK_DIR = Path(__file__).parent / "lmeval"
 MINIMAL = {"data": {"sources": [{"path": "raw.jsonl"}]}, "model": {"name_or_path": "m"}}
 
 

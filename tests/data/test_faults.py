@@ -46,7 +46,7 @@ def project(root: Path, sources: list[str], **data):
                          "model": {"name_or_path": "no-such-model"}}, root=root)
 
 
-# SFTFLOW_SOAK=20 pytest tests/test_faults.py: the opt-in soak, 20x the fuzzed inputs of a CI run
+# SFTFLOW_SOAK=20 pytest tests/data/test_faults.py: the opt-in soak, 20x the fuzzed inputs of a CI run
 SOAK = max(1, int(os.environ.get("SFTFLOW_SOAK", "1")))
 
 
@@ -491,8 +491,8 @@ def test_synth_killed_with_sigkill_resumes_without_duplicates_or_loss(tmp_path):
 
     import yaml
 
+    from tests.data.test_synth import project as synth_project
     from tests.fake_openai import FakeOpenAI
-    from tests.test_synth import project as synth_project
 
     sftflow = str(Path(sys.executable).parent / "sftflow")
     with FakeOpenAI() as fake:

@@ -12,7 +12,7 @@ from sftflow.config import load_config
 from sftflow.data.prepare import prepare
 from sftflow.errors import SftflowError
 from sftflow.train.trainer import report_to, train
-from tests.test_training_control import make_project
+from tests.train.test_training_control import make_project
 
 quiet = dict(log=lambda m: None)
 BLOCK, HEADER = 32768, 7  # the LevelDB log format W&B writes its .wandb files in

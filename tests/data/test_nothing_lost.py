@@ -187,7 +187,7 @@ def test_a_row_over_the_size_limit_is_rejected_not_held(tmp_path, monkeypatch):
 def test_soak_script_runs(tmp_path):
     """tests/filegen.py is also the soak's command line."""
     out = subprocess.run([sys.executable, "tests/filegen.py", "--files", "50"], capture_output=True, text=True,
-                         cwd=Path(__file__).parent.parent, check=True).stdout
+                         cwd=Path(__file__).resolve().parents[2], check=True).stdout
     result = json.loads(out)
     assert result["files"] == 50 and result["wrong_count"] == [] and result["crashes"] == []
 

@@ -12,7 +12,7 @@ import pytest
 from sftflow.data import semantic
 from sftflow.errors import SftflowError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import quality as bench  # noqa: E402
 from quality_pools import FACT_QUESTIONS, FACTS, OTHER_LANGUAGE  # noqa: E402
 
