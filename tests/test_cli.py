@@ -1,5 +1,6 @@
 """The CLI as a user types it: the installed `sftflow` entry point, in a subprocess."""
 
+import os
 import subprocess
 import sys
 import time
@@ -113,8 +114,10 @@ def test_library_chatter_is_silenced_unless_debug():
     import deepspeed  # noqa: F401  (the dev extra installs it: a missing one fails)
     code = ("import sys, sftflow.cli as c; c.STATE['debug'] = sys.argv[1] == 'debug'; c._quiet_libraries(); "
             "import deepspeed, transformers; transformers.logging.get_logger('transformers.x').warning('chatter')")
-    quiet = subprocess.run([sys.executable, "-c", code, "quiet"], capture_output=True, text=True, timeout=300)
-    loud = subprocess.run([sys.executable, "-c", code, "debug"], capture_output=True, text=True, timeout=300)
+    # as from a fresh shell: an earlier test that ran the CLI in this process left *_VERBOSITY=error behind
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_VERBOSITY")}
+    quiet = subprocess.run([sys.executable, "-c", code, "quiet"], capture_output=True, text=True, timeout=300, env=env)
+    loud = subprocess.run([sys.executable, "-c", code, "debug"], capture_output=True, text=True, timeout=300, env=env)
     assert quiet.returncode == 0 and loud.returncode == 0, quiet.stderr + loud.stderr
     assert "Setting accelerator" not in quiet.stdout + quiet.stderr and "chatter" not in quiet.stderr
     assert "chatter" in loud.stderr

@@ -172,6 +172,7 @@ def _project(root, model_dir, name: str) -> dict:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_family_end_to_end(families_root, tmp_path, name):
     import yaml
@@ -230,6 +231,7 @@ def test_family_end_to_end(families_root, tmp_path, name):
         engine.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["llama3.2", "llama3.1"])
 def test_base_model_without_chat_tokens_learns_added_ones_with_lora(families_root, tmp_path, name):
     """A base model with no chat template gets sftflow's ChatML tokens; with LoRA their rows must be
