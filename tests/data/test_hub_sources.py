@@ -219,3 +219,27 @@ def test_a_split_that_loses_a_row_stops_prepare(tmp_path, monkeypatch):
                        root=tmp_path)
     with pytest.raises(SftflowError, match=r"saved: the file states 30 rows but 29 were read"):
         run_prepare(cfg, log=lambda m: None)
+
+
+def test_synth_seeds_from_a_cached_hub_dataset(tmp_path, hub):
+    """`sftflow synth` takes its seeds from a human source given by hub id, as prepare reads it:
+    every usable row of the split a seed, named by the dataset, split and row number."""
+    from tests.fake_openai import FakeOpenAI
+
+    cache, train, _ = hub
+    with FakeOpenAI() as teacher:
+        config = {"data": {"sources": [{"path": "acme/support", "split": "train"}],
+                           "synth": {"teacher": {"base_url": teacher.url, "model": "teacher-1", "api_key_env": None},
+                                     "tasks": [{"strategy": "paraphrase", "count": 1}]}},
+                  "model": {"name_or_path": "no-such-model"}}
+        (tmp_path / "sftflow.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+        env = {**os.environ, "HF_DATASETS_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+               "NO_COLOR": "1", "PYTHONWARNINGS": "ignore"}
+        r = subprocess.run([SFTFLOW, "synth", "sftflow.yaml"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    usable = [i + 1 for i, row in enumerate(train) if row["output"]]  # rows() breaks every 7th one
+    candidates = [json.loads(line) for line in (tmp_path / "synthetic" / "candidates.jsonl").read_text().splitlines()]
+    assert len(candidates) == len(usable) == 120
+    # a paraphrase keeps its seed's answer: the answers are the split's own, each seed used once
+    assert sorted(c["messages"][-1]["content"] for c in candidates) == sorted(train[i - 1]["output"] for i in usable)

@@ -34,13 +34,14 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sftflow.data.dedup import content_hash, loose
 from sftflow.data.formats import RowError, convert_row
-from sftflow.data.load import read_rows, resolve_sources
+from sftflow.data.hub import dataset_parts, read_part
+from sftflow.data.load import ReadAccount, read_rows, resolve_sources
 from sftflow.data.quality import redact
 from sftflow.data.teacher import (
     Budget,
@@ -224,30 +225,44 @@ def load_seeds(cfg) -> list[Seed]:
     first when data.quality.pii is redact, so it never reaches the teacher.
     """
     d, s = cfg.data, cfg.data.synth
-    if s.seeds:
-        specs = [(s.seeds, "auto", {}, "data.synth.seeds")]
-    else:
-        specs = [(src.path, src.format, src.mapping, "data.sources") for src in d.sources if src.origin == "human"]
-    output = cfg.path(s.output).resolve()
     seeds: dict[str, Seed] = {}
-    for pattern, fmt, mapping, key in specs:
+    for raw, fmt, mapping in _seed_rows(cfg):
+        if raw.error is not None or (isinstance(raw.row, dict) and raw.row.get("origin") == "synthetic"):
+            continue
+        try:
+            _, record = convert_row(raw.row, fmt, mapping=mapping, system_prompt=d.system_prompt)
+        except RowError:
+            continue  # prepare reports it; a seed must be a usable example
+        if d.quality.pii == "redact":
+            record["messages"] = [{**m, "content": redact(m["content"])} for m in record["messages"]]
+        sid = content_hash(record)
+        seeds.setdefault(sid, Seed(sid, record["messages"], f"{raw.file}:{raw.line}"))
+        if s.max_seeds and len(seeds) >= s.max_seeds:
+            break
+    return list(seeds.values())
+
+
+def _seed_rows(cfg):
+    """(raw row, format, mapping) of data.synth.seeds, else of the human data.sources: files, and
+    hub datasets or save_to_disk folders as prepare reads them (row numbers as lines)."""
+    d, s = cfg.data, cfg.data.synth
+    output = cfg.path(s.output).resolve()
+    if s.seeds:
+        sources = [(None, s.seeds, "auto", {}, "data.synth.seeds")]
+    else:
+        sources = [(i, src.path, src.format, src.mapping, "data.sources") for i, src in enumerate(d.sources)
+                   if src.origin == "human"]
+    for index, pattern, fmt, mapping, key in sources:
+        parts = None if index is None else dataset_parts(d.sources[index], cfg.root, index)
+        if parts is not None:
+            for part in parts:
+                yield from ((raw, fmt, mapping) for raw in read_part(part, ReadAccount()))
+            continue
         for path in _resolve(pattern, cfg.root, key):
             if path.resolve() == output:
                 continue
-            for raw in read_rows(path):
-                if raw.error is not None or (isinstance(raw.row, dict) and raw.row.get("origin") == "synthetic"):
-                    continue
-                try:
-                    _, record = convert_row(raw.row, fmt, mapping=mapping, system_prompt=d.system_prompt)
-                except RowError:
-                    continue  # prepare reports it; a seed must be a usable example
-                if d.quality.pii == "redact":
-                    record["messages"] = [{**m, "content": redact(m["content"])} for m in record["messages"]]
-                sid = content_hash(record)
-                seeds.setdefault(sid, Seed(sid, record["messages"], f"{_display(path, cfg.root)}:{raw.line}"))
-                if s.max_seeds and len(seeds) >= s.max_seeds:
-                    return list(seeds.values())
-    return list(seeds.values())
+            shown = _display(path, cfg.root)
+            yield from ((replace(raw, file=shown), fmt, mapping) for raw in read_rows(path))
 
 
 def load_prompts(cfg) -> tuple[list[tuple[str, str]], list[str]]:
