@@ -54,6 +54,7 @@ def test_packed_attention_is_exact_and_falls_back(tiny_model_dir):
         assert torch.allclose(a, b, atol=1e-5), (a - b).abs().max()
 
 
+@pytest.mark.slow  # trains (bench/train_throughput.py --quick)
 def test_harness_quick_run_writes_results(tmp_path):
     sys.path.insert(0, str(BENCH))
     try:
