@@ -5,15 +5,17 @@
 Writes the quickstart project once (raw files and the tiny model, as `sftflow init` does, with the
 first tree) plus an extra source built to reach every filter and reject path: broken and
 unconvertible rows, over-long rows, personal data, low-quality answers, rows copied from a
-decontamination benchmark, conflicting labels and planted semantic outliers. Then, per variant
-(config changes on that project), runs `sftflow prepare` with each tree in its own process and
-compares the outputs:
+decontamination benchmark, conflicting labels, planted semantic outliers and answers the LLM
+judge grades low. Then, per variant (config changes on that project: see VARIANTS; the judge
+talks to tests/fake_openai.py on 127.0.0.1), runs `sftflow prepare` with each tree in its own
+process, in the same folder one after the other, and compares the outputs:
 
 - train/val/test.jsonl and rejects.jsonl byte for byte, and which files the data folder holds;
 - stats.json equal once the timings ("seconds", anywhere) are removed;
 - data_card.md equal once the semantic step's "in N s" is masked (a timing);
-- ledger.sqlite: every table's rows equal as sorted lists, leaving out only the time columns
-  (examples.created_at, decisions.at, runs.started_at).
+- ledger.sqlite (and judge_cache.sqlite): every table's rows equal as sorted lists, leaving out
+  only the time columns (examples.created_at, decisions.at, runs.started_at, verdicts.at);
+- quality_hist.png byte for byte.
 
 Prints one line per variant and output, and exits 1 on any difference.
 """
@@ -46,8 +48,11 @@ VARIANTS = {
              "sources": {0: {"max_rows": 700, "weight": 1.0}, 1: {"weight": 2.0}, 2: {"weight": 0.5}}},
     # the semantic step: embeddings filter unrelated answers and outliers (needs sftflow[semantic])
     "semantic": {"extra": True, "data": {"semantic": {"enabled": True}, "decontaminate": ["bench/benchmark.jsonl"]}},
+    # the LLM judge (tests/fake_openai.py on 127.0.0.1 grades answers ending "WRONG." 1, "meh." 4, others 5)
+    "judge": {"extra": True, "judge": True},
 }
-TIME_COLUMNS = {("examples", "created_at"), ("decisions", "at"), ("runs", "started_at")}
+TIME_COLUMNS = {("examples", "created_at"), ("decisions", "at"), ("runs", "started_at"), ("verdicts", "at")}
+REPO = Path(__file__).resolve().parents[1]
 SPLIT_FILES = ("train.jsonl", "val.jsonl", "test.jsonl", "rejects.jsonl")
 
 
@@ -87,12 +92,14 @@ def extra_rows() -> list:
                  chat("What is the daily transfer limit?", "The daily transfer limit is 10,000 dollars.", ticket="C")]
     unrelated = [chat(f"How do I reset the password of account number {100 + i} on the billing portal?",
                       "Jupiter is the largest planet and has dozens of moons orbiting it.") for i in range(2)]
+    graded = [chat(f"What does the premium plan cost for {n} seats?", f"It costs {9 * n} dollars a month{end}")
+              for n, end in ((3, " WRONG."), (4, " WRONG."), (5, " meh."), (6, "."))]  # for the judge variant
     broken = ['{"messages": [{"role": "user", "content": "unterminated"', '[1, 2, 3]', '{"foo": "bar", "baz": 1}',
               json.dumps({"instruction": "Say hi", "output": ""}),
               json.dumps({"messages": [{"role": "robot", "content": "hi"}]}),
               json.dumps({"conversations": [{"from": "human", "value": "hi"}]}),
               json.dumps({"prompt": "p", "completion": 7}), json.dumps({"text": "plain text row"}), ""]
-    rows = [*ok, *pii, *low, *long, *contaminated, *conflicts, *unrelated]
+    rows = [*ok, *pii, *low, *long, *contaminated, *conflicts, *unrelated, *graded]
     lines = [json.dumps(r, ensure_ascii=False) for r in rows]
     for k, b in enumerate(broken):  # spread through the file
         lines.insert(3 + 7 * k, b)
@@ -111,7 +118,7 @@ def make_project(base_src: str, scratch: Path) -> Path:
     return project
 
 
-def variant_project(project: Path, scratch: Path, name: str) -> Path:
+def variant_project(project: Path, scratch: Path, name: str, judge_url: str | None = None) -> Path:
     """A project folder for a variant: the raw files and model linked, the config changed as it says. Both
     trees run in this one folder, so the paths written into the outputs are the same."""
     v = VARIANTS[name]
@@ -128,6 +135,9 @@ def variant_project(project: Path, scratch: Path, name: str) -> Path:
         data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
     for k, fields in v.get("sources", {}).items():
         data["sources"][k].update(fields)
+    if v.get("judge"):
+        data["quality"] = {**data.get("quality", {}), "judge": {"base_url": judge_url, "model": "teacher-1",
+                                                                "api_key_env": None, "backoff": 0.01, "concurrency": 2}}
     (root / "sftflow.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return root
 
@@ -184,9 +194,11 @@ def compare(a: Path, b: Path) -> list[tuple[str, bool, str]]:
     sa, sb = (_untimed(json.loads((d / "stats.json").read_text())) for d in (a, b))
     out.append(("stats.json", sa == sb, f"{len(sa)} keys, timings removed; filter_reasons {sa['filter_reasons']}"))
     out.append(("data_card.md", _card(a / "data_card.md") == _card(b / "data_card.md"), "text, semantic timing masked"))
-    la, lb = _ledger(a / "ledger.sqlite"), _ledger(b / "ledger.sqlite")
-    sizes = ", ".join(f"{t} {len(rows)}" for t, rows in la.items())
-    out.append(("ledger.sqlite", la == lb, f"rows per table: {sizes}; time columns left out"))
+    for db in ("ledger.sqlite", "judge_cache.sqlite"):
+        if (a / db).exists():
+            la, lb = _ledger(a / db), _ledger(b / db)
+            sizes = ", ".join(f"{t} {len(rows)}" for t, rows in la.items())
+            out.append((db, la == lb, f"rows per table: {sizes}; time columns left out"))
     png = (a / "quality_hist.png").read_bytes() == (b / "quality_hist.png").read_bytes()
     out.append(("quality_hist.png", png, "bytes"))
     return out
@@ -201,17 +213,28 @@ def main() -> int:
     ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: " + ", ".join(VARIANTS))
     args = ap.parse_args()
     project = make_project(args.base_src, args.scratch)
+    sys.path.insert(0, str(REPO))
+    from tests.fake_openai import FakeOpenAI
+
     failed = 0
-    for name in args.variants.split(","):
-        root = variant_project(project, args.scratch, name)
-        for side, src in (("base", args.base_src), ("new", args.new_src)):
-            run_prepare(src, root, args.workers, side)
-            (root / "data").rename(root / f"data.{side}")  # the next run starts from no outputs, as this one did
-        for output, same, what in compare(root / "data.base", root / "data.new"):
-            failed += not same
-            print(f"{name:10s} {output:16s} {'identical' if same else 'DIFFERENT'}  ({what})", flush=True)
+    with FakeOpenAI() as fake:
+        for name in args.variants.split(","):
+            failed += run_variant(project, args, name, fake.url)
     print("all identical" if not failed else f"{failed} outputs differ")
     return 1 if failed else 0
+
+
+def run_variant(project: Path, args, name: str, judge_url: str) -> int:
+    """Prepare one variant with each tree and compare; returns how many outputs differ."""
+    failed = 0
+    root = variant_project(project, args.scratch, name, judge_url)
+    for side, src in (("base", args.base_src), ("new", args.new_src)):
+        run_prepare(src, root, args.workers, side)
+        (root / "data").rename(root / f"data.{side}")  # the next run starts from no outputs, as this one did
+    for output, same, what in compare(root / "data.base", root / "data.new"):
+        failed += not same
+        print(f"{name:10s} {output:18s} {'identical' if same else 'DIFFERENT'}  ({what})", flush=True)
+    return failed
 
 
 if __name__ == "__main__":
