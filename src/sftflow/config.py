@@ -21,8 +21,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sftflow.errors import SftflowError
+from sftflow.formats import FORMAT_NAMES
 
-FORMATS = ("auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text")
+FORMATS = ("auto", *FORMAT_NAMES)  # the row formats are listed once, in formats.py
 METHODS = ("lora", "qlora", "full")
 METRICS = (
     "exact_match", "normalized_exact_match", "token_f1", "rouge_l", "bleu", "chrf", "json_valid", "json_match",

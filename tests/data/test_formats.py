@@ -1,6 +1,8 @@
+from pathlib import Path
+
 import pytest
 
-from sftflow.data.formats import RowError, convert_row
+from sftflow.formats import RowError, convert_row
 
 SYS = {"role": "system", "content": "Answer in JSON."}
 
@@ -89,7 +91,7 @@ def test_non_object_row():
 
 
 def test_unknown_format_reason_is_one_line_even_with_newlines_in_field_names():
-    from sftflow.data.formats import RowError, convert_row
+    from sftflow.formats import RowError, convert_row
 
     with pytest.raises(RowError) as err:
         convert_row({"a\nb": 1, "c": 2}, "auto")
@@ -97,7 +99,7 @@ def test_unknown_format_reason_is_one_line_even_with_newlines_in_field_names():
 
 
 def test_unknown_format_reason_gives_the_mapping_line_to_paste():
-    from sftflow.data.formats import RowError, convert_row
+    from sftflow.formats import RowError, convert_row
 
     with pytest.raises(RowError) as caught:
         convert_row({"ticket_id": "17", "message": "my laptop is cracked", "label_json": '{"product": "laptop"}'},
@@ -107,3 +109,40 @@ def test_unknown_format_reason_gives_the_mapping_line_to_paste():
     fmt, record = convert_row({"message": "hi", "label_json": "{}"}, "auto",
                               mapping={"prompt": "message", "completion": "label_json"})
     assert fmt == "prompt_completion" and record["messages"][-1]["content"] == "{}"
+
+
+@pytest.mark.parametrize(
+    ("row", "fmt"),
+    [
+        ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+          "instruction": "x", "output": "y"}, "messages"),
+        ({"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}],
+          "instruction": "x", "output": "y"}, "sharegpt"),
+        ({"instruction": "x", "output": "y", "prompt": "p", "completion": "c"}, "alpaca"),
+        ({"prompt": "p", "completion": "c", "text": "t"}, "prompt_completion"),
+    ],
+)
+def test_auto_detection_tries_the_formats_in_their_rank_order(row, fmt):
+    assert convert_row(row, "auto")[0] == fmt
+
+
+def test_the_unknown_format_reason_lists_what_each_format_is_recognised_by():
+    with pytest.raises(RowError) as err:
+        convert_row({"question": 1}, "auto")
+    assert err.value.reason.startswith("unknown format (fields: question); expected messages, conversations, "
+                                       "instruction+output, prompt+completion or text — set the source's")
+
+
+def test_the_config_offers_the_registered_formats_in_the_same_words():
+    """config.py reads its format choices from formats.FORMATS; the message a typo gets is unchanged."""
+    from sftflow.config import parse_config
+    from sftflow.errors import SftflowError
+
+    with pytest.raises(SftflowError) as err:
+        parse_config({"data": {"sources": [{"path": "a.jsonl", "format": "alpacca"}]}, "model": {"name_or_path": "m"}},
+                     root=Path("."))
+    assert str(err.value) == ("config: 'data.sources.0.format': Input should be 'auto', 'alpaca', 'sharegpt', "
+                              "'messages', 'prompt_completion' or 'text' (got 'alpacca')")
+    for name in ("auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text"):
+        parse_config({"data": {"sources": [{"path": "a.jsonl", "format": name}]}, "model": {"name_or_path": "m"}},
+                     root=Path("."))

@@ -174,9 +174,33 @@ def _source_lines(sources: list[dict] | None) -> list[str]:
 
 
 def write_data_card(folder: Path, stats: dict) -> Path:
+    """data_card.md (and quality_hist.png) in `folder`, from stats.json's contents, section by section."""
     q = stats["quality"]
     _histogram_png(folder / "quality_hist.png", q["histogram"], q["threshold"])
-    s = stats["splits"]
+    lines = _header_and_sources(stats)
+    lines += _quality_lines(stats)
+    lines += _conflict_lines(stats.get("conflicts"))
+    lines += _semantic_lines(stats.get("semantic"))
+    lines += _pii_lines(stats.get("pii"))
+    lines += _split_lines(stats)
+    lines += _synthetic_section(stats)
+    lines += _leakage_lines(stats["leakage"])
+    lines += ["", "## Rejected rows", ""]
+    if stats["reject_reasons"]:
+        lines += [f"- {reason}: {n}" for reason, n in stats["reject_reasons"].items()]
+        lines += ["", "Every rejected row, with file, line and field, is in `rejects.jsonl`."]
+    else:
+        lines.append("None.")
+    if stats["warnings"]:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in stats["warnings"]]
+    lines.append("")
+    path = folder / "data_card.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path
+
+
+def _header_and_sources(stats: dict) -> list[str]:
+    """The fates in one line, then per file: counts, formats and licence; system prompts and the length check."""
     lines = [
         "# Data card",
         "",
@@ -207,8 +231,13 @@ def write_data_card(folder: Path, stats: dict) -> Path:
     lines += ["", f"Length check: {stats['length_check']}."]
     if stats["truncated"]:
         lines.append(f"{stats['truncated']} kept examples are longer than the limit and will be truncated in training.")
+    return lines
 
-    lines += ["", "## Quality filter", ""]
+
+def _quality_lines(stats: dict) -> list[str]:
+    """The threshold, the judge, the histogram, filtered records by kind and the lowest-scored examples."""
+    q = stats["quality"]
+    lines = ["", "## Quality filter", ""]
     if q["threshold"] is None:
         lines.append("Scores computed, filter off (`data.quality.enabled: false`).")
     else:
@@ -222,11 +251,13 @@ def write_data_card(folder: Path, stats: dict) -> Path:
     lines += _examples_table("Lowest-scoring examples (check what the rules did):", q["lowest"])
     lines += _examples_table("Lowest-scored examples that were kept (what the filter let through):",
                              q.get("lowest_kept", []))
-    lines += _conflict_lines(stats.get("conflicts"))
-    lines += _semantic_lines(stats.get("semantic"))
-    lines += _pii_lines(stats.get("pii"))
+    return lines
 
-    lines += [
+
+def _split_lines(stats: dict) -> list[str]:
+    """How splits are assigned, their sizes, the general-data mix and the origins."""
+    s = stats["splits"]
+    lines = [
         "",
         "## Splits",
         "",
@@ -245,10 +276,11 @@ def write_data_card(folder: Path, stats: dict) -> Path:
         lines += ["", f"General-data mix: {stats['general_mix_in_train']} of the {s['train']} training examples "
                       f"({share:.0%}) are general conversation data (`origin: general-mix`), in train only."]
     lines += ["", "Origins: " + ", ".join(f"{k} {v}" for k, v in sorted(stats["origins"].items())) + "."]
-    lines += _synthetic_section(stats)
+    return lines
 
-    lk = stats["leakage"]
-    lines += [
+
+def _leakage_lines(lk: dict) -> list[str]:
+    lines = [
         "",
         "## Leakage report",
         "",
@@ -258,16 +290,4 @@ def write_data_card(folder: Path, stats: dict) -> Path:
     ]
     if lk["examples"]:
         lines.append("- e.g. " + ", ".join(f"train {e['train']} ~ eval {e['eval']}" for e in lk["examples"][:3]))
-
-    lines += ["", "## Rejected rows", ""]
-    if stats["reject_reasons"]:
-        lines += [f"- {reason}: {n}" for reason, n in stats["reject_reasons"].items()]
-        lines += ["", "Every rejected row, with file, line and field, is in `rejects.jsonl`."]
-    else:
-        lines.append("None.")
-    if stats["warnings"]:
-        lines += ["", "## Warnings", ""] + [f"- {w}" for w in stats["warnings"]]
-    lines.append("")
-    path = folder / "data_card.md"
-    atomic_write_text(path, "\n".join(lines))
-    return path
+    return lines

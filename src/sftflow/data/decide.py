@@ -173,46 +173,17 @@ def _decide_together(col: dict[str, np.ndarray], strata: list | None, dup_edges:
     `isolated`: how many examples outside the set are kept and in train (the group-size limit,
     mix ratio and synthetic cap count them too)."""
     n = len(col["id"])
-    scores = col["score"]
+    scores, is_mix = col["score"], col["mix"]
     filtered = col["filter"] > 0
-    is_mix = col["mix"]
-    active = ~filtered
-
-    exact = col["exact"]
-    exact_edges, *pairs = dup_edges  # equal keys (transitive); MinHash pairs and semantic pairs (not)
-    pairs = [e[active[e[:, 0]] & active[e[:, 1]]] for e in pairs]
-    dup_edges = [_chain_within(n, exact_edges, active), *pairs]
-    labels = components(n, *dup_edges)
     # keeper: task data before general data, then best quality, then first seen
-    keeper = best_of_clusters(labels, scores - 2.0 * is_mix)
-    kept = active & (keeper == np.arange(n))
-    duplicate = active & ~kept
-    semantic = np.zeros(0, dtype=bool)
-    if len(pairs) > 1:  # which duplicates only the embeddings joined to their keeper
-        plain = components(n, *dup_edges[:2])
-        semantic = duplicate & (plain != plain[keeper])
-
+    keeper, duplicate, semantic = _duplicates(n, dup_edges, ~filtered, scores - 2.0 * is_mix)
+    kept = ~filtered & ~duplicate
     task = kept & ~is_mix
-    own = col["own"]
     split_edges = [_chain_within(n, e, task) for e in split_edges]
-    groups = components(n, *split_edges)
-    notes = []
-    near_prompts = np.zeros((0, 2), dtype=np.int64)  # near-duplicate prompt pairs that group examples
-    if cfg.data.dedup.near:
-        near = prompt_edges[task[prompt_edges[:, 0]] & task[prompt_edges[:, 1]]]
-        joined = components(n, *split_edges, near)
-        sizes = np.bincount(joined[task]) if task.any() else np.zeros(1, dtype=np.int64)
-        total = int(task.sum()) + isolated["kept"]
-        limit = max(MAX_GROUP_ROWS, int(MAX_GROUP_SHARE * total))
-        if sizes.max() <= limit:
-            groups, near_prompts = joined, near
-        else:  # templated prompts chain into one giant group that would swallow a whole split
-            notes.append(f"near-duplicate prompts chain {int(sizes.max())} of {total} examples into one "
-                         "group (templated prompts?); splits group exact prompts only — see the 13-gram leakage "
-                         "report, or set data.dedup.threshold higher")
+    groups, near_prompts, notes = _split_groups(n, split_edges, prompt_edges, task, isolated["kept"], cfg)
     idx = np.flatnonzero(task)
     split = np.full(n, -1, dtype=np.int8)
-    split[idx] = assign_splits(own[idx], groups[idx], cfg.data.seed, cfg.data.split.model_dump(),
+    split[idx] = assign_splits(col["own"][idx], groups[idx], cfg.data.seed, cfg.data.split.model_dump(),
                                [strata[i] for i in idx] if strata is not None else None)
 
     unused = np.zeros(n, dtype=bool)
@@ -221,31 +192,80 @@ def _decide_together(col: dict[str, np.ndarray], strata: list | None, dup_edges:
     for i, why in resolve(conflict, col["answer"], col["synthetic"], scores, cfg.data.conflicts).items():
         unused[i], split[i], why_unused[i] = True, -1, why
     task = task & ~unused
-    synth = _synthetic_rules(col["synthetic"] & task, task, split, groups, own, scores, col["id"], isolated["train"],
-                             cfg)
+    synth = _synthetic_rules(col["synthetic"] & task, task, split, groups, col["own"], scores, col["id"],
+                             isolated["train"], cfg)
     for i, why in synth.pop("unused").items():
         unused[i], split[i], why_unused[i] = True, -1, why
     weighted_out, note = _source_weights(col, task & ~unused & (split == 0), file_source, cfg)
     unused[weighted_out], split[weighted_out] = True, -1
     notes += note
-    mix_kept = np.flatnonzero(kept & is_mix)
-    if cfg.data.mix and len(mix_kept):
-        r = cfg.data.mix.ratio
-        want = int(round(r / (1 - r) * (int((split == 0).sum()) + isolated["train"])))
-        order = sorted(mix_kept, key=lambda i: hash64(f"{cfg.data.seed}:mix:{int(col['id'][i]):016x}"))
-        split[order[:want]] = 0
-        unused[order[want:]] = True
-        if want > len(mix_kept):
-            warnings.warn(f"data.mix: wanted {want} general examples for ratio {r:g}, only {len(mix_kept)} usable",
-                          UserWarning, stacklevel=3)
+    _general_mix(col["id"], kept & is_mix, split, unused, isolated["train"], cfg)
     state = np.full(n, KEPT, dtype=np.int8)
     state[unused] = UNUSED
     state[duplicate] = DUPLICATE
     state[filtered] = FILTERED
     split[state != KEPT] = -1
-    return Fates(rows=np.arange(n), state=state, split=split, keeper=keeper, near=duplicate & (exact != exact[keeper]),
-                 keepers={}, why_unused=why_unused, synthetic=synth, warnings=notes, conflict=conflict,
-                 weighted_out=weighted_out, semantic=semantic)
+    return Fates(rows=np.arange(n), state=state, split=split, keeper=keeper,
+                 near=duplicate & (col["exact"] != col["exact"][keeper]), keepers={}, why_unused=why_unused,
+                 synthetic=synth, warnings=notes, conflict=conflict, weighted_out=weighted_out, semantic=semantic)
+
+
+def _duplicates(n: int, dup_edges: list[np.ndarray], active: np.ndarray,
+                rank: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(keeper, duplicate, semantic): each record's cluster keeper (the best `rank`, then the first
+    seen), which active records are duplicates of another, and which of those only the embeddings
+    joined to their keeper (empty without semantic edges). `dup_edges`: equal exact keys (transitive),
+    then MinHash pairs and semantic pairs (not transitive)."""
+    exact_edges, *pairs = dup_edges
+    pairs = [e[active[e[:, 0]] & active[e[:, 1]]] for e in pairs]
+    dup_edges = [_chain_within(n, exact_edges, active), *pairs]
+    keeper = best_of_clusters(components(n, *dup_edges), rank)
+    duplicate = active & (keeper != np.arange(n))
+    semantic = np.zeros(0, dtype=bool)
+    if len(pairs) > 1:
+        plain = components(n, *dup_edges[:2])
+        semantic = duplicate & (plain != plain[keeper])
+    return keeper, duplicate, semantic
+
+
+def _split_groups(n: int, split_edges: list[np.ndarray], prompt_edges: np.ndarray, task: np.ndarray,
+                  isolated_kept: int, cfg: Config) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(group of each record, near-duplicate prompt pairs that group examples, warnings). Equal prompts
+    and groups always share a split; near-duplicate prompts too, unless they chain into a group too
+    large for the splits."""
+    groups = components(n, *split_edges)
+    notes = []
+    near_prompts = np.zeros((0, 2), dtype=np.int64)
+    if cfg.data.dedup.near:
+        near = prompt_edges[task[prompt_edges[:, 0]] & task[prompt_edges[:, 1]]]
+        joined = components(n, *split_edges, near)
+        sizes = np.bincount(joined[task]) if task.any() else np.zeros(1, dtype=np.int64)
+        total = int(task.sum()) + isolated_kept
+        limit = max(MAX_GROUP_ROWS, int(MAX_GROUP_SHARE * total))
+        if sizes.max() <= limit:
+            groups, near_prompts = joined, near
+        else:  # templated prompts chain into one giant group that would swallow a whole split
+            notes.append(f"near-duplicate prompts chain {int(sizes.max())} of {total} examples into one "
+                         "group (templated prompts?); splits group exact prompts only — see the 13-gram leakage "
+                         "report, or set data.dedup.threshold higher")
+    return groups, near_prompts, notes
+
+
+def _general_mix(ids: np.ndarray, mix_kept: np.ndarray, split: np.ndarray, unused: np.ndarray, isolated_train: int,
+                 cfg: Config) -> None:
+    """data.mix: general examples into train at the configured ratio to the task's training rows, chosen by a
+    seeded hash of the id; the rest unused. Edits `split` and `unused` in place."""
+    mix_kept = np.flatnonzero(mix_kept)
+    if not cfg.data.mix or not len(mix_kept):
+        return
+    r = cfg.data.mix.ratio
+    want = int(round(r / (1 - r) * (int((split == 0).sum()) + isolated_train)))
+    order = sorted(mix_kept, key=lambda i: hash64(f"{cfg.data.seed}:mix:{int(ids[i]):016x}"))
+    split[order[:want]] = 0
+    unused[order[want:]] = True
+    if want > len(mix_kept):
+        warnings.warn(f"data.mix: wanted {want} general examples for ratio {r:g}, only {len(mix_kept)} usable",
+                      UserWarning, stacklevel=4)  # at decide()'s caller, as before
 
 
 def _chain_within(n: int, equal_key_edges: np.ndarray, members: np.ndarray) -> np.ndarray:

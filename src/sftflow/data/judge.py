@@ -32,6 +32,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from sftflow.data.filters import low_quality
 from sftflow.data.synth import load_template, parse_json_object
 from sftflow.data.teacher import BudgetSpent, RequestRefused, TeacherFailed, budget_for, open_model
 
@@ -172,7 +173,7 @@ class Judge:
 
     def apply(self, rows: list, threshold: float | None) -> None:
         """Judge the rows of a chunk that passed the rules, and fold the verdict into their score."""
-        todo = [r for r in rows if r.reject is None and r.filter_reason is None and "messages" in r.record]
+        todo = [r for r in rows if r.reject is None and r.drop is None and "messages" in r.record]
         w = self.jc.weight
         for row, v in zip(todo, self.verdicts([r.record["messages"] for r in todo]), strict=True):
             q = row.record["quality"]
@@ -195,7 +196,7 @@ class Judge:
                 q["reasons"] = [*q["reasons"], "judge_low"]
             row.score = combined
             if threshold is not None and combined < threshold:
-                row.filter_reason = f"quality {combined:.2f} < {threshold:g}: {', '.join(q['reasons'])}"
+                row.drop = low_quality(combined, threshold, q["reasons"])
                 self.counts["filtered"] += 1
 
     def human_agreement(self) -> dict | None:

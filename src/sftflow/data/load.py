@@ -409,6 +409,7 @@ class _ArrayScanner:
             yield from self._line(*item)
 
     def _line(self, lineno: int, line: bytes, start: int) -> Iterator[RawRow]:
+        """One line (from column `start`): the rows that end on it, and the element left open after it."""
         e = self.elem
         if not line[start:].strip():
             if e is not None:
@@ -417,14 +418,9 @@ class _ArrayScanner:
                 self.account.skip(lineno)
             return
         indent = len(line) - len(line.lstrip())
-        if e is not None:
-            if e.stack and line.lstrip()[:1] == b"{" and indent <= (e.indent if self.indent is None else self.indent):
-                e.cuts.append((lineno, indent))
-            if e.cuts and e.size + len(line) + 1 > MAX_ROW_BYTES:  # read again from the cut, this line too
-                self.pending.appendleft((lineno, line, 0))
-                yield self._cut("")
-                return
-            e.hold(lineno, line)
+        if e is not None and not self._held(e, lineno, line, indent):
+            yield self._cut("")
+            return
         in_row, pos, prev = e is not None or start > 0, start, 0
         for m in _TOKEN.finditer(line, start):
             s, c = m.start(), line[m.start()]
@@ -460,14 +456,9 @@ class _ArrayScanner:
                 if cut:
                     return
                 self.inside = c == ord(",")
-            elif e.stack and e.base + m.end() > e.check_at:
-                # still open and long: look for the next row inside it now rather than at its end,
-                # so a broken row costs a bounded re-read, never the rest of the file
-                e.check_at = 2 * (e.base + m.end())
-                cut = self._cut_at(e, e.text(lineno, m.end()))
-                if cut is not None and cut < (lineno, s):
-                    yield self._cut("", cut)
-                    return
+            elif e.stack and e.base + m.end() > e.check_at and (cut := self._early_cut(e, lineno, s, m.end())):
+                yield self._cut("", cut)
+                return
             if c == ord('"'):
                 if not e.stack:
                     e.closed = True
@@ -475,16 +466,41 @@ class _ArrayScanner:
                     e.key = m.group()
             prev = c
             pos = m.end()
+        if (outside := self._tail(lineno, line, pos, indent, in_row)) is not None:
+            yield outside
+
+    def _held(self, e: _Element, lineno: int, line: bytes, indent: int) -> bool:
+        """Hold a line of the open element (noting a line that starts like a row while brackets are
+        open); False when the element grew too large with such a cut in it: the line is queued to be
+        read again, and the element must be cut."""
+        if e.stack and line.lstrip()[:1] == b"{" and indent <= (e.indent if self.indent is None else self.indent):
+            e.cuts.append((lineno, indent))
+        if e.cuts and e.size + len(line) + 1 > MAX_ROW_BYTES:  # read again from the cut, this line too
+            self.pending.appendleft((lineno, line, 0))
+            return False
+        e.hold(lineno, line)
+        return True
+
+    def _early_cut(self, e: _Element, lineno: int, col: int, end: int) -> tuple[int, int] | None:
+        """Still open and long: look for the next row inside it now rather than at its end, so a broken
+        row costs a bounded re-read, never the rest of the file. The cut, if it lies before `col`."""
+        e.check_at = 2 * (e.base + end)
+        cut = self._cut_at(e, e.text(lineno, end))
+        return cut if cut is not None and cut < (lineno, col) else None
+
+    def _tail(self, lineno: int, line: bytes, pos: int, indent: int, in_row: bool) -> RawRow | None:
+        """After the line's last token: text outside the array (a reject), or the start of an element
+        with no bracket yet; a line with no part of a row is counted as structure."""
         tail = line[pos:]
         if tail.strip():
             if not self.inside:
-                yield self._outside(lineno, line)
-                return
+                return self._outside(lineno, line)
             if self.elem is None:
                 self._begin(lineno, line, pos + len(tail) - len(tail.lstrip()), indent)
                 in_row = True
         if not in_row:
             self.account.skip(lineno, structure=True)
+        return None
 
     def _outside(self, lineno: int, line: bytes) -> RawRow:
         return RawRow(self.name, lineno, error="invalid JSON: text outside the array of rows", raw=_bounded(line),

@@ -48,6 +48,7 @@ from sftflow.data.columns import ColumnStore, file_blocks
 from sftflow.data.conflicts import SHOWN_GROUPS
 from sftflow.data.decide import DUPLICATE, FILTERED, KEPT, SOURCE_WEIGHT, UNUSED, Fates, decide
 from sftflow.data.dedup import NearDupIndex, dedup_texts, hash64, key_ranges, keys_in_range
+from sftflow.data.filters import Drop
 from sftflow.data.hub import DatasetPart, dataset_parts, read_part
 from sftflow.data.ledger import Ledger
 from sftflow.data.load import ReadAccount, check_account, read_rows, resolve_sources
@@ -108,8 +109,9 @@ class Collector:
         self.store = ColumnStore(work / "columns", COLUMNS)
         self.files: list[str] = []
         self.origins: list[str] = []
-        self.filter_reasons: list[str] = [""]  # code → why filtered; code 0 (not filtered) in the "filter" column
-        self._filter_code: dict[str, int] = {"": 0}
+        self.drops: list[Drop | None] = [None]  # the "filter" column's codes → why filtered; 0: not filtered
+        self._drop_code: dict[Drop, int] = {}
+        self.filter_counts: dict[str, Counter] = defaultdict(Counter)  # filter code → seen, kept, dropped
         self.quality_reasons: list[str] = [""]  # code → the quality rules a record tripped, for the ledger
         self._quality_code: dict[str, int] = {"": 0}
         self.strata: list | None = [] if cfg.data.stratify_field else None
@@ -191,7 +193,7 @@ class Collector:
             if row.pii:
                 self.pii_rows += 1
                 self.pii_kinds.update(row.pii)
-            cur["filter"].append(self._reason_code(row.filter_reason) if row.filter_reason is not None else 0)
+            cur["filter"].append(self.drop_code(row.drop))
             cur["reasons"].append(self._quality_reasons_code(", ".join(rec["quality"]["reasons"])))
             if self.strata is not None:
                 self.strata.append(row.stratum)
@@ -205,6 +207,8 @@ class Collector:
                 del self.lowest[LOWEST_SHOWN:]
         if cur:
             self.store.append(cur)
+        for code, counts in chunk.filter_counts.items():
+            self.filter_counts[code].update(counts)
         self.near_whole.add(chunk.sig_whole)
         self.near_prompt.add(chunk.sig_prompt)
 
@@ -215,11 +219,14 @@ class Collector:
             self.quality_reasons.append(reasons)
         return code
 
-    def _reason_code(self, reason: str) -> int:
-        code = self._filter_code.get(reason)
+    def drop_code(self, drop: Drop | None) -> int:
+        """The "filter" column's code for a drop (0: kept), numbered in order of first appearance."""
+        if drop is None:
+            return 0
+        code = self._drop_code.get(drop)
         if code is None:
-            code = self._filter_code[reason] = len(self.filter_reasons)
-            self.filter_reasons.append(reason)
+            code = self._drop_code[drop] = len(self.drops)
+            self.drops.append(drop)
         return code
 
     def _provenance(self, rec: dict, file: str, line: int) -> None:
@@ -280,7 +287,7 @@ def _settings(cfg: Config, log) -> tuple[RowSettings, str, RowProcessor | None]:
 
 def _benchmark_index(cfg: Config) -> tuple[NgramIndex, frozenset]:
     from sftflow.data.dedup import prompt_key
-    from sftflow.data.formats import RowError, convert_row
+    from sftflow.formats import RowError, convert_row
 
     texts, prompts = [], set()
     for pattern in cfg.data.decontaminate:
@@ -316,14 +323,14 @@ def _semantic_encoder(cfg: Config):
 
 
 def _semantic(work: Path, col: Collector, cfg: Config, encoder, progress):
-    """The semantic step (semantic_step.py); the rows it flags get its reason code in the filter column."""
+    """The semantic step (semantic_step.py); the rows it flags get its drop's code in the filter column."""
     from sftflow.data import semantic_step
 
     sem = semantic_step.run(work / "spool.jsonl", col.store, cfg.data.semantic, encoder, progress)
     if sem.flagged:
         codes = col.store.read("filter", 0, len(col.store))  # 4 bytes a record
-        for r, (reason, _) in sem.flagged.items():
-            codes[r] = col._reason_code(reason)
+        for r, (code, detail) in sem.flagged.items():
+            codes[r] = col.drop_code(Drop(code, reason=code, detail=detail))
         col.store.add_column("filter", np.int32, [codes])
     return sem
 
@@ -486,7 +493,7 @@ def _no_usable_examples(work: Path, data_dir: Path, col: Collector, totals: dict
         os.replace(work / "rejects.jsonl", data_dir / name)
     for reason, k in col.reject_reasons.most_common(8):
         log(f"  rejected {k:>6}: {reason}")
-    for reason, k in _filter_kinds(col.filter_reasons, filter_codes).most_common(8):
+    for reason, k in _filter_kinds(col.drops, filter_codes).most_common(8):
         log(f"  filtered {k:>6}: {reason}")
     where = f"; every reason is in {data_dir / name}" if totals["rejected"] else ""
     raise SftflowError(f"no usable examples in data.sources ({col.rows_read} rows read, {totals['rejected']} "
@@ -494,40 +501,16 @@ def _no_usable_examples(work: Path, data_dir: Path, col: Collector, totals: dict
 
 
 def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
+    """The data stage in `work`: read and score, decide, write, check for leaks, then account for it all."""
     sources = list(_sources(cfg))  # a missing file fails now, before any work
     clock = {"start": time.perf_counter()}
     settings, length_check, processor = _settings(cfg, log)
     encoder = _semantic_encoder(cfg)  # a missing extra fails now, before any work
     processor = processor or RowProcessor(settings)
     col = Collector(work, cfg)
-    pool = _pool(workers, settings)
     judge = _judge(cfg, log)
-    agreement = None
-    accounts: dict[str, tuple[Path, ReadAccount]] = {}
-    try:
-        with phase(f"prepare: reading, converting and scoring {len(sources)} file(s)", unit="rows") as update:
-            caps = {i: s.max_rows for i, s in enumerate(cfg.data.sources) if s.max_rows is not None}
-            for chunk, src in _stream_chunks(sources, processor, pool, accounts, cfg.data.bad_csv, caps):
-                if isinstance(chunk, Capped):
-                    col.add_capped(chunk.rows, src, caps[src.source])
-                    update(col.rows_read)
-                    continue
-                if judge is not None and not src.mix:  # in the main process: one cache, one request budget
-                    judge.apply(chunk.rows, settings.threshold if settings.quality else None)
-                col.add(chunk, src)
-                update(col.rows_read)
-        if judge is not None:
-            agreement = judge.human_agreement()
-    finally:
-        if pool is not None:
-            pool.terminate()
-        if judge is not None:
-            judge.close()
-    col.spool.close()
-    col.rejects.close()
-    _reconcile(accounts, col)
+    agreement = _read_pass(cfg, sources, processor, col, judge, workers)
     clock["read_score_hash"] = time.perf_counter()
-    col.store.close()
     sem = None
     if encoder is not None:
         with phase("prepare: semantic signals (sentence embeddings)", total=col.rows_read) as update:
@@ -540,70 +523,21 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     sem_stats = None if sem is None else _semantic_stats(work, sem, fate, cfg)
     clock["dedup_split_decisions"] = time.perf_counter()
     with phase("prepare: writing train/val/test and the ledger", total=col.rows_read) as update:
-        tally = _write_splits(work, col, fate, update, {} if sem is None else sem.flagged)
-    counts = {name: int(tally.splits[k]) for k, name in enumerate(SPLITS)}
-    totals = {
-        "kept": int(tally.states[KEPT]),
-        "rejected": sum(v["rejected"] for v in col.per_file.values()),
-        "duplicates": int(tally.states[DUPLICATE]),
-        "filtered": int(tally.states[FILTERED]),
-        "unused": int(tally.states[UNUSED]) + col.capped,
-    }
-    if sum(totals.values()) != col.rows_read:  # the promise of this stage: never silently lose a row
-        raise RuntimeError(f"row accounting broken: {totals} does not sum to {col.rows_read} rows read")
+        tally = _write_splits(work, col, fate, update)
+    counts, totals = _account(col, tally)
     task_kept = totals["kept"] - tally.mix_in_train
     if task_kept == 0:
         _no_usable_examples(work, cfg.data_dir, col, totals, tally.filter_codes, log)
-
     clock["write_splits"] = time.perf_counter()
-    # pass 3: leakage between train and val/test
-    with phase("prepare: leakage report (val/test against train)"):
-        leakage = leakage_report(work, counts["train"], counts["val"] + counts["test"])
-    if leakage["exact_prompt_leaks"]:
-        raise SftflowError(f"{leakage['exact_prompt_leaks']} val/test prompts also appear in train: "
-                           "this should be impossible; please report it with your config")
-
+    leakage = _leakage(work, counts)  # pass 3
     clock["leakage_report"] = time.perf_counter()
-    warns = fate.warnings + _census_warnings(col, counts, task_kept)
-    if judge is not None and (judge.counts["failed"] or judge.counts["budget"]):
-        warns.append(f"data.quality.judge: {judge.counts['failed'] + judge.counts['budget']} examples not judged "
-                     f"({judge.last_error}); they keep their rule score; re-run prepare to judge them")
-    for w in warns:
-        warnings.warn(w, UserWarning, stacklevel=2)
+    warns = _warnings(fate, col, counts, task_kept, judge)
     col.ledger.carry_runs_from(cfg.data_dir / "ledger.sqlite")
     col.ledger.close()
     stats = {
         "rows_read": col.rows_read,
         **totals,
-        "near_duplicates": tally.near_duplicates,
-        "exact_duplicates": totals["duplicates"] - tally.near_duplicates,
-        "splits": counts,
-        "general_mix_in_train": tally.mix_in_train,
-        "synthetic": {**fate.synthetic, "by_split": {name: int(tally.synthetic[k]) for k, name in enumerate(SPLITS)},
-                      "max_train_share": cfg.data.synth.max_train_share, "in_test": cfg.data.synth.in_test,
-                      "teachers": dict(col.teachers.most_common()), "templates": dict(col.templates.most_common())},
-        "judge": None if judge is None else {**judge.stats(), "agreement": agreement},
-        "origins": {f"{SPLITS[k]}:{col.origins[o]}": v for (k, o), v in tally.origins.items()},
-        "formats": {f: dict(v) for f, v in col.formats.items()},
-        "files": {f: dict(v) for f, v in col.per_file.items()},
-        "licenses": {s.path: s.license for s in cfg.data.sources if s.license},
-        "sources": _source_counts(cfg, col),
-        "reject_reasons": dict(col.reject_reasons.most_common()),
-        "pii": {"mode": cfg.data.quality.pii, "rows": col.pii_rows, "kinds": dict(col.pii_kinds.most_common()),
-                "kept": tally.pii_kept},
-        "filter_reasons": dict(_filter_kinds(col.filter_reasons, tally.filter_codes).most_common()),
-        "quality": {"threshold": cfg.data.quality.threshold if cfg.data.quality.enabled else None,
-                    "histogram": tally.score_histogram.tolist(),
-                    "lowest": [{"score": round(s, 3), "id": i, "where": w, "reasons": r, "answer": a}
-                               for s, i, w, r, a in col.lowest],
-                    "lowest_kept": [{"score": round(s, 3), "id": i, "where": w, "reasons": r, "answer": a}
-                                    for s, i, w, r, a in tally.lowest]},
-        **({} if sem_stats is None else {"semantic": sem_stats}),
-        "conflicts": {"policy": cfg.data.conflicts, "groups": len(tally.conflict_groups), "rows": tally.conflict_rows,
-                      "unused": sum(1 for why in fate.why_unused.values() if why.startswith("conflicting labels")),
-                      "shown": list(tally.conflicts.values())},
-        "system_prompts": {"distinct": len(col.systems), "beyond_cap": col.systems_beyond_cap,
-                           "top": [[col.system_text.get(k, "")[:200], v] for k, v in col.systems.most_common(3)]},
+        **_stats(cfg, col, tally, fate, judge, agreement, sem_stats),
         "length_check": length_check,
         "truncated": tally.truncated_kept,
         "leakage": leakage,
@@ -617,10 +551,122 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     }
     write_json(work / "stats.json", stats)
     write_data_card(work, stats)
-    log(f"prepare: {col.rows_read} rows read → {totals['kept']} kept, {totals['rejected']} rejected, "
-        f"{totals['duplicates']} duplicates ({tally.near_duplicates} near), {totals['filtered']} filtered"
-        + (f", {totals['unused']} unused (general mix / synthetic rules / conflicting labels / source weights and "
-           "max_rows)" if totals["unused"] else "")
+    _log_summary(cfg, col, tally, stats, sem_stats, time.perf_counter() - clock["start"], log)
+    return stats
+
+
+def _read_pass(cfg: Config, sources: list, processor: RowProcessor, col: Collector, judge, workers: int) -> dict | None:
+    """Pass 1: every source row converted, scored and filtered (in worker processes with `workers` > 1),
+    judged, and collected in input order; each file's rows reconciled with its lines. Returns the
+    judge's agreement with human review, if any."""
+    pool = _pool(workers, processor.s)
+    agreement = None
+    accounts: dict[str, tuple[Path, ReadAccount]] = {}
+    try:
+        with phase(f"prepare: reading, converting and scoring {len(sources)} file(s)", unit="rows") as update:
+            caps = {i: s.max_rows for i, s in enumerate(cfg.data.sources) if s.max_rows is not None}
+            for chunk, src in _stream_chunks(sources, processor, pool, accounts, cfg.data.bad_csv, caps):
+                if isinstance(chunk, Capped):
+                    col.add_capped(chunk.rows, src, caps[src.source])
+                else:
+                    if judge is not None and not src.mix:  # in the main process: one cache, one request budget
+                        judge.apply(chunk.rows, processor.s.threshold if processor.s.quality else None)
+                    col.add(chunk, src)
+                update(col.rows_read)
+        if judge is not None:
+            agreement = judge.human_agreement()
+    finally:
+        if pool is not None:
+            pool.terminate()
+        if judge is not None:
+            judge.close()
+    col.spool.close()
+    col.rejects.close()
+    _reconcile(accounts, col)
+    col.store.close()
+    return agreement
+
+
+def _account(col: Collector, tally: Tally) -> tuple[dict, dict]:
+    """(kept per split, rows per fate); the fates must sum to the rows read, the promise of this stage."""
+    counts = {name: int(tally.splits[k]) for k, name in enumerate(SPLITS)}
+    totals = {
+        "kept": int(tally.states[KEPT]),
+        "rejected": sum(v["rejected"] for v in col.per_file.values()),
+        "duplicates": int(tally.states[DUPLICATE]),
+        "filtered": int(tally.states[FILTERED]),
+        "unused": int(tally.states[UNUSED]) + col.capped,
+    }
+    if sum(totals.values()) != col.rows_read:  # never silently lose a row
+        raise RuntimeError(f"row accounting broken: {totals} does not sum to {col.rows_read} rows read")
+    return counts, totals
+
+
+def _leakage(work: Path, counts: dict) -> dict:
+    """Pass 3: val/test against train; an exact shared prompt stops prepare (it cannot happen by design)."""
+    with phase("prepare: leakage report (val/test against train)"):
+        leakage = leakage_report(work, counts["train"], counts["val"] + counts["test"])
+    if leakage["exact_prompt_leaks"]:
+        raise SftflowError(f"{leakage['exact_prompt_leaks']} val/test prompts also appear in train: "
+                           "this should be impossible; please report it with your config")
+    return leakage
+
+
+def _warnings(fate: Fates, col: Collector, counts: dict, task_kept: int, judge) -> list[str]:
+    """What the decisions, the census and the judge warn about; each one is also raised as a UserWarning."""
+    warns = fate.warnings + _census_warnings(col, counts, task_kept)
+    if judge is not None and (judge.counts["failed"] or judge.counts["budget"]):
+        warns.append(f"data.quality.judge: {judge.counts['failed'] + judge.counts['budget']} examples not judged "
+                     f"({judge.last_error}); they keep their rule score; re-run prepare to judge them")
+    for w in warns:
+        warnings.warn(w, UserWarning, stacklevel=3)
+    return warns
+
+
+def _stats(cfg: Config, col: Collector, tally: Tally, fate: Fates, judge, agreement: dict | None,
+           sem_stats: dict | None) -> dict:
+    """stats.json's account of duplicates, splits, mix, origins, sources, rejects, filters and conflicts."""
+    return {
+        "near_duplicates": tally.near_duplicates,
+        "exact_duplicates": int(tally.states[DUPLICATE]) - tally.near_duplicates,
+        "splits": {name: int(tally.splits[k]) for k, name in enumerate(SPLITS)},
+        "general_mix_in_train": tally.mix_in_train,
+        "synthetic": {**fate.synthetic, "by_split": {name: int(tally.synthetic[k]) for k, name in enumerate(SPLITS)},
+                      "max_train_share": cfg.data.synth.max_train_share, "in_test": cfg.data.synth.in_test,
+                      "teachers": dict(col.teachers.most_common()), "templates": dict(col.templates.most_common())},
+        "judge": None if judge is None else {**judge.stats(), "agreement": agreement},
+        "origins": {f"{SPLITS[k]}:{col.origins[o]}": v for (k, o), v in tally.origins.items()},
+        "formats": {f: dict(v) for f, v in col.formats.items()},
+        "files": {f: dict(v) for f, v in col.per_file.items()},
+        "licenses": {s.path: s.license for s in cfg.data.sources if s.license},
+        "sources": _source_counts(cfg, col),
+        "reject_reasons": dict(col.reject_reasons.most_common()),
+        "pii": {"mode": cfg.data.quality.pii, "rows": col.pii_rows, "kinds": dict(col.pii_kinds.most_common()),
+                "kept": tally.pii_kept},
+        "filter_reasons": dict(_filter_kinds(col.drops, tally.filter_codes).most_common()),
+        "quality": {"threshold": cfg.data.quality.threshold if cfg.data.quality.enabled else None,
+                    "histogram": tally.score_histogram.tolist(),
+                    "lowest": [{"score": round(s, 3), "id": i, "where": w, "reasons": r, "answer": a}
+                               for s, i, w, r, a in col.lowest],
+                    "lowest_kept": [{"score": round(s, 3), "id": i, "where": w, "reasons": r, "answer": a}
+                                    for s, i, w, r, a in tally.lowest]},
+        **({} if sem_stats is None else {"semantic": sem_stats}),
+        "conflicts": {"policy": cfg.data.conflicts, "groups": len(tally.conflict_groups), "rows": tally.conflict_rows,
+                      "unused": sum(1 for why in fate.why_unused.values() if why.startswith("conflicting labels")),
+                      "shown": list(tally.conflicts.values())},
+        "system_prompts": {"distinct": len(col.systems), "beyond_cap": col.systems_beyond_cap,
+                           "top": [[col.system_text.get(k, "")[:200], v] for k, v in col.systems.most_common(3)]},
+    }
+
+
+def _log_summary(cfg: Config, col: Collector, tally: Tally, stats: dict, sem_stats: dict | None, seconds: float,
+                 log) -> None:
+    """The prepare log's closing lines: fates, conflicts, semantic signals, speed, per-file table, PII, judge."""
+    counts = stats["splits"]
+    log(f"prepare: {col.rows_read} rows read → {stats['kept']} kept, {stats['rejected']} rejected, "
+        f"{stats['duplicates']} duplicates ({tally.near_duplicates} near), {stats['filtered']} filtered"
+        + (f", {stats['unused']} unused (general mix / synthetic rules / conflicting labels / source weights and "
+           "max_rows)" if stats["unused"] else "")
         + f"; train/val/test = {counts['train']}/{counts['val']}/{counts['test']} → {cfg.data_dir}")
     if tally.conflict_groups:  # reported, not warned: a few in thousands of rows is ordinary in real data
         log(f"  conflicting labels: {len(tally.conflict_groups)} prompts with different answers "
@@ -629,7 +675,6 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
         log(f"  semantic signals: {sem_stats['embedded']} examples embedded in {sem_stats['seconds']:.0f} s; "
             f"filtered {sem_stats['unrelated_answer']} unrelated answers and {sem_stats['semantic_outlier']} outliers, "
             f"{sem_stats['duplicates']} semantic duplicates (see data_card.md)")
-    seconds = time.perf_counter() - clock["start"]
     log(f"  {seconds:.1f} s, {col.rows_read / max(seconds, 1e-9):,.0f} rows/s")
     _log_table(stats, log)
     if stats["pii"]["rows"]:
@@ -638,7 +683,6 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
         log(f"  personal data in {pii['rows']} rows ({', '.join(f'{k} {v}' for k, v in pii['kinds'].items())}): {done}")
     if stats["judge"]:
         log("  " + judge_line(stats["judge"]))
-    return stats
 
 
 @dataclass
@@ -696,62 +740,19 @@ class Tally:
         self.truncated_kept += int((kept & b["truncated"]).sum())
 
 
-def _write_splits(work: Path, col: Collector, fate: Fates, progress=lambda done: None,
-                  semantic: dict[int, tuple[str, str]] | None = None) -> Tally:
+def _write_splits(work: Path, col: Collector, fate: Fates, progress=lambda done: None) -> Tally:
     """Pass 2: stream the spool into train/val/test.jsonl with a decision per record in the ledger,
     a block of records at a time; write the prompt keys of train and of val/test for the leakage
-    report; count what stats.json reports. `semantic`: record → (reason, detail) it filtered."""
-    tally = Tally(filter_codes=np.zeros(len(col.filter_reasons), dtype=np.int64))
+    report; count what stats.json reports."""
+    tally = Tally(filter_codes=np.zeros(len(col.drops), dtype=np.int64))
     outs = {name: open(work / f"{name}.jsonl", "w", encoding="utf-8") for name in SPLITS}  # noqa: SIM115
     prompts = {k: open(work / f"prompts.{k}.u64", "wb") for k in ("train", "eval")}  # noqa: SIM115
-    ledger, files, reasons = col.ledger, col.files, col.filter_reasons
     names = ("id", "file", "line", "filter", "score", "truncated", "tokens", "mix", "synthetic", "pii", "origin",
              "prompt", "split", "reasons")
     shown = set(np.unique(fate.conflict[fate.conflict >= 0])[:SHOWN_GROUPS].tolist())
     with open(work / "spool.jsonl", encoding="utf-8") as spool:
         for start, b in col.store.blocks(*names, size=WRITE_BLOCK):
-            state, split, keeper, near = fate.block(start, b["filter"], b["split"])
-            by_embedding = fate.semantic_in(start, len(state))
-            conflict = fate.conflicts_in(start, len(state))
-            # the spool last: zip stops at the end of the block before it reads a line of the next one
-            rows = zip(b["id"].tolist(), b["file"].tolist(), b["line"].tolist(), state.tolist(), split.tolist(), spool,
-                       strict=False)
-            j = -1
-            for j, (rid, file_code, lineno, s, k, line) in enumerate(rows):
-                rid, file = f"{rid:016x}", files[file_code]
-                score = f"score {b['score'][j]:.3f}" + (f": {q}" if (q := col.quality_reasons[b["reasons"][j]]) else "")
-                if conflict[j] >= 0:
-                    tally.conflict(int(conflict[j]), shown, rid, f"{file}:{lineno}", s, b, j, line, ledger)
-                if s == FILTERED:
-                    why = semantic.get(start + j, ("", ""))[1] if semantic else ""
-                    ledger.decide(rid, file, lineno, "prepare", "filtered", reasons[b["filter"][j]],
-                                  f"score {b['score'][j]:.3f}" + (f"; {why}" if why else ""))
-                    col.per_file[file]["filtered"] += 1
-                elif s == DUPLICATE:
-                    kid, kfile, kline = fate.keeper_where(keeper[j])
-                    how = "semantic" if by_embedding[j] else "near" if near[j] else "exact"
-                    ledger.decide(rid, file, lineno, "prepare", "duplicate",
-                                  f"{how} duplicate of {kid} ({files[kfile]}:{kline})", score)
-                    col.per_file[file]["duplicates"] += 1
-                elif s == UNUSED:
-                    why = fate.why(start + j)
-                    ledger.decide(rid, file, lineno, "prepare", "unused", why, score)
-                    col.per_file[file]["unused"] += 1
-                    col.per_file[file][SOURCE_WEIGHT] += why == SOURCE_WEIGHT
-                else:
-                    if b["truncated"][j]:
-                        ledger.decide(rid, file, lineno, "prepare", "kept", "truncated",
-                                      f"{score}; {b['tokens'][j]} tokens")
-                    else:
-                        ledger.decide(rid, file, lineno, "prepare", "kept", "", score)
-                    if not b["mix"][j]:
-                        tally.lowest_kept(float(b["score"][j]), rid, f"{file}:{lineno}", line)
-                    ledger.decide(rid, file, lineno, "split", SPLITS[k])
-                    outs[SPLITS[k]].write(line)
-                    col.per_file[file]["kept"] += 1
-                    col.per_file[file]["train"] += k == 0
-            if j != len(state) - 1:
-                raise RuntimeError(f"spool and key columns disagree at record {start + j}")
+            state, split, near = _write_block(start, b, spool, col, fate, tally, outs, shown)
             tally.add(state, split, near, b)
             progress(start + len(state))
             kept = state == KEPT
@@ -763,6 +764,55 @@ def _write_splits(work: Path, col: Collector, fate: Fates, progress=lambda done:
         f.close()
     (work / "spool.jsonl").unlink()
     return tally
+
+
+def _write_block(start: int, b: dict[str, np.ndarray], spool, col: Collector, fate: Fates, tally: Tally,
+                 outs: dict, shown: set) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One block of records: each record's decision in the ledger and its file's counts, kept records
+    into their split's file. Returns the block's (state, split, near) for the tally."""
+    ledger, files = col.ledger, col.files
+    state, split, keeper, near = fate.block(start, b["filter"], b["split"])
+    by_embedding = fate.semantic_in(start, len(state))
+    conflict = fate.conflicts_in(start, len(state))
+    # the spool last: zip stops at the end of the block before it reads a line of the next one
+    rows = zip(b["id"].tolist(), b["file"].tolist(), b["line"].tolist(), state.tolist(), split.tolist(), spool,
+               strict=False)
+    j = -1
+    for j, (rid, file_code, lineno, s, k, line) in enumerate(rows):
+        rid, file = f"{rid:016x}", files[file_code]
+        counts = col.per_file[file]
+        score = f"score {b['score'][j]:.3f}" + (f": {q}" if (q := col.quality_reasons[b["reasons"][j]]) else "")
+        if conflict[j] >= 0:
+            tally.conflict(int(conflict[j]), shown, rid, f"{file}:{lineno}", s, b, j, line, ledger)
+        if s == FILTERED:
+            drop = col.drops[b["filter"][j]]
+            ledger.decide(rid, file, lineno, "prepare", "filtered", drop.reason,
+                          f"score {b['score'][j]:.3f}" + (f"; {drop.detail}" if drop.detail else ""))
+            counts["filtered"] += 1
+        elif s == DUPLICATE:
+            kid, kfile, kline = fate.keeper_where(keeper[j])
+            how = "semantic" if by_embedding[j] else "near" if near[j] else "exact"
+            ledger.decide(rid, file, lineno, "prepare", "duplicate", f"{how} duplicate of {kid} ({files[kfile]}:{kline})",
+                          score)
+            counts["duplicates"] += 1
+        elif s == UNUSED:
+            why = fate.why(start + j)
+            ledger.decide(rid, file, lineno, "prepare", "unused", why, score)
+            counts["unused"] += 1
+            counts[SOURCE_WEIGHT] += why == SOURCE_WEIGHT
+        else:
+            truncated = bool(b["truncated"][j])
+            ledger.decide(rid, file, lineno, "prepare", "kept", "truncated" if truncated else "",
+                          f"{score}; {b['tokens'][j]} tokens" if truncated else score)
+            if not b["mix"][j]:
+                tally.lowest_kept(float(b["score"][j]), rid, f"{file}:{lineno}", line)
+            ledger.decide(rid, file, lineno, "split", SPLITS[k])
+            outs[SPLITS[k]].write(line)
+            counts["kept"] += 1
+            counts["train"] += k == 0
+    if j != len(state) - 1:
+        raise RuntimeError(f"spool and key columns disagree at record {start + j}")
+    return state, split, near
 
 
 def _source_counts(cfg: Config, col: Collector) -> list[dict]:
@@ -787,13 +837,12 @@ def _answer(rec: dict) -> str:
     return (rec.get("messages") or [{"content": rec.get("text", "")}])[-1]["content"]
 
 
-def _filter_kinds(reasons: list[str], counts: np.ndarray) -> Counter:
-    """Filtered records by kind of reason ("quality 0.31 < 0.5: refusal" counts as "refusal"),
-    from the count of records per reason code."""
+def _filter_kinds(drops: list[Drop | None], counts: np.ndarray) -> Counter:
+    """Filtered records by the kind each drop is counted as (a low_quality drop by the quality rules
+    it tripped, others by their code), from the count of records per "filter" column code."""
     kinds: Counter = Counter()
     for code in np.flatnonzero(counts[1:]) + 1:
-        r = reasons[code]
-        kinds[r.split(": ", 1)[-1] if r.startswith("quality") else r.split(":")[0]] += int(counts[code])
+        kinds[drops[code].kind] += int(counts[code])
     return kinds
 
 

@@ -1,7 +1,8 @@
 """One chunk of raw rows → canonical records with everything later decisions need.
 
 This is the per-row work of `prepare` (convert, check length with the real tokenizer and
-template, score quality, compute duplicate keys and MinHash signatures), kept free of
+template, score quality, run the filter chain of filters.py, compute duplicate keys and
+MinHash signatures), kept free of
 global state so chunks can run in worker processes (`prepare --workers N`) and give the
 same result as one process: the main process only collects results in input order.
 """
@@ -9,15 +10,17 @@ same result as one process: the main process only collects results in input orde
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from sftflow.data.dedup import content_hash, dedup_key, dedup_texts, hash64, loose, prompt_key
-from sftflow.data.formats import RowError, convert_row
+from sftflow.data.filters import Drop, chain, first_drop
 from sftflow.data.load import RawRow
-from sftflow.data.quality import find_pii, redact, score_messages, score_text
+from sftflow.data.quality import Quality, find_pii, redact, score_messages, score_text
 from sftflow.data.split import NgramIndex
+from sftflow.formats import RowError, convert_row
 
 MAX_RAW_IN_REJECT = 2000  # characters of the raw row kept in rejects.jsonl
 
@@ -68,7 +71,7 @@ class Row:
     answer_key: int = 0  # the final answer, loosely normalised: differing answers to one prompt conflict
     own_key: int = 0  # the split group key of this row alone
     score: float = 1.0
-    filter_reason: str | None = None
+    drop: Drop | None = None  # why the filter chain (filters.py), the judge or the semantic step filtered it
     stratum: str | None = None
     system: str | None = None  # the system prompt, for the template census
     tokens: int | None = None
@@ -81,6 +84,7 @@ class Chunk:
     rows: list[Row]
     sig_whole: np.ndarray  # MinHash signatures of the records (rows without reject), in order
     sig_prompt: np.ndarray
+    filter_counts: dict[str, Counter] = field(default_factory=dict)  # filter code → seen, kept, dropped in this chunk
 
 
 def _preview(row) -> str:
@@ -96,6 +100,7 @@ class RowProcessor:
     def __init__(self, settings: RowSettings):
         self.s = settings
         self._tok = None
+        self.filters = chain(settings)
 
     @property
     def tokenizer(self):
@@ -107,6 +112,7 @@ class RowProcessor:
         return self._tok
 
     def process(self, raws: list[RawRow], src: SourceSpec) -> Chunk:
+        self.filters = chain(self.s)  # fresh counts per chunk (the main process adds them up); settings may change
         rows = [self._convert(raw, src) for raw in raws]
         records = [r for r in rows if r.reject is None]
         self._check_lengths(records)
@@ -115,60 +121,71 @@ class RowProcessor:
         texts = [dedup_texts(r.record) for r in records if r.reject is None]
         sig = NearDupIndex.signatures_of
         return Chunk(rows, sig([t[0] for t in texts], self.s.num_perm, self.s.ngram),
-                     sig([t[1] for t in texts], self.s.num_perm, self.s.ngram))
+                     sig([t[1] for t in texts], self.s.num_perm, self.s.ngram),
+                     {f.code: Counter(f.counts) for f in self.filters})
 
     def _convert(self, raw: RawRow, src: SourceSpec) -> Row:
-        s = self.s
+        """One raw row: a reject, or a record with its keys and score that the filter chain has seen."""
         if raw.error is not None:
             return self._reject(raw, raw.field, raw.error)
         try:
-            fmt, record = convert_row(raw.row, src.format, mapping=src.mapping, system_prompt=s.system_prompt,
-                                      allow_text=s.allow_text or src.mix)
+            fmt, record = convert_row(raw.row, src.format, mapping=src.mapping, system_prompt=self.s.system_prompt,
+                                      allow_text=self.s.allow_text or src.mix)
         except RowError as err:
             return self._reject(raw, err.field, err.reason)
         row = Row(raw.line, record=record, format=fmt)
-        raw_row = raw.row
+        group = self._group_and_stratum(row, raw.row)
+        quality = self._scan(row, record)
+        self._keys(row, record)
+        row.score = quality.score
+        row.record = {"id": content_hash(record), **record, "source": self._source(raw, src, fmt), "group": group,
+                      "quality": quality.as_dict()}
+        row.drop = first_drop(self.filters, row)
+        return row
+
+    def _group_and_stratum(self, row: Row, raw_row: dict) -> str | None:
+        """The row's data.group_field value (its own split group key) and data.stratify_field label."""
+        s, group = self.s, None
         if s.group_field and raw_row.get(s.group_field) is not None:
             group = str(raw_row[s.group_field])
             row.own_key = hash64("group:" + group)
-        else:
-            group = None
         if s.stratify_field:
             value = raw_row.get(s.stratify_field)
             row.stratum = None if value is None else str(value)
+        return group
 
+    def _scan(self, row: Row, record: dict) -> Quality:
+        """Personal data found (before redaction, for the data card), redacted if so configured, then
+        the quality score; the system prompt for the template census."""
         texts = [m["content"] for m in record["messages"]] if "messages" in record else [record["text"]]
-        row.pii = sorted({kind for t in texts for kind, _, _ in find_pii(t)})  # for the data card, before redaction
-        if "messages" in record:
-            if s.pii == "redact":
-                record["messages"] = [{**m, "content": redact(m["content"])} for m in record["messages"]]
-            quality = score_messages(record["messages"], s.pii)
-            first = record["messages"][0]
-            row.system = first["content"] if first["role"] == "system" else None
-        else:
-            if s.pii == "redact":
+        row.pii = sorted({kind for t in texts for kind, _, _ in find_pii(t)})
+        redacting = self.s.pii == "redact"
+        if "messages" not in record:
+            if redacting:
                 record["text"] = redact(record["text"])
-            quality = score_text(record["text"], s.pii)
+            return score_text(record["text"], self.s.pii)
+        if redacting:
+            record["messages"] = [{**m, "content": redact(m["content"])} for m in record["messages"]]
+        first = record["messages"][0]
+        row.system = first["content"] if first["role"] == "system" else None
+        return score_messages(record["messages"], self.s.pii)
+
+    @staticmethod
+    def _keys(row: Row, record: dict) -> None:
+        """Duplicate keys: the whole example, its prompt, its final answer; the prompt groups it unless a
+        group field did."""
         row.exact_key, row.prompt_key = dedup_key(record), prompt_key(record)
         row.answer_key = hash64(loose(record["messages"][-1]["content"] if "messages" in record else record["text"]))
         row.own_key = row.own_key or row.prompt_key
-        row.score = quality.score
-        if s.quality and quality.score < s.threshold:
-            row.filter_reason = f"quality {quality.score:.2f} < {s.threshold:g}: {', '.join(quality.reasons)}"
-        if s.benchmark is not None and row.filter_reason is None:
-            row.filter_reason = self._contamination(record, row.prompt_key)
-        origin = raw_row.get("origin") if isinstance(raw_row.get("origin"), str) else src.origin
+
+    @staticmethod
+    def _source(raw: RawRow, src: SourceSpec, fmt: str) -> dict:
+        """Where the record came from; a row's own "origin" field overrides its source's."""
+        origin = raw.row.get("origin") if isinstance(raw.row.get("origin"), str) else src.origin
         source = {"file": src.file, "line": raw.line, "format": fmt, "origin": "general-mix" if src.mix else origin}
-        if origin == "synthetic" and isinstance(raw_row.get("synthetic"), dict):
-            source["synthetic"] = raw_row["synthetic"]  # teacher, template, seeds, time: from `sftflow synth`
-        row.record = {
-            "id": content_hash(record),
-            **record,
-            "source": source,
-            "group": group,
-            "quality": quality.as_dict(),
-        }
-        return row
+        if origin == "synthetic" and isinstance(raw.row.get("synthetic"), dict):
+            source["synthetic"] = raw.row["synthetic"]  # teacher, template, seeds, time: from `sftflow synth`
+        return source
 
     def _reject(self, raw: RawRow, field_name: str | None, reason: str) -> Row:
         """A rejected row. Under pii: redact its raw preview and reason are redacted as well: they
@@ -177,14 +194,6 @@ class RowProcessor:
         if self.s.pii == "redact":
             preview, reason = redact(preview), redact(reason)
         return Row(raw.line, reject=(field_name, reason), raw_preview=preview)
-
-    def _contamination(self, record: dict, key: int) -> str | None:
-        if key in self.s.benchmark_prompts:
-            return "contaminated: its prompt is in a decontamination benchmark"
-        whole, _ = dedup_texts(record)
-        if self.s.benchmark.overlaps(whole) is not None:
-            return f"contaminated: shares a {self.s.benchmark.n}-word sequence with a decontamination benchmark"
-        return None
 
     def _check_lengths(self, rows: list[Row]) -> None:
         """Token counts with the real tokenizer and template; over-long rows are rejected unless truncate."""

@@ -39,7 +39,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sftflow.data.dedup import content_hash, loose
-from sftflow.data.formats import RowError, convert_row
 from sftflow.data.hub import dataset_parts, read_part
 from sftflow.data.load import ReadAccount, read_rows, resolve_sources
 from sftflow.data.quality import redact
@@ -53,6 +52,7 @@ from sftflow.data.teacher import (
     open_model,
 )
 from sftflow.errors import SftflowError
+from sftflow.formats import RowError, convert_row
 
 MAX_FAILURES_IN_A_ROW = 5  # then the teacher is taken to be down: stop instead of burning the budget
 REPLY_KEPT = 500  # characters of a rejected reply kept for inspection

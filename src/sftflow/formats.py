@@ -4,14 +4,20 @@ Every source format becomes `[{"role": "system|user|assistant", "content": str},
 (or, for continued pre-training rows, plain `text`) so that one chat template renders all
 of them. A row that cannot be converted raises `RowError` naming the field and the reason;
 the caller writes it to rejects.jsonl — nothing is dropped silently.
+
+`FORMATS` below is the one list of formats: the config's `format` choices (config.py) and
+auto-detection read it, so adding a format is one entry there. It lives outside the data
+package because config.py reads it and the data package imports config.py (no import loops:
+tests/test_architecture.py).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-FORMAT_NAMES = ("alpaca", "sharegpt", "messages", "prompt_completion", "text")
 ROLES = ("system", "user", "assistant")
 SHAREGPT_ROLES = {
     "system": "system",
@@ -45,23 +51,18 @@ def apply_mapping(row: dict, mapping: dict[str, str]) -> dict:
 
 
 def detect_format(row: dict) -> str:
-    if "messages" in row:
-        return "messages"
-    if "conversations" in row:
-        return "sharegpt"
-    if "instruction" in row and "output" in row:
-        return "alpaca"
-    if "prompt" in row and "completion" in row:
-        return "prompt_completion"
-    if "text" in row:
-        return "text"
+    """The first format, by detection rank, whose marking fields the row has."""
+    for fmt in DETECTION_ORDER:
+        if all(k in row for k in fmt.fields):
+            return fmt.name
     # field names come from the user's file: escaped, so a reason stays one readable line
     keys = ", ".join(sorted(_escaped(k) for k in row)) or "none"
     hint = mapping_hint(row)
+    marks = ["+".join(fmt.fields) for fmt in DETECTION_ORDER]
     raise RowError(
         None,
-        f"unknown format (fields: {keys}); expected messages, conversations, instruction+output, "
-        "prompt+completion or text — set the source's format/mapping in the config"
+        f"unknown format (fields: {keys}); expected {', '.join(marks[:-1])} or {marks[-1]} "
+        "— set the source's format/mapping in the config"
         + (f", e.g. `mapping: {hint}`" if hint else ""),
     )
 
@@ -143,33 +144,29 @@ def check_conversation(messages: list[dict]) -> list[dict]:
     return messages
 
 
-def to_messages(row: dict, fmt: str, system_prompt: str | None = None) -> list[dict]:
-    """Convert one raw row of a known format to checked chat messages."""
-    if fmt == "alpaca":
-        instruction = _text(row, "instruction")
-        extra_input = _text(row, "input", required=False).strip()
-        output = _text(row, "output")
-        system = _text(row, "system", required=False).strip()
-        if extra_input and not system:
-            # An Alpaca instruction with an input is the task description: the role a system
-            # prompt plays in chat data. Mapping it there renders Alpaca and chat rows of the
-            # same task identically (one prompt format, and cross-format duplicates are found).
-            messages = [{"role": "system", "content": instruction}, {"role": "user", "content": extra_input}]
-        else:
-            user = f"{instruction}\n\n{extra_input}" if extra_input else instruction
-            messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
-        messages.append({"role": "assistant", "content": output})
-    elif fmt == "sharegpt":
-        messages = _message_list(row.get("conversations"), "conversations", "from", "value", SHAREGPT_ROLES)
-    elif fmt == "messages":
-        messages = _message_list(row.get("messages"), "messages", "role", "content", {r: r for r in ROLES})
-    elif fmt == "prompt_completion":
-        messages = _prompt_completion(row)
+def _alpaca(row: dict) -> list[dict]:
+    instruction = _text(row, "instruction")
+    extra_input = _text(row, "input", required=False).strip()
+    output = _text(row, "output")
+    system = _text(row, "system", required=False).strip()
+    if extra_input and not system:
+        # An Alpaca instruction with an input is the task description: the role a system
+        # prompt plays in chat data. Mapping it there renders Alpaca and chat rows of the
+        # same task identically (one prompt format, and cross-format duplicates are found).
+        messages = [{"role": "system", "content": instruction}, {"role": "user", "content": extra_input}]
     else:
-        raise RowError(None, f"format {fmt!r} does not convert to chat messages")
-    if system_prompt and messages and messages[0]["role"] != "system":
-        messages = [{"role": "system", "content": system_prompt}, *messages]
-    return check_conversation(messages)
+        user = f"{instruction}\n\n{extra_input}" if extra_input else instruction
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+    messages.append({"role": "assistant", "content": output})
+    return messages
+
+
+def _sharegpt(row: dict) -> list[dict]:
+    return _message_list(row.get("conversations"), "conversations", "from", "value", SHAREGPT_ROLES)
+
+
+def _messages(row: dict) -> list[dict]:
+    return _message_list(row.get("messages"), "messages", "role", "content", {r: r for r in ROLES})
 
 
 def _prompt_completion(row: dict) -> list[dict]:
@@ -184,6 +181,40 @@ def _prompt_completion(row: dict) -> list[dict]:
     else:
         messages.append({"role": "assistant", "content": _text(row, "completion")})
     return messages
+
+
+@dataclass(frozen=True)
+class Format:
+    """A row format: the fields that mark it, where auto-detection tries it, how it becomes chat."""
+
+    name: str
+    fields: tuple[str, ...]  # a row with all of them is of this format (format: auto)
+    rank: int  # auto-detection tries formats by rank, lowest first: `messages` wins over `instruction`
+    to_chat: Callable[[dict], list[dict]] | None  # None: plain text for continued pre-training
+
+
+# Every format sftflow reads, in the order the config lists them: adding a format = one entry.
+FORMATS = (
+    Format("alpaca", ("instruction", "output"), 2, _alpaca),
+    Format("sharegpt", ("conversations",), 1, _sharegpt),
+    Format("messages", ("messages",), 0, _messages),
+    Format("prompt_completion", ("prompt", "completion"), 3, _prompt_completion),
+    Format("text", ("text",), 4, None),
+)
+FORMAT_NAMES = tuple(f.name for f in FORMATS)
+BY_NAME = {f.name: f for f in FORMATS}
+DETECTION_ORDER = sorted(FORMATS, key=lambda f: f.rank)
+
+
+def to_messages(row: dict, fmt: str, system_prompt: str | None = None) -> list[dict]:
+    """Convert one raw row of a known format to checked chat messages."""
+    to_chat = BY_NAME[fmt].to_chat if fmt in BY_NAME else None
+    if to_chat is None:
+        raise RowError(None, f"format {fmt!r} does not convert to chat messages")
+    messages = to_chat(row)
+    if system_prompt and messages and messages[0]["role"] != "system":
+        messages = [{"role": "system", "content": system_prompt}, *messages]
+    return check_conversation(messages)
 
 
 def convert_row(row: Any, fmt: str, *, mapping: dict | None = None, system_prompt: str | None = None,
