@@ -4,7 +4,16 @@ by the field the filter set, never by parsing the ledger's words."""
 
 import numpy as np
 
-from sftflow.data.filters import CONTAMINATED, LOW_QUALITY, Contaminated, Drop, LowQuality, chain, low_quality
+from sftflow.data.filters import (
+    CONTAMINATED,
+    LOW_QUALITY,
+    Contaminated,
+    Drop,
+    LowQuality,
+    PersonalData,
+    chain,
+    low_quality,
+)
 from sftflow.data.load import RawRow
 from sftflow.data.prepare import _filter_kinds
 from sftflow.data.rows import RowProcessor, RowSettings, SourceSpec
@@ -72,6 +81,19 @@ def test_the_chain_holds_the_filters_the_settings_switch_on_in_order():
     assert [type(f) for f in chain(RowSettings())] == [LowQuality]
     assert [type(f) for f in chain(benchmark_settings())] == [LowQuality, Contaminated]
     assert chain(RowSettings(quality=False)) == []
+    assert [type(f) for f in chain(RowSettings(quality=False, pii="drop"))] == [PersonalData]
+    assert [type(f) for f in chain(RowSettings(pii="drop"))] == [LowQuality]  # the score drops personal data
+
+
+def test_personal_data_is_dropped_under_pii_drop_with_the_quality_score_off():
+    """data.quality.pii: drop promises the data card's "examples with personal data are filtered"
+    also when the quality score is switched off (before: they were kept)."""
+    (email, clean), counts = rows(RowSettings(quality=False, pii="drop"),
+                                  chat("My address is ann.lee@example.com, please update it.", GOOD),
+                                  chat("How do I reset my password?", GOOD))
+    assert email.pii == ["email"] and email.drop.code == "pii" and email.drop.kind == "pii"
+    assert clean.drop is None
+    assert counts["pii"] == {"seen": 2, "kept": 1, "dropped": 1}
 
 
 def test_filter_counts_are_a_chunks_own():

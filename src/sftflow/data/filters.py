@@ -2,6 +2,7 @@
 
     data:
       quality: {threshold: 0.5}      # LowQuality
+      quality: {enabled: false, pii: drop}  # PersonalData (with scoring on, LowQuality drops it)
       decontaminate: [bench/*.jsonl]  # Contaminated
 
 In the spirit of datatrove's filters: a filter implements only `check(row) -> Drop | None`; the
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 LOW_QUALITY = "low_quality"
 CONTAMINATED = "contaminated"
+PERSONAL_DATA = "pii"
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,25 @@ class LowQuality(Filter):
         return None
 
 
+class PersonalData(Filter):
+    """data.quality.pii: drop with the quality score switched off. With it on, personal data scores 0
+    and LowQuality drops the record (counted as `pii`); without it, this filter does, counted alike."""
+
+    code = PERSONAL_DATA
+
+    @classmethod
+    def wanted(cls, s: RowSettings) -> bool:
+        return s.pii == "drop" and not s.quality
+
+    def __init__(self, s: RowSettings):
+        super().__init__()
+
+    def check(self, row: Row) -> Drop | None:
+        if row.pii:
+            return Drop(PERSONAL_DATA, f"personal data: {', '.join(row.pii)} (data.quality.pii: drop)")
+        return None
+
+
 class Contaminated(Filter):
     """A record whose prompt is in a data.decontaminate benchmark, or that shares a word n-gram with one."""
 
@@ -117,7 +138,7 @@ class Contaminated(Filter):
         return None
 
 
-FILTERS: tuple[type[Filter], ...] = (LowQuality, Contaminated)  # in the order they run
+FILTERS: tuple[type[Filter], ...] = (LowQuality, PersonalData, Contaminated)  # in the order they run
 
 
 def chain(s: RowSettings) -> list[Filter]:
