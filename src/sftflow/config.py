@@ -24,6 +24,7 @@ from sftflow.errors import SftflowError
 
 FORMATS = ("auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text")
 METHODS = ("lora", "qlora", "full")
+# eval.metrics' choices; eval/metrics.py scores each with its function of the same name
 METRICS = (
     "exact_match", "normalized_exact_match", "token_f1", "rouge_l", "bleu", "chrf", "json_valid", "json_match",
     "json_field_accuracy", "json_schema_valid", "classification_accuracy", "perplexity",

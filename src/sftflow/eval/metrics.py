@@ -16,6 +16,7 @@ import re
 import string
 from collections import Counter
 
+from sftflow.config import METRICS
 from sftflow.errors import SftflowError
 from sftflow.model.chat import tokenize_record
 from sftflow.stats import percentiles, resample_index
@@ -240,18 +241,12 @@ def label_breakdown(preds: list[str], refs: list[str]) -> dict:
     return {"by_label": by_label, "outside_label_set": outside}
 
 
-TASK_METRICS = {
-    "exact_match": exact_match,
-    "normalized_exact_match": normalized_exact_match,
-    "token_f1": token_f1,
-    "rouge_l": rouge_l,
-    "bleu": bleu,
-    "chrf": chrf,
-    "json_valid": json_valid,
-    "json_match": json_match,
-    "json_field_accuracy": json_field_accuracy,
-    "classification_accuracy": classification_accuracy,
-}
+# The metrics `eval.metrics` may name are declared once, as config.METRICS (the config cannot import
+# eval: tests/test_architecture.py). Each is the function of that name here, (prediction, reference)
+# -> float, except the two scored apart: json_schema_valid (against eval.json_schema, in
+# evaluate.score) and perplexity (of the model on the answers, answer_perplexity).
+SCORED_APART = ("json_schema_valid", "perplexity")
+TASK_METRICS = {name: globals()[name] for name in METRICS if name not in SCORED_APART}
 CORPUS_METRICS = ("bleu", "chrf")
 
 
