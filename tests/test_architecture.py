@@ -15,7 +15,7 @@ import sftflow
 SRC = Path(sftflow.__file__).parent
 STAGES = ("data", "train", "eval")
 HTTP_AND_REVIEW = {"serve", "web", "review", "terminal_chat"}
-LOW_FLOOR = ("errors", "io", "stats", "ratings", "data_folder", "web", "progress")
+LOW_FLOOR = ("errors", "io", "stats", "ratings", "data_folder", "web", "progress", "task_metrics")
 STAGE_NODES = {"data", "train", "eval", "review", "serve", "cli", "runs", "terminal_chat", "project", "pipeline"}
 
 
