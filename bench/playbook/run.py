@@ -6,8 +6,8 @@
 
 Writes RESULTS.md (claim · setting · what we measured · holds / does not hold here) and one
 PNG per claim next to this file (or in --out). Every experiment is a sftflow project: a
-config written to YAML, then `prepare`, `train` and `evaluate` (the API behind the CLI; the
-memory runs use the `sftflow train` CLI itself, so each run's peak memory is its own
+config written to YAML, then `run_pipeline` (prepare, train, evaluate: the API behind `sftflow run`; the
+memory runs train with the `sftflow train` CLI itself, so each run's peak memory is its own
 process's). Every run is evaluated on one shared test split, prepared once from the
 quickstart task; no number in RESULTS.md is written by hand. Verdicts use JSON field accuracy
 (TASK_METRIC); exact match is reported next to it. `--seeds N` runs the seed-looped claims (quality,
@@ -137,9 +137,7 @@ class Bench:
 
         Without records the variant trains on the base set (the first n_train reference train rows). Cached by name.
         """
-        from sftflow.data.prepare import prepare
-        from sftflow.eval.evaluate import evaluate
-        from sftflow.train.trainer import train as train_run
+        from sftflow.pipeline import run_pipeline
 
         if name in self.runs:
             return self.runs[name]
@@ -150,19 +148,22 @@ class Bench:
             records = [chat(r) for r in self.train_records[: self.s["n_train"]]]
         write_raw(root / "raw" / "train.jsonl", records)
         cfg = self.config(root, name, sources=["raw/train.jsonl"], data_dir="data", data=data, train=train)
-        prep = prepare(cfg, log=quiet)
-        peak_rss_mib = None
-        if cli:
-            summary, peak_rss_mib = train_cli(root / "sftflow.yaml")
-        else:
-            summary = train_run(cfg, log=quiet)
+        peak = {}
+
+        def train_in_own_process(cfg) -> dict:
+            summary, peak["rss_mib"] = train_cli(root / "sftflow.yaml")
+            return summary
+
         # evaluation reads the shared test split: the same config, pointed at the reference data folder
         extra_eval = {"probes": True, "forgetting": True} if forgetting else {}
         eval_cfg = self.config(root / "eval-config", name, sources=ref_sources, data_dir=str(self.ref_dir / "data"),
                                train=train, eval=extra_eval, output_dir=str(root / "runs"))
-        metrics = evaluate(eval_cfg, log=quiet)
-        result = {"name": name, "prepare": prep, "train": summary, "eval": metrics, "peak_rss_mib": peak_rss_mib,
-                  "run_dir": str(cfg.run_dir), "seconds": round(time.time() - t0, 1)}
+        out = run_pipeline(cfg, log=quiet, train=train_in_own_process if cli else None, eval_cfg=eval_cfg,
+                           report=False)
+        summary = out.train
+        result = {"name": name, "prepare": out.prepare, "train": summary, "eval": out.eval,
+                  "peak_rss_mib": peak.get("rss_mib"), "run_dir": str(cfg.run_dir),
+                  "seconds": round(time.time() - t0, 1)}
         self.runs[name] = result
         say(f"{name}: field accuracy {task(result):.3f}, exact match {em(result):.3f}, {summary['steps']} steps, "
             f"{result['seconds']:.0f}s")

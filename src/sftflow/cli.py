@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -345,36 +344,15 @@ def eval_(config: Path = ConfigArg):
     Example: sftflow eval quickstart/sftflow.yaml
     """
     with user_errors():
-        _evaluate(_load(config, model_code=True))
+        from sftflow.pipeline import evaluate_stage
+
+        _gates(evaluate_stage(_load(config, model_code=True), log=log))
 
 
-def _evaluate(cfg) -> dict:
-    from sftflow.eval.evaluate import evaluate
-    from sftflow.eval.gates import value_text
-
-    metrics = evaluate(cfg, log=log)
-    human_failed = _report(cfg)
-    failed = [f"{g['gate']} ({value_text(g)}, needs {g['rule']})" for g in metrics["gates"] if not g["passed"]]
-    failed += human_failed
-    if failed:
-        raise GateFailure(f"gates failed: {', '.join(failed)} (see {cfg.run_dir / 'eval' / 'report.html'})")
-    return metrics
-
-
-def _report(cfg) -> list[str]:
-    """Merge human ratings (if any) and write the report; return the failed human_* gates."""
-    from sftflow.data_folder import check_published
-    from sftflow.eval.gates import refresh_headline, resolve_gates
-    from sftflow.eval.human import merge_human_ratings
-    from sftflow.eval.report import write_report
-    from sftflow.review.stats import human_metrics
-
-    check_published(cfg.data_dir)  # the report shows the data card and stats of the data folder
-    human_failed = merge_human_ratings(cfg.run_dir, resolve_gates(cfg.eval)[0], lambda: human_metrics(cfg.run_dir))
-    refresh_headline(cfg.run_dir / "eval" / "metrics.json")  # human gates may have changed the verdict
-    path = write_report(cfg.run_dir, cfg.data_dir, cfg.name)
-    log(f"report: {path}")
-    return human_failed
+def _gates(result) -> None:
+    """A failed gate of any stage: its one line and exit 1."""
+    if not result.passed:
+        raise GateFailure(result.failure())
 
 
 @app.command()
@@ -386,10 +364,11 @@ def report(config: Path = ConfigArg):
     Example: sftflow report quickstart/sftflow.yaml
     """
     with user_errors():
+        from sftflow.pipeline import PipelineResult, report_stage
+
         cfg = _load(config)
-        failed = _report(cfg)
-        if failed:
-            raise GateFailure(f"gates failed: {', '.join(failed)} (see {cfg.run_dir / 'eval' / 'report.html'})")
+        path, failed = report_stage(cfg, log)
+        _gates(PipelineResult(cfg.run_dir, report=path, failed=failed))
 
 
 @app.command()
@@ -448,49 +427,9 @@ def estimate(
     Example: sftflow estimate quickstart/sftflow.yaml --model meta-llama/Llama-2-7b-hf
     """
     with user_errors():
-        from transformers import AutoConfig
+        from sftflow.train.estimate import estimate_report
 
-        from sftflow.train.estimate import GPU_SIZES_GIB, estimate_memory, gpu_verdict, machine_memory_gib
-
-        cfg = _load(config, model_code=True)
-        t = cfg.train
-        path = model or cfg.model_path()
-        try:
-            model_config = AutoConfig.from_pretrained(path, trust_remote_code=cfg.model.trust_remote_code)
-        except OSError as err:
-            raise SftflowError(f"model {path!r}: cannot read its config ({str(err).splitlines()[0]})") from err
-        length = seq_len or t.max_length
-        kwargs = dict(r=t.lora.r, target_modules=t.lora.target_modules, batch_size=t.batch_size, seq_len=length,
-                      gradient_checkpointing=t.gradient_checkpointing, lora_dropout=t.lora.dropout)
-        log(f"{path}: batch {t.batch_size} x {length} tokens, LoRA r {t.lora.r}; GPU figures in bf16")
-        header = "".join(f"{f'{g}GB':>7}" for g in GPU_SIZES_GIB)
-        log(f"{'method':<7}{'params':>10}{'trainable':>12}{'weights':>9}{'grads':>7}{'optim':>7}{'activ':>7}"
-            f"{'GiB':>7} {header}")
-        for method in ("full", "lora", "qlora"):
-            e = estimate_memory(model_config, method=method, **kwargs)
-            verdicts = "".join(f"{gpu_verdict(e.total_gib, g):>7}" for g in GPU_SIZES_GIB)
-            mark = "  <- configured" if method == t.method else ""
-            log(f"{method:<7}{e.total_parameters / 1e6:>9.1f}M{e.trainable_parameters / 1e6:>11.2f}M"
-                f"{e.weights_gib:>9.2f}{e.gradients_gib:>7.2f}{e.optimizer_gib:>7.2f}{e.activations_gib:>7.2f}"
-                f"{e.total_gib:>7.2f} {verdicts}{mark}")
-        if gpus > 1:
-            from sftflow.train.estimate import per_gpu
-
-            e = estimate_memory(model_config, method=t.method, **kwargs)
-            shown = [("ddp", "ddp", 2), ("zero2", "deepspeed", 2), ("zero3", "deepspeed", 3), ("fsdp", "fsdp", 2)]
-            log(f"{t.method} on {gpus} GPUs, GiB per GPU: " + ", ".join(
-                f"{label} {per_gpu(e, strategy, gpus, stage):.2f}" for label, strategy, stage in shown))
-        cpu = estimate_memory(model_config, method=t.method, device="cpu", **kwargs)
-        ram = machine_memory_gib()
-        fits = "fits" if cpu.total_gib + 0.5 < 0.8 * ram else "does not fit"
-        log(f"this machine (CPU, fp32, {t.method}): ~{cpu.total_gib:.2f} GiB of {ram:.0f} GiB RAM: {fits}")
-        if warmup:
-            from sftflow.train.estimate import measure_warmup
-
-            w = measure_warmup(cfg, warmup, log=log)
-            log(f"warm-up: {w['seconds_per_step']:.2f} s/step over {warmup} steps, {w['tokens_per_second']:,.0f} tok/s; "
-                f"{w['steps']} steps over {w['train_tokens']:,} training tokens x {t.epochs:g} epochs "
-                f"≈ {w['estimated_seconds'] / 60:.1f} min (early stopping may end sooner)")
+        estimate_report(_load(config, model_code=True), model=model, seq_len=seq_len, warmup=warmup, gpus=gpus, log=log)
 
 
 RunArg = typer.Argument(..., help="the run folder (runs/NAME) or the project's sftflow.yaml", show_default=False)
@@ -596,19 +535,9 @@ def run(
     Example: sftflow run quickstart/sftflow.yaml
     """
     with user_errors():
-        from sftflow.data.prepare import prepare as run_prepare
-        from sftflow.eval.benchmarks import check_benchmarks
-        from sftflow.train.trainer import train as run_train
+        from sftflow.pipeline import run_pipeline
 
-        cfg = _load(config, training=True)
-        check_benchmarks(cfg)  # a missing lm-eval or task file stops the run before training, not after it
-        start = time.time()
-        run_prepare(cfg, log=log)
-        run_train(cfg, strict=strict, overwrite=overwrite, log=log)
-        try:
-            _evaluate(cfg)
-        finally:
-            log(f"run: finished in {time.time() - start:.0f}s; report: {cfg.run_dir / 'eval' / 'report.html'}")
+        _gates(run_pipeline(_load(config, training=True), strict=strict, overwrite=overwrite, log=log))
 
 
 def hoist_debug(args: list[str]) -> list[str]:

@@ -22,13 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sftflow.errors import SftflowError
 from sftflow.formats import FORMAT_NAMES
+from sftflow.task_metrics import METRICS as METRIC_REGISTRY
 
 FORMATS = ("auto", *FORMAT_NAMES)  # the row formats are listed once, in formats.py
 METHODS = ("lora", "qlora", "full")
-METRICS = (
-    "exact_match", "normalized_exact_match", "token_f1", "rouge_l", "bleu", "chrf", "json_valid", "json_match",
-    "json_field_accuracy", "json_schema_valid", "classification_accuracy", "perplexity",
-)
+METRICS = tuple(METRIC_REGISTRY)  # the task metrics are listed once, in task_metrics.py
 LORA_DEFAULT_LR = 2e-4
 FULL_DEFAULT_LR = 2e-5
 # Full fine-tuning above about a tenth of the peak learning rate a model was pre-trained with

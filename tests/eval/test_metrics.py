@@ -206,3 +206,29 @@ def test_run_gates_with_percent_and_failure_counts():
     assert results == {"regression_probes": (0, True), "forgetting_ppl_increase": (0.12, False),
                        "hallucination_rate": (0.04, True), "forgetting_fact_drop": (0.0, True)}
     assert check_gates({"tuned": {}}, {"regression_probes": "== 0"})[0]["passed"] is False  # not measured: fails
+
+
+def test_the_config_accepts_exactly_the_registered_metrics_and_scores_each(tmp_path):
+    """The registry (task_metrics.METRICS) is the one list: the config's choices and message come
+    from it, and every name it accepts is scored by evaluate.score (perplexity on the model)."""
+    from sftflow.config import load_config
+    from sftflow.eval.evaluate import score
+
+    path = tmp_path / "sftflow.yaml"
+    path.write_text("name: x\ndata: {sources: [{path: a.jsonl}]}\nmodel: {name_or_path: m}\n"
+                    "eval: {metrics: [exact_mach]}\n")
+    with pytest.raises(SftflowError) as err:
+        load_config(path)
+    # the message as it was when config.py held its own list (checked against that tree)
+    assert str(err.value) == (
+        f"{path}: 'eval.metrics.0': Input should be 'exact_match', 'normalized_exact_match', 'token_f1', 'rouge_l', "
+        "'bleu', 'chrf', 'json_valid', 'json_match', 'json_field_accuracy', 'json_schema_valid', "
+        "'classification_accuracy' or 'perplexity' (got 'exact_mach')")
+    names = ["exact_match", "normalized_exact_match", "token_f1", "rouge_l", "bleu", "chrf", "json_valid", "json_match",
+             "json_field_accuracy", "json_schema_valid", "classification_accuracy", "perplexity"]
+    path.write_text(path.read_text().replace("[exact_mach]", f"[{', '.join(names)}]"))
+    task = {"metrics": list(load_config(path).eval.metrics)}
+    per = score(['{"a": 1}', "b"], ['{"a": 1}', "c"], task, {"type": "object"})
+    assert list(per) == [n for n in names if n != "perplexity"]
+    # the same answer scores 1 on every metric, an answer sharing nothing with its reference 0
+    assert {n: [round(v, 9) for v in values] for n, values in per.items()} == {n: [1.0, 0.0] for n in per}

@@ -220,20 +220,14 @@ def _log_block(log, label: str, block: dict, seconds: float | None) -> None:
 
 
 def evaluate(cfg: Config, log=print) -> dict:
+    """The evaluation recipe: load the test split and plan the task, generate with each model, score,
+    compare probes and forgetting, check the gates, write predictions.jsonl and metrics.json."""
     from sftflow.data_folder import check_published
 
     check_published(cfg.data_dir)  # a half-published folder may pair a new train split with a stale test split
-    from sftflow.model.load import load_model, load_tokenizer, load_tuned
-
     started = time.time()
     e = cfg.eval
-    run_dir = cfg.run_dir
-    test = [r for r in read_jsonl(cfg.data_dir / "test.jsonl") if "messages" in r]
-    if not test:
-        raise SftflowError(f"{cfg.data_dir / 'test.jsonl'}: no chat examples to evaluate on (raise data.split.test)")
-    if e.max_examples:
-        test = test[: e.max_examples]
-    refs = [answer_only(r["messages"][-1]["content"]) for r in test]  # task metrics score answers, not reasoning
+    test, refs = _test_split(cfg)
     schema = load_schema(cfg)
     task = plan_task(cfg, refs, schema)
     log(f"eval: {len(test)} test examples; metrics {', '.join(task['metrics'])} ({task['reason']})")
@@ -242,40 +236,91 @@ def evaluate(cfg: Config, log=print) -> dict:
     general, general_source = (load_general_text(cfg.path(e.general_text) if e.general_text else None)
                                if e.forgetting else ([], None))
     check_benchmarks(cfg)
-    method = cfg.train.method
-    base_path = cfg.model_path()
-    perplexity = "perplexity" in task["metrics"]
-    system = training_system_prompt(run_dir)
-    work = {"probes": probes, "facts": facts, "general": general, "perplexity": perplexity, "log": log,
-            "system": system, "benchmarks": task_manager(cfg) if e.benchmarks else None}
+    system = training_system_prompt(cfg.run_dir)
+    work = {"probes": probes, "facts": facts, "general": general, "perplexity": "perplexity" in task["metrics"],
+            "log": log, "system": system, "benchmarks": task_manager(cfg) if e.benchmarks else None}
+    tuned, base = _generate_both(cfg, test, work)
 
+    scored = _score_models(test, refs, task, schema, tuned, base, log)
+    sampled_block = None
+    if "sampled" in tuned:
+        sampled_per = score(tuned["sampled"], refs, task, schema)
+        sampled_block = summarise_block(sampled_per, tuned["sampled"], refs, task, schema)
+        _log_block(log, f"tuned, sampled at temperature {e.sample.temperature:g}", sampled_block, None)
+    probe_result = _compare_probes(probes, base, tuned, log) if probes else None
+    forgetting = (_compare_forgetting(cfg, general, general_source, facts, base, tuned, log) if general else None)
+    bench = compare_benchmarks(base["benchmarks"], tuned["benchmarks"], cfg) if e.benchmarks else None
+    if bench:
+        log("eval: benchmarks: " + ", ".join(f"{k} {v['metric']} {v['base']:.3f} → {v['tuned']:.3f}"
+                                             for k, v in bench["tasks"].items()))
+    rows, hall = _predictions(test, refs, system, tuned, base, scored, task, log)
+
+    metrics = {
+        "test_examples": len(test),
+        "task": task,
+        "tuned": scored["tuned_block"],
+        "base": scored["base_block"],
+        "delta": scored["delta"],
+        "tuned_sampled": sampled_block,
+        "sampling": e.sample.model_dump() if e.sample else None,
+        "perplexity_reference": PPL_REFERENCE,
+        "probes": probe_result,
+        "forgetting": forgetting,
+        "benchmarks": bench,
+        "hallucination": hall,
+    }
+    _gate(metrics, e)
+    metrics["seconds"] = round(time.time() - started, 1)
+    out_dir = cfg.run_dir / "eval"
+    write_jsonl(out_dir / "predictions.jsonl", rows)
+    write_json(out_dir / "metrics.json", metrics)
+    _log_gates(log, metrics)
+    return metrics
+
+
+def _test_split(cfg: Config) -> tuple[list[dict], list[str]]:
+    """The chat examples of test.jsonl (at most eval.max_examples) and their answers without reasoning."""
+    test = [r for r in read_jsonl(cfg.data_dir / "test.jsonl") if "messages" in r]
+    if not test:
+        raise SftflowError(f"{cfg.data_dir / 'test.jsonl'}: no chat examples to evaluate on (raise data.split.test)")
+    if cfg.eval.max_examples:
+        test = test[: cfg.eval.max_examples]
+    return test, [answer_only(r["messages"][-1]["content"]) for r in test]  # metrics score answers, not reasoning
+
+
+def _generate_both(cfg: Config, test: list[dict], work: dict) -> tuple[dict, dict | None]:
+    """The tuned model's outputs, then (when anything compares) the base model's: one in memory at a time."""
+    from sftflow.model.load import load_model, load_tokenizer, load_tuned
+
+    e = cfg.eval
+    run_dir, method, base_path = cfg.run_dir, cfg.train.method, cfg.model_path()
     model, tok = load_tuned(run_dir, base_path, method=method, trust_remote_code=cfg.model.trust_remote_code)
     model = _on_accelerator(model, method)
     tuned = model_outputs(model, tok, cfg, test=test, sample=True, **work)
     del model
+    if not (e.compare_base or work["probes"] or work["facts"] or work["general"] or e.benchmarks):
+        return tuned, None
+    # The base sees the very same rendered prompts: the run's tokenizer and template.
+    base_tok = load_tokenizer(str(run_dir / "model"), padding_side="left")
+    base_model = load_model(base_path, base_tok, method=method, trust_remote_code=cfg.model.trust_remote_code)
+    base_model = _on_accelerator(base_model.eval(), method)
+    base = model_outputs(base_model, base_tok, cfg, test=test if e.compare_base else None, sample=False, who="base",
+                         **work)
+    del base_model
+    return tuned, base
 
-    base = None
-    if e.compare_base or probes or facts or general or e.benchmarks:
-        # The base sees the very same rendered prompts: the run's tokenizer and template.
-        base_tok = load_tokenizer(str(run_dir / "model"), padding_side="left")
-        base_model = load_model(base_path, base_tok, method=method, trust_remote_code=cfg.model.trust_remote_code)
-        base_model = _on_accelerator(base_model.eval(), method)
-        base = model_outputs(base_model, base_tok, cfg, test=test if e.compare_base else None, sample=False, who="base",
-                             **work)
-        del base_model
+
+def _score_models(test: list[dict], refs: list[str], task: dict, schema: dict | None, tuned: dict,
+                  base: dict | None, log) -> dict:
+    """Per-example metrics and hallucination flags of each model, their summaries and the paired deltas."""
     has_base = base is not None and "test" in base
-
-    tuned_per = score(tuned["test"], refs, task, schema)
-    tuned_flags = hallucinations(test, tuned["test"], task)
-    tuned_per["hallucination_rate"] = [float(bool(f)) for f in tuned_flags]
+    tuned_per, tuned_flags = _per_example(test, tuned["test"], refs, task, schema)
     tuned_block = summarise_block(tuned_per, tuned["test"], refs, task, schema, base["test"] if has_base else None)
     base_block, base_per, base_flags = None, None, None
     if has_base:
-        base_per = score(base["test"], refs, task, schema)
-        base_flags = hallucinations(test, base["test"], task)
-        base_per["hallucination_rate"] = [float(bool(f)) for f in base_flags]
+        base_per, base_flags = _per_example(test, base["test"], refs, task, schema)
         base_block = summarise_block(base_per, base["test"], refs, task, schema)
-    if perplexity:
+    if "perplexity" in task["metrics"]:
         tuned_block["answer_perplexity"] = tuned["perplexity"]
         if has_base:
             base_block["answer_perplexity"] = base["perplexity"]
@@ -287,34 +332,42 @@ def evaluate(cfg: Config, log=print) -> dict:
     _log_block(log, "tuned", tuned_block, tuned.get("test_seconds"))
     if has_base:
         _log_block(log, "base", base_block, base.get("test_seconds"))
+    return {"has_base": has_base, "tuned_per": tuned_per, "tuned_flags": tuned_flags, "tuned_block": tuned_block,
+            "base_per": base_per, "base_flags": base_flags, "base_block": base_block, "delta": delta}
 
-    sampled_block = None
-    if "sampled" in tuned:
-        sampled_per = score(tuned["sampled"], refs, task, schema)
-        sampled_block = summarise_block(sampled_per, tuned["sampled"], refs, task, schema)
-        _log_block(log, f"tuned, sampled at temperature {e.sample.temperature:g}", sampled_block, None)
 
-    probe_result = None
-    if probes:
-        probe_result = compare_probes(probes, base["probes"], tuned["probes"])
-        failed = [f"{r['id']} ({', '.join(r['failed_checks'])})" for r in probe_result["results"] if not r["passed"]]
-        log(f"eval: regression probes: {probe_result['failures']} of {probe_result['probes']} failed"
-            + (f": {'; '.join(failed)}" if failed else ""))
-    forgetting = None
-    if general:
-        forgetting = compare_forgetting(
-            {"source": general_source, "records": len(general), "base": base["general"], "tuned": tuned["general"]},
-            facts, base.get("facts", []), tuned.get("facts", []), e.forgetting_threshold)
-        g, f = forgetting["general_text"], forgetting["facts"]
-        log(f"eval: forgetting: general-text perplexity {g['base_ppl']:.2f} → {g['tuned_ppl']:.2f} "
-            f"({forgetting['ppl_increase']:+.1%}), general facts {f['base_accuracy']:.0%} → {f['tuned_accuracy']:.0%}"
-            + (" — above the forgetting threshold" if forgetting["flagged"] else ""))
+def _per_example(test: list[dict], outputs: list[str], refs: list[str], task: dict,
+                 schema: dict | None) -> tuple[dict[str, list[float]], list[list[dict]]]:
+    per = score(outputs, refs, task, schema)
+    flags = hallucinations(test, outputs, task)
+    per["hallucination_rate"] = [float(bool(f)) for f in flags]
+    return per, flags
 
-    bench = compare_benchmarks(base["benchmarks"], tuned["benchmarks"], cfg) if e.benchmarks else None
-    if bench:
-        log("eval: benchmarks: " + ", ".join(f"{k} {v['metric']} {v['base']:.3f} → {v['tuned']:.3f}"
-                                             for k, v in bench["tasks"].items()))
 
+def _compare_probes(probes: list[dict], base: dict, tuned: dict, log) -> dict:
+    result = compare_probes(probes, base["probes"], tuned["probes"])
+    failed = [f"{r['id']} ({', '.join(r['failed_checks'])})" for r in result["results"] if not r["passed"]]
+    log(f"eval: regression probes: {result['failures']} of {result['probes']} failed"
+        + (f": {'; '.join(failed)}" if failed else ""))
+    return result
+
+
+def _compare_forgetting(cfg: Config, general: list[dict], general_source, facts: list[dict], base: dict,
+                        tuned: dict, log) -> dict:
+    forgetting = compare_forgetting(
+        {"source": general_source, "records": len(general), "base": base["general"], "tuned": tuned["general"]},
+        facts, base.get("facts", []), tuned.get("facts", []), cfg.eval.forgetting_threshold)
+    g, f = forgetting["general_text"], forgetting["facts"]
+    log(f"eval: forgetting: general-text perplexity {g['base_ppl']:.2f} → {g['tuned_ppl']:.2f} "
+        f"({forgetting['ppl_increase']:+.1%}), general facts {f['base_accuracy']:.0%} → {f['tuned_accuracy']:.0%}"
+        + (" — above the forgetting threshold" if forgetting["flagged"] else ""))
+    return forgetting
+
+
+def _predictions(test: list[dict], refs: list[str], system: str | None, tuned: dict, base: dict | None,
+                 scored: dict, task: dict, log) -> tuple[list[dict], dict]:
+    """One predictions.jsonl row per test example, and the hallucination summary with examples."""
+    has_base, tuned_flags = scored["has_base"], scored["tuned_flags"]
     rows, examples = [], []
     for i, r in enumerate(test):
         row = {
@@ -322,7 +375,7 @@ def evaluate(cfg: Config, log=print) -> dict:
             "prompt": with_system(prompt_messages(r), system),
             "reference": refs[i],
             "tuned": tuned["test"][i],
-            "tuned_metrics": {k: v[i] for k, v in tuned_per.items()},
+            "tuned_metrics": {k: v[i] for k, v in scored["tuned_per"].items()},
             "tuned_hallucinations": tuned_flags[i],
         }
         if tuned["test_reasoning"][i] is not None:
@@ -333,45 +386,29 @@ def evaluate(cfg: Config, log=print) -> dict:
             row["base"] = base["test"][i]
             if base["test_reasoning"][i] is not None:
                 row["base_reasoning"] = base["test_reasoning"][i]
-            row["base_metrics"] = {k: v[i] for k, v in base_per.items()}
-            row["base_hallucinations"] = base_flags[i]
+            row["base_metrics"] = {k: v[i] for k, v in scored["base_per"].items()}
+            row["base_hallucinations"] = scored["base_flags"][i]
         rows.append(row)
         if tuned_flags[i] and len(examples) < MAX_HALLUCINATION_EXAMPLES:
             examples.append({"id": r["id"], "prompt": row["prompt"][-1]["content"], "reference": refs[i],
                              "output": tuned["test"][i], "flags": tuned_flags[i]})
     hall = {"tuned": hallucination_summary(tuned_flags, tuned["test"], refs, task),
-            "base": hallucination_summary(base_flags, base["test"], refs, task) if has_base else None,
+            "base": hallucination_summary(scored["base_flags"], base["test"], refs, task) if has_base else None,
             "examples": examples}
     wrong = hall["tuned"]["wrong_values"]["outputs"]
     log(f"eval: hallucination: {hall['tuned']['flagged']} of {len(test)} tuned outputs flagged"
         + (f" (base {hall['base']['flagged']})" if has_base else "")
         + (f"; {wrong} hold a wrong value from a field's allowed set (an error, counted apart)" if wrong else ""))
+    return rows, hall
 
-    metrics = {
-        "test_examples": len(test),
-        "task": task,
-        "tuned": tuned_block,
-        "base": base_block,
-        "delta": delta,
-        "tuned_sampled": sampled_block,
-        "sampling": e.sample.model_dump() if e.sample else None,
-        "perplexity_reference": PPL_REFERENCE,
-        "probes": probe_result,
-        "forgetting": forgetting,
-        "benchmarks": bench,
-        "hallucination": hall,
-    }
+
+def _gate(metrics: dict, e) -> None:
+    """The gates' results, the ones left out, the verdict."""
     gates, gates_off = resolve_gates(e)
     metrics["gates"] = check_gates(metrics, gates)
     metrics["gates_off"] = gates_off
     metrics["passed"] = all(g["passed"] for g in metrics["gates"])
     metrics["headline"] = headline(metrics)
-    metrics["seconds"] = round(time.time() - started, 1)
-    out_dir = run_dir / "eval"
-    write_jsonl(out_dir / "predictions.jsonl", rows)
-    write_json(out_dir / "metrics.json", metrics)
-    _log_gates(log, metrics)
-    return metrics
 
 
 def _log_gates(log, metrics: dict) -> None:

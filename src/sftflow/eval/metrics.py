@@ -5,138 +5,35 @@ Per-example metrics are functions `(prediction, reference) -> float in [0, 1]`. 
 (sacrebleu) are corpus metrics: their per-example values are sentence scores (for finding
 the worst examples), their summary is the corpus score, bootstrapped over examples from
 sacrebleu's sufficient statistics. Scores from sacrebleu are divided by 100 to share the
-0-1 scale of every other metric.
+0-1 scale of every other metric. The per-example metrics and the registry of metric names are
+in sftflow/task_metrics.py (re-exported here).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import string
-from collections import Counter
 
 from sftflow.errors import SftflowError
 from sftflow.model.chat import tokenize_record
 from sftflow.stats import percentiles, resample_index
-
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = str.maketrans("", "", string.punctuation)
-_WORD = re.compile(r"\w+")
-
-
-# --- text metrics ---------------------------------------------------------------------------
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD normalisation: lowercase, no punctuation, no articles, single spaces."""
-    text = text.lower().translate(_PUNCT)
-    text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
-
-
-def exact_match(pred: str, ref: str) -> float:
-    return float(pred.strip() == ref.strip())
-
-
-def normalized_exact_match(pred: str, ref: str) -> float:
-    """Exact match that forgives case, punctuation, articles and spacing ("The Paris." == "paris")."""
-    return float(normalize_answer(pred) == normalize_answer(ref))
-
-
-def token_f1(pred: str, ref: str) -> float:
-    """SQuAD token F1 on normalised words: partial credit for a partly right answer."""
-    p, r = normalize_answer(pred).split(), normalize_answer(ref).split()
-    if not p or not r:
-        return float(p == r)
-    same = sum((Counter(p) & Counter(r)).values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(p), same / len(r)
-    return 2 * precision * recall / (precision + recall)
-
-
-def _lcs(a: list[str], b: list[str]) -> int:
-    prev = [0] * (len(b) + 1)
-    for x in a:
-        cur = [0]
-        for j, y in enumerate(b):
-            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
-        prev = cur
-    return prev[-1]
-
-
-def rouge_l(pred: str, ref: str) -> float:
-    """ROUGE-L F1: longest common subsequence of lowercase words (rouge-score's formula, with
-    Unicode words instead of its ASCII-only tokenizer)."""
-    p, r = _WORD.findall(pred.lower()), _WORD.findall(ref.lower())
-    if not p or not r:
-        return float(p == r)
-    lcs = _lcs(p, r)
-    if lcs == 0:
-        return 0.0
-    precision, recall = lcs / len(p), lcs / len(r)
-    return 2 * precision * recall / (precision + recall)
-
-
-def _sacrebleu(name: str, sentence: bool = False):
-    from sacrebleu.metrics import BLEU, CHRF
-
-    if name == "bleu":
-        return BLEU(effective_order=True) if sentence else BLEU()
-    return CHRF()
-
-
-def bleu(pred: str, ref: str) -> float:
-    """Sentence BLEU (sacrebleu, effective order), 0-1."""
-    return _sacrebleu("bleu", sentence=True).sentence_score(pred, [ref]).score / 100
-
-
-def chrf(pred: str, ref: str) -> float:
-    """Sentence chrF (sacrebleu defaults: character 6-grams, beta 2), 0-1."""
-    return _sacrebleu("chrf").sentence_score(pred, [ref]).score / 100
-
-
-# --- JSON metrics ---------------------------------------------------------------------------
-
-
-def _parse_json(text: str):
-    try:
-        return True, json.loads(text)
-    except (json.JSONDecodeError, ValueError):
-        return False, None
-
-
-def json_valid(pred: str, ref: str = "") -> float:
-    return float(_parse_json(pred.strip())[0])
-
-
-def json_match(pred: str, ref: str) -> float:
-    """Same JSON value (key order and spacing ignored)."""
-    ok_p, p = _parse_json(pred.strip())
-    ok_r, r = _parse_json(ref.strip())
-    return float(ok_p and ok_r and p == r)
-
-
-def json_fields(pred: str, ref: str, fields: list[str] | None = None) -> dict[str, float]:
-    """Per field: 1 if the prediction's value equals the reference's. Fields are the
-    reference's top-level keys, or the schema's properties when given."""
-    ok_r, r = _parse_json(ref.strip())
-    if not ok_r or not isinstance(r, dict):
-        return {}
-    ok_p, p = _parse_json(pred.strip())
-    p = p if ok_p and isinstance(p, dict) else {}
-    keys = fields if fields is not None else list(r)
-    return {k: float(k in p and p[k] == r.get(k)) for k in keys if k in r}
-
-
-def json_field_accuracy(pred: str, ref: str, fields: list[str] | None = None) -> float:
-    """Share of the reference's fields the prediction got right: credit for 2 of 3 fields."""
-    per_field = json_fields(pred, ref, fields)
-    if not per_field:
-        return json_match(pred, ref)
-    return sum(per_field.values()) / len(per_field)
-
+from sftflow.task_metrics import (  # noqa: F401 - the per-example metrics live there; callers import them here too
+    TASK_METRICS,
+    bleu,
+    chrf,
+    classification_accuracy,
+    exact_match,
+    json_field_accuracy,
+    json_fields,
+    json_match,
+    json_valid,
+    normalize_answer,
+    normalized_exact_match,
+    parse_json,
+    rouge_l,
+    sacrebleu_metric,
+    token_f1,
+)
 
 SCHEMA_KEYWORDS = {
     "type", "enum", "const", "properties", "required", "additionalProperties", "items", "minimum", "maximum",
@@ -208,16 +105,11 @@ def schema_errors(value, schema: dict, path: str = "$") -> list[str]:
 
 
 def json_schema_valid(pred: str, schema: dict) -> float:
-    ok, value = _parse_json(pred.strip())
+    ok, value = parse_json(pred.strip())
     return float(ok and not schema_errors(value, schema))
 
 
 # --- classification -------------------------------------------------------------------------
-
-
-def classification_accuracy(pred: str, ref: str) -> float:
-    """Label answers ("positive", "Billing."): right if the normalised label is the same."""
-    return normalized_exact_match(pred, ref)
 
 
 def is_label_like(refs: list[str]) -> bool:
@@ -240,23 +132,11 @@ def label_breakdown(preds: list[str], refs: list[str]) -> dict:
     return {"by_label": by_label, "outside_label_set": outside}
 
 
-TASK_METRICS = {
-    "exact_match": exact_match,
-    "normalized_exact_match": normalized_exact_match,
-    "token_f1": token_f1,
-    "rouge_l": rouge_l,
-    "bleu": bleu,
-    "chrf": chrf,
-    "json_valid": json_valid,
-    "json_match": json_match,
-    "json_field_accuracy": json_field_accuracy,
-    "classification_accuracy": classification_accuracy,
-}
 CORPUS_METRICS = ("bleu", "chrf")
 
 
 def _json_object_share(refs: list[str]) -> float:
-    parsed = [_parse_json(r.strip()) for r in refs]
+    parsed = [parse_json(r.strip()) for r in refs]
     return sum(ok and isinstance(v, dict | list) for ok, v in parsed) / max(1, len(refs))
 
 
@@ -284,7 +164,7 @@ def corpus_summary(name: str, preds: list[str], refs: list[str], base_preds: lis
     bootstrap does, so 1,000 resamples cost 1,000 cheap score computations."""
     import numpy as np
 
-    metric = _sacrebleu(name)
+    metric = sacrebleu_metric(name)
     # sacrebleu's documented-by-use path for significance tests (sacrebleu.significance).
     stats = np.asarray(metric._extract_corpus_statistics(preds, [refs]), dtype=float)
     score = lambda s: metric._compute_score_from_stats(list(s)).score / 100  # noqa: E731

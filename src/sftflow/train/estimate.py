@@ -195,3 +195,47 @@ def per_gpu(e: MemoryEstimate, strategy: str, world: int, zero_stage: int = 2) -
     elif strategy in ("fsdp", "deepspeed"):
         weights, grads, optim = weights / shard, grads / shard, optim / shard
     return round(weights + grads + optim + e.activations_gib, 3)
+
+
+def estimate_report(cfg, *, model: str | None = None, seq_len: int | None = None, warmup: int = 0, gpus: int = 1,
+                    log=print) -> None:
+    """`sftflow estimate`: the table of full, lora and qlora memory per GPU size, per-GPU memory under
+    each strategy on `gpus` GPUs, this machine's verdict and (warmup) the measured time per step."""
+    from transformers import AutoConfig
+
+    from sftflow.errors import SftflowError
+
+    t = cfg.train
+    path = model or cfg.model_path()
+    try:
+        model_config = AutoConfig.from_pretrained(path, trust_remote_code=cfg.model.trust_remote_code)
+    except OSError as err:
+        raise SftflowError(f"model {path!r}: cannot read its config ({str(err).splitlines()[0]})") from err
+    length = seq_len or t.max_length
+    kwargs = dict(r=t.lora.r, target_modules=t.lora.target_modules, batch_size=t.batch_size, seq_len=length,
+                  gradient_checkpointing=t.gradient_checkpointing, lora_dropout=t.lora.dropout)
+    log(f"{path}: batch {t.batch_size} x {length} tokens, LoRA r {t.lora.r}; GPU figures in bf16")
+    header = "".join(f"{f'{g}GB':>7}" for g in GPU_SIZES_GIB)
+    log(f"{'method':<7}{'params':>10}{'trainable':>12}{'weights':>9}{'grads':>7}{'optim':>7}{'activ':>7}"
+        f"{'GiB':>7} {header}")
+    for method in ("full", "lora", "qlora"):
+        e = estimate_memory(model_config, method=method, **kwargs)
+        verdicts = "".join(f"{gpu_verdict(e.total_gib, g):>7}" for g in GPU_SIZES_GIB)
+        mark = "  <- configured" if method == t.method else ""
+        log(f"{method:<7}{e.total_parameters / 1e6:>9.1f}M{e.trainable_parameters / 1e6:>11.2f}M"
+            f"{e.weights_gib:>9.2f}{e.gradients_gib:>7.2f}{e.optimizer_gib:>7.2f}{e.activations_gib:>7.2f}"
+            f"{e.total_gib:>7.2f} {verdicts}{mark}")
+    if gpus > 1:
+        e = estimate_memory(model_config, method=t.method, **kwargs)
+        shown = [("ddp", "ddp", 2), ("zero2", "deepspeed", 2), ("zero3", "deepspeed", 3), ("fsdp", "fsdp", 2)]
+        log(f"{t.method} on {gpus} GPUs, GiB per GPU: " + ", ".join(
+            f"{label} {per_gpu(e, strategy, gpus, stage):.2f}" for label, strategy, stage in shown))
+    cpu = estimate_memory(model_config, method=t.method, device="cpu", **kwargs)
+    ram = machine_memory_gib()
+    fits = "fits" if cpu.total_gib + 0.5 < 0.8 * ram else "does not fit"
+    log(f"this machine (CPU, fp32, {t.method}): ~{cpu.total_gib:.2f} GiB of {ram:.0f} GiB RAM: {fits}")
+    if warmup:
+        w = measure_warmup(cfg, warmup, log=log)
+        log(f"warm-up: {w['seconds_per_step']:.2f} s/step over {warmup} steps, {w['tokens_per_second']:,.0f} tok/s; "
+            f"{w['steps']} steps over {w['train_tokens']:,} training tokens x {t.epochs:g} epochs "
+            f"≈ {w['estimated_seconds'] / 60:.1f} min (early stopping may end sooner)")

@@ -23,8 +23,8 @@ import json
 import math
 import os
 import platform
-import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import sftflow
@@ -57,87 +57,14 @@ class NonFiniteLoss(SftflowError):
 
 
 def _callbacks(run_dir: Path, patience: int, tokens_per_step: float, log):
-    from transformers import EarlyStoppingCallback, TrainerCallback
+    from transformers import EarlyStoppingCallback
 
-    metrics_path = run_dir / "metrics.jsonl"
+    from sftflow.train.metrics_log import MetricsLog
 
-    class MetricsLog(TrainerCallback):
-        """Appends every log (train loss, eval loss, lr) as one JSON line to metrics.jsonl, prints one
-        short progress line per log (with tokens/s and ETA), and stops the run on a NaN/inf loss
-        before anything is evaluated or saved from the broken weights."""
-
-        def __init__(self):
-            self.started = None
-            self.start_step = 0
-            self.bad_loss = None
-            self.bar = None  # a live rich progress bar when a person watches a terminal
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.started, self.start_step = time.time(), state.global_step
-            if state.is_world_process_zero and sys.stdout.isatty():
-                from rich.progress import (
-                    BarColumn,
-                    MofNCompleteColumn,
-                    Progress,
-                    TextColumn,
-                    TimeRemainingColumn,
-                )
-
-                self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                                    TextColumn("{task.fields[info]}"))
-                self.task = self.bar.add_task("train", total=state.max_steps, completed=state.global_step, info="")
-                self.bar.start()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if self.bar is not None:
-                self.bar.update(self.task, completed=state.global_step)
-
-        def on_train_end(self, args, state, control, **kwargs):
-            if self.bar is not None:
-                self.bar.stop()
-                self.bar = None
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if not logs:
-                return
-            loss = logs.get("loss", logs.get("eval_loss"))
-            if loss is not None and not math.isfinite(loss):
-                self.bad_loss = (state.global_step, loss)
-                control.should_training_stop = True
-                control.should_save = False
-                control.should_evaluate = False
-            if not state.is_world_process_zero:
-                return
-            row = {"step": state.global_step, "epoch": state.epoch, **logs}
-            with open(metrics_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
-            where = (f"step {state.global_step}/{state.max_steps} epoch {state.epoch or 0:.2f}"
-                     if state.max_steps else "before training:")
-            if "eval_loss" in logs:
-                line = f"train: {where} val loss {logs['eval_loss']:.4f}"
-                self.bar.console.print(line, markup=False) if self.bar is not None else log(line)
-            elif "loss" in logs:
-                done = state.global_step - self.start_step
-                elapsed = time.time() - (self.started or time.time())
-                speed = ""
-                if done > 0 and elapsed > 0:
-                    eta = elapsed / done * (state.max_steps - state.global_step)
-                    speed = f" · {tokens_per_step * done / elapsed:,.0f} tok/s · ETA {_duration(eta)}"
-                if self.bar is not None:  # the bar shows the ETA; loss, lr and speed ride along
-                    self.bar.update(self.task, info=f"loss {logs['loss']:.4f} lr {logs.get('learning_rate', 0):.1e}"
-                                    + speed.split(" · ETA")[0])
-                else:
-                    log(f"train: {where} loss {logs['loss']:.4f} lr {logs.get('learning_rate', 0):.2e}{speed}")
-
-    callbacks = [MetricsLog()]
+    callbacks = [MetricsLog(run_dir / "metrics.jsonl", tokens_per_step, log)]
     if patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
     return callbacks
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 def overfitting(history: list[dict]) -> dict | None:
@@ -204,18 +131,68 @@ def count_parameters(model) -> tuple[int, int]:
     return trainable, total
 
 
+@dataclass
+class Splits:
+    """The tokenized train and val splits and what was measured on them."""
+
+    train_rows: list[dict]
+    val_rows: list[dict]
+    train_tok: dict
+    val_tok: dict
+    systems: dict
+    checks: list[str]
+
+    @property
+    def answer_tokens(self) -> int:
+        return sum(sum(r["assistant_masks"]) for r in self.train_rows)
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(len(r["input_ids"]) for r in self.train_rows)
+
+
 def build_trainer(cfg: Config, log=print, strict: bool = False):
-    """The configured SFTTrainer and what was measured while building it (tests inspect its batches)."""
+    """The configured SFTTrainer and what was measured while building it (tests inspect its batches).
+
+    The recipe: read the splits, load model and tokenizer, tokenize and check the data, trainer
+    arguments, then TRL's SFTTrainer with our callbacks."""
     if not is_main_process():
         log = _silent
     from datasets import Dataset
     from transformers import PrinterCallback, set_seed
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
-    from sftflow.model.load import bf16_supported, has_cuda, load_model, load_tokenizer
+    from sftflow.model.load import bf16_supported
 
-    run_dir = cfg.run_dir
     t = cfg.train
+    train_records, val_records = _read_splits(cfg)
+    set_seed(t.seed)
+    bf16 = bf16_supported() if t.bf16 == "auto" else bool(t.bf16)
+    model, tokenizer, memory_note = _load_model(cfg, bf16, log)
+    splits = _tokenize_splits(cfg, tokenizer, train_records, val_records, strict, log)
+    args, plan = _trainer_arguments(cfg, model, bf16, len(splits.train_rows))
+    # Padding-free rows are only isolated under SDPA/eager when the model sees position_ids
+    # and no attention mask, and with the KV cache off (DESIGN.md).
+    model.config.use_cache = False
+    new_token_ids = tokenizer.sftflow_added_token_ids
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(splits.train_rows),
+        eval_dataset=Dataset.from_list(splits.val_rows),
+        processing_class=tokenizer,
+        peft_config=peft_config(cfg, new_token_ids, model) if t.method in ("lora", "qlora") else None,
+        callbacks=_callbacks(cfg.run_dir, t.early_stopping_patience, splits.total_tokens / plan["steps_per_epoch"],
+                             log),
+    )
+    trainer.remove_callback(PrinterCallback)  # raw dict prints; MetricsLog prints one short line instead
+    info = _run_info(cfg, trainer, splits, plan, bf16, log)
+    if t.method == "qlora":
+        info["qlora_memory"] = memory_note
+    return trainer, info
+
+
+def _read_splits(cfg: Config) -> tuple[list[dict], list[dict]]:
     train_records = list(read_jsonl(cfg.data_dir / "train.jsonl"))
     val_records = list(read_jsonl(cfg.data_dir / "val.jsonl"))
     if not train_records:
@@ -224,9 +201,15 @@ def build_trainer(cfg: Config, log=print, strict: bool = False):
         raise SftflowError(
             f"{cfg.data_dir / 'val.jsonl'}: empty validation split; early stopping needs one (raise data.split.val)"
         )
+    return train_records, val_records
 
-    set_seed(t.seed)
-    bf16 = bf16_supported() if t.bf16 == "auto" else bool(t.bf16)
+
+def _load_model(cfg: Config, bf16: bool, log):
+    """Tokenizer (right padding, sftflow's chat template where the model has none) and model, made
+    ready for the method: packed attention for padding-free rows, the QLoRA preparation."""
+    from sftflow.model.load import load_model, load_tokenizer
+
+    t = cfg.train
     model_path = cfg.model_path()
     template = str(cfg.path(cfg.model.chat_template)) if cfg.model.chat_template else None
     tokenizer = load_tokenizer(model_path, chat_template=template, revision=cfg.model.revision,
@@ -245,28 +228,38 @@ def build_trainer(cfg: Config, log=print, strict: bool = False):
         from sftflow.train.packed_attention import use_packed_attention
 
         use_packed_attention(model)
+    memory_note = None
     if t.method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
         from sftflow.model.load import weight_bytes
 
         actual, plain = weight_bytes(model, 2 if bf16 else 4)
         log(f"train: qlora: base weights take {actual / 2**20:,.1f} MiB in 4-bit NF4 vs {plain / 2**20:,.1f} MiB "
             f"unquantised ({'bf16' if bf16 else 'fp32'}), measured: {plain / actual:.1f}x smaller")
         memory_note = {"weights_mib_4bit": actual / 2**20, "weights_mib_unquantised": plain / 2**20}
-        from peft import prepare_model_for_kbit_training
-
         # fp32 norms/embeddings, input grads on, gradient checkpointing: the QLoRA recipe
         # (TRL 1.x no longer does this itself).
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False}
         )
+    return model, tokenizer, memory_note
 
+
+def _tokenize_splits(cfg: Config, tokenizer, train_records: list[dict], val_records: list[dict], strict: bool,
+                     log) -> Splits:
+    """Tokenize with the answer-only mask, say what was cut or folded, and run the data guardrails
+    (under --strict the settings warnings, already shown at config load, count as failures too)."""
+    from sftflow.config import guardrail_warnings
+    from sftflow.model.system_prompt import describe, system_prompts
+    from sftflow.model.system_role import FOLD_NOTE, refuses_system
+    from sftflow.train.guardrails import data_warnings, enforce, hardware_warnings
+
+    t = cfg.train
     keep_reasoning = t.reasoning == "keep"
     with phase(f"train: tokenizing {len(train_records) + len(val_records):,} train and val examples"):
         train_rows, train_tok = tokenize_split(tokenizer, train_records, t.max_length, keep_reasoning)
         val_rows, val_tok = tokenize_split(tokenizer, val_records, t.max_length, keep_reasoning)
-    from sftflow.model.system_prompt import describe, system_prompts
-    from sftflow.model.system_role import FOLD_NOTE, refuses_system
-
     if refuses_system(tokenizer):
         log(f"train: {FOLD_NOTE}")
     systems = system_prompts(train_records)
@@ -276,20 +269,25 @@ def build_trainer(cfg: Config, log=print, strict: bool = False):
         if s["truncated"] or s["no_answer_left"]:
             log(f"train: {name}: {s['truncated']} examples truncated to {t.max_length} tokens, "
                 f"{s['no_answer_left']} skipped (no answer token left); raise train.max_length to keep them")
-    from sftflow.config import guardrail_warnings
-    from sftflow.train.guardrails import data_warnings, enforce, hardware_warnings
-
     lengths = train_tok.pop("lengths")
     val_tok.pop("lengths")
     checks = data_warnings(cfg, lengths, len(val_rows)) + hardware_warnings(cfg)
-    # under --strict the settings warnings (already shown at config load) count as failures too
     enforce((guardrail_warnings(cfg) if strict else []) + checks, strict, log)
-    answer_tokens = sum(sum(r["assistant_masks"]) for r in train_rows)
-    total_tokens = sum(len(r["input_ids"]) for r in train_rows)
+    return Splits(train_rows, val_rows, train_tok, val_tok, systems, checks)
 
+
+def _trainer_arguments(cfg: Config, model, bf16: bool, n_train: int):
+    """TRL's SFTConfig as sftflow sets it (module docstring), then the distributed settings, then
+    the user's train.extra; and the batch plan it implies."""
+    from trl import SFTConfig
+
+    from sftflow.model.load import has_cuda
+
+    t = cfg.train
+    run_dir = cfg.run_dir
     world = world_size()
     effective_batch = t.batch_size * t.grad_accum * world  # the data is sharded across the processes
-    steps_per_epoch = max(1, math.ceil(len(train_rows) / effective_batch))
+    steps_per_epoch = max(1, math.ceil(n_train / effective_batch))
     eval_steps = max(1, steps_per_epoch // t.evals_per_epoch)
     use_cpu = not has_cuda()
     settings = dict(
@@ -328,48 +326,38 @@ def build_trainer(cfg: Config, log=print, strict: bool = False):
     )
     settings.update(trainer_settings(cfg, model, use_cpu))  # DDP / FSDP / DeepSpeed under torchrun
     settings.update(t.extra)  # the user's pass-through SFTConfig arguments win
-    args = SFTConfig(**settings)
-    # Padding-free rows are only isolated under SDPA/eager when the model sees position_ids
-    # and no attention mask, and with the KV cache off (DESIGN.md).
-    model.config.use_cache = False
+    return SFTConfig(**settings), {"world": world, "effective_batch": effective_batch,
+                                   "steps_per_epoch": steps_per_epoch, "use_cpu": use_cpu}
 
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list(train_rows),
-        eval_dataset=Dataset.from_list(val_rows),
-        processing_class=tokenizer,
-        peft_config=peft_config(cfg, new_token_ids, model) if t.method in ("lora", "qlora") else None,
-        callbacks=_callbacks(run_dir, t.early_stopping_patience, total_tokens / steps_per_epoch, log),
-    )
-    trainer.remove_callback(PrinterCallback)  # raw dict prints; MetricsLog prints one short line instead
+
+def _run_info(cfg: Config, trainer, splits: Splits, plan: dict, bf16: bool, log) -> dict:
+    """What the run is, logged in one line and kept in train_summary.json."""
+    t = cfg.train
     trainable, total = count_parameters(trainer.model)
-    log(f"train: {t.method} on {model_path}: {trainable:,} of {total:,} parameters trainable "
-        f"({100 * trainable / total:.2f}%), {len(train_rows)} examples, {answer_tokens:,} answer tokens of "
+    world, effective_batch = plan["world"], plan["effective_batch"]
+    answer_tokens, total_tokens = splits.answer_tokens, splits.total_tokens
+    log(f"train: {t.method} on {cfg.model_path()}: {trainable:,} of {total:,} parameters trainable "
+        f"({100 * trainable / total:.2f}%), {len(splits.train_rows)} examples, {answer_tokens:,} answer tokens of "
         f"{total_tokens:,}, effective batch {effective_batch}"
         + (f" ({world} processes, {t.distributed.strategy})" if world > 1 else "") + f", lr {t.lr:g}")
-
-    info = {
+    return {
         "method": t.method,
-        "base_model": model_path,
+        "base_model": cfg.model_path(),
         "trainable_parameters": trainable,
         "total_parameters": total,
-        "train_examples": len(train_rows),
-        "val_examples": len(val_rows),
-        "tokenization": {"train": train_tok, "val": val_tok},
+        "train_examples": len(splits.train_rows),
+        "val_examples": len(splits.val_rows),
+        "tokenization": {"train": splits.train_tok, "val": splits.val_tok},
         "answer_tokens": answer_tokens,
         "total_tokens": total_tokens,
         "effective_batch": effective_batch,
         "learning_rate": t.lr,
         "bf16": bf16,
-        "device": "cpu" if use_cpu else "cuda",
+        "device": "cpu" if plan["use_cpu"] else "cuda",
         "seed": t.seed,
-        "guardrail_warnings": checks,
-        "system_prompt": systems,  # serve, chat and eval add the default to conversations without one
+        "guardrail_warnings": splits.checks,
+        "system_prompt": splits.systems,  # serve, chat and eval add the default to conversations without one
     }
-    if t.method == "qlora":
-        info["qlora_memory"] = memory_note
-    return trainer, info
 
 
 def report_to(cfg: Config, run_dir: Path) -> list[str]:
@@ -622,48 +610,60 @@ def _metrics_until(path: Path, step: int) -> float | None:
 
 
 def _train(cfg: Config, *, resume: bool = False, strict: bool = False, log=print) -> dict:
-    import peft
-    import torch
-    import transformers
-    import trl
-
+    """The training recipe: build the trainer, record the run, measure the baseline (or resume),
+    train, stop on a non-finite loss, save the best model and describe the run folder."""
     run_dir = cfg.run_dir
-    t = cfg.train
     main = is_main_process()  # under torchrun only rank 0 logs and writes the run folder and ledger
     if not main:
         log = _silent
     run_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path = run_dir / "metrics.jsonl"
     trainer, info = build_trainer(cfg, log, strict=strict)
-    tokenizer = trainer.processing_class
     info["run_id"], info["data_fingerprint"] = record_run_in_ledger(cfg) if main else ("", "")
     # Before the first evaluate, or the trainer's W&B callback opens its own run in the cwd; if
     # training fails W&B's exit hook closes it.
-    tracker = start_wandb(cfg, run_dir, info) if main and "wandb" in t.report_to else None
+    tracker = start_wandb(cfg, run_dir, info) if main and "wandb" in cfg.train.report_to else None
 
     start = time.time()
-    initial_eval = None
-    resume_from = None
-    if resume:
-        resume_from = pick_checkpoint(run_dir, log, move_aside=main)
-        log(f"train: resuming from {resume_from}" if resume_from else "train: nothing to resume, starting fresh")
-    if resume_from is not None:
-        if main:  # the baseline was measured by the run that wrote the checkpoint
-            initial_eval = _metrics_until(metrics_path, int(Path(resume_from).name.split("-")[-1]))
-    else:
-        if main:
-            metrics_path.unlink(missing_ok=True)  # a fresh start: a new history
-        with phase(f"train: validation loss before training ({info['val_examples']:,} examples)"):
-            initial_eval = trainer.evaluate()["eval_loss"]  # the baseline the curve must beat (logged at step 0)
+    resume_from, initial_eval = _start_point(trainer, run_dir, resume, info, main, log)
     try:
         result = trainer.train(resume_from_checkpoint=resume_from)
     finally:
         finish_wandb(tracker, log)
     seconds = time.time() - start
 
-    history = trainer.state.log_history
     if main:
-        save_loss_curve(history, run_dir / "loss_curve.png")
+        save_loss_curve(trainer.state.log_history, run_dir / "loss_curve.png")
+    _stop_on_bad_loss(trainer, run_dir)
+    model_dir = run_dir / "model"
+    trainer.save_model(str(model_dir))  # the best checkpoint (load_best_model_at_end); every rank takes part
+    if not main:
+        return {"steps": trainer.state.global_step, "rank": int(os.environ.get("RANK", "0"))}
+    trainer.processing_class.save_pretrained(str(model_dir))
+    summary = _summary(cfg, trainer, info, result, initial_eval, seconds)
+    _write_run_files(cfg, summary, trainer.processing_class)
+    _log_done(summary, initial_eval, seconds, model_dir, log)
+    return summary
+
+
+def _start_point(trainer, run_dir: Path, resume: bool, info: dict, main: bool, log) -> tuple[str | None, float | None]:
+    """The checkpoint to resume from (None: a fresh start) and the validation loss before training:
+    measured now on a fresh start (logged at step 0), read back from metrics.jsonl on a resume."""
+    metrics_path = run_dir / "metrics.jsonl"
+    resume_from = None
+    if resume:
+        resume_from = pick_checkpoint(run_dir, log, move_aside=main)
+        log(f"train: resuming from {resume_from}" if resume_from else "train: nothing to resume, starting fresh")
+    if resume_from is not None:
+        # the baseline was measured by the run that wrote the checkpoint
+        initial_eval = _metrics_until(metrics_path, int(Path(resume_from).name.split("-")[-1])) if main else None
+        return resume_from, initial_eval
+    if main:
+        metrics_path.unlink(missing_ok=True)  # a fresh start: a new history
+    with phase(f"train: validation loss before training ({info['val_examples']:,} examples)"):
+        return None, trainer.evaluate()["eval_loss"]  # the baseline the curve must beat
+
+
+def _stop_on_bad_loss(trainer, run_dir: Path) -> None:
     guard = next(c for c in trainer.callback_handler.callbacks if hasattr(c, "bad_loss"))
     if guard.bad_loss is not None:
         step, value = guard.bad_loss
@@ -671,25 +671,22 @@ def _train(cfg: Config, *, resume: bool = False, strict: bool = False, log=print
         kept = f"the last good checkpoint is {ckpts[-1]}" if ckpts else "no checkpoint was saved before it"
         raise NonFiniteLoss(f"loss became {value} at step {step}; training stopped and no model was saved "
                             f"({kept}); lower train.learning_rate or check the data")
+
+
+def _summary(cfg: Config, trainer, info: dict, result, initial_eval: float | None, seconds: float) -> dict:
+    history = trainer.state.log_history
     evals = [h["eval_loss"] for h in history if "eval_loss" in h]
     train_losses = [h["loss"] for h in history if "loss" in h]
-    best_ckpt = trainer.state.best_model_checkpoint
-    model_dir = run_dir / "model"
-    trainer.save_model(str(model_dir))  # the best checkpoint (load_best_model_at_end); every rank takes part
-    if not main:
-        return {"steps": trainer.state.global_step, "rank": int(os.environ.get("RANK", "0"))}
-    tokenizer.save_pretrained(str(model_dir))
-
-    summary = {
+    return {
         **info,
-        "epochs_configured": t.epochs,
+        "epochs_configured": cfg.train.epochs,
         "epochs_done": trainer.state.epoch,
         "steps": trainer.state.global_step,
         "early_stopped": trainer.state.global_step < trainer.state.max_steps,
         "val_loss_initial": initial_eval,
         "val_losses": evals,
         "val_loss_best": trainer.state.best_metric,
-        "best_checkpoint": best_ckpt,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
         "train_loss_first": train_losses[0] if train_losses else None,
         "train_loss_last": train_losses[-1] if train_losses else None,
         "train_loss_mean": result.training_loss,
@@ -697,6 +694,16 @@ def _train(cfg: Config, *, resume: bool = False, strict: bool = False, log=print
         "seconds": round(seconds, 1),
         "answer_tokens_per_second": round(info["answer_tokens"] * (trainer.state.epoch or 0) / max(seconds, 1e-9), 1),
     }
+
+
+def _write_run_files(cfg: Config, summary: dict, tokenizer) -> None:
+    """The run folder describes itself: summary, resolved config, chat template, versions."""
+    import peft
+    import torch
+    import transformers
+    import trl
+
+    run_dir = cfg.run_dir
     write_json(run_dir / "train_summary.json", summary)
     atomic_write_text(run_dir / "config.yaml", dump_config(cfg))
     atomic_write_text(run_dir / "chat_template.jinja", tokenizer.chat_template)
@@ -708,6 +715,9 @@ def _train(cfg: Config, *, resume: bool = False, strict: bool = False, log=print
         "trl": trl.__version__,
         "peft": peft.__version__,
     })
+
+
+def _log_done(summary: dict, initial_eval: float | None, seconds: float, model_dir: Path, log) -> None:
     if summary["overfitting"]:
         o = summary["overfitting"]
         log(f"warning: overfitting: validation loss rose from {o['val_loss_best']:.4f} (step {o['best_step']}) to "
@@ -716,4 +726,3 @@ def _train(cfg: Config, *, resume: bool = False, strict: bool = False, log=print
     best = f"{summary['val_loss_best']:.4f}" if summary["val_loss_best"] is not None else "n/a"
     log(f"train: done in {seconds:.0f}s, {summary['steps']} steps, val loss {initial_eval or float('nan'):.4f} → "
         f"best {best}; model saved to {model_dir}")
-    return summary
