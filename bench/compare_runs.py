@@ -90,7 +90,7 @@ def snapshot(project: Path, result: subprocess.CompletedProcess) -> dict:
     return snap
 
 
-def run_tree(src: Path, project: Path, examples: int) -> dict:
+def run_tree(src: Path, project: Path, examples: int, as_written: bool = False) -> dict:
     env = {**os.environ, "PYTHONPATH": str(src.resolve()), "HF_HUB_OFFLINE": "1", "NO_COLOR": "1",
            "COLUMNS": "200"}
     shutil.rmtree(project, ignore_errors=True)
@@ -98,10 +98,11 @@ def run_tree(src: Path, project: Path, examples: int) -> dict:
                           env=env, capture_output=True, text=True)
     if init.returncode:
         raise SystemExit(f"init with {src} failed: {init.stderr}")
-    cfg = yaml.safe_load((project / "sftflow.yaml").read_text())
-    cfg["train"]["epochs"] = 1
-    cfg["eval"].update({"max_examples": 12, "max_new_tokens": 32})
-    (project / "sftflow.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    if not as_written:
+        cfg = yaml.safe_load((project / "sftflow.yaml").read_text())
+        cfg["train"]["epochs"] = 1
+        cfg["eval"].update({"max_examples": 12, "max_new_tokens": 32})
+        (project / "sftflow.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     result = subprocess.run([sys.executable, "-m", "sftflow", "run", str(project / "sftflow.yaml")], env=env,
                             capture_output=True, text=True)
     check = subprocess.run([sys.executable, "-c", "import sftflow; print(sftflow.__file__)"], env=env,
@@ -135,10 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--new", type=Path, default=Path(__file__).resolve().parents[1] / "src", help="src folder to check")
     p.add_argument("--work", type=Path, default=Path("/tmp/compare-runs"))
     p.add_argument("--examples", type=int, default=400, help="quickstart examples (sftflow init --examples)")
+    p.add_argument("--quickstart", action="store_true",
+                   help="the quickstart exactly as `sftflow init` writes it (2,000 examples, its config untouched)")
     args = p.parse_args(argv)
     project = args.work / "quickstart"
-    base = run_tree(args.base, project, args.examples)
-    new = run_tree(args.new, project, args.examples)
+    examples = 2000 if args.quickstart else args.examples
+    base = run_tree(args.base, project, examples, args.quickstart)
+    new = run_tree(args.new, project, examples, args.quickstart)
     problems: list[str] = []
     for key in base:
         diff(base[key], new[key], key, problems)
