@@ -28,7 +28,7 @@ TIMING_KEYS = {"seconds", "test_seconds", "answer_tokens_per_second", "train_run
                "train_steps_per_second", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second",
                "started_at", "created_at", "at", "run_id", "timings", "elapsed", "duration"}
 # seconds, tok/s, ETA and run ids in the printed lines
-TIMING_TEXT = [(re.compile(r"\b\d+(\.\d+)?s\b"), "Ns"), (re.compile(r"[\d,.]+ tok/s"), "N tok/s"),
+TIMING_TEXT = [(re.compile(r"\b\d+(\.\d+)?s\b"), "Ns"), (re.compile(r"\b\d+(\.\d+)? s\b"), "N s"), (re.compile(r"[\d,.]+ tok/s"), "N tok/s"),
                (re.compile(r"ETA \S+"), "ETA N"), (re.compile(r"\d{8}T\d{6}"), "TIME"),
                (re.compile(r"[\d,.]+ (examples|rows)/s"), r"N \1/s")]
 
