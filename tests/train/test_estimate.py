@@ -40,13 +40,13 @@ def test_7b_figures_match_practice():
 
 
 MEASURE = """
-import json, resource, sys, torch
+import json, sys, torch
 torch.set_num_threads(1)
 from transformers import LlamaConfig, LlamaForCausalLM
 from sftflow.train.estimate import estimate_memory
-def rss():
+def rss(field='VmRSS'):
     with open('/proc/self/status') as f:
-        return next(int(line.split()[1]) / 1024 for line in f if line.startswith('VmRSS'))
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith(field))
 h, layers, method, bs, seq = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 cfg = LlamaConfig(vocab_size=4096, hidden_size=h, intermediate_size=int(h * 2.75) // 64 * 64, num_hidden_layers=layers,
                   num_attention_heads=h // 64, num_key_value_heads=h // 64)
@@ -61,7 +61,7 @@ for _ in range(3):
     model(input_ids=x, labels=x, use_cache=False).loss.backward()
     opt.step()
     opt.zero_grad()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+peak = rss('VmHWM') - base  # not ru_maxrss: Linux carries it over from the forking process (pytest, GBs late in a run)
 est = estimate_memory(cfg, method=method, batch_size=bs, seq_len=seq, device='cpu')
 print(json.dumps({'measured_mib': peak, 'estimated_mib': est.total_gib * 1024}))
 """
