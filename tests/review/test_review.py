@@ -360,7 +360,6 @@ def test_browser_review_with_keyboard(run_dir):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.ui import WebDriverWait
 
     from sftflow.review.store import ReviewStore
 
@@ -370,13 +369,7 @@ def test_browser_review_with_keyboard(run_dir):
     driver = browser()
     ids = _ids(run_dir)
     try:
-        driver.set_page_load_timeout(20)
-        wait = WebDriverWait(driver, 10)
-        driver.get(base_url + "/login")
-        driver.find_element(By.ID, "token").send_keys(token)
-        driver.find_element(By.ID, "name").send_keys("alice")
-        driver.find_element(By.ID, "login").click()
-        wait.until(lambda d: "/review/" in d.current_url)
+        wait = _browser_login(driver, base_url, token, "alice")
         keys = lambda *k: ActionChains(driver).send_keys(*k).perform()  # noqa: E731
 
         rubric = driver.find_element(By.ID, "rubric")  # what 1 and 5 mean, on the page while rating
@@ -536,6 +529,21 @@ def live(run_dir):
         yield url
 
 
+def _browser_login(driver, url: str, token: str, name: str):
+    """Log in through the form as a reviewer types it; returns a 10 s waiter on the first rating page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.set_page_load_timeout(20)
+    wait = WebDriverWait(driver, 10)
+    driver.get(url + "/login")
+    driver.find_element(By.ID, "token").send_keys(token)
+    driver.find_element(By.ID, "name").send_keys(name)
+    driver.find_element(By.ID, "login").click()
+    wait.until(lambda d: "/review/" in d.current_url)
+    return wait
+
+
 def _login(url: str, name: str):
     import httpx
 
@@ -593,7 +601,6 @@ def test_browser_form_posted_from_another_port_is_refused(run_dir, live, tmp_pat
     from functools import partial
 
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     first = _ids(run_dir)[0]
     fields = "".join(f'<input name="{k}" value="{v}">' for k, v in {**FULL_FORM, "preferred": "B"}.items())
@@ -605,13 +612,7 @@ def test_browser_form_posted_from_another_port_is_refused(run_dir, live, tmp_pat
     threading.Thread(target=attacker.serve_forever, daemon=True).start()
     driver = browser()
     try:
-        driver.set_page_load_timeout(20)
-        wait = WebDriverWait(driver, 10)
-        driver.get(live + "/login")
-        driver.find_element(By.ID, "token").send_keys(TOKEN)
-        driver.find_element(By.ID, "name").send_keys("ann")
-        driver.find_element(By.ID, "login").click()
-        wait.until(lambda d: "/review/" in d.current_url)
+        wait = _browser_login(driver, live, TOKEN, "ann")
         driver.get(f"http://127.0.0.1:{attacker.server_address[1]}/attack.html")
         wait.until(lambda d: d.current_url.startswith(live))  # the form went to the app...
         assert "403" in driver.title and "cross-origin request refused" in driver.find_element(By.ID, "error").text
