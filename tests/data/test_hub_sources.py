@@ -62,10 +62,11 @@ def project(root: Path, sources: list[dict], **data) -> Path:
     return root / "sftflow.yaml"
 
 
-def prepare(root: Path, cache: Path) -> subprocess.CompletedProcess:
+def prepare(root: Path, cache: Path, command: str = "prepare") -> subprocess.CompletedProcess:
+    """`sftflow <command> sftflow.yaml` in `root`, offline, with `cache` as the datasets cache."""
     env = {**os.environ, "HF_DATASETS_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "NO_COLOR": "1", "COLUMNS": "200", "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([SFTFLOW, "prepare", "sftflow.yaml"], cwd=root, env=env, capture_output=True, text=True,
+    return subprocess.run([SFTFLOW, command, "sftflow.yaml"], cwd=root, env=env, capture_output=True, text=True,
                           timeout=600)
 
 
@@ -233,10 +234,7 @@ def test_synth_seeds_from_a_cached_hub_dataset(tmp_path, hub):
                                      "tasks": [{"strategy": "paraphrase", "count": 1}]}},
                   "model": {"name_or_path": "no-such-model"}}
         (tmp_path / "sftflow.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-        env = {**os.environ, "HF_DATASETS_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-               "NO_COLOR": "1", "PYTHONWARNINGS": "ignore"}
-        r = subprocess.run([SFTFLOW, "synth", "sftflow.yaml"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                           timeout=600)
+        r = prepare(tmp_path, cache, "synth")
     assert r.returncode == 0, r.stdout + r.stderr
     usable = [i + 1 for i, row in enumerate(train) if row["output"]]  # rows() breaks every 7th one
     candidates = [json.loads(line) for line in (tmp_path / "synthetic" / "candidates.jsonl").read_text().splitlines()]
