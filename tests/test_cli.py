@@ -108,20 +108,26 @@ def test_debug_after_the_command(tmp_path):
     assert r.returncode != 0 and "Traceback" in r.stderr and "raw/missing.jsonl not found" in r.stderr
 
 
-def test_library_chatter_is_silenced_unless_debug():
-    """DeepSpeed logs "Setting accelerator to CPU" when it is imported on a machine without a
-    GPU, and resets its logger's level as it does: a level set beforehand does not hold."""
+def test_library_chatter_goes_to_the_log_unless_debug(tmp_path):
+    """DeepSpeed logs "Setting accelerator to CPU" to stdout when it is imported on a machine without
+    a GPU (resetting its logger's level as it does); transformers logs to stderr through a handler
+    it creates on import. While a command runs both land in the log file, not on the terminal."""
     import deepspeed  # noqa: F401  (the dev extra installs it: a missing one fails)
-    code = ("import sys, sftflow.cli as c; c.STATE['debug'] = sys.argv[1] == 'debug'; c._quiet_libraries(); "
-            "import deepspeed, transformers; transformers.logging.get_logger('transformers.x').warning('chatter')")
-    # as from a fresh shell: an earlier test that ran the CLI in this process left *_VERBOSITY=error behind
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_VERBOSITY")}
-    quiet = subprocess.run([sys.executable, "-c", code, "quiet"], capture_output=True, text=True, timeout=300, env=env)
-    loud = subprocess.run([sys.executable, "-c", code, "debug"], capture_output=True, text=True, timeout=300, env=env)
+    code = ("import sys, contextlib; from pathlib import Path; from sftflow.logs import library_output_to\n"
+            "quiet = sys.argv[1] == 'quiet'\n"
+            "with (library_output_to(Path(sys.argv[2]), 'sftflow test') if quiet else contextlib.nullcontext()):\n"
+            "    import deepspeed, transformers; transformers.logging.get_logger('transformers.x').warning('chatter')\n")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_VERBOSITY")}  # as from a fresh shell
+    quiet = subprocess.run([sys.executable, "-c", code, "quiet", str(tmp_path)], capture_output=True, text=True,
+                           timeout=300, env=env)
+    loud = subprocess.run([sys.executable, "-c", code, "debug", str(tmp_path)], capture_output=True, text=True,
+                          timeout=300, env=env)
     assert quiet.returncode == 0 and loud.returncode == 0, quiet.stderr + loud.stderr
     assert "Setting accelerator" not in quiet.stdout + quiet.stderr and "chatter" not in quiet.stderr
     assert "chatter" in loud.stderr
+    log = (tmp_path / "logs" / "sftflow.log").read_text()
+    assert "chatter" in log
     import torch
 
     if not torch.cuda.is_available():  # DeepSpeed's line is for machines without a GPU
-        assert "Setting accelerator to CPU" in loud.stdout
+        assert "Setting accelerator to CPU" in loud.stdout and "Setting accelerator to CPU" in log

@@ -42,9 +42,8 @@ def leaks(folder: Path, *outputs: str) -> list[str]:
     return found
 
 
-def _start(args: list[str], marker: str, env=None) -> tuple[subprocess.Popen, str, list[str]]:
-    proc = subprocess.Popen([SFTFLOW, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env or ENV)
+def _start(processes, args: list[str], marker: str, env=None) -> tuple[subprocess.Popen, str, list[str]]:
+    proc = processes.start([SFTFLOW, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or ENV)
     seen = []
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -55,7 +54,7 @@ def _start(args: list[str], marker: str, env=None) -> tuple[subprocess.Popen, st
         if marker in line:
             return proc, line, seen
     proc.kill()
-    raise AssertionError(f"{args[0]} did not start: {''.join(seen)} {proc.stderr.read()}")
+    raise AssertionError(f"{args[0]} did not start: {''.join(seen)} {proc.communicate()[1]}")
 
 
 def _stop(proc: subprocess.Popen, seen: list[str]) -> str:
@@ -79,9 +78,9 @@ def project(tmp_path_factory, tiny_model_dir, tmp_path):
     return dest
 
 
-def test_serve_key_and_review_token_are_written_nowhere(project):
+def test_serve_key_and_review_token_are_written_nowhere(project, processes):
     run_dir = project / "runs" / "tiny"
-    proc, line, seen = _start(["serve", str(run_dir), "--port", "0", "--api-key", API_KEY, "--threads", "1"], "/v1 (model")
+    proc, line, seen = _start(processes, ["serve", str(run_dir), "--port", "0", "--api-key", API_KEY, "--threads", "1"], "/v1 (model")
     try:
         url = line.split()[1].removesuffix("/v1")
         body = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
@@ -94,7 +93,7 @@ def test_serve_key_and_review_token_are_written_nowhere(project):
         serve_out = _stop(proc, seen)
 
     env = {**ENV, "SFTFLOW_REVIEW_TOKEN": TOKEN}
-    proc, line, seen = _start(["review", str(run_dir), "--port", "0"], "review: open ", env=env)
+    proc, line, seen = _start(processes, ["review", str(run_dir), "--port", "0"], "review: open ", env=env)
     try:
         assert TOKEN not in line and "--token or $SFTFLOW_REVIEW_TOKEN" in line  # the user's token is not echoed
         url = line.split("review: open ")[1].split("/login")[0]

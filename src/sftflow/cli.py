@@ -9,7 +9,7 @@ A problem the user can fix prints one line and exits non-zero; `--debug` shows t
 from __future__ import annotations
 
 import contextlib
-import logging
+import functools
 import os
 import sys
 import warnings
@@ -44,52 +44,56 @@ def log(message: str) -> None:
     console.print(message, markup=False)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None):
-    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for all
-        return
-    err_console.print(f"warning: {message}", markup=False, style="yellow")
-
-
-NOISY_LOGGERS = ("transformers", "trl", "peft", "accelerate", "datasets", "bitsandbytes", "DeepSpeed", "torch",
-                 "huggingface_hub", "torchao")
-
-
-def _errors_only(record: logging.LogRecord) -> bool:
-    return record.levelno >= logging.ERROR
+def _warn_line(text: str) -> None:
+    err_console.print(text, markup=False, style="yellow")
 
 
 def _quiet_libraries() -> None:
-    """Library chatter (progress bars, advice for other setups, DeepSpeed's "Setting accelerator
-    to CPU") hides what matters in our output; --debug shows all of it.
+    """Library progress bars off, and sftflow's own warnings as one `warning:` line each. What
+    libraries log or warn goes to the project's log file while a command runs (sftflow.logs);
+    --debug shows it on the terminal instead."""
+    from sftflow.logs import show_warning
 
-    Libraries set their loggers' levels again when they are imported, after this runs:
-    transformers, datasets and huggingface_hub from their *_VERBOSITY variables (set here
-    unless the user set them), DeepSpeed to WARNING whatever we say, so its logger also gets
-    a filter, which an import does not undo."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    if not STATE["debug"]:
-        warnings.showwarning = _show_warning
-        for variable in ("TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY", "HF_HUB_VERBOSITY"):
-            os.environ.setdefault(variable, "error")
-        for noisy in NOISY_LOGGERS:
-            logger = logging.getLogger(noisy)
-            logger.setLevel(logging.ERROR)  # their child loggers inherit it
-            if _errors_only not in logger.filters:
-                logger.addFilter(_errors_only)
-        warnings.filterwarnings("ignore", module=r"(transformers|trl|peft|accelerate|torch|datasets|bitsandbytes)\b.*")
-        with contextlib.suppress(ImportError):
-            import datasets
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    warnings.showwarning = functools.partial(show_warning, _warn_line)
+    if not STATE["debug"] and "transformers" in sys.modules:  # imported before us (tests, notebooks)
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
 
-            datasets.disable_progress_bars()
-        if "transformers" in sys.modules:  # imported before us (tests, notebooks): the variable came too late
-            sys.modules["transformers"].utils.logging.disable_progress_bar()
+
+def _folder(path: Path | None) -> Path | None:
+    """Where a command's library log goes: the project of a config file, else the folder given."""
+    if path is None:
+        return None
+    return path.parent if path.suffix in (".yaml", ".yml") or path.is_file() else path
 
 
 @contextlib.contextmanager
-def user_errors():
+def user_errors(folder: Path | None = None):
     """Turn any failure into one readable line and a non-zero exit (traceback with --debug).
-    Also shows the progress of long stretches (model loading, generation) while the command runs."""
+    Also shows the progress of long stretches (model loading, generation) while the command runs,
+    and sends library output to `folder`/logs/sftflow.log meanwhile (not with --debug)."""
+    from sftflow.logs import library_output_to
+
+    err_console.file = sys.stderr  # sftflow's own lines: the terminal, whatever sys.stderr becomes
+    try:
+        if STATE["debug"]:
+            with _reported_errors(None):
+                yield
+        else:
+            import click
+
+            context = click.get_current_context(silent=True)  # the command, not its arguments (keys, tokens)
+            command = context.command_path if context else "sftflow"
+            with library_output_to(_folder(folder), command) as sink, _reported_errors(sink):
+                yield
+    finally:
+        err_console.file = None
+
+
+@contextlib.contextmanager
+def _reported_errors(sink):
     from sftflow.progress import reporting
 
     try:
@@ -115,9 +119,9 @@ def user_errors():
         if STATE["debug"]:
             raise
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        err_console.print(
-            f"error: {type(err).__name__}: {first} (run with --debug for the traceback)", markup=False, style="red"
-        )
+        logged = f"; library messages: {sink.path}" if sink is not None and sink.path else ""
+        err_console.print(f"error: {type(err).__name__}: {first} (run with --debug for the traceback{logged})",
+                          markup=False, style="red")
         raise typer.Exit(1) from None
 
 
@@ -180,7 +184,7 @@ def init(
 
         sftflow init --tiny-model ./tiny
     """
-    with user_errors():
+    with user_errors(None if tiny_model else directory):
         from sftflow.model.tiny import build_tiny_model
 
         if tiny_model:
@@ -205,7 +209,7 @@ def prepare(
 
     Example: sftflow prepare quickstart/sftflow.yaml --show 2
     """
-    with user_errors():
+    with user_errors(config):
         from sftflow.data.prepare import prepare as run_prepare
 
         cfg = _load(config, model_code=True)
@@ -229,7 +233,7 @@ def synth(config: Path = ConfigArg):
 
     Example: sftflow synth my-project/sftflow.yaml && sftflow prepare my-project/sftflow.yaml
     """
-    with user_errors():
+    with user_errors(config):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         from sftflow.data.synth import synthesize
@@ -265,7 +269,7 @@ def audit(
 
         sftflow audit quickstart/sftflow.yaml --run quickstart --output run-data.csv
     """
-    with user_errors():
+    with user_errors(config):
         from sftflow.data import audit as queries
 
         cfg = _load(config)
@@ -311,7 +315,7 @@ def train(
 
     Example: sftflow train quickstart/sftflow.yaml
     """
-    with user_errors():
+    with user_errors(config):
         from sftflow.train.trainer import train as run_train
 
         cfg = _load(config, training=True)
@@ -343,7 +347,7 @@ def eval_(config: Path = ConfigArg):
 
     Example: sftflow eval quickstart/sftflow.yaml
     """
-    with user_errors():
+    with user_errors(config):
         from sftflow.pipeline import evaluate_stage
 
         _gates(evaluate_stage(_load(config, model_code=True), log=log))
@@ -363,7 +367,7 @@ def report(config: Path = ConfigArg):
 
     Example: sftflow report quickstart/sftflow.yaml
     """
-    with user_errors():
+    with user_errors(config):
         from sftflow.pipeline import PipelineResult, report_stage
 
         cfg = _load(config)
@@ -387,7 +391,7 @@ def export(
 
     Example: sftflow export quickstart/sftflow.yaml --format gguf --quantize q8_0 --out gguf-model
     """
-    with user_errors():
+    with user_errors(config):
         if fmt not in ("hf", "gguf"):
             raise SftflowError(f"--format {fmt}: choose hf or gguf")
         if fmt == "hf" and quantize != "f16":
@@ -426,7 +430,7 @@ def estimate(
 
     Example: sftflow estimate quickstart/sftflow.yaml --model meta-llama/Llama-2-7b-hf
     """
-    with user_errors():
+    with user_errors(config):
         from sftflow.train.estimate import estimate_report
 
         estimate_report(_load(config, model_code=True), model=model, seq_len=seq_len, warmup=warmup, gpus=gpus, log=log)
@@ -462,7 +466,7 @@ def serve(
 
     Example: sftflow serve quickstart/runs/quickstart --port 8000
     """
-    with user_errors():
+    with user_errors(run_dir):
         from sftflow.runs import resolve_run
         from sftflow.serve import Limits
         from sftflow.serve import serve as run_server
@@ -493,7 +497,7 @@ def chat(
 
     Example: sftflow chat quickstart/runs/quickstart --system "Answer with JSON."
     """
-    with user_errors():
+    with user_errors(run_dir):
         from sftflow.runs import resolve_run
         from sftflow.terminal_chat import chat as run_chat
 
@@ -518,7 +522,7 @@ def review(
 
     Example: sftflow review quickstart/runs/quickstart
     """
-    with user_errors():
+    with user_errors(run_dir):
         from sftflow.review.app import serve_review
 
         serve_review(run_dir, host=host, port=port, token=token, log=log)
@@ -534,7 +538,7 @@ def run(
 
     Example: sftflow run quickstart/sftflow.yaml
     """
-    with user_errors():
+    with user_errors(config):
         from sftflow.pipeline import run_pipeline
 
         _gates(run_pipeline(_load(config, training=True), strict=strict, overwrite=overwrite, log=log))

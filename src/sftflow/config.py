@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sftflow.errors import SftflowError
+from sftflow.errors import SftflowError, SftflowWarning
 from sftflow.formats import FORMAT_NAMES
 from sftflow.task_metrics import METRICS as METRIC_REGISTRY
 
@@ -588,7 +588,7 @@ def parse_config(data: Any, source: str = "config", root: Path | None = None) ->
         raise SftflowError(format_validation_error(err, source)) from err
     cfg._root = (root or Path(".")).resolve()
     for w in guardrail_warnings(cfg):
-        warnings.warn(w, UserWarning, stacklevel=2)
+        warnings.warn(w, SftflowWarning, stacklevel=2)
     return cfg
 
 

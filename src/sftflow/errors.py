@@ -6,3 +6,8 @@ class SftflowError(Exception):
 
     The message must say what is wrong, where (file, line, key) and what to do.
     """
+
+
+class SftflowWarning(UserWarning):
+    """A warning of sftflow's own: shown on the terminal as one `warning:` line. Library
+    warnings go to the project's log file instead (sftflow.logs)."""

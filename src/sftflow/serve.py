@@ -31,6 +31,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sftflow import web
+from sftflow.errors import SftflowWarning
 from sftflow.model.engine import Busy, Engine, GenRequest
 from sftflow.model.system_prompt import preview
 from sftflow.runs import Run, check_remote_code, load_run
@@ -444,7 +445,7 @@ def serve(run: Run, *, host: str, port: int, api_key: str | None, limits: Limits
     check_remote_code(run, trust_remote_code)  # before binding the port
     if host not in web.LOOPBACK:
         warnings.warn(f"serving on {host}: reachable from other machines"
-                      + ("" if api_key else "; set --api-key (or SFTFLOW_API_KEY) to require a key"), stacklevel=2)
+                      + ("" if api_key else "; set --api-key (or SFTFLOW_API_KEY) to require a key"), SftflowWarning, stacklevel=2)
     sock = web.bind(host, port)
     t0 = time.time()
     model, tok = load_run(run, threads=threads, trust_remote_code=trust_remote_code)

@@ -382,12 +382,12 @@ def test_a_full_disk_is_recognised_in_the_errors_that_wrap_it(tmp_path):
     assert not disk_full(other.value) and not disk_full(OSError(errno.EACCES, "Permission denied"))
 
 
-def test_a_second_prepare_into_the_same_folder_fails_naming_the_holder(tmp_path):
+def test_a_second_prepare_into_the_same_folder_fails_naming_the_holder(tmp_path, processes):
     raw = tmp_path / "raw"
     raw.mkdir()
     (raw / "a.jsonl").write_bytes(b"".join(line(chat(i)) for i in range(30)))
     cfg = project(tmp_path, ["raw/a.jsonl"])
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom sftflow.lock import hold\n"
+    holder = processes.start([sys.executable, "-c", "import sys, time\nfrom sftflow.lock import hold\n"
                                "with hold(sys.argv[1], 'prepare'):\n    print('held', flush=True)\n"
                                "    time.sleep(60)\n", str(cfg.data_dir)], stdout=subprocess.PIPE, text=True)
     try:
@@ -482,7 +482,7 @@ def test_eval_audit_and_report_refuse_a_half_published_data_folder(tmp_path, tmp
 # ---------------------------------------------------------------- synth killed mid-run
 
 
-def test_synth_killed_with_sigkill_resumes_without_duplicates_or_loss(tmp_path):
+def test_synth_killed_with_sigkill_resumes_without_duplicates_or_loss(tmp_path, processes):
     """kill -9 of `sftflow synth` mid-run, then a re-run: every planned candidate exactly once."""
     import signal
     import subprocess
@@ -502,8 +502,8 @@ def test_synth_killed_with_sigkill_resumes_without_duplicates_or_loss(tmp_path):
         config.write_text(yaml.safe_dump(json.loads(cfg.model_dump_json())))
         out = cfg.path(cfg.data.synth.output)
         env = {**os.environ, "NO_COLOR": "1", "HF_HUB_OFFLINE": "1"}
-        proc = subprocess.Popen([sftflow, "synth", str(config)], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, env=env)
+        proc = processes.start([sftflow, "synth", config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=env)
         deadline = time.time() + 60
         while time.time() < deadline and not (out.exists() and out.read_text().count("\n") >= 5):
             time.sleep(0.05)

@@ -10,7 +10,6 @@ import csv
 import html
 import io
 import json
-import os
 import re
 import shutil
 import signal
@@ -330,10 +329,9 @@ def test_eval_gates_leave_human_gates_to_report():
 # ------------------------------------------------------------------ the CLI and a real browser
 
 
-def _start_review(run_dir, *extra):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
-    proc = subprocess.Popen([SFTFLOW, "review", str(run_dir), "--port", "0", *extra], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+def _start_review(processes, run_dir, *extra):
+    """`sftflow review` in the background, owned by the test's `processes` (stopped on every path)."""
+    proc = processes.sftflow("review", run_dir, "--port", "0", *extra)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
@@ -342,7 +340,7 @@ def _start_review(run_dir, *extra):
         if "review: open " in line:
             return proc, line.split("review: open ")[1].strip()
     proc.kill()
-    raise AssertionError(f"review did not start: {proc.stderr.read()}")
+    raise AssertionError(f"review did not start: {proc.communicate()[1]}")
 
 
 def test_cli_review_errors_are_one_line(tmp_path, run_dir):
@@ -354,7 +352,7 @@ def test_cli_review_errors_are_one_line(tmp_path, run_dir):
         assert r.returncode == 2 and len(lines) == 1 and text in lines[0], r.stderr
 
 
-def test_browser_review_with_keyboard(run_dir):
+def test_browser_review_with_keyboard(run_dir, processes):
     """Log in with the printed token, rate with the keyboard, check SQLite and the CSV export."""
     import httpx
     from selenium.webdriver.common.action_chains import ActionChains
@@ -364,7 +362,7 @@ def test_browser_review_with_keyboard(run_dir):
     from sftflow.review.store import ReviewStore
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    proc, login_url = _start_review(run_dir)
+    proc, login_url = _start_review(processes, run_dir)
     base_url, token = login_url.split("/login?token=")
     driver = browser()
     ids = _ids(run_dir)
@@ -436,7 +434,7 @@ def test_browser_review_with_keyboard(run_dir):
     assert flagged[f"{b}_safety"] == 1 and flagged[f"{b}_note"] == "looks unsafe"
     assert not any(alice[0][f"{m}_{f}"] for m in ("tuned", "base") for f in ("safety", "hallucination"))
 
-    app_proc, login_url = _start_review(run_dir, "--token", "another-token-42")  # restart: ratings still there
+    app_proc, login_url = _start_review(processes, run_dir, "--token", "another-token-42")  # restart: ratings still there
     try:
         url = login_url.split("/login")[0]
         exported = httpx.get(url + "/export/ratings.csv", headers={"Authorization": "Bearer another-token-42"})

@@ -17,7 +17,7 @@ import openai  # the dev extra installs it: a missing one fails rather than skip
 import pytest
 import yaml
 
-from tests.support import SFTFLOW, live_server
+from tests.support import SFTFLOW, foreign_lines, live_server
 from tests.tiny_run import make_run, shared_run
 
 KEY = "test-key"
@@ -226,36 +226,32 @@ def test_small_load_test_batches_and_scales(server, predictions):
     assert eight["requests_per_s"] > 1.5 * one["requests_per_s"]
 
 
-def _start_cli(*args):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([SFTFLOW, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-
-
-def test_cli_serve_starts_and_answers(run_dir):
-    proc = _start_cli("serve", str(run_dir), "--port", "0", "--api-key", "k", "--threads", "1")
-    try:
-        url = None
-        deadline = time.monotonic() + 90
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            if "/v1 (model" in line:
-                url = line.split()[1].removesuffix("/v1")
-        assert url, proc.stderr.read() if proc.poll() is not None else "no URL printed"
-        r = httpx.post(url + "/v1/chat/completions", headers={"Authorization": "Bearer k"}, timeout=60,
-                       json={"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
-        assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] <= 4
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
+def test_cli_serve_starts_and_answers(run_dir, processes):
+    """Started as typed, it answers; its stderr holds no library line from start-up to ctrl-C."""
+    proc = processes.sftflow("serve", run_dir, "--port", "0", "--api-key", "k", "--threads", "1",
+                             env={"OMP_NUM_THREADS": "1"})
+    url = None
+    deadline = time.monotonic() + 90
+    while url is None and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if "/v1 (model" in line:
+            url = line.split()[1].removesuffix("/v1")
+    assert url, proc.communicate()[1] if proc.poll() is not None else "no URL printed"
+    r = httpx.post(url + "/v1/chat/completions", headers={"Authorization": "Bearer k"}, timeout=60,
+                   json={"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
+    assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] <= 4
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert foreign_lines(stderr) == [], stderr
 
 
 def test_cli_chat_and_one_line_errors(run_dir, tmp_path):
     r = subprocess.run([SFTFLOW, "chat", str(run_dir), "--max-tokens", "12", "--threads", "1"], text=True,
                        input="What is the capital of France?\n/reset\nhello\n/exit\n", capture_output=True,
                        timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0 and foreign_lines(r.stderr) == [], r.stderr
     assert "chat with tiny" in r.stdout and r.stdout.count("tiny> ") == 2 and "(conversation cleared)" in r.stdout
     for args, text in [(["serve", str(tmp_path / "nope")], "not found"),
                        (["serve", str(tmp_path)], "not a run folder"),

@@ -112,7 +112,7 @@ def test_nan_loss_stops_the_run_without_saving(tmp_path, tiny_model_dir):
     assert not (cfg.run_dir / "model").exists()
 
 
-def test_resume_after_kill_reaches_the_same_state(tmp_path, tiny_model_dir):
+def test_resume_after_kill_reaches_the_same_state(tmp_path, tiny_model_dir, processes):
     def final_losses(run_dir):
         rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         return [round(r["eval_loss"], 4) for r in rows if "eval_loss" in r][-2:]
@@ -125,8 +125,7 @@ def test_resume_after_kill_reaches_the_same_state(tmp_path, tiny_model_dir):
         assert subprocess.run([SFTFLOW, "prepare", str(p)], capture_output=True, env=env).returncode == 0
     assert subprocess.run([SFTFLOW, "train", str(straight)], capture_output=True, env=env).returncode == 0
 
-    proc = subprocess.Popen([SFTFLOW, "train", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=env)
+    proc = processes.start([SFTFLOW, "train", killed], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     ckpts = tmp_path / "b" / "runs" / "ctl" / "checkpoints"
     deadline = time.time() + 300
     while time.time() < deadline and not any((c / "trainer_state.json").exists() for c in ckpts.glob("checkpoint-*")):
@@ -155,7 +154,7 @@ def test_resume_after_kill_reaches_the_same_state(tmp_path, tiny_model_dir):
     assert summaries[1]["val_loss_initial"] == pytest.approx(summaries[0]["val_loss_initial"], rel=1e-6)
 
 
-def test_a_run_interrupted_before_its_first_checkpoint_is_simply_run_again(tmp_path, tiny_model_dir):
+def test_a_run_interrupted_before_its_first_checkpoint_is_simply_run_again(tmp_path, tiny_model_dir, processes):
     """Ctrl-C before the first checkpoint (or during its save) leaves a folder with no model and no complete
     checkpoint: not a previous run that needs --resume or --overwrite. Running it again just works, --resume
     says once that there is nothing to resume, and neither keeps the interrupted run's metrics."""
@@ -164,8 +163,8 @@ def test_a_run_interrupted_before_its_first_checkpoint_is_simply_run_again(tmp_p
     cfg_path = make_project(tmp_path, tiny_model_dir, n=80, epochs=1, evals_per_epoch=1)  # one checkpoint, at step 4
     env = {**os.environ, "NO_COLOR": "1"}
     assert subprocess.run([SFTFLOW, "prepare", str(cfg_path)], capture_output=True, env=env).returncode == 0
-    proc = subprocess.Popen([SFTFLOW, "train", str(cfg_path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True, env=env)
+    proc = processes.start([SFTFLOW, "train", cfg_path], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                           env=env)
     for line in proc.stdout:
         if "before training: val loss" in line:
             proc.send_signal(signal.SIGINT)  # what a person at the terminal does

@@ -29,6 +29,7 @@ from sftflow.data.dedup import (
     hash64,
 )
 from sftflow.data.split import assign_splits, split_keys
+from sftflow.errors import SftflowWarning
 
 KEPT, DUPLICATE, FILTERED, UNUSED = 0, 1, 2, 3
 # A near-duplicate prompt group larger than this (rows, and share of the data) is a chain through
@@ -265,7 +266,7 @@ def _general_mix(ids: np.ndarray, mix_kept: np.ndarray, split: np.ndarray, unuse
     unused[order[want:]] = True
     if want > len(mix_kept):
         warnings.warn(f"data.mix: wanted {want} general examples for ratio {r:g}, only {len(mix_kept)} usable",
-                      UserWarning, stacklevel=4)  # at decide()'s caller, as before
+                      SftflowWarning, stacklevel=4)  # at decide()'s caller, as before
 
 
 def _chain_within(n: int, equal_key_edges: np.ndarray, members: np.ndarray) -> np.ndarray:

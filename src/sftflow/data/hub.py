@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sftflow.data.load import SUFFIXES, RawRow, ReadAccount
-from sftflow.errors import SftflowError
+from sftflow.errors import SftflowError, SftflowWarning
 
 # a hub repo id: `name` or `org/name`, letters, digits, '-', '_', '.' (no leading dot or dash)
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
@@ -116,7 +116,7 @@ def _load_hub(source, root: Path, key: str):
         raise SftflowError(f"{key}: {source.path}: {' '.join(str(err).split())}") from err
     if source.revision and _offline():
         warnings.warn(f"{key}: offline, revision {source.revision!r} of {source.path} cannot be checked; the cached "
-                      "copy is used", UserWarning, stacklevel=3)
+                      "copy is used", SftflowWarning, stacklevel=3)
     return data
 
 

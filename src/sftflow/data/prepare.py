@@ -55,7 +55,7 @@ from sftflow.data.load import ReadAccount, check_account, read_rows, resolve_sou
 from sftflow.data.rows import Chunk, RawRow, RowProcessor, RowSettings, SourceSpec
 from sftflow.data.split import NGRAM, SPLITS, NgramIndex, ngram_hashes
 from sftflow.data_folder import PUBLISHING, finish_interrupted_publish, publish
-from sftflow.errors import SftflowError
+from sftflow.errors import SftflowError, SftflowWarning
 from sftflow.io import write_json
 from sftflow.model.resolve import Unreachable, locate_model
 from sftflow.progress import phase
@@ -267,7 +267,7 @@ def _settings(cfg: Config, log) -> tuple[RowSettings, str, RowProcessor | None]:
         locate_model(model_path, cfg.model.revision)  # a wrong id, a gated repo, no login: one line, now
     except Unreachable as err:  # offline and not cached: prepare can do without the model
         length_check = (f"token lengths NOT checked: {err}; train will truncate over-long examples")
-        warnings.warn(length_check, UserWarning, stacklevel=2)
+        warnings.warn(length_check, SftflowWarning, stacklevel=2)
         probe = None
     else:
         probe = RowProcessor(RowSettings(model_path=model_path, chat_template=s.chat_template,
@@ -613,13 +613,13 @@ def _leakage(work: Path, counts: dict) -> dict:
 
 
 def _warnings(fate: Fates, col: Collector, counts: dict, task_kept: int, judge) -> list[str]:
-    """What the decisions, the census and the judge warn about; each one is also raised as a UserWarning."""
+    """What the decisions, the census and the judge warn about; each one is also raised as a SftflowWarning."""
     warns = fate.warnings + _census_warnings(col, counts, task_kept)
     if judge is not None and (judge.counts["failed"] or judge.counts["budget"]):
         warns.append(f"data.quality.judge: {judge.counts['failed'] + judge.counts['budget']} examples not judged "
                      f"({judge.last_error}); they keep their rule score; re-run prepare to judge them")
     for w in warns:
-        warnings.warn(w, UserWarning, stacklevel=3)
+        warnings.warn(w, SftflowWarning, stacklevel=3)
     return warns
 
 

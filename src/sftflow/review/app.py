@@ -28,7 +28,7 @@ from urllib.parse import quote, unquote
 from jinja2 import Environment, FileSystemLoader
 
 from sftflow import web
-from sftflow.errors import SftflowError
+from sftflow.errors import SftflowError, SftflowWarning
 from sftflow.ratings import current
 from sftflow.review.stats import db_path, load_predictions, summarise_ratings
 from sftflow.review.store import FLAGS, SCORES, AlreadyRated, ReviewStore, to_csv, to_jsonl
@@ -454,7 +454,7 @@ def serve_review(run_dir: Path, *, host: str = "127.0.0.1", port: int = 8765, to
     app = create_app(run_dir, token)  # reads predictions.jsonl: fails before binding if unusable
     if host not in web.LOOPBACK:
         warnings.warn(f"review on {host}: reachable from other machines; anyone with the token can read the "
-                      "test set and rate", stacklevel=2)
+                      "test set and rate", SftflowWarning, stacklevel=2)
     sock = web.bind(host, port)
     url = web.url_of(sock)
     n = len(load_predictions(run_dir)[0])
