@@ -7,7 +7,7 @@ import shutil
 import pytest
 import yaml
 
-from tests.support import sftflow
+from tests.support import foreign_lines, sftflow
 
 pytestmark = pytest.mark.slow
 
@@ -17,7 +17,7 @@ def project(tmp_path_factory, tiny_model_dir):
     """The README's first command, as a user types it: `sftflow init quickstart`, config untouched."""
     root = tmp_path_factory.mktemp("e2e") / "quickstart"
     r = sftflow("init", str(root))
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0 and foreign_lines(r.stderr) == [], r.stderr  # only sftflow's own lines on stderr
     assert (root / "tiny-model" / "model.safetensors").exists()
     return root
 
@@ -34,6 +34,7 @@ def test_quickstart_passes_every_default_gate_and_learns_the_task(project, quick
     r = quickstart_run
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "warning:" not in r.stderr, r.stderr  # no guardrail warning on the quickstart's own config
+    assert foreign_lines(r.stderr) == [], r.stderr  # no library line either (they go to logs/sftflow.log)
     assert "Setting accelerator" not in r.stdout + r.stderr  # DeepSpeed's chatter stays out (--debug shows it)
     assert re.search(r"^eval: tuned model: test answers \(\d+\) …$", r.stdout, re.M)  # no silent stretch in eval
     metrics = json.loads((project / "runs" / "quickstart" / "eval" / "metrics.json").read_text())

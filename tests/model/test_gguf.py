@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sftflow.model.gguf import MISSING
-from tests.support import SFTFLOW
+from tests.support import SFTFLOW, foreign_lines
 from tests.tiny_run import SYSTEM, make_run
 
 N_PROMPTS = 5
@@ -53,7 +53,7 @@ def _export(run_dir: Path, out: Path, *extra: str) -> dict:
     root = run_dir.parents[1]
     r = subprocess.run([SFTFLOW, "export", str(root / "sftflow.yaml"), "--format", "gguf", "--out", str(out),
                         "--verify", str(N_PROMPTS), *extra], capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.returncode == 0 and foreign_lines(r.stderr) == [], r.stdout + r.stderr  # no library line on stderr
     return json.loads((out / "verify.json").read_text())
 
 
@@ -222,3 +222,17 @@ def test_missing_extra_is_one_line_naming_the_install(tmp_path):
     assert r.returncode == 2  # a user error
     assert r.stdout == "" and r.stderr.strip().splitlines() == [f"error: {MISSING}"]
     assert not (tmp_path / "out").exists()
+
+
+def test_native_crash_in_the_llama_cpp_check_is_one_line_not_a_dead_process():
+    """llama.cpp runs in a child process: a segfault there (llama-cpp-python 0.3.36 on quantized
+    files, on a CPU with AMX) is a one-line SftflowError naming the signal; a result comes back."""
+    from sftflow.errors import SftflowError
+    from sftflow.model.gguf import in_child_process
+
+    assert in_child_process("json:dumps", [1, "a"], what="child") == '[1, "a"]'
+    with pytest.raises(SftflowError) as crash:
+        in_child_process("ctypes:string_at", 0, what="llama.cpp running the q8_0 GGUF model.gguf")  # reads address 0
+    assert "SIGSEGV" in str(crash.value) and "q8_0" in str(crash.value) and "\n" not in str(crash.value)
+    with pytest.raises(SftflowError, match="child: failed: .*No module named"):
+        in_child_process("no_such_module:f", 0, what="child")

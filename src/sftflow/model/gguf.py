@@ -268,9 +268,8 @@ def test_prompts(cfg, n: int, system: str | None) -> list[list[dict]]:
     return prompts
 
 
-def verify(gguf_file: Path, hf_dir: Path, prompts: list[list[dict]], max_new_tokens: int) -> dict:
+def verify(gguf_file: Path, hf_dir: Path, prompts: list[list[dict]], max_new_tokens: int, quantize: str = "") -> dict:
     """Greedy answers of llama.cpp and of the Hugging Face model from the same prompt tokens."""
-    import llama_cpp
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -282,30 +281,67 @@ def verify(gguf_file: Path, hf_dir: Path, prompts: list[list[dict]], max_new_tok
     eos = set(eos if isinstance(eos, list) else [eos])
     rendered = [render(tok, p, add_generation_prompt=True) for p in prompts]
     ids = [tok(text, add_special_tokens=False)["input_ids"] for text in rendered]
-    llm = llama_cpp.Llama(model_path=str(gguf_file), n_ctx=max(map(len, ids)) + max_new_tokens + 8, seed=0,
-                          n_threads=torch.get_num_threads(), verbose=False)
+    answers = in_child_process(
+        "sftflow.model.gguf:llama_cpp_answers", {"gguf": str(gguf_file), "texts": rendered, "ids": ids,
+                                                "eos": sorted(eos), "max_new_tokens": max_new_tokens,
+                                                "threads": torch.get_num_threads()},
+        what=f"llama.cpp running the {quantize} GGUF {gguf_file}".replace("  ", " "))
     examples = []
-    for text, prompt in zip(rendered, ids, strict=True):
+    for text, prompt, (gg, own) in zip(rendered, ids, answers, strict=True):
         with torch.no_grad():
             out = model.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
                                  do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=sorted(eos),
                                  pad_token_id=tok.pad_token_id)
         hf = _until(out[0, len(prompt):].tolist(), eos)
-        gg = []
-        for token in llm.generate(prompt, temp=0.0, top_k=1, reset=True):
-            if token in eos:
-                break
-            gg.append(token)
-            if len(gg) >= max_new_tokens:
-                break
-        # add_bos=True lets llama.cpp add BOS only where the GGUF says to, as its server does
-        own = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
         examples.append({"prompt": text, "hf": tok.decode(hf, skip_special_tokens=True),
                          "llama_cpp": tok.decode(gg, skip_special_tokens=True), "identical": hf == gg,
                          "llama_cpp_tokenizer_identical": own == prompt})
     return {"prompts": len(examples), "identical": sum(e["identical"] for e in examples),
             "tokenizer_identical": sum(e["llama_cpp_tokenizer_identical"] for e in examples),
             "max_new_tokens": max_new_tokens, "examples": examples}
+
+
+def llama_cpp_answers(job: dict) -> list:
+    """llama.cpp's greedy answer tokens for each prompt, and its own tokenization of the prompt text."""
+    import llama_cpp
+
+    eos = set(job["eos"])
+    llm = llama_cpp.Llama(model_path=job["gguf"], n_ctx=max(map(len, job["ids"])) + job["max_new_tokens"] + 8, seed=0,
+                          n_threads=job["threads"], verbose=False)
+    answers = []
+    for text, prompt in zip(job["texts"], job["ids"], strict=True):
+        gg = []
+        for token in llm.generate(prompt, temp=0.0, top_k=1, reset=True):
+            if token in eos:
+                break
+            gg.append(token)
+            if len(gg) >= job["max_new_tokens"]:
+                break
+        # add_bos=True lets llama.cpp add BOS only where the GGUF says to, as its server does
+        answers.append([gg, llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)])
+    return answers
+
+
+def in_child_process(target: str, job, *, what: str):
+    """`module:function`(job) in a child Python, its JSON result back. Native code that crashes
+    there (llama-cpp-python 0.3.36 was seen to segfault on quantized files on a CPU with AMX)
+    becomes one line naming the signal, not a dead sftflow."""
+    import signal
+
+    code = ("import json, sys, importlib; m, f = sys.argv[1].split(':'); "
+            "print(json.dumps(getattr(importlib.import_module(m), f)(json.load(sys.stdin))))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", code, target], input=json.dumps(job), capture_output=True, text=True,
+                          env=env)
+    if proc.returncode < 0:
+        name = signal.Signals(-proc.returncode).name
+        raise SftflowError(f"{what}: crashed with {name} inside native code (the file is written; a build of "
+                           "llama-cpp-python for this CPU, another --quantize, or --verify 0 avoids the check)")
+    if proc.returncode:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SftflowError(f"{what}: failed: {last}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def _until(ids: list[int], eos: set[int]) -> list[int]:
@@ -346,7 +382,7 @@ def export_gguf(cfg, out_dir: Path, *, quantize_to: str = "f16", n_verify: int =
         result = {"gguf": GGUF_FILE, "quantize": quantize_to, "system_prompt": system,
                   "ollama_template": template is not None}
         if prompts:
-            result |= verify(out_dir / GGUF_FILE, hf_dir, prompts, cfg.eval.max_new_tokens)
+            result |= verify(out_dir / GGUF_FILE, hf_dir, prompts, cfg.eval.max_new_tokens, quantize_to)
     finally:
         shutil.rmtree(hf_dir, ignore_errors=True)
     (out_dir / "verify.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
