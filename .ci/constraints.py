@@ -76,11 +76,12 @@ def drift() -> int:
     if not changed and not gone:
         print(f"constraints: all {len(pins)} pins are the newest releases")
         return 0
-    print(f"constraints: {len(changed)} of {len(today)} packages would resolve differently without constraints.txt:")
+    print(f"constraints: {len(changed)} of {len(today)} packages would resolve to another version without "
+          "constraints.txt" + (":" if changed else ""))
     for name, (pinned, version) in sorted(changed.items()):
         print(f"  {name}: {pinned or 'not pinned'} -> {version}")
-    for name in gone:
-        print(f"  {name}: {pins[name]} -> no longer needed")
+    if gone:
+        print(f"  pinned but not in today's resolution (pulled in by something installed later?): {', '.join(gone)}")
     print("to move: python .ci/constraints.py update (runs the suite on the newest versions first)")
     return 0
 

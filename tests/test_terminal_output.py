@@ -8,6 +8,7 @@ tests/model/test_gguf.py.
 """
 
 import json
+import os
 import shutil
 
 import pytest
@@ -47,7 +48,7 @@ def test_library_messages_go_to_the_log_and_debug_shows_them(small_project, tmp_
     planted = tmp_path / "planted"
     planted.mkdir()
     (planted / "sitecustomize.py").write_text(PLANTED)
-    env = {"PYTHONPATH": str(planted)}
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(planted), os.environ.get("PYTHONPATH")]))}
     config = small_project / "sftflow.yaml"
 
     quiet = sftflow("prepare", config, env=env)

@@ -70,7 +70,7 @@ def _folder(path: Path | None) -> Path | None:
 
 
 @contextlib.contextmanager
-def user_errors(folder: Path | None = None):
+def user_errors(folder: Path | None = None, command: str = ""):
     """Turn any failure into one readable line and a non-zero exit (traceback with --debug).
     Also shows the progress of long stretches (model loading, generation) while the command runs,
     and sends library output to `folder`/logs/sftflow.log meanwhile (not with --debug)."""
@@ -82,11 +82,8 @@ def user_errors(folder: Path | None = None):
             with _reported_errors(None):
                 yield
         else:
-            import click
-
-            context = click.get_current_context(silent=True)  # the command, not its arguments (keys, tokens)
-            command = context.command_path if context else "sftflow"
-            with library_output_to(_folder(folder), command) as sink, _reported_errors(sink):
+            # the log names the command, not its arguments (they may hold keys and tokens)
+            with library_output_to(_folder(folder), f"sftflow {command}".strip()) as sink, _reported_errors(sink):
                 yield
     finally:
         err_console.file = None
@@ -184,7 +181,7 @@ def init(
 
         sftflow init --tiny-model ./tiny
     """
-    with user_errors(None if tiny_model else directory):
+    with user_errors(None if tiny_model else directory, "init"):
         from sftflow.model.tiny import build_tiny_model
 
         if tiny_model:
@@ -209,7 +206,7 @@ def prepare(
 
     Example: sftflow prepare quickstart/sftflow.yaml --show 2
     """
-    with user_errors(config):
+    with user_errors(config, "prepare"):
         from sftflow.data.prepare import prepare as run_prepare
 
         cfg = _load(config, model_code=True)
@@ -233,7 +230,7 @@ def synth(config: Path = ConfigArg):
 
     Example: sftflow synth my-project/sftflow.yaml && sftflow prepare my-project/sftflow.yaml
     """
-    with user_errors(config):
+    with user_errors(config, "synth"):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         from sftflow.data.synth import synthesize
@@ -269,7 +266,7 @@ def audit(
 
         sftflow audit quickstart/sftflow.yaml --run quickstart --output run-data.csv
     """
-    with user_errors(config):
+    with user_errors(config, "audit"):
         from sftflow.data import audit as queries
 
         cfg = _load(config)
@@ -315,7 +312,7 @@ def train(
 
     Example: sftflow train quickstart/sftflow.yaml
     """
-    with user_errors(config):
+    with user_errors(config, "train"):
         from sftflow.train.trainer import train as run_train
 
         cfg = _load(config, training=True)
@@ -347,7 +344,7 @@ def eval_(config: Path = ConfigArg):
 
     Example: sftflow eval quickstart/sftflow.yaml
     """
-    with user_errors(config):
+    with user_errors(config, "eval"):
         from sftflow.pipeline import evaluate_stage
 
         _gates(evaluate_stage(_load(config, model_code=True), log=log))
@@ -367,7 +364,7 @@ def report(config: Path = ConfigArg):
 
     Example: sftflow report quickstart/sftflow.yaml
     """
-    with user_errors(config):
+    with user_errors(config, "report"):
         from sftflow.pipeline import PipelineResult, report_stage
 
         cfg = _load(config)
@@ -391,7 +388,7 @@ def export(
 
     Example: sftflow export quickstart/sftflow.yaml --format gguf --quantize q8_0 --out gguf-model
     """
-    with user_errors(config):
+    with user_errors(config, "export"):
         if fmt not in ("hf", "gguf"):
             raise SftflowError(f"--format {fmt}: choose hf or gguf")
         if fmt == "hf" and quantize != "f16":
@@ -430,7 +427,7 @@ def estimate(
 
     Example: sftflow estimate quickstart/sftflow.yaml --model meta-llama/Llama-2-7b-hf
     """
-    with user_errors(config):
+    with user_errors(config, "estimate"):
         from sftflow.train.estimate import estimate_report
 
         estimate_report(_load(config, model_code=True), model=model, seq_len=seq_len, warmup=warmup, gpus=gpus, log=log)
@@ -466,7 +463,7 @@ def serve(
 
     Example: sftflow serve quickstart/runs/quickstart --port 8000
     """
-    with user_errors(run_dir):
+    with user_errors(run_dir, "serve"):
         from sftflow.runs import resolve_run
         from sftflow.serve import Limits
         from sftflow.serve import serve as run_server
@@ -497,7 +494,7 @@ def chat(
 
     Example: sftflow chat quickstart/runs/quickstart --system "Answer with JSON."
     """
-    with user_errors(run_dir):
+    with user_errors(run_dir, "chat"):
         from sftflow.runs import resolve_run
         from sftflow.terminal_chat import chat as run_chat
 
@@ -522,7 +519,7 @@ def review(
 
     Example: sftflow review quickstart/runs/quickstart
     """
-    with user_errors(run_dir):
+    with user_errors(run_dir, "review"):
         from sftflow.review.app import serve_review
 
         serve_review(run_dir, host=host, port=port, token=token, log=log)
@@ -538,7 +535,7 @@ def run(
 
     Example: sftflow run quickstart/sftflow.yaml
     """
-    with user_errors(config):
+    with user_errors(config, "run"):
         from sftflow.pipeline import run_pipeline
 
         _gates(run_pipeline(_load(config, training=True), strict=strict, overwrite=overwrite, log=log))
