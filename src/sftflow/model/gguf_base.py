@@ -134,28 +134,32 @@ def gguf_folder(path: str | Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=entry.parent))
     try:
         with phase(f"model: converting {path.name} ({header.quantization}) into a Hugging Face folder"):
-            seconds = _convert(path, tmp, header, sha)
+            start = time.perf_counter()
+            facts = _convert(path, tmp, header)
+            seconds = time.perf_counter() - start
+        _write_provenance(tmp, path, sha, header, facts, seconds)
         tmp.chmod(0o755)  # mkdtemp's 0700 would keep a shared cache from other users
-        if entry.exists():  # a broken leftover; a complete one was used above
-            shutil.rmtree(entry)
-        try:
-            os.rename(tmp, entry)  # atomic: nobody sees a half-written folder
-        except OSError:
-            if not _is_complete(entry, sha):  # lost a race to another conversion: theirs is as good
-                raise
+        if not _is_complete(entry, sha):  # else another process finished first: theirs is as good
+            if entry.exists():  # a broken leftover
+                shutil.rmtree(entry)
+            try:
+                os.rename(tmp, entry)  # atomic: nobody sees a half-written folder
+            except OSError:
+                if not _is_complete(entry, sha):
+                    raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     note(f"model: converted {path.name} ({header.quantization}, {DEQUANTIZED}) into {entry} in {seconds:.0f}s")
     return entry
 
 
-def _convert(src: Path, dest: Path, header: GgufHeader, sha: str) -> float:
-    """Write the plain Hugging Face folder for `src` into `dest` (an empty folder); returns the seconds taken."""
+def _convert(src: Path, dest: Path, header: GgufHeader) -> dict:
+    """Write the plain Hugging Face folder for `src` into `dest` (an empty folder); returns facts for
+    the provenance file."""
     import torch
     import transformers
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-    start = time.perf_counter()
     where, name = str(src.parent), src.name
     try:
         config = AutoConfig.from_pretrained(where, gguf_file=name)
@@ -178,15 +182,21 @@ def _convert(src: Path, dest: Path, header: GgufHeader, sha: str) -> float:
         raise SftflowError(f"{src}: the converted model does not match transformers' own GGUF load (logits differ "
                            f"by {diff:.2g}); this architecture cannot be converted yet, use its Hugging Face folder")
 
-    end_of_turn = [i for i in (header.end_of_turn, tokenizer.eos_token_id) if i is not None]
+    end_of_turn = list(dict.fromkeys(i for i in (header.end_of_turn, tokenizer.eos_token_id) if i is not None))
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id, pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=end_of_turn[0] if len(set(end_of_turn)) == 1 else list(dict.fromkeys(end_of_turn)))
+        eos_token_id=end_of_turn[0] if len(end_of_turn) == 1 else end_of_turn)
     if tokenizer.model_max_length > 10**8 and getattr(config, "max_position_embeddings", None):
         tokenizer.model_max_length = config.max_position_embeddings  # GGUF has no model_max_length
     model.save_pretrained(dest, safe_serialization=True)
     tokenizer.save_pretrained(dest)
-    seconds = time.perf_counter() - start
+    return {"parameters": sum(p.numel() for p in model.parameters()), "logits_max_difference": diff}
+
+
+def _write_provenance(dest: Path, src: Path, sha: str, header: GgufHeader, facts: dict, seconds: float) -> None:
+    import torch
+    import transformers
+
     info = {
         "source": str(src.resolve()),
         "sha256": sha,
@@ -195,15 +205,13 @@ def _convert(src: Path, dest: Path, header: GgufHeader, sha: str) -> float:
         "quantization": header.quantization,
         "tensor_types": header.tensor_types,
         "dequantized": DEQUANTIZED,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "logits_max_difference": diff,
+        **facts,
         "seconds": round(seconds, 1),
         "converter_version": CONVERTER_VERSION,
         "versions": {"transformers": transformers.__version__, "torch": torch.__version__},
         "files": sorted(p.name for p in dest.iterdir()),
     }
     (dest / PROVENANCE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    return seconds
 
 
 def _logit_difference(a, b, tokenizer) -> float:
