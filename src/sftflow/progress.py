@@ -106,4 +106,4 @@ def note(line: str) -> None:
     """One line for the command's output (a thing done once, worth knowing); nothing without a reporter."""
     reporter = _REPORTER.get()
     if reporter is not None:
-        reporter.console.print(line, markup=False)
+        reporter.console.print(line, markup=False, highlight=False)
