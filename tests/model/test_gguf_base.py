@@ -27,12 +27,12 @@ from sftflow.progress import reporting
 SMOLLM2 = "smollm2-135m-instruct"
 
 
-def tiny_gguf(path: Path) -> Path:
-    """A real GGUF file (header, one tensor) that says it is a Q4_1 llama; small enough to write per test."""
+def tiny_gguf(path: Path, architecture: str = "llama") -> Path:
+    """A real GGUF file (header, one tensor) that says it is a Q4_1 model; small enough to write per test."""
     import numpy as np
     from gguf import GGUFWriter, LlamaFileType
 
-    w = GGUFWriter(str(path), "llama")
+    w = GGUFWriter(str(path), architecture)
     w.add_file_type(LlamaFileType.MOSTLY_Q4_1)
     w.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
     w.write_header_to_file()
@@ -105,6 +105,16 @@ def test_a_corrupt_gguf_file_is_one_line(tmp_path, cache):
         gguf_folder(bad)
     assert str(err.value).startswith(f"{bad}: not a readable GGUF file (") and "\n" not in str(err.value)
     assert not cache.exists() or list(cache.iterdir()) == []
+
+
+def test_an_architecture_transformers_cannot_read_from_gguf_is_one_line(tmp_path, cache):
+    source = tiny_gguf(tmp_path / "Odd.Q4_1.gguf", architecture="rwkv9")
+    with pytest.raises(SftflowError) as err:
+        gguf_folder(source)
+    assert str(err.value).startswith(f"{source}: transformers ") and "\n" not in str(err.value)
+    assert "cannot read 'rwkv9' models from GGUF (it reads " in str(err.value) and ", llama, " in str(err.value)
+    assert str(err.value).endswith("use the model's Hugging Face folder instead")
+    assert [p.name for p in cache.iterdir()] == []  # its temp folder is gone
 
 
 def test_names_that_are_not_a_gguf_or_a_short_name_resolve_as_before(tmp_path):

@@ -34,7 +34,7 @@ from sftflow.errors import SftflowError
 from sftflow.model.tiny import cache_root
 from sftflow.progress import note, phase
 
-PROVENANCE = "sftflow_gguf.json"  # written last: with our key in it, it marks a complete folder
+PROVENANCE = "sftflow_gguf.json"  # written last: naming the file's sha256, it marks a complete folder
 CONVERTER_VERSION = 1  # bump when the folder's contents change: every cached conversion is redone
 DEQUANTIZED = "dequantized to fp32"
 SAME_LOGITS = 1e-4  # the rebuilt model must match transformers' own GGUF load this closely
@@ -159,18 +159,22 @@ def _convert(src: Path, dest: Path, header: GgufHeader) -> dict:
     import torch
     import transformers
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+    from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
 
     where, name = str(src.parent), src.name
     try:
         config = AutoConfig.from_pretrained(where, gguf_file=name)
-    except ValueError as err:  # "GGUF model with architecture X is not supported yet."
-        from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
-
-        raise SftflowError(f"{src}: transformers {transformers.__version__} cannot read {header.architecture!r} "
-                           f"models from GGUF (it reads {', '.join(sorted(GGUF_SUPPORTED_ARCHITECTURES))}); use the "
+        tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=name)
+        quantized = AutoModelForCausalLM.from_pretrained(where, gguf_file=name, dtype=torch.float32)
+    except (ValueError, KeyError, NotImplementedError) as err:
+        if header.architecture not in GGUF_SUPPORTED_ARCHITECTURES:  # "... architecture X is not supported yet."
+            raise SftflowError(
+                f"{src}: transformers {transformers.__version__} cannot read {header.architecture!r} models from "
+                f"GGUF (it reads {', '.join(sorted(GGUF_SUPPORTED_ARCHITECTURES))}); use the model's Hugging Face "
+                "folder instead") from err
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SftflowError(f"{src}: transformers {transformers.__version__} cannot load it ({first}); use the "
                            "model's Hugging Face folder instead") from err
-    tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=name)
-    quantized = AutoModelForCausalLM.from_pretrained(where, gguf_file=name, dtype=torch.float32)
     if getattr(config, "quantization_config", None) is not None:
         del config.quantization_config
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
