@@ -109,7 +109,8 @@ def test_commented_yaml_round_trips(tmp_path):
     data = {**MINIMAL, "name": "demo", "eval": {"gates": {"exact_match": ">= 0.5"}}}
     text = commented_yaml(data)
     assert "# LoRA rank" not in text  # only keys present are written
-    assert "# Hugging Face model id or local folder (required)" in text
+    assert "# Hugging Face model id, local folder or .gguf file, or an offline short name (smollm2-135m-instruct) " \
+        "(required)" in text
     cfg = load_config(write(tmp_path, text))
     assert cfg.model_dump() == parse_config(data).model_dump()
     resolved = dump_config(cfg)

@@ -6,7 +6,7 @@ import shutil
 
 from rich.console import Console
 
-from sftflow.progress import phase, reporting
+from sftflow.progress import note, phase, reporting
 
 
 def test_without_a_reporter_a_phase_costs_nothing():
@@ -26,6 +26,15 @@ def test_in_a_log_each_phase_is_one_line_and_inner_phases_are_quiet():
         with phase("loading model tiny"):
             pass
     assert out.getvalue() == "eval: tuned model: test answers (191) …\nloading model tiny …\n"
+
+
+def test_a_note_stays_in_the_output_and_costs_nothing_without_a_reporter():
+    note("model: converted x.gguf")  # library use: nowhere to go
+    for live in (False, True):
+        out = io.StringIO()
+        with reporting(Console(file=out, force_terminal=live, width=200), live=live):
+            note("model: converted [x].gguf (Q4_1, dequantized to fp32)")  # text, not rich markup
+        assert out.getvalue() == "model: converted [x].gguf (Q4_1, dequantized to fp32)\n"
 
 
 def test_on_a_terminal_a_phase_is_a_bar_with_its_count():

@@ -287,7 +287,9 @@ class DataConfig(Strict):
 
 
 class ModelConfig(Strict):
-    name_or_path: str = Field(description="Hugging Face model id or local folder")
+    name_or_path: str = Field(
+        description="Hugging Face model id, local folder or .gguf file, or an offline short name (smollm2-135m-instruct)"
+    )
     chat_template: str | None = Field(
         None, description="Jinja chat template file; default: the tokenizer's own, else sftflow's ChatML"
     )
@@ -472,9 +474,12 @@ class Config(Strict):
         return self.path(self.output_dir) / self.name
 
     def model_path(self) -> str:
-        """A local folder if one exists relative to the config, else the hub id unchanged."""
-        local = self.path(self.model.name_or_path)
-        return str(local) if local.exists() else self.model.name_or_path
+        """What every command loads: a local folder relative to the config; for a `.gguf` file or an
+        offline short name (smollm2-135m-instruct) the folder it was converted into, once, in sftflow's
+        cache (model/resolve.py); else the hub id unchanged."""
+        from sftflow.model.resolve import resolve_model
+
+        return resolve_model(self.model.name_or_path, self.path(self.model.name_or_path))
 
 
 GATE_RE = re.compile(r"^\s*(<=|>=|<|>|==)\s*([-+0-9.eE]+)\s*(%|failures?)?\s*$")
@@ -497,7 +502,7 @@ def pretraining_lr(cfg: Config) -> float | None:
 
     from sftflow.model.tiny import META_FILE
 
-    path = Path(cfg.model_path()) / META_FILE
+    path = cfg.path(cfg.model.name_or_path) / META_FILE  # not model_path(): no .gguf conversion for a warning
     try:
         lr = json.loads(path.read_text(encoding="utf-8"))["params"]["learning_rate"]
     except (OSError, ValueError, KeyError, TypeError):

@@ -7,7 +7,10 @@ The CLI installs a reporter for the length of a command; library code opens phas
         ...
         update(done)              # or update(done, total)
 
-Without a reporter (tests, library use) a phase costs nothing. On a terminal a phase is a
+A line that should stay in the command's output, from library code that has no `log` of its own
+(a model converted once into the cache), goes through `note(line)`.
+
+Without a reporter (tests, library use) a phase or a note costs nothing. On a terminal a phase is a
 rich bar (count, elapsed, ETA) or, without a total, a spinner with the elapsed time, and it
 disappears when done: the command's own log lines stay the record. Elsewhere (CI logs, a pipe)
 a phase prints one line when it starts, so a log shows what a slow stretch was doing.
@@ -97,3 +100,10 @@ def phase(label: str, total: int | None = None, unit: str | None = None) -> Iter
         return
     with reporter.phase(label, total, unit) as update:
         yield update
+
+
+def note(line: str) -> None:
+    """One line for the command's output (a thing done once, worth knowing); nothing without a reporter."""
+    reporter = _REPORTER.get()
+    if reporter is not None:
+        reporter.console.print(line, markup=False, highlight=False)

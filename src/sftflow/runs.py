@@ -59,9 +59,11 @@ def resolve_run(path: str | Path, base: str | None = None, default_system: bool 
             cfg = parse_config(data, str(cfg_file), root=root or run_dir)
     if not (run_dir / "model").exists():
         raise SftflowError(f"{run_dir / 'model'}: no trained model; run `sftflow train` first")
+    from sftflow.model.resolve import resolve_model
     from sftflow.model.system_prompt import training_system_prompt
 
-    return Run(run_dir=run_dir, name=cfg.name, base_path=base or cfg.model_path(), method=cfg.train.method,
+    base_path = resolve_model(base, Path(base).expanduser()) if base else cfg.model_path()  # a .gguf: converted once
+    return Run(run_dir=run_dir, name=cfg.name, base_path=base_path, method=cfg.train.method,
                trust_remote_code=cfg.model.trust_remote_code, config_file=cfg_file,
                system_prompt=training_system_prompt(run_dir) if default_system else None)
 

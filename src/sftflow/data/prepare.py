@@ -262,10 +262,10 @@ def _settings(cfg: Config, log) -> tuple[RowSettings, str, RowProcessor | None]:
         chat_template=str(cfg.path(cfg.model.chat_template)) if cfg.model.chat_template else None,
         trust_remote_code=cfg.model.trust_remote_code, num_perm=d.dedup.num_perm, ngram=d.dedup.ngram,
     )
-    model_path = cfg.model_path()
     try:
+        model_path = cfg.model_path()  # a .gguf or offline short name: converted here, once
         locate_model(model_path, cfg.model.revision)  # a wrong id, a gated repo, no login: one line, now
-    except Unreachable as err:  # offline and not cached: prepare can do without the model
+    except Unreachable as err:  # offline and not cached (nor fetchable): prepare can do without the model
         length_check = (f"token lengths NOT checked: {err}; train will truncate over-long examples")
         warnings.warn(length_check, SftflowWarning, stacklevel=2)
         probe = None

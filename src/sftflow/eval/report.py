@@ -323,6 +323,8 @@ def run_summary(run_dir: Path, metrics: dict, train: dict | None, data: dict | N
     t = cfg.get("train") or {}
     if train:
         method = f"{train['method']} on {train['base_model']}"
+        if train.get("base_model_source"):
+            method += f" (from {train['base_model_source']['from']})"
         if train["method"] in ("lora", "qlora") and t.get("lora"):
             method += f" (LoRA r {t['lora']['r']}, alpha {t['lora']['alpha']}, {t['lora']['target_modules']})"
         rows.append(("method", method))

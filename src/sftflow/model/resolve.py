@@ -1,7 +1,12 @@
-"""Where a model's files come from, asked once and early: a local folder, the local hub cache, or
+"""Where a model's files come from, asked once and early: a local folder, a `.gguf` file or an
+offline short name (both converted once into a folder in sftflow's cache), the local hub cache, or
 the Hugging Face hub.
 
+    resolve_model("smollm2-135m-instruct", Path("smollm2-135m-instruct"))  # the converted folder
     locate_model("Qwen/Qwen3-0.6B")   # "local" | "cache" | "hub", or a one-line SftflowError
+
+`Config.model_path()` is `resolve_model` on `model.name_or_path`: every command reads the model
+through it, so a `.gguf` base is one folder everywhere (`gguf_base.py`, `offline.py`).
 
 `prepare` asks before any work, so a wrong id, a gated repo or a missing login stops there with
 one line instead of at `train`. When the hub cannot be reached (no network, or HF_HUB_OFFLINE)
@@ -43,11 +48,33 @@ def go_offline() -> None:
     constants.HF_HUB_OFFLINE = True
 
 
+def resolve_model(name: str, local: Path) -> str:
+    """`model.name_or_path` as something `from_pretrained` reads: `local` (the name as a path, relative
+    to the config) if it is a folder; a Hugging Face folder converted from a `.gguf` file or from an
+    offline short name (`offline.OFFLINE_MODELS`); else the hub id unchanged."""
+    if local.is_file() and local.suffix.lower() == ".gguf":
+        from sftflow.model.gguf_base import gguf_folder
+
+        return str(gguf_folder(local))
+    if local.exists():
+        return str(local)
+    from sftflow.model.offline import OFFLINE_MODELS, offline_gguf
+
+    if name in OFFLINE_MODELS:
+        from sftflow.model.gguf_base import gguf_folder
+
+        return str(gguf_folder(offline_gguf(name)))
+    if name.lower().endswith(".gguf"):
+        locate_model(name)  # raises: no such .gguf file
+    return name
+
+
 def locate_model(name: str, revision: str | None = None) -> str:
     if Path(name).expanduser().exists():
         return "local"
-    if _looks_like_path(name):
-        raise SftflowError(f"model.name_or_path {name!r}: no such folder (a path is read relative to the config file)")
+    if _looks_like_path(name) or name.lower().endswith(".gguf"):
+        what = ".gguf file" if name.lower().endswith(".gguf") else "folder"
+        raise SftflowError(f"model.name_or_path {name!r}: no such {what} (a path is read relative to the config file)")
     from huggingface_hub import try_to_load_from_cache
 
     for filename in ("config.json", "tokenizer_config.json"):

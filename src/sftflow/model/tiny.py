@@ -261,7 +261,8 @@ def _cache_key(params: dict) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _cache_root() -> Path:
+def cache_root() -> Path:
+    """sftflow's cache: `$SFTFLOW_CACHE`, default ~/.cache/sftflow (tiny model, converted GGUF models)."""
     return Path(os.environ.get("SFTFLOW_CACHE") or Path.home() / ".cache" / "sftflow").expanduser()
 
 
@@ -434,7 +435,7 @@ def build_tiny_model(
         log(f"tiny model: reusing {out_dir} ({key})")
         return out_dir
 
-    entry = _cache_root() / f"tiny-model-{key}"
+    entry = cache_root() / f"tiny-model-{key}"
     if not _is_complete(entry, key):
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".tiny-model-{key}-", dir=entry.parent))

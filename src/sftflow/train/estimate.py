@@ -13,6 +13,7 @@ It is an estimate: real use adds the CUDA context (~0.5 GiB) and allocator fragm
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 GIB = 2**30
 NF4_BYTES_PER_PARAM = 0.5 + 0.127 / 8 * 4  # 4-bit weights + double-quantised absmax constants (~0.127 bit/param)
@@ -204,9 +205,10 @@ def estimate_report(cfg, *, model: str | None = None, seq_len: int | None = None
     from transformers import AutoConfig
 
     from sftflow.errors import SftflowError
+    from sftflow.model.resolve import resolve_model
 
     t = cfg.train
-    path = model or cfg.model_path()
+    path = resolve_model(model, Path(model).expanduser()) if model else cfg.model_path()  # a .gguf: converted once
     try:
         model_config = AutoConfig.from_pretrained(path, trust_remote_code=cfg.model.trust_remote_code)
     except OSError as err:

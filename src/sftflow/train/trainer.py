@@ -332,17 +332,22 @@ def _trainer_arguments(cfg: Config, model, bf16: bool, n_train: int):
 
 def _run_info(cfg: Config, trainer, splits: Splits, plan: dict, bf16: bool, log) -> dict:
     """What the run is, logged in one line and kept in train_summary.json."""
+    from sftflow.model.gguf_base import base_source
+
     t = cfg.train
     trainable, total = count_parameters(trainer.model)
     world, effective_batch = plan["world"], plan["effective_batch"]
     answer_tokens, total_tokens = splits.answer_tokens, splits.total_tokens
-    log(f"train: {t.method} on {cfg.model_path()}: {trainable:,} of {total:,} parameters trainable "
+    source = base_source(cfg.model_path())  # a base converted from a .gguf file: which, and how
+    origin = f" (from {source['from']})" if source else ""
+    log(f"train: {t.method} on {cfg.model_path()}{origin}: {trainable:,} of {total:,} parameters trainable "
         f"({100 * trainable / total:.2f}%), {len(splits.train_rows)} examples, {answer_tokens:,} answer tokens of "
         f"{total_tokens:,}, effective batch {effective_batch}"
         + (f" ({world} processes, {t.distributed.strategy})" if world > 1 else "") + f", lr {t.lr:g}")
     return {
         "method": t.method,
         "base_model": cfg.model_path(),
+        "base_model_source": source,
         "trainable_parameters": trainable,
         "total_parameters": total,
         "train_examples": len(splits.train_rows),
