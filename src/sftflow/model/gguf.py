@@ -189,8 +189,11 @@ def _without(text: str, prefix: str = "", suffix: str = "") -> str | None:
 
 
 def role_wrapping(tok) -> dict | None:
-    """{"preamble", "generation", role: (before, after)} such that a prompt renders as preamble +
-    before+content+after per message + generation; None where the template is not of that shape."""
+    """{"preamble", "default_system", "generation", role: (before, after)} such that a prompt renders as
+    preamble + (default_system when it has no system message) + before+content+after per message +
+    generation; None where the template is not of that shape. `default_system` is the system turn a
+    template adds by itself to a conversation without one (SmolLM2's ChatML: "You are a helpful AI
+    assistant named SmolLM ..."), "" for most templates."""
     from sftflow.model.chat import render
 
     msg = lambda role, n="": {"role": role, "content": MARKS[role] + n}  # noqa: E731
@@ -208,32 +211,45 @@ def role_wrapping(tok) -> dict | None:
     preamble = _without(first[0], suffix=u_before or "") if u_before is not None else None
     if preamble is None:
         return None
-    parts = {"preamble": preamble, "generation": generation, "assistant": (_without(chat[2], u_after), a_after),
-             "user": (u_before, u_after), "system": (_without(chat[0], preamble), _without(chat[1], suffix=u_before))}
+    default_system = ""
+    s_before, s_after = _without(chat[0], preamble), _without(chat[1], suffix=u_before)
+    if s_before is None and s_after is not None:  # what comes before a lone user turn is a system turn of its own
+        default_system, preamble = preamble, ""
+        s_before = chat[0]
+        if _without(default_system, s_before, s_after) is None:
+            return None
+    parts = {"preamble": preamble, "default_system": default_system, "generation": generation,
+             "assistant": (_without(chat[2], u_after), a_after), "user": (u_before, u_after),
+             "system": (s_before, s_after)}
     return None if any(x is None for v in parts.values() for x in (v if isinstance(v, tuple) else [v])) else parts
 
 
 def ollama_template(tok, checks: list[list[dict]]) -> str | None:
-    """A Go template equal to the training template on every check conversation, or None."""
+    """A Go template equal to the training template on every check conversation, or None. A
+    template's default system turn becomes `{{ if not .System }}...{{ end }}`: Ollama sets .System
+    from the conversation's system message, or from the Modelfile's SYSTEM when it has none."""
     from sftflow.model.chat import render
 
     w = role_wrapping(tok)
     if w is None:
         return None
-    literals = [w["preamble"], w["generation"], *(t for r in MARKS for t in w[r])]
+    literals = [w["preamble"], w["default_system"], w["generation"], *(t for r in MARKS for t in w[r])]
     if any("{{" in t or "}}" in t or '"""' in t for t in literals):
         return None
     sample = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
               {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Bye"}]
-    for messages in [sample, *checks]:
+    for messages in [sample, sample[1:], *checks]:
         if any(m["role"] not in MARKS for m in messages):
             return None
-        ours = w["preamble"] + "".join(w[m["role"]][0] + m["content"] + w[m["role"]][1] for m in messages)
+        default = "" if any(m["role"] == "system" for m in messages) else w["default_system"]
+        ours = w["preamble"] + default + "".join(w[m["role"]][0] + m["content"] + w[m["role"]][1] for m in messages)
         if ours + w["generation"] != render(tok, messages, add_generation_prompt=True):
             return None
     # One line, no {{- trimming: the literal newlines of the wrapping are part of the prompt.
     branches = "{{ else if".join(f' eq .Role "{r}" }}}}{w[r][0]}{{{{ .Content }}}}{w[r][1]}' for r in MARKS)
-    return f"{w['preamble']}{{{{ range .Messages }}}}{{{{ if{branches}{{{{ end }}}}{{{{ end }}}}{w['generation']}"
+    default = f"{{{{ if not .System }}}}{w['default_system']}{{{{ end }}}}" if w["default_system"] else ""
+    return (f"{w['preamble']}{default}{{{{ range .Messages }}}}{{{{ if{branches}{{{{ end }}}}{{{{ end }}}}"
+            f"{w['generation']}")
 
 
 def modelfile(template: str | None, system: str | None, stops: list[str]) -> str:
