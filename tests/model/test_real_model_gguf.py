@@ -18,7 +18,8 @@ pytestmark = [pytest.mark.slow, needs_extra]
 
 SMOLLM2 = "smollm2-135m-instruct"
 N_PROMPTS = 10
-WORDS = ["apple", "river", "stone", "cloud", "green", "tiger", "piano", "orange", "silver", "window", "garden", "yellow", "bridge", "candle", "forest", "rabbit", "summer", "violin", "castle", "pepper"]
+WORDS = ["apple", "river", "stone", "cloud", "green", "tiger", "piano", "orange", "silver", "window",
+         "garden", "yellow", "bridge", "candle", "forest", "rabbit", "summer", "violin", "castle", "pepper"]
 
 
 @pytest.fixture(scope="module")
