@@ -20,6 +20,7 @@ from sftflow.data.filters import Drop, chain, first_drop
 from sftflow.data.load import RawRow
 from sftflow.data.quality import Quality, find_pii, redact, score_messages, score_text
 from sftflow.data.split import NgramIndex
+from sftflow.errors import SftflowError
 from sftflow.example import Example, Message
 from sftflow.formats import RowError, convert_example
 
@@ -209,15 +210,26 @@ class RowProcessor:
             return
         from sftflow.model.chat import render
 
-        texts, extra = [], []
+        texts, extra, rendered = [], [], []
         for r in rows:
             ex = Example.of(r.record)
             if ex.is_text:
                 texts.append(ex.text)
                 extra.append(1 + (tok.bos_token_id is not None))
-            else:
-                texts.append(render(tok, ex.messages, tools=ex.template_tools()))
+            elif ex.tools:  # the model's template may not render tools, or not these (one call a turn)
+                try:
+                    texts.append(render(tok, ex.messages, tools=ex.template_tools()))
+                except Exception as err:  # noqa: BLE001 - sftflow's tool_support reason, or the template's own
+                    r.reject = ("tools", str(err) if isinstance(err, SftflowError)
+                                else f"the chat template cannot render this conversation ({err})")
+                    r.raw_preview, r.record = _preview(r.record.get("messages")), None
+                    continue
                 extra.append(0)
+            else:
+                texts.append(render(tok, ex.messages))
+                extra.append(0)
+            rendered.append(r)
+        rows = rendered
         backend = getattr(tok, "backend_tokenizer", None)
         if backend is not None and hasattr(backend, "encode_batch_fast"):  # Rust, parallel, no offsets: fastest
             counts = [len(e.ids) for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
