@@ -138,3 +138,18 @@ def test_prepare_keeps_every_tool_call_in_the_data_folder_and_the_ledger(tmp_pat
     two_steps = next(i + 1 for i, (_, (k, *_)) in enumerate(rows) if k == "two_steps")
     assert details[two_steps].endswith("; tools: get_weather, get_time; calls: get_weather ×2")
     assert len(KINDS) == 13
+
+
+def test_an_alpaca_file_with_inputs_has_no_system_prompts_in_the_data_card(tmp_path):
+    """Issue 28, item 2: five instructions, each with inputs, used to become five system prompts."""
+    rows = [{"instruction": f"Task {t}: classify the message.", "input": f"message {t}-{k} about order {k}",
+             "output": f"label {k % 3}"} for t in range(5) for k in range(12)]
+    (tmp_path / "alpaca.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = parse_config({"data": {"sources": [{"path": "alpaca.jsonl"}], "dedup": {"near": False},
+                                 "quality": {"enabled": False}},
+                        "model": {"name_or_path": "m"}}, root=tmp_path)
+    stats = prepare(cfg, log=lambda m: None)
+    assert stats["system_prompts"]["top"] == [["", 60]]  # one census entry: no system prompt at all
+    assert "System prompts: 1 distinct (most common: 60× '')." in (cfg.data_dir / "data_card.md").read_text()
+    kept = [json.loads(x) for x in (cfg.data_dir / "train.jsonl").read_text().splitlines()]
+    assert all(r["messages"][0]["role"] == "user" and "\n\nmessage " in r["messages"][0]["content"] for r in kept)

@@ -136,14 +136,16 @@ def model_outputs(model, tok, cfg: Config, *, test: list[dict] | None, probes: l
     if test is not None:
         t0 = time.time()
         prompts = [with_system(prompt_messages(r), system) for r in test]
-        split = [split_reasoning(o) for o in raw_gen("test answers", prompts)]
+        tools = [Example.of(r).template_tools() for r in test]  # the tool list each example was trained with
+        tools = tools if any(tools) else None
+        split = [split_reasoning(o) for o in raw_gen("test answers", prompts, tools=tools)]
         out["test_reasoning"], out["test"] = [r for r, _ in split], [a for _, a in split]
         if perplexity:
             out["perplexity"] = ppl("answer perplexity", test)
         if sample and e.sample:
             s = e.sample
             out["sampled"] = gen("sampled test answers", prompts, do_sample=True, temperature=s.temperature,
-                                 top_p=s.top_p, seed=s.seed)
+                                 top_p=s.top_p, seed=s.seed, tools=tools)
         out["test_seconds"] = time.time() - t0
     if probes:
         out["probes"] = gen("regression probes", [probe_messages(p) for p in probes])
