@@ -190,6 +190,9 @@ def _message(msg: Any, where: str, role_key: str, content_key: str, roles: dict[
         allowed = ", ".join(sorted(roles))
         raise RowError(f"{where}.{role_key}", f"unknown role {role!r} (allowed: {allowed})")
     role = roles[role]
+    if msg.get("function_call") is not None and role_key == "role":  # carried, it would train nothing: refused
+        raise RowError(f"{where}.function_call", "OpenAI's legacy function_call is not read; write the call as "
+                                                 "tool_calls [{id, type: function, function: {name, arguments}}]")
     calls = _tool_calls(msg["tool_calls"], f"{where}.tool_calls") if msg.get("tool_calls") is not None else ()
     if calls and role != "assistant":
         raise RowError(f"{where}.tool_calls", f"only an assistant turn calls tools, not {role}")

@@ -76,6 +76,10 @@ def test_parts_are_joined_and_weight_zero_is_kept_as_context():
     ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
       "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "objekt"}}}]},
      "tools[0].function.parameters", "not a valid JSON schema: 'objekt' is not valid under any of the given schemas"),
+    ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": None,
+                                                       "function_call": {"name": "f", "arguments": "{}"}}]},
+     "messages[1].function_call", "OpenAI's legacy function_call is not read; write the call as tool_calls "
+                                  "[{id, type: function, function: {name, arguments}}]"),
     ({"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]},
                    {"role": "assistant", "content": "a"}]},
      "messages[0].content[0]", "audio part (input_audio) — sftflow trains text-only models; drop the part or "
