@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from sftflow.data.dedup import content_hash, dedup_key, dedup_texts, hash64, loose, prompt_key
 from sftflow.data.filters import Drop, chain, first_drop
 from sftflow.data.load import RawRow
-from sftflow.data.quality import Quality, find_pii, redact, score_messages, score_text
+from sftflow.data.quality import Quality, find_pii, redact, redact_message, score_messages, score_text
 from sftflow.data.split import NgramIndex
 from sftflow.errors import SftflowError
-from sftflow.example import Example, Message
+from sftflow.example import Example
 from sftflow.formats import RowError, convert_example
 
 MAX_RAW_IN_REJECT = 2000  # characters of the raw row kept in rejects.jsonl
@@ -87,13 +87,6 @@ class Chunk:
     sig_whole: np.ndarray  # MinHash signatures of the records (rows without reject), in order
     sig_prompt: np.ndarray
     filter_counts: dict[str, Counter] = field(default_factory=dict)  # filter code → seen, kept, dropped in this chunk
-
-
-def redact_message(m: Message) -> Message:
-    """A turn with personal data replaced in its text, its reasoning and its calls' arguments."""
-    calls = tuple(replace(c, arguments=redact(c.arguments)) for c in m.tool_calls)
-    return replace(m, content=redact(m.content), reasoning=redact(m.reasoning) if m.reasoning else m.reasoning,
-                   tool_calls=calls)
 
 
 def _preview(row) -> str:
