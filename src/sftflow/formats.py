@@ -1,9 +1,11 @@
-"""Detect a raw row's format and convert it to canonical chat messages.
+"""Detect a raw row's format and convert it to a typed example (`sftflow.example.Example`).
 
-Every source format becomes `[{"role": "system|user|assistant", "content": str}, ...]`
-(or, for continued pre-training rows, plain `text`) so that one chat template renders all
-of them. A row that cannot be converted raises `RowError` naming the field and the reason;
-the caller writes it to rejects.jsonl — nothing is dropped silently.
+Every source format becomes an `Example`: its `Message`s (system, user, assistant with optional
+`tool_calls`, tool results) and the `tools` it declares — or, for continued pre-training rows,
+plain `text` — so that one chat template renders all of them. A row that cannot be converted
+raises `RowError` naming the field and the reason; the caller writes it to rejects.jsonl. A field
+no reader uses is carried (message fields in the message, row fields in the record's `meta`) or
+refused by name: nothing is dropped silently.
 
 `FORMATS` below is the one list of formats: the config's `format` choices (config.py) and
 auto-detection read it, so adding a format is one entry there. It lives outside the data
