@@ -280,8 +280,6 @@ def check_conversation(messages: list[Message], tools: list[Tool] = (), field: s
     expected = "user"
     for i, msg in enumerate(messages):
         where = f"{field}[{i}]"
-        if i >= first and msg.role == "system":
-            raise RowError(f"{where}.role", "expected a system message only first")
         if not msg.content.strip() and not msg.tool_calls:
             raise RowError(f"{where}.content", f"empty {msg.role} message")
         if i < first:
