@@ -5,9 +5,9 @@ a client that sends none then talks to the model in a way it never saw in traini
 worse answers than the report promised. `train` records the training data's system prompts in
 train_summary.json; `serve`, `chat` and `eval` add the training system prompt to a conversation
 that has no system message (`--no-default-system` turns that off) — but only when there is one:
-every training example shares it, or the config names it (`data.system_prompt`). Data with
-several prompts (or some examples without) has no default: the most common of several is not
-what the model was trained to see on a request without one (issue 28).
+the one system prompt of the training data (examples without any, like a general mix, aside), or
+the config's (`data.system_prompt`). Data with several prompts has no default: the most common of
+several is not what the model was trained to see on a request without one (issue 28).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ RULE = "shared-or-configured"  # how `default` was chosen; runs trained before i
 
 
 def system_prompts(records: list, configured: str | None = None) -> dict:
-    """The system prompts of the training examples: the default (the one every example shares, or the
-    configured one), and how often each occurs."""
+    """The system prompts of the training examples: the default (the only one there is, or the configured
+    one), and how often each occurs."""
     examples = [e for e in map(Example.of, records) if not e.is_text]
     counts = Counter(e.system for e in examples if e.system is not None)
     common = counts.most_common(KEPT)
-    shared = common[0][0] if len(counts) == 1 and common[0][1] == len(examples) else None
+    shared = common[0][0] if len(counts) == 1 else None  # rows without one (a general mix) do not compete
     return {"default": configured or shared, "rule": RULE, "examples": len(examples),
             "with_system_prompt": sum(counts.values()), "distinct": len(counts),
             "prompts": [{"text": text, "count": n} for text, n in common]}
@@ -43,8 +43,7 @@ def training_system_prompt(run_dir: Path) -> str | None:
     recorded = summary.get("system_prompt") if isinstance(summary, dict) else None
     if not isinstance(recorded, dict):
         return None
-    if recorded.get("rule") != RULE and not (recorded.get("distinct") == 1
-                                             and recorded.get("with_system_prompt") == recorded.get("examples")):
+    if recorded.get("rule") != RULE and recorded.get("distinct") != 1:
         return None  # an older run recorded the most common of several prompts: not one the model always saw
     return recorded.get("default")
 
