@@ -98,6 +98,15 @@ def _write_tokenizer(name: str, dest: Path) -> None:
     (dest / "tokenizer_config.json").write_text(json.dumps(config, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
+def tokenizer_dir(name: str, dest_parent: Path) -> Path:
+    """The family's tokenizer files alone (no model): enough for template and mask checks."""
+    dest = dest_parent / f"{name}-tokenizer"
+    if not dest.exists():
+        dest.mkdir(parents=True)
+        _write_tokenizer(name, dest)
+    return dest
+
+
 def _phi3(tokenizer: dict, config: dict) -> None:
     """Phi-3.5-mini-instruct's tokenizer: Llama 2's vocabulary plus its chat tokens; eos and pad
     are both <|endoftext|> there (sftflow must choose another pad)."""

@@ -15,7 +15,8 @@ import sftflow
 SRC = Path(sftflow.__file__).parent
 STAGES = ("data", "train", "eval")
 HTTP_AND_REVIEW = {"serve", "web", "review", "terminal_chat"}
-LOW_FLOOR = ("errors", "io", "stats", "ratings", "data_folder", "web", "progress", "formats", "task_metrics")
+LOW_FLOOR = ("errors", "io", "stats", "ratings", "data_folder", "web", "progress", "formats", "task_metrics",
+             "example")
 STAGE_NODES = {"data", "train", "eval", "review", "serve", "cli", "runs", "terminal_chat", "project", "pipeline"}
 
 

@@ -175,7 +175,7 @@ def write_raw(path: Path, records: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as f:
         for r in records:
-            row = {k: v for k, v in r.items() if k in ("messages", "instruction", "input", "output", "prompt",
+            row = {k: v for k, v in r.items() if k in ("messages", "system", "instruction", "input", "output", "prompt",
                                                         "completion")}
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 

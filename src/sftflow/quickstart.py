@@ -350,9 +350,9 @@ def make_example(rng: random.Random, variety: float = DEFAULT_VARIETY) -> tuple[
 
 
 def _alpaca_row(message: str, label: dict) -> dict:
-    # instruction == SYSTEM_PROMPT, so an Alpaca row and a chat row with the same message
-    # become the same chat messages after conversion: cross-format duplicates are real.
-    return {"instruction": SYSTEM_PROMPT, "input": message, "output": label_to_json(label)}
+    # the system prompt in Alpaca's `system` field (LLaMA-Factory's), so an Alpaca row and a chat row with
+    # the same message become the same chat messages after conversion: cross-format duplicates are real.
+    return {"system": SYSTEM_PROMPT, "instruction": message, "output": label_to_json(label)}
 
 
 def _chat_row(message: str, label: dict) -> dict:
@@ -374,10 +374,10 @@ def _broken_alpaca_rows(examples: list[tuple[str, dict]]) -> list[str]:
     (m0, l0), (m1, l1), (m2, l2), (m3, l3), (m4, l4) = examples
     return [
         _dump(_alpaca_row(m0, l0))[:-1],  # closing brace cut off: not valid JSON
-        _dump({"instruction": SYSTEM_PROMPT, "input": m1, "output": ""}),  # empty output
-        _dump({"instruction": SYSTEM_PROMPT, "input": m2, "output": l2}),  # output is an object
-        _dump({"instruction": SYSTEM_PROMPT, "input": m3}),  # no output key
-        _dump({"instruction": SYSTEM_PROMPT, "input": m4, "output": None}),  # output is null
+        _dump({"system": SYSTEM_PROMPT, "instruction": m1, "output": ""}),  # empty output
+        _dump({"system": SYSTEM_PROMPT, "instruction": m2, "output": l2}),  # output is an object
+        _dump({"system": SYSTEM_PROMPT, "instruction": m3}),  # no output key
+        _dump({"system": SYSTEM_PROMPT, "instruction": m4, "output": None}),  # output is null
     ]
 
 

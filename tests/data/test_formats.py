@@ -11,10 +11,12 @@ def conv(row, fmt="auto", **kw):
     return convert_row(row, fmt, **kw)
 
 
-def test_alpaca_with_input_maps_instruction_to_system():
+def test_alpaca_instruction_and_input_are_one_user_turn_never_a_system_prompt():
+    """As Alpaca's own prompt writes them: the instruction, a blank line, the input (issue 28, item 2)."""
     fmt, rec = conv({"instruction": "Answer in JSON.", "input": "my phone broke", "output": "{}"})
     assert fmt == "alpaca"
-    assert rec["messages"] == [SYS, {"role": "user", "content": "my phone broke"}, {"role": "assistant", "content": "{}"}]
+    assert rec["messages"] == [{"role": "user", "content": "Answer in JSON.\n\nmy phone broke"},
+                               {"role": "assistant", "content": "{}"}]
 
 
 def test_alpaca_without_input_and_with_system():
@@ -26,8 +28,9 @@ def test_alpaca_without_input_and_with_system():
 
 
 def test_alpaca_and_chat_of_same_example_are_identical():
-    _, a = conv({"instruction": "Answer in JSON.", "input": "my phone broke", "output": "{}"})
-    _, b = conv({"messages": [SYS, {"role": "user", "content": "my phone broke"}, {"role": "assistant", "content": "{}"}]})
+    _, a = conv({"instruction": "Classify.", "input": "my phone broke", "output": "{}", "system": "Answer in JSON."})
+    _, b = conv({"messages": [SYS, {"role": "user", "content": "Classify.\n\nmy phone broke"},
+                              {"role": "assistant", "content": "{}"}]})
     assert a == b
 
 

@@ -38,7 +38,7 @@ def test_every_row_accounted_for_with_rejects_and_duplicates(tmp_path):
     rows.insert(10, "{not json\n")  # line 11
     rows.insert(20, {"instruction": "x", "output": ""})  # line 21
     rows.append(chat(3))  # exact duplicate of line 4
-    alpaca_dup = {"instruction": SYSTEM, "input": "question number 5", "output": "answer 5"}
+    alpaca_dup = {"system": SYSTEM, "instruction": "question number 5", "output": "answer 5"}
     cfg = make_project(tmp_path, rows, [alpaca_dup])
     stats = prepare(cfg, log=lambda m: None)
     assert stats["rows_read"] == 54

@@ -60,7 +60,7 @@ def as_triple(line: str):
             return None
         triple = tuple(m.get("content") for m in messages)
     else:
-        triple = (row.get("instruction"), row.get("input"), row.get("output"))
+        triple = (row.get("system"), row.get("instruction"), row.get("output"))
     if not all(isinstance(text, str) and text.strip() for text in triple):
         return None
     return triple

@@ -380,9 +380,9 @@ def test_quickstart_with_a_teacher_that_contradicts_people_shows_the_conflicts(t
             human.append(json.loads(line))
         except json.JSONDecodeError:
             continue
-    human = [r for r in human if isinstance(r, dict) and r.get("input") and r.get("output")][:2]
-    (tmp_path / "prompts.txt").write_text("".join(r["input"].replace("\n", " ") + "\n" for r in human))
-    wrong = {r["input"].replace("\n", " "): json.dumps({**json.loads(r["output"]), "intent": "definitely_wrong"})
+    human = [r for r in human if isinstance(r, dict) and r.get("instruction") and r.get("output")][:2]
+    (tmp_path / "prompts.txt").write_text("".join(r["instruction"].replace("\n", " ") + "\n" for r in human))
+    wrong = {r["instruction"].replace("\n", " "): json.dumps({**json.loads(r["output"]), "intent": "definitely_wrong"})
              for r in human}
     fake.reply = lambda body: next((w for m, w in wrong.items() if m in body["messages"][-1]["content"]), "{}")
     config = copy.deepcopy(QUICKSTART_CONFIG)
@@ -401,6 +401,6 @@ def test_quickstart_with_a_teacher_that_contradicts_people_shows_the_conflicts(t
     for r in human:
         [group] = [g for g in c["shown"] if any(m["answer"] == r["output"] for m in g["members"])]
         fates = sorted((m["origin"], m["fate"], m["answer"]) for m in group["members"])
-        assert fates[-1] == ("synthetic", "unused", wrong[r["input"].replace("\n", " ")])
+        assert fates[-1] == ("synthetic", "unused", wrong[r["instruction"].replace("\n", " ")])
         assert all(f[:2] == ("human", "kept") for f in fates[:-1])
-        assert wrong[r["input"].replace("\n", " ")].replace("|", "\\|") in card
+        assert wrong[r["instruction"].replace("\n", " ")].replace("|", "\\|") in card

@@ -283,3 +283,99 @@ def test_qwen3_trains_without_reasoning_when_asked(families_root):
     t = tokenize_chat(tok, conversation("qwen3"), reasoning=False)
     assert trained_runs(tok, t.input_ids, t.assistant_masks) == [
         "Order 12 ships tomorrow.<|im_end|>", "<think>\n\n</think>\n\nRefunds take five days.<|im_end|>"]
+
+
+# ---- tool calls (issue 28, item 4) ------------------------------------------------------------------
+
+TOOL_FAMILIES = ["qwen3", "llama3.2", "mistral", "default"]  # the families whose real template renders tools
+# (the npm Llama 3.1 package ships Llama 3's template, which has no tools; Gemma 2/3 and Phi-3 have none)
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+
+
+def _call(cid: str, city: str) -> dict:
+    return {"id": cid, "type": "function", "function": {"name": "get_weather", "arguments": json.dumps({"city": city})}}
+
+
+def tool_conversation(name: str) -> list[dict]:
+    """A call with text next to it, its result, a call-only turn, its result, the answer. Mistral's template
+    writes the system prompt only into a last user turn, so its conversation has none (nothing to check)."""
+    head = [] if name == "mistral" else [{"role": "system", "content": SYSTEM}]
+    return [*head, {"role": "user", "content": "Is it warmer in Oslo or in Lima?"},
+            {"role": "assistant", "content": "Let me check Oslo first.", "tool_calls": [_call("call00001", "Oslo")]},
+            {"role": "tool", "tool_call_id": "call00001", "content": '{"temp": 3}'},
+            {"role": "assistant", "content": "", "tool_calls": [_call("call00002", "Lima")]},
+            {"role": "tool", "tool_call_id": "call00002", "content": '{"temp": 24}'},
+            {"role": "assistant", "content": "Lima, at 24 degrees against 3."}]
+
+
+def _tool_tokenizer(name: str, root):
+    from tests.families import tokenizer_dir
+
+    if name != "default":
+        return tokenizer_dir(name, root)
+    folder = tokenizer_dir("llama3.1", root / "default")  # a tokenizer whose template is removed: sftflow's own
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return folder
+
+
+def expected_tool_turns(raw, name: str, chat: list[dict], trained: list[int]) -> list[str]:
+    """Each trained assistant turn as the template itself writes it when that turn comes last: the prefix
+    render up to it (with the generation prompt) taken off the render through it, up to its end-of-turn
+    token. Computed with transformers' apply_chat_template alone, not with sftflow's mask code."""
+    from sftflow.example import template_messages
+
+    msgs, eot = template_messages(chat), END_OF_TURN.get(name, "<|im_end|>")
+    turns = []
+    for i in trained:
+        before = raw.apply_chat_template(msgs[:i], tools=[WEATHER], add_generation_prompt=True, tokenize=False)
+        through = raw.apply_chat_template(msgs[: i + 1], tools=[WEATHER], tokenize=False)
+        assert through.startswith(before)
+        turn = through[len(before):]
+        turn = turn[: turn.index(eot) + len(eot)]
+        if name == "qwen3" and i != len(chat) - 1:  # Qwen 3 writes its (empty) think block on the last answer only
+            turn = turn.removeprefix("<think>\n\n</think>\n\n")
+        turns.append(turn)
+    return turns
+
+
+@pytest.mark.parametrize("name", TOOL_FAMILIES)
+def test_tool_calls_are_trained_and_tool_results_and_the_tool_list_are_not(families_root, name):
+    folder = _tool_tokenizer(name, families_root)
+    tok = load_tokenizer(str(folder))
+    chat = tool_conversation(name)
+    assistants = [i for i, m in enumerate(chat) if m["role"] == "assistant"]
+    t = tokenize_chat(tok, chat, tools=[WEATHER])
+    runs = trained_runs(tok, t.input_ids, t.assistant_masks)
+    assert runs == expected_tool_turns(tok, name, chat, assistants)
+    assert any('"Lima"' in r for r in runs)  # the call-only turn is trained
+    trained_text = "".join(runs)
+    assert "24}" not in trained_text and "Current weather" not in trained_text  # a tool result, the tool list
+    # a turn marked `train: false` (weight 0) stays in the text as context, untrained
+    chat[assistants[0]] = dict(chat[assistants[0]], train=False)
+    t = tokenize_chat(tok, chat, tools=[WEATHER])
+    assert trained_runs(tok, t.input_ids, t.assistant_masks) == runs[1:]
+
+
+def test_prepare_show_marks_the_calls_trained_and_the_results_not(families_root):
+    from sftflow.data.show import bracketed, highlight
+    from sftflow.formats import convert_row
+
+    tok = load_tokenizer(str(_tool_tokenizer("qwen3", families_root)))
+    _, record = convert_row({"messages": tool_conversation("qwen3"), "tools": [WEATHER]}, "auto")
+    shown = bracketed(highlight(tok, record))
+    assert ('[[Let me check Oslo first.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n'
+            "</tool_call><|im_end|>]]") in shown
+    assert '<tool_response>\n{"temp": 3}\n</tool_response>' in shown and "[[<tool_response>" not in shown
+    assert '"name": "get_weather", "description"' in shown.split("[[")[0]  # the tool list, before any trained text
+
+
+def test_a_template_without_tools_refuses_tool_rows_by_name(families_root):
+    from sftflow.errors import SftflowError
+
+    tok = load_tokenizer(str(_tool_tokenizer("gemma3", families_root)))
+    with pytest.raises(SftflowError, match="the chat template cannot render a tool call .*set model.chat_template"):
+        tokenize_chat(tok, tool_conversation("gemma3"), tools=[WEATHER])

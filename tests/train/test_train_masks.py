@@ -103,3 +103,22 @@ def test_tokenizer_without_pad_or_template_gets_both(tiny_model_dir, tmp_path):
     tok = load_tokenizer(str(tmp_path / "tok"))
     assert tok.chat_template and tok.pad_token_id != tok.eos_token_id
     assert tok.eos_token == "<|im_end|>"
+
+
+def test_the_tiny_models_template_trains_tool_calls_and_not_their_results(tiny_model_dir):
+    """Tool rows work on the quickstart model: its template (model/template.py) renders tools (issue 28)."""
+    from sftflow.model.chat import tool_support
+
+    tok = load_tokenizer(str(tiny_model_dir))
+    assert tool_support(tok) is None
+    tools = [{"type": "function", "function": {"name": "lookup_order", "parameters": {"type": "object"}}}]
+    call = {"id": "c1", "type": "function", "function": {"name": "lookup_order", "arguments": '{"order": 12}'}}
+    chat = [{"role": "user", "content": "Where is order 12?"},
+            {"role": "assistant", "content": "", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "content": "shipped"},
+            {"role": "assistant", "content": "It has shipped."}]
+    t = tokenize_chat(tok, chat, tools=tools)
+    runs = [tok.decode(r) for r in _label_runs(t.input_ids, [i if m else -100 for i, m in
+                                                             zip(t.input_ids, t.assistant_masks, strict=True)])]
+    assert runs == ['<tool_call>{"name": "lookup_order", "arguments": {"order": 12}}</tool_call><|im_end|>',
+                    "It has shipped.<|im_end|>"]

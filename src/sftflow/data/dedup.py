@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from sftflow.data.columns import file_blocks
+from sftflow.example import Example
 
 PARTITION_KEYS = 1 << 18  # keys sorted at once when looking for equal keys (~8 MiB at the peak)
 _WS = re.compile(r"\s+")
@@ -43,19 +44,36 @@ def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
-def content_hash(record: dict) -> str:
+def _turns(messages, norm) -> list:
+    """Each turn as [role, text]; a turn's tool calls join its text (plain chats hash as they always did)."""
+    out = []
+    for m in messages:
+        turn = [m.role, norm(m.content)]
+        if m.tool_calls:
+            turn.append([[c.name, norm(c.arguments)] for c in m.tool_calls])
+        out.append(turn)
+    return out
+
+
+def _with_tools(example: Example, turns: list) -> list:
+    return [*turns, ["tools", [t.to_dict() for t in example.tools]]] if example.tools else turns
+
+
+def content_hash(record: Example | dict) -> str:
     """Stable id of a canonical record: first 16 hex of sha256 over its normalised content."""
-    if "text" in record:
-        return _digest(["text", normalise(record["text"])])
-    return _digest([[m["role"], normalise(m["content"])] for m in record["messages"]])
+    ex = Example.of(record)
+    if ex.is_text:
+        return _digest(["text", normalise(ex.text)])
+    return _digest(_with_tools(ex, _turns(ex.messages, normalise)))
 
 
-def prompt_hash(record: dict) -> str:
+def prompt_hash(record: Example | dict) -> str:
     """Hash of everything the model is shown (all but the final answer): the default split group,
     so one prompt with two answers can never sit in both train and test."""
-    if "text" in record:
-        return content_hash(record)
-    return _digest([[m["role"], normalise(m["content"])] for m in record["messages"][:-1]])
+    ex = Example.of(record)
+    if ex.is_text:
+        return content_hash(ex)
+    return _digest(_with_tools(ex, _turns(ex.prompt, normalise)))
 
 
 def loose(text: str) -> str:
@@ -67,26 +85,34 @@ def hash64(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
-def dedup_key(record: dict) -> int:
-    if "text" in record:
-        return hash64(loose(record["text"]))
-    return hash64("\x1e".join(f"{m['role']}\x1f{loose(m['content'])}" for m in record["messages"]))
+def _loose_key(messages) -> str:
+    return "\x1e".join(f"{t[0]}\x1f{t[1]}" + (f"\x1f{json.dumps(t[2])}" if len(t) > 2 else "")
+                       for t in _turns(messages, loose))
 
 
-def prompt_key(record: dict) -> int:
+def dedup_key(record: Example | dict) -> int:
+    ex = Example.of(record)
+    if ex.is_text:
+        return hash64(loose(ex.text))
+    return hash64(_loose_key(ex.messages))
+
+
+def prompt_key(record: Example | dict) -> int:
     """The prompt (all turns before the final answer), loosely normalised: equal prompts share a split."""
-    if "text" in record:
-        return dedup_key(record)
-    return hash64("\x1e".join(f"{m['role']}\x1f{loose(m['content'])}" for m in record["messages"][:-1]))
+    ex = Example.of(record)
+    if ex.is_text:
+        return dedup_key(ex)
+    return hash64(_loose_key(ex.prompt))
 
 
-def dedup_texts(record: dict) -> tuple[str, str]:
+def dedup_texts(record: Example | dict) -> tuple[str, str]:
     """(whole example, prompt) as compared for near duplicates; system prompts left out."""
-    if "text" in record:
-        return loose(record["text"]), loose(record["text"])
-    turns = [m for m in record["messages"] if m["role"] != "system"]
-    whole = loose(" ".join(m["content"] for m in turns))
-    prompt = loose(" ".join(m["content"] for m in turns[:-1]))
+    ex = Example.of(record)
+    if ex.is_text:
+        return loose(ex.text), loose(ex.text)
+    turns = [m for m in ex.messages if m.role != "system"]
+    whole = loose(" ".join(t for m in turns for t in m.texts()))
+    prompt = loose(" ".join(t for m in turns[:-1] for t in m.texts()))
     return whole, prompt
 
 

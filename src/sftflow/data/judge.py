@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from sftflow.data.filters import low_quality
 from sftflow.data.synth import load_template, parse_json_object
 from sftflow.data.teacher import BudgetSpent, RequestRefused, TeacherFailed, budget_for, open_model
+from sftflow.example import Example
 
 CRITERIA = ("correctness", "helpfulness", "format")
 LOW_MEAN = 3.0  # below this the judge's verdict is named among the quality reasons
@@ -173,7 +174,7 @@ class Judge:
 
     def apply(self, rows: list, threshold: float | None) -> None:
         """Judge the rows of a chunk that passed the rules, and fold the verdict into their score."""
-        todo = [r for r in rows if r.reject is None and r.drop is None and "messages" in r.record]
+        todo = [r for r in rows if r.reject is None and r.drop is None and not Example.of(r.record).is_text]
         w = self.jc.weight
         for row, v in zip(todo, self.verdicts([r.record["messages"] for r in todo]), strict=True):
             q = row.record["quality"]

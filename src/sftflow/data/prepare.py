@@ -56,6 +56,7 @@ from sftflow.data.rows import Chunk, RawRow, RowProcessor, RowSettings, SourceSp
 from sftflow.data.split import NGRAM, SPLITS, NgramIndex, ngram_hashes
 from sftflow.data_folder import PUBLISHING, finish_interrupted_publish, publish
 from sftflow.errors import SftflowError, SftflowWarning
+from sftflow.example import Example
 from sftflow.io import write_json
 from sftflow.model.resolve import Unreachable, locate_model
 from sftflow.progress import phase
@@ -202,7 +203,7 @@ class Collector:
             self.spool.write(json.dumps(rec, ensure_ascii=False) + "\n")
             if not src.mix and row.score < 1.0 and (len(self.lowest) < LOWEST_SHOWN or row.score < self.lowest[-1][0]):
                 self.lowest.append((row.score, rec["id"], f"{src.file}:{row.line}", rec["quality"]["reasons"],
-                                    (rec.get("messages") or [{"content": rec.get("text", "")}])[-1]["content"][:300]))
+                                    _answer(rec)[:300]))
                 self.lowest.sort(key=lambda x: x[0])
                 del self.lowest[LOWEST_SHOWN:]
         if cur:
@@ -722,7 +723,8 @@ class Tally:
             rec = json.loads(line)
             member = {"id": rid, "where": where, "origin": rec["source"]["origin"], "score": round(float(b["score"][j]), 3),
                       "fate": ("kept", "duplicate", "filtered", "unused")[state], "answer": _answer(rec)[:300]}
-            prompt = rec["messages"][-2]["content"] if "messages" in rec and len(rec["messages"]) > 1 else ""
+            asked = Example.of(rec).prompt  # the turn before the answer: the question, or a tool's result
+            prompt = "\n".join(asked[-1].texts()) if asked else ""
             self.conflicts.setdefault(group, {"prompt": prompt[:300], "members": []})["members"].append(member)
 
     def add(self, state: np.ndarray, split: np.ndarray, near: np.ndarray, b: dict[str, np.ndarray]) -> None:
@@ -803,7 +805,7 @@ def _write_block(start: int, b: dict[str, np.ndarray], spool, col: Collector, fa
         else:
             truncated = bool(b["truncated"][j])
             ledger.decide(rid, file, lineno, "prepare", "kept", "truncated" if truncated else "",
-                          f"{score}; {b['tokens'][j]} tokens" if truncated else score)
+                          (f"{score}; {b['tokens'][j]} tokens" if truncated else score) + _tools_note(line))
             if not b["mix"][j]:
                 tally.lowest_kept(float(b["score"][j]), rid, f"{file}:{lineno}", line)
             ledger.decide(rid, file, lineno, "split", SPLITS[k])
@@ -834,7 +836,19 @@ def _source_counts(cfg: Config, col: Collector) -> list[dict]:
 
 
 def _answer(rec: dict) -> str:
-    return (rec.get("messages") or [{"content": rec.get("text", "")}])[-1]["content"]
+    return Example.of(rec).answer_text
+
+
+def _tools_note(line: str) -> str:
+    """For the ledger's `kept` line of an example with tools: the tools it declares and the calls it trains."""
+    if '"tools"' not in line:  # the record's JSON text: most examples have no tools, and are not parsed again
+        return ""
+    ex = Example.of(json.loads(line))
+    if not ex.tools:
+        return ""
+    calls = Counter(c.name for m in ex.messages for c in m.tool_calls)
+    return (f"; tools: {', '.join(t.name for t in ex.tools)}; calls: "
+            + (", ".join(f"{n} ×{k}" for n, k in sorted(calls.items())) or "none"))
 
 
 def _filter_kinds(drops: list[Drop | None], counts: np.ndarray) -> Counter:

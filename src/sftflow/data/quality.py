@@ -19,7 +19,9 @@ from __future__ import annotations
 import html
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from sftflow.example import Message
 
 # name → penalty. One serious problem (0.6) drops an example below the default threshold 0.5,
 # one mild one (markup_debris 0.3) does not. truncated_answer and repeated_lines were 0.5, which
@@ -467,6 +469,13 @@ def _charset_noise(text: str) -> bool:
     else:
         noise = len(CONTROL.findall(text))
     return noise >= 5 or bool(text) and noise / len(text) > 0.01
+
+
+def redact_message(m: Message) -> Message:
+    """A turn with personal data replaced in its text, its reasoning and its calls' arguments."""
+    calls = tuple(replace(c, arguments=redact(c.arguments)) for c in m.tool_calls)
+    return replace(m, content=redact(m.content), reasoning=redact(m.reasoning) if m.reasoning else m.reasoning,
+                   tool_calls=calls)
 
 
 def score_messages(messages: list[dict], pii_mode: str = "flag") -> Quality:

@@ -18,9 +18,11 @@ import numpy as np
 from sftflow.data.dedup import content_hash, dedup_key, dedup_texts, hash64, loose, prompt_key
 from sftflow.data.filters import Drop, chain, first_drop
 from sftflow.data.load import RawRow
-from sftflow.data.quality import Quality, find_pii, redact, score_messages, score_text
+from sftflow.data.quality import Quality, find_pii, redact, redact_message, score_messages, score_text
 from sftflow.data.split import NgramIndex
-from sftflow.formats import RowError, convert_row
+from sftflow.errors import SftflowError
+from sftflow.example import Example
+from sftflow.formats import RowError, convert_example
 
 MAX_RAW_IN_REJECT = 2000  # characters of the raw row kept in rejects.jsonl
 
@@ -129,17 +131,18 @@ class RowProcessor:
         if raw.error is not None:
             return self._reject(raw, raw.field, raw.error)
         try:
-            fmt, record = convert_row(raw.row, src.format, mapping=src.mapping, system_prompt=self.s.system_prompt,
-                                      allow_text=self.s.allow_text or src.mix)
+            fmt, example = convert_example(raw.row, src.format, mapping=src.mapping,
+                                           system_prompt=self.s.system_prompt, allow_text=self.s.allow_text or src.mix)
         except RowError as err:
             return self._reject(raw, err.field, err.reason)
-        row = Row(raw.line, record=record, format=fmt)
+        row = Row(raw.line, format=fmt)
         group = self._group_and_stratum(row, raw.row)
-        quality = self._scan(row, record)
-        self._keys(row, record)
+        quality = self._scan(row, example)
+        self._keys(row, example)
         row.score = quality.score
-        row.record = {"id": content_hash(record), **record, "source": self._source(raw, src, fmt), "group": group,
-                      "quality": quality.as_dict()}
+        example.id, example.source, example.group = content_hash(example), self._source(raw, src, fmt), group
+        example.quality = quality.as_dict()
+        row.record = example.to_dict()
         row.drop = first_drop(self.filters, row)
         return row
 
@@ -154,28 +157,26 @@ class RowProcessor:
             row.stratum = None if value is None else str(value)
         return group
 
-    def _scan(self, row: Row, record: dict) -> Quality:
+    def _scan(self, row: Row, ex: Example) -> Quality:
         """Personal data found (before redaction, for the data card), redacted if so configured, then
-        the quality score; the system prompt for the template census."""
-        texts = [m["content"] for m in record["messages"]] if "messages" in record else [record["text"]]
-        row.pii = sorted({kind for t in texts for kind, _, _ in find_pii(t)})
+        the quality score; the system prompt for the template census. Tool calls and results count."""
+        row.pii = sorted({kind for t in ex.texts() for kind, _, _ in find_pii(t)})
         redacting = self.s.pii == "redact"
-        if "messages" not in record:
+        if ex.is_text:
             if redacting:
-                record["text"] = redact(record["text"])
-            return score_text(record["text"], self.s.pii)
+                ex.text = redact(ex.text)
+            return score_text(ex.text, self.s.pii)
         if redacting:
-            record["messages"] = [{**m, "content": redact(m["content"])} for m in record["messages"]]
-        first = record["messages"][0]
-        row.system = first["content"] if first["role"] == "system" else None
-        return score_messages(record["messages"], self.s.pii)
+            ex.messages = [redact_message(m) for m in ex.messages]
+        row.system = ex.system
+        return score_messages([{"role": m.role, "content": "\n".join(m.texts())} for m in ex.messages], self.s.pii)
 
     @staticmethod
-    def _keys(row: Row, record: dict) -> None:
+    def _keys(row: Row, ex: Example) -> None:
         """Duplicate keys: the whole example, its prompt, its final answer; the prompt groups it unless a
         group field did."""
-        row.exact_key, row.prompt_key = dedup_key(record), prompt_key(record)
-        row.answer_key = hash64(loose(record["messages"][-1]["content"] if "messages" in record else record["text"]))
+        row.exact_key, row.prompt_key = dedup_key(ex), prompt_key(ex)
+        row.answer_key = hash64(loose(ex.answer_text))
         row.own_key = row.own_key or row.prompt_key
 
     @staticmethod
@@ -202,14 +203,26 @@ class RowProcessor:
             return
         from sftflow.model.chat import render
 
-        texts, extra = [], []
+        texts, extra, rendered = [], [], []
         for r in rows:
-            if "messages" in r.record:
-                texts.append(render(tok, r.record["messages"]))
+            ex = Example.of(r.record)
+            if ex.is_text:
+                texts.append(ex.text)
+                extra.append(1 + (tok.bos_token_id is not None))
+            elif ex.tools:  # the model's template may not render tools, or not these (one call a turn)
+                try:
+                    texts.append(render(tok, ex.messages, tools=ex.template_tools()))
+                except Exception as err:  # noqa: BLE001 - sftflow's tool_support reason, or the template's own
+                    r.reject = ("tools", str(err) if isinstance(err, SftflowError)
+                                else f"the chat template cannot render this conversation ({err})")
+                    r.raw_preview, r.record = _preview(r.record.get("messages")), None
+                    continue
                 extra.append(0)
             else:
-                texts.append(r.record["text"])
-                extra.append(1 + (tok.bos_token_id is not None))
+                texts.append(render(tok, ex.messages))
+                extra.append(0)
+            rendered.append(r)
+        rows = rendered
         backend = getattr(tok, "backend_tokenizer", None)
         if backend is not None and hasattr(backend, "encode_batch_fast"):  # Rust, parallel, no offsets: fastest
             counts = [len(e.ids) for e in backend.encode_batch_fast(texts, add_special_tokens=False)]

@@ -25,6 +25,7 @@ from sftflow.config import SemanticConfig
 from sftflow.data import semantic
 from sftflow.data.columns import ColumnStore
 from sftflow.data.dedup import equal_key_pairs, hash64
+from sftflow.example import Example
 
 EMBED_BATCH = 512  # records read and embedded at a time
 SHOWN = 10  # clusters and flagged rows written out in the data card
@@ -40,15 +41,15 @@ class SemanticResult:
     counts: dict = field(default_factory=dict)
 
 
-def texts(rec: dict) -> tuple[str, str, int]:
-    """(prompt, answer, task key): user turns, assistant turns, the system prompt's hash. A plain text
-    row is its own prompt, so it is never "unrelated" to it."""
-    if "text" in rec:
-        return rec["text"], rec["text"], hash64("")
-    msgs = rec["messages"]
-    prompt = "\n".join(m["content"] for m in msgs if m["role"] == "user")
-    answer = "\n".join(m["content"] for m in msgs if m["role"] == "assistant")
-    return prompt, answer, hash64(msgs[0]["content"] if msgs[0]["role"] == "system" else "")
+def texts(rec: Example | dict) -> tuple[str, str, int]:
+    """(prompt, answer, task key): user turns, assistant turns (with their calls), the system prompt's
+    hash. A plain text row is its own prompt, so it is never "unrelated" to it."""
+    ex = Example.of(rec)
+    if ex.is_text:
+        return ex.text, ex.text, hash64("")
+    prompt = "\n".join(m.content for m in ex.messages if m.role == "user")
+    answer = "\n".join(t for m in ex.messages if m.role == "assistant" for t in m.texts())
+    return prompt, answer, hash64(ex.system or "")
 
 
 def _embed_spool(spool_path, store: ColumnStore, encoder, progress) -> tuple[np.ndarray, ...]:

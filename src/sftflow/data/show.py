@@ -15,6 +15,7 @@ from rich.text import Text
 
 from sftflow.config import Config
 from sftflow.data_folder import TRAIN
+from sftflow.example import Example
 from sftflow.io import read_jsonl
 from sftflow.model.chat import assistant_spans, tokenize_record
 
@@ -22,11 +23,14 @@ TRAINED = "bold green"
 CONTEXT = "dim"
 
 
-def highlight(tokenizer, record: dict) -> Text:
-    if "text" in record:  # plain-text rows: every token is trained on
-        return Text(record["text"], style=TRAINED)
-    full, _ = assistant_spans(tokenizer, record["messages"])  # the exact text training tokenizes
-    mask = tokenize_record(tokenizer, record).assistant_masks
+def highlight(tokenizer, record: Example | dict) -> Text:
+    """Tool calls are part of the assistant turns that make them (trained); tool results and the
+    tool list are context."""
+    ex = Example.of(record)
+    if ex.is_text:  # plain-text rows: every token is trained on
+        return Text(ex.text, style=TRAINED)
+    full, _ = assistant_spans(tokenizer, ex.messages, ex.template_tools())  # the exact text training tokenizes
+    mask = tokenize_record(tokenizer, ex).assistant_masks
     offsets = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     out, pos = Text(), 0
     for (start, end), trained in zip(offsets, mask, strict=True):

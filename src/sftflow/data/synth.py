@@ -41,7 +41,7 @@ from pathlib import Path
 from sftflow.data.dedup import content_hash, loose
 from sftflow.data.hub import dataset_parts, read_part
 from sftflow.data.load import ReadAccount, read_rows, resolve_sources
-from sftflow.data.quality import redact
+from sftflow.data.quality import redact_message
 from sftflow.data.teacher import (
     Budget,
     BudgetSpent,
@@ -52,7 +52,7 @@ from sftflow.data.teacher import (
     open_model,
 )
 from sftflow.errors import SftflowError
-from sftflow.formats import RowError, convert_row
+from sftflow.formats import RowError, convert_example
 
 MAX_FAILURES_IN_A_ROW = 5  # then the teacher is taken to be down: stop instead of burning the budget
 REPLY_KEPT = 500  # characters of a rejected reply kept for inspection
@@ -230,11 +230,12 @@ def load_seeds(cfg) -> list[Seed]:
         if raw.error is not None or (isinstance(raw.row, dict) and raw.row.get("origin") == "synthetic"):
             continue
         try:
-            _, record = convert_row(raw.row, fmt, mapping=mapping, system_prompt=d.system_prompt)
+            _, example = convert_example(raw.row, fmt, mapping=mapping, system_prompt=d.system_prompt)
         except RowError:
             continue  # prepare reports it; a seed must be a usable example
-        if d.quality.pii == "redact":
-            record["messages"] = [{**m, "content": redact(m["content"])} for m in record["messages"]]
+        if d.quality.pii == "redact":  # tool calls' arguments too
+            example.messages = [redact_message(m) for m in example.messages]
+        record = example.to_dict()
         sid = content_hash(record)
         seeds.setdefault(sid, Seed(sid, record["messages"], f"{raw.file}:{raw.line}"))
         if s.max_seeds and len(seeds) >= s.max_seeds:

@@ -52,6 +52,7 @@ from sftflow.eval.probes import (
     load_probes,
     probe_messages,
 )
+from sftflow.example import Example
 from sftflow.io import read_jsonl, write_json, write_jsonl
 from sftflow.model.chat import prompt_messages
 from sftflow.model.reasoning import answer_only, split_reasoning
@@ -87,7 +88,7 @@ def load_schema(cfg: Config) -> dict | None:
 def _answers(path) -> list[str]:
     if not path.exists():
         return []
-    return [answer_only(r["messages"][-1]["content"]) for r in read_jsonl(path) if "messages" in r]
+    return [answer_only(e.answer_text) for e in map(Example.of, read_jsonl(path)) if not e.is_text]
 
 
 def plan_task(cfg: Config, test_refs: list[str], schema: dict | None) -> dict:
@@ -135,14 +136,16 @@ def model_outputs(model, tok, cfg: Config, *, test: list[dict] | None, probes: l
     if test is not None:
         t0 = time.time()
         prompts = [with_system(prompt_messages(r), system) for r in test]
-        split = [split_reasoning(o) for o in raw_gen("test answers", prompts)]
+        tools = [Example.of(r).template_tools() for r in test]  # the tool list each example was trained with
+        tools = tools if any(tools) else None
+        split = [split_reasoning(o) for o in raw_gen("test answers", prompts, tools=tools)]
         out["test_reasoning"], out["test"] = [r for r, _ in split], [a for _, a in split]
         if perplexity:
             out["perplexity"] = ppl("answer perplexity", test)
         if sample and e.sample:
             s = e.sample
             out["sampled"] = gen("sampled test answers", prompts, do_sample=True, temperature=s.temperature,
-                                 top_p=s.top_p, seed=s.seed)
+                                 top_p=s.top_p, seed=s.seed, tools=tools)
         out["test_seconds"] = time.time() - t0
     if probes:
         out["probes"] = gen("regression probes", [probe_messages(p) for p in probes])
@@ -191,7 +194,7 @@ def summarise_block(per: dict[str, list[float]], outputs: list[str], refs: list[
 def hallucinations(test: list[dict], outputs: list[str], task: dict) -> list[list[dict]]:
     keys = set(task["json_keys"]) or None
     enums = {k: set(v) for k, v in task["enums"].items()}
-    return [hallucination_flags(o, prompt_text(prompt_messages(r)), r["messages"][-1]["content"],
+    return [hallucination_flags(o, prompt_text(prompt_messages(r)), Example.of(r).answer_text,
                                 json_keys=keys, enums=enums)
             for r, o in zip(test, outputs, strict=True)]
 
@@ -280,12 +283,12 @@ def evaluate(cfg: Config, log=print) -> dict:
 
 def _test_split(cfg: Config) -> tuple[list[dict], list[str]]:
     """The chat examples of test.jsonl (at most eval.max_examples) and their answers without reasoning."""
-    test = [r for r in read_jsonl(cfg.data_dir / "test.jsonl") if "messages" in r]
+    test = [r for r in read_jsonl(cfg.data_dir / "test.jsonl") if not Example.of(r).is_text]
     if not test:
         raise SftflowError(f"{cfg.data_dir / 'test.jsonl'}: no chat examples to evaluate on (raise data.split.test)")
     if cfg.eval.max_examples:
         test = test[: cfg.eval.max_examples]
-    return test, [answer_only(r["messages"][-1]["content"]) for r in test]  # metrics score answers, not reasoning
+    return test, [answer_only(Example.of(r).answer_text) for r in test]  # metrics score answers, not reasoning
 
 
 def _generate_both(cfg: Config, test: list[dict], work: dict) -> tuple[dict, dict | None]:

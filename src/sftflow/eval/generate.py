@@ -19,12 +19,14 @@ from sftflow.model.chat import render
 
 def generate(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int = 128, batch_size: int = 16,
              do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
-             progress=None, padding_side: str = "left") -> list[str]:
-    """`padding_side="right"` exists only to demonstrate the breakage (bench/playbook); keep the default."""
+             progress=None, padding_side: str = "left", tools: list[list[dict] | None] | None = None) -> list[str]:
+    """`padding_side="right"` exists only to demonstrate the breakage (bench/playbook); keep the default.
+    `tools`: each prompt's tool definitions, rendered as training rendered them (None: no tools)."""
     import torch
 
     tokenizer.padding_side = padding_side
-    texts = [render(tokenizer, p, add_generation_prompt=True) for p in prompts]
+    tools = tools or [None] * len(prompts)
+    texts = [render(tokenizer, p, add_generation_prompt=True, tools=t) for p, t in zip(prompts, tools, strict=True)]
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     outputs: list[str] = [""] * len(texts)
     device = next(model.parameters()).device

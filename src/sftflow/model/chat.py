@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sftflow.errors import SftflowError
+from sftflow.example import Example, Message, template_messages
 from sftflow.model.masks import training_text
 from sftflow.model.reasoning import drop_reasoning
 from sftflow.model.system_role import fold_system, refuses_system
@@ -27,29 +28,79 @@ class TokenizedChat:
     full_length: int = 0  # tokens before truncation
 
 
-def render(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> str:
+def _template_chat(tokenizer, messages, tools: list[dict] | None = None):
+    """The messages as the template reads them (call arguments as objects, system folded where refused)
+    and the renderer `draw(messages, add_generation_prompt)`: the one call, with `tools=`, that renders
+    a conversation for training, evaluation and serving alike."""
+    if tools:
+        problem = tool_support(tokenizer)
+        if problem:
+            raise SftflowError(problem)
+    msgs = template_messages(messages)
     if refuses_system(tokenizer):
-        messages = fold_system(messages)
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
-
-
-def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
-    """The text to train on and the character spans of every assistant turn in it."""
-    if refuses_system(tokenizer):
-        messages = fold_system(messages)
+        msgs = fold_system(msgs)
+    kw = {"tools": tools} if tools else {}
     draw = lambda msgs, gen: tokenizer.apply_chat_template(msgs, tokenize=False,  # noqa: E731
-                                                           add_generation_prompt=gen)
-    return training_text(tokenizer, draw, messages)
+                                                           add_generation_prompt=gen, **kw)
+    return msgs, draw
 
 
-def tokenize_chat(tokenizer, messages: list[dict], max_length: int | None = None,
-                  reasoning: bool = True) -> TokenizedChat:
+def render(tokenizer, messages: list, add_generation_prompt: bool = False, tools: list[dict] | None = None) -> str:
+    """A conversation (typed messages or canonical dicts) rendered by the model's template, with its tools."""
+    msgs, draw = _template_chat(tokenizer, messages, tools)
+    return draw(msgs, add_generation_prompt)
+
+
+_PROBE_TOOL = {"type": "function", "function": {"name": "sftflow_probe_tool", "description": "probe",
+                                                "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}
+
+
+def tool_support(tokenizer) -> str | None:
+    """None when the chat template renders a tool list and an assistant's tool call; otherwise why not
+    (a template that ignores `tools=` would drop them from training without a word)."""
+    cached = getattr(tokenizer, "_sftflow_tool_support", None)  # (template, answer)
+    if cached is not None and cached[0] == tokenizer.chat_template:
+        return cached[1]
+    call = {"id": "call00001", "type": "function", "function": {"name": "sftflow_probe_call", "arguments": {"q": "x"}}}
+    chat = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call00001", "content": "sftflow_probe_result"}]
+    try:
+        text = tokenizer.apply_chat_template(chat, tools=[_PROBE_TOOL], tokenize=False)
+        parts = {"sftflow_probe_tool": "tool list", "sftflow_probe_call": "tool call", "sftflow_probe_result": "tool result"}
+        missing = [what for word, what in parts.items() if word not in text]
+        problem = f"the chat template renders no {' and no '.join(missing)}" if missing else None
+    except Exception as err:  # noqa: BLE001 - jinja2's TemplateError, or whatever the template raises
+        problem = f"the chat template cannot render a tool call ({err})"
+    if problem:
+        problem += "; rows with tools need a template that supports them: set model.chat_template"
+    tokenizer._sftflow_tool_support = (tokenizer.chat_template, problem)
+    return problem
+
+
+def assistant_spans(tokenizer, messages: list, tools: list[dict] | None = None) -> tuple[str, list[tuple[int, int]]]:
+    """The text to train on and the character spans of every trained assistant turn in it (turns marked
+    `train: false` are context only)."""
+    untrained = {k for k, m in enumerate(m for m in messages if _role(m) == "assistant") if not _trains(m)}
+    msgs, draw = _template_chat(tokenizer, messages, tools)
+    return training_text(tokenizer, draw, msgs, untrained)
+
+
+def _role(m) -> str:
+    return m.role if isinstance(m, Message) else m["role"]
+
+
+def _trains(m) -> bool:
+    return m.train if isinstance(m, Message) else m.get("train", True) is not False
+
+
+def tokenize_chat(tokenizer, messages: list, max_length: int | None = None,
+                  reasoning: bool = True, tools: list[dict] | None = None) -> TokenizedChat:
     """`reasoning=False` (train.reasoning: drop) trains answers without their `<think>` blocks."""
     if not getattr(tokenizer, "is_fast", False):
         raise SftflowError("sftflow needs a fast (Rust) tokenizer for answer-only loss masks; this model has a slow one")
     if not reasoning:
-        messages = drop_reasoning(messages)
-    full, spans = assistant_spans(tokenizer, messages)
+        messages = drop_reasoning([m if isinstance(m, Message) else Message.from_dict(m) for m in messages])
+    full, spans = assistant_spans(tokenizer, messages, tools)
     enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = enc["input_ids"], enc["offset_mapping"]
     mask = [0] * len(ids)
@@ -80,12 +131,14 @@ def tokenize_text(tokenizer, text: str, max_length: int | None = None) -> Tokeni
     return TokenizedChat(ids, [1] * len(ids), truncated, full_length)
 
 
-def tokenize_record(tokenizer, record: dict, max_length: int | None = None, reasoning: bool = True) -> TokenizedChat:
-    if "text" in record:
-        return tokenize_text(tokenizer, record["text"], max_length)
-    return tokenize_chat(tokenizer, record["messages"], max_length, reasoning)
+def tokenize_record(tokenizer, record: Example | dict, max_length: int | None = None,
+                    reasoning: bool = True) -> TokenizedChat:
+    ex = Example.of(record)
+    if ex.is_text:
+        return tokenize_text(tokenizer, ex.text, max_length)
+    return tokenize_chat(tokenizer, ex.messages, max_length, reasoning, ex.template_tools())
 
 
-def prompt_messages(record: dict) -> list[dict]:
+def prompt_messages(record: Example | dict) -> list[dict]:
     """Everything before the final assistant answer: what the model is asked at evaluation."""
-    return record["messages"][:-1]
+    return [m.to_dict() for m in Example.of(record).prompt]

@@ -31,6 +31,7 @@ import tempfile
 from pathlib import Path
 
 from sftflow.errors import SftflowError
+from sftflow.example import Example
 
 MISSING = "GGUF export needs the gguf extra: pip install 'sftflow[gguf]'"
 QUANTIZE = ("f16", "q8_0", "q4_k_m")
@@ -279,7 +280,7 @@ def test_prompts(cfg, n: int, system: str | None) -> list[list[dict]]:
         raise SftflowError(f"{path}: no test split to verify the GGUF on; run `sftflow prepare`, or pass --verify 0")
     prompts = []
     for record in read_jsonl(path):
-        if "messages" in record and len(prompts) < n:
+        if not Example.of(record).is_text and len(prompts) < n:
             prompts.append(with_system(prompt_messages(record), system))
     return prompts
 

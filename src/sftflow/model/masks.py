@@ -46,9 +46,8 @@ def turn_spans(tok, render, messages: list[dict], text: str, header: str, add_ge
     eot = end_of_turn(tok)
     spans, floor = [], 0
     for i in turns:
-        probe = [dict(m, content=SENTINEL) if k == i else m for k, m in enumerate(messages)]
         try:
-            start, end = changed_region(text, render(probe, add_generation_prompt))
+            start, end = changed_region(text, render(_probe(messages, i), add_generation_prompt))
         except Exception as err:  # noqa: BLE001 - the template's own error, named with the turn
             raise SftflowError(f"assistant turn {_ordinal(messages, i)}: the chat template cannot render it ({err})") \
                 from err
@@ -65,14 +64,28 @@ def turn_spans(tok, render, messages: list[dict], text: str, header: str, add_ge
     return spans
 
 
+def _probe(messages: list[dict], i: int) -> list[dict]:
+    """The conversation with turn i's content replaced by the sentinel. A turn that calls tools becomes a
+    plain turn of the sentinel, so the changed region covers its text and its call markup alike (Mistral's
+    `[TOOL_CALLS]` has no header before it to back up to)."""
+    turn = messages[i]
+    if turn.get("tool_calls"):
+        turn = {"role": turn["role"], "content": SENTINEL}
+    else:
+        turn = dict(turn, content=SENTINEL)
+    return [turn if k == i else m for k, m in enumerate(messages)]
+
+
 def _ordinal(messages: list[dict], i: int) -> str:
     n = sum(1 for m in messages[: i + 1] if m["role"] == "assistant")
     return f"{n} (message {i + 1})"
 
 
-def training_text(tok, render, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
-    """The text to train on and the character spans of its assistant turns (each through its
-    end-of-turn token). `render(messages, add_generation_prompt)` renders with the template."""
+def training_text(tok, render, messages: list[dict], untrained: set[int] = frozenset()) -> tuple[str, list[tuple[int, int]]]:
+    """The text to train on and the character spans of its trained assistant turns (each through its
+    end-of-turn token). `render(messages, add_generation_prompt)` renders with the template; `untrained`
+    holds the ordinals (0-based, among assistant turns) of turns kept as context only (`weight: 0`).
+    Tool results and the tool list are never trained: only assistant turns have spans."""
     last = len(messages) - 1
     if messages[last]["role"] != "assistant":
         raise SftflowError("a conversation to train on must end with an assistant turn")
@@ -81,6 +94,9 @@ def training_text(tok, render, messages: list[dict]) -> tuple[str, list[tuple[in
     header = assistant_header(render, context)
     full = render(messages, False)
     (start, end), = turn_spans(tok, render, messages, full, header, False, [last])
-    earlier = [i for i, m in enumerate(context) if m["role"] == "assistant"]
+    assistants = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+    earlier = [i for k, i in enumerate(assistants[:-1]) if k not in untrained]
     spans = turn_spans(tok, render, context, prompt, header, True, earlier) if earlier else []
-    return prompt + full[start:end], [*spans, (len(prompt), len(prompt) + end - start)]
+    if len(assistants) - 1 not in untrained:
+        spans.append((len(prompt), len(prompt) + end - start))
+    return prompt + full[start:end], spans

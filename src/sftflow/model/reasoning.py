@@ -38,12 +38,19 @@ def answer_only(text: str) -> str:
     return split_reasoning(text)[1]
 
 
-def drop_reasoning(messages: list[dict]) -> list[dict]:
-    """Assistant messages without their reasoning block (for `train.reasoning: drop`)."""
+def drop_reasoning(messages: list) -> list:
+    """Assistant messages without their reasoning (for `train.reasoning: drop`): the `reasoning` field of
+    a typed message and a `<think>` block at the start of its content alike."""
+    from dataclasses import replace
+
     out = []
     for m in messages:
-        if m["role"] == "assistant":
-            thought, answer = split_reasoning(m["content"])
-            m = dict(m, content=answer) if thought is not None else m
+        if isinstance(m, dict):
+            if m["role"] == "assistant":
+                thought, answer = split_reasoning(m["content"])
+                m = dict(m, content=answer) if thought is not None else m
+        elif m.role == "assistant":
+            thought, answer = split_reasoning(m.content)
+            m = replace(m, content=answer if thought is not None else m.content, reasoning=None)
         out.append(m)
     return out

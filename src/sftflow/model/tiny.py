@@ -41,7 +41,7 @@ from sftflow.model.template import (
 )
 
 # Bump when the corpus, tokenizer or training recipe changes: it invalidates every cached build.
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3  # 3: the chat template renders tools (issue 28)
 
 VOCAB_SIZE = 2048
 # Hidden 160 rather than the usual 256: on one CPU thread it fits the ~450 steps the model needs

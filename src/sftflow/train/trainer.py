@@ -262,7 +262,7 @@ def _tokenize_splits(cfg: Config, tokenizer, train_records: list[dict], val_reco
         val_rows, val_tok = tokenize_split(tokenizer, val_records, t.max_length, keep_reasoning)
     if refuses_system(tokenizer):
         log(f"train: {FOLD_NOTE}")
-    systems = system_prompts(train_records)
+    systems = system_prompts(train_records, cfg.data.system_prompt)
     if describe(systems):
         log(f"train: {describe(systems)}")
     for name, s in (("train", train_tok), ("val", val_tok)):
