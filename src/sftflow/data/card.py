@@ -224,6 +224,9 @@ def _header_and_sources(stats: dict) -> list[str]:
                      f"{c.get('duplicates', 0)} | {c.get('filtered', 0)} | {fmts} | {lic} |")
     lines += _source_lines(stats.get("sources"))
     lines += ["", "All rows are converted to chat messages and rendered by one chat template."]
+    if stats.get("template_date"):
+        lines.append(f"The template writes today's date; every rendering (train, eval, serve, the export) uses "
+                     f"{stats['template_date']} instead (model.template_date), so it does not change from day to day.")
     sp = stats["system_prompts"]
     if sp["distinct"]:
         top = "; ".join(f"{n}× {text[:80]!r}" for text, n in sp["top"])

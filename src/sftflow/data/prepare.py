@@ -262,6 +262,7 @@ def _settings(cfg: Config, log) -> tuple[RowSettings, str, RowProcessor | None]:
         pii=d.quality.pii, max_tokens=d.max_tokens or cfg.train.max_length, truncate=d.truncate,
         chat_template=str(cfg.path(cfg.model.chat_template)) if cfg.model.chat_template else None,
         trust_remote_code=cfg.model.trust_remote_code, num_perm=d.dedup.num_perm, ngram=d.dedup.ngram,
+        template_date=cfg.model.template_date,
     )
     try:
         model_path = cfg.model_path()  # a .gguf or offline short name: converted here, once
@@ -272,7 +273,7 @@ def _settings(cfg: Config, log) -> tuple[RowSettings, str, RowProcessor | None]:
         probe = None
     else:
         probe = RowProcessor(RowSettings(model_path=model_path, chat_template=s.chat_template,
-                                         trust_remote_code=s.trust_remote_code))
+                                         trust_remote_code=s.trust_remote_code, template_date=s.template_date))
         _ = probe.tokenizer  # loads it, or fails here with a clear message
         s.model_path = model_path
         probe.s = s
@@ -284,6 +285,13 @@ def _settings(cfg: Config, log) -> tuple[RowSettings, str, RowProcessor | None]:
     if d.decontaminate:
         s.benchmark, s.benchmark_prompts = _benchmark_index(cfg)
     return s, length_check, probe
+
+
+def _template_date(processor: RowProcessor | None) -> str | None:
+    """The fixed date the chat template renders for today's (model.template_date), None where it writes none."""
+    from sftflow.model.template import pinned_date
+
+    return pinned_date(processor.tokenizer.chat_template) if processor is not None else None
 
 
 def _benchmark_index(cfg: Config) -> tuple[NgramIndex, frozenset]:
@@ -540,6 +548,7 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
         **totals,
         **_stats(cfg, col, tally, fate, judge, agreement, sem_stats),
         "length_check": length_check,
+        "template_date": _template_date(processor),
         "truncated": tally.truncated_kept,
         "leakage": leakage,
         "warnings": warns,

@@ -52,6 +52,7 @@ class RowSettings:
     truncate: bool = False
     model_path: str | None = None  # tokenizer for the length check; None = no check
     chat_template: str | None = None
+    template_date: str = "2025-01-01"
     trust_remote_code: bool = False
     num_perm: int = 128
     ngram: int = 5
@@ -110,7 +111,7 @@ class RowProcessor:
             from sftflow.model.load import load_tokenizer
 
             self._tok = load_tokenizer(self.s.model_path, chat_template=self.s.chat_template,
-                                       trust_remote_code=self.s.trust_remote_code)
+                                       trust_remote_code=self.s.trust_remote_code, template_date=self.s.template_date)
         return self._tok
 
     def process(self, raws: list[RawRow], src: SourceSpec) -> Chunk:

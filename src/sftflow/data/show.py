@@ -57,7 +57,8 @@ def show_examples(cfg: Config, n: int) -> list[tuple[str, Text]]:
     from sftflow.model.load import load_tokenizer
 
     template = str(cfg.path(cfg.model.chat_template)) if cfg.model.chat_template else None
-    tok = load_tokenizer(cfg.model_path(), chat_template=template, trust_remote_code=cfg.model.trust_remote_code)
+    tok = load_tokenizer(cfg.model_path(), chat_template=template, trust_remote_code=cfg.model.trust_remote_code,
+                         template_date=cfg.model.template_date)
     shown = []
     for r in islice(read_jsonl(cfg.data_dir / TRAIN), n):
         t = tokenize_record(tok, r)

@@ -55,5 +55,9 @@ def generate(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int
 
 
 def decode_reply(tokenizer, ids) -> str:
-    """The text of generated ids: special tokens (end of turn, pad after it) dropped, whitespace trimmed."""
-    return tokenizer.decode(ids, skip_special_tokens=True).strip()
+    """The text of generated ids: special tokens (end of turn, pad after it) dropped, whitespace trimmed; the
+    reasoning, read apart for the family (`reasoning.reply_parts`: gpt-oss's analysis channel), as a leading
+    `<think>` block that `split_reasoning` takes off again."""
+    from sftflow.model.reasoning import joined, reply_parts
+
+    return joined(*reply_parts(tokenizer, ids)).strip()

@@ -7,6 +7,13 @@ end-of-turn token, and tokens are mapped to those spans through the fast tokeniz
 The last answer follows the prompt exactly as serving renders it, so training sees the tokens
 a served model is given. A template that refuses a system role gets the system prompt folded
 into the first user turn (`model/system_role.py`).
+
+Reasoning goes to the template the way it reads it (`reasoning_style`, found by rendering a probe):
+gpt-oss's harmony template takes a `thinking` key (its analysis channel), Qwen 3's a
+`reasoning_content` key, most others a `<think>` block in front of the content. A template that
+drops the reasoning even from the turn being trained (the DeepSeek-R1 distills', whose generation
+prompt opens `<think>\n`) gets it written after that prompt, `</think>` and the answer following,
+as the model generates it; `train.reasoning: template` refuses such rows instead, `drop` drops it.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from dataclasses import dataclass
 from sftflow.errors import SftflowError
 from sftflow.example import Example, Message, template_messages
 from sftflow.model.masks import training_text
-from sftflow.model.reasoning import drop_reasoning
+from sftflow.model.reasoning import CLOSE, OPEN, drop_reasoning, split_reasoning
 from sftflow.model.system_role import fold_system, refuses_system
 
 
@@ -28,15 +35,64 @@ class TokenizedChat:
     full_length: int = 0  # tokens before truncation
 
 
+_THOUGHT = "sftflowthought"
+
+
+def reasoning_style(tokenizer) -> str:
+    """How the chat template takes an assistant turn's reasoning: `thinking` or `reasoning_content` (that
+    key), `inline` (a `<think>` block in front of the content), or `stripped` (it renders none of them in
+    the last turn: the R1 distills'). Found by rendering a turn with a marked reasoning each way."""
+    cached = getattr(tokenizer, "_sftflow_reasoning_style", None)
+    if cached is not None and cached[0] == tokenizer.chat_template:
+        return cached[1]
+    probes = [("thinking", {"content": "ok", "thinking": _THOUGHT}),
+              ("reasoning_content", {"content": "ok", "reasoning_content": _THOUGHT}),
+              ("inline", {"content": f"{OPEN}\n{_THOUGHT}\n{CLOSE}\n\nok"})]
+    style = "stripped"
+    for name, turn in probes:
+        try:
+            text = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}, {"role": "assistant", **turn}],
+                                                 tokenize=False)
+        except Exception:  # noqa: BLE001 - a template that refuses one way may take another
+            continue
+        if _THOUGHT in text:
+            style = name
+            break
+    tokenizer._sftflow_reasoning_style = (tokenizer.chat_template, style)
+    return style
+
+
+def _typed(messages) -> list[Message]:
+    return [m if isinstance(m, Message) else Message.from_dict(m) for m in messages]
+
+
+def _reasoning_apart(messages: list[Message]) -> list[Message]:
+    """Assistant turns with a leading `<think>` block in their content get it as their reasoning."""
+    from dataclasses import replace
+
+    out = []
+    for m in messages:
+        if m.role == "assistant" and m.reasoning is None:
+            thought, answer = split_reasoning(m.content)
+            if thought is not None:
+                m = replace(m, content=answer, reasoning=thought)
+        out.append(m)
+    return out
+
+
 def _template_chat(tokenizer, messages, tools: list[dict] | None = None):
-    """The messages as the template reads them (call arguments as objects, system folded where refused)
-    and the renderer `draw(messages, add_generation_prompt)`: the one call, with `tools=`, that renders
-    a conversation for training, evaluation and serving alike."""
+    """The messages as the template reads them (call arguments as objects, reasoning the way it takes it,
+    system folded where refused) and the renderer `draw(messages, add_generation_prompt)`: the one call,
+    with `tools=`, that renders a conversation for training, evaluation and serving alike."""
     if tools:
         problem = tool_support(tokenizer)
         if problem:
             raise SftflowError(problem)
-    msgs = template_messages(messages)
+    style = reasoning_style(tokenizer)
+    if style != "inline":  # a key, or none for a template that drops it (the last turn's: `assistant_spans`)
+        msgs = template_messages(_reasoning_apart(_typed(messages)), "none" if style == "stripped" else style)
+    else:
+        msgs = template_messages(messages)
     if refuses_system(tokenizer):
         msgs = fold_system(msgs)
     kw = {"tools": tools} if tools else {}
@@ -77,12 +133,35 @@ def tool_support(tokenizer) -> str | None:
     return problem
 
 
-def assistant_spans(tokenizer, messages: list, tools: list[dict] | None = None) -> tuple[str, list[tuple[int, int]]]:
+def assistant_spans(tokenizer, messages: list, tools: list[dict] | None = None,
+                    reasoning: str = "keep") -> tuple[str, list[tuple[int, int]]]:
     """The text to train on and the character spans of every trained assistant turn in it (turns marked
-    `train: false` are context only)."""
+    `train: false` are context only). `reasoning` is train.reasoning: a last turn's reasoning that the
+    template drops is written after the prompt (`keep`) or refused (`template`)."""
     untrained = {k for k, m in enumerate(m for m in messages if _role(m) == "assistant") if not _trains(m)}
     msgs, draw = _template_chat(tokenizer, messages, tools)
-    return training_text(tokenizer, draw, msgs, untrained)
+    thought = None
+    if messages and _role(messages[-1]) == "assistant" and reasoning_style(tokenizer) == "stripped":
+        last = _reasoning_apart(_typed(messages[-1:]))[0]
+        thought = last.reasoning or None
+        if thought and reasoning == "template":
+            raise SftflowError("the chat template drops the reasoning of the answer it trains; set train.reasoning: "
+                               "keep (train it after the generation prompt, as the model writes it) or drop")
+    text, spans = training_text(tokenizer, draw, msgs, untrained)
+    if thought is None:
+        return text, spans
+    prompt_end = len(draw(msgs[:-1], True))  # the last span starts there: write the reasoning in front of it
+    prompt = text[:prompt_end]
+    if prompt.endswith(OPEN + "\n"):  # the generation prompt opened the block (R1 distills): the model goes on
+        lead = f"{thought}\n{CLOSE}\n\n"
+    elif prompt.endswith(OPEN):
+        lead = f"\n{thought}\n{CLOSE}\n\n"
+    else:
+        lead = f"{OPEN}\n{thought}\n{CLOSE}\n\n"
+    trained = untrained.isdisjoint({sum(1 for m in messages if _role(m) == "assistant") - 1})
+    if trained:
+        spans[-1] = (prompt_end, spans[-1][1] + len(lead))
+    return prompt + lead + text[prompt_end:], spans
 
 
 def _role(m) -> str:
@@ -94,13 +173,15 @@ def _trains(m) -> bool:
 
 
 def tokenize_chat(tokenizer, messages: list, max_length: int | None = None,
-                  reasoning: bool = True, tools: list[dict] | None = None) -> TokenizedChat:
-    """`reasoning=False` (train.reasoning: drop) trains answers without their `<think>` blocks."""
+                  reasoning: bool | str = True, tools: list[dict] | None = None) -> TokenizedChat:
+    """`reasoning` is train.reasoning: True / `keep`, False / `drop` (answers trained without their reasoning),
+    or `template` (refuse a row whose trained reasoning the template drops)."""
     if not getattr(tokenizer, "is_fast", False):
         raise SftflowError("sftflow needs a fast (Rust) tokenizer for answer-only loss masks; this model has a slow one")
-    if not reasoning:
-        messages = drop_reasoning([m if isinstance(m, Message) else Message.from_dict(m) for m in messages])
-    full, spans = assistant_spans(tokenizer, messages, tools)
+    mode = {True: "keep", False: "drop"}.get(reasoning, reasoning)
+    if mode == "drop":
+        messages = drop_reasoning(_typed(messages))
+    full, spans = assistant_spans(tokenizer, messages, tools, mode)
     enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = enc["input_ids"], enc["offset_mapping"]
     mask = [0] * len(ids)
@@ -132,7 +213,7 @@ def tokenize_text(tokenizer, text: str, max_length: int | None = None) -> Tokeni
 
 
 def tokenize_record(tokenizer, record: Example | dict, max_length: int | None = None,
-                    reasoning: bool = True) -> TokenizedChat:
+                    reasoning: bool | str = True) -> TokenizedChat:
     ex = Example.of(record)
     if ex.is_text:
         return tokenize_text(tokenizer, ex.text, max_length)

@@ -41,6 +41,7 @@ class GenRequest:
     tokens: list[int] = field(default_factory=list)
     sent: str = ""
     sent_reasoning: str | None = None
+    opened: bool | None = None  # the prompt ends inside a <think> block (R1 distills' generation prompt)
     finish_reason: str | None = None
 
 
@@ -73,8 +74,15 @@ def _holdback(text: str, stops: list[str]) -> int:
 
 def _advance(req: GenRequest, tok, eos_ids: set[int], final: bool) -> None:
     """Decode the row so far, apply stop strings, and send the text that can no longer change."""
+    from sftflow.model import harmony
+
     ids = req.tokens[:-1] if req.tokens and req.tokens[-1] in eos_ids else req.tokens
-    text = tok.decode(ids, skip_special_tokens=True)
+    channels = None  # gpt-oss: (analysis, final, final begun), read off the text with its special tokens
+    if harmony.is_harmony(tok):
+        channels = harmony.parse(tok.decode(ids, skip_special_tokens=False), tuple(tok.all_special_tokens))
+        text = channels[1]
+    else:
+        text = tok.decode(ids, skip_special_tokens=True)
     if req.strip:
         text = text.lstrip()
     cut = min((i for i in (text.find(s) for s in req.stop) if i >= 0), default=-1)
@@ -83,9 +91,14 @@ def _advance(req: GenRequest, tok, eos_ids: set[int], final: bool) -> None:
         req.finish_reason = "stop"
     thought = None
     if req.reasoning:
-        from sftflow.model.reasoning import CLOSE, split_partial
+        from sftflow.model.reasoning import CLOSE, OPEN, split_partial
 
-        thought, text, closed = split_partial(text)
+        if channels is not None:
+            thought, closed = channels[0], channels[2]
+        else:
+            if req.opened is None:
+                req.opened = tok.decode(req.prompt_ids[-4:], skip_special_tokens=False).rstrip().endswith(OPEN)
+            thought, text, closed = split_partial(OPEN + text if req.opened else text)
         if thought is not None and not (closed or final):
             thought = thought[: len(thought) - _holdback(thought, [CLOSE])].rstrip("\ufffd").rstrip()
         if thought is not None and (req.sent_reasoning is None or len(thought) > len(req.sent_reasoning)):

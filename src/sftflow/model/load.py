@@ -15,7 +15,14 @@ from pathlib import Path
 
 from sftflow.errors import SftflowError
 from sftflow.model.special_tokens import choose_pad, stop_token_ids
-from sftflow.model.template import DEFAULT_CHAT_TEMPLATE, EOS_TOKEN, PAD_TOKEN, TURN_START_TOKEN
+from sftflow.model.template import (
+    DEFAULT_CHAT_TEMPLATE,
+    DEFAULT_TEMPLATE_DATE,
+    EOS_TOKEN,
+    PAD_TOKEN,
+    TURN_START_TOKEN,
+    pin_date,
+)
 from sftflow.progress import phase
 
 
@@ -35,8 +42,10 @@ def _from_pretrained(cls, path: str, **kwargs):
 
 
 def load_tokenizer(path: str, *, chat_template: str | None = None, revision: str | None = None,
-                   trust_remote_code: bool = False, padding_side: str = "right"):
-    """Tokenizer with a chat template, a pad token distinct from eos, and an explicit padding side."""
+                   trust_remote_code: bool = False, padding_side: str = "right",
+                   template_date: str = DEFAULT_TEMPLATE_DATE):
+    """Tokenizer with a chat template (today's date pinned to `template_date` where it writes one; a tokenizer
+    saved with a run keeps its own), a pad token distinct from eos, and an explicit padding side."""
     from transformers import AutoTokenizer
 
     tok = _from_pretrained(AutoTokenizer, path, revision=revision, trust_remote_code=trust_remote_code)
@@ -52,6 +61,7 @@ def load_tokenizer(path: str, *, chat_template: str | None = None, revision: str
         tok.add_special_tokens({"additional_special_tokens": [TURN_START_TOKEN, EOS_TOKEN]})
         tok.eos_token = EOS_TOKEN
         tok.chat_template = DEFAULT_CHAT_TEMPLATE
+    tok.chat_template = pin_date(tok.chat_template, template_date)
     chat_tokens = list(range(size_before, len(tok)))
     pad = choose_pad(tok)
     if pad is None:

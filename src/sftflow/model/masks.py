@@ -22,7 +22,9 @@ from __future__ import annotations
 import os
 
 from sftflow.errors import SftflowError
-from sftflow.model.special_tokens import SENTINEL, end_of_turn
+from sftflow.model.special_tokens import SENTINEL, closing_token, reply_enders
+
+REASONING_SENTINEL = "\ue001"  # stands for a turn's reasoning where the template reads it from a field
 
 
 def changed_region(a: str, b: str) -> tuple[int, int]:
@@ -42,25 +44,28 @@ def assistant_header(render, messages: list[dict]) -> str:
 def turn_spans(tok, render, messages: list[dict], text: str, header: str, add_generation_prompt: bool,
                turns: list[int]) -> list[tuple[int, int]]:
     """Character spans in `text` (= render(messages, add_generation_prompt)) of the assistant turns
-    at the given message indexes: from the end of the header through the end-of-turn token."""
-    eot = end_of_turn(tok)
-    spans, floor = [], 0
+    at the given message indexes: from the end of the header through the special token that closes it."""
+    regions = []
     for i in turns:
         try:
             start, end = changed_region(text, render(_probe(messages, i), add_generation_prompt))
         except Exception as err:  # noqa: BLE001 - the template's own error, named with the turn
             raise SftflowError(f"assistant turn {_ordinal(messages, i)}: the chat template cannot render it ({err})") \
                 from err
+        found = closing_token(tok, text, end)
+        if found is None:
+            raise SftflowError(f"assistant turn {_ordinal(messages, i)}: the template renders no special token "
+                               "after it, so the model could not learn to stop; set model.chat_template")
+        regions.append((start, found))
+    closers = set(reply_enders(tok)) | {found[1] for _, found in regions}  # what ends a turn, here
+    spans, floor = [], 0
+    for start, (at, closer) in regions:
         if header:  # back to the header's end, over template text inside the turn (Qwen 3's `<think>\n`)
             opened = text.rfind(header, floor, start)
-            if opened >= 0 and eot not in text[opened:start]:
+            if opened >= 0 and not any(c in text[opened:start] for c in closers):
                 start = opened + len(header)
-        close = text.find(eot, end)
-        if close < 0:
-            raise SftflowError(f"assistant turn {_ordinal(messages, i)}: the template renders no end-of-turn token "
-                               f"({eot}) after it, so the model could not learn to stop; set model.chat_template")
-        spans.append((start, close + len(eot)))
-        floor = close + len(eot)
+        spans.append((start, at + len(closer)))
+        floor = at + len(closer)
     return spans
 
 
@@ -73,6 +78,9 @@ def _probe(messages: list[dict], i: int) -> list[dict]:
         turn = {"role": turn["role"], "content": SENTINEL}
     else:
         turn = dict(turn, content=SENTINEL)
+        for key in ("thinking", "reasoning_content"):  # the reasoning is the turn's too (gpt-oss's analysis)
+            if key in messages[i]:
+                turn[key] = REASONING_SENTINEL
     return [turn if k == i else m for k, m in enumerate(messages)]
 
 

@@ -6,6 +6,11 @@ last answer. Training keeps it exactly as the template renders it (or drops it f
 with `train.reasoning: drop`); everything that judges or returns an answer splits it off first,
 the way vLLM's reasoning parsers do: task metrics score the answer only, `serve` returns the
 thinking as `reasoning_content`, review and the report show it apart.
+
+`reply_parts` reads a generated reply apart for every family in one place (eval, serve, chat and
+the GGUF check): gpt-oss's harmony channels (`model/harmony.py`: analysis → reasoning, final →
+answer, read off the text decoded with its special tokens), otherwise a `<think>` block, with or
+without the opening tag (the R1 distills' generation prompt writes it).
 """
 
 from __future__ import annotations
@@ -32,6 +37,21 @@ def split_partial(text: str) -> tuple[str | None, str, bool]:
         thought, _, answer = body.partition(CLOSE)
         return thought.strip(), answer.lstrip(), True
     return body.lstrip(), "", False
+
+
+def reply_parts(tok, ids) -> tuple[str | None, str]:
+    """(reasoning or None, answer) of generated token ids (end-of-turn and pad tokens after them allowed)."""
+    from sftflow.model import harmony
+
+    if harmony.is_harmony(tok):
+        thought, answer, _ = harmony.parse(tok.decode(ids, skip_special_tokens=False), tuple(tok.all_special_tokens))
+        return thought, answer.strip()
+    return split_reasoning(tok.decode(ids, skip_special_tokens=True).strip())
+
+
+def joined(reasoning: str | None, answer: str) -> str:
+    """Reasoning and answer as one text `split_reasoning` reads apart again (a `<think>` block in front)."""
+    return answer if reasoning is None else f"{OPEN}\n{reasoning}\n{CLOSE}\n\n{answer}"
 
 
 def answer_only(text: str) -> str:

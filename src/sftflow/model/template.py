@@ -2,7 +2,39 @@
 
 A model's own `chat_template` always wins; this ChatML-style default is used when a
 tokenizer has none (base models, and the tiny model that sftflow builds itself).
+
+A template that writes today's date (gpt-oss's `Current date:`, Llama 3.2's `Today Date:`, through
+transformers' `strftime_now`) would render the same conversation differently from day to day, so
+train, eval, serve and the export would each see another prompt. `pin_date` gives it one fixed
+date (`model.template_date`): a `strftime_now` macro in front of the template shadows the
+function, and the tokenizer saved with the run carries it.
 """
+
+import datetime as _dt
+import json as _json
+
+DEFAULT_TEMPLATE_DATE = "2025-01-01"
+_PIN_MARK = "{#- sftflow: model.template_date "
+_DATE_FORMATS = ("%Y-%m-%d", "%d %b %Y", "%d %B %Y", "%B %d, %Y", "%b %d, %Y", "%Y/%m/%d", "%m/%d/%Y", "%A, %B %d, %Y",
+                 "%Y-%m-%d %H:%M:%S", "%Y")
+
+
+def pinned_date(template: str | None) -> str | None:
+    """The date a pinned template renders, None for a template that is not pinned."""
+    if template and template.startswith(_PIN_MARK):
+        return template[len(_PIN_MARK):].split(" ", 1)[0]
+    return None
+
+
+def pin_date(template: str | None, date: str) -> str | None:
+    """The template rendering `date` wherever it asks for today's (unchanged when it never does, or is pinned)."""
+    if not template or "strftime_now" not in template or pinned_date(template):
+        return template
+    day = _dt.datetime.strptime(date, "%Y-%m-%d")
+    table = {f: day.strftime(f) for f in _DATE_FORMATS}
+    return (f"{_PIN_MARK}{date} (fixed, so the rendering does not depend on the day) -#}}"
+            f"{{%- macro strftime_now(format) -%}}{{{{- {_json.dumps(table)}.get(format, {_json.dumps(date)}) -}}}}"
+            "{%- endmacro -%}" + template)
 
 BOS_TOKEN = "<|bos|>"
 EOS_TOKEN = "<|im_end|>"  # ends every turn, so a tuned model learns to stop after its answer

@@ -38,7 +38,7 @@ from sftflow.train.distributed import is_main_process, trainer_settings, world_s
 from sftflow.train.trackers import finish_wandb, start_wandb
 
 
-def tokenize_split(tokenizer, records: list[dict], max_length: int, reasoning: bool = True) -> tuple[list[dict], dict]:
+def tokenize_split(tokenizer, records: list[dict], max_length: int, reasoning: bool | str = True) -> tuple[list[dict], dict]:
     rows, truncated, empty, lengths = [], 0, 0, []
     for r in records:
         t = tokenize_record(tokenizer, r, max_length, reasoning)
@@ -213,7 +213,8 @@ def _load_model(cfg: Config, bf16: bool, log):
     model_path = cfg.model_path()
     template = str(cfg.path(cfg.model.chat_template)) if cfg.model.chat_template else None
     tokenizer = load_tokenizer(model_path, chat_template=template, revision=cfg.model.revision,
-                               trust_remote_code=cfg.model.trust_remote_code, padding_side="right")
+                               trust_remote_code=cfg.model.trust_remote_code, padding_side="right",
+                               template_date=cfg.model.template_date)
     model = load_model(model_path, tokenizer, method=t.method, bf16=bf16, revision=cfg.model.revision,
                        trust_remote_code=cfg.model.trust_remote_code, attention=cfg.model.attention)
     new_token_ids = tokenizer.sftflow_added_token_ids
@@ -256,7 +257,7 @@ def _tokenize_splits(cfg: Config, tokenizer, train_records: list[dict], val_reco
     from sftflow.train.guardrails import data_warnings, enforce, hardware_warnings
 
     t = cfg.train
-    keep_reasoning = t.reasoning == "keep"
+    keep_reasoning = t.reasoning  # keep, drop, or template (refuse what the template would drop)
     with phase(f"train: tokenizing {len(train_records) + len(val_records):,} train and val examples"):
         train_rows, train_tok = tokenize_split(tokenizer, train_records, t.max_length, keep_reasoning)
         val_rows, val_tok = tokenize_split(tokenizer, val_records, t.max_length, keep_reasoning)
