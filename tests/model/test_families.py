@@ -415,3 +415,179 @@ def test_a_template_without_tools_refuses_tool_rows_by_name(families_root):
     tok = load_tokenizer(str(_tool_tokenizer("gemma3", families_root)))
     with pytest.raises(SftflowError, match="the chat template cannot render a tool call .*set model.chat_template"):
         tokenize_chat(tok, tool_conversation("gemma3"), tools=[WEATHER])
+
+
+# ---- reasoning families (issue 29) ------------------------------------------------------------------
+
+class ScriptedModel:
+    """A perfect model: given exactly the tokens a training sequence puts before its answer, it writes that
+    answer's tokens (greedy logits through serve's decoding loop, or `generate` for eval); anything else it
+    answers with a stop token. A prompt rendered differently from training (another date, a lost system
+    prompt) therefore gets no answer, and a stop on a token inside the answer (harmony's <|end|>) cuts it."""
+
+    def __init__(self, script: dict[tuple, list[int]], tok):
+        import torch
+        from transformers import GenerationConfig
+
+        from sftflow.model.load import sync_special_tokens
+
+        self.torch, self.script, self.vocab = torch, script, len(tok)
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+        self.config = type("Config", (), {"max_position_embeddings": 4096})()
+        self.generation_config = GenerationConfig()
+        sync_special_tokens(self, tok)  # sftflow's stop tokens, as every loaded model gets them
+        eos = self.generation_config.eos_token_id
+        self.stops = [eos] if isinstance(eos, int) else list(eos)
+
+    def parameters(self):
+        return iter([self.anchor])
+
+    def next_token(self, seq: list[int]) -> int:
+        for prompt, reply in self.script.items():
+            if tuple(seq[: len(prompt)]) == prompt and len(seq) - len(prompt) < len(reply):
+                return reply[len(seq) - len(prompt)]
+        return self.stops[0]
+
+    def _logits(self, rows: list[list[int]]):
+        logits = self.torch.full((len(rows), 1, self.vocab), -1e9)
+        for i, seq in enumerate(rows):
+            logits[i, 0, self.next_token(seq)] = 0.0
+        return logits
+
+    def __call__(self, input_ids, attention_mask=None, position_ids=None, use_cache=True, past_key_values=None):
+        from transformers.modeling_outputs import CausalLMOutputWithPast
+
+        if past_key_values is None:
+            past_key_values = _Rows([[t for t, m in zip(ids, mask, strict=True) if m]
+                                     for ids, mask in zip(input_ids.tolist(), attention_mask.tolist(), strict=True)])
+        else:
+            for row, t in zip(past_key_values.rows, input_ids[:, 0].tolist(), strict=True):
+                row.append(t)
+        return CausalLMOutputWithPast(logits=self._logits(past_key_values.rows), past_key_values=past_key_values)
+
+    forward = __call__
+
+    def generate(self, input_ids, attention_mask, max_new_tokens, eos_token_id, pad_token_id, **_):
+        stops = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
+        new = []
+        for ids, mask in zip(input_ids.tolist(), attention_mask.tolist(), strict=True):
+            seq, out = [t for t, m in zip(ids, mask, strict=True) if m], []
+            while len(out) < max_new_tokens and (not out or out[-1] not in stops):
+                out.append(self.next_token(seq + out))
+            new.append(out)
+        width = max(len(o) for o in new)
+        tail = self.torch.tensor([o + [pad_token_id] * (width - len(o)) for o in new])
+        return self.torch.cat([input_ids, tail], dim=1)
+
+
+class _Rows:
+    def __init__(self, rows):
+        self.rows = rows
+
+    def batch_select_indices(self, index):
+        self.rows = [self.rows[i] for i in index.tolist()]
+
+
+def reasoning_rows(name: str) -> list[list[dict]]:
+    """Multi-turn conversations whose answers carry reasoning in a field (HuggingFaceH4/Multilingual-Thinking
+    for gpt-oss: `thinking`)."""
+    key = REASONING_FIELD[name]
+    rows = []
+    for i, (city, country) in enumerate([("Paris", "France"), ("Lima", "Peru"), ("Oslo", "Norway")]):
+        rows.append([{"role": "system", "content": SYSTEM},
+                     {"role": "user", "content": "Hi!"},
+                     {"role": "assistant", "content": "Hello, how can I help?", key: "A greeting."},
+                     {"role": "user", "content": f"What is the capital of {country}?"},
+                     {"role": "assistant", "content": f"{city}.", key: f"User asks about {country}. Answer {i}."}])
+    return rows
+
+
+@pytest.mark.parametrize("name", ["gptoss", "r1distill"])
+def test_a_perfect_model_evaluates_and_serves_answer_and_reasoning_apart(families_root, name):
+    """gpt-oss (harmony channels, <|end|> inside the reply) and the R1 distill (reasoning after the prefilled
+    <think>): eval's decoding scores 1.00 exact match with the reasoning apart, and serve returns `content` and
+    `reasoning_content` through the openai client, streamed and not."""
+    import openai
+
+    from sftflow.eval.generate import generate
+    from sftflow.eval.metrics import TASK_METRICS
+    from sftflow.model.engine import Engine
+    from sftflow.model.reasoning import split_reasoning
+    from sftflow.serve import create_app
+    from tests.families import tokenizer_dir
+    from tests.support import live_server
+
+    tok = load_tokenizer(str(tokenizer_dir(name, families_root)), padding_side="left")
+    rows, script = reasoning_rows(name), {}
+    for chat in rows:
+        t = tokenize_chat(tok, chat)
+        start = max(i for i, m in enumerate(t.assistant_masks) if not m) + 1
+        script[tuple(t.input_ids[:start])] = t.input_ids[start:]
+    model = ScriptedModel(script, tok)
+    want = [(chat[-1][REASONING_FIELD[name]], chat[-1]["content"]) for chat in rows]
+
+    outputs = generate(model, tok, [chat[:-1] for chat in rows], max_new_tokens=96, batch_size=2)
+    got = [split_reasoning(o) for o in outputs]
+    assert [TASK_METRICS["exact_match"](a, w) for (_, a), (_, w) in zip(got, want, strict=True)] == [1.0] * len(rows)
+    assert got == want
+
+    engine = Engine(model, tok, max_batch=4, batch_wait_ms=5).start()
+    try:
+        with live_server(create_app(engine, "perfect", system_prompt=SYSTEM)) as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=60)
+            for chat, (reasoning, answer) in zip(rows, want, strict=True):
+                history = [{"role": m["role"], "content": m["content"]} for m in chat[1:-1]]  # as a client sends it
+                message = client.chat.completions.create(model="perfect", messages=history, temperature=0,
+                                                         max_tokens=96).choices[0].message
+                assert (message.content, message.reasoning_content) == (answer, reasoning)
+                pieces = {"content": "", "reasoning_content": ""}
+                for chunk in client.chat.completions.create(model="perfect", messages=history, temperature=0,
+                                                            max_tokens=96, stream=True):
+                    delta = chunk.choices[0].delta if chunk.choices else None
+                    for key in pieces:
+                        pieces[key] += (getattr(delta, key, None) or "") if delta else ""
+                assert pieces == {"content": answer, "reasoning_content": reasoning}
+    finally:
+        engine.stop()
+
+
+def test_r1_distill_reasoning_is_trained_or_refused_never_dropped(families_root):
+    from sftflow.errors import SftflowError
+    from tests.families import tokenizer_dir
+
+    tok = load_tokenizer(str(tokenizer_dir("r1distill", families_root)))
+    chat = conversation("r1distill")
+    chat[-1] = {"role": "assistant", "content": "<think>\nA refund question.\n</think>\n\nRefunds take five days."}
+    t = tokenize_chat(tok, chat)  # the reasoning inline in the content: the same
+    assert trained_runs(tok, t.input_ids, t.assistant_masks) == expected_trained("r1distill")
+    assert tok.decode(t.input_ids).endswith("<｜Assistant｜><think>\nA refund question.\n</think>\n\n"
+                                           "Refunds take five days.<｜end▁of▁sentence｜>")
+    with pytest.raises(SftflowError, match=r"^the chat template drops the reasoning .*train\.reasoning: keep"):
+        tokenize_chat(tok, chat, reasoning="template")
+    t = tokenize_chat(tok, chat, reasoning=False)  # train.reasoning: drop
+    assert trained_runs(tok, t.input_ids, t.assistant_masks)[-1] == "Refunds take five days.<｜end▁of▁sentence｜>"
+
+
+@pytest.mark.parametrize("name", ["gptoss", "llama3.2"])
+def test_a_template_that_writes_today_renders_one_fixed_date(families_root, name):
+    from transformers import AutoTokenizer
+
+    from sftflow.model.chat import render
+    from tests.families import tokenizer_dir
+
+    folder = tokenizer_dir(name, families_root)
+    chat = conversation(name)[:2]
+    pinned = render(load_tokenizer(str(folder)), chat, add_generation_prompt=True)
+    other = render(load_tokenizer(str(folder), template_date="2024-03-05"), chat, add_generation_prompt=True)
+    day, other_day = ("2025-01-01", "2024-03-05") if name == "gptoss" else ("01 Jan 2025", "05 Mar 2024")
+    assert day in pinned and other_day in other
+    raw = pinned_oracle(AutoTokenizer.from_pretrained(str(folder)))
+    assert pinned == raw.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+
+
+def test_a_pad_the_tokenizer_has_wins_over_adding_one(families_root):
+    """DeepSeek's vocabulary has <｜▁pad▁｜>; its pad is set to eos, which sftflow must not pad with."""
+    from tests.families import tokenizer_dir
+
+    tok = load_tokenizer(str(tokenizer_dir("r1distill", families_root)))
+    assert tok.pad_token == "<｜▁pad▁｜>" and tok.pad_token_id == 2 and "<|pad|>" not in tok.get_vocab()

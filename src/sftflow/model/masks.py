@@ -54,8 +54,9 @@ def turn_spans(tok, render, messages: list[dict], text: str, header: str, add_ge
                 from err
         found = closing_token(tok, text, end)
         if found is None:
-            raise SftflowError(f"assistant turn {_ordinal(messages, i)}: the template renders no special token "
-                               "after it, so the model could not learn to stop; set model.chat_template")
+            raise SftflowError(f"assistant turn {_ordinal(messages, i)}: the chat template puts no special token "
+                               "after an assistant answer, so a tuned model could not learn where to stop; set "
+                               "model.chat_template to a template whose turns end with one")
         regions.append((start, found))
     closers = set(reply_enders(tok)) | {found[1] for _, found in regions}  # what ends a turn, here
     spans, floor = [], 0
