@@ -190,10 +190,12 @@ def _project(root, model_dir, name: str) -> dict:
     rows = []
     for i, (q, p) in enumerate((q, p) for q in QUESTIONS for p in PRODUCTS):
         answer = f"<think>\nCase {i}.\n</think>\n\n{ANSWER}" if name == "qwen3" else ANSWER
+        thought = {REASONING_FIELD[name]: f"Case {i}."} if name in REASONING_FIELD else {}  # reasoning in a field
         chat = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": q.format(p)}]
         if i % 6 == 0:  # some multi-turn conversations
-            chat += [{"role": "assistant", "content": "Which order is it?"}, {"role": "user", "content": f"order {i}"}]
-        rows.append({"messages": [*chat, {"role": "assistant", "content": answer}]})
+            chat += [{"role": "assistant", "content": "Which order is it?", **thought},
+                     {"role": "user", "content": f"order {i}"}]
+        rows.append({"messages": [*chat, {"role": "assistant", "content": answer, **thought}]})
     raw = root / "raw.jsonl"
     raw.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return {
@@ -252,7 +254,13 @@ def test_family_end_to_end(families_root, tmp_path, name):
     run = resolve_run(cfg.run_dir)
     model, tok = load_run(run)
     eos = model.generation_config.eos_token_id
-    assert tok.convert_tokens_to_ids(eot) in ([eos] if isinstance(eos, int) else eos)  # generation stops there
+    eos = [eos] if isinstance(eos, int) else eos
+    assert tok.convert_tokens_to_ids(eot) in eos  # generation stops there
+    if name == "gptoss":  # where a reply ends, not where an earlier answer does
+        assert tok.convert_ids_to_tokens(eos) == ["<|return|>", "<|call|>"]
+    if name in ("gptoss", "llama3.2"):  # the template writes today's date: the run renders one fixed date
+        assert "2025-01-01" in tok.chat_template
+        assert "uses 2025-01-01 instead" in (cfg.data_dir / "data_card.md").read_text()
     engine = Engine(model, tok, max_batch=4).start()
     try:
         client = TestClient(create_app(engine, run.name, system_prompt=run.system_prompt))
