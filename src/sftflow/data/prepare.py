@@ -291,7 +291,8 @@ def _template_date(processor: RowProcessor | None) -> str | None:
     """The fixed date the chat template renders for today's (model.template_date), None where it writes none."""
     from sftflow.model.template import pinned_date
 
-    return pinned_date(processor.tokenizer.chat_template) if processor is not None else None
+    tok = processor.tokenizer if processor is not None else None
+    return pinned_date(tok.chat_template) if tok is not None else None
 
 
 def _benchmark_index(cfg: Config) -> tuple[NgramIndex, frozenset]:
