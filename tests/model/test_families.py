@@ -162,7 +162,8 @@ def test_perfect_model_round_trip(families_root, name):
     if name in REASONING_FIELD:
         want_reasoning = chat[-1][REASONING_FIELD[name]]
 
-    reasoning, answer = split_reasoning(decode_reply(tok, answer_ids + [tok.pad_token_id] * 3))
+    prompt = tok.decode(t.input_ids[:start])
+    reasoning, answer = split_reasoning(decode_reply(tok, answer_ids + [tok.pad_token_id] * 3, prompt))
     assert TASK_METRICS["exact_match"](answer, want_answer) == 1.0 and answer == "Refunds take five days."
     assert reasoning == want_reasoning
 
@@ -574,6 +575,15 @@ def test_r1_distill_reasoning_is_trained_or_refused_never_dropped(families_root)
         tokenize_chat(tok, chat, reasoning="template")
     t = tokenize_chat(tok, chat, reasoning=False)  # train.reasoning: drop
     assert trained_runs(tok, t.input_ids, t.assistant_masks)[-1] == "Refunds take five days.<｜end▁of▁sentence｜>"
+    # a reply cut inside the reasoning the generation prompt opened is reasoning, not an answer
+    from sftflow.eval.generate import decode_reply
+    from sftflow.model.chat import render
+    from sftflow.model.reasoning import split_reasoning
+
+    prompt = render(tok, chat[:-1], add_generation_prompt=True)
+    assert prompt.endswith("<｜Assistant｜><think>\n")
+    cut = tok("A refund question", add_special_tokens=False)["input_ids"]
+    assert split_reasoning(decode_reply(tok, cut, prompt)) == ("A refund question", "")
 
 
 @pytest.mark.parametrize("name", ["gptoss", "llama3.2"])

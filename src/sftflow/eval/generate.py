@@ -48,16 +48,16 @@ def generate(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int
             )
         new_tokens = out[:, enc["input_ids"].shape[1] :]
         for i, ids in zip(idx, new_tokens, strict=True):
-            outputs[i] = decode_reply(tokenizer, ids)
+            outputs[i] = decode_reply(tokenizer, ids, texts[i])
         if progress:
             progress(min(start + batch_size, len(order)), len(order))
     return outputs
 
 
-def decode_reply(tokenizer, ids) -> str:
+def decode_reply(tokenizer, ids, prompt: str = "") -> str:
     """The text of generated ids: special tokens (end of turn, pad after it) dropped, whitespace trimmed; the
     reasoning, read apart for the family (`reasoning.reply_parts`: gpt-oss's analysis channel), as a leading
     `<think>` block that `split_reasoning` takes off again."""
     from sftflow.model.reasoning import joined, reply_parts
 
-    return joined(*reply_parts(tokenizer, ids)).strip()
+    return joined(*reply_parts(tokenizer, ids, prompt)).strip()

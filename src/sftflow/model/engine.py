@@ -91,13 +91,13 @@ def _advance(req: GenRequest, tok, eos_ids: set[int], final: bool) -> None:
         req.finish_reason = "stop"
     thought = None
     if req.reasoning:
-        from sftflow.model.reasoning import CLOSE, OPEN, split_partial
+        from sftflow.model.reasoning import CLOSE, OPEN, opens_reasoning, split_partial
 
         if channels is not None:
             thought, closed = channels[0], channels[2]
         else:
             if req.opened is None:
-                req.opened = tok.decode(req.prompt_ids[-4:], skip_special_tokens=False).rstrip().endswith(OPEN)
+                req.opened = opens_reasoning(tok.decode(req.prompt_ids[-4:], skip_special_tokens=False))
             thought, text, closed = split_partial(OPEN + text if req.opened else text)
         if thought is not None and not (closed or final):
             thought = thought[: len(thought) - _holdback(thought, [CLOSE])].rstrip("\ufffd").rstrip()

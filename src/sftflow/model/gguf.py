@@ -293,8 +293,8 @@ def verify(gguf_file: Path, hf_dir: Path, prompts: list[list[dict]], max_new_tok
     from sftflow.model.chat import render
     from sftflow.model.reasoning import joined, reply_parts
 
-    def decode_reply(tok, ids) -> str:  # read apart per family, as eval reads a reply
-        return joined(*reply_parts(tok, ids)).strip()
+    def decode_reply(tok, ids, prompt: str) -> str:  # read apart per family, as eval reads a reply
+        return joined(*reply_parts(tok, ids, prompt)).strip()
 
     tok = AutoTokenizer.from_pretrained(str(hf_dir))
     model = AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype=torch.float32).eval()
@@ -314,8 +314,8 @@ def verify(gguf_file: Path, hf_dir: Path, prompts: list[list[dict]], max_new_tok
                                  do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=sorted(eos),
                                  pad_token_id=tok.pad_token_id)
         hf = _until(out[0, len(prompt):].tolist(), eos)
-        examples.append({"prompt": text, "hf": decode_reply(tok, hf),
-                         "llama_cpp": decode_reply(tok, gg), "identical": hf == gg,
+        examples.append({"prompt": text, "hf": decode_reply(tok, hf, text),
+                         "llama_cpp": decode_reply(tok, gg, text), "identical": hf == gg,
                          "llama_cpp_tokenizer_identical": own == prompt})
     return {"prompts": len(examples), "identical": sum(e["identical"] for e in examples),
             "tokenizer_identical": sum(e["llama_cpp_tokenizer_identical"] for e in examples),
