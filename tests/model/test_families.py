@@ -236,6 +236,13 @@ def test_family_end_to_end(families_root, tmp_path, name):
     assert trained[-1].endswith(f"{ANSWER}{eot}") and SYSTEM in shown.output
     assert not any(SYSTEM in t or "[INST]" in t or "user" in t for t in trained), trained
     assert ("system role, so system prompts are folded" in shown.output) == (name == "gemma2")
+    if name in REASONING_FIELD:  # the reasoning field is read, kept in the data folder and trained
+        data_dir = load_config(tmp_path / "sftflow.yaml").data_dir
+        kept = [json.loads(line) for line in (data_dir / "train.jsonl").read_text().splitlines()]
+        assert all(m.get("reasoning", "").startswith("Case ") for r in kept for m in r["messages"]
+                   if m["role"] == "assistant")
+        want = ("<|channel|>analysis<|message|>Case " if name == "gptoss" else "Case ")
+        assert trained[-1].startswith(want) and ("\n</think>\n\n" in trained[-1]) == (name == "r1distill")
 
     cfg = load_config(tmp_path / "sftflow.yaml")
     lora = train(cfg, log=lambda m: None)
