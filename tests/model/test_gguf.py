@@ -45,7 +45,7 @@ def run(tmp_path_factory, tiny_model_dir):
     """A LoRA run (random adapter weights, so merging changes the answers) whose training recorded
     a system prompt, as `sftflow train` writes it to train_summary.json."""
     run_dir = make_run(tmp_path_factory.mktemp("gguf") / "proj", tiny_model_dir, evaluate=False)
-    (run_dir / "train_summary.json").write_text(json.dumps({"system_prompt": {"default": SYSTEM}}))
+    (run_dir / "train_summary.json").write_text(json.dumps({"system_prompt": {"default": SYSTEM, "distinct": 1}}))
     return run_dir
 
 
