@@ -11,6 +11,7 @@ import json
 import pytest
 
 from sftflow.model.offline import offline_gguf
+from tests.browser import ARTIFACTS
 from tests.model.test_gguf import needs_extra
 from tests.support import foreign_lines, sftflow
 
@@ -47,13 +48,19 @@ def _export(root, quantize: str) -> tuple[dict, str]:
     r = sftflow("export", root / "sftflow.yaml", "--format", "gguf", "--quantize", quantize, "--out", out,
                 "--verify", str(N_PROMPTS), timeout=1200)
     assert r.returncode == 0 and foreign_lines(r.stderr) == [], r.stdout[-2000:] + r.stderr
-    return json.loads((out / "verify.json").read_text()), (out / "Modelfile").read_text()
+    result = json.loads((out / "verify.json").read_text())
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)  # the figures, kept by CI
+    (ARTIFACTS / f"smollm2-gguf-{quantize}-verify.json").write_text(json.dumps(result, indent=1))
+    return result, (out / "Modelfile").read_text()
 
 
 def test_f16_gives_transformers_greedy_answers_and_a_modelfile_with_smollm2s_template(tuned):
     result, modelfile = _export(tuned, "f16")
     assert result["prompts"] == N_PROMPTS and result["tokenizer_identical"] == N_PROMPTS
-    assert result["identical"] == N_PROMPTS, [(e["hf"], e["llama_cpp"]) for e in result["examples"]]
+    # f16 rounds the weights a little: an answer may leave transformers' only where two tokens nearly tie
+    # (measured: 12 of 12 identical on one run, 9 of 10 on another, 'APPLE CLUSTER' vs 'APPLE CLOUD')
+    assert result["identical"] >= N_PROMPTS - 1, [(e["hf"], e["llama_cpp"]) for e in result["examples"]]
+    assert (result["largest_logit_gap_where_different"] or 0) < 0.5, result
     default = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
     template = ('{{ if not .System }}' + default + '{{ end }}{{ range .Messages }}'
                 '{{ if eq .Role "system" }}<|im_start|>system\n{{ .Content }}<|im_end|>\n'
@@ -73,3 +80,4 @@ def test_q8_0_runs_in_llama_cpp_and_mostly_agrees(tuned):
     result, _ = _export(tuned, "q8_0")
     assert result["prompts"] == N_PROMPTS and result["tokenizer_identical"] == N_PROMPTS
     assert result["identical"] >= N_PROMPTS * 2 // 3, [(e["hf"], e["llama_cpp"]) for e in result["examples"]]
+    assert (result["largest_logit_gap_where_different"] or 0) < 2.0, result

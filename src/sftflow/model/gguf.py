@@ -314,12 +314,30 @@ def verify(gguf_file: Path, hf_dir: Path, prompts: list[list[dict]], max_new_tok
                                  do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=sorted(eos),
                                  pad_token_id=tok.pad_token_id)
         hf = _until(out[0, len(prompt):].tolist(), eos)
-        examples.append({"prompt": text, "hf": decode_reply(tok, hf, text),
-                         "llama_cpp": decode_reply(tok, gg, text), "identical": hf == gg,
-                         "llama_cpp_tokenizer_identical": own == prompt})
+        example = {"prompt": text, "hf": decode_reply(tok, hf, text), "llama_cpp": decode_reply(tok, gg, text),
+                   "identical": hf == gg, "llama_cpp_tokenizer_identical": own == prompt}
+        if hf != gg:
+            example["first_difference"] = _first_difference(model, prompt, hf, gg, min(eos))
+        examples.append(example)
+    gaps = [e["first_difference"]["logit_gap"] for e in examples if "first_difference" in e]
     return {"prompts": len(examples), "identical": sum(e["identical"] for e in examples),
             "tokenizer_identical": sum(e["llama_cpp_tokenizer_identical"] for e in examples),
+            "largest_logit_gap_where_different": max(gaps, default=None),
             "max_new_tokens": max_new_tokens, "examples": examples}
+
+
+def _first_difference(model, prompt: list[int], hf: list[int], gg: list[int], eos: int) -> dict:
+    """Where llama.cpp's greedy answer first leaves transformers', and by how much transformers
+    preferred its own token there (logits): a small gap is a near tie that weight rounding (f16,
+    q8_0) may flip; a large one means the GGUF computes something else."""
+    import torch
+
+    at = next(i for i in range(max(len(hf), len(gg))) if i >= min(len(hf), len(gg)) or hf[i] != gg[i])
+    mine = hf[at] if at < len(hf) else eos
+    theirs = gg[at] if at < len(gg) else eos
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt + hf[:at]])).logits[0, -1]
+    return {"at": at, "logit_gap": round(float(logits[mine] - logits[theirs]), 4)}
 
 
 def llama_cpp_answers(job: dict) -> list:
