@@ -15,6 +15,12 @@ with its own temperature, top_p, seed, stop strings and max_tokens; rows that fi
 dropped from the batch so long answers do not make short ones wait. Throughput therefore
 grows with concurrency (bench/serve_load.py measures it). Errors use OpenAI's JSON shape.
 
+Tool calling: `tools` (and earlier `tool_calls` and `role: tool` results) are rendered by the
+template; the reply is read by model/output.py in the family's own call syntax into
+`message.tool_calls` / streamed `delta.tool_calls` (sent whole once the call is complete),
+`finish_reason: "tool_calls"`. `tool_choice` "none" renders no tools; "required" or a named
+function prefills the start of a call (a 400 where the template shows no call syntax).
+
 The pieces live apart: finding and loading the run in runs.py, decoding in model/engine.py,
 sockets, timeouts, body limits and the key check in web.py (shared with `sftflow review`),
 the terminal chat in terminal_chat.py.

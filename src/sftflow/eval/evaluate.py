@@ -135,10 +135,11 @@ def model_outputs(model, tok, cfg: Config, *, test: list[dict] | None, probes: l
     if test is not None:
         t0 = time.time()
         prompts = [with_system(prompt_messages(r), system) for r in test]
-        tools = [Example.of(r).template_tools() for r in test]  # the tool list each example was trained with
-        syntax = call_syntax(tok) if any(tools) else None
-        read = lambda outputs: [parse_reply(o, syntax, tools=bool(t)) for o, t in zip(outputs, tools, strict=True)]  # noqa: E731
-        tools = tools if any(tools) else None
+        each = [Example.of(r).template_tools() for r in test]  # the tool list each example was trained with
+        tools = each if any(each) else None
+        syntax = call_syntax(tok) if tools else None
+        # the one reading of a reply (model/output.py): reasoning apart, calls read where tools were offered
+        read = lambda outputs: [parse_reply(o, syntax, tools=bool(t)) for o, t in zip(outputs, each, strict=True)]  # noqa: E731
         replies = read(raw_gen("test answers", prompts, tools=tools))
         out["test_replies"] = replies
         out["test_reasoning"], out["test"] = [r.reasoning for r in replies], [r.answer_text for r in replies]
