@@ -51,8 +51,11 @@ def test_the_tuned_model_learns_to_call_and_eval_measures_it(project):
     assert metrics["task"]["main_metric"] == "tool_args_match"
     tuned, base = metrics["tuned"], metrics["base"]
     print({m: (round(base[m]["mean"], 3), round(tuned[m]["mean"], 3)) for m in TOOL_METRICS})
-    # the base model never writes a call (it was not trained to): it scores on the rows that need none only
-    assert base["tool_args_match"]["mean"] <= 0.35
+    # the base model was never trained to call: it scores on the test rows whose answer calls nothing, at most
+    test = [json.loads(line) for line in (root / "data" / "test.jsonl").open()]
+    no_call = sum(not row["messages"][-1].get("tool_calls") for row in test) / len(test)
+    assert 0.2 < no_call < 0.8
+    assert base["tool_args_match"]["mean"] <= no_call + 0.02
     assert tuned["tool_call_decision"]["mean"] >= 0.9
     assert tuned["tool_args_valid"]["mean"] >= 0.85
     assert tuned["tool_args_match"]["mean"] >= base["tool_args_match"]["mean"] + 0.3
