@@ -12,11 +12,14 @@ tool (greetings, thanks, what the assistant can do) and are answered without cal
 come in many wordings with irrelevant openers and sign-offs, so a model has to read which tool,
 which city and which unit the request asks for, and whether it asks for a tool at all.
 
-The cities and weather conditions come from small closed sets on purpose: the ~2M-parameter tiny
-model learns which tool to call, when, and the call's syntax, but does not learn to copy arbitrary
-strings (order numbers, arithmetic expressions, names) into arguments in a few minutes of CPU
-training — measured: with 24 cities, free-form expressions and order ids it called the right tool
-97% of the time with valid arguments every time, and the right arguments 2% of the time.
+What the ~2M-parameter tiny model learns here in 6 minutes of CPU training (3 epochs, 609 rows),
+measured on the 73 test rows, base → tuned: tool_call_decision 0.466 → 1.000, tool_name_match
+0.466 → 1.000, tool_args_valid 0.466 → 1.000, tool_args_match 0.466 → 0.534. It calls exactly
+when a tool is due, picks the right tool, adds the unit when asked and writes schema-valid
+arguments, but writes the same city ("London") whatever the request names: it does not learn to
+carry a value from the request into an argument (an earlier version with 24 cities, arithmetic
+expressions and order numbers: right tool 97%, right arguments 2%). A bigger base model (e.g.
+`smollm2-135m-instruct`) is the way to get the arguments right; the tiny one shows the pipeline.
 """
 
 from __future__ import annotations
