@@ -18,7 +18,8 @@ measured on the 73 test rows, base → tuned: tool_call_decision 0.466 → 1.000
 when a tool is due, picks the right tool, adds the unit when asked and writes schema-valid
 arguments, but writes the same city ("London") whatever the request names: it does not learn to
 carry a value from the request into an argument (an earlier version with 24 cities, arithmetic
-expressions and order numbers: right tool 97%, right arguments 2%). A bigger base model (e.g.
+expressions and order numbers: right tool 97%, right arguments 2%; 6 epochs instead of 3: 0.562,
+cities now varied but mostly wrong). A bigger base model (e.g.
 `smollm2-135m-instruct`) is the way to get the arguments right; the tiny one shows the pipeline.
 """
 
