@@ -22,11 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sftflow.errors import SftflowError, SftflowWarning
 from sftflow.formats import FORMAT_NAMES
-from sftflow.task_metrics import METRICS as METRIC_REGISTRY
+from sftflow.task_metrics import CHOOSABLE
 
 FORMATS = ("auto", *FORMAT_NAMES)  # the row formats are listed once, in formats.py
 METHODS = ("lora", "qlora", "full")
-METRICS = tuple(METRIC_REGISTRY)  # the task metrics are listed once, in task_metrics.py
+METRICS = CHOOSABLE  # the task metrics are listed once, in task_metrics.py
 LORA_DEFAULT_LR = 2e-4
 FULL_DEFAULT_LR = 2e-5
 # Full fine-tuning above about a tenth of the peak learning rate a model was pre-trained with

@@ -96,6 +96,14 @@ class Message:
             out += [call.name, call.arguments]
         return out
 
+    @property
+    def answer_text(self) -> str:
+        """The turn as an answer's text: its content, or its calls as JSON when it only calls tools."""
+        if self.content or not self.tool_calls:
+            return self.content
+        return json.dumps([{"name": c.name, "arguments": c.parsed_arguments()} for c in self.tool_calls],
+                          ensure_ascii=False)
+
     def to_dict(self) -> dict:
         d: dict = {"role": self.role, "content": self.content}
         if self.tool_calls:
@@ -174,13 +182,7 @@ class Example:
         """The final answer as text: its content, or its calls as JSON when it only calls tools."""
         if self.is_text:
             return self.text or ""
-        a = self.answer
-        if a is None:
-            return ""
-        if a.content or not a.tool_calls:
-            return a.content
-        return json.dumps([{"name": c.name, "arguments": c.parsed_arguments()} for c in a.tool_calls],
-                          ensure_ascii=False)
+        return self.answer.answer_text if self.answer is not None else ""
 
     @property
     def system(self) -> str | None:

@@ -15,6 +15,12 @@ with its own temperature, top_p, seed, stop strings and max_tokens; rows that fi
 dropped from the batch so long answers do not make short ones wait. Throughput therefore
 grows with concurrency (bench/serve_load.py measures it). Errors use OpenAI's JSON shape.
 
+Tool calling: `tools` (and earlier `tool_calls` and `role: tool` results) are rendered by the
+template; the reply is read by model/output.py in the family's own call syntax into
+`message.tool_calls` / streamed `delta.tool_calls` (sent whole once the call is complete),
+`finish_reason: "tool_calls"`. `tool_choice` "none" renders no tools; "required" or a named
+function prefills the start of a call (a 400 where the template shows no call syntax).
+
 The pieces live apart: finding and loading the run in runs.py, decoding in model/engine.py,
 sockets, timeouts, body limits and the key check in web.py (shared with `sftflow review`),
 the terminal chat in terminal_chat.py.
@@ -82,17 +88,74 @@ class _TextPart(BaseModel):
     text: str
 
 
+class _Function(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    description: str | None = None
+    parameters: dict | None = None
+    strict: bool | None = None
+
+
+class _ToolSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["function"]
+    function: _Function
+
+
+class _CalledFunction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    arguments: str
+
+
+class _ToolCallIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    type: Literal["function"] = "function"
+    function: _CalledFunction
+
+
 class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[_TextPart]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[_TextPart] | None = None
     name: str | None = None
+    tool_calls: list[_ToolCallIn] | None = None  # an assistant's earlier calls
+    tool_call_id: str | None = None  # a tool result: the call it answers
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+            raise ValueError(f"'content': a {self.role} message needs content")
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("'tool_call_id': a tool message answers a call: give the call's id")
+        return self
+
+
+class _NamedFunction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+
+
+class _NamedToolChoice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["function"]
+    function: _NamedFunction
 
 
 class ChatRequest(_Request):
     messages: list[_Message] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
+    tools: list[_ToolSpec] | None = None
+    tool_choice: Literal["none", "auto", "required"] | _NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None  # accepted; the model decides how many calls it writes
 
 
 class CompletionRequest(_Request):
@@ -197,22 +260,59 @@ class _Api:
                           temperature=req.temperature, top_p=req.top_p, stop=_stops(req.stop), seed=req.seed,
                           strip=strip, index=index)
 
-    def chat_prompt(self, req: ChatRequest) -> list[int]:
-        """The conversation rendered with the run's chat template, as token ids."""
+    def chat_prompt(self, req: ChatRequest) -> tuple[list[int], dict]:
+        """The conversation rendered with the run's chat template and the request's tools, as token ids,
+        and how to read the reply (`calls`, `syntax`, `prefix` of a GenRequest)."""
         from sftflow.model.chat import render
         from sftflow.model.system_prompt import with_system
 
         messages = []
         for m in req.messages:
-            content = m.content if isinstance(m.content, str) else "".join(p.text for p in m.content)
-            messages.append({"role": "system" if m.role == "developer" else m.role, "content": content})
+            content = m.content if isinstance(m.content, str) else "".join(p.text for p in m.content or [])
+            d: dict = {"role": "system" if m.role == "developer" else m.role, "content": content}
+            if m.tool_calls:
+                d["tool_calls"] = [c.model_dump() for c in m.tool_calls]
+            if m.tool_call_id is not None:
+                d["tool_call_id"] = m.tool_call_id
+            if m.role == "tool" and m.name:
+                d["name"] = m.name
+            messages.append(d)
         messages = with_system(messages, self.system_prompt)
         tok = self.engine.tok
+        tools, reading = self.tool_use(req)
         try:
-            text = render(tok, messages, add_generation_prompt=True)
-        except Exception as err:  # the template rejects this conversation (e.g. role order)
+            text = render(tok, messages, add_generation_prompt=True, tools=tools)
+        except Exception as err:  # the template rejects this conversation (e.g. role order), or tools
             raise ApiError(400, f"the chat template cannot render these messages: {err}", param="messages") from err
-        return tok(text, add_special_tokens=False)["input_ids"]
+        return tok(text + reading["prefix"], add_special_tokens=False)["input_ids"], reading
+
+    def tool_use(self, req: ChatRequest) -> tuple[list[dict] | None, dict]:
+        """The tools to render and how to read the reply. `tool_choice` "none" renders no tools; "auto"
+        (the default with tools) lets the model decide; "required" or a named function prefills the reply
+        with the start of a call in the model's own syntax (read off its template: model/output.py)."""
+        from sftflow.model.output import call_prefix, call_syntax
+
+        off = {"calls": False, "syntax": None, "prefix": ""}
+        choice = req.tool_choice
+        if not req.tools:
+            if choice not in (None, "none"):
+                raise ApiError(400, "'tool_choice': needs 'tools'", param="tool_choice")
+            return None, off
+        if choice == "none":
+            return None, off
+        tools = [t.model_dump(exclude_none=True) for t in req.tools]
+        syntax = call_syntax(self.engine.tok)
+        prefix = ""
+        if choice == "required" or isinstance(choice, _NamedToolChoice):
+            name = choice.function.name if isinstance(choice, _NamedToolChoice) else None
+            if name is not None and name not in {t.function.name for t in req.tools}:
+                raise ApiError(400, f"'tool_choice': '{name}' is not one of the request's tools", param="tool_choice")
+            prefix = call_prefix(syntax, name)
+            if not prefix:
+                raise ApiError(400, f"'tool_choice': {json.dumps(choice if isinstance(choice, str) else choice.model_dump())}"
+                               " cannot be honoured: this model's chat template shows no tool-call syntax to start "
+                               "a call with; use \"auto\"", param="tool_choice")
+        return tools, {"calls": True, "syntax": syntax, "prefix": prefix}
 
     def model_card(self) -> dict:
         return {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "sftflow"}
@@ -301,6 +401,8 @@ async def _sse(reqs: list[GenRequest], events, make_chunk, include_usage: bool):
             elif kind == "reasoning":
                 yield f"data: {json.dumps(make_chunk(i, payload, None, kind='reasoning_content'))}\n\n"
             else:
+                if payload.get("tool_calls"):  # read whole at the end (held back while streaming), sent at once
+                    yield f"data: {json.dumps(make_chunk(i, _tool_calls(payload['tool_calls'], stream=True), None, kind='tool_calls'))}\n\n"
                 usage["prompt_tokens"] += payload["prompt_tokens"]
                 usage["completion_tokens"] += payload["completion_tokens"]
                 yield f"data: {json.dumps(make_chunk(i, None, payload['finish_reason']))}\n\n"
@@ -326,6 +428,9 @@ def _chat_shapes(model_id: str):
     def final(results):
         r = results[0]
         message = {"role": "assistant", "content": r["text"]}
+        if r.get("tool_calls"):
+            message["content"] = r["text"] or None
+            message["tool_calls"] = _tool_calls(r["tool_calls"])
         if r.get("reasoning") is not None:  # the <think> block, apart (as vLLM's reasoning parsers return it)
             message["reasoning_content"] = r["reasoning"]
         return {"id": rid, "object": "chat.completion", "created": now, "model": model_id,
@@ -333,6 +438,16 @@ def _chat_shapes(model_id: str):
                 "usage": _usage_of(results)}
 
     return chunk, final
+
+
+def _tool_calls(calls, stream: bool = False) -> list[dict]:
+    """OpenAI's tool_calls: ids like call_…, arguments as JSON text; streamed ones carry their index."""
+    out = []
+    for k, c in enumerate(calls):
+        d = {"id": f"call_{secrets.token_hex(12)}", "type": "function",
+             "function": {"name": c.name, "arguments": c.arguments}}
+        out.append({"index": k, **d} if stream else d)
+    return out
 
 
 def _completion_shapes(model_id: str):
@@ -415,9 +530,11 @@ def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, lim
     async def chat_completions(request: Request):
         api.check_key(request)
         req = await api.read(request, ChatRequest)
-        prompt_ids = await run_in_threadpool(api.chat_prompt, req)  # a long conversation takes a while to tokenize
+        # a long conversation takes a while to tokenize
+        prompt_ids, reading = await run_in_threadpool(api.chat_prompt, req)
         g = api.sampling(req, prompt_ids, req.max_completion_tokens or req.max_tokens, strip=True)
         g.reasoning = True
+        g.calls, g.syntax, g.prefix = reading["calls"], reading["syntax"], reading["prefix"]
         return await _respond(engine, [g], req, *_chat_shapes(model_id))
 
     @app.post("/v1/completions")

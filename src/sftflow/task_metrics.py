@@ -1,12 +1,18 @@
-"""The task metrics scored on each (prediction, reference) pair, and the one list of metric names.
+"""The task metrics scored on each (prediction, reference) pair, and the one registry of metrics.
 
     eval: {metrics: [exact_match, json_valid]}   # in sftflow.yaml: the names below
 
-`METRICS` is the registry: the config's `eval.metrics` choices (config.py) and the scoring
-(eval/evaluate.py) both read it, so adding a metric is one function and one entry here. It
-lives outside the eval package because config.py reads it and eval imports config.py (no
-import loops: tests/test_architecture.py). eval/metrics.py has the rest: intervals, corpus
-BLEU/chrF, JSON schema, perplexity.
+`METRICS` is the registry: each `Metric` entry carries its function and its facts (direction,
+judged by exactness or not, corpus-level, the note the report shows, the order in which it is
+picked as the task's main metric and for the task_gain gate). The config's `eval.metrics`
+choices (config.py), the scoring (eval/evaluate.py, eval/metrics.py), the gates and the report
+all read it, so adding a metric is one entry here and no table elsewhere has to know. It lives
+outside the eval package because config.py reads it and eval imports config.py (no import
+loops: tests/test_architecture.py). eval/metrics.py has the rest: intervals, corpus BLEU/chrF,
+JSON schema, perplexity.
+
+Tool-call metrics (`on="calls"`) score the calls parsed from the generated reply
+(model/output.py) against the reference answer's `tool_calls`, with the example's tools.
 """
 
 from __future__ import annotations
@@ -16,6 +22,11 @@ import re
 import string
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sftflow.example import Message, Tool
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
@@ -144,23 +155,136 @@ def classification_accuracy(pred: str, ref: str) -> float:
     return normalized_exact_match(pred, ref)
 
 
+# --- tool calls -----------------------------------------------------------------------------
+# Each scores one example: the reply (a Message with the calls parsed from the generated text), the
+# reference answer (a Message with its tool_calls), and the tools the example declares. An answer
+# that calls nothing where the reference calls nothing scores 1 on each: those examples measure
+# that the model does not call when it should not.
+
+
+def _canonical_arguments(text: str):
+    try:
+        return json.dumps(json.loads(text), sort_keys=True, ensure_ascii=False)
+    except (ValueError, TypeError):
+        return None  # not JSON: equal to nothing
+
+
+def tool_call_decision(reply: Message, ref: Message, tools: list[Tool]) -> float:
+    """Called a tool when the reference does, and none when it does not."""
+    return float(bool(reply.tool_calls) == bool(ref.tool_calls))
+
+
+def tool_name_match(reply: Message, ref: Message, tools: list[Tool]) -> float:
+    """Called the reference's tools (the same names, as many times; order ignored)."""
+    return float(sorted(c.name for c in reply.tool_calls) == sorted(c.name for c in ref.tool_calls))
+
+
+def tool_args_match(reply: Message, ref: Message, tools: list[Tool]) -> float:
+    """Called the reference's tools with equal arguments, compared as JSON values (key order and spacing
+    ignored; order of parallel calls ignored)."""
+    key = lambda calls: sorted((c.name, _canonical_arguments(c.arguments) or "\0") for c in calls)  # noqa: E731
+    got = key(reply.tool_calls)
+    return float(got == key(ref.tool_calls) and all(a != "\0" for _, a in got))
+
+
+def tool_args_valid(reply: Message, ref: Message, tools: list[Tool]) -> float:
+    """Every call names a declared tool and its arguments are JSON valid against the tool's schema; a
+    reply that calls nothing scores 1 only where the reference calls nothing too."""
+    import jsonschema
+
+    if not reply.tool_calls:
+        return float(not ref.tool_calls)
+    schemas = {t.name: t.parameters for t in tools}
+    for call in reply.tool_calls:
+        if call.name not in schemas:
+            return 0.0
+        try:
+            args = json.loads(call.arguments)
+        except ValueError:
+            return 0.0
+        try:
+            if next(jsonschema.Draft202012Validator(schemas[call.name]).iter_errors(args), None) is not None:
+                return 0.0
+        except jsonschema.SchemaError:
+            return 0.0
+    return 1.0
+
+
 # --- the registry -------------------------------------------------------------------------------
 
-# Every metric eval.metrics may name, in the order the config's messages list them: its
-# (prediction, reference) -> float function, or None for the two scored apart, json_schema_valid
-# (against eval.json_schema: eval/metrics.py) and perplexity (of the model on the answers).
-METRICS: dict[str, Callable[[str, str], float] | None] = {
-    "exact_match": exact_match,
-    "normalized_exact_match": normalized_exact_match,
-    "token_f1": token_f1,
-    "rouge_l": rouge_l,
-    "bleu": bleu,
-    "chrf": chrf,
-    "json_valid": json_valid,
-    "json_match": json_match,
-    "json_field_accuracy": json_field_accuracy,
-    "json_schema_valid": None,
-    "classification_accuracy": classification_accuracy,
-    "perplexity": None,
-}
-TASK_METRICS = {name: f for name, f in METRICS.items() if f is not None}  # scored per example on the outputs
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric and its facts.
+
+    fn: `(prediction, reference) -> float in [0, 1]` for text metrics (`on="text"`), `(reply, reference
+    answer, tools) -> float` for tool-call metrics (`on="calls"`); None for the ones scored apart
+    (json_schema_valid against eval.json_schema, perplexity of the model, hallucination_rate).
+    higher_is_better: the direction: deltas are called better when they rise (charts group by it).
+    exact: measuring it makes the task one judged by exactness: a non-identical answer is shown red,
+    not "partly right" (exact_match is measured on every task, free text too, so it does not).
+    corpus: the summary is a corpus score (sacrebleu's BLEU, chrF), per-example values sentence scores.
+    note: the few words the report shows beside its name.
+    main: the order in which it becomes the task's main metric (ranks the worst examples); None: never.
+    gain: the order in which the task_gain gate picks it; None: never.
+    choosable: `eval.metrics` may name it (hallucination_rate is always measured).
+    """
+
+    name: str
+    fn: Callable[..., float] | None
+    higher_is_better: bool = True
+    exact: bool = False
+    corpus: bool = False
+    note: str = ""
+    main: int | None = None
+    gain: int | None = None
+    on: str = "text"
+    choosable: bool = True
+
+
+# In the order the config's messages list them. task_gain's order: label accuracy for labels, the right
+# call for tools and ROUGE-L for free text (every task measures exact match, which free text rarely hits);
+# else exact match, the user's question for JSON ("is the answer right?"), before partial credit.
+_ENTRIES = [
+    Metric("exact_match", exact_match, main=7, gain=7),
+    Metric("normalized_exact_match", normalized_exact_match, main=6, gain=8),
+    Metric("token_f1", token_f1, main=5, gain=4),
+    Metric("rouge_l", rouge_l, main=4, gain=3),
+    Metric("bleu", bleu, corpus=True, note="corpus BLEU / 100", gain=6),
+    Metric("chrf", chrf, corpus=True, note="corpus chrF / 100", gain=5),
+    Metric("json_valid", json_valid, exact=True, main=8, gain=10),
+    Metric("json_match", json_match, exact=True, note="same JSON value, key order and spacing ignored"),
+    Metric("json_field_accuracy", json_field_accuracy, exact=True, main=1, gain=9),
+    Metric("json_schema_valid", None, exact=True),
+    Metric("classification_accuracy", classification_accuracy, exact=True, main=2, gain=1),
+    Metric("tool_call_decision", tool_call_decision, exact=True, on="calls",
+           note="called a tool exactly when the reference does"),
+    Metric("tool_name_match", tool_name_match, exact=True, on="calls", note="the reference's tools called"),
+    Metric("tool_args_match", tool_args_match, exact=True, on="calls", main=0, gain=2,
+           note="the reference's tools with equal arguments (as JSON)"),
+    Metric("tool_args_valid", tool_args_valid, exact=True, on="calls",
+           note="arguments valid against the tool's schema"),
+    Metric("perplexity", None, higher_is_better=False),
+    Metric("hallucination_rate", None, higher_is_better=False, note="lower is better; defined below",
+           choosable=False),
+]
+METRICS: dict[str, Metric] = {m.name: m for m in _ENTRIES}
+CHOOSABLE = tuple(n for n, m in METRICS.items() if m.choosable)  # what eval.metrics accepts
+TOOL_METRICS = tuple(n for n, m in METRICS.items() if m.on == "calls")
+TASK_METRICS = {n: m.fn for n, m in METRICS.items() if m.fn is not None and m.on == "text"}  # per example, on text
+
+
+def lower_is_better(name: str) -> bool:
+    """A block key the registry does not hold (answer_perplexity, json_fields) follows its metric."""
+    name = "perplexity" if name == "answer_perplexity" else name
+    return name in METRICS and not METRICS[name].higher_is_better
+
+
+def note(name: str) -> str:
+    return METRICS[name].note if name in METRICS else ""
+
+
+def first_metric(names, order: str) -> str | None:
+    """Of `names`, the one first in the registry's `order` ("main" or "gain"); None if none has one."""
+    ranked = [(getattr(METRICS[n], order), n) for n in names if n in METRICS and getattr(METRICS[n], order) is not None]
+    return min(ranked)[1] if ranked else None

@@ -24,6 +24,8 @@ from sftflow.eval.metrics import (
     schema_errors,
     token_f1,
 )
+from sftflow.example import Example, Message, Tool, ToolCall
+from sftflow.model.output import Reply
 from sftflow.stats import bootstrap_ci, paired_delta, summarise
 
 
@@ -223,12 +225,133 @@ def test_the_config_accepts_exactly_the_registered_metrics_and_scores_each(tmp_p
     assert str(err.value) == (
         f"{path}: 'eval.metrics.0': Input should be 'exact_match', 'normalized_exact_match', 'token_f1', 'rouge_l', "
         "'bleu', 'chrf', 'json_valid', 'json_match', 'json_field_accuracy', 'json_schema_valid', "
-        "'classification_accuracy' or 'perplexity' (got 'exact_mach')")
+        "'classification_accuracy', 'tool_call_decision', 'tool_name_match', 'tool_args_match', 'tool_args_valid' "
+        "or 'perplexity' (got 'exact_mach')")
     names = ["exact_match", "normalized_exact_match", "token_f1", "rouge_l", "bleu", "chrf", "json_valid", "json_match",
-             "json_field_accuracy", "json_schema_valid", "classification_accuracy", "perplexity"]
+             "json_field_accuracy", "json_schema_valid", "classification_accuracy", "tool_call_decision",
+             "tool_name_match", "tool_args_match", "tool_args_valid", "perplexity"]
     path.write_text(path.read_text().replace("[exact_mach]", f"[{', '.join(names)}]"))
     task = {"metrics": list(load_config(path).eval.metrics)}
-    per = score(['{"a": 1}', "b"], ['{"a": 1}', "c"], task, {"type": "object"})
+    tool = Tool("f", "", {"type": "object", "properties": {"a": {"type": "integer"}}})
+    call = ToolCall("call_1", "f", '{"a": 1}')
+    examples = [Example([Message("user", "q"), Message("assistant", "", (call,))], [tool]),
+                Example([Message("user", "q"), Message("assistant", "", (call,))], [tool])]
+    replies = [Reply("", None, (ToolCall("", "f", '{"a":1}'),)), Reply("b")]
+    per = score(['{"a": 1}', "b"], ['{"a": 1}', "c"], task, {"type": "object"}, replies, examples)
     assert list(per) == [n for n in names if n != "perplexity"]
     # the same answer scores 1 on every metric, an answer sharing nothing with its reference 0
     assert {n: [round(v, 9) for v in values] for n, values in per.items()} == {n: [1.0, 0.0] for n in per}
+
+
+# --- tool calls and the registry's facts ---------------------------------------------------------
+
+WEATHER = Tool("get_weather", "", {"type": "object", "properties": {"city": {"type": "string"},
+                                                                  "unit": {"enum": ["C", "F"]}},
+                                   "required": ["city"]})
+TIME = Tool("get_time", "", {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+
+
+def _calls(*pairs) -> tuple:
+    return tuple(ToolCall(f"call_{i}", name, args) for i, (name, args) in enumerate(pairs))
+
+
+def _tool_scores(reply_calls: tuple, ref_calls: tuple, content: str = "") -> dict:
+    from sftflow.task_metrics import METRICS
+
+    reply, ref = Message("assistant", content, reply_calls), Message("assistant", "", ref_calls)
+    return {n: METRICS[n].fn(reply, ref, [WEATHER, TIME])
+            for n in ("tool_call_decision", "tool_name_match", "tool_args_match", "tool_args_valid")}
+
+
+@pytest.mark.parametrize("reply, ref, want", [
+    # the right call, arguments in another key order and spacing: right on every count
+    (_calls(("get_weather", '{"unit":"C","city":"Oslo"}')), _calls(("get_weather", '{"city": "Oslo", "unit": "C"}')),
+     (1, 1, 1, 1)),
+    # the right tool, another city: arguments differ but are valid
+    (_calls(("get_weather", '{"city": "Lima"}')), _calls(("get_weather", '{"city": "Oslo"}')), (1, 1, 0, 1)),
+    # the wrong tool, valid arguments for it
+    (_calls(("get_time", '{"city": "Oslo"}')), _calls(("get_weather", '{"city": "Oslo"}')), (1, 0, 0, 1)),
+    # the right tool, arguments against the schema (unit K) and arguments that are not JSON
+    (_calls(("get_weather", '{"city": "Oslo", "unit": "K"}')), _calls(("get_weather", '{"city": "Oslo", "unit": "K"}')),
+     (1, 1, 1, 0)),
+    (_calls(("get_weather", '{"city": ')), _calls(("get_weather", '{"city": "Oslo"}')), (1, 1, 0, 0)),
+    # a tool nobody declared
+    (_calls(("book_flight", "{}")), _calls(("get_weather", '{"city": "Oslo"}')), (1, 0, 0, 0)),
+    # no call where one was due; a call where none was; none where none was
+    ((), _calls(("get_weather", '{"city": "Oslo"}')), (0, 0, 0, 0)),
+    (_calls(("get_weather", '{"city": "Oslo"}')), (), (0, 0, 0, 1)),
+    ((), (), (1, 1, 1, 1)),
+    # two parallel calls in the other order
+    (_calls(("get_time", '{"city": "Oslo"}'), ("get_weather", '{"city": "Oslo"}')),
+     _calls(("get_weather", '{"city": "Oslo"}'), ("get_time", '{"city": "Oslo"}')), (1, 1, 1, 1)),
+    # one of two calls missing
+    (_calls(("get_weather", '{"city": "Oslo"}')),
+     _calls(("get_weather", '{"city": "Oslo"}'), ("get_time", '{"city": "Oslo"}')), (1, 0, 0, 1)),
+])
+def test_tool_call_metrics(reply, ref, want):
+    got = _tool_scores(reply, ref)
+    assert tuple(got.values()) == tuple(float(w) for w in want)
+
+
+def test_tool_metrics_are_inferred_when_test_answers_call_tools():
+    refs = ['[{"name": "get_weather", "arguments": {"city": "Oslo"}}]', "Hello! How can I help?"]
+    names, reason = infer_metrics(refs, calls=1)
+    assert names == ["exact_match", "normalized_exact_match", "tool_call_decision", "tool_name_match",
+                     "tool_args_match", "tool_args_valid", "perplexity"]
+    assert reason == "answers call tools (1 of 2)"
+    assert infer_metrics(refs)[0][2:4] == ["token_f1", "rouge_l"]  # without calls: free text, as before
+
+
+def test_the_registry_carries_each_metrics_facts_and_its_readers_ask_it():
+    """Direction, exactness, corpus-level, note and the main/task-gain order are the entry's; the report,
+    the gates, eval's main metric and the corpus summaries read them (the side tables are gone)."""
+    import sftflow.eval.evaluate as evaluate
+    import sftflow.eval.gates as gates
+    import sftflow.eval.metrics as metrics
+    import sftflow.eval.present as present
+    import sftflow.eval.report as report
+    from sftflow.eval.present import is_exact_task
+    from sftflow.eval.report import metric_panels, metric_rows
+    from sftflow.task_metrics import METRICS, first_metric, lower_is_better
+
+    for module, table in [(present, "LOWER_IS_BETTER"), (present, "EXACT_TASK_METRICS"), (gates, "TASK_GAIN_METRICS"),
+                          (evaluate, "MAIN_METRICS"), (metrics, "CORPUS_METRICS"), (report, "NOTES")]:
+        assert not hasattr(module, table), table
+    assert [n for n, m in METRICS.items() if not m.higher_is_better] == ["perplexity", "hallucination_rate"]
+    assert lower_is_better("answer_perplexity") and not lower_is_better("json_fields")
+    assert [n for n, m in METRICS.items() if m.corpus] == ["bleu", "chrf"]
+    # the orders the two side tables held, unchanged for the metrics they listed, tools first
+    main = ["json_field_accuracy", "classification_accuracy", "rouge_l", "token_f1", "normalized_exact_match",
+            "exact_match", "json_valid"]
+    gain = ["classification_accuracy", "rouge_l", "token_f1", "chrf", "bleu", "exact_match",
+            "normalized_exact_match", "json_field_accuracy", "json_valid"]
+    for order, names in (("main", main), ("gain", gain)):
+        for k in range(len(names)):
+            assert first_metric(names[k:], order) == names[k]
+        assert first_metric([*names, "tool_args_match"], order) == ("tool_args_match" if order == "main" else names[0])
+    tool_task = {"metrics": ["exact_match", "tool_call_decision", "tool_args_match"]}
+    assert is_exact_task(tool_task) and not is_exact_task({"metrics": ["exact_match", "rouge_l"]})
+    assert gates.task_gain_metric({"task": tool_task}) == "tool_args_match"
+    # a new entry is enough: its direction groups it in the charts and its note reaches the table
+    assert METRICS["hallucination_rate"].note == "lower is better; defined below"
+    assert METRICS["hallucination_rate"].choosable is False
+    block = {"mean": 0.5, "ci95": [0.4, 0.6], "n": 10}
+    m = {"tuned": {"tool_args_valid": block, "hallucination_rate": block}}
+    assert metric_panels(m, ["tool_args_valid", "hallucination_rate"]) == [("higher", ["tool_args_valid"]),
+                                                                          ("lower", ["hallucination_rate"])]
+    assert [r["note"] for r in metric_rows(m, ["tool_args_valid"])] == ["arguments valid against the tool's schema"]
+
+
+def test_scoring_tool_calls_reads_each_examples_reference_and_tools():
+    from sftflow.eval.evaluate import score
+
+    ex = Example([Message("user", "Weather in Oslo?"),
+                  Message("assistant", "", _calls(("get_weather", '{"city": "Oslo"}')))], [WEATHER, TIME])
+    chat = Example([Message("user", "Hi"), Message("assistant", "Hello!")], [WEATHER, TIME])
+    replies = [Reply("", None, _calls(("get_weather", '{"city":"Oslo"}'))), Reply("Hello!")]
+    task = {"metrics": ["exact_match", "tool_call_decision", "tool_args_match", "tool_args_valid"]}
+    per = score([r.answer_text for r in replies], [ex.answer_text, chat.answer_text], task, None, replies, [ex, chat])
+    assert per == {"exact_match": [1.0, 1.0], "tool_call_decision": [1.0, 1.0], "tool_args_match": [1.0, 1.0],
+                   "tool_args_valid": [1.0, 1.0]}
+    with pytest.raises(SftflowError, match="tool_call_decision scores tool calls"):
+        score(["x"], ["y"], {"metrics": ["tool_call_decision"]}, None)

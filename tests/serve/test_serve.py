@@ -176,8 +176,9 @@ def test_errors_have_openai_shape(client, server):
         (dict(model=model, messages=[]), openai.BadRequestError, "'messages'"),
         (dict(model=model, messages=[{"role": "robot", "content": "x"}]), openai.BadRequestError, "'messages.0.role'"),
         (dict(model=model, messages=hi, stop=["a", "b", "c", "d", "e"]), openai.BadRequestError, "at most 4"),
-        (dict(model=model, messages=hi, tools=[{"type": "function", "function": {"name": "f"}}]),
-         openai.BadRequestError, "unsupported parameter 'tools'"),
+        (dict(model=model, messages=hi, tool_choice="required"), openai.BadRequestError, "'tool_choice': needs 'tools'"),
+        (dict(model=model, messages=hi, functions=[{"name": "f"}]), openai.BadRequestError,
+         "unsupported parameter 'functions'"),
         (dict(model=model, messages=[{"role": "user", "content": "word " * 3000}]), openai.BadRequestError,
          "context"),
     ]

@@ -32,7 +32,6 @@ from sftflow.eval.hallucination import (
     wrong_values,
 )
 from sftflow.eval.metrics import (
-    CORPUS_METRICS,
     TASK_METRICS,
     answer_perplexity,
     check_schema,
@@ -55,16 +54,15 @@ from sftflow.eval.probes import (
 from sftflow.example import Example
 from sftflow.io import read_jsonl, write_json, write_jsonl
 from sftflow.model.chat import prompt_messages
-from sftflow.model.reasoning import answer_only, split_reasoning
+from sftflow.model.output import Reply, call_syntax, parse_reply
+from sftflow.model.reasoning import answer_only
 from sftflow.model.system_prompt import training_system_prompt, with_system
 from sftflow.progress import phase
 from sftflow.stats import paired_delta, summarise
+from sftflow.task_metrics import METRICS, first_metric
 
 # Reference point from practice for conversational data; shown beside the number, not a gate.
 PPL_REFERENCE = 15.0
-# The metric that ranks the worst examples, first one present wins.
-MAIN_METRICS = ("json_field_accuracy", "classification_accuracy", "rouge_l", "token_f1", "normalized_exact_match",
-                "exact_match", "json_valid")
 MAX_HALLUCINATION_EXAMPLES = 25
 FACT_MAX_NEW_TOKENS = 32  # fact answers are one short sentence
 
@@ -91,10 +89,11 @@ def _answers(path) -> list[str]:
     return [answer_only(e.answer_text) for e in map(Example.of, read_jsonl(path)) if not e.is_text]
 
 
-def plan_task(cfg: Config, test_refs: list[str], schema: dict | None) -> dict:
-    """Which metrics, and what the task's answers look like (labels, JSON keys and enums)."""
+def plan_task(cfg: Config, test_refs: list[str], schema: dict | None, calls: int = 0) -> dict:
+    """Which metrics, and what the task's answers look like (labels, JSON keys and enums). `calls`:
+    test answers that call tools (then the tool-call metrics are inferred)."""
     all_refs = test_refs + _answers(cfg.data_dir / "train.jsonl") + _answers(cfg.data_dir / "val.jsonl")
-    inferred, reason = infer_metrics(test_refs, has_schema=schema is not None)
+    inferred, reason = infer_metrics(test_refs, has_schema=schema is not None, calls=calls)
     if cfg.eval.metrics is None:
         names = inferred
     else:
@@ -105,8 +104,8 @@ def plan_task(cfg: Config, test_refs: list[str], schema: dict | None) -> dict:
             names += [m for m in ("json_match", "json_field_accuracy") if m not in names]
     is_json = any(m in names for m in ("json_valid", "json_match", "json_field_accuracy"))
     keys, enums = json_task_vocabulary(all_refs, schema) if is_json else (set(), {})
-    labels = sorted({r.strip() for r in all_refs}) if is_label_like(all_refs) else []
-    main = next((m for m in MAIN_METRICS if m in names), names[0] if names else "")
+    labels = sorted({r.strip() for r in all_refs}) if is_label_like(all_refs) and not calls else []
+    main = first_metric(names, "main") or (names[0] if names else "")
     return {"metrics": names, "reason": reason, "main_metric": main, "json_keys": sorted(keys),
             "enums": {k: sorted(map(str, v)) for k, v in enums.items()}, "labels": labels[:100]}
 
@@ -136,16 +135,21 @@ def model_outputs(model, tok, cfg: Config, *, test: list[dict] | None, probes: l
     if test is not None:
         t0 = time.time()
         prompts = [with_system(prompt_messages(r), system) for r in test]
-        tools = [Example.of(r).template_tools() for r in test]  # the tool list each example was trained with
-        tools = tools if any(tools) else None
-        split = [split_reasoning(o) for o in raw_gen("test answers", prompts, tools=tools)]
-        out["test_reasoning"], out["test"] = [r for r, _ in split], [a for _, a in split]
+        each = [Example.of(r).template_tools() for r in test]  # the tool list each example was trained with
+        tools = each if any(each) else None
+        syntax = call_syntax(tok) if tools else None
+        # the one reading of a reply (model/output.py): reasoning apart, calls read where tools were offered
+        read = lambda outputs: [parse_reply(o, syntax, tools=bool(t)) for o, t in zip(outputs, each, strict=True)]  # noqa: E731
+        replies = read(raw_gen("test answers", prompts, tools=tools))
+        out["test_replies"] = replies
+        out["test_reasoning"], out["test"] = [r.reasoning for r in replies], [r.answer_text for r in replies]
         if perplexity:
             out["perplexity"] = ppl("answer perplexity", test)
         if sample and e.sample:
             s = e.sample
-            out["sampled"] = gen("sampled test answers", prompts, do_sample=True, temperature=s.temperature,
-                                 top_p=s.top_p, seed=s.seed, tools=tools)
+            out["sampled_replies"] = read(raw_gen("sampled test answers", prompts, do_sample=True,
+                                                  temperature=s.temperature, top_p=s.top_p, seed=s.seed, tools=tools))
+            out["sampled"] = [r.answer_text for r in out["sampled_replies"]]
         out["test_seconds"] = time.time() - t0
     if probes:
         out["probes"] = gen("regression probes", [probe_messages(p) for p in probes])
@@ -158,14 +162,22 @@ def model_outputs(model, tok, cfg: Config, *, test: list[dict] | None, probes: l
     return out
 
 
-def score(outputs: list[str], refs: list[str], task: dict, schema: dict | None) -> dict[str, list[float]]:
-    """Per-example value of every task metric."""
+def score(outputs: list[str], refs: list[str], task: dict, schema: dict | None, replies: list[Reply] | None = None,
+          examples: list[Example] | None = None) -> dict[str, list[float]]:
+    """Per-example value of every task metric: text metrics on (output, reference) text, tool-call metrics
+    on the calls parsed from each reply against the example's reference answer and tools."""
     fields = list(schema["properties"]) if schema and isinstance(schema.get("properties"), dict) else None
     per: dict[str, list[float]] = {}
     for name in task["metrics"]:
+        metric = METRICS[name]
         if name == "perplexity":
             continue
-        if name == "json_schema_valid":
+        if metric.on == "calls":
+            if replies is None or examples is None:
+                raise SftflowError(f"{name} scores tool calls: give the replies and the examples")
+            per[name] = [metric.fn(r.message(), e.answer or e.messages[-1], e.tools)
+                         for r, e in zip(replies, examples, strict=True)]
+        elif name == "json_schema_valid":
             per[name] = [json_schema_valid(o, schema) for o in outputs]
         elif name == "json_field_accuracy":
             per[name] = [json_field_accuracy(o, r, fields) for o, r in zip(outputs, refs, strict=True)]
@@ -178,7 +190,8 @@ def summarise_block(per: dict[str, list[float]], outputs: list[str], refs: list[
                     schema: dict | None, base_outputs: list[str] | None = None) -> dict:
     block = {}
     for name, values in per.items():
-        block[name] = corpus_summary(name, outputs, refs, base_outputs) if name in CORPUS_METRICS else summarise(values)
+        corpus = name in METRICS and METRICS[name].corpus
+        block[name] = corpus_summary(name, outputs, refs, base_outputs) if corpus else summarise(values)
     if "json_field_accuracy" in per:
         fields = list(schema["properties"]) if schema and isinstance(schema.get("properties"), dict) else None
         by_field: dict[str, list[float]] = {}
@@ -232,7 +245,7 @@ def evaluate(cfg: Config, log=print) -> dict:
     e = cfg.eval
     test, refs = _test_split(cfg)
     schema = load_schema(cfg)
-    task = plan_task(cfg, refs, schema)
+    task = plan_task(cfg, refs, schema, calls=sum(bool(_answer(r).tool_calls) for r in test))
     log(f"eval: {len(test)} test examples; metrics {', '.join(task['metrics'])} ({task['reason']})")
     probes = load_probes(cfg.path(e.probe_file) if e.probe_file else None) if e.probes else []
     facts = fact_probes(probes if e.probes else []) if e.forgetting else []
@@ -247,7 +260,7 @@ def evaluate(cfg: Config, log=print) -> dict:
     scored = _score_models(test, refs, task, schema, tuned, base, log)
     sampled_block = None
     if "sampled" in tuned:
-        sampled_per = score(tuned["sampled"], refs, task, schema)
+        sampled_per = score(tuned["sampled"], refs, task, schema, tuned["sampled_replies"], [Example.of(r) for r in test])
         sampled_block = summarise_block(sampled_per, tuned["sampled"], refs, task, schema)
         _log_block(log, f"tuned, sampled at temperature {e.sample.temperature:g}", sampled_block, None)
     probe_result = _compare_probes(probes, base, tuned, log) if probes else None
@@ -291,6 +304,11 @@ def _test_split(cfg: Config) -> tuple[list[dict], list[str]]:
     return test, [answer_only(Example.of(r).answer_text) for r in test]  # metrics score answers, not reasoning
 
 
+def _answer(record: dict):
+    ex = Example.of(record)
+    return ex.answer or ex.messages[-1]
+
+
 def _generate_both(cfg: Config, test: list[dict], work: dict) -> tuple[dict, dict | None]:
     """The tuned model's outputs, then (when anything compares) the base model's: one in memory at a time."""
     from sftflow.model.load import load_model, load_tokenizer, load_tuned
@@ -317,11 +335,11 @@ def _score_models(test: list[dict], refs: list[str], task: dict, schema: dict | 
                   base: dict | None, log) -> dict:
     """Per-example metrics and hallucination flags of each model, their summaries and the paired deltas."""
     has_base = base is not None and "test" in base
-    tuned_per, tuned_flags = _per_example(test, tuned["test"], refs, task, schema)
+    tuned_per, tuned_flags = _per_example(test, tuned, refs, task, schema)
     tuned_block = summarise_block(tuned_per, tuned["test"], refs, task, schema, base["test"] if has_base else None)
     base_block, base_per, base_flags = None, None, None
     if has_base:
-        base_per, base_flags = _per_example(test, base["test"], refs, task, schema)
+        base_per, base_flags = _per_example(test, base, refs, task, schema)
         base_block = summarise_block(base_per, base["test"], refs, task, schema)
     if "perplexity" in task["metrics"]:
         tuned_block["answer_perplexity"] = tuned["perplexity"]
@@ -339,9 +357,10 @@ def _score_models(test: list[dict], refs: list[str], task: dict, schema: dict | 
             "base_per": base_per, "base_flags": base_flags, "base_block": base_block, "delta": delta}
 
 
-def _per_example(test: list[dict], outputs: list[str], refs: list[str], task: dict,
+def _per_example(test: list[dict], model_out: dict, refs: list[str], task: dict,
                  schema: dict | None) -> tuple[dict[str, list[float]], list[list[dict]]]:
-    per = score(outputs, refs, task, schema)
+    outputs = model_out["test"]
+    per = score(outputs, refs, task, schema, model_out.get("test_replies"), [Example.of(r) for r in test])
     flags = hallucinations(test, outputs, task)
     per["hallucination_rate"] = [float(bool(f)) for f in flags]
     return per, flags
@@ -383,12 +402,16 @@ def _predictions(test: list[dict], refs: list[str], system: str | None, tuned: d
         }
         if tuned["test_reasoning"][i] is not None:
             row["tuned_reasoning"] = tuned["test_reasoning"][i]
+        if tuned["test_replies"][i].tool_calls:  # the calls read from the output (model/output.py)
+            row["tuned_tool_calls"] = [c.to_dict() for c in tuned["test_replies"][i].tool_calls]
         if "sampled" in tuned:
             row["tuned_sampled"] = tuned["sampled"][i]
         if has_base:
             row["base"] = base["test"][i]
             if base["test_reasoning"][i] is not None:
                 row["base_reasoning"] = base["test_reasoning"][i]
+            if base["test_replies"][i].tool_calls:
+                row["base_tool_calls"] = [c.to_dict() for c in base["test_replies"][i].tool_calls]
             row["base_metrics"] = {k: v[i] for k, v in scored["base_per"].items()}
             row["base_hallucinations"] = scored["base_flags"][i]
         rows.append(row)

@@ -27,6 +27,7 @@ import operator
 from pathlib import Path
 
 from sftflow.config import GATE_OFF, EvalConfig, parse_gate
+from sftflow.task_metrics import first_metric
 
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
 # Gates on whole-run checks rather than a tuned-model metric: name -> path in metrics.json.
@@ -48,11 +49,6 @@ DEFAULT_GATES = {
 # What each default gate needs measured, as the config switch that turns the measurement off.
 NEEDS = {"task_gain": "compare_base", "regression_probes": "probes", "forgetting_ppl_increase": "forgetting",
          "forgetting_fact_drop": "forgetting"}
-# The metric task_gain compares: the first one the task measures. Label accuracy for labels and
-# ROUGE-L for free text (every task measures exact match, which free text rarely hits); else exact
-# match, the user's question for JSON ("is the answer right?"), before partial credit.
-TASK_GAIN_METRICS = ("classification_accuracy", "rouge_l", "token_f1", "chrf", "bleu", "exact_match",
-                     "normalized_exact_match", "json_field_accuracy", "json_valid")
 
 
 def resolve_gates(e: EvalConfig) -> tuple[dict[str, str], dict[str, str]]:
@@ -80,7 +76,7 @@ def resolve_gates(e: EvalConfig) -> tuple[dict[str, str], dict[str, str]]:
 
 def task_gain_metric(metrics: dict) -> str | None:
     names = (metrics.get("task") or {}).get("metrics") or list(metrics.get("delta") or {})
-    return next((m for m in TASK_GAIN_METRICS if m in names), None)
+    return first_metric(names, "gain")  # the registry's order (task_metrics.Metric.gain)
 
 
 def gate_value(metrics: dict, name: str) -> float | None:

@@ -19,6 +19,7 @@ from sftflow.model.chat import tokenize_record
 from sftflow.stats import percentiles, resample_index
 from sftflow.task_metrics import (  # noqa: F401 - the per-example metrics live there; callers import them here too
     TASK_METRICS,
+    TOOL_METRICS,
     bleu,
     chrf,
     classification_accuracy,
@@ -132,18 +133,20 @@ def label_breakdown(preds: list[str], refs: list[str]) -> dict:
     return {"by_label": by_label, "outside_label_set": outside}
 
 
-CORPUS_METRICS = ("bleu", "chrf")
-
 
 def _json_object_share(refs: list[str]) -> float:
     parsed = [parse_json(r.strip()) for r in refs]
     return sum(ok and isinstance(v, dict | list) for ok, v in parsed) / max(1, len(refs))
 
 
-def infer_metrics(refs: list[str], has_schema: bool = False) -> tuple[list[str], str]:
-    """The metrics that fit the answers, and why: JSON, labels or free text."""
+def infer_metrics(refs: list[str], has_schema: bool = False, calls: int = 0) -> tuple[list[str], str]:
+    """The metrics that fit the answers, and why: tool calls (`calls`: answers that call a tool), JSON,
+    labels or free text."""
     names = ["exact_match", "normalized_exact_match"]
-    if refs and _json_object_share(refs) >= 0.9:
+    if calls:
+        names += list(TOOL_METRICS)
+        reason = f"answers call tools ({calls} of {len(refs)})"
+    elif refs and _json_object_share(refs) >= 0.9:
         names += ["json_valid", "json_match", "json_field_accuracy"]
         if has_schema:
             names.append("json_schema_valid")

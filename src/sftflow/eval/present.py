@@ -16,12 +16,7 @@ import base64
 import json
 from pathlib import Path
 
-# Metrics where a smaller value is the better one: kept apart in charts, and their deltas
-# are called "better" when they fall.
-LOWER_IS_BETTER = {"hallucination_rate", "answer_perplexity", "perplexity"}
-# Tasks judged by exactness: a non-identical answer is wrong (red), not "partly right".
-EXACT_TASK_METRICS = {"json_valid", "json_match", "json_field_accuracy", "json_schema_valid",
-                      "classification_accuracy", "exact_match"}
+from sftflow.task_metrics import METRICS
 
 
 def _json(text: str):
@@ -75,7 +70,8 @@ def judge_answer(output: str, reference: str, *, exact_task: bool) -> dict:
 
 def is_exact_task(task: dict | None) -> bool:
     names = set((task or {}).get("metrics") or [])
-    return bool(names & (EXACT_TASK_METRICS - {"exact_match"})) or bool((task or {}).get("labels"))
+    # Tasks judged by exactness (the registry's `exact`): a non-identical answer is wrong (red), not "partly right".
+    return any(n in METRICS and METRICS[n].exact for n in names) or bool((task or {}).get("labels"))
 
 
 def same_per_example(predictions: list[dict], first: str, second: str) -> bool:

@@ -26,7 +26,6 @@ from sftflow.data_folder import CARD, LEDGER, REJECTS, STATS
 from sftflow.errors import SftflowError
 from sftflow.eval.gates import headline
 from sftflow.eval.present import (
-    LOWER_IS_BETTER,
     card_html,
     delta_words,
     duplicate_text,
@@ -36,6 +35,7 @@ from sftflow.eval.present import (
     same_per_example,
 )
 from sftflow.io import atomic_write_bytes, atomic_write_text, read_jsonl
+from sftflow.task_metrics import lower_is_better, note
 
 TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sftflow report · {{ name }}</title>
@@ -197,8 +197,8 @@ def metric_panels(metrics: dict, names: list[str]) -> list[tuple[str, list[str]]
     """Higher-is-better metrics in one panel, lower-is-better rates in another and answer
     perplexity (its own scale) in a third: a bar that grows is never good in one and bad in
     the next panel without the title saying so."""
-    higher = [n for n in names if n not in LOWER_IS_BETTER]
-    lower = [n for n in names if n in LOWER_IS_BETTER]
+    higher = [n for n in names if not lower_is_better(n)]
+    lower = [n for n in names if lower_is_better(n)]
     ppl = ["answer_perplexity"] if (metrics.get("tuned") or {}).get("answer_perplexity") else []
     return [p for p in (("higher", higher), ("lower", lower), ("ppl", ppl)) if p[1]]
 
@@ -234,8 +234,6 @@ def metric_plot(metrics: dict, names: list[str]) -> bytes | None:
     return _png(fig)
 
 
-NOTES = {"bleu": "corpus BLEU / 100", "chrf": "corpus chrF / 100", "hallucination_rate": "lower is better; defined below",
-         "json_match": "same JSON value, key order and spacing ignored"}
 WORST_ROWS = 10
 
 
@@ -251,8 +249,8 @@ def metric_rows(metrics: dict, names: list[str]) -> list[dict]:
     deltas = metrics.get("delta") or {}
     rows = []
     for n in names:
-        delta, cls = delta_words(deltas.get(n), n in LOWER_IS_BETTER)
-        rows.append({"name": n, "note": NOTES.get(n, ""), "base": _ci(base[n]) if n in base else "–",
+        delta, cls = delta_words(deltas.get(n), lower_is_better(n))
+        rows.append({"name": n, "note": note(n), "base": _ci(base[n]) if n in base else "–",
                      "tuned": _ci(tuned[n]), "delta": delta, "delta_class": cls,
                      "sampled": _ci(sampled[n]) if n in sampled else "–"})
     ppl_t, ppl_b = tuned.get("answer_perplexity"), base.get("answer_perplexity")

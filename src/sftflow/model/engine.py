@@ -35,6 +35,9 @@ class GenRequest:
     seed: int | None = None
     strip: bool = False  # chat answers: no leading/trailing whitespace, in streaming too
     reasoning: bool = False  # chat answers: a leading <think> block goes to reasoning_content
+    calls: bool = False  # tools were offered: tool-call text is read into tool_calls (model/output.py), not sent
+    syntax: object = None  # the family's CallSyntax (model/output.py); None tries every known one
+    prefix: str = ""  # text the prompt was prefilled with (a forced call): part of the reply, not generated
     cancelled: bool = False
     index: int = 0
     # decoding state
@@ -107,6 +110,17 @@ def _advance(req: GenRequest, tok, eos_ids: set[int], final: bool) -> None:
             req.sent_reasoning = thought
         if thought is not None and not closed:
             text = ""
+    calls = []
+    if req.calls:  # a call is held back until it can be read whole, then sent as tool_calls
+        from sftflow.model.output import call_start, parse_calls
+
+        text = req.prefix + text
+        if final:
+            content, calls = parse_calls(text, req.syntax)
+            text = content if calls else text
+        else:
+            cut = call_start(text, req.syntax)
+            text = text if cut is None else text[:cut]
     if final:
         ready = text.rstrip() if req.strip else text
     else:
@@ -118,7 +132,8 @@ def _advance(req: GenRequest, tok, eos_ids: set[int], final: bool) -> None:
         req.on_event("delta", ready[len(req.sent):])
         req.sent = ready
     if final:
-        req.on_event("done", {"text": ready, "finish_reason": req.finish_reason or "stop", "reasoning": thought,
+        finish = "tool_calls" if calls and req.finish_reason != "length" else (req.finish_reason or "stop")
+        req.on_event("done", {"text": ready, "finish_reason": finish, "reasoning": thought, "tool_calls": calls,
                               "prompt_tokens": len(req.prompt_ids), "completion_tokens": len(req.tokens)})
 
 

