@@ -252,3 +252,19 @@ def test_a_project_on_smollm2_prepares_trains_and_evaluates(smollm2, tmp_path, c
     r = cli("eval", "sftflow.yaml", cwd=tmp_path, timeout=900)
     assert r.returncode in (0, 1), r.stderr  # 1: a gate failed, which two examples may well do
     assert (tmp_path / "runs" / "run" / "eval" / "report.html").exists()
+
+
+def test_qlora_on_a_base_that_was_already_quantized_is_warned(tmp_path):
+    """NF4 on top of Q4_1: two roundings (measured on SmolLM2: 1.81 vs 1.19 validation loss before
+    training); a base converted from an f16 file, or any other folder, gets no warning."""
+    from sftflow.model.gguf_base import requantization_warning
+
+    folder = tmp_path / "converted"
+    folder.mkdir()
+    assert requantization_warning(folder) is None  # not a converted folder
+    (folder / PROVENANCE).write_text(json.dumps({"source": "/m/SmolLM2-135M-Instruct.Q4_1.gguf", "quantization": "Q4_1"}))
+    warning = requantization_warning(folder)
+    assert warning.startswith("train.method qlora on SmolLM2-135M-Instruct.Q4_1.gguf: its weights were already "
+                              "quantized (Q4_1)") and warning.endswith("use method lora")
+    (folder / PROVENANCE).write_text(json.dumps({"source": "/m/x.F16.gguf", "quantization": "F16"}))
+    assert requantization_warning(folder) is None

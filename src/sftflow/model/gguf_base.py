@@ -118,6 +118,21 @@ def base_source(folder: str | Path) -> dict | None:
             **{k: info[k] for k in ("source", "sha256", "quantization", "tensor_types", "dequantized")}}
 
 
+UNQUANTIZED = {"F32", "F16", "BF16", "ALL_F32"}
+
+
+def requantization_warning(folder: str | Path) -> str | None:
+    """QLoRA quantizes the base to NF4 again. A base converted from an already quantized GGUF then
+    carries two rounding errors: measured on SmolLM2-135M-Instruct (Q4_1), validation loss before
+    training 1.81 in NF4 against 1.19 in fp32, and after the same 14 steps 0.53 against LoRA's 0.04."""
+    info = source_of(folder)
+    if not info or str(info.get("quantization", "")).upper() in UNQUANTIZED:
+        return None
+    return (f"train.method qlora on {Path(info['source']).name}: its weights were already quantized "
+            f"({info['quantization']}); NF4 rounds them again (measured on SmolLM2-135M-Instruct Q4_1: validation "
+            "loss 1.81 before training vs 1.19 in fp32, 0.53 vs LoRA's 0.04 after 14 steps); use method lora")
+
+
 def gguf_folder(path: str | Path) -> Path:
     """The Hugging Face folder converted from the `.gguf` file at `path`: from the cache, or converted
     now (once; a line says so)."""

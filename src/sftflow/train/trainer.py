@@ -24,13 +24,14 @@ import math
 import os
 import platform
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import sftflow
 from sftflow.config import Config, dump_config
 from sftflow.data_folder import LEDGER, TRAIN, VAL
-from sftflow.errors import SftflowError
+from sftflow.errors import SftflowError, SftflowWarning
 from sftflow.io import atomic_write_text, read_jsonl, write_json
 from sftflow.model.chat import tokenize_record
 from sftflow.progress import phase
@@ -233,7 +234,11 @@ def _load_model(cfg: Config, bf16: bool, log):
     if t.method == "qlora":
         from peft import prepare_model_for_kbit_training
 
+        from sftflow.model.gguf_base import requantization_warning
         from sftflow.model.load import weight_bytes
+
+        if (twice := requantization_warning(cfg.model_path())) is not None:
+            warnings.warn(twice, SftflowWarning, stacklevel=2)
 
         actual, plain = weight_bytes(model, 2 if bf16 else 4)
         log(f"train: qlora: base weights take {actual / 2**20:,.1f} MiB in 4-bit NF4 vs {plain / 2**20:,.1f} MiB "
