@@ -181,10 +181,19 @@ def _jsonl(rows: list[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
-def write_real_model_project(directory: str | Path, *, force: bool = False, log=print) -> Path:
+PROJECTS = {MODEL: "support tickets → JSON, LoRA"}  # model ids with a ready project
+
+
+def write_model_project(directory: str | Path, model: str, *, force: bool = False, log=print) -> Path:
+    """The ready project for `model` (`sftflow init DIR --model ID`)."""
     from sftflow.general_english import PARAGRAPHS
     from sftflow.model.resolve import resolve_model
 
+    if model not in PROJECTS:
+        ready = ", ".join(f"{m} ({what})" for m, what in PROJECTS.items())
+        raise SftflowError(f"--model {model}: no ready project for this model; ready: {ready}. For another model, "
+                           "start from `sftflow init DIR` and set model.name_or_path (README: With a real Hugging "
+                           "Face model)")
     directory = Path(directory)
     config_path = directory / "sftflow.yaml"
     if config_path.exists() and not force:

@@ -285,6 +285,16 @@ def _settings(cfg: Config, log) -> tuple[RowSettings, str, RowProcessor | None]:
     return s, length_check, probe
 
 
+def _template_default(processor) -> str | None:
+    """The system prompt the model's template renders for rows without one (None: it renders none,
+    or no tokenizer was loaded); the data card names it."""
+    if processor is None:
+        return None
+    from sftflow.model.template_system import template_default_system
+
+    return template_default_system(processor.tokenizer)
+
+
 def _benchmark_index(cfg: Config) -> tuple[NgramIndex, frozenset]:
     from sftflow.data.dedup import prompt_key
     from sftflow.formats import RowError, convert_row
@@ -505,6 +515,7 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     sources = list(_sources(cfg))  # a missing file fails now, before any work
     clock = {"start": time.perf_counter()}
     settings, length_check, processor = _settings(cfg, log)
+    template_default = _template_default(processor)
     encoder = _semantic_encoder(cfg)  # a missing extra fails now, before any work
     processor = processor or RowProcessor(settings)
     col = Collector(work, cfg)
@@ -539,6 +550,7 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
         **totals,
         **_stats(cfg, col, tally, fate, judge, agreement, sem_stats),
         "length_check": length_check,
+        "template_default_system": template_default,
         "truncated": tally.truncated_kept,
         "leakage": leakage,
         "warnings": warns,
