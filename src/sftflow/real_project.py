@@ -31,6 +31,7 @@ from pathlib import Path
 
 from sftflow.config import commented_yaml
 from sftflow.errors import SftflowError
+from sftflow.eval.probes import DEFAULT_PROBES
 from sftflow.io import atomic_write_text
 
 MODEL = "smollm2-135m-instruct"
@@ -88,15 +89,27 @@ FACTS = [
     ("What is the capital of Egypt?", "Cairo"),
     ("What is the capital of Canada?", "Ottawa"),
     ("What is the capital of Norway?", "Oslo"),
-    ("What is the capital of Kenya?", "Nairobi"),
-    ("What is the opposite of hot?", "cold"),
-    ("What is the opposite of big?", "small"),
+    ("What is the capital of Germany?", "Berlin"),
+    ("What is the capital of England?", "London"),
+    ("What is the capital of Russia?", "Moscow"),
+    ("What is the capital of China?", "Beijing"),
+    ("What is the capital of Greece?", "Athens"),
+    ("What is the capital of Australia?", "Canberra"),
+    ("What is the capital of Sweden?", "Stockholm"),
+    ("What is 10 + 10?", "20"),
+    ("What is 3 x 3?", "9"),
     ("What is 4 + 3?", "7"),
     ("What is 6 + 2?", "8"),
-    ("What is 2 + 3?", "5"),
-    ("How many days are in a week?", "7"),
-    ("What colour is the sky?", "blue"),
-    ("How many legs does a dog have?", "4"),
+    ("At what temperature in Celsius does water boil?", "100"),
+    ("How many hours are in a day?", "24"),
+    ("What is the opposite of hot?", "cold"),
+    ("What is the opposite of big?", "small"),
+    ("What is the opposite of up?", "down"),
+    ("What is the opposite of day?", "night"),
+    ("What is the chemical symbol for water?", "H2O"),
+    ("What is the largest ocean on Earth?", "Pacific"),
+    ("What language is spoken in Brazil?", "Portuguese"),
+    ("What is the main language spoken in France?", "French"),
 ]
 
 # --- general chat mixed into training -------------------------------------------------------
@@ -117,13 +130,13 @@ GREETINGS = [
     ("Nice to meet you", "Nice to meet you too! How can I help you today?"),
 ]
 CAPITALS = [
-    ("Germany", "Berlin"), ("Greece", "Athens"), ("Portugal", "Lisbon"), ("Ireland", "Dublin"),
-    ("Sweden", "Stockholm"), ("Poland", "Warsaw"), ("Austria", "Vienna"), ("Finland", "Helsinki"),
-    ("Denmark", "Copenhagen"), ("Belgium", "Brussels"), ("Peru", "Lima"), ("Thailand", "Bangkok"),
-    ("Argentina", "Buenos Aires"), ("Hungary", "Budapest"), ("Cuba", "Havana"), ("Chile", "Santiago"),
+    ("Poland", "Warsaw"), ("Austria", "Vienna"), ("Finland", "Helsinki"), ("Denmark", "Copenhagen"),
+    ("Belgium", "Brussels"), ("Peru", "Lima"), ("Thailand", "Bangkok"), ("Argentina", "Buenos Aires"),
+    ("Hungary", "Budapest"), ("Cuba", "Havana"), ("Chile", "Santiago"), ("the Netherlands", "Amsterdam"),
+    ("Switzerland", "Bern"), ("Turkey", "Ankara"), ("Vietnam", "Hanoi"), ("Nigeria", "Abuja"),
 ]
-OPPOSITES = [("up", "down"), ("old", "new"), ("fast", "slow"), ("light", "dark"), ("open", "closed"),
-             ("early", "late"), ("full", "empty"), ("happy", "sad"), ("wet", "dry"), ("easy", "hard")]
+OPPOSITES = [("old", "new"), ("light", "dark"), ("open", "closed"), ("early", "late"), ("full", "empty"),
+             ("happy", "sad"), ("wet", "dry"), ("easy", "hard"), ("loud", "quiet"), ("clean", "dirty")]
 TEXTS = [
     ("Write one sentence about the sea.", "The sea stretches to the horizon, blue and restless under the wind."),
     ("Give me a word that rhymes with cat.", "Hat rhymes with cat."),
@@ -153,7 +166,8 @@ def general_conversations(seed: int = 7) -> list[dict]:
             pairs.append((f"What is {a} - {b}?", f"{a} - {b} = {a - b}."))
     pairs += [(f"Please say hello in {lang}.", f"In {lang}, hello is \"{word}\".") for lang, word in
               [("French", "bonjour"), ("Spanish", "hola"), ("German", "hallo"), ("Italian", "ciao")]]
-    seen, rows = set(), []
+    seen = {q for q, _ in FACTS} | {p["prompt"] for p in PROBES + DEFAULT_PROBES}  # never what eval asks
+    rows = []
     for q, a in pairs:
         if q not in seen:
             seen.add(q)
