@@ -59,7 +59,7 @@ def project(tmp_path_factory, smollm2_folder):
 def test_the_real_model_project_learns_the_task_and_passes_every_default_gate(project):
     run, metrics = project["run"], project["metrics"]
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    gates = {g["name"]: g for g in metrics["gates"]}
+    gates = {g["gate"]: g for g in metrics["gates"]}
     assert {"task_gain", "regression_probes", "forgetting_ppl_increase", "forgetting_fact_drop",
             "hallucination_rate"} <= set(gates)
     assert all(g["passed"] for g in metrics["gates"]), json.dumps(metrics["gates"], indent=1)

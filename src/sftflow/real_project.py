@@ -7,7 +7,7 @@ converted once, see model/offline.py) cannot turn a support ticket into the task
 fine-tuning and can after a few hundred examples. What the project does, and why:
 
 - task: a ticket → `{"intent", "product", "urgency"}` JSON (the quickstart's generator, at its
-  default variety), as OpenAI-messages JSONL; the user turn names the task in one line, so the
+  variety 0.3, a little below its 0.4), as OpenAI-messages JSONL; the user turn names the task, so the
   tuned model has a cue that separates the task from ordinary chat.
 - no system prompt in the data: SmolLM2's template then renders its own default ("You are a
   helpful AI assistant named SmolLM, trained by Hugging Face") in training, eval, serve and the
@@ -41,7 +41,8 @@ ENGLISH_FILE = "general_english.txt"
 PROBE_FILE = "probes.jsonl"
 FACTS_FILE = "facts.jsonl"
 N_TICKETS = 400  # split 65/10/25: ~260 train, ~40 val, ~100 test
-INSTRUCTION = "Turn this support ticket into JSON with intent, product and urgency:\n\n"
+INSTRUCTION = "Support ticket to JSON:\n"
+VARIETY = 0.3  # of the quickstart generator (0.4 there): shorter tickets, ~70 tokens a row
 
 CONFIG = {
     "name": "smollm2-support-json",
@@ -56,7 +57,7 @@ CONFIG = {
     "train": {
         "method": "lora",
         "learning_rate": 2e-4,
-        "epochs": 2,
+        "epochs": 1,
         "batch_size": 8,
         "grad_accum": 1,
         "max_length": 160,
@@ -182,7 +183,7 @@ def ticket_rows(n: int = N_TICKETS, seed: int = 0) -> list[dict]:
 
     rng, seen, rows = random.Random(seed), set(), []
     while len(rows) < n:
-        message, label = make_example(rng)
+        message, label = make_example(rng, variety=VARIETY)
         if message in seen:
             continue
         seen.add(message)
