@@ -76,6 +76,11 @@ def test_length_collapse():
     assert shorter["passed"] and shorter["evidence"] == "2 words (base 32): shorter, not a regression by itself"
     assert check_length(POLITE, "\U0001f44b\U0001f60a")["passed"]  # an emoji-only reply is not empty
     assert not check_length(POLITE, "...")["passed"]
+    # to a fact question one word is an answer (SmolLM2 tuned: "Monday." for a base that rambled about calendars)
+    calendar = "The day after Monday is a special day in the context of the Lunar Calendar, specifically"
+    assert not check_length(calendar, "Monday.")["passed"]
+    assert check_length(calendar, "Monday.", factual=True)["passed"]
+    assert not check_length(calendar, "", factual=True)["passed"]
 
 
 def test_garbling_is_told_from_a_rephrasing():

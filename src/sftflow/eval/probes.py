@@ -345,11 +345,13 @@ def check_language(base: str, tuned: str) -> dict:
     return {"check": "language", "passed": not switched, "evidence": evidence, "values": {"language": [b, t]}}
 
 
-def check_length(base: str, tuned: str) -> dict:
+def check_length(base: str, tuned: str, factual: bool = False) -> dict:
     """A collapse is an empty or one-word answer where the base said something; a shorter answer
-    ("Good morning." for a base that rambled on for 40 words) is a harmless change, noted."""
+    ("Good morning." for a base that rambled on for 40 words) is a harmless change, noted. To a
+    question with an expected answer (`factual`) one word is an answer ("Paris."): only an empty
+    one collapses, and whether the word is right is the fact check's job."""
     b, t = len(words(base)), len(words(tuned))
-    collapsed = b >= MIN_BASE_WORDS and t <= COLLAPSED_WORDS
+    collapsed = b >= MIN_BASE_WORDS and t <= (0 if factual else COLLAPSED_WORDS)
     evidence = f"{t} words (base {b})" + (
         ": collapsed to an empty or one-word answer" if collapsed else
         ": shorter, not a regression by itself" if t < b / 2 else "")
@@ -392,7 +394,7 @@ def run_checks(probe: dict, base: str, tuned: str) -> dict:
         elif name == "language":
             results.append(check_language(base, tuned))
         elif name == "length":
-            results.append(check_length(base, tuned))
+            results.append(check_length(base, tuned, factual=bool(probe.get("expect"))))
         elif name == "format":
             results.append(check_format(base, tuned))
         elif name == "fact" and probe.get("expect"):
