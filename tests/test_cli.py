@@ -39,6 +39,14 @@ def one_line_error(r, code=2):
     return lines[0]
 
 
+def test_init_model_names_the_models_with_a_ready_project(tmp_path):
+    assert one_line_error(sftflow("init", tmp_path / "p", "--model", "Qwen/Qwen2.5-0.5B-Instruct")) == (
+        "error: --model Qwen/Qwen2.5-0.5B-Instruct: no ready project for this model; ready: smollm2-135m-instruct "
+        "(support tickets → JSON, LoRA). For another model, start from `sftflow init DIR` and set "
+        "model.name_or_path (README: With a real Hugging Face model)")
+    assert not (tmp_path / "p").exists()
+
+
 def test_missing_config_is_one_line(tmp_path):
     line = one_line_error(sftflow("prepare", str(tmp_path / "nope.yaml")))
     assert "nope.yaml: config file not found" in line

@@ -167,17 +167,24 @@ def init(
     tiny_model: bool = typer.Option(False, "--tiny-model", help="only build the tiny offline base model into DIRECTORY"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing sftflow.yaml and data"),
     examples: int = typer.Option(2000, "--examples", min=50, help="quickstart examples to generate"),
+    model: str = typer.Option(None, "--model", help="a real-model project instead (smollm2-135m-instruct)"),
 ):
-    """Create a ready-to-run quickstart project, or just the tiny base model.
+    """Create a ready-to-run quickstart project, a real-model project, or just the tiny base model.
 
     The project holds sftflow.yaml, raw/ (customer-support messages → JSON, in Alpaca and
     OpenAI-chat formats, with a few broken rows and duplicates on purpose, and general
     conversations mixed into training against forgetting) and tiny-model/ (a small Llama
     pre-trained offline on general text, cached after the first build).
 
+    With --model smollm2-135m-instruct the project fine-tunes a real pretrained model offline
+    (SmolLM2-135M-Instruct from a PyPI wheel, converted once) with LoRA on support tickets → JSON,
+    general chat mixed in, and gates for a real model (about 15 minutes on 2 CPU cores).
+
     Examples:
 
         sftflow init quickstart && sftflow run quickstart/sftflow.yaml
+
+        sftflow init smol --model smollm2-135m-instruct && sftflow run smol/sftflow.yaml
 
         sftflow init --tiny-model ./tiny
     """
@@ -187,6 +194,12 @@ def init(
         if tiny_model:
             build_tiny_model(directory, log=log)
             log(f"tiny model ready: {directory}")
+            return
+        if model is not None:
+            from sftflow.real_project import write_model_project
+
+            config_path = write_model_project(directory, model, force=force, log=log)
+            log(f"project ready: {config_path}\nnext: sftflow run {config_path}")
             return
         from sftflow.project import write_quickstart_project
 

@@ -402,6 +402,10 @@ class EvalConfig(Strict):
     general_text: str | None = Field(
         None, description="general text for forgetting (.txt lines or JSONL text/messages); default: built-in"
     )
+    facts_file: str | None = Field(
+        None, description='general facts for forgetting, JSONL {"prompt": ..., "expect": ...}, replacing the '
+        "built-in list (pick facts the base model answers right)"
+    )
     forgetting_threshold: float = Field(
         0.10, gt=0, description="largest relative rise of general-text perplexity that is not forgetting "
         "(the default gate forgetting_ppl_increase)"

@@ -13,6 +13,7 @@ from sftflow.eval.probes import (
     DEFAULT_PROBES,
     check_fact,
     check_format,
+    check_garbled,
     check_language,
     check_length,
     check_refusal,
@@ -38,6 +39,9 @@ def test_tone_catches_shouting_exclamations_and_rudeness():
     assert not rude["passed"] and "stupid" in rude["evidence"]
     # a base that already shouted is no regression
     assert check_tone("HELLO THERE!", "HELLO THERE!")["passed"]
+    # one '!' in a short reply is no tone change, however many '!' per word that makes
+    assert check_tone("I'm glad to help, but I'm not a chatbot. I'm a helpful AI assistant", "I'm glad to help!")["passed"]
+    assert check_tone(POLITE, "Hello!")["passed"]
 
 
 def test_refusal_appearing_and_disappearing():
@@ -65,6 +69,30 @@ def test_length_collapse():
     assert not check_length(POLITE, "")["passed"]
     assert check_length(POLITE, "Hi! How can I help?")["passed"]
     assert check_length("2 + 3 = 5.", "5")["passed"]  # a short base answer cannot collapse
+    # merely shorter is harmless (SmolLM2 base vs a tuned run, issue 27): passes, noted in the evidence
+    rambling = ("Good morning. I'm glad to have you here. I'm here to help with any kind of creative writing "
+                "project. Whether you're looking to write a story, create a character, or just want")
+    shorter = check_length(rambling, "Good morning.")
+    assert shorter["passed"] and shorter["evidence"] == "2 words (base 32): shorter, not a regression by itself"
+    assert check_length(POLITE, "\U0001f44b\U0001f60a")["passed"]  # an emoji-only reply is not empty
+    assert not check_length(POLITE, "...")["passed"]
+    # to a fact question one word is an answer (SmolLM2 tuned: "Monday." for a base that rambled about calendars)
+    calendar = "The day after Monday is a special day in the context of the Lunar Calendar, specifically"
+    assert not check_length(calendar, "Monday.")["passed"]
+    assert check_length(calendar, "Monday.", factual=True)["passed"]
+    assert not check_length(calendar, "", factual=True)["passed"]
+
+
+def test_garbling_is_told_from_a_rephrasing():
+    garbled = check_garbled("Hello! How can I assist you today?", "Hello! I'shine.")
+    assert not garbled["passed"] and garbled["evidence"] == "malformed word: \"I'shine.\""
+    assert check_garbled("Hello! How can I assist you today?", "Hi! I'm here, what's up? Don't worry.")["passed"]
+    loop = check_garbled(POLITE, "I can help. I can help you. I can help you. I can help you. I can help you.")
+    assert not loop["passed"] and "loop: 'i can help you' 4 times" in loop["evidence"]
+    assert not check_garbled(POLITE, "yes yes yes yes")["passed"]
+    # a base that already looped (SmolLM2 on a haiku) is no regression
+    haiku = "Leaves fall, leaves fall, leaves fall down. Leaves fall, leaves fall, leaves fall down."
+    assert check_garbled(haiku, haiku)["passed"]
 
 
 def test_format_leakage():
@@ -81,6 +109,13 @@ def test_fact_regression():
     assert check_fact("I do not know.", "Rome.", "Paris")["passed"]  # base did not know either
     assert check_fact("2 + 3 = 5.", "5", "5")["passed"]
     assert not check_fact("2 + 3 = 5.", "2 + 3 = 15.", "5")["passed"]  # whole numbers, not digits inside
+    # numbers count as digits or words: the base knew, the tuned model's "five legs" is wrong
+    four = check_fact("A dog has four legs.", "A dog has five legs.", "4")
+    assert not four["passed"] and four["evidence"] == "expects '4' or 'four': base right, tuned wrong"
+    assert check_fact("A dog has four legs.", "4 legs.", "4")["passed"]
+    assert check_fact("The sky is blue.", "It is azure.", ["blue", "azure"])["passed"]  # alternatives
+    sky = check_fact("The sky is a beautiful shade of blue.", "The sky is a deep shade of indigo.", "blue")
+    assert not sky["passed"]
 
 
 def test_compare_probes_counts_failures_with_evidence():
@@ -89,7 +124,7 @@ def test_compare_probes_counts_failures_with_evidence():
     assert out["failures"] == 1 and out["failed_by_check"]["tone"] == 1
     first = out["results"][0]
     assert first["failed_checks"] == ["tone"] and first["base"] == POLITE
-    assert {c["check"] for c in first["checks"]} == {"tone", "refusal", "language", "length", "format"}
+    assert {c["check"] for c in first["checks"]} == {"tone", "refusal", "language", "length", "format", "garbled"}
     assert "fact" in {c["check"] for c in out["results"][1]["checks"]}
 
 

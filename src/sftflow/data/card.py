@@ -231,6 +231,13 @@ def _header_and_sources(stats: dict) -> list[str]:
     if sp["distinct"]:
         top = "; ".join(f"{n}× {text[:80]!r}" for text, n in sp["top"])
         lines.append(f"System prompts: {sp['distinct']} distinct (most common: {top}).")
+    default = stats.get("template_default_system")
+    if default:
+        bare = next((n for text, n in sp["top"] if text == ""), 0)
+        lines.append(f"Rows without a system prompt ({bare} of the task rows) get the chat template's default system "
+                     f"prompt {default[:120]!r}: the template renders it in training, eval, serve and the GGUF export "
+                     "alike (give the rows a system prompt of their own, or set data.system_prompt, to train "
+                     "without it).")
     lines += ["", f"Length check: {stats['length_check']}."]
     if stats["truncated"]:
         lines.append(f"{stats['truncated']} kept examples are longer than the limit and will be truncated in training.")

@@ -295,6 +295,16 @@ def _template_date(processor: RowProcessor | None) -> str | None:
     return pinned_date(tok.chat_template) if tok is not None else None
 
 
+def _template_default(processor) -> str | None:
+    """The system prompt the model's template renders for rows without one (None: it renders none,
+    or no tokenizer was loaded); the data card names it."""
+    if processor is None:
+        return None
+    from sftflow.model.template_system import template_default_system
+
+    return template_default_system(processor.tokenizer)
+
+
 def _benchmark_index(cfg: Config) -> tuple[NgramIndex, frozenset]:
     from sftflow.data.dedup import prompt_key
     from sftflow.formats import RowError, convert_row
@@ -515,6 +525,7 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
     sources = list(_sources(cfg))  # a missing file fails now, before any work
     clock = {"start": time.perf_counter()}
     settings, length_check, processor = _settings(cfg, log)
+    template_default = _template_default(processor)
     encoder = _semantic_encoder(cfg)  # a missing extra fails now, before any work
     processor = processor or RowProcessor(settings)
     col = Collector(work, cfg)
@@ -550,6 +561,7 @@ def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
         **_stats(cfg, col, tally, fate, judge, agreement, sem_stats),
         "length_check": length_check,
         "template_date": _template_date(processor),
+        "template_default_system": template_default,
         "truncated": tally.truncated_kept,
         "leakage": leakage,
         "warnings": warns,

@@ -248,7 +248,8 @@ def evaluate(cfg: Config, log=print) -> dict:
     task = plan_task(cfg, refs, schema, calls=sum(bool(_answer(r).tool_calls) for r in test))
     log(f"eval: {len(test)} test examples; metrics {', '.join(task['metrics'])} ({task['reason']})")
     probes = load_probes(cfg.path(e.probe_file) if e.probe_file else None) if e.probes else []
-    facts = fact_probes(probes if e.probes else []) if e.forgetting else []
+    facts = (fact_probes(probes if e.probes else [], cfg.path(e.facts_file) if e.facts_file else None)
+             if e.forgetting else [])
     general, general_source = (load_general_text(cfg.path(e.general_text) if e.general_text else None)
                                if e.forgetting else ([], None))
     check_benchmarks(cfg)

@@ -8,9 +8,13 @@ Both models answer each one, and every probe runs these checks on the pair:
             base did not (uppercase ratio, '!' per word, a small rudeness lexicon)
   refusal   a refusal appears or disappears (or contradicts the probe's `expect_refusal`)
   language  the answer switches language or script
-  length    the answer collapses to a fraction of the base's length
+  length    the answer collapses to nothing or one word where the base said more (merely shorter
+            is harmless: a base that rambles for 40 words and a tuned "Good morning." pass)
   format    the tuned model answers in the task's format (JSON, code fences) where the base did not
-  fact      the base knew the probe's `expect`ed answer and the tuned model no longer does
+  fact      the base knew the probe's `expect`ed answer and the tuned model no longer does (numbers
+            match as digits or words: "4" and "four"; `expect` may list alternatives)
+  garbled   broken text the base answer does not show: a malformed word ("I'shine"), a stutter,
+            a loop of the same words, replacement or control characters
 
 A probe fails if any check fails; every check keeps its evidence (the measured values).
 
@@ -28,7 +32,7 @@ from pathlib import Path
 from sftflow.errors import SftflowError
 from sftflow.io import read_jsonl
 
-CHECKS = ("tone", "refusal", "language", "length", "format", "fact")
+CHECKS = ("tone", "refusal", "language", "length", "format", "fact", "garbled")
 
 # Prompts outside any fine-tuning task. `expect` is a word a correct answer contains.
 DEFAULT_PROBES = [
@@ -112,8 +116,12 @@ UPPERCASE_RATIO = 0.6  # share of letters in upper case that counts as shouting
 UPPERCASE_RISE = 0.3  # ... and at least this much more than the base answer
 EXCLAMATION_DENSITY = 0.3  # '!' per word
 EXCLAMATION_RISE = 0.2
-LENGTH_COLLAPSE = 0.25  # tuned words / base words below this is a collapse
-MIN_BASE_WORDS = 4  # shorter base answers cannot collapse meaningfully
+EXCLAMATION_MIN = 3  # '!' in the answer (or a run like '!!'): one '!' in a short reply is not a tone change
+COLLAPSED_WORDS = 1  # an answer of at most this many words (emoji count as words) is a collapse ...
+MIN_BASE_WORDS = 4  # ... where the base answered in at least this many; merely shorter is not a regression
+LOOP_NGRAM, LOOP_REPEATS = 4, 3  # the same 4 words 3 times over: the answer is looping
+NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+                "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"]
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -121,7 +129,7 @@ MIN_BASE_WORDS = 4  # shorter base answers cannot collapse meaningfully
 
 def load_probes(path: Path | None, builtin: bool = True) -> list[dict]:
     """Built-in probes plus the user's JSONL: {"prompt": str | "messages": [...], "id"?,
-    "expect"?: str, "expect_refusal"?: bool, "checks"?: [tone, refusal, ...]}."""
+    "expect"?: str | [str, ...], "expect_refusal"?: bool, "checks"?: [tone, refusal, ...]}."""
     probes = [dict(p) for p in DEFAULT_PROBES] if builtin else []
     if path is None:
         return probes
@@ -144,9 +152,19 @@ def probe_messages(probe: dict) -> list[dict]:
     return probe["messages"] if "messages" in probe else [{"role": "user", "content": probe["prompt"]}]
 
 
-def fact_probes(probes: list[dict]) -> list[dict]:
-    """General facts for forgetting: the built-in list plus every probe with an `expect`."""
-    facts = [{"id": f"fact-{i}", "prompt": q, "expect": a} for i, (q, a) in enumerate(GENERAL_FACTS)]
+def fact_probes(probes: list[dict], path: Path | None = None) -> list[dict]:
+    """General facts for forgetting: the built-in list (or the user's `eval.facts_file`, JSONL
+    {"prompt", "expect"}) plus every probe with an `expect`."""
+    if path is None:
+        facts = [{"id": f"fact-{i}", "prompt": q, "expect": a} for i, (q, a) in enumerate(GENERAL_FACTS)]
+    else:
+        if not path.exists():
+            raise SftflowError(f"eval.facts_file: {path} not found")
+        facts = []
+        for i, row in enumerate(read_jsonl(path), start=1):
+            if not (isinstance(row, dict) and isinstance(row.get("prompt"), str) and row.get("expect")):
+                raise SftflowError(f"{path}:{i}: a fact needs a 'prompt' string and an 'expect'ed answer")
+            facts.append({"id": str(row.get("id", f"fact-{i}")), "prompt": row["prompt"], "expect": row["expect"]})
     seen = {f["prompt"] for f in facts}
     return facts + [p for p in probes if p.get("expect") and p.get("prompt") not in seen]
 
@@ -231,8 +249,54 @@ def is_structured(text: str) -> bool:
     return False
 
 
-def contains_answer(text: str, expect: str) -> bool:
-    return re.search(rf"(?<!\w){re.escape(expect.lower())}(?!\w)", text.lower()) is not None
+def answer_forms(expect: str | list[str]) -> list[str]:
+    """The spellings that count as the expected answer: each alternative, and a number as digits
+    or as a word ("4" and "four")."""
+    forms = []
+    for alt in [expect] if isinstance(expect, str) else list(expect):
+        alt = str(alt).lower().strip()
+        forms.append(alt)
+        if alt.isdigit() and int(alt) < len(NUMBER_WORDS):
+            forms.append(NUMBER_WORDS[int(alt)])
+        elif alt in NUMBER_WORDS:
+            forms.append(str(NUMBER_WORDS.index(alt)))
+    return forms
+
+
+def contains_answer(text: str, expect: str | list[str]) -> bool:
+    low = text.lower()
+    return any(re.search(rf"(?<!\w){re.escape(f)}(?!\w)", low) for f in answer_forms(expect))
+
+
+def words(text: str) -> list[str]:
+    """Whitespace-separated pieces with a letter or digit in them, and each emoji or other symbol
+    (an emoji-only reply has words); a lone dash or '...' is not a word."""
+    import unicodedata
+
+    found = [w for w in text.split() if any(c.isalnum() for c in w)]
+    return found + [c for c in text if not c.isascii() and unicodedata.category(c).startswith("S")]
+
+
+BAD_CONTRACTION = re.compile(r"[A-Za-z]'(?!(?:s|t|re|ve|ll|d|m)\b)[a-z]")  # I'shine, but not I'm / don't
+STUTTER = re.compile(r"\b(\w+)(?:\W+\1\b){2,}", re.IGNORECASE)  # the the the
+
+
+def garbling_signs(text: str) -> dict[str, str]:
+    """Signs of broken text, each with its evidence: a malformed contraction, a word stuttered three
+    times, a loop of the same words, replacement or control characters."""
+    signs = {}
+    if m := BAD_CONTRACTION.search(text):
+        signs["malformed word"] = repr(re.search(r"\S*" + re.escape(m.group()) + r"\S*", text).group())
+    if m := STUTTER.search(text):
+        signs["stutter"] = repr(m.group())
+    toks = re.findall(r"\w+", text.lower())
+    grams = [" ".join(toks[i:i + LOOP_NGRAM]) for i in range(len(toks) - LOOP_NGRAM + 1)]
+    looped = [g for g in dict.fromkeys(grams) if grams.count(g) >= LOOP_REPEATS]
+    if looped:
+        signs["loop"] = f"{looped[0]!r} {grams.count(looped[0])} times"
+    if any(c == "\ufffd" or (ord(c) < 32 and c not in "\n\t\r") for c in text):
+        signs["broken characters"] = "replacement or control characters"
+    return signs
 
 
 # --- checks ---------------------------------------------------------------------------------
@@ -245,7 +309,8 @@ def check_tone(base: str, tuned: str) -> dict:
     problems = []
     if t_up >= UPPERCASE_RATIO and t_up - b_up >= UPPERCASE_RISE:
         problems.append(f"shouting: uppercase {t_up:.0%} (base {b_up:.0%})")
-    if t_ex >= EXCLAMATION_DENSITY and t_ex - b_ex >= EXCLAMATION_RISE:
+    piled = tuned.count("!") >= EXCLAMATION_MIN or "!!" in tuned
+    if piled and t_ex >= EXCLAMATION_DENSITY and t_ex - b_ex >= EXCLAMATION_RISE:
         problems.append(f"exclamation marks: {t_ex:.2f} per word (base {b_ex:.2f})")
     new_rude = [w for w in t_rude if w not in b_rude]
     if new_rude:
@@ -280,10 +345,16 @@ def check_language(base: str, tuned: str) -> dict:
     return {"check": "language", "passed": not switched, "evidence": evidence, "values": {"language": [b, t]}}
 
 
-def check_length(base: str, tuned: str) -> dict:
-    b, t = len(re.findall(r"\w+", base)), len(re.findall(r"\w+", tuned))
-    collapsed = b >= MIN_BASE_WORDS and t < LENGTH_COLLAPSE * b
-    evidence = f"{t} words (base {b})" + (f", below {LENGTH_COLLAPSE:.0%} of the base" if collapsed else "")
+def check_length(base: str, tuned: str, factual: bool = False) -> dict:
+    """A collapse is an empty or one-word answer where the base said something; a shorter answer
+    ("Good morning." for a base that rambled on for 40 words) is a harmless change, noted. To a
+    question with an expected answer (`factual`) one word is an answer ("Paris."): only an empty
+    one collapses, and whether the word is right is the fact check's job."""
+    b, t = len(words(base)), len(words(tuned))
+    collapsed = b >= MIN_BASE_WORDS and t <= (0 if factual else COLLAPSED_WORDS)
+    evidence = f"{t} words (base {b})" + (
+        ": collapsed to an empty or one-word answer" if collapsed else
+        ": shorter, not a regression by itself" if t < b / 2 else "")
     return {"check": "length", "passed": not collapsed, "evidence": evidence, "values": {"words": [b, t]}}
 
 
@@ -295,10 +366,20 @@ def check_format(base: str, tuned: str) -> dict:
     return {"check": "format", "passed": not leaked, "evidence": evidence, "values": {"structured": [b, t]}}
 
 
-def check_fact(base: str, tuned: str, expect: str) -> dict:
+def check_garbled(base: str, tuned: str) -> dict:
+    """Broken text in the tuned answer of a kind the base answer does not show."""
+    b, t = garbling_signs(base), garbling_signs(tuned)
+    new = {k: v for k, v in t.items() if k not in b}
+    evidence = "; ".join(f"{k}: {v}" for k, v in new.items()) or (
+        "no sign of broken text" + (f" (both: {', '.join(t)})" if t else ""))
+    return {"check": "garbled", "passed": not new, "evidence": evidence, "values": {"signs": [b, t]}}
+
+
+def check_fact(base: str, tuned: str, expect: str | list[str]) -> dict:
     b, t = contains_answer(base, expect), contains_answer(tuned, expect)
     passed = t or not b
-    evidence = f"expects {expect!r}: base {'right' if b else 'wrong'}, tuned {'right' if t else 'wrong'}"
+    forms = " or ".join(repr(f) for f in answer_forms(expect))
+    evidence = f"expects {forms}: base {'right' if b else 'wrong'}, tuned {'right' if t else 'wrong'}"
     return {"check": "fact", "passed": passed, "evidence": evidence, "values": {"correct": [b, t]}}
 
 
@@ -313,11 +394,13 @@ def run_checks(probe: dict, base: str, tuned: str) -> dict:
         elif name == "language":
             results.append(check_language(base, tuned))
         elif name == "length":
-            results.append(check_length(base, tuned))
+            results.append(check_length(base, tuned, factual=bool(probe.get("expect"))))
         elif name == "format":
             results.append(check_format(base, tuned))
         elif name == "fact" and probe.get("expect"):
-            results.append(check_fact(base, tuned, str(probe["expect"])))
+            results.append(check_fact(base, tuned, probe["expect"]))
+        elif name == "garbled":
+            results.append(check_garbled(base, tuned))
     failed = [r["check"] for r in results if not r["passed"]]
     return {"id": probe["id"], "prompt": probe_messages(probe)[-1]["content"], "base": base, "tuned": tuned,
             "passed": not failed, "failed_checks": failed, "checks": results}

@@ -94,7 +94,7 @@ it has an expected answer) fact regressions against the base model's answer.</sp
 <table><tr><th>probe</th><th>prompt</th><th>base</th><th>tuned</th><th>result</th><th>evidence</th></tr>
 {% for r in metrics.probes.results %}<tr><td>{{ r.id }}</td><td><pre>{{ r.prompt }}</pre></td><td><pre>{{ r.base }}</pre></td>
 <td class="{{ '' if r.passed else 'bad' }}"><pre>{{ r.tuned }}</pre></td><td class="{{ 'pass' if r.passed else 'fail' }}">{{ "pass" if r.passed else "FAIL" }}</td>
-<td>{% for c in r.checks if not c.passed %}<b>{{ c.check }}</b>: {{ c.evidence }}<br>{% else %}<span class="muted">{{ r.checks|map(attribute="check")|join(", ") }}: ok</span>{% endfor %}</td></tr>{% endfor %}
+<td>{% for c in r.checks if not c.passed %}<b>{{ c.check }}</b>: {{ c.evidence }}<br>{% else %}{% for c in r.checks if c.check == "fact" or "shorter" in c.evidence %}{{ c.check }}: {{ c.evidence }}<br>{% endfor %}<span class="muted">{{ r.checks|map(attribute="check")|join(", ") }}: ok</span>{% endfor %}</td></tr>{% endfor %}
 </table>{% else %}<p class="muted">Not run (eval.probes: false).</p>{% endif %}
 <h2 id="forgetting">Forgetting</h2>
 {% if forgetting %}<p>General-text perplexity {{ "%.2f"|format(forgetting.general_text.base_ppl) }} (base) →
@@ -418,7 +418,7 @@ tie {{ h.preferences.tie }}). Human hallucination flags: base {{ h.base.hallucin
 
 | probe | prompt | base | tuned | result | evidence |
 |---|---|---|---|---|---|
-{% for r in metrics.probes.results %}| {{ r.id }} | {{ r.prompt|cell }} | {{ r.base|cell }} | {{ r.tuned|cell }} | {{ "pass" if r.passed else "**FAIL**" }} | {% for c in r.checks if not c.passed %}{{ c.check }}: {{ c.evidence|cell }}<br>{% endfor %} |
+{% for r in metrics.probes.results %}| {{ r.id }} | {{ r.prompt|cell }} | {{ r.base|cell }} | {{ r.tuned|cell }} | {{ "pass" if r.passed else "**FAIL**" }} | {% for c in r.checks if not c.passed %}{{ c.check }}: {{ c.evidence|cell }}<br>{% else %}{% for c in r.checks if c.check == "fact" or "shorter" in c.evidence %}{{ c.check }}: {{ c.evidence|cell }}<br>{% endfor %}{% endfor %} |
 {% endfor %}{% else %}Not run.
 {% endif %}
 ## Forgetting

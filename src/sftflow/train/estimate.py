@@ -131,6 +131,41 @@ def estimate_memory(model_config, *, method: str, r: int = 16, target_modules="a
     )
 
 
+BATCH_SPREAD = 2.5  # standard deviations above the mean: the largest of a few dozen random batches
+
+
+def padding_free_length(cfg, model_path: str, batch_size: int) -> tuple[int, str] | None:
+    """Padding-free batches hold the examples' own tokens, not batch x max_length: the tokens per row
+    of the largest batch to expect (mean + 2.5 sd of a batch's sum, capped at max_length), from the
+    prepared train split. None when padding is on or the data is not prepared yet."""
+    import json
+    import statistics
+
+    t = cfg.train
+    train_file = cfg.data_dir / "train.jsonl"
+    if not t.padding_free or not train_file.exists():
+        return None
+    from sftflow.model.chat import tokenize_chat, tokenize_text
+    from sftflow.model.load import load_tokenizer
+
+    template = str(cfg.path(cfg.model.chat_template)) if cfg.model.chat_template else None
+    tok = load_tokenizer(model_path, chat_template=template, trust_remote_code=cfg.model.trust_remote_code)
+    lengths = []
+    for line in train_file.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        enc = (tokenize_chat(tok, row["messages"], t.max_length) if "messages" in row
+               else tokenize_text(tok, row.get("text", ""), t.max_length))
+        lengths.append(len(enc.input_ids))
+    if len(lengths) < 2:
+        return None
+    mean, sd = statistics.mean(lengths), statistics.stdev(lengths)
+    largest = min(batch_size * t.max_length, mean * batch_size + BATCH_SPREAD * sd * batch_size**0.5)
+    per_row = max(1, round(largest / batch_size))
+    return per_row, (f"padding-free batches: {len(lengths)} train examples of {mean:.0f} tokens on average (sd "
+                     f"{sd:.0f}), so the largest batch of {batch_size} holds ~{largest:.0f} tokens, {per_row} a row "
+                     f"(not {t.max_length})")
+
+
 def gpu_verdict(total_gib: float, gpu_gib: float) -> str:
     """fits / tight (within 10% of the card) / no, counting the CUDA context."""
     need = total_gib + CUDA_OVERHEAD_GIB
@@ -214,6 +249,10 @@ def estimate_report(cfg, *, model: str | None = None, seq_len: int | None = None
     except OSError as err:
         raise SftflowError(f"model {path!r}: cannot read its config ({str(err).splitlines()[0]})") from err
     length = seq_len or t.max_length
+    padding_free = None if seq_len else padding_free_length(cfg, path, t.batch_size)
+    if padding_free:
+        length, note = padding_free
+        log(note)
     kwargs = dict(r=t.lora.r, target_modules=t.lora.target_modules, batch_size=t.batch_size, seq_len=length,
                   gradient_checkpointing=t.gradient_checkpointing, lora_dropout=t.lora.dropout)
     log(f"{path}: batch {t.batch_size} x {length} tokens, LoRA r {t.lora.r}; GPU figures in bf16")
