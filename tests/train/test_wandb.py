@@ -43,7 +43,7 @@ def wandb_records(path):
 
 @pytest.mark.slow
 def test_wandb_offline_run_in_the_run_folder(tmp_path, tiny_model_dir, monkeypatch):
-    import wandb  # noqa: F401  (the dev extra installs it: a missing one fails)
+    import wandb  # the dev extra installs it: a missing one fails
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_PROJECT", raising=False)
@@ -52,7 +52,10 @@ def test_wandb_offline_run_in_the_run_folder(tmp_path, tiny_model_dir, monkeypat
                                    extra={"max_steps": 3, "logging_steps": 1}))
     prepare(cfg, **quiet)
     said = []
-    summary = train(cfg, log=said.append)
+    try:
+        summary = train(cfg, log=said.append)
+    finally:
+        wandb.teardown()  # stop the wandb-core service it started: nothing a test starts outlives it
 
     runs = list((cfg.run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(runs) == 1, runs
