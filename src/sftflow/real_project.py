@@ -56,8 +56,8 @@ CONFIG = {
     "model": {"name_or_path": MODEL},
     "train": {
         "method": "lora",
-        "learning_rate": 2e-4,
-        "epochs": 1,
+        "learning_rate": 5e-4,  # measured: 1 epoch at 2e-4 reached +0.19 exact match, 2 at 5e-4 +0.94
+        "epochs": 2,
         "batch_size": 8,
         "grad_accum": 1,
         "max_length": 160,
