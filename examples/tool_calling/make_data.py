@@ -81,10 +81,10 @@ def _call(name: str, args: dict, i: int) -> dict:
     return {"id": f"call_{i}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
 
 
-def row(rng: random.Random, i: int) -> dict:
+def row(rng: random.Random, i: int, cities: list[str] = CITIES) -> dict:
     """One conversation; its last assistant turn is what is trained and evaluated."""
     kind = rng.random()
-    city = rng.choice(CITIES)
+    city = rng.choice(cities)
     if rng.random() < 0.6:
         tool = "get_weather"
         fahrenheit = rng.random() < 0.25
@@ -112,13 +112,13 @@ def row(rng: random.Random, i: int) -> dict:
     return {"tools": TOOLS, "messages": messages}
 
 
-def write_data(out_dir: Path, n: int = 1000, seed: int = 0) -> Path:
+def write_data(out_dir: Path, n: int = 1000, seed: int = 0, cities: list[str] = CITIES) -> Path:
     rng = random.Random(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "tools_chat.jsonl"
     with path.open("w", encoding="utf-8") as f:
         for i in range(n):
-            f.write(json.dumps(row(rng, i)) + "\n")
+            f.write(json.dumps(row(rng, i, cities)) + "\n")
     return path
 
 

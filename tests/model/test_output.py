@@ -91,3 +91,44 @@ def test_a_template_without_tool_calls_has_no_syntax(families_root):
     from transformers import AutoTokenizer
 
     assert call_syntax(AutoTokenizer.from_pretrained(tokenizer_dir("gemma3", families_root))) is None
+
+
+# Mistral Small 3.1+ / Magistral / Devstral write each call as [TOOL_CALLS]name[ARGS]{arguments}; their
+# chat templates render a call that way (this is the part of the template that writes calls).
+MISTRAL_ARGS_TEMPLATE = (
+    "{%- if tools %}{{ '[AVAILABLE_TOOLS]' + (tools | tojson) + '[/AVAILABLE_TOOLS]' }}{%- endif %}"
+    "{%- for message in messages %}"
+    "{%- if message['role'] == 'user' %}{{ '[INST]' + message['content'] + '[/INST]' }}"
+    "{%- elif message['role'] == 'tool' %}{{ '[TOOL_RESULTS]' + message['content'] + '[/TOOL_RESULTS]' }}"
+    "{%- elif message['role'] == 'assistant' %}{{ message['content'] or '' }}"
+    "{%- for tool in message['tool_calls'] or [] %}{%- set arguments = tool['function']['arguments'] %}"
+    "{%- if arguments is not string %}{%- set arguments = arguments | tojson %}{%- endif %}"
+    "{{ '[TOOL_CALLS]' + tool['function']['name'] + '[ARGS]' + arguments }}{%- endfor %}{{ eos_token }}"
+    "{%- endif %}{%- endfor %}")
+
+
+@pytest.mark.parametrize("text, want", [
+    ('[TOOL_CALLS]get_weather[ARGS]{"city": "Oslo"}', Reply("", None, (OSLO,))),
+    ('Let me see.[TOOL_CALLS]get_weather[ARGS]{"city": "Oslo"}[TOOL_CALLS]get_time[ARGS]{"city": "Oslo", "tz": true}',
+     Reply("Let me see.", None, (OSLO, TIME))),
+    ('[TOOL_CALLS]get_weather[CALL_ID]a1b2c3d4e[ARGS]{"city": "Oslo"}',
+     Reply("", None, (ToolCall("a1b2c3d4e", "get_weather", '{"city": "Oslo"}'),))),
+    ('get_weather{"city": "Oslo"}', Reply("", None, (OSLO,))),  # [TOOL_CALLS] and [ARGS] decoded away
+    ('Use {"city": "Oslo"} as input.', Reply('Use {"city": "Oslo"} as input.')),  # JSON in an answer: text
+    ('[TOOL_CALLS]get_weather[ARGS]{"city": "Os', Reply('[TOOL_CALLS]get_weather[ARGS]{"city": "Os')),  # cut off
+])
+def test_mistral_name_args_calls(text, want):
+    assert parse_reply(text, SYNTAXES["mistral_args"]) == want
+    if "[TOOL_CALLS]" in text and want.tool_calls:
+        assert parse_reply(text) == want  # no syntax known: found among the families
+
+
+def test_the_name_args_syntax_is_read_off_its_template(families_root):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir("mistral", families_root))
+    tok.chat_template = MISTRAL_ARGS_TEMPLATE
+    syntax = call_syntax(tok)
+    assert syntax.name == "mistral_args"
+    assert call_prefix(syntax, "get_weather") == "[TOOL_CALLS]get_weather[ARGS]"
+    assert call_start("get_wea", syntax) == 0 and call_start("It is sunny.", syntax) is None

@@ -14,6 +14,7 @@ arguments that a forced call is prefilled with). The wrapping is then matched to
 
   hermes       <tool_call>{"name": …, "arguments": {…}}</tool_call>    Hermes, Qwen 2.5/3, SmolLM3, tiny
   mistral      [TOOL_CALLS][{"name": …, "arguments": {…}}, …]            Mistral (v3 tokenizers)
+  mistral_args [TOOL_CALLS]name[ARGS]{…} (one per call)                  Mistral Small 3.1+, Magistral, Devstral
   llama3_json  <|python_tag|>{"name": …, "parameters": {…}}            Llama 3.1 / 3.2 (the tag optional)
   json         {"name": …, "arguments": {…}} or a list of them, bare   templates with no wrapping
 
@@ -73,9 +74,34 @@ class CallSyntax:
     parse: Callable[[str], tuple[str, list[ToolCall]]] | None = field(default=None, compare=False)
 
 
+_NAMED_CALL = re.compile(r"\s*\[TOOL_CALLS\]\s*([^\s\[\]{}]+)\s*(?:\[CALL_ID\]\s*([^\s\[]+)\s*)?\[ARGS\]\s*")
+_NAMED_CALL_DECODED = re.compile(r"\s*([A-Za-z_][\w.-]*)\s*(?=\{)")  # the same with its special tokens decoded away
+
+
+def _parse_named_calls(text: str) -> tuple[str, list[ToolCall]]:
+    """Mistral's newer calls, `[TOOL_CALLS]name[ARGS]{arguments}` (a `[CALL_ID]id` may sit between),
+    one after another. Decoded without special tokens a call is `name{arguments}`: read as calls only
+    when the whole reply is such calls, so an answer that merely holds JSON stays text."""
+    start = text.find("[TOOL_CALLS]")
+    pattern, pos = (_NAMED_CALL, start) if start >= 0 else (_NAMED_CALL_DECODED, 0)
+    decoder, calls = json.JSONDecoder(), []
+    while (m := pattern.match(text, pos)) is not None:
+        try:
+            value, pos = decoder.raw_decode(text, m.end())
+        except ValueError:
+            break
+        args = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        call_id = (m.group(2) or "") if pattern is _NAMED_CALL else ""
+        calls.append(ToolCall(call_id, m.group(1), args))
+    if not calls or (start < 0 and text[pos:].strip()):
+        return text.strip(), []
+    return text[:max(start, 0)].strip(), calls
+
+
 SYNTAXES = {s.name: s for s in [
     CallSyntax("hermes", "<tool_call>", "</tool_call>", '<tool_call>\n{{"name": "{name}", "arguments": '),
     CallSyntax("mistral", "[TOOL_CALLS]", "", '[TOOL_CALLS][{{"name": "{name}", "arguments": '),
+    CallSyntax("mistral_args", "[TOOL_CALLS]", "", "[TOOL_CALLS]{name}[ARGS]", parse=_parse_named_calls),
     CallSyntax("llama3_json", "<|python_tag|>", "", '{{"name": "{name}", "parameters": '),
     CallSyntax("json", "", "", '{{"name": "{name}", "arguments": '),
 ]}
@@ -100,7 +126,11 @@ def parse_calls(text: str, syntax: CallSyntax | None = None) -> tuple[str, list[
     if syntax is not None and syntax.parse is not None:
         return syntax.parse(text)
     for s in [syntax] if syntax is not None else list(SYNTAXES.values()):
-        if s.open and s.open in text:
+        if s.parse is not None:
+            content, calls = s.parse(text) if s.open in text else (text, [])
+            if calls:
+                return content, calls
+        elif s.open and s.open in text:
             before, _, rest = text.partition(s.open)
             calls = _read_calls(s.open + rest, s)
             if calls is not None:
@@ -117,6 +147,8 @@ def call_start(text: str, syntax: CallSyntax | None) -> int | None:
     stripped = text.lstrip()
     if stripped[:1] in ("{", "["):
         return 0
+    if syntax is not None and syntax.parse is _parse_named_calls and re.fullmatch(r"[A-Za-z_][\w.-]*(\{.*)?", stripped, re.S):
+        return 0  # `name{arguments}`, its [TOOL_CALLS] and [ARGS] decoded away, may be arriving
     opens = [syntax.open] if syntax is not None else [s.open for s in SYNTAXES.values()]
     starts = [text.find(o) for o in opens if o and o in text]
     if starts:
@@ -217,6 +249,8 @@ def _derive(tok) -> CallSyntax | None:
     if not full.startswith(prompt) or _PROBE_NAME not in full[len(prompt):]:
         return None
     tail = split_reasoning(full[len(prompt):])[1] if "</think>" in full[len(prompt):] else full[len(prompt):]
+    if f"{_PROBE_NAME}[ARGS]" in tail:  # a grammar of its own: name, then [ARGS], then the arguments alone
+        return SYNTAXES["mistral_args"]
     at = tail.find(_PROBE_NAME)
     span = _json_around(tail, at)
     if span is None:
