@@ -49,10 +49,11 @@ LLAMA_25M = {"hidden_size": 512, "intermediate_size": 1408, "num_hidden_layers":
 
 # Training examples per run: one epoch at effective batch 16. Validation gets 1/8 of that, as
 # the default 80/10/10 split does, since sftflow's per-epoch validation pass is inside the timing.
-SIZES = {"tiny": 512, "llama-25m": 160}
-QUICK_SIZES = {"tiny": 224, "llama-25m": 96}
+SIZES = {"tiny": 512, "llama-25m": 160, "smollm2": 96}
+QUICK_SIZES = {"tiny": 224, "llama-25m": 96, "smollm2": 64}
 QUICK_PAIRS = [("tiny", "longtail"), ("llama-25m", "longtail"), ("llama-25m", "quickstart")]
-LEARNING_RATE = {"tiny": 2e-3, "llama-25m": 1e-3}
+LEARNING_RATE = {"tiny": 2e-3, "llama-25m": 1e-3, "smollm2": 5e-4}  # smollm2: the real-model project's rate
+DATA_CHOICES = ["longtail", "quickstart", "tickets"]  # tickets: the real-model project's prepared task
 BATCH, ACCUM = 4, 4
 
 # name -> (path, settings): "trl" settings are SFTConfig overrides of the baseline script, "sftflow"
@@ -122,6 +123,21 @@ def quickstart_records(work: Path, model_dir: Path) -> tuple[list[dict], list[di
     return list(read_jsonl(root / "data" / "train.jsonl")), list(read_jsonl(root / "data" / "val.jsonl"))
 
 
+def tickets_records(work: Path) -> tuple[list[dict], list[dict]]:
+    """The SmolLM2 project's prepared train and val splits (`sftflow init --model smollm2-135m-instruct`, then
+    prepare): support tickets to JSON with general chat mixed in, as that project trains on them."""
+    from sftflow.config import load_config
+    from sftflow.data.prepare import prepare
+    from sftflow.io import read_jsonl
+    from sftflow.real_project import MODEL, write_model_project
+
+    root = work / "tickets"
+    if not (root / "data" / "val.jsonl").exists():
+        write_model_project(root, MODEL, force=True, log=lambda m: None)
+        prepare(load_config(root / "sftflow.yaml"), log=lambda m: None)
+    return list(read_jsonl(root / "data" / "train.jsonl")), list(read_jsonl(root / "data" / "val.jsonl"))
+
+
 def write_split(folder: Path, train: list[dict], val: list[dict]) -> Path:
     from sftflow.io import write_jsonl
 
@@ -160,11 +176,18 @@ def prepare_inputs(work: Path, wanted: list[tuple[str, str]], quick: bool, n_tra
     model_dirs = {"tiny": tiny}
     if any(model == "llama-25m" for model, _ in wanted):
         model_dirs["llama-25m"] = build_llama_25m(work, tiny)
+    if any(model == "smollm2" for model, _ in wanted):
+        from sftflow.model.resolve import resolve_model
+        from sftflow.real_project import MODEL
+
+        model_dirs["smollm2"] = Path(resolve_model(MODEL, work / MODEL))  # the converted, cached folder
     sizes = QUICK_SIZES if quick else SIZES
     pairs = {}
     for data in dict.fromkeys(d for _, d in wanted):
         if data == "quickstart":
             q_train, q_val = quickstart_records(work, tiny)
+        elif data == "tickets":
+            q_train, q_val = tickets_records(work)
         for model in [m for m, d in wanted if d == data]:
             n = n_train or sizes[model]
             n_val = max(16, n // 8)
@@ -430,8 +453,10 @@ def markdown(rows: list[dict], meta: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer examples, baseline and sftflow only (~10 min)")
-    ap.add_argument("--models", default=None, help="comma-separated, from: tiny, llama-25m (default: both)")
-    ap.add_argument("--data", default=None, help="comma-separated, from: longtail, quickstart (default: both)")
+    ap.add_argument("--models", default=None,
+                    help="comma-separated, from: tiny, llama-25m, smollm2 (default: tiny, llama-25m)")
+    ap.add_argument("--data", default=None, help="comma-separated, from: longtail, quickstart, tickets "
+                    "(default: longtail, quickstart)")
     ap.add_argument("--variants", default=None, help=f"comma-separated, from: {', '.join(VARIANTS)}")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=2, help="optimizer steps excluded from the timing")
@@ -454,13 +479,14 @@ def main(argv: list[str] | None = None) -> int:
     import transformers
     import trl
 
-    models = args.models.split(",") if args.models else list(SIZES)
+    models = args.models.split(",") if args.models else ["tiny", "llama-25m"]
     datasets = args.data.split(",") if args.data else ["longtail", "quickstart"]
     wanted = [(m, d) for d in datasets for m in models]
     if args.quick and not args.models and not args.data:
         wanted = QUICK_PAIRS  # the toy's quickstart pair is left to the full run, to stay within 10 minutes
     variants = args.variants.split(",") if args.variants else (QUICK_VARIANTS if args.quick else list(VARIANTS))
-    unknown = [v for v in variants if v not in VARIANTS] + [m for m in models if m not in SIZES]
+    unknown = ([v for v in variants if v not in VARIANTS] + [m for m in models if m not in SIZES]
+               + [d for d in datasets if d not in DATA_CHOICES])
     if unknown:
         ap.error(f"unknown: {', '.join(unknown)}")
     if "baseline" not in variants:
