@@ -157,9 +157,10 @@ def cli_reference() -> str:
              "| option | description |", "|---|---|"]
     lines += _rows(_params(group, "option"), ctx)
     lines.append("")
-    lines.append("Commands: " + ", ".join(f"[`{n}`](#{n})" for n in group.list_commands(ctx)) + ".\n")
-    for name in group.list_commands(ctx):
-        cmd = group.get_command(ctx, name)
+    commands = {n: group.get_command(ctx, n) for n in group.list_commands(ctx)}
+    commands = {n: cmd for n, cmd in commands.items() if not cmd.hidden}  # as `sftflow --help` lists them
+    lines.append("Commands: " + ", ".join(f"[`{n}`](#{n})" for n in commands) + ".\n")
+    for name, cmd in commands.items():
         sub = cmd.context_class(cmd, info_name=name, parent=ctx)
         lines += [f"## `{name}` {{#{name}}}\n", "```text", f"sftflow {name} {' '.join(cmd.collect_usage_pieces(sub))}",
                   "```\n", inspect.cleandoc(cmd.help or "") + "\n"]

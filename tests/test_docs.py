@@ -172,3 +172,30 @@ def test_a_broken_link_fails_the_build(tmp_path, link, named):
     index.write_text(index.read_text() + f"\nSee {link}.\n")
     result = _build(tmp_path, tmp_path / "site")
     assert result.returncode != 0 and named in result.stderr
+
+
+README_FORMATS = {"Alpaca": "alpaca", "ShareGPT": "sharegpt", "OpenAI chat with tools": "messages",
+                  "prompt / completion": "prompt_completion", "text": "text"}
+
+
+def test_every_example_row_in_the_readme_and_the_formats_page_converts():
+    """The rows the README's formats table and docs/data-formats.md show are rows sftflow reads, in
+    the format they are shown for."""
+    import json
+
+    from sftflow.formats import convert_example
+
+    table = {}
+    for line in (ROOT / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split(" | ")] if line.startswith("| ") else []
+        if len(cells) == 2 and cells[1].startswith("`{"):
+            table[cells[0].split(" (")[0]] = json.loads(cells[1].strip("`"))
+    assert sorted(table) == sorted(README_FORMATS)
+    for shown, row in table.items():
+        fmt, example = convert_example(row, "auto", allow_text=True)
+        assert fmt == README_FORMATS[shown]
+    page = (ROOT / "docs" / "data-formats.md").read_text()
+    blocks = re.findall(r"```json\n(.*?)```", page, flags=re.S)
+    assert len(blocks) == 6
+    formats = {convert_example(json.loads(block), "auto", allow_text=True)[0] for block in blocks}
+    assert formats == set(README_FORMATS.values())
