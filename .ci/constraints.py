@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONSTRAINTS = ROOT / "constraints.txt"
-EXTRAS = "dev,gguf,lmeval"  # everything the suite needs (.ci/run installs the same)
+EXTRAS = "dev,gguf,lmeval,docs"  # everything the suite needs (.ci/run installs the same)
 TORCH = "torch==2.13.0"
 NOT_PINNED = {"sftflow", "torch", "pip", "setuptools", "wheel"}
 HEADER = """\
