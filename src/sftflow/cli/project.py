@@ -22,7 +22,7 @@ def init(
     data: list[Path] = typer.Option(None, "--data", help="your training data (JSONL, JSON, CSV/TSV, Parquet); repeat "
                                     "for several files"),
     mix_general: bool = typer.Option(False, "--mix-general", help="with --data: mix general conversations into "
-                                     "training against forgetting (10%% of train)"),
+                                     "training against forgetting (10% of train)"),
     tiny_model: bool = typer.Option(False, "--tiny-model", help="only build the tiny offline base model into DIR"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing sftflow.yaml (and the data init writes)"),
     examples: int = typer.Option(2000, "--examples", min=50, help="quickstart examples to generate"),
