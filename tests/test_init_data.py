@@ -85,6 +85,7 @@ def test_a_csv_and_a_cached_hub_id_reach_a_prepared_config_in_two_commands(tmp_p
     assert config["data"]["sources"] == [{"path": "../questions.csv", "format": "prompt_completion",
                                           "mapping": {"prompt": "question", "completion": "answer"}}]
     assert "mix" not in config["data"]  # nothing of the quickstart's
+    assert config["data"]["split"] == {"train": 0.7, "val": 0.1, "test": 0.2}  # 80 rows: a fifth for the test
     assert config["train"]["method"] == "lora" and config["train"]["learning_rate"] == 5e-4  # a ~10M model
     assert not {"json_valid", "json_match"} & set(config["eval"]["metrics"]) and "rouge_l" in config["eval"]["metrics"]
     # max_length: above the longest example as the model's own template renders it, with a margin
