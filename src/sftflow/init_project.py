@@ -149,10 +149,6 @@ def write_data_project(directory: str | Path, model: str, data: list[Path], *, m
                        force: bool = False, log=print) -> DataProject:
     """A project for the user's files and model; each step says what it found."""
     from sftflow.data.rows import RowProcessor, RowSettings
-    from sftflow.data.show import highlight
-    from sftflow.eval.metrics import infer_metrics
-    from sftflow.model.chat import tokenize_record
-    from sftflow.model.reasoning import answer_only
     from sftflow.model.resolve import require_model, resolve_model
 
     directory = Path(directory)
@@ -161,45 +157,26 @@ def write_data_project(directory: str | Path, model: str, data: list[Path], *, m
         raise SftflowError(f"{config_path} already exists; pass --force to overwrite it")
     model_path = resolve_model(model, Path(model).expanduser())  # a .gguf or offline short name: converted once
     require_model(model_path)  # not here and no hub: one line naming the download command, before any work
-    processor = RowProcessor(RowSettings(model_path=model_path))
-    tok = processor.tokenizer
+    processor = RowProcessor(RowSettings(model_path=model_path))  # prepare's own row code, the model's template
     files = [read_file(Path(p), directory, processor) for p in data]
     for f in files:
         log(f.describe())
-    mix = None
-    if mix_general:
-        from sftflow.io import write_jsonl
-        from sftflow.real_project import general_conversations
-
-        (directory / "raw").mkdir(parents=True, exist_ok=True)
-        write_jsonl(directory / "raw" / GENERAL_FILE, general_conversations())
-        general = read_file(directory / "raw" / GENERAL_FILE, directory, processor)
-        mix = {"path": general.shown, "ratio": MixConfig.model_fields["ratio"].default}
-        log(f"init: {general.shown}: {len(general.records)} general conversations mixed into training "
-            f"(data.mix, {mix['ratio']:.0%} of train) against forgetting")
-        lengths = [n for f in (*files, general) for n in f.tokens]
-    else:
-        lengths = [n for f in files for n in f.tokens]
-
-    from sftflow.example import Example
-
-    examples = [Example.of(r) for f in files for r in f.records]
-    answers = [answer_only(e.answer_text) for e in examples if not e.is_text]
-    calls = sum(1 for e in examples if e.answer is not None and e.answer.tool_calls)
-    metrics, why = infer_metrics(answers, calls=calls)
-    answer_tokens = max((len(tok(a, add_special_tokens=False)["input_ids"]) + 1 for a in answers), default=32)
+    mix, general = _general_mix(directory, processor, log) if mix_general else (None, None)
+    lengths = [n for f in (*files, *([general] if general else [])) for n in f.tokens]
     max_length = _round_up(max(lengths) * LENGTH_MARGIN, LENGTH_STEP)
-    max_new = _round_up(answer_tokens * ANSWER_MARGIN, ANSWER_STEP)
-    lr, lr_why = learning_rate(model_path)
-    rows = len(examples)
+
+    rows = sum(len(f.records) for f in files)
     small = rows < SMALL_DATA
     batch = {"batch_size": 4, "grad_accum": 2 if small else 4}
     split = SMALL_DATA_SPLIT if small else None
+    lr, lr_why = learning_rate(model_path)
     log(f"init: model {model}: {lr_why} → LoRA r16, learning rate {lr:g}, effective batch "
         f"{batch['batch_size'] * batch['grad_accum']} ({rows} examples"
         + (f"; split {'/'.join(f'{v:.0%}' for v in split.values())} for more test examples)" if small else ")"))
+    metrics, why, longest_answer = _answers(files, processor.tokenizer)
+    max_new = _round_up(longest_answer * ANSWER_MARGIN, ANSWER_STEP)
     log(f"init: token lengths with the model's chat template: longest {max(lengths)}, median "
-        f"{sorted(lengths)[len(lengths) // 2]} → train.max_length {max_length}; longest answer {answer_tokens} → "
+        f"{sorted(lengths)[len(lengths) // 2]} → train.max_length {max_length}; longest answer {longest_answer} → "
         f"eval.max_new_tokens {max_new}")
     log(f"init: {why} → eval.metrics: {', '.join(metrics)}")
 
@@ -217,10 +194,44 @@ def write_data_project(directory: str | Path, model: str, data: list[Path], *, m
     }
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write_text(config_path, commented_yaml(config))
+    return DataProject(config_path, _first_example(processor.tokenizer, files[0].records[0]))
 
-    first = files[0].records[0]
-    t = tokenize_record(tok, first)
-    src = first["source"]
+
+def _general_mix(directory: Path, processor, log) -> tuple[dict, FileRead]:
+    """General conversations written into the project and its data.mix entry (--mix-general)."""
+    from sftflow.io import write_jsonl
+    from sftflow.real_project import general_conversations
+
+    (directory / "raw").mkdir(parents=True, exist_ok=True)
+    write_jsonl(directory / "raw" / GENERAL_FILE, general_conversations())
+    general = read_file(directory / "raw" / GENERAL_FILE, directory, processor)
+    mix = {"path": general.shown, "ratio": MixConfig.model_fields["ratio"].default}
+    log(f"init: {general.shown}: {len(general.records)} general conversations mixed into training "
+        f"(data.mix, {mix['ratio']:.0%} of train) against forgetting")
+    return mix, general
+
+
+def _answers(files: list[FileRead], tok) -> tuple[list[str], str, int]:
+    """The metrics eval would infer from these answers, why, and the longest answer in tokens (with its end)."""
+    from sftflow.eval.metrics import infer_metrics
+    from sftflow.example import Example
+    from sftflow.model.reasoning import answer_only
+
+    examples = [Example.of(r) for f in files for r in f.records]
+    answers = [answer_only(e.answer_text) for e in examples if not e.is_text]
+    calls = sum(1 for e in examples if e.answer is not None and e.answer.tool_calls)
+    metrics, why = infer_metrics(answers, calls=calls)
+    longest = max((len(tok(a, add_special_tokens=False)["input_ids"]) + 1 for a in answers), default=ANSWER_STEP)
+    return metrics, why, longest
+
+
+def _first_example(tok, record: dict) -> tuple:
+    """(header, highlighted text) of an example as training will see it: prepare --show's rendering."""
+    from sftflow.data.show import highlight
+    from sftflow.model.chat import tokenize_record
+
+    t = tokenize_record(tok, record)
+    src = record["source"]
     header = (f"── the first example as it will be trained: {src['file']}:{src['line']} ({src['format']}), "
               f"{len(t.input_ids)} tokens, {sum(t.assistant_masks)} trained")
-    return DataProject(config_path, (header, highlight(tok, first)))
+    return header, highlight(tok, record)
