@@ -3,7 +3,7 @@
     sftflow init quickstart && sftflow run quickstart/sftflow.yaml
 
 The commands live beside this module, one module per group (project.py: init; data.py: prepare,
-synth, audit; training.py: train, run, estimate; model.py: the commands that use a trained model).
+synth, audit; training.py: train, run, estimate; trained.py: the commands that use a trained model).
 Heavy imports (torch, transformers) happen inside commands so `sftflow --help` is instant.
 A problem the user can fix prints one line and exits non-zero; `--debug` shows the traceback.
 """
