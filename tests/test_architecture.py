@@ -17,7 +17,8 @@ STAGES = ("data", "train", "eval")
 HTTP_AND_REVIEW = {"serve", "web", "review", "terminal_chat"}
 LOW_FLOOR = ("errors", "io", "stats", "ratings", "data_folder", "web", "progress", "formats", "task_metrics",
              "example")
-STAGE_NODES = {"data", "train", "eval", "review", "serve", "cli", "runs", "terminal_chat", "project", "pipeline"}
+STAGE_NODES = {"data", "train", "eval", "review", "serve", "cli", "runs", "terminal_chat", "project", "pipeline",
+               "init_project"}
 
 
 def _node(module: str) -> str | None:

@@ -136,7 +136,8 @@ def test_teacher_and_judge_keys_stay_in_the_environment(tmp_path):
         env = {**ENV, "SYNTH_KEY": TEACHER_KEY, "JUDGE_KEY": TEACHER_KEY}
         synth = subprocess.run([SFTFLOW, "synth", str(path)], capture_output=True, text=True, env=env, timeout=120)
         assert synth.returncode == 0, synth.stderr
-        prep = subprocess.run([SFTFLOW, "prepare", str(path)], capture_output=True, text=True, env=env, timeout=120)
+        prep = subprocess.run([SFTFLOW, "prepare", str(path), "--no-model"], capture_output=True, text=True, env=env,
+                              timeout=120)
         assert prep.returncode == 0, prep.stderr
         assert "judge teacher-1:" in prep.stdout and len(fake.requests) > 30  # both really used the endpoint
         outputs = [synth.stdout, synth.stderr, prep.stdout, prep.stderr]

@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sftflow.errors import SftflowError, SftflowWarning
-from sftflow.formats import FORMAT_NAMES
+from sftflow.formats import FORMAT_NAMES, MAPPABLE_FIELDS
 from sftflow.task_metrics import CHOOSABLE
 
 FORMATS = ("auto", *FORMAT_NAMES)  # the row formats are listed once, in formats.py
@@ -46,6 +46,21 @@ def inside_project(value: str) -> str:
     return value
 
 
+def check_mapping(mapping: dict[str, str]) -> dict[str, str]:
+    """A mapping is {field sftflow reads: your column}: a key it does not read would rename a column
+    to nothing and reject every row, so it is refused with the likely fix (a typo, or the pair reversed)."""
+    for key, column in mapping.items():
+        if key in MAPPABLE_FIELDS:
+            continue
+        if column in MAPPABLE_FIELDS:
+            raise ValueError(f"{{{key}: {column}}} is reversed: a mapping is written {{field sftflow reads: your "
+                             f"column}}, so write {{{column}: {key}}}")
+        near = difflib.get_close_matches(key, MAPPABLE_FIELDS, n=1)
+        raise ValueError(f"{key!r} is not a field sftflow reads" + (f" (did you mean {near[0]!r}?)" if near else "")
+                         + f"; mapping keys: {', '.join(MAPPABLE_FIELDS)}")
+    return mapping
+
+
 class Strict(BaseModel):
     """Base for every section: unknown keys are errors, defaults are validated too."""
 
@@ -60,6 +75,7 @@ class DataSource(Strict):
         default_factory=dict,
         description="rename fields before conversion, canonical: source (e.g. {output: answer})",
     )
+    _mapping_known = field_validator("mapping")(classmethod(lambda cls, v: check_mapping(v)))
     origin: Literal["human", "synthetic"] = Field(
         "human", description="who wrote these examples; a row's own 'origin' field overrides it"
     )
@@ -574,16 +590,38 @@ def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     return list(cls.model_fields)
 
 
+def _unknown_keys(errors: list[dict]) -> dict[tuple, str]:
+    """One problem per section with unknown keys (Axolotl's or TRL's names, say): each key with its
+    "did you mean", and the section's allowed keys listed once, where none of them is a near miss."""
+    by_section: dict[tuple, list[tuple]] = {}
+    for e in errors:
+        if e["type"] == "extra_forbidden":
+            by_section.setdefault(e["loc"][:-1], []).append(e["loc"])
+    problems = {}
+    for section, locs in by_section.items():
+        known = _known_keys(Config, locs[0])
+        named, unmatched = [], []
+        for loc in locs:
+            hint = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            named.append(f"'{_key_path(loc)}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
+            unmatched += [] if hint else [loc]
+        allowed = f"; allowed {'in ' + _key_path(section) if section else 'at the top level'}: {', '.join(known)}"
+        problems[section] = (f"unknown key{'s' if len(named) > 1 else ''} {', '.join(named)}"
+                             + (allowed if unmatched and known else ""))
+    return problems
+
+
 def format_validation_error(err: ValidationError, source: str) -> str:
     """All problems of a config in one readable message, each with its key path."""
     problems = []
+    unknown = _unknown_keys(err.errors())
     for e in err.errors():
         loc = e["loc"]
         key = _key_path(loc)
         if e["type"] == "extra_forbidden":
-            known = _known_keys(Config, loc)
-            hint = difflib.get_close_matches(str(loc[-1]), known, n=1)
-            msg = f"unknown key '{key}'" + (f" (did you mean '{hint[0]}'?)" if hint else f"; allowed: {', '.join(known)}")
+            msg = unknown.pop(loc[:-1], None)
+            if msg is None:  # its section's keys are already said
+                continue
         elif e["type"] == "missing":
             msg = f"missing required key '{key}'"
         else:

@@ -60,16 +60,14 @@ def detect_format(row: dict) -> str:
     for fmt in DETECTION_ORDER:
         if all(k in row for k in fmt.fields):
             return fmt.name
-    # field names come from the user's file: escaped, so a reason stays one readable line
+    # field names come from the user's file: escaped, so a reason stays one readable line. The fix comes
+    # first, before any ';': the terminal's summary of reject reasons shows a reason's first clause.
     keys = ", ".join(sorted(_escaped(k) for k in row)) or "none"
     hint = mapping_hint(row)
     marks = ["+".join(fmt.fields) for fmt in DETECTION_ORDER]
-    raise RowError(
-        None,
-        f"unknown format (fields: {keys}); expected {', '.join(marks[:-1])} or {marks[-1]} "
-        "— set the source's format/mapping in the config"
-        + (f", e.g. `mapping: {hint}`" if hint else ""),
-    )
+    fix = f"set `mapping: {hint}` on this source" if hint else "set the source's format or mapping"
+    raise RowError(None, f"unknown format (fields: {keys}): {fix} in the config; formats: "
+                         f"{', '.join(marks[:-1])} or {marks[-1]}")
 
 
 def _escaped(key) -> str:
@@ -80,9 +78,9 @@ _INPUT_NAMES = ("prompt", "question", "query", "input", "instruction", "message"
 _OUTPUT_NAMES = ("completion", "answer", "response", "output", "label", "target", "reply", "assistant", "json")
 
 
-def mapping_hint(row: dict) -> str | None:
-    """The config line that would read this row as prompt+completion: the fields whose names look
-    like an input and an output, else the first two text fields in the row's order."""
+def guess_mapping(row: dict) -> dict[str, str] | None:
+    """The mapping that would read this row as prompt+completion: the fields whose names look like an
+    input and an output, else the first two text fields in the row's order (None: fewer than two)."""
     texts = [k for k, v in row.items() if isinstance(v, str)]
     if len(texts) < 2:
         return None
@@ -92,7 +90,15 @@ def mapping_hint(row: dict) -> str | None:
 
     prompt = named(_INPUT_NAMES) or texts[0]
     completion = named(_OUTPUT_NAMES, prompt) or next(k for k in texts if k != prompt)
-    return f"{{prompt: {_escaped(prompt)}, completion: {_escaped(completion)}}}"
+    return {"prompt": str(prompt), "completion": str(completion)}
+
+
+def mapping_hint(row: dict) -> str | None:
+    """`guess_mapping` as the config line it would be."""
+    mapping = guess_mapping(row)
+    if mapping is None:
+        return None
+    return "{" + ", ".join(f"{k}: {_escaped(v)}" for k, v in mapping.items()) + "}"
 
 
 def _text(row: dict, field: str, required: bool = True) -> str:
@@ -451,6 +457,8 @@ FORMAT_NAMES = tuple(f.name for f in FORMATS)
 BY_NAME = {f.name: f for f in FORMATS}
 DETECTION_ORDER = sorted(FORMATS, key=lambda f: f.rank)
 READ_BY_SFTFLOW = ("origin", "synthetic")  # rows.py reads these on every format
+# What a source's `mapping` may rename a column to: every field some format reads.
+MAPPABLE_FIELDS = tuple(sorted({f for fmt in FORMATS for f in (*fmt.fields, *fmt.reads)} | set(READ_BY_SFTFLOW)))
 
 
 def to_example(row: dict, fmt: str, system_prompt: str | None = None) -> Example:

@@ -73,7 +73,7 @@ def evaluate_stage(cfg: Config, log=print, report: bool = True) -> PipelineResul
     return result
 
 
-def run_pipeline(cfg: Config, *, log=print, strict: bool = False, overwrite: bool = False,
+def run_pipeline(cfg: Config, *, log=print, strict: bool = False, overwrite: bool = False, resume: bool = False,
                  train: Callable[[Config], dict] | None = None, eval_cfg: Config | None = None,
                  report: bool = True) -> PipelineResult:
     """prepare → train → evaluate → report on one config.
@@ -88,7 +88,7 @@ def run_pipeline(cfg: Config, *, log=print, strict: bool = False, overwrite: boo
     check_benchmarks(eval_cfg or cfg)  # a missing lm-eval or task file stops the run before training, not after it
     started = time.time()
     stats = prepare(cfg, log=log)
-    summary = train(cfg) if train else train_run(cfg, strict=strict, overwrite=overwrite, log=log)
+    summary = train(cfg) if train else train_run(cfg, resume=resume, strict=strict, overwrite=overwrite, log=log)
     try:
         result = evaluate_stage(eval_cfg or cfg, log, report=report)
     finally:

@@ -206,9 +206,8 @@ def write_model_project(directory: str | Path, model: str, *, force: bool = Fals
 
     if model not in PROJECTS:
         ready = ", ".join(f"{m} ({what})" for m, what in PROJECTS.items())
-        raise SftflowError(f"--model {model}: no ready project for this model; ready: {ready}. For another model, "
-                           "start from `sftflow init DIR` and set model.name_or_path (README: With a real Hugging "
-                           "Face model)")
+        raise SftflowError(f"--model {model}: no ready project for this model (ready: {ready}); for your own data, "
+                           f"add it: sftflow init {directory} --model {model} --data FILE")
     directory = Path(directory)
     config_path = directory / "sftflow.yaml"
     if config_path.exists() and not force:

@@ -33,7 +33,7 @@ def resolve_run(path: str | Path, base: str | None = None, default_system: bool 
     A run's config.yaml keeps model paths as the user wrote them, relative to the project;
     the project folder is the run folder minus `<output_dir>/<name>`.
     """
-    from sftflow.config import load_config, parse_config
+    from sftflow.config import load_config
 
     path = Path(path)
     if not path.exists():
@@ -44,19 +44,8 @@ def resolve_run(path: str | Path, base: str | None = None, default_system: bool 
             cfg = load_config(path)
             run_dir, cfg_file = cfg.run_dir, path if path.is_file() else path / "sftflow.yaml"
         else:
-            run_dir = path
-            cfg_file = run_dir / "config.yaml"
-            if not cfg_file.exists():
-                raise SftflowError(
-                    f"{run_dir}: not a run folder (no config.yaml); pass runs/NAME after `sftflow train`, "
-                    "or the project's sftflow.yaml"
-                )
-            try:
-                data = yaml.safe_load(cfg_file.read_text(encoding="utf-8"))
-            except yaml.YAMLError as err:
-                raise SftflowError(f"{cfg_file}: invalid YAML ({str(err).splitlines()[0]})") from err
-            root = _project_root(run_dir, data)
-            cfg = parse_config(data, str(cfg_file), root=root or run_dir)
+            run_dir, cfg_file = path, path / "config.yaml"
+            cfg = run_config(run_dir)
     if not (run_dir / "model").exists():
         raise SftflowError(f"{run_dir / 'model'}: no trained model; run `sftflow train` first")
     from sftflow.model.resolve import resolve_model
@@ -66,6 +55,26 @@ def resolve_run(path: str | Path, base: str | None = None, default_system: bool 
     return Run(run_dir=run_dir, name=cfg.name, base_path=base_path, method=cfg.train.method,
                trust_remote_code=cfg.model.trust_remote_code, config_file=cfg_file,
                system_prompt=training_system_prompt(run_dir) if default_system else None)
+
+
+def is_run_folder(path: Path) -> bool:
+    """A folder `sftflow train` wrote (its config.yaml), not a project (its sftflow.yaml)."""
+    return path.is_dir() and not (path / "sftflow.yaml").exists() and (path / "config.yaml").exists()
+
+
+def run_config(run_dir: Path):
+    """The config a run was trained with (its config.yaml), its paths read against the project folder."""
+    from sftflow.config import parse_config
+
+    cfg_file = Path(run_dir) / "config.yaml"
+    if not cfg_file.exists():
+        raise SftflowError(f"{run_dir}: not a run folder (no config.yaml); pass runs/NAME after `sftflow train`, "
+                           "or the project's sftflow.yaml")
+    try:
+        data = yaml.safe_load(cfg_file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise SftflowError(f"{cfg_file}: invalid YAML ({str(err).splitlines()[0]})") from err
+    return parse_config(data, str(cfg_file), root=_project_root(Path(run_dir), data) or Path(run_dir))
 
 
 def _project_root(run_dir: Path, data) -> Path | None:

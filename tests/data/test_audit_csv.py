@@ -14,7 +14,7 @@ def test_audit_csv_cells_are_never_formulas(tmp_path):
     (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows) + "{broken\n")
     cfg = tmp_path / "sftflow.yaml"
     cfg.write_text(f"data:\n  sources: [{{path: '{name}'}}]\nmodel: {{name_or_path: m}}\n")
-    assert sftflow("prepare", str(cfg)).returncode == 0
+    assert sftflow("prepare", str(cfg), "--no-model").returncode == 0  # no model here: lengths unchecked
 
     for args in ([], ["--file", name]):
         out = tmp_path / "audit.csv"

@@ -107,7 +107,8 @@ def test_unknown_format_reason_gives_the_mapping_line_to_paste():
     with pytest.raises(RowError) as caught:
         convert_row({"ticket_id": "17", "message": "my laptop is cracked", "label_json": '{"product": "laptop"}'},
                     "auto")
-    assert caught.value.reason.endswith("e.g. `mapping: {prompt: message, completion: label_json}`")
+    assert caught.value.reason.startswith("unknown format (fields: label_json, message, ticket_id): set "
+                                          "`mapping: {prompt: message, completion: label_json}` on this source")
     # and the line it suggests does read the row
     fmt, record = convert_row({"message": "hi", "label_json": "{}"}, "auto",
                               mapping={"prompt": "message", "completion": "label_json"})
@@ -132,8 +133,8 @@ def test_auto_detection_tries_the_formats_in_their_rank_order(row, fmt):
 def test_the_unknown_format_reason_lists_what_each_format_is_recognised_by():
     with pytest.raises(RowError) as err:
         convert_row({"question": 1}, "auto")
-    assert err.value.reason.startswith("unknown format (fields: question); expected messages, conversations, "
-                                       "instruction+output, prompt+completion or text — set the source's")
+    assert err.value.reason == ("unknown format (fields: question): set the source's format or mapping in the config; "
+                                "formats: messages, conversations, instruction+output, prompt+completion or text")
 
 
 def test_the_config_offers_the_registered_formats_in_the_same_words():

@@ -66,8 +66,9 @@ def prepare(root: Path, cache: Path, command: str = "prepare") -> subprocess.Com
     """`sftflow <command> sftflow.yaml` in `root`, offline, with `cache` as the datasets cache."""
     env = {**os.environ, "HF_DATASETS_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "NO_COLOR": "1", "COLUMNS": "200", "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([SFTFLOW, command, "sftflow.yaml"], cwd=root, env=env, capture_output=True, text=True,
-                          timeout=600)
+    no_model = ["--no-model"] if command == "prepare" else []  # no model here: lengths unchecked
+    return subprocess.run([SFTFLOW, command, "sftflow.yaml", *no_model], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=600)
 
 
 def fates(root: Path) -> list[tuple]:

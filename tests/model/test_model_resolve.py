@@ -79,12 +79,39 @@ def test_a_missing_model_folder_stops_prepare(tmp_path):
                                            "relative to the config file)"], r.stderr
 
 
-def test_offline_and_not_cached_is_one_warning_and_prepare_goes_on(tmp_path):
-    """No network at all (nothing listens on the endpoint): one warning, no retry noise, no minute of waiting."""
+def test_offline_and_not_cached_stops_prepare_with_the_download_command(tmp_path):
+    """No network at all (nothing listens on the endpoint): one line naming the command that fetches the
+    model, no retry noise, no minute of waiting, nothing published. Before, prepare warned and went on,
+    and the failure came at train."""
     started = time.monotonic()
-    r = prepare(project(tmp_path, "some-org/model"), HF_ENDPOINT="http://127.0.0.1:9")
+    config = project(tmp_path, "some-org/model")
+    r = prepare(config, HF_ENDPOINT="http://127.0.0.1:9")
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 2 and lines == [
+        "error: model 'some-org/model' is not in the local Hugging Face cache and the hub cannot be reached "
+        "(ConnectError); download it first: hf download some-org/model (or give a local folder)"], r.stderr
+    assert time.monotonic() - started < 60 and not (tmp_path / "data" / "train.jsonl").exists()
+
+
+def test_a_mistyped_id_offline_names_the_cached_one(tmp_path):
+    """HF_HUB_OFFLINE and an id one letter off a cached one (`…-Instruc`): the cached id is named."""
+    cached = tmp_path / "hf-home" / "hub" / "models--Qwen--Qwen2.5-1.5B-Instruct" / "snapshots" / "abc"
+    cached.mkdir(parents=True)
+    r = prepare(project(tmp_path, "Qwen/Qwen2.5-1.5B-Instruc"), HF_HUB_OFFLINE="1")
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 2 and lines == [
+        "error: model 'Qwen/Qwen2.5-1.5B-Instruc' is not in the local Hugging Face cache and the hub is off "
+        "(HF_HUB_OFFLINE); did you mean 'Qwen/Qwen2.5-1.5B-Instruct' (cached)? Otherwise download it first: "
+        "hf download Qwen/Qwen2.5-1.5B-Instruc"], r.stderr
+
+
+def test_prepare_without_the_model_is_one_warning_and_goes_on(tmp_path):
+    """--no-model: data work before the model is downloaded; token lengths are not checked, and it says so once."""
+    config = project(tmp_path, "some-org/model")
+    base = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_ENDPOINT")}
+    r = subprocess.run([SFTFLOW, "prepare", str(config), "--no-model"], capture_output=True, text=True, timeout=120,
+                       env=base | {"NO_COLOR": "1", "HF_HOME": str(tmp_path / "hf-home"), "HF_ENDPOINT": "http://127.0.0.1:9"})
     assert r.returncode == 0, r.stderr
     warned = [x for x in r.stderr.splitlines() if "NOT checked" in x]
-    assert len(warned) == 1 and "the hub cannot be reached" in warned[0]
-    assert "Retrying" not in r.stderr and time.monotonic() - started < 60
-    assert (tmp_path / "data" / "train.jsonl").exists()
+    assert len(warned) == 1 and "the hub cannot be reached" in warned[0] and "hf download some-org/model" in warned[0]
+    assert "Retrying" not in r.stderr and (tmp_path / "data" / "train.jsonl").exists()

@@ -161,7 +161,7 @@ class Collector:
             if row.reject is not None:
                 field, reason = row.reject
                 counts["rejected"] += 1
-                short = _COLUMN.sub("", reason.split(";")[0])  # group "invalid JSON ... at column 7" by kind
+                short = _COLUMN.sub("", reason)  # "invalid JSON ... at column 7" grouped by kind, the fix kept
                 self.reject_reasons[f"{field}: {short}" if field else short] += 1
                 self.rejects.write(json.dumps({"file": src.file, "line": row.line, "field": field, "reason": reason,
                                                "raw": row.raw_preview}, ensure_ascii=False) + "\n")

@@ -10,13 +10,16 @@ through it, so a `.gguf` base is one folder everywhere (`gguf_base.py`, `offline
 
 `prepare` asks before any work, so a wrong id, a gated repo or a missing login stops there with
 one line instead of at `train`. When the hub cannot be reached (no network, or HF_HUB_OFFLINE)
-and the model is not cached, it raises `Unreachable`, which callers that can do without the
-model (prepare measures token lengths with it) turn into one warning; the process is then
+and the model is not cached, it raises `Unreachable`, naming the download command or the
+cached id nearest to a mistyped one; the commands that need the model (`require_model`: init,
+prepare, train, run) stop there, and only a caller that can do without the model (the prepare
+library function, `sftflow prepare --no-model`) turns it into one warning. The process is then
 switched to offline mode, so later loads do not retry the network for a minute.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 
@@ -69,6 +72,43 @@ def resolve_model(name: str, local: Path) -> str:
     return name
 
 
+def cached_models() -> list[str]:
+    """The model ids in the local Hugging Face cache (its `models--org--name` folders)."""
+    from huggingface_hub import constants
+
+    try:
+        folders = os.listdir(constants.HF_HUB_CACHE)
+    except OSError:
+        return []
+    return sorted(f.removeprefix("models--").replace("--", "/") for f in folders if f.startswith("models--"))
+
+
+def nearest_cached(name: str) -> str | None:
+    """The cached model id (or offline short name) a mistyped `name` most likely meant."""
+    from sftflow.model.offline import OFFLINE_MODELS
+
+    known = [*cached_models(), *OFFLINE_MODELS]
+    by_lower = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.8)
+    return by_lower[close[0]] if close and by_lower[close[0]] != name else None
+
+
+def fetch_hint(name: str) -> str:
+    """How to get a model that is not here: the cached id it may be a typo of, and the download command."""
+    near = nearest_cached(name)
+    download = f"download it first: hf download {name}"
+    return f"did you mean {near!r} (cached)? Otherwise {download}" if near else f"{download} (or give a local folder)"
+
+
+def require_model(name: str, revision: str | None = None) -> str:
+    """`locate_model` for the commands that cannot go on without the model: not cached and no hub is an
+    error (one line naming the download command or the nearest cached id), not a warning."""
+    try:
+        return locate_model(name, revision)
+    except Unreachable as err:
+        raise SftflowError(str(err)) from None
+
+
 def locate_model(name: str, revision: str | None = None) -> str:
     if Path(name).expanduser().exists():
         return "local"
@@ -81,7 +121,8 @@ def locate_model(name: str, revision: str | None = None) -> str:
         if isinstance(try_to_load_from_cache(name, filename, revision=revision), str):
             return "cache"
     if _offline():
-        raise Unreachable(f"model {name!r} is not in the local Hugging Face cache and the hub is off (HF_HUB_OFFLINE)")
+        raise Unreachable(f"model {name!r} is not in the local Hugging Face cache and the hub is off (HF_HUB_OFFLINE); "
+                          + fetch_hint(name))
     from huggingface_hub import HfApi
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -98,12 +139,15 @@ def locate_model(name: str, revision: str | None = None) -> str:
     except RevisionNotFoundError as err:
         raise SftflowError(f"model {name!r} has no revision {revision!r} on the hub; check model.revision") from err
     except RepositoryNotFoundError as err:
-        raise SftflowError(f"model {name!r} not found on the Hugging Face hub: check the id (a private repo needs "
-                           "`hf auth login` or HF_TOKEN), or give a local folder") from err
+        near = nearest_cached(name)
+        raise SftflowError(f"model {name!r} not found on the Hugging Face hub: "
+                           + (f"did you mean {near!r} (cached)? " if near else "")
+                           + "check the id (a private repo needs `hf auth login` or HF_TOKEN), or give a local "
+                           "folder") from err
     except HfHubHTTPError as err:
         raise SftflowError(f"model {name!r}: the hub answered {str(err).splitlines()[0]}") from err
     except Exception as err:  # noqa: BLE001 - DNS, refused, timeouts: the network, whatever the client raises
         go_offline()
         raise Unreachable(f"model {name!r} is not in the local Hugging Face cache and the hub cannot be reached "
-                          f"({type(err).__name__})") from err
+                          f"({type(err).__name__}); {fetch_hint(name)}") from err
     return "hub"
