@@ -19,9 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sftflow.config import parse_config
+from sftflow.data.prepare import prepare
 from sftflow.data.read import ReadAccount, read_rows
 from sftflow.data.read import check_account as check_read
-from sftflow.data.prepare import prepare
 from sftflow.data.rows import RowProcessor, RowSettings, SourceSpec
 from sftflow.errors import SftflowError
 from sftflow.lock import FolderInUse, hold

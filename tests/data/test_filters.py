@@ -14,8 +14,8 @@ from sftflow.data.filters import (
     chain,
     low_quality,
 )
-from sftflow.data.read import RawRow
 from sftflow.data.prepare import _filter_kinds
+from sftflow.data.read import RawRow
 from sftflow.data.rows import RowProcessor, RowSettings, SourceSpec
 from sftflow.data.split import NgramIndex
 

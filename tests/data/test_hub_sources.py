@@ -203,8 +203,8 @@ def test_a_split_that_loses_a_row_stops_prepare(tmp_path, monkeypatch):
     """The reconciliation for datasets: the rows read are held against datasets' own row count, so
     a reader that loses a row stops prepare (here the split yields one row fewer than it states)."""
     from sftflow.config import parse_config
-    from sftflow.data.read import hub
     from sftflow.data.prepare import prepare as run_prepare
+    from sftflow.data.read import hub
     from sftflow.errors import SftflowError
 
     datasets.Dataset.from_list(rows(30)).save_to_disk(str(tmp_path / "saved"))

@@ -10,9 +10,17 @@ from pathlib import Path
 import pytest
 
 from sftflow.config import parse_config
-from sftflow.data.read import ReadAccount, check_account, json_array, jsonl, read_rows, registry, resolve_sources
-from sftflow.data.read import account as read_account
 from sftflow.data.prepare import prepare
+from sftflow.data.read import (
+    ReadAccount,
+    check_account,
+    json_array,
+    jsonl,
+    read_rows,
+    registry,
+    resolve_sources,
+)
+from sftflow.data.read import account as read_account
 from sftflow.errors import SftflowError
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(usable examples|test split has only|NOT checked):UserWarning")
