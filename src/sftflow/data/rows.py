@@ -16,7 +16,8 @@ import numpy as np
 
 from sftflow.data.dedup import content_hash, dedup_key, dedup_texts, hash64, loose, prompt_key
 from sftflow.data.filters import Drop, chain, first_drop
-from sftflow.data.quality import Quality, find_pii, redact, redact_message, score_messages, score_text
+from sftflow.data.pii import find_pii, redact, redact_message
+from sftflow.data.quality import Quality, score_messages, score_text
 from sftflow.data.read.account import RawRow
 from sftflow.data.split import NgramIndex
 from sftflow.errors import SftflowError

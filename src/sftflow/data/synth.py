@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sftflow.data.dedup import content_hash, loose
-from sftflow.data.quality import redact_message
+from sftflow.data.pii import redact_message
 from sftflow.data.read import iter_sources
 from sftflow.data.teacher import (
     Budget,
