@@ -232,3 +232,15 @@ def test_the_supported_list_and_suffix_checks_come_from_the_registry(tmp_path):
     assert all(c in supported() for c in COMPRESSIONS)
     with pytest.raises(SftflowError, match=r"unsupported file type '\.parquet\.gz'"):
         list(read_rows(tmp_path / "x.parquet.gz"))
+
+
+def test_json_array_scanner_knows_every_formats_row_keys(tmp_path):
+    """The scanner finds where the next row starts inside a broken one by the keys rows start with; they
+    come from formats.FORMATS. Before, a private list lacked `completion`, so a stray quote in the first
+    row of a compact array whose rows start with it took all 6 rows into one reject."""
+    rows = [{"completion": f"answer {i}", "prompt": f"question {i}"} for i in range(6)]
+    texts = [json.dumps(r) for r in rows]
+    texts[0] = texts[0].replace("answer 0", 'he said "hi')
+    (tmp_path / "a.json").write_text("[" + ",".join(texts) + "]")
+    got = list(read_rows(tmp_path / "a.json"))
+    assert len(got) == 6 and got[0].error is not None and [r.row for r in got[1:]] == rows[1:]
