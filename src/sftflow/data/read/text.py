@@ -15,6 +15,7 @@ import gzip
 import re
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -24,16 +25,25 @@ BLOCK = 1 << 20
 _NEWLINE = re.compile(rb"\r\n|\r|\n")
 
 
-def _open_zstd(path: Path) -> BinaryIO:
+@dataclass(frozen=True)
+class Compression:
+    open: Callable[[Path], BinaryIO]
+    damaged: Callable[[], tuple[type[Exception], ...]]  # what reading a damaged file raises
+
+
+def _zstandard():
     try:
         import zstandard
     except ImportError as err:
-        raise SftflowError(f"{path}: reading .zst files needs the zstandard package; pip install zstandard") from err
-    return zstandard.open(path, "rb")
+        raise SftflowError("reading .zst files needs the zstandard package; pip install zstandard") from err
+    return zstandard
 
 
 # Compressed text files: the suffix after the format's own (`rows.jsonl.gz`). Adding one = one entry.
-COMPRESSIONS: dict[str, Callable[[Path], BinaryIO]] = {".gz": gzip.open, ".zst": _open_zstd}
+COMPRESSIONS = {
+    ".gz": Compression(gzip.open, lambda: (OSError, EOFError)),  # gzip.BadGzipFile is an OSError
+    ".zst": Compression(lambda path: _zstandard().open(path, "rb"), lambda: (_zstandard().ZstdError, EOFError)),
+}
 
 
 def compression_of(path: Path) -> str | None:
@@ -44,23 +54,21 @@ def compression_of(path: Path) -> str | None:
 def open_bytes(path: Path) -> BinaryIO:
     """The file's bytes, decompressed when its name ends in a compression's suffix."""
     comp = compression_of(path)
-    return COMPRESSIONS[comp](path) if comp else open(path, "rb")
-
-
-def _read(f: BinaryIO, path: Path, n: int) -> bytes:
-    try:
-        return f.read(n)
-    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError; zstandard raises ZstdError (an Exception)
-        raise SftflowError(f"{path}: cannot be decompressed ({err}); the file is damaged or not what its suffix says") from err
-    except Exception as err:
-        if type(err).__name__ == "ZstdError":
-            raise SftflowError(f"{path}: cannot be decompressed ({err}); the file is damaged or not a .zst file") from err
-        raise
+    return COMPRESSIONS[comp].open(path) if comp else open(path, "rb")
 
 
 def raw_blocks(path: Path) -> Iterator[bytes]:
+    comp = compression_of(path)
+    damaged = COMPRESSIONS[comp].damaged() if comp else ()
     with open_bytes(path) as f:
-        while block := _read(f, path, BLOCK):
+        while True:
+            try:
+                block = f.read(BLOCK)
+            except damaged as err:
+                raise SftflowError(f"{path}: cannot be decompressed as {comp} ({err}); the file is damaged or not "
+                                   "what its suffix says") from err
+            if not block:
+                return
             yield block
 
 
