@@ -146,6 +146,19 @@ def test_named_encoding_is_used_without_a_warning(tmp_path):
         assert [r.row for r in source.rows()] == rows
 
 
+def test_encoding_utf8_turns_the_guess_off(tmp_path):
+    """A file named UTF-8 is read as UTF-8: a row with bytes that are not UTF-8 is rejected on its own."""
+    rows = [row(i) for i in range(5)]
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "a.jsonl").write_bytes(jsonl(rows, "cp1252"))
+    [source] = iter_sources(project(tmp_path, {"path": "raw/a.jsonl", "encoding": "utf-8"}).data.sources[0], tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = list(source.rows())
+    accented = [i for i, r in enumerate(rows) if not json.dumps(r, ensure_ascii=False).isascii()]
+    assert [i for i, r in enumerate(got) if r.error and r.error.startswith("invalid UTF-8")] == accented
+
+
 def test_unknown_encoding_is_a_config_error(tmp_path):
     with pytest.raises(SftflowError, match="unknown encoding 'utf-9'"):
         project(tmp_path, {"path": "a.jsonl", "encoding": "utf-9"})
