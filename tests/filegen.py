@@ -175,7 +175,7 @@ def soak(files: int, seed: int = 0) -> dict:
     import time
     from pathlib import Path
 
-    from sftflow.data.load import ReadAccount, check_account, read_rows
+    from sftflow.data.read import ReadAccount, check_account, read_rows
 
     rng = random.Random(seed)
     faults: Counter = Counter()

@@ -10,6 +10,7 @@ Relative paths are resolved against the config file's folder.
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import os
 import re
@@ -92,6 +93,25 @@ class DataSource(Strict):
     max_rows: int | None = Field(
         None, ge=1, description="read at most the first N rows of this source; the rest are recorded as unused"
     )
+    encoding: str | None = Field(
+        None, description="text encoding of its files (e.g. cp1252); default UTF-8 (or UTF-16/32 by BOM), a legacy "
+        "encoding guessed and named in a warning"
+    )
+    field: str | None = Field(
+        None, description="JSON files that wrap their rows in an object ({\"version\": 2, \"data\": [...]}): the key "
+        "that holds the rows (data)"
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise ValueError(f"unknown encoding {value!r}; use a Python codec name such as cp1252, latin-1 "
+                                 "or utf-16") from None
+        return value
 
 
 class Split(Strict):

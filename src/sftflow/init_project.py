@@ -79,7 +79,7 @@ def _relative(path: Path, directory: Path) -> str:
 
 def read_file(path: Path, directory: Path, processor) -> FileRead:
     """One file's rows converted and measured; when no row names a format, read again with the guessed mapping."""
-    from sftflow.data.load import read_rows
+    from sftflow.data.read import read_rows
     from sftflow.data.rows import SourceSpec
     from sftflow.formats import guess_mapping
 

@@ -69,3 +69,33 @@ def read_jsonl(path: str | Path) -> Iterator[dict]:
                 yield json.loads(line)
             except json.JSONDecodeError as err:
                 raise SftflowError(f"{path}:{lineno}: invalid JSON ({err.msg}); re-run the stage that wrote it") from err
+
+
+MAX_PREVIEW = 2000  # characters of a raw row kept where it is shown (rejects.jsonl)
+
+
+def preview(value, limit: int = MAX_PREVIEW) -> str:
+    """A raw row (its text, its bytes or its parsed value) as bounded text that can be written as UTF-8:
+    a broken row's raw text in rejects.jsonl, never the whole of a huge row."""
+    if isinstance(value, bytes):
+        value = value[: limit * 4].decode("utf-8", "backslashreplace")
+    elif not isinstance(value, str):
+        try:
+            value = json.dumps(value, ensure_ascii=False, default=str)
+        except RecursionError:
+            return "(nested too deeply to show)"
+    text = value if len(value) <= limit else value[:limit] + "…"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def display_path(path: str | Path, root: Path) -> str:
+    """How a file is named to the user: relative to the project folder when inside it, else as given."""
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def cache_root() -> Path:
+    """sftflow's cache: `$SFTFLOW_CACHE`, default ~/.cache/sftflow (tiny model, converted models, logs)."""
+    return Path(os.environ.get("SFTFLOW_CACHE") or Path.home() / ".cache" / "sftflow").expanduser()

@@ -19,9 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sftflow.config import parse_config
-from sftflow.data.load import ReadAccount, read_rows
-from sftflow.data.load import check_account as check_read
 from sftflow.data.prepare import prepare
+from sftflow.data.read import ReadAccount, read_rows
+from sftflow.data.read import check_account as check_read
 from sftflow.data.rows import RowProcessor, RowSettings, SourceSpec
 from sftflow.errors import SftflowError
 from sftflow.lock import FolderInUse, hold
@@ -166,10 +166,12 @@ def test_every_kind_of_malformed_file_is_accounted_for(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
     good = [line(chat(i)) for i in range(40)]
+    # UTF-8 text beside a damaged line: the file is UTF-8 with one bad row, not in a legacy encoding
+    utf8 = (json.dumps(chat(103, "the answer is in the café"), ensure_ascii=False) + "\n").encode()
     files = {  # name: (bytes, rows read, rows rejected)
         "good.jsonl": (b"".join(good), 40, 0),
         "truncated.jsonl": (line(chat(100)) + line(chat(101))[:25], 2, 1),
-        "utf8.jsonl": (line(chat(102)) + b'{"text": "\xff\xfe"}\n' + line(chat(103)), 3, 1),
+        "utf8.jsonl": (line(chat(102)) + b'{"text": "\xff\xfe"}\n' + utf8, 3, 1),
         "nul.jsonl": (b'{"messages": \x00}\n' + line(chat(104)), 2, 1),
         "bom.jsonl": (BOM + line(chat(105)), 1, 0),
         "newlines.jsonl": (line(chat(106))[:-1] + b"\r\n" + line(chat(107))[:-1] + b"\r" + line(chat(108)), 3, 0),
@@ -184,7 +186,7 @@ def test_every_kind_of_malformed_file_is_accounted_for(tmp_path):
         "huge.jsonl": (b'{"text": "' + b"x" * 10_000_000 + b"\n" + line(chat(109)), 2, 1),
         "quotes.csv": (b'prompt,completion\nwhat is it,it is a thing\n"unbalanced,oops\nlast,row\n', 3, 1),
         "array.json": (b'[\n' + b",\n".join(json.dumps(chat(200 + i)).encode() for i in range(3)) + b',\n{"mess', 4, 1),
-        "utf8.json": (b'[{"text": "\xff"},\n' + json.dumps(chat(110)).encode() + b"]", 2, 1),  # only its row
+        "utf8.json": (b'[{"text": "\xff"},\n' + utf8[:-1] + b"]", 2, 1),  # only its row
         "empty.jsonl": (b"", 0, 0),
         "empty.json": (b"", 0, 0),
         "empty.csv": (b"", 0, 0),
@@ -229,10 +231,10 @@ def test_a_bad_file_stops_prepare_with_one_line_naming_it(tmp_path, monkeypatch,
                 raise PermissionError(errno.EACCES, "Permission denied", str(path))
             return real_open(path, *args, **kwargs)
 
-        monkeypatch.setattr("sftflow.data.load.open", refusing_open, raising=False)
+        monkeypatch.setattr("sftflow.data.read.text.open", refusing_open, raising=False)
     else:
         bad.write_bytes({"json_not_utf8": b'[{"text": "\xff"}]', "json_deep": b"{" + b'"a":{' * 100_000,
-                         "json_scalar": b"42", "csv_header_not_utf8": b"pr\xffompt,completion\nx,y\n",
+                         "json_scalar": b"42", "csv_header_not_utf8": "pr\udcffompt,completion\nx,café\n".encode("utf-8", "surrogateescape"),
                          "unknown_suffix": b"hello"}[case])
     cfg = project(tmp_path, ["raw/good.jsonl", str(bad.relative_to(tmp_path))])
     with pytest.raises(SftflowError) as caught:

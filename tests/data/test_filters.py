@@ -6,16 +6,18 @@ import numpy as np
 
 from sftflow.data.filters import (
     CONTAMINATED,
+    ECHOED_PROMPT,
     LOW_QUALITY,
     Contaminated,
     Drop,
+    EchoedPrompt,
     LowQuality,
     PersonalData,
     chain,
     low_quality,
 )
-from sftflow.data.load import RawRow
 from sftflow.data.prepare import _filter_kinds
+from sftflow.data.read import RawRow
 from sftflow.data.rows import RowProcessor, RowSettings, SourceSpec
 from sftflow.data.split import NgramIndex
 
@@ -78,11 +80,11 @@ def test_the_first_drop_wins_and_later_filters_do_not_see_the_row():
 
 
 def test_the_chain_holds_the_filters_the_settings_switch_on_in_order():
-    assert [type(f) for f in chain(RowSettings())] == [LowQuality]
-    assert [type(f) for f in chain(benchmark_settings())] == [LowQuality, Contaminated]
+    assert [type(f) for f in chain(RowSettings())] == [LowQuality, EchoedPrompt]
+    assert [type(f) for f in chain(benchmark_settings())] == [LowQuality, Contaminated, EchoedPrompt]
     assert chain(RowSettings(quality=False)) == []
     assert [type(f) for f in chain(RowSettings(quality=False, pii="drop"))] == [PersonalData]
-    assert [type(f) for f in chain(RowSettings(pii="drop"))] == [LowQuality]  # the score drops personal data
+    assert [type(f) for f in chain(RowSettings(pii="drop"))] == [LowQuality, EchoedPrompt]  # the score drops pii
 
 
 def test_personal_data_is_dropped_under_pii_drop_with_the_quality_score_off():
@@ -113,3 +115,17 @@ def test_stats_count_drops_by_their_fields_not_by_their_words():
              Drop("unrelated_answer", "unrelated_answer", "sim 0.2")]
     counts = np.array([9, 1, 2, 3, 4, 5])
     assert _filter_kinds(drops, counts) == {"contaminated": 1, "": 2, "gibberish, pii": 3, "unrelated_answer": 9}
+
+
+def test_echoed_prompt_drops_a_short_answer_that_repeats_its_prompt():
+    """bench/quality.py's prompt_copy misses: '549 - 63 = ?' answered with itself scores 1.0 (the quality
+    rule needs 10 characters of words), so only this step drops it; a quote of part of the prompt stays."""
+    (same, quoted, labelled, part, good), counts = rows(
+        RowSettings(), chat("549 - 63 = ?", "549 - 63 = ?"), chat("579 - 20 = ?", "> 579 - 20 = ?"),
+        chat("827 * 46 = ?", "Q: 827 * 46 = ?"),
+        chat('Quote the first sentence: "Tides follow the moon. They rise twice a day."', "Tides follow the moon."),
+        chat("549 - 63 = ?", "486"))
+    assert same.score == 1.0 and same.drop == Drop(ECHOED_PROMPT, "the answer repeats its prompt")
+    assert quoted.drop.code == labelled.drop.code == ECHOED_PROMPT
+    assert part.drop is None and good.drop is None
+    assert counts[ECHOED_PROMPT] == {"seen": 5, "kept": 2, "dropped": 3}

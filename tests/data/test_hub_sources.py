@@ -204,8 +204,8 @@ def test_a_split_that_loses_a_row_stops_prepare(tmp_path, monkeypatch):
     """The reconciliation for datasets: the rows read are held against datasets' own row count, so
     a reader that loses a row stops prepare (here the split yields one row fewer than it states)."""
     from sftflow.config import parse_config
-    from sftflow.data import hub
     from sftflow.data.prepare import prepare as run_prepare
+    from sftflow.data.read import hub
     from sftflow.errors import SftflowError
 
     datasets.Dataset.from_list(rows(30)).save_to_disk(str(tmp_path / "saved"))
@@ -242,3 +242,16 @@ def test_synth_seeds_from_a_cached_hub_dataset(tmp_path, hub):
     assert len(candidates) == len(usable) == 120
     # a paraphrase keeps its seed's answer: the answers are the split's own, each seed used once
     assert sorted(c["messages"][-1]["content"] for c in candidates) == sorted(train[i - 1]["output"] for i in usable)
+
+
+def test_decontamination_benchmark_by_hub_id(tmp_path, hub):
+    """data.decontaminate lists its benchmarks through the same iter_sources as data.sources, so a hub
+    id works there too (before, only files were listed: 'not found')."""
+    cache, train, _ = hub
+    (tmp_path / "raw.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(20) + rows(30, start=5000)))
+    project(tmp_path, [{"path": "raw.jsonl"}], decontaminate=["acme/support"])
+    done = prepare(tmp_path, cache)
+    assert done.returncode == 0, done.stderr
+    stats = json.loads((tmp_path / "data" / "stats.json").read_text())
+    usable_shared = [r for r in rows(20) if r["output"]]  # rows with no output are rejected on both sides
+    assert stats["filter_reasons"].get("contaminated") == len(usable_shared)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from sftflow.data.load import read_rows, resolve_sources
+from sftflow.data.read import read_rows, resolve_sources
 from sftflow.errors import SftflowError
 
 

@@ -10,9 +10,17 @@ from pathlib import Path
 import pytest
 
 from sftflow.config import parse_config
-from sftflow.data import load
-from sftflow.data.load import ReadAccount, check_account, read_rows, resolve_sources
 from sftflow.data.prepare import prepare
+from sftflow.data.read import (
+    ReadAccount,
+    check_account,
+    json_array,
+    jsonl,
+    read_rows,
+    registry,
+    resolve_sources,
+)
+from sftflow.data.read import account as read_account
 from sftflow.errors import SftflowError
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(usable examples|test split has only|NOT checked):UserWarning")
@@ -159,14 +167,14 @@ def test_output_folder_inside_a_source_is_an_error(tmp_path):
 
 def test_a_reader_that_skips_a_row_stops_prepare(tmp_path, monkeypatch):
     """The reconciliation itself: a reader bug that drops a row is caught by the independent line count."""
-    real = load._read_jsonl
+    real = registry.read_jsonl
 
-    def dropping(path, account):
-        for r in real(path, account):
+    def dropping(path, account, name=None):
+        for r in real(path, account, name):
             if r.line != 3:
                 yield r
 
-    monkeypatch.setattr(load, "_read_jsonl", dropping)
+    monkeypatch.setattr(registry, "read_jsonl", dropping)
     with pytest.raises(SftflowError, match=r"a\.jsonl: 5 lines but the reader accounted for 4; lines from 3 on"):
         prepared(tmp_path, "a.jsonl", b"".join(json.dumps(alpaca(i)).encode() + b"\n" for i in range(5)))
     account = ReadAccount()
@@ -176,7 +184,8 @@ def test_a_reader_that_skips_a_row_stops_prepare(tmp_path, monkeypatch):
 
 
 def test_a_row_over_the_size_limit_is_rejected_not_held(tmp_path, monkeypatch):
-    monkeypatch.setattr(load, "MAX_ROW_BYTES", 1000)
+    for module in (read_account, jsonl, json_array):
+        monkeypatch.setattr(module, "MAX_ROW_BYTES", 1000)
     big = json.dumps({"instruction": "q", "output": "x" * 5000})
     got = list(read_rows(_write(tmp_path / "a.jsonl", (big + "\n" + json.dumps(alpaca(1)) + "\n").encode())))
     assert got[0].error.startswith("row is 0.0 MiB, over the 0 MiB limit") and got[1].row == alpaca(1)
@@ -230,7 +239,8 @@ def test_a_single_source_file_beside_the_output_folder_is_fine(tmp_path):
 
 def test_a_one_line_array_longer_than_the_row_limit_is_read_row_by_row(tmp_path, monkeypatch):
     """The row size limit counts a row's own text, not the rest of its (one, long) line."""
-    monkeypatch.setattr(load, "MAX_ROW_BYTES", 2000)
+    for module in (read_account, jsonl, json_array):
+        monkeypatch.setattr(module, "MAX_ROW_BYTES", 2000)
     rows = [json.dumps(alpaca(i)) for i in range(100)]
     rows[40] = rows[40][:-1]  # a broken row in the middle too
     got = list(read_rows(_write(tmp_path / "a.json", ("[" + ",".join(rows) + "]").encode())))

@@ -2,7 +2,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sftflow.data.quality import find_pii, redact, score_messages
+from sftflow.data.pii import find_pii, redact
+from sftflow.data.quality import score_messages
 
 
 def chat(answer, prompt="How do I reset my router?"):
@@ -161,3 +162,59 @@ def test_any_text_gets_a_score_in_range_and_known_reasons(texts):
     roles = ["system", "user", "assistant"] + ["user", "assistant"] * 2
     q = score_messages([{"role": r, "content": t} for r, t in zip(roles[-len(texts):], texts, strict=False)])
     assert 0.0 <= q.score <= 1.0 and set(q.reasons) <= set(PENALTIES)
+
+
+# Sign-offs phrased apart from bench/quality.py's pool (which the rule was tuned on), plus the issue's own.
+SIGN_OFFS = ['P.S. "thanks", bye', "Thanks heaps, bye", "Cheers mate", "Best wishes,\nTom", "Kind regards\nJo Smith",
+             "Hope this helps!", "Have a lovely evening", "Warm regards, the Leeds team", "Many thanks for your order",
+             "Let me know how it goes", "PS: the warranty card is in the box", "Take care, Priya", "Good luck with it",
+             "Thank you for your patience", "Enjoy the new headset"]
+
+
+def test_answers_ending_in_a_sign_off_are_kept(tmp_path):
+    """Issue 30: a valid CSV whose answers sometimes end with a sign-off lost 29 of 200 rows to
+    truncated_answer. The file is written from Python objects; at most 2% may go."""
+    import csv
+
+    from sftflow.config import parse_config
+    from sftflow.data.prepare import prepare
+
+    bodies = ["Your refund for order {i} was sent today and reaches your card in three to five working days.",
+              "Order {i} left our warehouse this morning; the tracking link is in your confirmation email.",
+              "To reset the headset from order {i}, hold both buttons for ten seconds until the light blinks."]
+    rows = []
+    for i in range(200):
+        answer = bodies[i % 3].format(i=i)
+        if i % 3 != 2:  # two answers in three end with a sign-off, after a space, a line break or a blank line
+            answer += [" ", "\n", "\n\n"][i % 4 % 3] + SIGN_OFFS[i % len(SIGN_OFFS)]
+        rows.append({"prompt": f"Customer {i} asks about order {i}: what happens next?", "completion": answer})
+    (tmp_path / "raw").mkdir()
+    with open(tmp_path / "raw" / "export.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["prompt", "completion"])
+        writer.writeheader()
+        writer.writerows(rows)
+    cfg = parse_config({"data": {"sources": [{"path": "raw/export.csv"}]}, "model": {"name_or_path": "no-such-model"}},
+                       root=tmp_path)
+    with pytest.warns(UserWarning):  # too few examples for the playbook, and the like
+        stats = prepare(cfg, log=lambda m: None)
+    assert stats["rows_read"] == 200
+    assert stats["filter_reasons"].get("truncated_answer", 0) <= 4, stats["filter_reasons"]
+    assert stats["filtered"] <= 4
+
+
+@pytest.mark.parametrize("answer", [
+    "Your refund was sent today and reaches your card in three to five working days. Best regards, Sam",
+    "Order 12 left our warehouse this morning.\n\nRegards\nThe Lyon store team",
+    "Reset it by holding both buttons for ten seconds.\nP.S. the manual is online too",
+])
+def test_a_sign_off_is_no_truncation(answer):
+    assert "truncated_answer" not in score_messages(chat(answer)).reasons
+
+
+@pytest.mark.parametrize("answer", [
+    "Your refund was sent today and reaches your card in three to five working days. Have a",
+    "Your refund was sent today and reaches your card in three to five working days. Let me know if",
+    "Your refund was sent today and reaches your card in three to five working days. The carrier said that",
+])
+def test_a_cut_inside_the_last_sentence_is_still_truncation(answer):
+    assert "truncated_answer" in score_messages(chat(answer)).reasons

@@ -17,7 +17,7 @@ import quality as bench  # noqa: E402
 
 @pytest.fixture(scope="module")
 def rows():
-    return bench.generate(0, clean=300, per_kind=12, groups=6)
+    return bench.generate(0, clean=300, per_kind=12, groups=6, signoffs=30)
 
 
 def by_kind(rows, kind):
@@ -28,11 +28,13 @@ def by_kind(rows, kind):
 
 def test_counts_per_kind_and_determinism(rows):
     counts = Counter(r["kind"] for r in rows)
-    assert counts == {"clean": 300, **{k: 12 for k in bench.JUNK_KINDS}, "conflicting_label": 12,
+    assert counts == {"clean": 330, **{k: 12 for k in bench.JUNK_KINDS}, "conflicting_label": 12,
                       "paraphrase_duplicate": 12}
     assert len(bench.JUNK_KINDS) >= 12 and len(set(bench.JUNK_KINDS)) == len(bench.JUNK_KINDS)
-    assert bench.generate(0, clean=300, per_kind=12, groups=6) == rows
-    assert bench.generate(1, clean=300, per_kind=12, groups=6) != rows
+    assert bench.generate(0, clean=300, per_kind=12, groups=6, signoffs=30) == rows
+    assert bench.generate(1, clean=300, per_kind=12, groups=6, signoffs=30) != rows
+    # the sign-off rows come from a generator of their own: the other rows are what they were without them
+    assert [r for r in rows if r["task"] != "signoff"] == bench.generate(0, clean=300, per_kind=12, groups=6, signoffs=0)
 
 
 def test_clean_rows_are_varied_and_never_repeat_a_prompt(rows):
@@ -40,7 +42,7 @@ def test_clean_rows_are_varied_and_never_repeat_a_prompt(rows):
     prompts = [bench.prompt_of(r) for r in clean]
     assert len(set(prompts)) == len(prompts)
     tasks = Counter(r["task"] for r in clean)
-    assert set(tasks) == set(bench.TASKS)  # every task and format is represented
+    assert set(tasks) == set(bench.TASKS) | {"signoff"}  # every task and format is represented
     answers = [bench.answer_of(r) for r in clean]
     assert any(len(a.split()) == 1 for a in answers)  # one-word labels and numbers
     assert any(a.count("\n\n") >= 2 for a in answers)  # multi-paragraph prose
@@ -93,6 +95,10 @@ def test_each_junk_label_holds(rows):
         assert re.search(r"\bI\b|\bAI\b", bench.answer_of(r))
     for r in by_kind(rows, "unrelated_answer"):
         assert r["task"] != "chat"
+    signoffs = [r for r in by_kind(rows, "clean") if r["task"] == "signoff"]
+    assert len(signoffs) == 30
+    last_lines = [bench.answer_of(r).rsplit("\n", 1)[-1] for r in signoffs]
+    assert sum(not line.rstrip().endswith((".", "!", "?")) for line in last_lines) >= 20  # most end without a stop
 
 
 def test_dataset_level_groups_are_pairs(rows):
@@ -123,3 +129,7 @@ def test_rules_meet_the_targets_on_the_held_out_seed():
     assert min(result["recall"][k] for k in rule_kinds) >= 0.8, result["recall"]
     table = bench.table_md({1: {"rules": result}})
     assert all(f"| {k} |" in table for k in bench.JUNK_KINDS) and "clean rows filtered" in table
+    # every rule's (and filter step's) false positives, on clean rows and on answers ending in a sign-off
+    assert max(result["clean_filtered_by_rule"].values()) <= 0.02, result["clean_filtered_by_rule"]
+    assert result["clean_filtered_by_task"]["signoff"] <= 0.02
+    assert all(f"| {rule} |" in bench.rules_md({1: {"rules": result}}) for rule in bench.rule_names())

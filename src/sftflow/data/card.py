@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sftflow.data_folder import CARD, QUALITY_HIST
 from sftflow.io import atomic_write_text
 
 
@@ -176,7 +177,7 @@ def _source_lines(sources: list[dict] | None) -> list[str]:
 def write_data_card(folder: Path, stats: dict) -> Path:
     """data_card.md (and quality_hist.png) in `folder`, from stats.json's contents, section by section."""
     q = stats["quality"]
-    _histogram_png(folder / "quality_hist.png", q["histogram"], q["threshold"])
+    _histogram_png(folder / QUALITY_HIST, q["histogram"], q["threshold"])
     lines = _header_and_sources(stats)
     lines += _quality_lines(stats)
     lines += _conflict_lines(stats.get("conflicts"))
@@ -194,7 +195,7 @@ def write_data_card(folder: Path, stats: dict) -> Path:
     if stats["warnings"]:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in stats["warnings"]]
     lines.append("")
-    path = folder / "data_card.md"
+    path = folder / CARD
     atomic_write_text(path, "\n".join(lines))
     return path
 

@@ -4,6 +4,7 @@
       quality: {threshold: 0.5}      # LowQuality
       quality: {enabled: false, pii: drop}  # PersonalData (with scoring on, LowQuality drops it)
       decontaminate: [bench/*.jsonl]  # Contaminated
+      quality: {enabled: true}       # EchoedPrompt too
 
 In the spirit of datatrove's filters: a filter implements only `check(row) -> Drop | None`; the
 base class counts what it saw, kept and dropped (`counts`). `RowProcessor` (rows.py) runs the
@@ -19,6 +20,7 @@ Rows that cannot become a record at all (bad JSON, unknown format, too many toke
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 LOW_QUALITY = "low_quality"
 CONTAMINATED = "contaminated"
 PERSONAL_DATA = "pii"
+ECHOED_PROMPT = "echoed_prompt"
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,40 @@ class Contaminated(Filter):
         return None
 
 
-FILTERS: tuple[type[Filter], ...] = (LowQuality, PersonalData, Contaminated)  # in the order they run
+# what an echo puts before the prompt it repeats: a quote mark, or a label ("Q:", "Prompt:")
+_ECHO_MARK = re.compile(r"^(?:>\s*|(?:q|question|prompt|input|user)\s*:\s*)", re.IGNORECASE)
+
+
+def _bare(text: str) -> str:
+    """Text as an echo is compared: no quote mark or label in front, case and spacing aside, no quotes around."""
+    return " ".join(_ECHO_MARK.sub("", text.strip()).casefold().split()).strip("\"'“”‘’ ")
+
+
+class EchoedPrompt(Filter):
+    """An answer that only repeats the user turn before it ('549 - 63 = ?' answered '549 - 63 = ?', or
+    '> …', 'Q: …'), however short. The quality rule answer_copies_prompt needs 10 characters of words
+    before it judges, so bench/quality.py's short prompt copies passed it; no clean benchmark row, of
+    any task, answers with its whole prompt."""
+
+    code = ECHOED_PROMPT
+
+    def __init__(self, s: RowSettings):
+        super().__init__()
+
+    @classmethod
+    def wanted(cls, s: RowSettings) -> bool:
+        return s.quality
+
+    def check(self, row: Row) -> Drop | None:
+        turns = row.record.get("messages") or []
+        for user, answer in zip(turns, turns[1:], strict=False):
+            if user["role"] == "user" and answer["role"] == "assistant" and user.get("content") and \
+                    answer.get("content") and _bare(answer["content"]) == _bare(user["content"]):
+                return Drop(ECHOED_PROMPT, "the answer repeats its prompt")
+        return None
+
+
+FILTERS: tuple[type[Filter], ...] = (LowQuality, PersonalData, Contaminated, EchoedPrompt)  # in the order they run
 
 
 def chain(s: RowSettings) -> list[Filter]:

@@ -49,9 +49,8 @@ from sftflow.data.conflicts import SHOWN_GROUPS
 from sftflow.data.decide import DUPLICATE, FILTERED, KEPT, SOURCE_WEIGHT, UNUSED, Fates, decide
 from sftflow.data.dedup import NearDupIndex, dedup_texts, hash64, key_ranges, keys_in_range
 from sftflow.data.filters import Drop
-from sftflow.data.hub import DatasetPart, dataset_parts, read_part
 from sftflow.data.ledger import Ledger
-from sftflow.data.load import ReadAccount, check_account, read_rows, resolve_sources
+from sftflow.data.read import ReadAccount, Source, check_account, iter_sources
 from sftflow.data.rows import Chunk, RawRow, RowProcessor, RowSettings, SourceSpec
 from sftflow.data.split import NGRAM, SPLITS, NgramIndex, ngram_hashes
 from sftflow.data_folder import PUBLISHING, finish_interrupted_publish, publish
@@ -81,13 +80,6 @@ class Capped:
     """Rows of a source past its max_rows: read (every row gets a fate) but not converted."""
 
     rows: list[RawRow]
-
-
-def display_path(path: Path, root: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(root))
-    except ValueError:
-        return str(path)
 
 
 def _chunks(rows: Iterator, size: int) -> Iterator[list]:
@@ -310,9 +302,9 @@ def _benchmark_index(cfg: Config) -> tuple[NgramIndex, frozenset]:
     from sftflow.formats import RowError, convert_row
 
     texts, prompts = [], set()
-    for pattern in cfg.data.decontaminate:
-        for path in resolve_sources(pattern, cfg.root):
-            for raw in read_rows(path):
+    for i, pattern in enumerate(cfg.data.decontaminate):
+        for source in iter_sources(pattern, cfg.root, f"data.decontaminate[{i}]"):
+            for raw in source.rows():
                 if raw.error is not None:
                     continue
                 try:
@@ -380,14 +372,13 @@ def _semantic_stats(work: Path, sem, fate: Fates, cfg: Config) -> dict:
             "flagged_shown": [member(r) for [r] in shown["flagged"]]}
 
 
-def _sources(cfg: Config) -> Iterator[tuple[SourceSpec, Path]]:
-    """(how to read it, path) for every input file, each file once however many entries name it."""
+def _sources(cfg: Config) -> Iterator[tuple[SourceSpec, Source]]:
+    """(how to read it, what to read) for every input file, each file once however many entries name it."""
     seen: set[str] = set()
-    for spec, path in _listed_sources(cfg):
-        real = path.key if isinstance(path, DatasetPart) else os.path.realpath(path)
-        if real not in seen:
-            seen.add(real)
-            yield spec, path
+    for spec, source in _listed_sources(cfg):
+        if source.key not in seen:
+            seen.add(source.key)
+            yield spec, source
 
 
 def _check_output_outside(cfg: Config, pattern: str, files: list[Path]) -> None:
@@ -404,27 +395,25 @@ def _check_output_outside(cfg: Config, pattern: str, files: list[Path]) -> None:
                            "read its own outputs on the next run; put the outputs or the raw files in another folder")
 
 
-def _listed_sources(cfg: Config) -> Iterator[tuple[SourceSpec, Path | DatasetPart]]:
+def _listed_sources(cfg: Config) -> Iterator[tuple[SourceSpec, Source]]:
     listed = set()
-    for i, source in enumerate(cfg.data.sources):
-        parts = dataset_parts(source, cfg.root, i)  # a hub id or a save_to_disk folder: one part per split
-        if parts is not None:
-            for part in parts:
-                yield SourceSpec(part.display, source.format, source.mapping, source.origin, source=i), part
-            continue
-        files = resolve_sources(source.path, cfg.root)
-        _check_output_outside(cfg, source.path, files)
-        for path in files:
-            listed.add(path.resolve())
-            yield SourceSpec(display_path(path, cfg.root), source.format, source.mapping, source.origin, source=i), path
+    for i, entry in enumerate(cfg.data.sources):
+        found = list(iter_sources(entry, cfg.root, f"data.sources[{i}]"))
+        files = [s.path for s in found if s.part is None]
+        if files:
+            _check_output_outside(cfg, entry.path, files)
+        for s in found:
+            listed.update([s.path.resolve()] if s.path else [])
+            yield SourceSpec(s.display, entry.format, entry.mapping, entry.origin, source=i), s
     synth = cfg.data.synth
     output = cfg.path(synth.output)
     if synth.include and output.is_file() and output.resolve() not in listed:  # `sftflow synth` candidates
-        yield SourceSpec(display_path(output, cfg.root), "messages", {}, "synthetic"), output
+        for s in iter_sources(str(output), cfg.root, "data.synth.output"):
+            yield SourceSpec(s.display, "messages", {}, "synthetic"), s
     if cfg.data.mix:
         m = cfg.data.mix
-        for path in resolve_sources(m.path, cfg.root):
-            yield SourceSpec(display_path(path, cfg.root), m.format, {}, "general-mix", mix=True), path
+        for s in iter_sources(m.path, cfg.root, "data.mix.path"):
+            yield SourceSpec(s.display, m.format, {}, "general-mix", mix=True), s
 
 
 def _pool(workers: int, settings: RowSettings):
@@ -453,9 +442,9 @@ def _stream_chunks(sources: list, processor: RowProcessor, pool, accounts: dict,
     """Chunks of processed rows in input order; each file's ReadAccount lands in `accounts`. With
     `caps` (data.sources entry → max_rows), a source's rows past its first max_rows come as `Capped`."""
     caps, taken = caps or {}, Counter()
-    for src, path in sources:
-        account = accounts[src.file] = (path, ReadAccount())
-        rows = read_part(path, account[1]) if isinstance(path, DatasetPart) else read_rows(path, account[1], bad_csv)
+    for src, source in sources:
+        account = accounts[src.file] = (source.path, ReadAccount())
+        rows = source.rows(account[1], bad_csv)
         room = caps[src.source] - taken[src.source] if src.source in caps else None
         head = rows if room is None else islice(rows, max(0, room))  # leaves the rest of `rows` unread
         jobs = ((raws, src) for raws in _chunks(head, CHUNK))
@@ -494,7 +483,7 @@ def prepare(cfg: Config, log=print, workers: int = 1) -> dict:
 
 
 def _reconcile(accounts: dict, col: Collector) -> None:
-    """Every file's rows against its lines counted on their own (load.check_account), and the rows
+    """Every file's rows against its lines counted on their own (read.check_account), and the rows
     the readers yielded against the rows given a fate: a difference stops prepare, never exit 0."""
     for display, (path, account) in accounts.items():
         check_account(path, display, account)

@@ -5,7 +5,7 @@ repetition loops (words, lines, characters), mojibake and control characters, bo
 refusals ("As an AI language model…"), truncated answers (JSON, code, prose), answers that
 copy the prompt, placeholder text, HTML debris and markup-only answers, symbol soup and
 keyboard mash, answers in another language than the prompt, and personal data (emails,
-phone numbers, card numbers), which is flagged, redacted or dropped as configured. Each
+phone numbers, card numbers: pii.py), which is flagged, redacted or dropped as configured. Each
 signal subtracts a penalty; a score below `data.quality.threshold` puts the example in the
 `filtered` fate, with its reasons. The score is a triage tool, not a judge: the data card
 lists the lowest-scoring examples so a person can check what the rules did.
@@ -19,9 +19,9 @@ from __future__ import annotations
 import html
 import re
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from sftflow.example import Message
+from sftflow.data.pii import find_pii
 
 # name → penalty. One serious problem (0.6) drops an example below the default threshold 0.5,
 # one mild one (markup_debris 0.3) does not. truncated_answer and repeated_lines were 0.5, which
@@ -92,9 +92,6 @@ MOJIBAKE = re.compile("[\ufffd]|Ã[\u0080-\u00bf]|â€|Â[\u00a0-\u00bf]")
 # control character; none occurs in any clean benchmark row, and half the mojibake rows hold just one.
 MOJIBAKE_STRONG = re.compile("[\ufffd\u0080-\u009f]|Ã[\u0080-\u00bf]|â€|â[\u0080-\u009f]|Â[\u00a0-\u00bf]|ðŸ|ï»¿")
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
-PHONE = re.compile(r"(?<![\w#])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?)?\d{3,4}[ .-]\d{3,4}(?:[ .-]\d{2,4})?(?![\w-])")
-CARD = re.compile(r"(?<!\d)(?:\d[ -]?){13,19}(?!\d)")
 WORD = re.compile(r"\w+", re.UNICODE)
 ALNUM = re.compile(r"[^\W_]")
 SENTENCE_END = re.compile(r"""[.!?…:;)\]}"'`*>\u3002\uff01\uff1f]\s*$|^\S+$""")
@@ -114,6 +111,15 @@ OPEN_ENDINGS = frozenset(["the", "a", "an", "and", "or", "but", "of", "to", "in"
                           "not", "also", "both", "either", "then", "there", "whether"])
 NOISE_CHARS = "#$%&*@!^~`\\<>?;{}[]_"
 SENTENCE_BREAK = re.compile(r"\w[.!?]\s+[A-Z]")  # "… days. Your parcel": an earlier sentence ended
+# How replies end without a full stop: sign-offs, closing wishes and P.S. lines ('P.S. "thanks", bye',
+# 'Best regards,\nSam', 'Hope this helps'); bench/quality.py's `signoff` task measures them.
+SIGN_OFF = re.compile(r"(?:p\.?\s?s\b|(?:many )?thanks?\b|thank you|cheers|bye\b|(?:all the )?best\b|(?:kind |warm )?regards|"
+                      r"with (?:kind|best) regards|warm(?:est)? wishes|sincerely|yours\b|take care|stay safe|"
+                      r"hope (?:this|that|it) helps|let me know|any (?:other|more|further) questions|have (?:a |an )?(?:\w+ )?(?:day|weekend|week|evening|night|time|one|fun)\b|"
+                      r"enjoy\b|good luck|(?:talk|speak) soon|see you|until next time|greetings|happy \w+ing\b|xoxo)",
+                      re.IGNORECASE)
+SENTENCE_GAP = re.compile(r"[.!?…]\s+")
+LEADING_MARKS = re.compile(r"^[\W_]+")  # quotes, dashes, emoji before a sign-off's first word
 CODE_LINE = re.compile(r"[(){}\[\];=<>/\\$|`]|^\s{2,}")
 LIST_LINE = re.compile(r"^\s*(?:[-*•+]|\d+[.)]|\|)")
 TRANSLATE = re.compile(r"translat|\b(?:in|into|to) (?:english|french|german|spanish|italian|portuguese|dutch|russian|"
@@ -153,9 +159,7 @@ _ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
 KEY_NEIGHBOURS = frozenset(r[i:i + 2] for r in _ROWS for i in range(len(r) - 1)) | \
     frozenset(r[i + 1] + r[i] for r in _ROWS for i in range(len(r) - 1))
 
-PII_LABELS = {"email": "[EMAIL]", "phone": "[PHONE]", "card": "[CARD_NUMBER]"}
 # Cheap pre-checks: the full patterns run only on the few texts these let through.
-SEVEN_DIGITS = re.compile(r"\d(?:\D{0,3}\d){6}")
 REFUSAL_HINTS = ("as an ai", "language model", "i cannot", "i can't", "i can not", "unable to", "sorry",
                  "knowledge cutoff", "i do not have", "i don't have", "i'm an ai", "i am an ai", "i am just an ai",
                  "i'm just an ai", "afraid", "decline", "not able to", "won't be able", "will not be able",
@@ -178,45 +182,6 @@ class Quality:
 
     def as_dict(self) -> dict:
         return {"score": round(self.score, 3), "reasons": self.reasons}
-
-
-def _luhn_ok(digits: str) -> bool:
-    total, parity = 0, len(digits) % 2
-    for i, ch in enumerate(digits):
-        d = int(ch)
-        if i % 2 == parity:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
-def find_pii(text: str) -> list[tuple[str, int, int]]:
-    """(kind, start, end) of emails, phone numbers and Luhn-valid card numbers."""
-    found = [("email", m.start(), m.end()) for m in EMAIL.finditer(text)] if "@" in text else []
-    if not SEVEN_DIGITS.search(text):
-        return found
-    long_numbers = []  # 13-19 digit runs: a card if Luhn-valid, and never a phone number either way
-    for m in CARD.finditer(text):
-        digits = re.sub(r"\D", "", m.group())
-        long_numbers.append((m.start(), m.end()))
-        if 13 <= len(digits) <= 19 and _luhn_ok(digits):
-            found.append(("card", m.start(), m.end()))
-    taken = [(s, e) for _, s, e in found] + long_numbers
-    for m in PHONE.finditer(text):
-        digits = re.sub(r"\D", "", m.group())
-        if 7 <= len(digits) <= 15 and not any(s <= m.start() < e for s, e in taken):
-            found.append(("phone", m.start(), m.end()))
-    return sorted(found, key=lambda f: f[1])
-
-
-def redact(text: str) -> str:
-    out, pos = [], 0
-    for kind, start, end in find_pii(text):
-        if start < pos:
-            continue
-        out += [text[pos:start], PII_LABELS[kind]]
-        pos = end
-    return "".join(out) + text[pos:]
 
 
 def _repetition(words: list[str]) -> float:
@@ -293,14 +258,26 @@ def _looks_truncated(answer: str) -> bool:
     if LIST_LINE.match(last) or not (last[-1:].isalnum() or last.endswith(",")) or \
             last.count(" ") < 3 and text[: len(text) - len(last)].rstrip().endswith(","):
         return False
-    n = text.count(" ") + text.count("\n") + 1
     last_word = last.rsplit(None, 1)[-1]
+    if last_word.lower() not in OPEN_ENDINGS and _signs_off(text, last):
+        return False
+    n = text.count(" ") + text.count("\n") + 1
     if last.endswith(",") and n >= 3 or n >= 5 and (last_word in OPEN_ENDINGS or len(last_word) == 1 and
                                                     last_word.islower() and last_word not in "ai"):
         return True
     # Long prose that stops mid-sentence, or a later sentence that never ends after earlier ones did
     # (short answers and labels legitimately lack a full stop).
     return len(text) > 200 or last.count(" ") >= 2 and SENTENCE_BREAK.search(text) is not None
+
+
+def _signs_off(text: str, last: str) -> bool:
+    """The answer ends in a sign-off: its last line or sentence is one ('Thanks, bye', 'P.S. the manual is
+    online'), or a short line under one ('Regards\nThe Lyon store team')."""
+    tail = LEADING_MARKS.sub("", SENTENCE_GAP.split(last)[-1])
+    if last.count(" ") < 8 and SIGN_OFF.match(LEADING_MARKS.sub("", last)) or tail.count(" ") < 12 and SIGN_OFF.match(tail):
+        return True
+    lines = text.rsplit("\n", 2)
+    return len(lines) > 1 and last.count(" ") < 4 and SIGN_OFF.match(lines[-2].strip()) is not None
 
 
 def _cut_quote(answer: str, prompt: str) -> bool:
@@ -469,13 +446,6 @@ def _charset_noise(text: str) -> bool:
     else:
         noise = len(CONTROL.findall(text))
     return noise >= 5 or bool(text) and noise / len(text) > 0.01
-
-
-def redact_message(m: Message) -> Message:
-    """A turn with personal data replaced in its text, its reasoning and its calls' arguments."""
-    calls = tuple(replace(c, arguments=redact(c.arguments)) for c in m.tool_calls)
-    return replace(m, content=redact(m.content), reasoning=redact(m.reasoning) if m.reasoning else m.reasoning,
-                   tool_calls=calls)
 
 
 def score_messages(messages: list[dict], pii_mode: str = "flag") -> Quality:

@@ -9,7 +9,6 @@ same result as one process: the main process only collects results in input orde
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -17,14 +16,14 @@ import numpy as np
 
 from sftflow.data.dedup import content_hash, dedup_key, dedup_texts, hash64, loose, prompt_key
 from sftflow.data.filters import Drop, chain, first_drop
-from sftflow.data.load import RawRow
-from sftflow.data.quality import Quality, find_pii, redact, redact_message, score_messages, score_text
+from sftflow.data.pii import find_pii, redact, redact_message
+from sftflow.data.quality import Quality, score_messages, score_text
+from sftflow.data.read.account import RawRow
 from sftflow.data.split import NgramIndex
 from sftflow.errors import SftflowError
 from sftflow.example import Example
 from sftflow.formats import RowError, convert_example
-
-MAX_RAW_IN_REJECT = 2000  # characters of the raw row kept in rejects.jsonl
+from sftflow.io import preview
 
 
 @dataclass
@@ -88,15 +87,6 @@ class Chunk:
     sig_whole: np.ndarray  # MinHash signatures of the records (rows without reject), in order
     sig_prompt: np.ndarray
     filter_counts: dict[str, Counter] = field(default_factory=dict)  # filter code → seen, kept, dropped in this chunk
-
-
-def _preview(row) -> str:
-    try:
-        text = row if isinstance(row, str) else json.dumps(row, ensure_ascii=False, default=str)
-    except RecursionError:
-        return "(nested too deeply to show)"
-    text = text if len(text) <= MAX_RAW_IN_REJECT else text[:MAX_RAW_IN_REJECT] + "…"
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")  # rejects.jsonl must stay writable
 
 
 class RowProcessor:
@@ -192,10 +182,10 @@ class RowProcessor:
     def _reject(self, raw: RawRow, field_name: str | None, reason: str) -> Row:
         """A rejected row. Under pii: redact its raw preview and reason are redacted as well: they
         go to rejects.jsonl and the ledger, and personal data must be written nowhere."""
-        preview = _preview(raw.raw if raw.raw is not None else raw.row)
+        shown = preview(raw.raw if raw.raw is not None else raw.row)
         if self.s.pii == "redact":
-            preview, reason = redact(preview), redact(reason)
-        return Row(raw.line, reject=(field_name, reason), raw_preview=preview)
+            shown, reason = redact(shown), redact(reason)
+        return Row(raw.line, reject=(field_name, reason), raw_preview=shown)
 
     def _check_lengths(self, rows: list[Row]) -> None:
         """Token counts with the real tokenizer and template; over-long rows are rejected unless truncate."""
@@ -216,7 +206,7 @@ class RowProcessor:
                 except Exception as err:  # noqa: BLE001 - sftflow's tool_support reason, or the template's own
                     r.reject = ("tools", str(err) if isinstance(err, SftflowError)
                                 else f"the chat template cannot render this conversation ({err})")
-                    r.raw_preview, r.record = _preview(r.record.get("messages")), None
+                    r.raw_preview, r.record = preview(r.record.get("messages")), None
                     continue
                 extra.append(0)
             else:
@@ -239,5 +229,5 @@ class RowProcessor:
                 r.truncated = True
             else:
                 r.reject = (None, f"{n} tokens > max_tokens {limit}; raise data.max_tokens or set data.truncate: true")
-                r.raw_preview = _preview(r.record.get("messages") or r.record.get("text"))
+                r.raw_preview = preview(r.record.get("messages") or r.record.get("text"))
                 r.record = None

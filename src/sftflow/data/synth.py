@@ -39,9 +39,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sftflow.data.dedup import content_hash, loose
-from sftflow.data.hub import dataset_parts, read_part
-from sftflow.data.load import ReadAccount, read_rows, resolve_sources
-from sftflow.data.quality import redact_message
+from sftflow.data.pii import redact_message
+from sftflow.data.read import iter_sources
 from sftflow.data.teacher import (
     Budget,
     BudgetSpent,
@@ -204,20 +203,6 @@ def load_template(name: str, path: str | None, root: Path, key: str, builtin: st
     return Template(name, text, compiled)
 
 
-def _display(path: Path, root: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(root))
-    except ValueError:
-        return str(path)
-
-
-def _resolve(pattern: str, root: Path, key: str) -> list[Path]:
-    try:
-        return resolve_sources(pattern, root)
-    except SftflowError as err:  # its message names data.sources; say which key it really is
-        raise SftflowError(str(err).replace("data.sources", key, 1)) from err
-
-
 def load_seeds(cfg) -> list[Seed]:
     """Human-written examples to start from: data.synth.seeds, else the human data.sources.
 
@@ -249,35 +234,29 @@ def _seed_rows(cfg):
     d, s = cfg.data, cfg.data.synth
     output = cfg.path(s.output).resolve()
     if s.seeds:
-        sources = [(None, s.seeds, "auto", {}, "data.synth.seeds")]
+        entries = [(s.seeds, "auto", {}, "data.synth.seeds")]
     else:
-        sources = [(i, src.path, src.format, src.mapping, "data.sources") for i, src in enumerate(d.sources)
+        entries = [(src, src.format, src.mapping, f"data.sources[{i}]") for i, src in enumerate(d.sources)
                    if src.origin == "human"]
-    for index, pattern, fmt, mapping, key in sources:
-        parts = None if index is None else dataset_parts(d.sources[index], cfg.root, index)
-        if parts is not None:
-            for part in parts:
-                yield from ((raw, fmt, mapping) for raw in read_part(part, ReadAccount()))
-            continue
-        for path in _resolve(pattern, cfg.root, key):
-            if path.resolve() == output:
+    for entry, fmt, mapping, key in entries:
+        for source in iter_sources(entry, cfg.root, key):
+            if source.path is not None and source.path.resolve() == output:
                 continue
-            shown = _display(path, cfg.root)
-            yield from ((replace(raw, file=shown), fmt, mapping) for raw in read_rows(path))
+            yield from ((replace(raw, file=source.display), fmt, mapping) for raw in source.rows())
 
 
 def load_prompts(cfg) -> tuple[list[tuple[str, str]], list[str]]:
     """(where, prompt) of every user prompt to answer, and the rows skipped with why."""
     s = cfg.data.synth
     prompts, skipped = [], []
-    for path in _resolve(s.prompts, cfg.root, "data.synth.prompts"):
-        name = _display(path, cfg.root)
-        if path.suffix.lower() == ".txt":
+    for source in iter_sources(s.prompts, cfg.root, "data.synth.prompts"):
+        name, path = source.display, source.path
+        if path is not None and path.suffix.lower() == ".txt":
             for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
                 if line.strip():
                     prompts.append((f"{name}:{lineno}", line.strip()))
             continue
-        for raw in read_rows(path):
+        for raw in source.rows():
             value = raw.row.get("prompt") if isinstance(raw.row, dict) else None
             if raw.error is not None or not isinstance(value, str) or not value.strip():
                 skipped.append(f"{name}:{raw.line}: {raw.error or 'no prompt string'}")

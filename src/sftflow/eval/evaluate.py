@@ -20,6 +20,7 @@ import time
 from collections import Counter
 
 from sftflow.config import Config
+from sftflow.data_folder import TEST, TRAIN, VAL
 from sftflow.errors import SftflowError
 from sftflow.eval.benchmarks import check_benchmarks, compare_benchmarks, run_benchmarks, task_manager
 from sftflow.eval.gates import check_gates, headline, resolve_gates, value_text
@@ -92,7 +93,7 @@ def _answers(path) -> list[str]:
 def plan_task(cfg: Config, test_refs: list[str], schema: dict | None, calls: int = 0) -> dict:
     """Which metrics, and what the task's answers look like (labels, JSON keys and enums). `calls`:
     test answers that call tools (then the tool-call metrics are inferred)."""
-    all_refs = test_refs + _answers(cfg.data_dir / "train.jsonl") + _answers(cfg.data_dir / "val.jsonl")
+    all_refs = test_refs + _answers(cfg.data_dir / TRAIN) + _answers(cfg.data_dir / VAL)
     inferred, reason = infer_metrics(test_refs, has_schema=schema is not None, calls=calls)
     if cfg.eval.metrics is None:
         names = inferred
@@ -297,9 +298,9 @@ def evaluate(cfg: Config, log=print) -> dict:
 
 def _test_split(cfg: Config) -> tuple[list[dict], list[str]]:
     """The chat examples of test.jsonl (at most eval.max_examples) and their answers without reasoning."""
-    test = [r for r in read_jsonl(cfg.data_dir / "test.jsonl") if not Example.of(r).is_text]
+    test = [r for r in read_jsonl(cfg.data_dir / TEST) if not Example.of(r).is_text]
     if not test:
-        raise SftflowError(f"{cfg.data_dir / 'test.jsonl'}: no chat examples to evaluate on (raise data.split.test)")
+        raise SftflowError(f"{cfg.data_dir / TEST}: no chat examples to evaluate on (raise data.split.test)")
     if cfg.eval.max_examples:
         test = test[: cfg.eval.max_examples]
     return test, [answer_only(Example.of(r).answer_text) for r in test]  # metrics score answers, not reasoning

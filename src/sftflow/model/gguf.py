@@ -30,8 +30,10 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from sftflow.data_folder import TEST
 from sftflow.errors import SftflowError
 from sftflow.example import Example
+from sftflow.io import cache_root
 
 MISSING = "GGUF export needs the gguf extra: pip install 'sftflow[gguf]'"
 QUANTIZE = ("f16", "q8_0", "q4_k_m")
@@ -50,10 +52,6 @@ def require_extra() -> None:
         raise SftflowError(MISSING) from err
 
 
-def _cache_root() -> Path:
-    return Path(os.environ.get("SFTFLOW_CACHE") or Path.home() / ".cache" / "sftflow").expanduser()
-
-
 def converter_dir(log) -> Path:
     """A folder with llama.cpp's convert_hf_to_gguf.py, its conversion/ package and gguf-py/."""
     if os.environ.get("SFTFLOW_LLAMA_CPP"):
@@ -64,7 +62,7 @@ def converter_dir(log) -> Path:
     from importlib.metadata import version
 
     release = version("llama-cpp-python")
-    dest = _cache_root() / f"llama-cpp-convert-{release}"
+    dest = cache_root() / f"llama-cpp-convert-{release}"
     if all((dest / name).exists() for name in CONVERTER_FILES):
         return dest
     log(f"taking llama.cpp's converter from the llama-cpp-python {release} source distribution (once; pip download)")
@@ -275,7 +273,7 @@ def test_prompts(cfg, n: int, system: str | None) -> list[list[dict]]:
     from sftflow.model.chat import prompt_messages
     from sftflow.model.system_prompt import with_system
 
-    path = cfg.data_dir / "test.jsonl"
+    path = cfg.data_dir / TEST
     if not path.is_file():
         raise SftflowError(f"{path}: no test split to verify the GGUF on; run `sftflow prepare`, or pass --verify 0")
     prompts = []

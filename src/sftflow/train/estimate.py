@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from sftflow.data_folder import TRAIN
+
 GIB = 2**30
 NF4_BYTES_PER_PARAM = 0.5 + 0.127 / 8 * 4  # 4-bit weights + double-quantised absmax constants (~0.127 bit/param)
 GPU_SIZES_GIB = (8, 16, 24, 40, 80)
@@ -142,7 +144,7 @@ def padding_free_length(cfg, model_path: str, batch_size: int) -> tuple[int, str
     import statistics
 
     t = cfg.train
-    train_file = cfg.data_dir / "train.jsonl"
+    train_file = cfg.data_dir / TRAIN
     if not t.padding_free or not train_file.exists():
         return None
     from sftflow.model.chat import tokenize_chat, tokenize_text

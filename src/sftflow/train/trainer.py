@@ -194,13 +194,13 @@ def build_trainer(cfg: Config, log=print, strict: bool = False):
 
 
 def _read_splits(cfg: Config) -> tuple[list[dict], list[dict]]:
-    train_records = list(read_jsonl(cfg.data_dir / "train.jsonl"))
-    val_records = list(read_jsonl(cfg.data_dir / "val.jsonl"))
+    train_records = list(read_jsonl(cfg.data_dir / TRAIN))
+    val_records = list(read_jsonl(cfg.data_dir / VAL))
     if not train_records:
-        raise SftflowError(f"{cfg.data_dir / 'train.jsonl'}: no training examples; check `sftflow prepare` output")
+        raise SftflowError(f"{cfg.data_dir / TRAIN}: no training examples; check `sftflow prepare` output")
     if not val_records:
         raise SftflowError(
-            f"{cfg.data_dir / 'val.jsonl'}: empty validation split; early stopping needs one (raise data.split.val)"
+            f"{cfg.data_dir / VAL}: empty validation split; early stopping needs one (raise data.split.val)"
         )
     return train_records, val_records
 

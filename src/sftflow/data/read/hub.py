@@ -16,18 +16,15 @@ tables), so a row skipped on the way stops prepare as a short text file would.
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sftflow.data.load import SUFFIXES, RawRow, ReadAccount
+from sftflow.data.read.account import RawRow, ReadAccount
 from sftflow.errors import SftflowError, SftflowWarning
 
-# a hub repo id: `name` or `org/name`, letters, digits, '-', '_', '.' (no leading dot or dash)
-HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 SAVED = ("dataset_info.json", "state.json", "dataset_dict.json")  # what save_to_disk writes
 
 
@@ -45,42 +42,7 @@ def is_saved_dataset(folder: Path) -> bool:
     return folder.is_dir() and any((folder / name).is_file() for name in SAVED)
 
 
-def is_hub_id(pattern: str, root: Path) -> bool:
-    """A source path that names no local file or folder and looks like `org/name`."""
-    if not HUB_ID.fullmatch(pattern) or ".." in pattern or Path(pattern).suffix.lower() in SUFFIXES:
-        return False
-    return not (root / pattern).exists()
-
-
-def dataset_parts(source, root: Path, index: int) -> list[DatasetPart] | None:
-    """The splits a source names when it is a hub id or a save_to_disk folder; None for plain files."""
-    key = f"data.sources[{index}]"
-    full = Path(source.path).expanduser()
-    full = full if full.is_absolute() else root / full
-    if is_saved_dataset(full):
-        if source.subset or source.revision:
-            raise SftflowError(f"{key}: subset and revision apply to hub datasets; {source.path} is a folder saved "
-                               "with save_to_disk — remove them")
-        data, name, hub = _load_saved(full), _display(full, root), False
-    elif is_hub_id(source.path, root):
-        data, name, hub = _load_hub(source, root, key), source.path, True
-    else:
-        for field in ("split", "subset", "revision"):
-            if getattr(source, field):
-                raise SftflowError(f"{key}.{field}: applies to hub datasets and save_to_disk folders, but "
-                                   f"{source.path!r} is a file, folder or glob of files; remove it")
-        return None
-    return _split_parts(data, name, source.split, key, source.subset, hub)
-
-
-def _display(path: Path, root: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path)
-
-
-def _load_saved(folder: Path):
+def load_saved(folder: Path):
     import datasets
 
     try:
@@ -95,7 +57,7 @@ def _offline() -> bool:
     return bool(datasets.config.HF_HUB_OFFLINE)
 
 
-def _load_hub(source, root: Path, key: str):
+def load_hub(source, root: Path, key: str):
     """datasets.load_dataset(path, subset, revision); offline it reads datasets' cache."""
     import datasets
 
@@ -120,7 +82,7 @@ def _load_hub(source, root: Path, key: str):
     return data
 
 
-def _split_parts(data, name: str, split: str | None, key: str, subset: str | None, hub: bool) -> list[DatasetPart]:
+def split_parts(data, name: str, split: str | None, key: str, subset: str | None, hub: bool) -> list[DatasetPart]:
     import datasets
 
     label = f"{name}:{subset}" if subset else name
@@ -141,6 +103,15 @@ def _part(ds, label: str, split: str | None, hub: bool) -> DatasetPart:
     expected = info.num_examples if info is not None and info.num_examples else ds.num_rows
     files = ",".join(sorted(os.path.realpath(f["filename"]) for f in ds.cache_files))
     return DatasetPart(display, ds, expected, f"{display}|{files}")
+
+
+def read_saved(path: Path, account: ReadAccount) -> Iterator[RawRow]:
+    """Every split of a save_to_disk folder, named `folder[split]`, as one file to `read_rows`."""
+    parts = split_parts(load_saved(path), str(path), None, str(path), None, hub=False)
+    account.expected_rows = sum(part.expected_rows for part in parts)
+    for part in parts:
+        for i, row in enumerate(part.dataset):
+            yield RawRow(part.display, i + 1, row)
 
 
 def read_part(part: DatasetPart, account: ReadAccount) -> Iterator[RawRow]:
