@@ -12,7 +12,8 @@ import re
 import pytest
 
 from sftflow.config import ReviewConfig
-from tests.review.test_review import ADMIN, AS_ADMIN, FULL_FORM, TOKEN, _client, _csrf, _ids, _rows, built_run, project, run_dir  # noqa: F401
+from tests.review.conftest import ADMIN, TOKEN
+from tests.review.test_review import AS_ADMIN, FULL_FORM, _client, _csrf, _ids, _rows
 
 
 def _page_csrf(client, path: str = "/review") -> str:

@@ -11,7 +11,6 @@ import html
 import io
 import json
 import re
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -20,38 +19,11 @@ import time
 import pytest
 
 from tests.browser import ARTIFACTS, browser
+from tests.review.conftest import ADMIN, TOKEN
 from tests.support import SFTFLOW, live_server
-from tests.tiny_run import shared_run
 
-TOKEN = "test-token-123456"
-ADMIN = "admin-token-654321"
 AS_ADMIN = {"Authorization": f"Bearer {ADMIN}"}
 FULL_FORM = {"a_coherence": "4", "a_correctness": "3", "b_coherence": "2", "b_correctness": "1", "preferred": "A"}
-
-
-@pytest.fixture(scope="module")
-def built_run(tmp_path_factory, tiny_model_dir):
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # two shared cores: no OpenMP spinning against other processes
-    try:
-        return shared_run(tmp_path_factory, tiny_model_dir)
-    finally:
-        torch.set_num_threads(before)
-
-
-@pytest.fixture
-def project(built_run, tmp_path):
-    """A private copy of the project (config, model, run): these tests write ratings and reports."""
-    dest = tmp_path / "proj"
-    shutil.copytree(built_run.parents[1], dest)
-    return dest
-
-
-@pytest.fixture
-def run_dir(project):
-    return project / "runs" / "tiny"
 
 
 def _client(run_dir, reviewer: str | None = "ann", settings=None):
@@ -529,15 +501,6 @@ def test_slow_clients_time_out_and_never_block_others(run_dir):
 
 
 # ------------------------------------------------------------------ forged requests (issue 17)
-
-
-@pytest.fixture
-def live(run_dir):
-    """The review app on a real uvicorn bound to 127.0.0.1 (a free port), in a thread."""
-    from sftflow.review.app import create_app
-
-    with live_server(create_app(run_dir, TOKEN, admin_token=ADMIN)) as url:
-        yield url
 
 
 def _browser_login(driver, url: str, token: str, name: str):

@@ -36,7 +36,7 @@ from sftflow.config import ReviewConfig
 from sftflow.errors import SftflowError, SftflowWarning
 from sftflow.ratings import current
 from sftflow.review.assign import batch, plan_text
-from sftflow.review.forms import FORM_FIELDS, CSRF_FIELD, ReviewError, as_form, check_form, diff_html, unblind
+from sftflow.review.forms import CSRF_FIELD, FORM_FIELDS, ReviewError, as_form, check_form, diff_html, unblind
 from sftflow.review.identity import Identities, Login
 from sftflow.review.stats import db_path, load_predictions, summarise_ratings
 from sftflow.review.store import ReviewStore, to_csv, to_jsonl

@@ -14,10 +14,10 @@ from collections import defaultdict
 from itertools import combinations
 from pathlib import Path
 
+from sftflow.config import ReviewConfig
 from sftflow.errors import SftflowError
 from sftflow.io import read_jsonl
 from sftflow.ratings import current
-from sftflow.config import ReviewConfig
 from sftflow.review.assign import batch, shared_set
 from sftflow.review.identity import Identities, Reviewer
 from sftflow.review.store import FLAGS, MODELS, SCORES, ReviewStore
