@@ -65,8 +65,15 @@ def _num(v) -> str:
     return "–" if v is None else f"{v:.2f}"
 
 
-def _rate(r: dict | None) -> str:
+def _mean(v) -> float | None:
+    """A block's mean (a bare number in metrics.json written before rates carried their n)."""
+    return v.get("mean") if isinstance(v, dict) else v
+
+
+def _rate(r: dict | float | None) -> str:
     """'21% (3 of 14 ratings; 95% CI 8–48%)': a rate never without its denominator."""
+    if isinstance(r, int | float):
+        return f"{_pct(r)} (of the ratings)"
     if not r or not r.get("n"):
         return "– (no ratings)"
     ci = f"; 95% CI {_pct(r['ci95'][0])}–{_pct(r['ci95'][1])}" if r.get("ci95") else ""
@@ -92,8 +99,8 @@ def human_view(metrics: dict) -> dict | None:
     if not h or not h.get("win_rate"):
         return None
     tuned, base = metrics.get("tuned") or {}, metrics.get("base") or {}
-    rows = [("coherence, mean 1–5", _num(h["base"]["coherence"]["mean"]), _num(h["tuned"]["coherence"]["mean"])),
-            ("correctness, mean 1–5", _num(h["base"]["correctness"]["mean"]), _num(h["tuned"]["correctness"]["mean"])),
+    rows = [("coherence, mean 1–5", _num(_mean(h["base"]["coherence"])), _num(_mean(h["tuned"]["coherence"]))),
+            ("correctness, mean 1–5", _num(_mean(h["base"]["correctness"])), _num(_mean(h["tuned"]["correctness"]))),
             ("hallucination flagged (reviewers)", _rate(h["base"]["hallucination_rate"]), _rate(h["tuned"]["hallucination_rate"]))]
     rows += [(f"{name} (automatic)", _auto_rate(base.get(name)), _auto_rate(value)) for name, value in tuned.items()
              if "halluc" in name and isinstance(value, dict) and "mean" in value]
