@@ -108,19 +108,27 @@ def test_names_are_case_insensitive_and_reuse_is_said(run_dir):
     assert [r["reviewer"] for r in _rows(run_dir)] == ["Alice"]  # one reviewer, as first typed
 
 
+def _toss(client, name: str, value: str) -> None:
+    """What `Set-Cookie: NAME=VALUE; Path=/` from another port does: it replaces the host's cookie."""
+    host = next((c.domain for c in client.cookies.jar), "testserver.local")
+    for cookie in [c for c in client.cookies.jar if c.name == name]:
+        client.cookies.jar.clear(cookie.domain, cookie.path, cookie.name)
+    client.cookies.set(name, value, domain=host, path="/")
+
+
 def test_a_cookie_set_by_another_page_does_not_change_who_rates(run_dir):
     """Defect 3: a page on another port sent `Set-Cookie: sftflow_reviewer=Mallory; Path=/`,
     and the app then filed ratings under Mallory. The name now lives in the server's session."""
     client = _client(run_dir, "ann")
-    client.cookies.set("sftflow_reviewer", "Mallory")
-    client.cookies.set("sftflow_review_token", TOKEN)
+    _toss(client, "sftflow_reviewer", "Mallory")
+    _toss(client, "sftflow_review_token", TOKEN)
     page = client.get("/review", follow_redirects=True).text
     assert 'id="reviewer">ann<' in page and "Mallory" not in page
     eid = _ids(run_dir)[0]
     assert client.post(f"/review/{eid}", data={**FULL_FORM, "csrf": _csrf(page)}).status_code == 303
     assert [r["reviewer"] for r in _rows(run_dir)] == ["ann"]
     stranger = _client(run_dir, None)  # a tossed name alone logs nobody in
-    stranger.cookies.set("sftflow_reviewer", "Mallory")
+    _toss(stranger, "sftflow_reviewer", "Mallory")
     assert stranger.get(f"/review/{eid}").status_code == 401
 
 
@@ -149,6 +157,7 @@ def test_progress_and_plan_are_shown_before_rating(run_dir):
     client = _client(run_dir, "ann", ReviewConfig(batch_size=4, overlap=2, min_ratings=30))
     page = client.get("/review", follow_redirects=True).text
     assert re.search(r"Example 1 of 4 in your batch ·\s+0 rated", page)
+    assert "Your batch: 4 examples, 2 of them also rated by every other reviewer" in page  # before the first rating
     assert "Your batch: 4 examples, 2 of them also rated by every other reviewer" in client.get("/batch").text
 
 

@@ -213,7 +213,7 @@ class _Review:
                          outputs=outputs, diffs=diffs, thoughts=thoughts, any_reasoning=any(thoughts.values()),
                          values=as_form(rating) if rating else {}, rated=rating is not None, saved=saved,
                          progress=self.progress(reviewer), number=todo.index(example_id) + 1, roles=ROLES,
-                         question=_question(row["prompt"]))
+                         question=_question(row["prompt"]), plan=plan_text(self.order, self.settings))
 
 
 def _question(prompt: list[dict]) -> str:
