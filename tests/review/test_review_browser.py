@@ -127,6 +127,7 @@ def test_two_reviewers_in_chromium_then_the_report(project, run_dir, processes):
     """The done-when demo: `sftflow review sftflow.yaml` with batches of 6 (4 shared), Alice and
     Bob each rate and submit their batch in Chromium, then `sftflow report` shows the overlap,
     kappa per rubric item with intervals, and a verdict that does not pass on 8 rated examples."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
     from typer.testing import CliRunner
@@ -154,7 +155,8 @@ def test_two_reviewers_in_chromium_then_the_report(project, run_dir, processes):
             assert "Your batch: 6 examples, 4 of them also rated by every other reviewer" in driver.find_element(
                 By.ID, "plan").text
             driver.find_element(By.ID, "submit-batch").click()
-            WebDriverWait(driver, 10).until(lambda d: "Submitted" in d.find_element(By.ID, "batch-progress").text)
+            WebDriverWait(driver, 10, ignored_exceptions=(StaleElementReferenceException,)).until(  # the page reloads
+                lambda d: "Submitted" in d.find_element(By.ID, "batch-progress").text)
             driver.get(url + "/summary")
             assert driver.title.startswith("403")  # a reviewer, even done, gets no aggregate
     finally:

@@ -29,6 +29,8 @@ from pathlib import Path
 from sftflow.config import GATE_OFF, EvalConfig, parse_gate
 from sftflow.task_metrics import first_metric
 
+HUMAN = "human_"  # gates on human review (sftflow review), checked by `sftflow report`
+NOT_ENOUGH, UNDECIDED = "not enough ratings", "undecided"  # a human gate's two ways of not deciding
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
 # Gates on whole-run checks rather than a tuned-model metric: name -> path in metrics.json.
 RUN_GATES = {
@@ -132,10 +134,6 @@ def check_gates(metrics: dict, gates: dict[str, str], min_ratings: int = 1) -> l
 
 
 # --- human gates: a sample size and an interval before a decision ---------------------------
-
-HUMAN = "human_"
-NOT_ENOUGH, UNDECIDED = "not enough ratings", "undecided"
-
 
 def decide_human(row: dict, node, op: str, min_ratings: int) -> None:
     """A human gate passes when its whole 95% interval is on the passing side and fails when
