@@ -25,13 +25,13 @@ def _shown(driver) -> str:
     return unquote(url.split("/review/")[1].split("?")[0]) if "/review/" in url else ""
 
 
-def _rate_in_browser(driver, wait, prefer: str, flag: str = "") -> str:
+def _rate_in_browser(driver, wait, prefer: str, flag: str = "", scores: str = "4325") -> str:
     """Rate the example on screen with the keyboard, as a reviewer does; returns its id."""
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
 
     eid = _shown(driver)
-    ActionChains(driver).send_keys("4", "3", "2", "5", prefer, *flag, Keys.ENTER).perform()
+    ActionChains(driver).send_keys(*scores, prefer, *flag, Keys.ENTER).perform()
     wait.until(lambda d: _shown(d) != eid)
     return eid
 
@@ -144,13 +144,17 @@ def test_two_reviewers_in_chromium_then_the_report(project, run_dir, processes):
     rated = {}
     driver = browser(1366, 768)
     try:
-        for name, prefer, flag in (("Alice", "a", "S"), ("Bob", "b", "")):
+        # scores and preferences that vary by position, so that kappa has something to measure
+        plans = {"Alice": lambda i: ("ab"[i % 2], f"{1 + i % 5}{1 + (i + 1) % 5}34"),
+                 "Bob": lambda i: ("ab"[i % 3 == 0], f"{1 + i % 5}{1 + (i + 2) % 5}34")}
+        for name, flag in (("Alice", "S"), ("Bob", "")):
             driver.delete_all_cookies()
             wait = _browser_login(driver, url, token, name)
             assert "Example 1 of 6 in your batch" in driver.find_element(By.ID, "progress").text
             rated[name] = []
             while "/review/" in driver.current_url:
-                rated[name].append(_rate_in_browser(driver, wait, prefer, flag if not rated[name] else ""))
+                prefer, scores = plans[name](len(rated[name]))
+                rated[name].append(_rate_in_browser(driver, wait, prefer, flag if not rated[name] else "", scores))
             assert driver.current_url.endswith("/batch") and "plan" in driver.page_source
             assert "Your batch: 6 examples, 4 of them also rated by every other reviewer" in driver.find_element(
                 By.ID, "plan").text
