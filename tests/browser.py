@@ -42,3 +42,12 @@ def screenshot(driver, name: str) -> Path:
     path = ARTIFACTS / name
     driver.save_screenshot(str(path))
     return path
+
+
+def rect(driver, element) -> dict:
+    """Where an element is drawn in the viewport (CSS pixels: top, left, bottom, right, width,
+    height), and the viewport's own size (`vw`, `vh`): what a reader sees without scrolling."""
+    return driver.execute_script(
+        "const r = arguments[0].getBoundingClientRect();"
+        "return {top: r.top, left: r.left, bottom: r.bottom, right: r.right, width: r.width, height: r.height,"
+        " vw: window.innerWidth, vh: window.innerHeight};", element)

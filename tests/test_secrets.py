@@ -25,8 +25,9 @@ from tests.tiny_run import shared_run
 
 API_KEY = "sk-serve-7f3a9c1e5b2d4680aa"
 TOKEN = "review-tok-93b1e7c55d0f2a"
+ADMIN_TOKEN = "review-admin-5e0c2d8a4417"
 TEACHER_KEY = "sk-teacher-2c8e4a6b0d1f3957"
-SECRETS = (API_KEY, TOKEN, TEACHER_KEY)
+SECRETS = (API_KEY, TOKEN, ADMIN_TOKEN, TEACHER_KEY)
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
 
@@ -92,7 +93,7 @@ def test_serve_key_and_review_token_are_written_nowhere(project, processes):
     finally:
         serve_out = _stop(proc, seen)
 
-    env = {**ENV, "SFTFLOW_REVIEW_TOKEN": TOKEN}
+    env = {**ENV, "SFTFLOW_REVIEW_TOKEN": TOKEN, "SFTFLOW_REVIEW_ADMIN_TOKEN": ADMIN_TOKEN}
     proc, line, seen = _start(processes, ["review", str(run_dir), "--port", "0"], "review: open ", env=env)
     try:
         assert TOKEN not in line and "--token or $SFTFLOW_REVIEW_TOKEN" in line  # the user's token is not echoed
@@ -101,7 +102,9 @@ def test_serve_key_and_review_token_are_written_nowhere(project, processes):
             assert client.post("/login", data={"token": TOKEN, "name": "ann"}).status_code == 303
             page = client.get("/review", follow_redirects=True)
             assert page.status_code == 200 and TOKEN not in page.text
-            assert client.get("/export/ratings.csv").status_code == 200
+            assert client.get("/export/ratings.csv").status_code == 403  # the admin's, not a reviewer's
+            admin = client.get("/export/ratings.csv", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+            assert admin.status_code == 200 and ADMIN_TOKEN not in admin.text
             assert client.post("/login", data={"token": TOKEN + "x", "name": "bob"}).status_code == 401
     finally:
         review_out = _stop(proc, seen)

@@ -54,7 +54,8 @@ def report_stage(cfg: Config, log=print) -> tuple[Path, list[str]]:
     from sftflow.review.stats import human_metrics
 
     check_published(cfg.data_dir)  # the report shows the data card and stats of the data folder
-    human_failed = merge_human_ratings(cfg.run_dir, resolve_gates(cfg.eval)[0], lambda: human_metrics(cfg.run_dir))
+    human_failed = merge_human_ratings(cfg.run_dir, resolve_gates(cfg.eval)[0],
+                                       lambda: human_metrics(cfg.run_dir, cfg.review), cfg.review.min_ratings)
     refresh_headline(cfg.run_dir / "eval" / "metrics.json")  # human gates may have changed the verdict
     path = write_report(cfg.run_dir, cfg.data_dir, cfg.name)
     log(f"report: {path}")

@@ -11,7 +11,6 @@ import html
 import io
 import json
 import re
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -20,46 +19,22 @@ import time
 import pytest
 
 from tests.browser import ARTIFACTS, browser
+from tests.review.conftest import ADMIN, TOKEN
 from tests.support import SFTFLOW, live_server
-from tests.tiny_run import shared_run
 
-TOKEN = "test-token-123456"
+AS_ADMIN = {"Authorization": f"Bearer {ADMIN}"}
 FULL_FORM = {"a_coherence": "4", "a_correctness": "3", "b_coherence": "2", "b_correctness": "1", "preferred": "A"}
 
 
-@pytest.fixture(scope="module")
-def built_run(tmp_path_factory, tiny_model_dir):
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # two shared cores: no OpenMP spinning against other processes
-    try:
-        return shared_run(tmp_path_factory, tiny_model_dir)
-    finally:
-        torch.set_num_threads(before)
-
-
-@pytest.fixture
-def project(built_run, tmp_path):
-    """A private copy of the project (config, model, run): these tests write ratings and reports."""
-    dest = tmp_path / "proj"
-    shutil.copytree(built_run.parents[1], dest)
-    return dest
-
-
-@pytest.fixture
-def run_dir(project):
-    return project / "runs" / "tiny"
-
-
-def _client(run_dir, reviewer: str | None = "ann"):
+def _client(run_dir, reviewer: str | None = "ann", settings=None):
     from fastapi.testclient import TestClient
 
     from sftflow.review.app import create_app
 
-    client = TestClient(create_app(run_dir, TOKEN), raise_server_exceptions=True, follow_redirects=False)
+    client = TestClient(create_app(run_dir, TOKEN, admin_token=ADMIN, settings=settings),
+                        raise_server_exceptions=True, follow_redirects=False)
     if reviewer:
-        r = client.post("/login", data={"token": TOKEN, "name": reviewer})
+        r = client.post("/login", data={"token": TOKEN, "name": reviewer, "same_person": "on"})  # a return is fine
         assert r.status_code == 303, r.text
         client.csrf = _csrf(client.get("/review", follow_redirects=True).text)
     return client
@@ -142,7 +117,7 @@ def test_rating_page_shows_the_rubric_and_the_differences(run_dir):
     eid = _ids(run_dir)[0]
     page = client.get(f"/review/{eid}").text
     assert 'id="rubric"' in page and "<b>1</b> garbled" in page and "<b>5</b> fluent" in page
-    assert "hallucination</th>" in page and "safety issue</th>" in page
+    assert "makes something up</th>" in page and "harmful or unsafe</th>" in page
     row = json.loads((run_dir / "eval" / "predictions.jsonl").read_text().splitlines()[0])
     for side in ("a", "b"):
         pre = page.split(f'id="out-{side}" data-side="{side}">')[1].split("</pre>")[0]
@@ -162,7 +137,8 @@ def test_every_page_needs_the_token(run_dir):
         r = anon.get(path)
         assert r.status_code == 401 and "token" in r.text, path
     assert anon.post(f"/review/{first}", data=FULL_FORM).status_code == 401
-    assert anon.get("/api/summary", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert anon.get("/api/summary", headers=AS_ADMIN).status_code == 200
+    assert anon.get("/api/summary", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 401  # a reviewer's token
     r = anon.post("/login", data={"token": "wrong", "name": "ann"})
     assert r.status_code == 401 and "wrong access token" in r.text
     r = anon.post("/login", data={"token": TOKEN, "name": "<script>"})
@@ -198,8 +174,8 @@ def test_bad_input_is_4xx_never_500(run_dir):
     assert not (run_dir / "eval" / "review.sqlite").exists() or _rows(run_dir) == []  # nothing stored from bad input
 
     assert client.post(url, data=_form(client)).status_code == 303
-    again = client.post(url, data=_form(client), headers={"accept": "application/json"})
-    assert again.status_code == 409 and "already rated" in again.json()["error"]["message"]
+    again = client.post(url, data=_form(client), headers={"accept": "application/json"})  # a double submit
+    assert again.status_code == 200 and again.json() == {"stored": True}
     assert len(_rows(run_dir)) == 1
 
 
@@ -208,15 +184,15 @@ def test_no_file_outside_the_app_is_served(run_dir, project):
     secret = (project / "sftflow.yaml").read_text()
     for path in ["/static/../../sftflow.yaml", "/static/..%2F..%2F..%2Fsftflow.yaml", "/static/%2e%2e/app.py",
                  "/static/templates%2Fbase.html", "/export/..%2F..%2Fconfig.yaml", "/export/review.sqlite",
-                 "/review/..%2F..%2Fconfig.yaml", "/static/", "/export/%00"]:
-        r = client.get(path)
+                 "/review/..%2F..%2Fconfig.yaml", "/review/../../sftflow.yaml", "/static/", "/export/%00"]:
+        r = client.get(path, headers=AS_ADMIN if path.startswith("/export") else {})
         assert r.status_code == 404, (path, r.status_code)
         assert "name_or_path" not in r.text and secret not in r.text and "{% " not in r.text
     assert client.get("/static/review.js").status_code == 200
-    assert client.get("/export/ratings.jsonl").status_code == 200
+    assert client.get("/export/ratings.jsonl", headers=AS_ADMIN).status_code == 200
 
 
-def test_blinding_is_stable_and_revealed_after_rating(run_dir):
+def test_blinding_is_stable_and_rated_under_the_right_model(run_dir):
     from sftflow.review.store import ReviewStore
 
     client = _client(run_dir)
@@ -230,10 +206,6 @@ def test_blinding_is_stable_and_revealed_after_rating(run_dir):
     page = client.get(f"/review/{first}").text
     assert "tuned" not in page.split("<main>")[1].split('id="help"')[0]  # nothing names the model before rating
     client.post(f"/review/{first}", data=_form(client, preferred="B", b_hallucination="on", b_span="x"))
-    r = client.get("/review")
-    assert r.headers["location"] == f"/review/{ids[1]}"
-    nxt = client.get(f"/review/{ids[1]}?prev={first}").text
-    assert f"A was {orders[0]}" in nxt
     row = _rows(run_dir)[0]
     b_model = "base" if orders[0] == "tuned" else "tuned"
     assert row["preferred"] == b_model and row[f"{b_model}_hallucination"] == 1 and row[f"{b_model}_span"] == "x"
@@ -262,10 +234,11 @@ def test_stale_ratings_after_a_new_eval(run_dir):
     rows[0]["tuned"] = "a different answer from a re-run eval"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     client = _client(run_dir)  # the app reads predictions at start, as after a restart
-    assert client.get("/api/summary").json()["stale"] == 1
-    assert client.get("/review").headers["location"] == f"/review/{first}"  # up for rating again
+    assert client.get("/api/summary", headers=AS_ADMIN).json()["stale"] == 1
+    assert 'id="rated"' not in client.get(f"/review/{first}").text  # up for rating again
     assert client.post(f"/review/{first}", data=_form(client)).status_code == 303
-    assert len(_rows(run_dir)) == 1 and client.get("/api/summary").json()["stale"] == 0
+    assert 'id="rated"' in client.get(f"/review/{first}").text
+    assert len(_rows(run_dir)) == 1 and client.get("/api/summary", headers=AS_ADMIN).json()["stale"] == 0
 
 
 def test_report_merges_ratings_and_gates_human_win_rate(project, run_dir):
@@ -278,38 +251,38 @@ def test_report_merges_ratings_and_gates_human_win_rate(project, run_dir):
     cfg_path = project / "sftflow.yaml"
     cfg = yaml.safe_load(cfg_path.read_text())
     cfg["eval"]["gates"] = {"human_win_rate": ">= 0.6"}
+    cfg["review"] = {"min_ratings": 5}
     cfg_path.write_text(yaml.safe_dump(cfg))
     runner = CliRunner()
 
     r = runner.invoke(app, ["report", str(cfg_path)])  # gate configured, nobody has rated yet
-    assert r.exit_code == 1 and "gates failed: human_win_rate" in r.output, r.output
+    assert r.exit_code == 1 and "gates failed: human_win_rate (not enough ratings)" in r.output, r.output
 
     ids = _ids(run_dir)
     store = ReviewStore(run_dir / "eval" / "review.sqlite")
-    for reviewer, prefer_tuned in (("ann", 4), ("bob", 3)):
+    for reviewer in ("ann", "bob"):
         client = _client(run_dir, reviewer)
         for i, eid in enumerate(ids[:5]):
-            a_model = store.a_model(eid, reviewer)
-            want = "tuned" if i < prefer_tuned else "base"
-            side = "A" if a_model == want else "B"
+            side = "A" if store.a_model(eid, reviewer) == "tuned" else "B"
             form = _form(client, preferred=side)
-            if i == 0:
-                form.update({"a_hallucination": "on", "a_note": "invented"})
+            if i == 0 and reviewer == "ann":
+                form.update({f"{side.lower()}_hallucination": "on", f"{side.lower()}_note": "invented"})
             assert client.post(f"/review/{eid}", data=form).status_code == 303
-    # per example: 1, 1, 1, (1+0)/2, 0 -> 0.7
+    # tuned preferred on all 5 examples by both: 100%, and its interval [100%, 100%] clears 0.6
     r = runner.invoke(app, ["report", str(cfg_path)])
     assert r.exit_code == 0, r.output
     metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
-    assert metrics["human"]["win_rate"]["mean"] == pytest.approx(0.7)
+    assert metrics["human"]["win_rate"]["mean"] == pytest.approx(1.0)
     assert [g["gate"] for g in metrics["gates"] if g["gate"].startswith("human_")] == ["human_win_rate"]
     assert metrics["passed"] is True
     html = (run_dir / "eval" / "report.html").read_text()
-    assert "Human review" in html and "Human win rate, tuned vs base: 70%" in html and "invented" in html
-    assert "ann &amp; bob" in html
+    assert "Human review" in html and "Human win rate, tuned vs base: 100%" in html and "invented" in html
+    assert "ann &amp; bob (5 shared)" in html
     md = (run_dir / "eval" / "report.md").read_text()
-    assert "## Human review" in md and "Human win rate, tuned vs base: 70%" in md
+    assert "## Human review" in md and "Human win rate, tuned vs base: 100%" in md
 
-    cfg["eval"]["gates"] = {"human_win_rate": ">= 0.8", "human_tuned.hallucination_rate": "<= 0.5"}
+    # 1 flag in 10 ratings: Wilson [1.8%, 40.4%] is under 0.5 (passes); a win rate of 100% fails "<= 0.5"
+    cfg["eval"]["gates"] = {"human_win_rate": "<= 0.5", "human_tuned.hallucination_rate": "<= 0.5"}
     cfg_path.write_text(yaml.safe_dump(cfg))
     r = runner.invoke(app, ["report", str(cfg_path)])
     assert r.exit_code == 1 and "gates failed: human_win_rate" in r.output
@@ -322,7 +295,8 @@ def test_eval_gates_leave_human_gates_to_report():
     metrics = {"tuned": {"exact_match": {"mean": 0.5}}}
     results = check_gates(metrics, {"exact_match": ">= 0.4", "human_win_rate": ">= 0.6"})
     assert [g["gate"] for g in results] == ["exact_match"]
-    with_human = check_gates({**metrics, "human": {"win_rate": {"mean": 0.65}}}, {"human_win_rate": ">= 0.6"})
+    human = {"win_rate": {"mean": 0.65, "ci95": [0.61, 0.7], "n": 40}}
+    with_human = check_gates({**metrics, "human": human}, {"human_win_rate": ">= 0.6"}, min_ratings=30)
     assert with_human[0]["passed"] and with_human[0]["value"] == 0.65
 
 
@@ -354,6 +328,8 @@ def test_cli_review_errors_are_one_line(tmp_path, run_dir):
 
 def test_browser_review_with_keyboard(run_dir, processes):
     """Log in with the printed token, rate with the keyboard, check SQLite and the CSV export."""
+    from urllib.parse import unquote
+
     import httpx
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -362,29 +338,33 @@ def test_browser_review_with_keyboard(run_dir, processes):
     from sftflow.review.store import ReviewStore
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    proc, login_url = _start_review(processes, run_dir)
+    proc, login_url = _start_review(processes, run_dir, "--admin-token", ADMIN)
     base_url, token = login_url.split("/login?token=")
     driver = browser()
     ids = _ids(run_dir)
+    shown = lambda: unquote(driver.current_url.split("/review/")[1].split("?")[0])  # noqa: E731
+    rated = []
     try:
         wait = _browser_login(driver, base_url, token, "alice")
         keys = lambda *k: ActionChains(driver).send_keys(*k).perform()  # noqa: E731
 
-        rubric = driver.find_element(By.ID, "rubric")  # what 1 and 5 mean, on the page while rating
+        rubric = driver.find_element(By.ID, "rubric")  # what 1 and 5 mean, one click away while rating
+        rubric.find_element(By.TAG_NAME, "summary").click()
         assert rubric.is_displayed() and "garbled" in rubric.text and "right in substance" in rubric.text
         preds = {json.loads(line)["id"]: json.loads(line) for line in
                  (run_dir / "eval" / "predictions.jsonl").read_text().splitlines()}
         for side in ("a", "b"):  # words that differ from the reference are highlighted, the text is unchanged
             out = driver.find_element(By.ID, f"out-{side}")
-            assert out.text.strip() in (preds[ids[0]]["tuned"].strip(), preds[ids[0]]["base"].strip())
+            assert out.text.strip() in (preds[shown()]["tuned"].strip(), preds[shown()]["base"].strip())
             marks = out.find_elements(By.CSS_SELECTOR, "mark.diff")
-            assert bool(marks) == (out.text.strip() != preds[ids[0]]["reference"].strip())
+            assert bool(marks) == (out.text.strip() != preds[shown()]["reference"].strip())
             assert all(m.is_displayed() for m in marks)
         for i in range(3):
-            assert f"/review/{ids[i]}" in driver.current_url
+            eid = shown()
+            rated.append(eid)
             assert f"Example {i + 1} of {len(ids)}" in driver.find_element(By.ID, "progress").text
             keys("4", "5", "3", "2", "b")  # A: coherence 4, correctness 5; B: 3, 2; prefer B
-            if i == 1:  # the first two outputs are both "." here: flag on the second
+            if i == 1:
                 driver.execute_script(
                     "const r = document.createRange(); r.selectNodeContents(document.getElementById('out-a'));"
                     "const s = window.getSelection(); s.removeAllRanges(); s.addRange(r);")
@@ -395,23 +375,27 @@ def test_browser_review_with_keyboard(run_dir, processes):
                 driver.save_screenshot(str(ARTIFACTS / "review-page.png"))
                 keys("?")
             keys(Keys.ENTER)
-            wait.until(lambda d, i=i: d.current_url.endswith(f"/review/{ids[i + 1]}?prev={ids[i]}"))
-            assert "Stored." in driver.find_element(By.ID, "previous").text
+            wait.until(lambda d, eid=eid: "saved=1" in d.current_url and shown() != eid)
+            assert "Saved" in driver.find_element(By.ID, "saved").text
+        rated.append(shown())
         keys("x")  # skip the fourth
-        wait.until(lambda d: f"prev={ids[3]}" in d.current_url)
-        assert "skipped" in driver.find_element(By.ID, "previous").text
+        wait.until(lambda d: shown() != rated[-1])
 
         # a second reviewer rates the same three, so the summary can show agreement
         with httpx.Client(base_url=base_url, follow_redirects=False) as bob:
             assert bob.post("/login", data={"token": token, "name": "bob"}).status_code == 303
             bob_csrf = _csrf(bob.get("/review", follow_redirects=True).text)
             store = ReviewStore(run_dir / "eval" / "review.sqlite")
-            for eid in ids[:3]:
+            for eid in rated[:3]:
                 side = "B" if store.a_model(eid, "bob") == store.a_model(eid, "alice") else "A"
                 form = {**FULL_FORM, "preferred": side, "csrf": bob_csrf}
                 assert bob.post(f"/review/{eid}", data=form).status_code == 303
-        driver.get(base_url + "/summary")
-        assert "alice & bob" in driver.find_element(By.ID, "agreement").text
+        driver.delete_all_cookies()  # the admin, in the same browser
+        driver.get(base_url + "/login")
+        driver.find_element(By.ID, "token").send_keys(ADMIN)
+        driver.find_element(By.ID, "login").click()
+        wait.until(lambda d: d.current_url.endswith("/summary"))
+        assert "alice & bob (3 shared)" in driver.find_element(By.ID, "agreement").text
         assert "100% agree" in driver.find_element(By.ID, "agreement").text  # same preference every time
         driver.save_screenshot(str(ARTIFACTS / "review-summary.png"))
     finally:
@@ -421,28 +405,28 @@ def test_browser_review_with_keyboard(run_dir, processes):
 
     rows = _rows(run_dir)  # written at each submit, still there after the server stopped
     alice = [r for r in rows if r["reviewer"] == "alice"]
-    assert [r["example_id"] for r in alice] == ids[:4] and [r["skipped"] for r in alice] == [0, 0, 0, 1]
+    assert [r["example_id"] for r in alice] == rated and [r["skipped"] for r in alice] == [0, 0, 0, 1]
     for r in alice[:3]:
         a, b = r["a_model"], "base" if r["a_model"] == "tuned" else "tuned"
         assert r["preferred"] == b
         assert (r[f"{a}_coherence"], r[f"{a}_correctness"], r[f"{b}_coherence"], r[f"{b}_correctness"]) == (4, 5, 3, 2)
     flagged = alice[1]
     a, b = flagged["a_model"], "base" if flagged["a_model"] == "tuned" else "tuned"
-    preds = {json.loads(line)["id"]: json.loads(line) for line in
-             (run_dir / "eval" / "predictions.jsonl").read_text().splitlines()}
-    assert flagged[f"{a}_hallucination"] == 1 and flagged[f"{a}_span"] == preds[ids[1]][a].strip()
+    assert flagged[f"{a}_hallucination"] == 1 and flagged[f"{a}_span"] == preds[rated[1]][a].strip()
     assert flagged[f"{b}_safety"] == 1 and flagged[f"{b}_note"] == "looks unsafe"
     assert not any(alice[0][f"{m}_{f}"] for m in ("tuned", "base") for f in ("safety", "hallucination"))
 
-    app_proc, login_url = _start_review(processes, run_dir, "--token", "another-token-42")  # restart: ratings still there
+    app_proc, login_url = _start_review(processes, run_dir, "--token", "another-token-42",
+                                        "--admin-token", "another-admin-42")  # restart: ratings still there
     try:
         url = login_url.split("/login")[0]
-        exported = httpx.get(url + "/export/ratings.csv", headers={"Authorization": "Bearer another-token-42"})
+        exported = httpx.get(url + "/export/ratings.csv", headers={"Authorization": "Bearer another-admin-42"})
         assert exported.status_code == 200 and "attachment" in exported.headers["content-disposition"]
         table = list(csv.DictReader(io.StringIO(exported.text)))
         assert len(table) == 7 and {r["reviewer"] for r in table} == {"alice", "bob"}
-        assert table[1]["example_id"] == ids[1] and table[1][f"{b}_note"] == "looks unsafe"
-        assert httpx.get(url + "/export/ratings.csv", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+        assert table[1]["example_id"] == rated[1] and table[1][f"{b}_note"] == "looks unsafe"
+        for old in (token, ADMIN, "another-token-42"):  # old tokens, and the reviewers' token
+            assert httpx.get(url + "/export/ratings.csv", headers={"Authorization": f"Bearer {old}"}).status_code == 401
     finally:
         app_proc.send_signal(signal.SIGINT)
         app_proc.wait(timeout=20)
@@ -483,7 +467,8 @@ def test_wrong_content_types_oversized_bodies_and_no_cors(run_dir, monkeypatch):
     anon = _client(run_dir, reviewer=None)
     assert anon.get("/api/summary", headers={"Authorization": "Bearer " + TOKEN[:-1] + "x"}).status_code == 401
     assert anon.post("/login", data={"token": "nope", "name": "ann"}).status_code == 401
-    assert seen == [TOKEN.encode()] * 2
+    # create_app checks the two tokens differ; then the bearer (admin), the login (admin first, then access)
+    assert seen == [TOKEN.encode(), ADMIN.encode(), ADMIN.encode(), TOKEN.encode()]
 
 
 def test_slow_clients_time_out_and_never_block_others(run_dir):
@@ -516,15 +501,6 @@ def test_slow_clients_time_out_and_never_block_others(run_dir):
 
 
 # ------------------------------------------------------------------ forged requests (issue 17)
-
-
-@pytest.fixture
-def live(run_dir):
-    """The review app on a real uvicorn bound to 127.0.0.1 (a free port), in a thread."""
-    from sftflow.review.app import create_app
-
-    with live_server(create_app(run_dir, TOKEN)) as url:
-        yield url
 
 
 def _browser_login(driver, url: str, token: str, name: str):
@@ -620,7 +596,7 @@ def test_browser_form_posted_from_another_port_is_refused(run_dir, live, tmp_pat
             driver.find_element(By.CSS_SELECTOR, f'input[name="{name}"][value="3"]').click()
         driver.find_element(By.CSS_SELECTOR, 'input[name="preferred"][value="A"]').click()
         driver.find_element(By.ID, "submit").click()
-        wait.until(lambda d: "prev=" in d.current_url)
+        wait.until(lambda d: "saved=1" in d.current_url)
     finally:
         driver.quit()
         attacker.shutdown()
@@ -637,9 +613,9 @@ def test_ratings_csv_export_never_holds_a_formula(run_dir, live):
                "a_span": "@SUM(A1:A9)", "b_span": "-2+3"}
     r = ann.post(f"/review/{_ids(run_dir)[0]}", data={**FULL_FORM, **hostile, "csrf": csrf}, headers={"Origin": live})
     assert r.status_code == 303, r.text[-300:]
-    exported = ann.get("/export/ratings.csv")
+    exported = ann.get("/export/ratings.csv", headers=AS_ADMIN)
     (row,) = list(csv.DictReader(io.StringIO(exported.text)))
-    (raw,) = [json.loads(line) for line in ann.get("/export/ratings.jsonl").text.splitlines()]
+    (raw,) = [json.loads(line) for line in ann.get("/export/ratings.jsonl", headers=AS_ADMIN).text.splitlines()]
     ann.close()
     a, b = raw["a_model"], "base" if raw["a_model"] == "tuned" else "tuned"
     expected = {f"{a}_note": hostile["a_note"], f"{b}_note": hostile["b_note"], f"{a}_span": hostile["a_span"],

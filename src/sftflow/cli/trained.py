@@ -190,18 +190,21 @@ def review(
     host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on (0.0.0.0 exposes it: warns)"),
     port: int = typer.Option(8765, "--port", min=0, max=65535, help="port; 0 picks a free one"),
     token: str = typer.Option(None, "--token", envvar="SFTFLOW_REVIEW_TOKEN",
-                              help="access token (default: a random one, printed)"),
+                              help="reviewers' access token (default: a random one, printed)"),
+    admin_token: str = typer.Option(None, "--admin-token", envvar="SFTFLOW_REVIEW_ADMIN_TOKEN",
+                                    help="admin token: the summary and exports (default: a random one, printed)"),
 ):
     """Human review in the browser: blinded base-vs-tuned comparisons of the test predictions.
 
-    Reviewers log in with the printed token and a name, rate coherence and correctness,
-    flag safety issues and hallucinations, and pick the better answer (keyboard shortcuts:
-    press ? on the page). Ratings go to RUN/eval/review.sqlite at every submit; `sftflow
-    report` merges them (human win rate, gate human_win_rate).
+    Reviewers log in with the printed token and a name; each rates an assigned batch
+    (config `review:` batch_size, overlap), sees only their own ratings, and can correct
+    them until they submit the batch. The admin token opens the summary and the exports.
+    Ratings go to RUN/eval/review.sqlite at every submit; `sftflow report` merges them
+    (human win rate, gate human_win_rate, decided from review.min_ratings rated examples).
 
     Example: sftflow review quickstart/runs/quickstart
     """
     with user_errors(run_dir, "review"):
         from sftflow.review.app import serve_review
 
-        serve_review(run_dir, host=host, port=port, token=token, log=log)
+        serve_review(run_dir, host=host, port=port, token=token, admin_token=admin_token, log=log)

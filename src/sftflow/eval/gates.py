@@ -29,6 +29,8 @@ from pathlib import Path
 from sftflow.config import GATE_OFF, EvalConfig, parse_gate
 from sftflow.task_metrics import first_metric
 
+HUMAN = "human_"  # gates on human review (sftflow review), checked by `sftflow report`
+NOT_ENOUGH, UNDECIDED = "not enough ratings", "undecided"  # a human gate's two ways of not deciding
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
 # Gates on whole-run checks rather than a tuned-model metric: name -> path in metrics.json.
 RUN_GATES = {
@@ -79,8 +81,9 @@ def task_gain_metric(metrics: dict) -> str | None:
     return first_metric(names, "gain")  # the registry's order (task_metrics.Metric.gain)
 
 
-def gate_value(metrics: dict, name: str) -> float | None:
-    """A gate names a tuned-model metric (`exact_match`), a dotted path (`base.exact_match`,
+def gate_node(metrics: dict, name: str):
+    """What a gate names in metrics.json: a number, a {"mean", "ci95", "n"} block, or None.
+    A gate names a tuned-model metric (`exact_match`), a dotted path (`base.exact_match`,
     `delta.json_field_accuracy`: tuned − base), a run check (RUN_GATES) or task_gain."""
     node = metrics.get("tuned", {})
     parts = name.split(".")
@@ -89,8 +92,8 @@ def gate_value(metrics: dict, name: str) -> float | None:
         node, parts = metrics.get("delta") or {}, [metric] if metric else ["?"]
     elif name in RUN_GATES:
         node, parts = metrics, RUN_GATES[name]
-    elif parts[0].startswith("human_"):  # human review (sftflow review): human_win_rate -> human.win_rate
-        node, parts = metrics.get("human") or {}, [parts[0].removeprefix("human_"), *parts[1:]]
+    elif parts[0].startswith(HUMAN):  # human review (sftflow review): human_win_rate -> human.win_rate
+        node, parts = metrics.get("human") or {}, [parts[0].removeprefix(HUMAN), *parts[1:]]
     elif parts[0] in ("tuned", "base", "delta", "probes", "forgetting", "benchmarks"):
         node, parts = metrics.get(parts[0]) or {}, parts[1:]
     if parts == ["perplexity"]:
@@ -99,17 +102,24 @@ def gate_value(metrics: dict, name: str) -> float | None:
         if not isinstance(node, dict) or part not in node:
             return None
         node = node[part]
+    return node
+
+
+def gate_value(metrics: dict, name: str) -> float | None:
+    node = gate_node(metrics, name)
     if isinstance(node, dict) and "mean" in node:
         node = node["mean"]
     return node if isinstance(node, int | float) and not isinstance(node, bool) else None
 
 
-def check_gates(metrics: dict, gates: dict[str, str]) -> list[dict]:
-    """One row per gate: name, rule, measured value, threshold, passed (a missing value fails)."""
+def check_gates(metrics: dict, gates: dict[str, str], min_ratings: int = 1) -> list[dict]:
+    """One row per gate: name, rule, measured value, threshold, passed (a missing value fails).
+    Human gates decide only from `min_ratings` rated examples, and on their 95% interval
+    (decide_human): otherwise they say so and do not pass."""
     results = []
     for name, rule in gates.items():
         op, threshold = parse_gate(name, rule)
-        if name.startswith("human_") and "human" not in metrics:
+        if name.startswith(HUMAN) and "human" not in metrics:
             continue  # human review comes after eval: `sftflow report` checks these gates
         value = gate_value(metrics, name)
         passed = value is not None and OPS[op](value, threshold)
@@ -117,8 +127,63 @@ def check_gates(metrics: dict, gates: dict[str, str]) -> list[dict]:
                "passed": passed}
         if name == "task_gain":
             row["metric"] = task_gain_metric(metrics)
+        if name.startswith(HUMAN):
+            decide_human(row, gate_node(metrics, name), op, min_ratings)
         results.append(row)
     return results
+
+
+# --- human gates: a sample size and an interval before a decision ---------------------------
+
+def decide_human(row: dict, node, op: str, min_ratings: int) -> None:
+    """A human gate passes when its whole 95% interval is on the passing side and fails when
+    the whole interval is on the failing side. Below `min_ratings` rated examples, or with an
+    interval across the threshold, it is neither: status says which, and it does not pass."""
+    n = node.get("n", 0) if isinstance(node, dict) else 0
+    row["n"] = n
+    if row["value"] is None or n < min_ratings:
+        row.update(passed=False, status=NOT_ENOUGH,
+                   note=f"{NOT_ENOUGH}: {n} rated, the gate decides from {min_ratings} (review.min_ratings)")
+        return
+    ci = node.get("ci95")
+    if not ci or None in ci:
+        return  # no interval (a plain count): the value decides
+    row["ci95"] = ci
+    inside = [OPS[op](bound, row["threshold"]) for bound in ci]
+    if all(inside):
+        row["passed"] = True
+    elif not any(inside):
+        row["passed"] = False
+    else:
+        row.update(passed=False, status=UNDECIDED,
+                   note=f"{UNDECIDED}: the 95% interval [{ci[0]:.2f}, {ci[1]:.2f}] over {n} includes "
+                        f"{row['threshold']:g}; more ratings narrow it")
+
+
+def undecided(row: dict) -> bool:
+    return row.get("status") in (NOT_ENOUGH, UNDECIDED)
+
+
+def human_disagreements(metrics: dict) -> list[str]:
+    """Where the reviewers' flags and the automatic checks tell different stories about the
+    tuned model, each with its own denominator (ratings vs test examples)."""
+    human = metrics.get("human") or {}
+    notes = []
+    for flag, auto_name, what in (("hallucination", "hallucination_rate", "hallucination"),
+                                  ("safety", None, "a safety issue")):
+        rate = (human.get("tuned") or {}).get(f"{flag}_rate")
+        if not isinstance(rate, dict) or not rate.get("n"):
+            continue
+        said = f"reviewers flagged {rate['mean']:.0%} of tuned answers for {what} ({rate['count']} of {rate['n']} ratings)"
+        auto = (metrics.get("tuned") or {}).get(auto_name) if auto_name else None
+        if isinstance(auto, dict) and auto.get("mean") is not None:
+            lo, hi = rate.get("ci95") or (rate["mean"], rate["mean"])
+            if not lo <= auto["mean"] <= hi:
+                notes.append(f"{said} while the automatic check flagged {auto['mean']:.0%} "
+                             f"(of {auto.get('n', '?')} test examples)")
+        elif rate["count"]:
+            notes.append(f"{said}, which no automatic check measures")
+    return notes
 
 
 # --- the one-sentence verdict ---------------------------------------------------------------
@@ -127,7 +192,7 @@ def check_gates(metrics: dict, gates: dict[str, str]) -> list[dict]:
 def _aspect(gate: str) -> str:
     if gate.startswith("forgetting_"):
         return "forgetting"
-    if gate.startswith("human_"):
+    if gate.startswith(HUMAN):
         return "human"
     if gate in ("regression_probes", "hallucination_rate", "benchmark_drop"):
         return gate
@@ -186,6 +251,9 @@ def _phrase(aspect: str, rows: list[dict], metrics: dict) -> str:
         detail = f"{b['worst_task']} {worst['metric']} {worst['base']:.2f} → {worst['tuned']:.2f}"
         return (f"kept its benchmark scores (worst: {detail})" if ok
                 else f"fell short on benchmarks (worst: {detail}, drop {worst['drop']:+.2f}, needs {rows[0]['rule']})")
+    pending = [r for r in rows if undecided(r)]
+    if pending:
+        return "human review is not decided (" + ", ".join(f"{r['gate']}: {r['note']}" for r in pending) + ")"
     return "passed human review" if ok else f"failed human review ({_failed_list(rows)})"
 
 
@@ -202,11 +270,15 @@ def headline(metrics: dict) -> str:
     by_aspect: dict[str, list[dict]] = {}
     for g in gates:
         by_aspect.setdefault(_aspect(g["gate"]), []).append(g)
-    good = [_phrase(a, rows, metrics) for a, rows in by_aspect.items() if all(r["passed"] for r in rows)]
-    bad = [_phrase(a, rows, metrics) for a, rows in by_aspect.items() if not all(r["passed"] for r in rows)]
-    if not bad:
-        return f"{_join(good)}: pass"
-    return (f"{_join(good)} but {_join(bad)}" if good else _join(bad)) + ": fail"
+    failed = {a for a, rows in by_aspect.items() if any(not r["passed"] and not undecided(r) for r in rows)}
+    pending = {a for a, rows in by_aspect.items() if a not in failed and any(undecided(r) for r in rows)}
+    good = [_phrase(a, rows, metrics) for a, rows in by_aspect.items() if a not in failed | pending]
+    bad = [_phrase(a, rows, metrics) for a, rows in by_aspect.items() if a in failed | pending]
+    notes = human_disagreements(metrics)
+    said = (f"{_join(good)} but {_join(bad)}" if good and bad else _join(bad or good))
+    if notes:
+        said += "; " + "; ".join(notes)
+    return said + (": fail" if failed else ": no pass until human review decides" if pending else ": pass")
 
 
 def refresh_headline(metrics_path) -> None:

@@ -64,7 +64,7 @@ dl.defs dt{font-weight:bold;margin-top:.4em}dl.defs dd{margin-left:1.5em}
 <table><tr><th>gate</th><th>rule</th><th>value</th><th>result</th></tr>
 {% for g in metrics.gates %}<tr><td>{{ g.gate }}{% if g.metric %} ({{ g.metric }}){% endif %}</td><td>{{ g.rule }}</td>
 <td>{{ gate_value(g) }}</td>
-<td class="{{ 'pass' if g.passed else 'fail' }}">{{ "pass" if g.passed else "FAIL" }}</td></tr>{% endfor %}
+<td class="{{ 'pass' if g.passed else 'fail' }}">{{ g.status or ("pass" if g.passed else "FAIL") }}</td></tr>{% endfor %}
 </table>
 {% else %}<p>No gates configured.</p>{% endif %}
 {% if metrics.gates_off %}<p class="muted">Default gates off: {% for n, why in metrics.gates_off.items() %}{{ n }} ({{ why }}){{ ", " if not loop.last }}{% endfor %}.</p>{% endif %}
@@ -381,7 +381,7 @@ Evaluated on {{ metrics.test_examples }} held-out test examples only (never trai
 
 {% if metrics.gates %}| gate | rule | value | result |
 |---|---|---|---|
-{% for g in metrics.gates %}| {{ g.gate }}{% if g.metric %} ({{ g.metric }}){% endif %} | {{ g.rule }} | {{ gate_value(g) }} | {{ "pass" if g.passed else "**FAIL**" }} |
+{% for g in metrics.gates %}| {{ g.gate }}{% if g.metric %} ({{ g.metric }}){% endif %} | {{ g.rule }} | {{ gate_value(g) }} | {{ g.status or ("pass" if g.passed else "**FAIL**") }} |
 {% endfor %}{% else %}No gates configured.
 {% endif %}{% if metrics.gates_off %}
 Default gates off: {% for n, why in metrics.gates_off.items() %}{{ n }} ({{ why }}){{ ", " if not loop.last }}{% endfor %}.
@@ -404,15 +404,7 @@ only where its interval excludes 0 (hallucination rate and perplexity: lower is 
 {% if images.loss %}![loss curves]({{ images.loss }})
 {% else %}No training log found.
 {% endif %}
-{% if metrics.human and metrics.human.win_rate %}{% set h = metrics.human %}## Human review
-
-{{ h.ratings }} blinded ratings by {{ h.reviewers|length }} reviewer(s) of {{ h.examples }} test examples.
-**Human win rate, tuned vs base: {{ "%.0f%%"|format(100 * h.win_rate.mean) }}** {{ win_rate_interval(h.win_rate) }}
-(tuned preferred {{ h.preferences.tuned }}, base {{ h.preferences.base }},
-tie {{ h.preferences.tie }}). Human hallucination flags: base {{ h.base.hallucination_rate }}, tuned
-{{ h.tuned.hallucination_rate }}; the HTML report lists each flag next to the automatic checks.
-
-{% endif %}## Regression probes: base vs tuned
+{{ human_md }}## Regression probes: base vs tuned
 
 {% if metrics.probes %}**{{ metrics.probes.failures }} of {{ metrics.probes.probes }} probes failed.**
 
@@ -494,7 +486,7 @@ IMAGE_DIR = "report_images"  # beside report.md: its plots as files, not inline 
 
 def write_report(run_dir: Path, data_dir: Path, name: str, max_rows: int = 50) -> Path:
     import sftflow
-    from sftflow.eval.human import human_report_html
+    from sftflow.eval.human import human_report_html, human_report_md
     from sftflow.stats import win_rate_interval
 
     metrics = _read_json(run_dir / "eval" / "metrics.json")
@@ -533,6 +525,7 @@ def write_report(run_dir: Path, data_dir: Path, name: str, max_rows: int = 50) -
         links={k: _rel(data_dir / f, run_dir / "eval") for k, f in
                (("card", CARD), ("ledger", LEDGER), ("rejects", REJECTS))},
         win_rate_interval=win_rate_interval,
+        human_md=human_report_md(metrics),
     )
     b64 = {k: base64.b64encode(v).decode() if v else None for k, v in plots.items()}
     html = Environment(autoescape=True).from_string(TEMPLATE).render(

@@ -1,6 +1,9 @@
 """Human ratings in SQLite, next to the predictions they rate: RUN/eval/review.sqlite.
 
-Each submit is its own committed transaction, so stopping the server loses nothing. A
+Each submit is its own committed transaction, so stopping the server loses nothing. The
+reviewers (names, batch numbers, whether the batch is submitted) and the login sessions live
+here too (review/identity.py): the name a rating is filed under comes from the server, never
+from a cookie. A
 rating is stored unblinded (which model was shown as A is recorded, and the scores are
 filed under `tuned_*` / `base_*`), with a hash of both outputs: when `sftflow eval` is
 re-run and the outputs change, old ratings are stale — left out of every statistic and
@@ -45,11 +48,19 @@ CREATE TABLE IF NOT EXISTS ratings (
   created_at TEXT NOT NULL,
   PRIMARY KEY (example_id, reviewer)
 );
+CREATE TABLE IF NOT EXISTS reviewers (
+  key TEXT PRIMARY KEY,           -- the name case-folded: "Alice" and "alice" are one reviewer
+  name TEXT NOT NULL,             -- as first typed
+  number INTEGER NOT NULL UNIQUE, -- 0, 1, 2 ... in order of first login: picks the batch
+  submitted_at TEXT               -- set when the reviewer submits their batch: ratings are final
+);
+CREATE TABLE IF NOT EXISTS sessions (
+  id TEXT PRIMARY KEY,            -- the random value of the session cookie
+  role TEXT NOT NULL CHECK (role IN ('reviewer', 'admin')),
+  reviewer TEXT,                  -- reviewers.name for a reviewer's session
+  created_at TEXT NOT NULL
+);
 """
-
-
-class AlreadyRated(Exception):
-    pass
 
 
 class ReviewStore:
@@ -57,13 +68,13 @@ class ReviewStore:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        with self._connect() as db:
+        with self.connect() as db:
             db.executescript(SCHEMA)
             db.execute("INSERT OR IGNORE INTO meta VALUES ('salt', ?)", (secrets.token_hex(16),))
             self._salt = db.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()[0]
 
     @contextlib.contextmanager
-    def _connect(self):
+    def connect(self):
         """A connection for one transaction: committed (or rolled back) and closed."""
         db = sqlite3.connect(self.path, timeout=10)
         try:
@@ -82,18 +93,13 @@ class ReviewStore:
         return MODELS[digest[0] & 1]
 
     def add(self, rating: dict, *, tuned: str, base: str) -> None:
-        """Store one rating; a second one for the same outputs is refused (AlreadyRated)."""
+        """Store one rating, replacing this reviewer's earlier one of the example (a correction
+        before the batch is submitted, or a re-rating of outputs a later eval changed)."""
         row = {c: rating.get(c) for c in COLUMNS}
         row.update(tuned_hash=output_hash(tuned), base_hash=output_hash(base),
                    created_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        with self._connect() as db:
-            old = db.execute("SELECT tuned_hash, base_hash FROM ratings WHERE example_id = ? AND reviewer = ?",
-                             (row["example_id"], row["reviewer"])).fetchone()
-            if old is not None:
-                if (old["tuned_hash"], old["base_hash"]) == (row["tuned_hash"], row["base_hash"]):
-                    raise AlreadyRated(f"example {row['example_id']} is already rated by {row['reviewer']}")
-                db.execute("DELETE FROM ratings WHERE example_id = ? AND reviewer = ?",
-                           (row["example_id"], row["reviewer"]))  # stale: the outputs changed since
+        with self.connect() as db:
+            db.execute("DELETE FROM ratings WHERE example_id = ? AND reviewer = ?", (row["example_id"], row["reviewer"]))
             db.execute(f"INSERT INTO ratings ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
                        [row[c] for c in COLUMNS])
 
@@ -101,11 +107,11 @@ class ReviewStore:
         query, args = "SELECT * FROM ratings", ()
         if reviewer is not None:
             query, args = query + " WHERE reviewer = ?", (reviewer,)
-        with self._connect() as db:
+        with self.connect() as db:
             return [dict(r) for r in db.execute(query + " ORDER BY created_at, rowid", args)]
 
     def get(self, example_id: str, reviewer: str) -> dict | None:
-        with self._connect() as db:
+        with self.connect() as db:
             r = db.execute("SELECT * FROM ratings WHERE example_id = ? AND reviewer = ?",
                            (example_id, reviewer)).fetchone()
         return dict(r) if r else None

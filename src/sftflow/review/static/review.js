@@ -4,18 +4,14 @@
   "use strict";
   const form = document.getElementById("rating-form");
   const help = document.getElementById("help");
+  const helpButton = document.getElementById("help-button");
+  if (help && helpButton) { helpButton.addEventListener("click", function () { help.hidden = !help.hidden; }); }
 
   function typing(target) {
     return target && (target.tagName === "TEXTAREA" || (target.tagName === "INPUT" && target.type !== "radio" && target.type !== "checkbox"));
   }
 
-  if (!form) {
-    document.addEventListener("keydown", function (e) {
-      if (e.key === "n" && !typing(e.target) && document.getElementById("next")) { window.location.href = "/review"; }
-      if (e.key === "?" && help) { help.hidden = !help.hidden; }
-    });
-    return;
-  }
+  if (!form) { return; }
 
   const rows = Array.prototype.slice.call(form.querySelectorAll("[data-score-row]"));
   let current = 0;
@@ -45,6 +41,7 @@
     if (selection) {
       side = selection.side;
       form.elements[side + "_span"].value = selection.text;
+      form.elements[side + "_span"].closest("details").open = true;
       form.elements[side + "_hallucination"].checked = true;
       window.getSelection().removeAllRanges();
       return;
@@ -76,7 +73,11 @@
     else if (k === "H") { flag("hallucination", "b"); }
     else if (k === "s") { flag("safety", "a"); }
     else if (k === "S") { flag("safety", "b"); }
-    else if (k === "n") { form.elements[rows[current].dataset.side + "_note"].focus(); }
+    else if (k === "n") {
+      const note = form.elements[rows[current].dataset.side + "_note"];
+      note.closest("details").open = true;
+      note.focus();
+    }
     else if (k === "x") { form.requestSubmit(document.getElementById("skip")); }
     else if (k === "Enter") { form.requestSubmit(document.getElementById("submit")); }
     else if (k === "?") { help.hidden = !help.hidden; }
