@@ -328,8 +328,9 @@ def test_qwen3_trains_without_reasoning_when_asked(families_root):
 
 # ---- tool calls (issue 28, item 4) ------------------------------------------------------------------
 
-TOOL_FAMILIES = ["qwen3", "llama3.2", "mistral", "default"]  # the families whose real template renders tools
-# (the npm Llama 3.1 package ships Llama 3's template, which has no tools; Gemma 2/3 and Phi-3 have none)
+TOOL_FAMILIES = ["qwen3", "llama3.2", "mistral", "default", "gptoss"]  # the families whose real template renders tools
+# (the npm Llama 3.1 package ships Llama 3's template, which has no tools; Gemma 2/3 and Phi-3 have none; the
+# DeepSeek-R1-Distill template renders calls but never the tool list, so sftflow refuses tool rows with it)
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
@@ -369,6 +370,11 @@ def expected_tool_turns(raw, name: str, chat: list[dict], trained: list[int]) ->
     token. Computed with transformers' apply_chat_template alone, not with sftflow's mask code."""
     from sftflow.example import template_messages
 
+    if name == "gptoss":  # harmony renders a turn by what follows it: its turns written out from the format
+        return ["<|channel|>analysis<|message|>Let me check Oslo first.<|end|><|start|>assistant "
+                'to=functions.get_weather<|channel|>commentary json<|message|>{"city": "Oslo"}<|call|>',
+                ' to=functions.get_weather<|channel|>commentary json<|message|>{"city": "Lima"}<|call|>',
+                "<|channel|>final<|message|>Lima, at 24 degrees against 3.<|return|>"]
     msgs, eot = template_messages(chat), END_OF_TURN.get(name, "<|im_end|>")
     turns = []
     for i in trained:

@@ -48,7 +48,13 @@ def turn_spans(tok, render, messages: list[dict], text: str, header: str, add_ge
     regions = []
     for i in turns:
         try:
-            start, end = changed_region(text, render(_probe(messages, i), add_generation_prompt))
+            try:
+                probed = render(_probe(messages, i), add_generation_prompt)
+            except Exception:  # noqa: BLE001 - a template that wants a call before each tool result (gpt-oss)
+                if not messages[i].get("tool_calls"):
+                    raise
+                probed = render(_probe_calls(messages, i), add_generation_prompt)
+            start, end = changed_region(text, probed)
         except Exception as err:  # noqa: BLE001 - the template's own error, named with the turn
             raise SftflowError(f"assistant turn {_ordinal(messages, i)}: the chat template cannot render it ({err})") \
                 from err
@@ -83,6 +89,17 @@ def _probe(messages: list[dict], i: int) -> list[dict]:
             if key in messages[i]:
                 turn[key] = REASONING_SENTINEL
     return [turn if k == i else m for k, m in enumerate(messages)]
+
+
+def _probe_calls(messages: list[dict], i: int) -> list[dict]:
+    """Turn i still calling its tools, with its text and every call's arguments replaced by sentinels: for
+    templates that refuse a tool result with no call before it. The changed region then runs from the
+    turn's text (or its first call's arguments) to its last call's arguments; the header back-up and the
+    closing token take it to the turn's edges, the call markup between included."""
+    turn = messages[i]
+    calls = [dict(c, function=dict(c["function"], arguments={"sentinel": SENTINEL})) for c in turn["tool_calls"]]
+    probe = dict(turn, content=SENTINEL if turn.get("content") else turn.get("content"), tool_calls=calls)
+    return [probe if k == i else m for k, m in enumerate(messages)]
 
 
 def _ordinal(messages: list[dict], i: int) -> str:
