@@ -35,7 +35,7 @@ the same rows. Each row is a chat (system, user, assistant) labelled with a kind
 A row counts as filtered when its rule score is below 0.5 (the default `data.quality.threshold`).
 Recall per junk kind and the share of clean rows filtered are printed for each seed; seed 0 is the
 one the rules were tuned on, seed 1 is held out (same pools, different draws and combinations).
-With `--semantic`, rows are also flagged by sftflow.data.semantic's `unrelated_answer` and
+With `--semantic`, rows are also flagged by sftflow.data.signals.embeddings's `unrelated_answer` and
 `semantic_outlier` (per task, the task being the system prompt), and its near-duplicate clusters
 are scored on the dataset-level groups.
 """
@@ -681,7 +681,7 @@ def semantic_flags(rows: list[dict], rules: list[list[str]]) -> tuple[list[list[
     rules kept (as prepare would run them, after the rules); plus dataset-level cluster figures."""
     import numpy as np
 
-    from sftflow.data import semantic
+    from sftflow.data.signals import embeddings as semantic
 
     encoder = semantic.load_encoder()
     t = time.perf_counter()

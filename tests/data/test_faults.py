@@ -22,7 +22,7 @@ from sftflow.config import parse_config
 from sftflow.data.load import ReadAccount, read_rows
 from sftflow.data.load import check_account as check_read
 from sftflow.data.prepare import prepare
-from sftflow.data.rows import RowProcessor, RowSettings, SourceSpec
+from sftflow.data.signals.rows import RowProcessor, RowSettings, SourceSpec
 from sftflow.errors import SftflowError
 from sftflow.lock import FolderInUse, hold
 from tests.filegen import make_file

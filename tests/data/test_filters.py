@@ -4,7 +4,7 @@ by the field the filter set, never by parsing the ledger's words."""
 
 import numpy as np
 
-from sftflow.data.filters import (
+from sftflow.data.decide.filters import (
     CONTAMINATED,
     LOW_QUALITY,
     Contaminated,
@@ -14,10 +14,10 @@ from sftflow.data.filters import (
     chain,
     low_quality,
 )
+from sftflow.data.decide.split import NgramIndex
 from sftflow.data.load import RawRow
 from sftflow.data.prepare import _filter_kinds
-from sftflow.data.rows import RowProcessor, RowSettings, SourceSpec
-from sftflow.data.split import NgramIndex
+from sftflow.data.signals.rows import RowProcessor, RowSettings, SourceSpec
 
 GOOD = "Open Settings, choose Security, then Reset password; a link arrives by email within a minute."
 REFUSAL = "I'm sorry, but as an AI language model I cannot help with that."
@@ -39,7 +39,7 @@ def rows(settings: RowSettings, *raws: dict):
 
 def benchmark_settings(**kw) -> RowSettings:
     bench = [chat(BENCH_Q, "100 degrees Celsius."), chat("Tell me a story.", BENCH_STORY)]
-    from sftflow.data.dedup import dedup_texts, prompt_key
+    from sftflow.data.decide.dedup import dedup_texts, prompt_key
 
     return RowSettings(benchmark=NgramIndex([dedup_texts(r)[0] for r in bench]),
                        benchmark_prompts=frozenset(prompt_key(r) for r in bench), **kw)

@@ -9,8 +9,8 @@ import sqlite3
 import pytest
 
 from sftflow.config import parse_config
-from sftflow.data.judge import parse_verdict
 from sftflow.data.prepare import prepare
+from sftflow.data.signals.judge import parse_verdict
 from tests.fake_openai import FakeOpenAI
 
 WORDS = [f"w{i}" for i in range(3000)]

@@ -115,7 +115,8 @@ def test_reading_keys_in_small_blocks_and_key_ranges_changes_nothing(tmp_path, m
     """prepare's bounded-memory paths (key columns read back a block at a time, equal keys sorted a
     key range at a time, only records with something in common decided together) against blocks and
     ranges larger than the data: the same outputs, stats and ledger, with every kind of fate."""
-    from sftflow.data import columns, dedup
+    from sftflow.data import columns
+    from sftflow.data.decide import dedup
 
     rng = random.Random(2)
     rows = corpus(150, words=150)
@@ -249,9 +250,9 @@ def test_templated_prompts_do_not_chain_into_one_giant_split_group(tmp_path):
 
 def test_leakage_report_counts_shared_ngrams_exactly_in_any_hash_range_size(tmp_path, monkeypatch):
     # a third of the answers quote one of three 15-word passages: shared 13-grams across the splits
-    from sftflow.data import dedup
-    from sftflow.data.dedup import dedup_texts
-    from sftflow.data.split import ngram_hashes
+    from sftflow.data.decide import dedup
+    from sftflow.data.decide.dedup import dedup_texts
+    from sftflow.data.decide.split import ngram_hashes
 
     rng = random.Random(3)
     quotes = [sentence(random.Random(40 + k), 15) for k in range(3)]

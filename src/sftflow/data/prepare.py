@@ -43,17 +43,17 @@ from pathlib import Path
 import numpy as np
 
 from sftflow.config import Config
-from sftflow.data.card import write_data_card
+from sftflow.data.account.card import write_data_card
+from sftflow.data.account.ledger import Ledger
 from sftflow.data.columns import ColumnStore, file_blocks
-from sftflow.data.conflicts import SHOWN_GROUPS
-from sftflow.data.decide import DUPLICATE, FILTERED, KEPT, SOURCE_WEIGHT, UNUSED, Fates, decide
-from sftflow.data.dedup import NearDupIndex, dedup_texts, hash64, key_ranges, keys_in_range
-from sftflow.data.filters import Drop
+from sftflow.data.decide.conflicts import SHOWN_GROUPS
+from sftflow.data.decide.dedup import NearDupIndex, dedup_texts, hash64, key_ranges, keys_in_range
+from sftflow.data.decide.filters import Drop
+from sftflow.data.decide.rules import DUPLICATE, FILTERED, KEPT, SOURCE_WEIGHT, UNUSED, Fates, decide
+from sftflow.data.decide.split import NGRAM, SPLITS, NgramIndex, ngram_hashes
 from sftflow.data.hub import DatasetPart, dataset_parts, read_part
-from sftflow.data.ledger import Ledger
 from sftflow.data.load import ReadAccount, check_account, read_rows, resolve_sources
-from sftflow.data.rows import Chunk, RawRow, RowProcessor, RowSettings, SourceSpec
-from sftflow.data.split import NGRAM, SPLITS, NgramIndex, ngram_hashes
+from sftflow.data.signals.rows import Chunk, RawRow, RowProcessor, RowSettings, SourceSpec
 from sftflow.data_folder import PUBLISHING, finish_interrupted_publish, publish
 from sftflow.errors import SftflowError, SftflowWarning
 from sftflow.example import Example
@@ -306,7 +306,7 @@ def _template_default(processor) -> str | None:
 
 
 def _benchmark_index(cfg: Config) -> tuple[NgramIndex, frozenset]:
-    from sftflow.data.dedup import prompt_key
+    from sftflow.data.decide.dedup import prompt_key
     from sftflow.formats import RowError, convert_row
 
     texts, prompts = [], set()
@@ -327,7 +327,7 @@ def _benchmark_index(cfg: Config) -> tuple[NgramIndex, frozenset]:
 def _judge(cfg: Config, log):
     if cfg.data.quality.judge is None:
         return None
-    from sftflow.data.judge import Judge
+    from sftflow.data.signals.judge import Judge
 
     return Judge(cfg, log)
 
@@ -337,14 +337,14 @@ def _semantic_encoder(cfg: Config):
     s = cfg.data.semantic
     if not s.enabled:
         return None
-    from sftflow.data.semantic import load_encoder
+    from sftflow.data.signals.embeddings import load_encoder
 
     return load_encoder(str(cfg.path(s.model)) if s.model else None)
 
 
 def _semantic(work: Path, col: Collector, cfg: Config, encoder, progress):
     """The semantic step (semantic_step.py); the rows it flags get its drop's code in the filter column."""
-    from sftflow.data import semantic_step
+    from sftflow.data.signals import semantic as semantic_step
 
     sem = semantic_step.run(work / "spool.jsonl", col.store, cfg.data.semantic, encoder, progress)
     if sem.flagged:
@@ -358,7 +358,7 @@ def _semantic(work: Path, col: Collector, cfg: Config, encoder, progress):
 def _semantic_stats(work: Path, sem, fate: Fates, cfg: Config) -> dict:
     """What stats.json and the data card show of the semantic step: counts, and the first clusters and
     flagged rows with their fates (read from the spool before pass 2 removes it)."""
-    from sftflow.data.semantic_step import read_records, shown_rows, texts
+    from sftflow.data.signals.semantic import read_records, shown_rows, texts
 
     shown = shown_rows(sem)
     records = read_records(work / "spool.jsonl", {r for rows in (*shown["clusters"], *shown["flagged"]) for r in rows})

@@ -32,9 +32,9 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from sftflow.data.filters import low_quality
-from sftflow.data.synth import load_template, parse_json_object
-from sftflow.data.teacher import BudgetSpent, RequestRefused, TeacherFailed, budget_for, open_model
+from sftflow.data.decide.filters import low_quality
+from sftflow.data.llm.prompts import load_template, parse_json_object
+from sftflow.data.llm.teacher import BudgetSpent, RequestRefused, TeacherFailed, budget_for, open_model
 from sftflow.example import Example
 
 CRITERIA = ("correctness", "helpfulness", "format")

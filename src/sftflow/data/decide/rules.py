@@ -19,8 +19,8 @@ import numpy as np
 
 from sftflow.config import Config
 from sftflow.data.columns import ColumnStore
-from sftflow.data.conflicts import conflict_groups, resolve
-from sftflow.data.dedup import (
+from sftflow.data.decide.conflicts import conflict_groups, resolve
+from sftflow.data.decide.dedup import (
     NearDupIndex,
     best_of_clusters,
     components,
@@ -28,7 +28,7 @@ from sftflow.data.dedup import (
     equal_key_pairs_in_blocks,
     hash64,
 )
-from sftflow.data.split import assign_splits, split_keys
+from sftflow.data.decide.split import assign_splits, split_keys
 from sftflow.errors import SftflowWarning
 
 KEPT, DUPLICATE, FILTERED, UNUSED = 0, 1, 2, 3

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sftflow.data.dedup import content_hash, dedup_key, dedup_texts, hash64, loose, prompt_key
-from sftflow.data.filters import Drop, chain, first_drop
+from sftflow.data.decide.dedup import content_hash, dedup_key, dedup_texts, hash64, loose, prompt_key
+from sftflow.data.decide.filters import Drop, chain, first_drop
+from sftflow.data.decide.split import NgramIndex
 from sftflow.data.load import RawRow
 from sftflow.data.quality import Quality, find_pii, redact, redact_message, score_messages, score_text
-from sftflow.data.split import NgramIndex
 from sftflow.errors import SftflowError
 from sftflow.example import Example
 from sftflow.formats import RowError, convert_example
@@ -119,7 +119,7 @@ class RowProcessor:
         rows = [self._convert(raw, src) for raw in raws]
         records = [r for r in rows if r.reject is None]
         self._check_lengths(records)
-        from sftflow.data.dedup import NearDupIndex
+        from sftflow.data.decide.dedup import NearDupIndex
 
         texts = [dedup_texts(r.record) for r in records if r.reject is None]
         sig = NearDupIndex.signatures_of

@@ -23,10 +23,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sftflow.data.dedup import dedup_texts
+from sftflow.data.decide.dedup import dedup_texts
 
 if TYPE_CHECKING:
-    from sftflow.data.rows import Row, RowSettings
+    from sftflow.data.signals.rows import Row, RowSettings
 
 LOW_QUALITY = "low_quality"
 CONTAMINATED = "contaminated"

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sftflow.config import SemanticConfig
-from sftflow.data import semantic
 from sftflow.data.columns import ColumnStore
-from sftflow.data.dedup import equal_key_pairs, hash64
+from sftflow.data.decide.dedup import equal_key_pairs, hash64
+from sftflow.data.signals import embeddings
 from sftflow.example import Example
 
 EMBED_BATCH = 512  # records read and embedded at a time
@@ -60,9 +60,9 @@ def _embed_spool(spool_path, store: ColumnStore, encoder, progress) -> tuple[np.
 
     def flush():
         if batch:
-            prompts.append(semantic.embed([p for p, _ in batch], encoder))
-            answers.append(semantic.embed([a for _, a in batch], encoder))
-            keys.append(semantic.duplicate_keys([p for p, _ in batch], [a for _, a in batch]))
+            prompts.append(embeddings.embed([p for p, _ in batch], encoder))
+            answers.append(embeddings.embed([a for _, a in batch], encoder))
+            keys.append(embeddings.duplicate_keys([p for p, _ in batch], [a for _, a in batch]))
             batch.clear()
 
     with open(spool_path, encoding="utf-8") as spool:
@@ -93,13 +93,13 @@ def run(spool_path, store: ColumnStore, s: SemanticConfig, encoder, progress=lam
     rows, P, A, tasks, scores, keys = _embed_spool(spool_path, store, encoder, progress)
     if not len(rows):
         return SemanticResult({}, np.zeros((0, 2), dtype=np.int64), {}, counts=_counts({}, {}))
-    unrelated = semantic.unrelated_answers(P, A, tasks, z=s.unrelated_z, max_similarity=s.unrelated_max_similarity)
-    outliers = semantic.outliers(A, tasks, z=s.outlier_z, min_distance=s.outlier_min_distance)
+    unrelated = embeddings.unrelated_answers(P, A, tasks, z=s.unrelated_z, max_similarity=s.unrelated_max_similarity)
+    outliers = embeddings.outliers(A, tasks, z=s.outlier_z, min_distance=s.outlier_min_distance)
     flagged: dict[int, tuple[str, str]] = {}
     for sig in (unrelated, outliers):  # an unrelated answer is usually an outlier too: the first reason wins
         for i, detail in sig.details.items():
             flagged.setdefault(int(rows[i]), (sig.reason, detail))
-    clusters = semantic.near_duplicates(semantic.pair_embeddings(P, A), scores, s.duplicate_threshold, keys=keys)
+    clusters = embeddings.near_duplicates(embeddings.pair_embeddings(P, A), scores, s.duplicate_threshold, keys=keys)
     del P, A
     # chain the members of each cluster the signals left in: decide.py drops edges that touch a filtered row
     idx = np.flatnonzero(~(unrelated.flags | outliers.flags))
