@@ -339,7 +339,7 @@ def test_full_disk_during_prepare_stops_cleanly_keeping_previous_outputs(tmp_pat
         def ledger_full(self):
             raise sqlite3.OperationalError("database or disk is full")
 
-        monkeypatch.setattr("sftflow.data.ledger.Ledger.flush", ledger_full)
+        monkeypatch.setattr("sftflow.data.account.ledger.Ledger.flush", ledger_full)
     else:
         import sftflow.data.prepare as p
 

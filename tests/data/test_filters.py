@@ -4,6 +4,7 @@ by the field the filter set, never by parsing the ledger's words."""
 
 import numpy as np
 
+from sftflow.data.account.stats import filter_kinds
 from sftflow.data.decide.filters import (
     CONTAMINATED,
     LOW_QUALITY,
@@ -16,7 +17,6 @@ from sftflow.data.decide.filters import (
 )
 from sftflow.data.decide.split import NgramIndex
 from sftflow.data.load import RawRow
-from sftflow.data.prepare import _filter_kinds
 from sftflow.data.signals.rows import RowProcessor, RowSettings, SourceSpec
 
 GOOD = "Open Settings, choose Security, then Reset password; a link arrives by email within a minute."
@@ -112,4 +112,4 @@ def test_stats_count_drops_by_their_fields_not_by_their_words():
              low_quality(0.2, 0.5, ["gibberish", "pii"]), Drop("unrelated_answer", "unrelated_answer", "sim 0.1"),
              Drop("unrelated_answer", "unrelated_answer", "sim 0.2")]
     counts = np.array([9, 1, 2, 3, 4, 5])
-    assert _filter_kinds(drops, counts) == {"contaminated": 1, "": 2, "gibberish, pii": 3, "unrelated_answer": 9}
+    assert filter_kinds(drops, counts) == {"contaminated": 1, "": 2, "gibberish, pii": 3, "unrelated_answer": 9}

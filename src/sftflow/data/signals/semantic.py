@@ -9,7 +9,7 @@ that is not already filtered (general mix-in rows are not the task and are left 
 answers unrelated to their prompt and outliers from their task (the task: the system prompt) are
 filtered with the reason codes `unrelated_answer` / `semantic_outlier` and a one-line detail;
 paraphrased duplicates (the same answer, loosely, to prompts with the same numbers, whose
-(prompt, answer) pair embeddings reach the threshold) become duplicate edges, so decide.py keeps the best-scored member of each cluster exactly as it
+(prompt, answer) pair embeddings reach the threshold) become duplicate edges, so decide/ keeps the best-scored member of each cluster exactly as it
 does for MinHash clusters. Memory: the embeddings, ~6 KB a row, while the step runs.
 """
 
@@ -17,15 +17,20 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from sftflow.config import SemanticConfig
 from sftflow.data.columns import ColumnStore
 from sftflow.data.decide.dedup import equal_key_pairs, hash64
+from sftflow.data.decide.fate import FILTERED, KEPT, Fate, Fates
 from sftflow.data.signals import embeddings
+from sftflow.data.step import Drop, Filter
 from sftflow.example import Example
+from sftflow.progress import phase
 
 EMBED_BATCH = 512  # records read and embedded at a time
 SHOWN = 10  # clusters and flagged rows written out in the data card
@@ -85,6 +90,57 @@ def _embed_spool(spool_path, store: ColumnStore, encoder, progress) -> tuple[np.
         return np.zeros(0, dtype=np.int64), None, None, None, None, None
     return (np.asarray(rows, dtype=np.int64), np.concatenate(prompts), np.concatenate(answers),
             np.asarray(tasks, dtype=np.uint64), np.asarray(scores), np.concatenate(keys))
+
+
+class Semantic(Filter):
+    """The semantic step as a filter over every record at once, after the read pass: its drops
+    (`unrelated_answer`, `semantic_outlier`) land in the filter column like any filter's, and its
+    paraphrase clusters become duplicate edges for decide/."""
+
+    name = "semantic"
+
+    def __init__(self, s: SemanticConfig, encoder):
+        super().__init__()
+        self.s, self.encoder = s, encoder
+        self.drops: dict[int, Drop] = {}  # record → why it is filtered
+
+    @classmethod
+    def of(cls, s: SemanticConfig, path: Callable[[str], Path]) -> Semantic | None:
+        """The step data.semantic asks for, its encoder loaded offline (a missing extra fails here); None when off."""
+        if not s.enabled:
+            return None
+        return cls(s, embeddings.load_encoder(str(path(s.model)) if s.model else None))
+
+    def run(self, spool_path, keys, rows_read: int) -> SemanticResult:
+        """The step on the records of `keys` (account/collect.py) and the spool; its drops go to their filter column."""
+        with phase("prepare: semantic signals (sentence embeddings)", total=rows_read) as update:
+            result = run(spool_path, keys.store, self.s, self.encoder, update)
+        self.drops = {r: Drop(code, reason=code, detail=detail) for r, (code, detail) in result.flagged.items()}
+        keys.drop(self.drops)
+        self.counts.update(seen=result.embedded, kept=result.embedded - len(self.drops), dropped=len(self.drops))
+        return result
+
+    def stats(self, spool_path, result: SemanticResult, fate: Fates) -> dict:
+        """What stats.json and the data card show of the step: counts, and the first clusters and flagged
+        rows with their fates (read from the spool before pass 2 removes it)."""
+        shown = shown_rows(result)
+        records = read_records(spool_path, {r for rows in (*shown["clusters"], *shown["flagged"]) for r in rows})
+
+        def member(r: int) -> dict:
+            rec, at = records[r], int(np.searchsorted(fate.rows, r))
+            state = fate.state[at] if at < len(fate.rows) and fate.rows[at] == r else FILTERED if r in result.flagged else KEPT
+            prompt, answer, _ = texts(rec)
+            reason, detail = result.flagged.get(r, ("", ""))
+            return {"id": rec["id"], "where": f"{rec['source']['file']}:{rec['source']['line']}",
+                    "score": round(rec["quality"]["score"], 3), "fate": Fate(state).word,
+                    "reason": reason, "detail": detail, "prompt": prompt[:200], "answer": answer[:200]}
+
+        s = self.s
+        return {"model": s.model or "all-MiniLM-L6-v2", "embedded": result.embedded, "seconds": round(result.seconds, 2),
+                "settings": s.model_dump(exclude={"enabled", "model"}), **result.counts,
+                "duplicates": int(fate.semantic.sum()),
+                "clusters_shown": [[member(r) for r in rows] for rows in shown["clusters"]],
+                "flagged_shown": [member(r) for [r] in shown["flagged"]]}
 
 
 def run(spool_path, store: ColumnStore, s: SemanticConfig, encoder, progress=lambda done: None) -> SemanticResult:
