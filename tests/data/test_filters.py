@@ -1,4 +1,4 @@
-"""The per-record filters of prepare (data/filters.py): each drops a row it should with its reason code
+"""The per-record filters of prepare (data/decide/filters.py): each drops a row it should with its reason code
 and keeps a row it should, counting both; the chain stops at the first drop; stats.json counts drops
 by the field the filter set, never by parsing the ledger's words."""
 

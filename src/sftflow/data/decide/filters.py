@@ -15,7 +15,7 @@ step (signals/semantic.py) are filters too, run later on the same records.
 
 Adding a filter = one class here, listed in `FILTERS`, and one test in tests/data/test_filters.py.
 Rows that cannot become a record at all (bad JSON, unknown format, too many tokens) are
-*rejected* instead (rows.py, formats.py), with the field and reason in rejects.jsonl.
+*rejected* instead (signals/rows.py, formats.py), with the field and reason in rejects.jsonl.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """One chunk of raw rows → canonical records with everything later decisions need.
 
 This is the per-row work of `prepare` (convert, check length with the real tokenizer and
-template, score quality, run the filter chain of filters.py, compute duplicate keys and
+template, score quality, run the filter chain of decide/filters.py, compute duplicate keys and
 MinHash signatures), kept free of
 global state so chunks can run in worker processes (`prepare --workers N`) and give the
 same result as one process: the main process only collects results in input order.
@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sftflow.data.decide.dedup import content_hash, dedup_key, dedup_texts, hash64, loose, prompt_key
-from sftflow.data.decide.filters import Drop, chain, first_drop
+from sftflow.data.decide.filters import chain, first_drop
+from sftflow.data.step import Drop
 from sftflow.data.decide.split import NgramIndex
 from sftflow.data.load import RawRow
 from sftflow.data.quality import Quality, find_pii, redact, redact_message, score_messages, score_text
@@ -74,7 +75,7 @@ class Row:
     answer_key: int = 0  # the final answer, loosely normalised: differing answers to one prompt conflict
     own_key: int = 0  # the split group key of this row alone
     score: float = 1.0
-    drop: Drop | None = None  # why the filter chain (filters.py), the judge or the semantic step filtered it
+    drop: Drop | None = None  # why the filter chain (decide/filters.py), the judge or the semantic step filtered it
     stratum: str | None = None
     system: str | None = None  # the system prompt, for the template census
     tokens: int | None = None

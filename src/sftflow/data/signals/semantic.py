@@ -39,7 +39,7 @@ SHOWN = 10  # clusters and flagged rows written out in the data card
 @dataclass
 class SemanticResult:
     flagged: dict[int, tuple[str, str]]  # record → (reason code, detail): filtered
-    edges: np.ndarray  # (m, 2) record pairs in one near-duplicate cluster (chained), for decide.py
+    edges: np.ndarray  # (m, 2) record pairs in one near-duplicate cluster (chained), for decide/rules.py
     cluster_of: dict[int, int]  # record → its cluster (the smallest record in it), clusters of 2+ only
     embedded: int = 0
     seconds: float = 0.0
@@ -157,7 +157,7 @@ def run(spool_path, store: ColumnStore, s: SemanticConfig, encoder, progress=lam
             flagged.setdefault(int(rows[i]), (sig.reason, detail))
     clusters = embeddings.near_duplicates(embeddings.pair_embeddings(P, A), scores, s.duplicate_threshold, keys=keys)
     del P, A
-    # chain the members of each cluster the signals left in: decide.py drops edges that touch a filtered row
+    # chain the members of each cluster the signals left in: decide/rules.py drops edges that touch a filtered row
     idx = np.flatnonzero(~(unrelated.flags | outliers.flags))
     edges = rows[idx[equal_key_pairs(clusters.keeper[idx])]]
     roots = {}
