@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sftflow.data.account.collect import Collector
 from sftflow.data.account.write import Tally
+from sftflow.data.decide.fate import Fate
 
 
 def log_summary(data_dir: Path, conflicts: str, col: Collector, tally: Tally, stats: dict, sem_stats: dict | None,
@@ -36,9 +37,10 @@ def log_summary(data_dir: Path, conflicts: str, col: Collector, tally: Tally, st
 
 
 def _log_table(stats: dict, log) -> None:
-    rows = [("file", "read", "kept", "rejected", "duplicates", "filtered")]
+    columns = ("read", *(f.counted_as for f in (Fate.KEPT, Fate.REJECTED, Fate.DUPLICATE, Fate.FILTERED)))
+    rows = [("file", *columns)]
     for f, v in stats["files"].items():
-        rows.append((f, *(str(v.get(k, 0)) for k in ("read", "kept", "rejected", "duplicates", "filtered"))))
+        rows.append((f, *(str(v.get(k, 0)) for k in columns)))
     width = max(len(r[0]) for r in rows)
     for r in rows:
         log("  " + r[0].ljust(width) + "".join(x.rjust(11) for x in r[1:]))

@@ -17,10 +17,10 @@ import numpy as np
 
 from sftflow.data.decide.dedup import content_hash, dedup_key, dedup_texts, hash64, loose, prompt_key
 from sftflow.data.decide.filters import chain, first_drop
-from sftflow.data.step import Drop
 from sftflow.data.decide.split import NgramIndex
 from sftflow.data.load import RawRow
 from sftflow.data.quality import Quality, find_pii, redact, redact_message, score_messages, score_text
+from sftflow.data.step import Drop
 from sftflow.errors import SftflowError
 from sftflow.example import Example
 from sftflow.formats import RowError, convert_example
