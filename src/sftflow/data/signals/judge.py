@@ -111,7 +111,8 @@ class Judge(Filter):
     its verdict into their score and drops those below the threshold. Opened lazily, so a fully cached
     run sends nothing."""
 
-    code = LOW_QUALITY
+    name = "judge"
+    code = LOW_QUALITY  # its drops: the combined score below the threshold
 
     def __init__(self, jc: JudgeConfig, threshold: float | None, root: Path, data_dir: Path, run_dir: Path):
         super().__init__()  # counts: seen, kept, dropped; judged, cached, malformed, failed, budget
