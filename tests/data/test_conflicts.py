@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sftflow.config import parse_config
-from sftflow.data.conflicts import conflict_groups, resolve
+from sftflow.data.decide.conflicts import conflict_groups, resolve
 from sftflow.data.prepare import prepare
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

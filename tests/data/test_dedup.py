@@ -3,7 +3,7 @@ import random
 import numpy as np
 from datasketch import MinHash
 
-from sftflow.data.dedup import (
+from sftflow.data.decide.dedup import (
     NearDupIndex,
     best_of_clusters,
     components,
@@ -91,7 +91,7 @@ def test_equal_keys_found_a_key_range_at_a_time_match_one_big_sort():
 
 
 def test_spooled_index_finds_the_pairs_of_the_in_memory_one_with_small_key_ranges(tmp_path, monkeypatch):
-    from sftflow.data import dedup
+    from sftflow.data.decide import dedup
 
     rng = random.Random(4)
     texts = [sentence(rng, 150) for _ in range(300)]
@@ -110,7 +110,7 @@ def test_signatures_are_the_same_whatever_the_shingle_slice(monkeypatch):
     texts, and texts shorter than a shingle, give the signatures of one pass."""
     import random
 
-    from sftflow.data import dedup
+    from sftflow.data.decide import dedup
 
     rng = random.Random(3)
     texts = [" ".join(f"w{rng.randrange(50)}" for _ in range(n)) for n in (1, 3, 5, 6, 40, 200, 7, 0, 1000)]

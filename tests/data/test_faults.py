@@ -22,7 +22,7 @@ from sftflow.config import parse_config
 from sftflow.data.prepare import prepare
 from sftflow.data.read import ReadAccount, read_rows
 from sftflow.data.read import check_account as check_read
-from sftflow.data.rows import RowProcessor, RowSettings, SourceSpec
+from sftflow.data.signals.rows import RowProcessor, RowSettings, SourceSpec
 from sftflow.errors import SftflowError
 from sftflow.lock import FolderInUse, hold
 from tests.filegen import make_file
@@ -341,7 +341,7 @@ def test_full_disk_during_prepare_stops_cleanly_keeping_previous_outputs(tmp_pat
         def ledger_full(self):
             raise sqlite3.OperationalError("database or disk is full")
 
-        monkeypatch.setattr("sftflow.data.ledger.Ledger.flush", ledger_full)
+        monkeypatch.setattr("sftflow.data.account.ledger.Ledger.flush", ledger_full)
     else:
         import sftflow.data.prepare as p
 

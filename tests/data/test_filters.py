@@ -1,10 +1,11 @@
-"""The per-record filters of prepare (data/filters.py): each drops a row it should with its reason code
+"""The per-record filters of prepare (data/decide/filters.py): each drops a row it should with its reason code
 and keeps a row it should, counting both; the chain stops at the first drop; stats.json counts drops
 by the field the filter set, never by parsing the ledger's words."""
 
 import numpy as np
 
-from sftflow.data.filters import (
+from sftflow.data.account.stats import filter_kinds
+from sftflow.data.decide.filters import (
     CONTAMINATED,
     ECHOED_PROMPT,
     LOW_QUALITY,
@@ -16,10 +17,9 @@ from sftflow.data.filters import (
     chain,
     low_quality,
 )
-from sftflow.data.prepare import _filter_kinds
+from sftflow.data.decide.split import NgramIndex
 from sftflow.data.read import RawRow
-from sftflow.data.rows import RowProcessor, RowSettings, SourceSpec
-from sftflow.data.split import NgramIndex
+from sftflow.data.signals.rows import RowProcessor, RowSettings, SourceSpec
 
 GOOD = "Open Settings, choose Security, then Reset password; a link arrives by email within a minute."
 REFUSAL = "I'm sorry, but as an AI language model I cannot help with that."
@@ -41,7 +41,7 @@ def rows(settings: RowSettings, *raws: dict):
 
 def benchmark_settings(**kw) -> RowSettings:
     bench = [chat(BENCH_Q, "100 degrees Celsius."), chat("Tell me a story.", BENCH_STORY)]
-    from sftflow.data.dedup import dedup_texts, prompt_key
+    from sftflow.data.decide.dedup import dedup_texts, prompt_key
 
     return RowSettings(benchmark=NgramIndex([dedup_texts(r)[0] for r in bench]),
                        benchmark_prompts=frozenset(prompt_key(r) for r in bench), **kw)
@@ -114,7 +114,7 @@ def test_stats_count_drops_by_their_fields_not_by_their_words():
              low_quality(0.2, 0.5, ["gibberish", "pii"]), Drop("unrelated_answer", "unrelated_answer", "sim 0.1"),
              Drop("unrelated_answer", "unrelated_answer", "sim 0.2")]
     counts = np.array([9, 1, 2, 3, 4, 5])
-    assert _filter_kinds(drops, counts) == {"contaminated": 1, "": 2, "gibberish, pii": 3, "unrelated_answer": 9}
+    assert filter_kinds(drops, counts) == {"contaminated": 1, "": 2, "gibberish, pii": 3, "unrelated_answer": 9}
 
 
 def test_echoed_prompt_drops_a_short_answer_that_repeats_its_prompt():

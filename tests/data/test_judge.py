@@ -9,8 +9,8 @@ import sqlite3
 import pytest
 
 from sftflow.config import parse_config
-from sftflow.data.judge import parse_verdict
 from sftflow.data.prepare import prepare
+from sftflow.data.signals.judge import parse_verdict
 from tests.fake_openai import FakeOpenAI
 
 WORDS = [f"w{i}" for i in range(3000)]
@@ -138,3 +138,29 @@ def test_agreement_with_human_review_ratings(tmp_path, fake):
     assert a["kappa"] is not None
     card = (cfg.data_dir / "data_card.md").read_text()
     assert "Agreement with human review (correctness, 12 rated outputs): exact 50%, within one point 100%" in card
+
+
+def test_the_judge_is_a_filter_step_over_a_chunk_counted_like_any_other(tmp_path, fake):
+    """Built from data.quality alone; it sees only the task rows the rules kept, drops with a low_quality
+    Drop, and the Filter base class counts what it saw, kept and dropped."""
+    from sftflow.data.signals.judge import Judge
+    from sftflow.data.signals.rows import Row
+    from sftflow.data.step import Drop, Filter
+
+    cfg = project(tmp_path, fake.url, rows(3))
+    judge = Judge.of(cfg.data.quality, cfg.root, cfg.data_dir, cfg.run_dir)
+    assert isinstance(judge, Filter) and judge.threshold == 0.5
+    records = [dict(pair(f"question {i}", a), quality={"score": 1.0, "reasons": []})
+               for i, a in enumerate(["the answer is WRONG.", "the answer is right.", "the answer is fine."])]
+    wrong, right, ruled_out = (Row(i + 1, record=r) for i, r in enumerate(records))
+    ruled_out.drop = Drop("contaminated", "contaminated: in a benchmark")
+    rejected = Row(4, reject=(None, "invalid JSON"))
+    try:
+        judge.filter([wrong, right, ruled_out, rejected])
+    finally:
+        judge.close()
+    assert len(fake.requests) == 2  # neither the rule-dropped nor the rejected row was sent
+    assert wrong.drop.code == "low_quality" and "judge_low" in wrong.drop.counted_as
+    assert right.drop is None and ruled_out.drop.code == "contaminated"
+    assert (judge.counts["seen"], judge.counts["kept"], judge.counts["dropped"]) == (2, 1, 1)
+    assert judge.stats()["filtered"] == 1

@@ -5,8 +5,8 @@ import sqlite3
 import pytest
 
 from sftflow.config import parse_config
+from sftflow.data.decide.split import split_of
 from sftflow.data.prepare import prepare
-from sftflow.data.split import split_of
 from sftflow.errors import SftflowError
 
 SYSTEM = "Classify."
@@ -135,7 +135,7 @@ def test_split_of_respects_fractions():
 def test_vectorised_split_cuts_match_the_scalar_rule():
     import numpy as np
 
-    from sftflow.data.split import _cut, _cuts
+    from sftflow.data.decide.split import _cut, _cuts
 
     rng = np.random.default_rng(0)
     for fractions in ({"train": 0.8, "val": 0.1, "test": 0.1}, {"train": 0.85, "val": 0.15, "test": 0.0},
@@ -148,7 +148,7 @@ def test_vectorised_split_cuts_match_the_scalar_rule():
 def test_ngram_matches_are_every_shared_gram_with_every_owner():
     import numpy as np
 
-    from sftflow.data.split import NgramIndex, ngram_hashes
+    from sftflow.data.decide.split import NgramIndex, ngram_hashes
 
     rng = random.Random(0)
     words = [f"w{i}" for i in range(40)]

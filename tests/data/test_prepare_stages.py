@@ -7,8 +7,9 @@ import random
 import sqlite3
 
 from sftflow.config import parse_config
-from sftflow.data import prepare as prepare_mod
+from sftflow.data.account import leakage, write
 from sftflow.data.prepare import prepare
+from sftflow.data.signals import stream
 
 WORDS = [f"w{i}" for i in range(3000)]
 quiet = dict(log=lambda m: None)
@@ -103,10 +104,10 @@ def test_small_chunks_and_worker_processes_give_identical_outputs(tmp_path, monk
     cfg = project(tmp_path, {"a.jsonl": rows})
     prepare(cfg, **quiet)
     reference = {s: (cfg.data_dir / f"{s}.jsonl").read_text() for s in ("train", "val", "test", "rejects")}
-    monkeypatch.setattr(prepare_mod, "CHUNK", 7)  # a file many times larger than the chunk
+    monkeypatch.setattr(stream, "CHUNK", 7)  # a file many times larger than the chunk
     prepare(cfg, **quiet)
     assert {s: (cfg.data_dir / f"{s}.jsonl").read_text() for s in reference} == reference
-    monkeypatch.setattr(prepare_mod, "CHUNK", 16)
+    monkeypatch.setattr(stream, "CHUNK", 16)
     prepare(cfg, workers=2, **quiet)
     assert {s: (cfg.data_dir / f"{s}.jsonl").read_text() for s in reference} == reference
 
@@ -115,7 +116,8 @@ def test_reading_keys_in_small_blocks_and_key_ranges_changes_nothing(tmp_path, m
     """prepare's bounded-memory paths (key columns read back a block at a time, equal keys sorted a
     key range at a time, only records with something in common decided together) against blocks and
     ranges larger than the data: the same outputs, stats and ledger, with every kind of fate."""
-    from sftflow.data import columns, dedup
+    from sftflow.data import columns
+    from sftflow.data.decide import dedup
 
     rng = random.Random(2)
     rows = corpus(150, words=150)
@@ -144,7 +146,7 @@ def test_reading_keys_in_small_blocks_and_key_ranges_changes_nothing(tmp_path, m
     assert stats["duplicates"] >= 40 and stats["near_duplicates"] >= 15 and stats["general_mix_in_train"] > 0
     assert stats["synthetic"]["over_cap"] > 0 and stats["unused"] > stats["synthetic"]["over_cap"]
     monkeypatch.setattr(columns, "BLOCK", 13)
-    monkeypatch.setattr(prepare_mod, "WRITE_BLOCK", 11)
+    monkeypatch.setattr(write, "WRITE_BLOCK", 11)
     monkeypatch.setattr(dedup, "PARTITION_KEYS", 20)
     assert run() == reference
 
@@ -249,9 +251,9 @@ def test_templated_prompts_do_not_chain_into_one_giant_split_group(tmp_path):
 
 def test_leakage_report_counts_shared_ngrams_exactly_in_any_hash_range_size(tmp_path, monkeypatch):
     # a third of the answers quote one of three 15-word passages: shared 13-grams across the splits
-    from sftflow.data import dedup
-    from sftflow.data.dedup import dedup_texts
-    from sftflow.data.split import ngram_hashes
+    from sftflow.data.decide import dedup
+    from sftflow.data.decide.dedup import dedup_texts
+    from sftflow.data.decide.split import ngram_hashes
 
     rng = random.Random(3)
     quotes = [sentence(random.Random(40 + k), 15) for k in range(3)]
@@ -272,6 +274,6 @@ def test_leakage_report_counts_shared_ngrams_exactly_in_any_hash_range_size(tmp_
     first = [{"train": ids["train"][j], "eval": eval_ids[min(k for k, g in enumerate(evals) if g & grams["train"][j])]}
              for j in train_hits[:5]]
     assert whole["examples"] == first
-    monkeypatch.setattr(prepare_mod, "NGRAM_RANGE", 40)  # about 100 hash ranges
+    monkeypatch.setattr(leakage, "NGRAM_RANGE", 40)  # about 100 hash ranges
     monkeypatch.setattr(dedup, "PARTITION_KEYS", 16)
     assert prepare(cfg, **quiet)["leakage"] == whole

@@ -1,4 +1,4 @@
-"""sftflow.data.semantic with the real all-MiniLM-L6-v2 (the semantic extra, installed with dev):
+"""sftflow.data.signals.embeddings with the real all-MiniLM-L6-v2 (the semantic extra, installed with dev):
 embeddings, unrelated answers, outliers and near-duplicate clusters, each on rows whose label is
 known by construction; the clustering also on hand-made vectors with an exact oracle."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sftflow.data import semantic
+from sftflow.data.signals import embeddings as semantic
 from sftflow.errors import SftflowError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))

@@ -15,7 +15,8 @@ import pytest
 
 from sftflow.config import parse_config
 from sftflow.data.prepare import prepare
-from sftflow.data.synth import load_seeds, rejected_path, synthesize
+from sftflow.data.synth.generate import rejected_path, synthesize
+from sftflow.data.synth.seeds import load_seeds
 from sftflow.errors import SftflowError
 from tests.fake_openai import FakeOpenAI
 from tests.support import SFTFLOW, live_server

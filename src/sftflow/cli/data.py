@@ -66,7 +66,7 @@ def synth(config: Path = ConfigArg):
     with user_errors(config, "synth"):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from sftflow.data.synth import synthesize
+        from sftflow.data.synth.generate import synthesize
 
         cfg = load_cfg(config)
         columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
@@ -100,7 +100,7 @@ def audit(
         sftflow audit quickstart/sftflow.yaml --run quickstart --output run-data.csv
     """
     with user_errors(config, "audit"):
-        from sftflow.data import audit as queries
+        from sftflow.data.account import audit as queries
 
         cfg = load_cfg(config)
         if sum(x is not None for x in (example, run, file)) > 1:

@@ -1,4 +1,4 @@
-"""Per-record key columns on disk, read back a block at a time.
+"""Per-record key columns on disk, read back a block at a time, and the codes of repeated values.
 
 `prepare` keeps about 60 bytes of keys per record (hashes, score, flags, where it came from).
 Held in memory they would grow with the input; here each column is a flat binary file,
@@ -79,3 +79,29 @@ def file_blocks(path: Path, dtype: type, size: int | None = None) -> Iterator[tu
     n = path.stat().st_size // dtype.itemsize
     for start in range(0, n, size):
         yield start, np.fromfile(path, dtype=dtype, count=min(size, n - start), offset=start * dtype.itemsize)
+
+
+class Codes:
+    """Small integer codes for repeated values (file names, origins, drops, quality reasons), numbered in
+    order of first appearance, so a column holds the code and the table the value. `first` values take
+    codes 0, 1, ... (e.g. None: 0, not filtered)."""
+
+    def __init__(self, *first):
+        self.values: list = []
+        self._code: dict = {}
+        for v in first:
+            self(v)
+
+    def __call__(self, value) -> int:
+        """The value's code, a new one if it is new."""
+        code = self._code.get(value)
+        if code is None:
+            code = self._code[value] = len(self.values)
+            self.values.append(value)
+        return code
+
+    def __getitem__(self, code: int):
+        return self.values[code]
+
+    def __len__(self) -> int:
+        return len(self.values)

@@ -404,7 +404,7 @@ def data_fingerprint(data_dir: Path) -> str:
 
 def record_run_in_ledger(cfg: Config) -> tuple[str, str]:
     """Append this run and the ids it trains on to the provenance ledger (one transaction)."""
-    from sftflow.data.ledger import Ledger
+    from sftflow.data.account.ledger import Ledger
 
     fingerprint = data_fingerprint(cfg.data_dir)
     run_id = f"{cfg.name}-{time.strftime('%Y%m%dT%H%M%S')}-{fingerprint[:6]}"

@@ -6,48 +6,35 @@
       decontaminate: [bench/*.jsonl]  # Contaminated
       quality: {enabled: true}       # EchoedPrompt too
 
-In the spirit of datatrove's filters: a filter implements only `check(row) -> Drop | None`; the
-base class counts what it saw, kept and dropped (`counts`). `RowProcessor` (rows.py) runs the
-chain in `FILTERS` order on every converted record and the first drop wins. A `Drop` carries a
-stable code and the words the ledger and the data card show, decided here by the filter, so
-stats.json, the data card and the ledger read fields and never parse text back. The LLM judge
-(judge.py) and the semantic step (semantic_step.py) drop records later, with the same `Drop`.
+Each is a `Filter` step (step.py): `of(settings)` builds it from the row settings it reads (None
+when they switch it off) and `check(row) -> Drop | None` decides; the base class counts what it
+saw, kept and dropped. `RowProcessor` (signals/rows.py) runs the chain in `FILTERS` order on
+every converted record and the first drop wins. A `Drop` carries a stable code and the words the
+ledger and the data card show, decided here by the filter, so stats.json, the data card and the
+ledger read fields and never parse text back. The LLM judge (signals/judge.py) and the semantic
+step (signals/semantic.py) are filters too, run later on the same records.
 
-Adding a filter = one class here, listed in `FILTERS`, and one test in tests/test_filters.py.
+Adding a filter = one class here, listed in `FILTERS`, and one test in tests/data/test_filters.py.
 Rows that cannot become a record at all (bad JSON, unknown format, too many tokens) are
-*rejected* instead (rows.py, formats.py), with the field and reason in rejects.jsonl.
+*rejected* instead (signals/rows.py, formats.py), with the field and reason in rejects.jsonl.
 """
 
 from __future__ import annotations
 
 import re
-from collections import Counter
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sftflow.data.dedup import dedup_texts
+from sftflow.data.decide.dedup import dedup_texts
+from sftflow.data.step import Drop, Filter
 
 if TYPE_CHECKING:
-    from sftflow.data.rows import Row, RowSettings
+    from sftflow.data.decide.split import NgramIndex
+    from sftflow.data.signals.rows import Row, RowSettings
 
 LOW_QUALITY = "low_quality"
 CONTAMINATED = "contaminated"
 PERSONAL_DATA = "pii"
 ECHOED_PROMPT = "echoed_prompt"
-
-
-@dataclass(frozen=True)
-class Drop:
-    """Why a record is filtered: a stable reason code, and what the outputs show of it."""
-
-    code: str  # stable snake_case: low_quality, contaminated, unrelated_answer, semantic_outlier
-    reason: str  # the ledger's reason column
-    detail: str = ""  # the ledger's detail column, after the record's score
-    counted_as: str | None = None  # its key in stats.json filter_reasons and the data card; None: the code
-
-    @property
-    def kind(self) -> str:
-        return self.code if self.counted_as is None else self.counted_as
 
 
 def low_quality(score: float, threshold: float, rules: list[str]) -> Drop:
@@ -56,42 +43,19 @@ def low_quality(score: float, threshold: float, rules: list[str]) -> Drop:
     return Drop(LOW_QUALITY, f"quality {score:.2f} < {threshold:g}: {tripped}", counted_as=tripped)
 
 
-class Filter:
-    """One step of the chain: `check` says why a record goes, or None to keep it."""
-
-    code = ""
-
-    def __init__(self) -> None:
-        self.counts: Counter = Counter()  # seen, kept, dropped
-
-    def __call__(self, row: Row) -> Drop | None:
-        drop = self.check(row)
-        self.counts["seen"] += 1
-        self.counts["kept" if drop is None else "dropped"] += 1
-        return drop
-
-    def check(self, row: Row) -> Drop | None:
-        raise NotImplementedError
-
-    @classmethod
-    def wanted(cls, s: RowSettings) -> bool:
-        """Whether the settings switch this filter on."""
-        return True
-
-
 class LowQuality(Filter):
     """The rule-based quality score (quality.py) below data.quality.threshold; with data.quality.pii:
     drop, personal data scores 0 and is dropped here too."""
 
     code = LOW_QUALITY
 
-    def __init__(self, s: RowSettings):
+    def __init__(self, threshold: float):
         super().__init__()
-        self.threshold = s.threshold
+        self.threshold = threshold
 
     @classmethod
-    def wanted(cls, s: RowSettings) -> bool:
-        return s.quality
+    def of(cls, s: RowSettings) -> LowQuality | None:
+        return cls(s.threshold) if s.quality else None
 
     def check(self, row: Row) -> Drop | None:
         if row.score < self.threshold:
@@ -106,11 +70,8 @@ class PersonalData(Filter):
     code = PERSONAL_DATA
 
     @classmethod
-    def wanted(cls, s: RowSettings) -> bool:
-        return s.pii == "drop" and not s.quality
-
-    def __init__(self, s: RowSettings):
-        super().__init__()
+    def of(cls, s: RowSettings) -> PersonalData | None:
+        return cls() if s.pii == "drop" and not s.quality else None
 
     def check(self, row: Row) -> Drop | None:
         if row.pii:
@@ -123,13 +84,13 @@ class Contaminated(Filter):
 
     code = CONTAMINATED
 
-    def __init__(self, s: RowSettings):
+    def __init__(self, benchmark: NgramIndex, prompts: frozenset):
         super().__init__()
-        self.benchmark, self.prompts = s.benchmark, s.benchmark_prompts
+        self.benchmark, self.prompts = benchmark, prompts
 
     @classmethod
-    def wanted(cls, s: RowSettings) -> bool:
-        return s.benchmark is not None
+    def of(cls, s: RowSettings) -> Contaminated | None:
+        return None if s.benchmark is None else cls(s.benchmark, s.benchmark_prompts)
 
     def check(self, row: Row) -> Drop | None:
         if row.prompt_key in self.prompts:
@@ -158,12 +119,9 @@ class EchoedPrompt(Filter):
 
     code = ECHOED_PROMPT
 
-    def __init__(self, s: RowSettings):
-        super().__init__()
-
     @classmethod
-    def wanted(cls, s: RowSettings) -> bool:
-        return s.quality
+    def of(cls, s: RowSettings) -> EchoedPrompt | None:
+        return cls() if s.quality else None
 
     def check(self, row: Row) -> Drop | None:
         turns = row.record.get("messages") or []
@@ -179,7 +137,7 @@ FILTERS: tuple[type[Filter], ...] = (LowQuality, PersonalData, Contaminated, Ech
 
 def chain(s: RowSettings) -> list[Filter]:
     """The filters these settings switch on, in order."""
-    return [f(s) for f in FILTERS if f.wanted(s)]
+    return [f for cls in FILTERS if (f := cls.of(s)) is not None]
 
 
 def first_drop(filters: list[Filter], row: Row) -> Drop | None:

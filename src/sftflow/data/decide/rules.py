@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import functools
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 
-from sftflow.config import Config
+from sftflow.config import DataConfig
 from sftflow.data.columns import ColumnStore
-from sftflow.data.conflicts import conflict_groups, resolve
-from sftflow.data.dedup import (
+from sftflow.data.decide.conflicts import conflict_groups, resolve
+from sftflow.data.decide.dedup import (
     NearDupIndex,
     best_of_clusters,
     components,
@@ -28,83 +28,45 @@ from sftflow.data.dedup import (
     equal_key_pairs_in_blocks,
     hash64,
 )
-from sftflow.data.split import assign_splits, split_keys
+from sftflow.data.decide.fate import DUPLICATE, FILTERED, KEPT, UNUSED, Fates
+from sftflow.data.decide.split import assign_splits, split_keys
+from sftflow.data.step import Step
 from sftflow.errors import SftflowWarning
+from sftflow.progress import phase
 
-KEPT, DUPLICATE, FILTERED, UNUSED = 0, 1, 2, 3
 # A near-duplicate prompt group larger than this (rows, and share of the data) is a chain through
 # templated prompts, not one question asked twice: splitting by it would put most data in one split.
 MAX_GROUP_ROWS = 50
 MAX_GROUP_SHARE = 0.02
-BEYOND_MIX = "beyond data.mix.ratio"
-SOURCE_WEIGHT = "source_weight"  # a training row beyond its source's data.sources weight
 
 
-@dataclass
-class Fates:
-    """The decisions on the records decided together (`rows`, sorted); every other record is kept
-    unless filtered, in the split the store's "split" column gives it."""
+class Decide(Step):
+    """Every record's fate and split under the data settings (dedup, split, conflicts, synth, mix, sources)."""
 
-    rows: np.ndarray
-    state: np.ndarray  # KEPT / DUPLICATE / FILTERED / UNUSED
-    split: np.ndarray  # 0 train, 1 val, 2 test; -1 where not kept
-    keeper: np.ndarray  # record index of the cluster's kept member
-    near: np.ndarray  # a near (not exact) duplicate of its keeper
-    keepers: dict[str, np.ndarray]  # "row" (sorted), "id", "file", "line" of every keeper of a duplicate
-    why_unused: dict[int, str] = field(default_factory=dict)  # record → why, where not BEYOND_MIX
-    synthetic: dict = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    conflict: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # group per row of `rows`, -1
-    weighted_out: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # records, sorted
-    semantic: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # a duplicate by embeddings only
+    name = "decide"
 
-    def why(self, record: int) -> str:
-        """Why an unused record is unused."""
-        k = int(np.searchsorted(self.weighted_out, record))
-        if k < len(self.weighted_out) and self.weighted_out[k] == record:
-            return SOURCE_WEIGHT
-        return self.why_unused.get(record, BEYOND_MIX)
+    def __init__(self, d: DataConfig):
+        super().__init__()
+        self.d = d
 
-    def semantic_in(self, start: int, size: int) -> np.ndarray:
-        """Whether records start ... start + size - 1 are duplicates joined by semantic edges alone."""
-        out = np.zeros(size, dtype=bool)
-        if len(self.semantic):
-            lo, hi = np.searchsorted(self.rows, [start, start + size])
-            out[self.rows[lo:hi] - start] = self.semantic[lo:hi]
-        return out
-
-    def conflicts_in(self, start: int, size: int) -> np.ndarray:
-        """Conflict group of records start ... start + size - 1 (-1: none)."""
-        out = np.full(size, -1, dtype=np.int64)
-        lo, hi = np.searchsorted(self.rows, [start, start + size])
-        out[self.rows[lo:hi] - start] = self.conflict[lo:hi]
-        return out
-
-    def block(self, start: int, filter_codes: np.ndarray, splits: np.ndarray):
-        """(state, split, keeper, near) of records start, start + 1, ... for one block of the store."""
-        state = np.where(filter_codes > 0, FILTERED, KEPT).astype(np.int8)
-        split = splits.copy()
-        keeper = np.full(len(state), -1, dtype=np.int64)
-        near = np.zeros(len(state), dtype=bool)
-        lo, hi = np.searchsorted(self.rows, [start, start + len(state)])
-        at = self.rows[lo:hi] - start
-        state[at], split[at], keeper[at], near[at] = self.state[lo:hi], self.split[lo:hi], self.keeper[lo:hi], self.near[lo:hi]
-        return state, split, keeper, near
-
-    def keeper_where(self, record: int) -> tuple[str, int, int]:
-        """(id, file code, line) of a keeper record, for the ledger's "duplicate of" line."""
-        k = int(np.searchsorted(self.keepers["row"], record))
-        return f"{int(self.keepers['id'][k]):016x}", int(self.keepers["file"][k]), int(self.keepers["line"][k])
+    def run(self, keys, source_of: dict[str, int], semantic_edges: np.ndarray | None) -> Fates:
+        """Fates of the records in `keys` (account/collect.py); `source_of`: each file's data.sources entry."""
+        with phase("prepare: duplicates, conflicts and splits"):
+            file_source = np.array([source_of.get(f, -1) for f in keys.files.values], dtype=np.int64)
+            fate = decide(keys.store, keys.strata, keys.near_whole, keys.near_prompt, self.d, file_source,
+                          semantic_edges)
+        self.counts.update(decided_together=len(fate.rows), warnings=len(fate.warnings))
+        return fate
 
 
 def decide(store: ColumnStore, strata: list | None, near_whole: NearDupIndex, near_prompt: NearDupIndex,
-           cfg: Config, file_source: np.ndarray | None = None, semantic_edges: np.ndarray | None = None) -> Fates:
+           d: DataConfig, file_source: np.ndarray | None = None, semantic_edges: np.ndarray | None = None) -> Fates:
     """Fates of all records in the store; writes its "split" column for the records not in Fates.rows.
     `file_source`: the data.sources entry of each file code (-1: none), for the source weights.
-    `semantic_edges`: record pairs the semantic step found to be duplicates (semantic_step.py)."""
+    `semantic_edges`: record pairs the semantic step found to be duplicates (signals/semantic.py)."""
     n = len(store)
     keys = functools.partial(_equal_keys, store)
-    near = cfg.data.dedup.near
+    near = d.dedup.near
     none = np.zeros((0, 2), dtype=np.int64)
     dup_edges = [keys("exact"), near_whole.pairs() if near else none] + ([] if semantic_edges is None else [semantic_edges])
     split_edges = [keys("prompt"), keys("own")]
@@ -112,16 +74,16 @@ def decide(store: ColumnStore, strata: list | None, near_whole: NearDupIndex, ne
     if strata is not None:
         rows = np.arange(n)
     else:
-        weighted = _weighted_files(cfg, file_source)  # every row of a weighted source is decided together
+        weighted = _weighted_files(d, file_source)  # every row of a weighted source is decided together
         flagged = [start + np.flatnonzero(b["mix"] | b["synthetic"] | (False if weighted is None else weighted[b["file"]]))
                    for start, b in store.blocks("mix", "synthetic", "file")]
         rows = np.unique(np.concatenate([e.ravel() for e in (*dup_edges, *split_edges, prompt_edges)] + flagged))
-    isolated = _split_the_rest(store, rows, cfg)
+    isolated = _split_the_rest(store, rows, d)
     sub = {name: store.gather(name, rows) for name in ("id", "file", "line", "score", "filter", "mix", "exact", "own",
                                                        "synthetic", "answer")}
     local = functools.partial(np.searchsorted, rows)  # record index → position in `rows`
     fates = _decide_together(sub, strata, [local(e) for e in dup_edges], [local(e) for e in split_edges],
-                             local(prompt_edges), isolated, cfg, file_source)
+                             local(prompt_edges), isolated, d, file_source)
     # from positions in `rows` back to record indices
     keeper = rows[fates.keeper]
     keepers = np.unique(keeper[fates.state == DUPLICATE])
@@ -136,18 +98,18 @@ def _equal_keys(store: ColumnStore, name: str) -> np.ndarray:
     return equal_key_pairs_in_blocks(lambda: ((s, b[name]) for s, b in store.blocks(name)), len(store))
 
 
-def _weighted_files(cfg: Config, file_source: np.ndarray | None) -> np.ndarray | None:
+def _weighted_files(d: DataConfig, file_source: np.ndarray | None) -> np.ndarray | None:
     """Per file code: whether its rows come from a data.sources entry with a weight (None: no weights)."""
-    if file_source is None or cfg.data.sources[0].weight is None:
+    if file_source is None or d.sources[0].weight is None:
         return None
-    weighted = np.array([s.weight is not None for s in cfg.data.sources] + [False])
+    weighted = np.array([s.weight is not None for s in d.sources] + [False])
     return weighted[file_source]  # -1 (not a data.sources entry) picks the final False
 
 
-def _split_the_rest(store: ColumnStore, rows: np.ndarray, cfg: Config) -> dict[str, int]:
+def _split_the_rest(store: ColumnStore, rows: np.ndarray, d: DataConfig) -> dict[str, int]:
     """Write the store's "split" column: the split of each record outside `rows` that is not
     filtered (-1 for the others), from its own key. Returns how many are kept, and in train."""
-    fractions = cfg.data.split.model_dump()
+    fractions = d.split.model_dump()
     count = {"kept": 0, "train": 0}
 
     def blocks():
@@ -156,7 +118,7 @@ def _split_the_rest(store: ColumnStore, rows: np.ndarray, cfg: Config) -> dict[s
             if hi - lo == len(b["own"]):  # all decided together
                 yield np.full(len(b["own"]), -1, dtype=np.int8)
                 continue
-            split = split_keys(b["own"], cfg.data.seed, fractions)
+            split = split_keys(b["own"], d.seed, fractions)
             split[b["filter"] > 0] = -1
             split[rows[lo:hi] - start] = -1
             count["kept"] += int((split >= 0).sum())
@@ -169,7 +131,7 @@ def _split_the_rest(store: ColumnStore, rows: np.ndarray, cfg: Config) -> dict[s
 
 def _decide_together(col: dict[str, np.ndarray], strata: list | None, dup_edges: list[np.ndarray],
                      split_edges: list[np.ndarray], prompt_edges: np.ndarray, isolated: dict[str, int],
-                     cfg: Config, file_source: np.ndarray | None = None) -> Fates:
+                     d: DataConfig, file_source: np.ndarray | None = None) -> Fates:
     """Fates of a set of records given their keys and the edges between them (positions in the set).
     `isolated`: how many examples outside the set are kept and in train (the group-size limit,
     mix ratio and synthetic cap count them too)."""
@@ -181,26 +143,26 @@ def _decide_together(col: dict[str, np.ndarray], strata: list | None, dup_edges:
     kept = ~filtered & ~duplicate
     task = kept & ~is_mix
     split_edges = [_chain_within(n, e, task) for e in split_edges]
-    groups, near_prompts, notes = _split_groups(n, split_edges, prompt_edges, task, isolated["kept"], cfg)
+    groups, near_prompts, notes = _split_groups(n, split_edges, prompt_edges, task, isolated["kept"], d)
     idx = np.flatnonzero(task)
     split = np.full(n, -1, dtype=np.int8)
-    split[idx] = assign_splits(col["own"][idx], groups[idx], cfg.data.seed, cfg.data.split.model_dump(),
+    split[idx] = assign_splits(col["own"][idx], groups[idx], d.seed, d.split.model_dump(),
                                [strata[i] for i in idx] if strata is not None else None)
 
     unused = np.zeros(n, dtype=bool)
     why_unused: dict[int, str] = {}  # position → why (default: beyond the mix ratio)
     conflict = conflict_groups(n, split_edges[0], near_prompts, col["answer"], task)
-    for i, why in resolve(conflict, col["answer"], col["synthetic"], scores, cfg.data.conflicts).items():
+    for i, why in resolve(conflict, col["answer"], col["synthetic"], scores, d.conflicts).items():
         unused[i], split[i], why_unused[i] = True, -1, why
     task = task & ~unused
     synth = _synthetic_rules(col["synthetic"] & task, task, split, groups, col["own"], scores, col["id"],
-                             isolated["train"], cfg)
+                             isolated["train"], d)
     for i, why in synth.pop("unused").items():
         unused[i], split[i], why_unused[i] = True, -1, why
-    weighted_out, note = _source_weights(col, task & ~unused & (split == 0), file_source, cfg)
+    weighted_out, note = _source_weights(col, task & ~unused & (split == 0), file_source, d)
     unused[weighted_out], split[weighted_out] = True, -1
     notes += note
-    _general_mix(col["id"], kept & is_mix, split, unused, isolated["train"], cfg)
+    _general_mix(col["id"], kept & is_mix, split, unused, isolated["train"], d)
     state = np.full(n, KEPT, dtype=np.int8)
     state[unused] = UNUSED
     state[duplicate] = DUPLICATE
@@ -230,14 +192,14 @@ def _duplicates(n: int, dup_edges: list[np.ndarray], active: np.ndarray,
 
 
 def _split_groups(n: int, split_edges: list[np.ndarray], prompt_edges: np.ndarray, task: np.ndarray,
-                  isolated_kept: int, cfg: Config) -> tuple[np.ndarray, np.ndarray, list[str]]:
+                  isolated_kept: int, d: DataConfig) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(group of each record, near-duplicate prompt pairs that group examples, warnings). Equal prompts
     and groups always share a split; near-duplicate prompts too, unless they chain into a group too
     large for the splits."""
     groups = components(n, *split_edges)
     notes = []
     near_prompts = np.zeros((0, 2), dtype=np.int64)
-    if cfg.data.dedup.near:
+    if d.dedup.near:
         near = prompt_edges[task[prompt_edges[:, 0]] & task[prompt_edges[:, 1]]]
         joined = components(n, *split_edges, near)
         sizes = np.bincount(joined[task]) if task.any() else np.zeros(1, dtype=np.int64)
@@ -253,15 +215,15 @@ def _split_groups(n: int, split_edges: list[np.ndarray], prompt_edges: np.ndarra
 
 
 def _general_mix(ids: np.ndarray, mix_kept: np.ndarray, split: np.ndarray, unused: np.ndarray, isolated_train: int,
-                 cfg: Config) -> None:
+                 d: DataConfig) -> None:
     """data.mix: general examples into train at the configured ratio to the task's training rows, chosen by a
     seeded hash of the id; the rest unused. Edits `split` and `unused` in place."""
     mix_kept = np.flatnonzero(mix_kept)
-    if not cfg.data.mix or not len(mix_kept):
+    if not d.mix or not len(mix_kept):
         return
-    r = cfg.data.mix.ratio
+    r = d.mix.ratio
     want = int(round(r / (1 - r) * (int((split == 0).sum()) + isolated_train)))
-    order = sorted(mix_kept, key=lambda i: hash64(f"{cfg.data.seed}:mix:{int(ids[i]):016x}"))
+    order = sorted(mix_kept, key=lambda i: hash64(f"{d.seed}:mix:{int(ids[i]):016x}"))
     split[order[:want]] = 0
     unused[order[want:]] = True
     if want > len(mix_kept):
@@ -279,7 +241,7 @@ def _chain_within(n: int, equal_key_edges: np.ndarray, members: np.ndarray) -> n
 
 
 def _synthetic_rules(is_synth: np.ndarray, task: np.ndarray, split: np.ndarray, groups: np.ndarray,
-                     own: np.ndarray, scores: np.ndarray, ids: np.ndarray, isolated_train: int, cfg: Config) -> dict:
+                     own: np.ndarray, scores: np.ndarray, ids: np.ndarray, isolated_train: int, d: DataConfig) -> dict:
     """Keep synthetic examples out of test (data.synth.in_test) and under data.synth.max_train_share.
 
     A synthetic group that landed in test is re-split over train and val alone (the whole group
@@ -288,7 +250,7 @@ def _synthetic_rules(is_synth: np.ndarray, task: np.ndarray, split: np.ndarray, 
     examples are left unused. Edits `split` in place; returns counts and {position: why} to leave unused.
     `isolated_train`: human training examples not among these records.
     """
-    s, f = cfg.data.synth, cfg.data.split
+    s, f = d.synth, d.split
     out: dict = {"moved_out_of_test": 0, "left_out_of_test": 0, "over_cap": 0, "unused": {}}
     if not s.in_test:
         in_test = is_synth & (split == 2)
@@ -296,7 +258,7 @@ def _synthetic_rules(is_synth: np.ndarray, task: np.ndarray, split: np.ndarray, 
         move = np.flatnonzero(in_test & ~stuck)
         if len(move) and f.train + f.val > 0:
             rest = {"train": f.train / (f.train + f.val), "val": f.val / (f.train + f.val), "test": 0.0}
-            split[move] = assign_splits(own[move], groups[move], cfg.data.seed, rest)
+            split[move] = assign_splits(own[move], groups[move], d.seed, rest)
             out["moved_out_of_test"] = len(move)
         else:
             stuck |= in_test
@@ -308,7 +270,7 @@ def _synthetic_rules(is_synth: np.ndarray, task: np.ndarray, split: np.ndarray, 
         human = int((task & ~is_synth & (split == 0)).sum()) + isolated_train
         allowed = int(s.max_train_share / (1 - s.max_train_share) * human + 1e-9)
         if len(in_train) > allowed:
-            order = sorted(in_train, key=lambda i: (-float(scores[i]), hash64(f"{cfg.data.seed}:synth:{int(ids[i]):016x}")))
+            order = sorted(in_train, key=lambda i: (-float(scores[i]), hash64(f"{d.seed}:synth:{int(ids[i]):016x}")))
             for i in order[allowed:]:
                 out["unused"][i] = f"synthetic beyond data.synth.max_train_share {s.max_train_share:g}"
             out["over_cap"] = len(in_train) - allowed
@@ -316,14 +278,14 @@ def _synthetic_rules(is_synth: np.ndarray, task: np.ndarray, split: np.ndarray, 
 
 
 def _source_weights(col: dict[str, np.ndarray], in_train: np.ndarray, file_source: np.ndarray | None,
-                    cfg: Config) -> tuple[np.ndarray, list[str]]:
+                    d: DataConfig) -> tuple[np.ndarray, list[str]]:
     """Training rows to leave unused so that each data.sources entry's share of train is its weight.
 
     Runs on train only, after the split, so val and test never depend on the weights. Rows are never
     repeated: the source with the fewest training rows for its share sets the size of train, and
     the others keep that share of it, chosen by a seeded hash of the id (the same every run).
     Returns (positions to leave unused, warnings)."""
-    sources = cfg.data.sources
+    sources = d.sources
     if file_source is None or not len(file_source) or sources[0].weight is None:
         return np.zeros(0, dtype=np.int64), []
     source = np.append(file_source, -1)[col["file"]]
@@ -334,7 +296,7 @@ def _source_weights(col: dict[str, np.ndarray], in_train: np.ndarray, file_sourc
     out, report, notes = [], [], []
     for k, m in enumerate(members):
         use = min(len(m), int(sources[k].weight / total * size + 0.5))
-        rank = sorted(m.tolist(), key=lambda i: hash64(f"{cfg.data.seed}:weight:{int(col['id'][i]):016x}"))
+        rank = sorted(m.tolist(), key=lambda i: hash64(f"{d.seed}:weight:{int(col['id'][i]):016x}"))
         out += rank[use:]
         report.append({"train_rows": len(m), "used": use})
         if len(m) == 0:

@@ -30,18 +30,16 @@ import hashlib
 import json
 import os
 import random
-import re
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sftflow.data.dedup import content_hash, loose
-from sftflow.data.pii import redact_message
-from sftflow.data.read import iter_sources
-from sftflow.data.teacher import (
+from sftflow.data.decide.dedup import loose
+from sftflow.data.llm.prompts import Template, load_template, parse_json_object
+from sftflow.data.llm.teacher import (
     Budget,
     BudgetSpent,
     RequestRefused,
@@ -50,8 +48,8 @@ from sftflow.data.teacher import (
     budget_for,
     open_model,
 )
+from sftflow.data.synth.seeds import Seed, load_prompts, load_seeds
 from sftflow.errors import SftflowError
-from sftflow.formats import RowError, convert_example
 
 MAX_FAILURES_IN_A_ROW = 5  # then the teacher is taken to be down: stop instead of burning the budget
 REPLY_KEPT = 500  # characters of a rejected reply kept for inspection
@@ -139,132 +137,6 @@ class Rejected(Exception):
         self.reason, self.reply = reason, reply
 
 
-# ---------------------------------------------------------------- inputs: seeds, prompts, templates
-
-
-@dataclass
-class Seed:
-    id: str  # the id prepare gives the same example
-    messages: list[dict]
-    where: str  # file:line
-
-    @property
-    def system(self) -> str | None:
-        return self.messages[0]["content"] if self.messages[0]["role"] == "system" else None
-
-    @property
-    def turns(self) -> list[dict]:
-        return [m for m in self.messages if m["role"] != "system"]
-
-    def view(self) -> dict:
-        """What a template sees of a seed."""
-        turns = self.turns
-        return {"id": self.id, "system": self.system, "prompt": turns[-2]["content"], "answer": turns[-1]["content"],
-                "turns": turns}
-
-
-@dataclass
-class Template:
-    name: str
-    text: str
-    compiled: object = field(repr=False, default=None)
-
-    @property
-    def id(self) -> str:
-        """Name and content hash: editing a template makes new jobs, not silent variations of old ones."""
-        return f"{self.name}@{hashlib.sha256(self.text.encode()).hexdigest()[:8]}"
-
-    def render(self, **context) -> str:
-        from jinja2 import UndefinedError
-
-        try:
-            return self.compiled.render(**context).strip()
-        except UndefinedError as err:
-            raise SftflowError(f"template {self.name}: {err.message}; available: {', '.join(sorted(context))}") from err
-
-
-def load_template(name: str, path: str | None, root: Path, key: str, builtin: str | None = None) -> Template:
-    """The Jinja file at `path` (relative to the config), else the built-in text (default TEMPLATES[name])."""
-    from jinja2 import Environment, StrictUndefined, TemplateSyntaxError
-
-    if path is None:
-        text = TEMPLATES[name] if builtin is None else builtin
-    else:
-        file = Path(path).expanduser()
-        file = file if file.is_absolute() else root / file
-        if not file.is_file():
-            raise SftflowError(f"{key}: template file {file} not found")
-        text, name = file.read_text(encoding="utf-8"), file.stem
-    env = Environment(undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, autoescape=False)
-    try:
-        compiled = env.from_string(text)
-    except TemplateSyntaxError as err:
-        raise SftflowError(f"{key}: {path or name}:{err.lineno}: template syntax error: {err.message}") from err
-    return Template(name, text, compiled)
-
-
-def load_seeds(cfg) -> list[Seed]:
-    """Human-written examples to start from: data.synth.seeds, else the human data.sources.
-
-    Converted exactly as prepare converts them (so seed ids are the prepared ids), PII redacted
-    first when data.quality.pii is redact, so it never reaches the teacher.
-    """
-    d, s = cfg.data, cfg.data.synth
-    seeds: dict[str, Seed] = {}
-    for raw, fmt, mapping in _seed_rows(cfg):
-        if raw.error is not None or (isinstance(raw.row, dict) and raw.row.get("origin") == "synthetic"):
-            continue
-        try:
-            _, example = convert_example(raw.row, fmt, mapping=mapping, system_prompt=d.system_prompt)
-        except RowError:
-            continue  # prepare reports it; a seed must be a usable example
-        if d.quality.pii == "redact":  # tool calls' arguments too
-            example.messages = [redact_message(m) for m in example.messages]
-        record = example.to_dict()
-        sid = content_hash(record)
-        seeds.setdefault(sid, Seed(sid, record["messages"], f"{raw.file}:{raw.line}"))
-        if s.max_seeds and len(seeds) >= s.max_seeds:
-            break
-    return list(seeds.values())
-
-
-def _seed_rows(cfg):
-    """(raw row, format, mapping) of data.synth.seeds, else of the human data.sources: files, and
-    hub datasets or save_to_disk folders as prepare reads them (row numbers as lines)."""
-    d, s = cfg.data, cfg.data.synth
-    output = cfg.path(s.output).resolve()
-    if s.seeds:
-        entries = [(s.seeds, "auto", {}, "data.synth.seeds")]
-    else:
-        entries = [(src, src.format, src.mapping, f"data.sources[{i}]") for i, src in enumerate(d.sources)
-                   if src.origin == "human"]
-    for entry, fmt, mapping, key in entries:
-        for source in iter_sources(entry, cfg.root, key):
-            if source.path is not None and source.path.resolve() == output:
-                continue
-            yield from ((replace(raw, file=source.display), fmt, mapping) for raw in source.rows())
-
-
-def load_prompts(cfg) -> tuple[list[tuple[str, str]], list[str]]:
-    """(where, prompt) of every user prompt to answer, and the rows skipped with why."""
-    s = cfg.data.synth
-    prompts, skipped = [], []
-    for source in iter_sources(s.prompts, cfg.root, "data.synth.prompts"):
-        name, path = source.display, source.path
-        if path is not None and path.suffix.lower() == ".txt":
-            for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-                if line.strip():
-                    prompts.append((f"{name}:{lineno}", line.strip()))
-            continue
-        for raw in source.rows():
-            value = raw.row.get("prompt") if isinstance(raw.row, dict) else None
-            if raw.error is not None or not isinstance(value, str) or not value.strip():
-                skipped.append(f"{name}:{raw.line}: {raw.error or 'no prompt string'}")
-                continue
-            prompts.append((f"{name}:{raw.line}", value.strip()))
-    return prompts, skipped
-
-
 # ---------------------------------------------------------------- jobs
 
 
@@ -309,12 +181,12 @@ def plan(cfg, seeds: list[Seed], prompts: list[tuple[str, str]]) -> list[Job]:
             raise SftflowError(f"{where}: strategy answer needs data.synth.prompts (the prompts to answer)")
         gen = None
         if task.strategy != "answer":
-            gen = load_template(task.strategy, task.template, cfg.root, f"{where}.template")
+            gen = load_template(task.strategy, task.template, cfg.root, f"{where}.template", TEMPLATES[task.strategy])
         needs_answer = task.strategy != "paraphrase" or not task.keep_answer
         ans = None
         if needs_answer:
             path = task.answer_template if gen else (task.answer_template or task.template)
-            ans = load_template("answer", path, cfg.root, f"{where}.answer_template")
+            ans = load_template("answer", path, cfg.root, f"{where}.answer_template", TEMPLATES["answer"])
         ids = [gen.id if gen else None, ans.id if ans else None]
         keep = task.keep_answer if task.strategy == "paraphrase" else False
         # (key, variant, seed, prompt) of every job of this task: the key names what the job is made of
@@ -333,21 +205,6 @@ def plan(cfg, seeds: list[Seed], prompts: list[tuple[str, str]]) -> list[Job]:
 
 
 # ---------------------------------------------------------------- one job
-
-
-def parse_json_object(text: str) -> dict | None:
-    """The first JSON object in a reply, tolerating code fences and prose around it."""
-    fence = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
-    body = fence.group(1) if fence else text
-    decoder = json.JSONDecoder()
-    for m in re.finditer(r"\{", body):
-        try:
-            obj, _ = decoder.raw_decode(body, m.start())
-        except json.JSONDecodeError:
-            continue
-        if isinstance(obj, dict):
-            return obj
-    return None
 
 
 def _seed_int(key: str, step: int) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sftflow.data.dedup import components, equal_key_pairs
+from sftflow.data.decide.dedup import components, equal_key_pairs
 
 SHOWN_GROUPS = 10  # conflict groups written out with their members in the data card
 

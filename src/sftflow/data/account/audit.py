@@ -15,7 +15,7 @@ import csv
 import json
 from pathlib import Path
 
-from sftflow.data.ledger import Ledger
+from sftflow.data.account.ledger import Ledger
 from sftflow.data_folder import LEDGER, check_published
 from sftflow.errors import SftflowError
 from sftflow.io import csv_row

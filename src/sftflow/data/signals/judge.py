@@ -31,13 +31,17 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
-from sftflow.data.filters import low_quality
-from sftflow.data.synth import load_template, parse_json_object
-from sftflow.data.teacher import BudgetSpent, RequestRefused, TeacherFailed, budget_for, open_model
+from sftflow.config import JudgeConfig, QualityConfig
+from sftflow.data.decide.filters import LOW_QUALITY, low_quality
+from sftflow.data.llm.prompts import load_template, parse_json_object
+from sftflow.data.llm.teacher import BudgetSpent, RequestRefused, TeacherFailed, budget_for, open_model
+from sftflow.data.step import Filter
 from sftflow.example import Example
 
 CRITERIA = ("correctness", "helpfulness", "format")
+CACHE = "judge_cache.sqlite"  # in the data folder: verdicts by content, judge model and rubric
 LOW_MEAN = 3.0  # below this the judge's verdict is named among the quality reasons
 
 RUBRIC = """You grade one example of training data for a chat assistant. Judge only the assistant's final \
@@ -102,20 +106,33 @@ def parse_verdict(text: str) -> Verdict:
     return Verdict(scores, reasons=reasons if isinstance(reasons, str) else json.dumps(reasons), reply=text)
 
 
-class Judge:
-    """The configured judge with its cache; opened lazily, so a fully cached run sends nothing."""
+class Judge(Filter):
+    """The configured judge with its cache, as a filter on the chunks of task rows the rules kept: it folds
+    its verdict into their score and drops those below the threshold. Opened lazily, so a fully cached
+    run sends nothing."""
 
-    def __init__(self, cfg, log=print):
-        self.cfg, self.jc, self.log = cfg, cfg.data.quality.judge, log
-        self.template = load_template("rubric", self.jc.rubric, cfg.root, "data.quality.judge.rubric", RUBRIC)
+    name = "judge"
+    code = LOW_QUALITY  # its drops: the combined score below the threshold
+
+    def __init__(self, jc: JudgeConfig, threshold: float | None, root: Path, data_dir: Path, run_dir: Path):
+        super().__init__()  # counts: seen, kept, dropped; judged, cached, malformed, failed, budget
+        self.jc, self.threshold, self.root, self.run_dir = jc, threshold, root, run_dir
+        self.template = load_template("rubric", self.jc.rubric, root, "data.quality.judge.rubric", RUBRIC)
         self.budget = budget_for(self.jc)
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(cfg.data_dir / "judge_cache.sqlite"), check_same_thread=False)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(data_dir / CACHE), check_same_thread=False)
         self.db.executescript(SCHEMA)
         self.model = None
-        self.counts: Counter = Counter()  # judged, cached, malformed, failed, budget, filtered
         self.sums: Counter = Counter()
         self.last_error = ""
+
+    @classmethod
+    def of(cls, q: QualityConfig, root: Path, data_dir: Path, run_dir: Path) -> Judge | None:
+        """The judge data.quality asks for (None without data.quality.judge); its threshold is the rule
+        score's, when the quality filter is on."""
+        if q.judge is None:
+            return None
+        return cls(q.judge, q.threshold if q.enabled else None, root, data_dir, run_dir)
 
     def key(self, messages: list[dict]) -> str:
         content = json.dumps([[m["role"], m["content"]] for m in messages], ensure_ascii=False)
@@ -155,7 +172,7 @@ class Judge:
                 self.counts["cached"] += 1
         if missing:
             if self.model is None:
-                self.model = open_model(self.jc, self.budget, "data.quality.judge", self.cfg.root)
+                self.model = open_model(self.jc, self.budget, "data.quality.judge", self.root)
             firsts = [idx[0] for idx in missing.values()]
             with ThreadPoolExecutor(max_workers=self.jc.concurrency, thread_name_prefix="judge") as pool:
                 results = list(pool.map(lambda i: self._ask(conversations[i]), firsts))
@@ -172,18 +189,21 @@ class Judge:
             self.db.commit()
         return out
 
-    def apply(self, rows: list, threshold: float | None) -> None:
-        """Judge the rows of a chunk that passed the rules, and fold the verdict into their score."""
+    def filter(self, rows: list) -> None:
+        """Judge the rows of a chunk that passed the rules, in one batch, and fold the verdict into their score."""
+        threshold = self.threshold
         todo = [r for r in rows if r.reject is None and r.drop is None and not Example.of(r.record).is_text]
         w = self.jc.weight
         for row, v in zip(todo, self.verdicts([r.record["messages"] for r in todo]), strict=True):
             q = row.record["quality"]
             if v is None:
                 q["judge"] = {"error": f"not judged: {self.last_error}"}
+                self.counted(None)
                 continue
             if v.scores is None:
                 self.counts["malformed"] += 1
                 q["judge"] = {"error": v.error, "model": self.jc.model, "rubric": self.template.id}
+                self.counted(None)
                 continue
             combined = (1 - w) * row.score + w * (v.mean - 1) / 4
             for c, s in v.scores.items():
@@ -196,13 +216,12 @@ class Judge:
             if v.mean < LOW_MEAN:
                 q["reasons"] = [*q["reasons"], "judge_low"]
             row.score = combined
-            if threshold is not None and combined < threshold:
-                row.drop = low_quality(combined, threshold, q["reasons"])
-                self.counts["filtered"] += 1
+            drop = low_quality(combined, threshold, q["reasons"]) if threshold is not None and combined < threshold else None
+            row.drop = self.counted(drop)
 
     def human_agreement(self) -> dict | None:
         """The judge's correctness against the reviewers' on the outputs they rated, if there are ratings."""
-        run_dir = self.cfg.run_dir
+        run_dir = self.run_dir
         db_file, pred_file = run_dir / "eval" / "review.sqlite", run_dir / "eval" / "predictions.jsonl"
         if not db_file.exists() or not pred_file.exists():
             return None
@@ -231,7 +250,8 @@ class Judge:
     def stats(self) -> dict:
         n = self.sums["n"]
         return {"model": self.jc.model, "rubric": self.template.id, "weight": self.jc.weight,
-                **{k: self.counts[k] for k in ("judged", "cached", "malformed", "failed", "budget", "filtered")},
+                **{k: self.counts[k] for k in ("judged", "cached", "malformed", "failed", "budget")},
+                "filtered": self.counts["dropped"],
                 "scored": n, "means": {c: round(self.sums[c] / n, 3) for c in CRITERIA} if n else {},
                 "last_error": self.last_error, "usage": self.budget.summary()}
 

@@ -1,7 +1,7 @@
 """One chunk of raw rows → canonical records with everything later decisions need.
 
 This is the per-row work of `prepare` (convert, check length with the real tokenizer and
-template, score quality, run the filter chain of filters.py, compute duplicate keys and
+template, score quality, run the filter chain of decide/filters.py, compute duplicate keys and
 MinHash signatures), kept free of
 global state so chunks can run in worker processes (`prepare --workers N`) and give the
 same result as one process: the main process only collects results in input order.
@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sftflow.data.dedup import content_hash, dedup_key, dedup_texts, hash64, loose, prompt_key
-from sftflow.data.filters import Drop, chain, first_drop
+from sftflow.data.decide.dedup import content_hash, dedup_key, dedup_texts, hash64, loose, prompt_key
+from sftflow.data.decide.filters import chain, first_drop
+from sftflow.data.decide.split import NgramIndex
 from sftflow.data.pii import find_pii, redact, redact_message
 from sftflow.data.quality import Quality, score_messages, score_text
 from sftflow.data.read.account import RawRow
-from sftflow.data.split import NgramIndex
+from sftflow.data.step import Drop
 from sftflow.errors import SftflowError
 from sftflow.example import Example
 from sftflow.formats import RowError, convert_example
@@ -73,7 +74,7 @@ class Row:
     answer_key: int = 0  # the final answer, loosely normalised: differing answers to one prompt conflict
     own_key: int = 0  # the split group key of this row alone
     score: float = 1.0
-    drop: Drop | None = None  # why the filter chain (filters.py), the judge or the semantic step filtered it
+    drop: Drop | None = None  # why the filter chain (decide/filters.py), the judge or the semantic step filtered it
     stratum: str | None = None
     system: str | None = None  # the system prompt, for the template census
     tokens: int | None = None
@@ -109,7 +110,7 @@ class RowProcessor:
         rows = [self._convert(raw, src) for raw in raws]
         records = [r for r in rows if r.reject is None]
         self._check_lengths(records)
-        from sftflow.data.dedup import NearDupIndex
+        from sftflow.data.decide.dedup import NearDupIndex
 
         texts = [dedup_texts(r.record) for r in records if r.reject is None]
         sig = NearDupIndex.signatures_of
