@@ -31,7 +31,7 @@ app = typer.Typer(
 )
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-STATE = {"debug": False}
+STATE = {"debug": False, "shown": set()}  # --debug; the warnings this run has shown (category, text)
 
 ConfigArg = typer.Argument(..., help="the project's sftflow.yaml (or its folder)", show_default=False)
 
@@ -54,9 +54,6 @@ def _quiet_libraries() -> None:
     --debug shows it on the terminal instead."""
     from sftflow.logs import show_warning
 
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     warnings.showwarning = functools.partial(show_warning, _warn_line)
     if not STATE["debug"] and "transformers" in sys.modules:  # imported before us (tests, notebooks)
         sys.modules["transformers"].utils.logging.disable_progress_bar()
@@ -122,26 +119,25 @@ def _reported_errors(sink):
         raise typer.Exit(1) from None
 
 
-GUARDRAILS_SHOWN = "SFTFLOW_GUARDRAILS_SHOWN"
-
-
 def _load(config: Path, *, training: bool = False, model_code: bool = False):
     """The config. Its guardrail warnings are shown where they apply, once per command, not by
-    every command: the risky training settings (learning rate, epochs, batch) by the commands
-    that train (`train`, `run`; --strict makes them errors there), trust_remote_code by the
-    commands that run the model's code (model_code). Other warnings always."""
-    from sftflow.config import guardrail_warnings, load_config
-
-    training = training and not os.environ.get(GUARDRAILS_SHOWN)  # shown by the launcher of a multi-process run
+    every command: the risky training settings (learning rate, epochs, batch: `TrainingGuardrail`)
+    by the commands that train (`train`, `run`; --strict makes them errors there), trust_remote_code
+    (`RemoteCodeGuardrail`) by those and by the commands that run the model's code (model_code).
+    Other warnings always. A warning already shown in this run is not shown again."""
+    from sftflow.config import RemoteCodeGuardrail, TrainingGuardrail, load_config
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         cfg = load_config(config)
-    guardrails = set(guardrail_warnings(cfg))
     for w in caught:
-        text = str(w.message)
-        if text in guardrails and not (training or (model_code and text.startswith("model.trust_remote_code"))):
+        shown = (w.category, str(w.message))
+        if issubclass(w.category, TrainingGuardrail) and not (
+                training or (model_code and issubclass(w.category, RemoteCodeGuardrail))):
             continue
+        if shown in STATE["shown"]:
+            continue
+        STATE["shown"].add(shown)
         warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     return cfg
 
@@ -313,6 +309,8 @@ def train(
     strict: bool = typer.Option(False, "--strict", help="treat guardrail warnings as errors"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace a previous run in the same run folder"),
     nproc: int = typer.Option(1, "--nproc", min=1, help="processes (GPUs) per node: launches torchrun for you"),
+    guardrails_shown: bool = typer.Option(False, "--guardrails-shown", hidden=True,
+                                          help="the launcher of these processes has shown the guardrails"),
     nnodes: int = typer.Option(1, "--nnodes", min=1, help="number of nodes (run the same command on each)"),
     node_rank: int = typer.Option(0, "--node-rank", min=0, help="this node's rank, 0 .. nnodes-1"),
     master_addr: str = typer.Option("127.0.0.1", "--master-addr", help="address of the rank-0 node"),
@@ -328,7 +326,7 @@ def train(
     with user_errors(config, "train"):
         from sftflow.train.trainer import train as run_train
 
-        cfg = _load(config, training=True)
+        cfg = _load(config, training=not guardrails_shown)
         if nproc > 1 or nnodes > 1:
             import torch
 
@@ -337,7 +335,7 @@ def train(
             check_strategy(cfg, use_cpu=not torch.cuda.is_available())
 
             args = [a for a, on in (("--resume", resume), ("--strict", strict), ("--overwrite", overwrite)) if on]
-            os.environ[GUARDRAILS_SHOWN] = "1"  # the processes it launches do not repeat them
+            args.append("--guardrails-shown")  # the processes it launches do not repeat them
             log(f"train: launching {nproc} process(es) x {nnodes} node(s) with torchrun "
                 f"({cfg.train.distributed.strategy})")
             code = launch(config, args, nproc=nproc, nnodes=nnodes, node_rank=node_rank, master_addr=master_addr,
@@ -565,6 +563,12 @@ def hoist_debug(args: list[str]) -> list[str]:
 
 
 def main() -> None:
+    """The entry point, and the one place that sets the environment: library progress bars off, no
+    tokenizer threads forked into workers, and MLflow 3 allowed its file store in the run folder."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     try:
         app(args=hoist_debug(sys.argv[1:]))
     except SystemExit:

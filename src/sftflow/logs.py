@@ -28,13 +28,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sftflow.errors import SftflowWarning
+from sftflow.io import cache_root
 
 LOG_NAME = "sftflow.log"
 STDOUT_LOGGERS = ("DeepSpeed",)  # libraries whose loggers write to stdout, not stderr
 
 
 def cache_logs() -> Path:
-    return Path(os.environ.get("SFTFLOW_CACHE") or Path.home() / ".cache" / "sftflow") / "logs"
+    return cache_root() / "logs"
 
 
 class LibraryOutput(io.TextIOBase):

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from sftflow.errors import SftflowError
 from sftflow.example import Example
+from sftflow.io import cache_root
 
 MISSING = "GGUF export needs the gguf extra: pip install 'sftflow[gguf]'"
 QUANTIZE = ("f16", "q8_0", "q4_k_m")
@@ -50,10 +51,6 @@ def require_extra() -> None:
         raise SftflowError(MISSING) from err
 
 
-def _cache_root() -> Path:
-    return Path(os.environ.get("SFTFLOW_CACHE") or Path.home() / ".cache" / "sftflow").expanduser()
-
-
 def converter_dir(log) -> Path:
     """A folder with llama.cpp's convert_hf_to_gguf.py, its conversion/ package and gguf-py/."""
     if os.environ.get("SFTFLOW_LLAMA_CPP"):
@@ -64,7 +61,7 @@ def converter_dir(log) -> Path:
     from importlib.metadata import version
 
     release = version("llama-cpp-python")
-    dest = _cache_root() / f"llama-cpp-convert-{release}"
+    dest = cache_root() / f"llama-cpp-convert-{release}"
     if all((dest / name).exists() for name in CONVERTER_FILES):
         return dest
     log(f"taking llama.cpp's converter from the llama-cpp-python {release} source distribution (once; pip download)")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sftflow.errors import SftflowError
-from sftflow.model.tiny import cache_root
+from sftflow.io import cache_root
 from sftflow.progress import note, phase
 
 PROVENANCE = "sftflow_gguf.json"  # written last: naming the file's sha256, it marks a complete folder

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sftflow.errors import SftflowError
+from sftflow.io import cache_root
 from sftflow.model.gguf_base import file_sha256
 from sftflow.model.resolve import Unreachable
-from sftflow.model.tiny import cache_root
 from sftflow.progress import note, phase
 
 

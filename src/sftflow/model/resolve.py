@@ -11,13 +11,13 @@ through it, so a `.gguf` base is one folder everywhere (`gguf_base.py`, `offline
 `prepare` asks before any work, so a wrong id, a gated repo or a missing login stops there with
 one line instead of at `train`. When the hub cannot be reached (no network, or HF_HUB_OFFLINE)
 and the model is not cached, it raises `Unreachable`, which callers that can do without the
-model (prepare measures token lengths with it) turn into one warning; the process is then
-switched to offline mode, so later loads do not retry the network for a minute.
+model (prepare measures token lengths with it) turn into one warning; the process is left as it
+was (the Hub is not switched off for everyone else): a caller that goes on without the model
+does not load it.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from sftflow.errors import SftflowError
@@ -38,14 +38,6 @@ def _offline() -> bool:
     from huggingface_hub import constants
 
     return bool(constants.HF_HUB_OFFLINE)
-
-
-def go_offline() -> None:
-    """No more network attempts in this process (transformers reads the hub's constant)."""
-    from huggingface_hub import constants
-
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    constants.HF_HUB_OFFLINE = True
 
 
 def resolve_model(name: str, local: Path) -> str:
@@ -103,7 +95,6 @@ def locate_model(name: str, revision: str | None = None) -> str:
     except HfHubHTTPError as err:
         raise SftflowError(f"model {name!r}: the hub answered {str(err).splitlines()[0]}") from err
     except Exception as err:  # noqa: BLE001 - DNS, refused, timeouts: the network, whatever the client raises
-        go_offline()
         raise Unreachable(f"model {name!r} is not in the local Hugging Face cache and the hub cannot be reached "
                           f"({type(err).__name__})") from err
     return "hub"

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sftflow.io import cache_root
 from sftflow.model.corpus import N_CONVERSATIONS, general_corpus, tokenizer_extra_text
 from sftflow.model.template import (
     BOS_TOKEN,
@@ -259,11 +260,6 @@ def _params(seed: int, pretrain_steps: int) -> dict:
 
 def _cache_key(params: dict) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def cache_root() -> Path:
-    """sftflow's cache: `$SFTFLOW_CACHE`, default ~/.cache/sftflow (tiny model, converted GGUF models)."""
-    return Path(os.environ.get("SFTFLOW_CACHE") or Path.home() / ".cache" / "sftflow").expanduser()
 
 
 def _is_complete(path: Path, key: str) -> bool:

@@ -36,7 +36,7 @@ from sftflow.io import atomic_write_text, read_jsonl, write_json
 from sftflow.model.chat import tokenize_record
 from sftflow.progress import phase
 from sftflow.train.distributed import is_main_process, trainer_settings, world_size
-from sftflow.train.trackers import finish_wandb, start_wandb
+from sftflow.train.trackers import finish_wandb, start_wandb, trainer_trackers
 
 
 def tokenize_split(tokenizer, records: list[dict], max_length: int, reasoning: bool | str = True) -> tuple[list[dict], dict]:
@@ -57,12 +57,12 @@ class NonFiniteLoss(SftflowError):
     pass
 
 
-def _callbacks(run_dir: Path, patience: int, tokens_per_step: float, log):
+def _callbacks(run_dir: Path, patience: int, tokens_per_step: float, trackers: list, log):
     from transformers import EarlyStoppingCallback
 
     from sftflow.train.metrics_log import MetricsLog
 
-    callbacks = [MetricsLog(run_dir / "metrics.jsonl", tokens_per_step, log)]
+    callbacks = [MetricsLog(run_dir / "metrics.jsonl", tokens_per_step, log), *trackers]
     if patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
     return callbacks
@@ -171,7 +171,8 @@ def build_trainer(cfg: Config, log=print, strict: bool = False):
     bf16 = bf16_supported() if t.bf16 == "auto" else bool(t.bf16)
     model, tokenizer, memory_note = _load_model(cfg, bf16, log)
     splits = _tokenize_splits(cfg, tokenizer, train_records, val_records, strict, log)
-    args, plan = _trainer_arguments(cfg, model, bf16, len(splits.train_rows))
+    report_to, trackers = trainer_trackers(cfg, cfg.run_dir)
+    args, plan = _trainer_arguments(cfg, model, bf16, len(splits.train_rows), report_to)
     # Padding-free rows are only isolated under SDPA/eager when the model sees position_ids
     # and no attention mask, and with the KV cache off (DESIGN.md).
     model.config.use_cache = False
@@ -184,7 +185,7 @@ def build_trainer(cfg: Config, log=print, strict: bool = False):
         processing_class=tokenizer,
         peft_config=peft_config(cfg, new_token_ids, model) if t.method in ("lora", "qlora") else None,
         callbacks=_callbacks(cfg.run_dir, t.early_stopping_patience, splits.total_tokens / plan["steps_per_epoch"],
-                             log),
+                             trackers, log),
     )
     trainer.remove_callback(PrinterCallback)  # raw dict prints; MetricsLog prints one short line instead
     info = _run_info(cfg, trainer, splits, plan, bf16, log)
@@ -278,11 +279,11 @@ def _tokenize_splits(cfg: Config, tokenizer, train_records: list[dict], val_reco
     lengths = train_tok.pop("lengths")
     val_tok.pop("lengths")
     checks = data_warnings(cfg, lengths, len(val_rows)) + hardware_warnings(cfg)
-    enforce((guardrail_warnings(cfg) if strict else []) + checks, strict, log)
+    enforce(([str(w) for w in guardrail_warnings(cfg)] if strict else []) + checks, strict, log)
     return Splits(train_rows, val_rows, train_tok, val_tok, systems, checks)
 
 
-def _trainer_arguments(cfg: Config, model, bf16: bool, n_train: int):
+def _trainer_arguments(cfg: Config, model, bf16: bool, n_train: int, report_to: list[str]):
     """TRL's SFTConfig as sftflow sets it (module docstring), then the distributed settings, then
     the user's train.extra; and the batch plan it implies."""
     from trl import SFTConfig
@@ -323,7 +324,7 @@ def _trainer_arguments(cfg: Config, model, bf16: bool, n_train: int):
         padding_free=t.padding_free,
         gradient_checkpointing=t.gradient_checkpointing or t.method == "qlora",
         gradient_checkpointing_kwargs={"use_reentrant": False},
-        report_to=report_to(cfg, run_dir),
+        report_to=report_to or "none",  # TensorBoard and MLflow come as callbacks (trackers.py)
         run_name=cfg.name,  # one name in every tracker (MLflow's run, W&B's run)
         logging_nan_inf_filter=False,  # a NaN must surface (and stop the run), not be averaged away
         use_cpu=use_cpu,
@@ -369,27 +370,6 @@ def _run_info(cfg: Config, trainer, splits: Splits, plan: dict, bf16: bool, log)
         "guardrail_warnings": splits.checks,
         "system_prompt": splits.systems,  # serve, chat and eval add the default to conversations without one
     }
-
-
-def report_to(cfg: Config, run_dir: Path) -> list[str]:
-    """Experiment trackers: TensorBoard logs in the run dir, MLflow in a file store there (no server),
-    W&B in runs/NAME/wandb (trackers.py)."""
-    import importlib.util
-    import os
-
-    from sftflow.train.trackers import INSTALL
-
-    targets = list(cfg.train.report_to)
-    for name in targets:
-        if importlib.util.find_spec(name) is None:
-            raise SftflowError(f"train.report_to: {name} is not installed; {INSTALL[name]} (or remove it)")
-    if "mlflow" in targets:
-        os.environ.setdefault("MLFLOW_TRACKING_URI", (run_dir / "mlruns").resolve().as_uri())
-        os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", cfg.name)
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 prefers a database; a folder is enough
-    if "tensorboard" in targets:
-        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run_dir / "tensorboard"))
-    return targets
 
 
 def data_fingerprint(data_dir: Path) -> str:
@@ -675,7 +655,11 @@ def _start_point(trainer, run_dir: Path, resume: bool, info: dict, main: bool, l
 
 
 def _stop_on_bad_loss(trainer, run_dir: Path) -> None:
-    guard = next(c for c in trainer.callback_handler.callbacks if hasattr(c, "bad_loss"))
+    """A non-finite loss seen by the run's MetricsLog (found by its type: another callback may carry
+    an attribute of the same name) stops here, before the broken weights are saved."""
+    from sftflow.train.metrics_log import MetricsLog
+
+    guard = next(c for c in trainer.callback_handler.callbacks if isinstance(c, MetricsLog))
     if guard.bad_loss is not None:
         step, value = guard.bad_loss
         ckpts = _checkpoints(run_dir)
