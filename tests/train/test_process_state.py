@@ -5,7 +5,6 @@ None of these tests trains a model."""
 
 import os
 import warnings
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
