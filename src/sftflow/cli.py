@@ -383,45 +383,40 @@ def report(config: Path = ConfigArg):
         _gates(PipelineResult(cfg.run_dir, report=path, failed=failed))
 
 
-@app.command()
+def _export_formats() -> list[str]:
+    from sftflow.model.export import EXPORTERS
+
+    return [e.name for e in EXPORTERS]
+
+
+def _export_help() -> str:
+    """`export --help`, from the exporters registry (a light module: no torch), so a new format shows there."""
+    from sftflow.model.export import EXPORTERS
+
+    formats = "\n\n".join(f"{e.name}: {e.writes}" for e in EXPORTERS)
+    return ("Export the trained model in one of these formats (--format):\n\n" + formats
+            + "\n\nExample: sftflow export quickstart/sftflow.yaml --format merged --out merged-model"
+            "\n\nExample: sftflow export quickstart/sftflow.yaml --format gguf --quantize q8_0 --out gguf-model")
+
+
+@app.command(help=_export_help())
 def export(
     config: Path = ConfigArg,
     out: Path = typer.Option(..., "--out", help="folder for the exported model"),
-    merge: bool = typer.Option(False, "--merge", help="fold the LoRA adapter into the base weights"),
-    fmt: str = typer.Option("hf", "--format", help="hf (Hugging Face folder) or gguf (llama.cpp, Ollama, LM Studio)"),
+    merge: bool = typer.Option(False, "--merge", help="hf: fold the LoRA adapter into the base weights (= --format merged)"),
+    fmt: str = typer.Option("hf", "--format", help="what to write: " + ", ".join(_export_formats())),
     quantize: str = typer.Option("f16", "--quantize", help="GGUF weights: f16, q8_0 or q4_k_m"),
     verify: int = typer.Option(5, "--verify", min=0, help="GGUF: compare greedy answers with the HF model on N test prompts"),
 ):
-    """Export the trained model: the adapter as is, merged into a standalone model (--merge),
-    or as one GGUF file with an Ollama Modelfile (--format gguf; needs pip install 'sftflow[gguf]').
-
-    Example: sftflow export quickstart/sftflow.yaml --merge --out merged-model
-
-    Example: sftflow export quickstart/sftflow.yaml --format gguf --quantize q8_0 --out gguf-model
-    """
     with user_errors(config, "export"):
-        if fmt not in ("hf", "gguf"):
-            raise SftflowError(f"--format {fmt}: choose hf or gguf")
-        if fmt == "hf" and quantize != "f16":
-            raise SftflowError("--quantize applies to --format gguf only")
-        if fmt == "gguf":
-            from sftflow.model.gguf import export_gguf, require_extra
+        from sftflow.model.export import ExportOptions, check_options, find_exporter
 
-            require_extra()  # before the config's model loads: a missing extra is the first thing said
-            cfg = _load(config, model_code=True)
-            result = export_gguf(cfg, out, quantize_to=quantize, n_verify=verify, log=log)
-            if result.get("prompts"):
-                log(f"llama.cpp gave the Hugging Face model's greedy answer on {result['identical']} of "
-                    f"{result['prompts']} test prompts and its tokenizer the same prompt tokens on "
-                    f"{result['tokenizer_identical']} (each answer: {out / 'verify.json'})")
-            log(f"exported GGUF: {out / 'model.gguf'}; Ollama: cd {out} && ollama create NAME -f Modelfile")
-            return
-        from sftflow.model.export import export_model
-
-        cfg = _load(config, model_code=True)
-        path = export_model(cfg.run_dir, cfg.model_path(), out, merge=merge, method=cfg.train.method,
-                            trust_remote_code=cfg.model.trust_remote_code)
-        log(f"exported {'merged model' if merge else 'model'}: {path}")
+        exporter = find_exporter(fmt)
+        options = ExportOptions(merge=merge, quantize=quantize, verify=verify)
+        check_options(exporter, options)
+        if exporter.require is not None:
+            exporter.require()  # before the config's model loads: a missing extra is the first thing said
+        log(exporter.run(_load(config, model_code=True), out, options, log))
 
 
 @app.command()
