@@ -310,8 +310,9 @@ def test_the_registry_carries_each_metrics_facts_and_its_readers_ask_it():
     import sftflow.eval.metrics as metrics
     import sftflow.eval.present as present
     import sftflow.eval.report as report
+    from sftflow.eval.charts import metric_panels
     from sftflow.eval.present import is_exact_task
-    from sftflow.eval.report import metric_panels, metric_rows
+    from sftflow.eval.report import metric_rows
     from sftflow.task_metrics import METRICS, first_metric, lower_is_better
 
     for module, table in [(present, "LOWER_IS_BETTER"), (present, "EXACT_TASK_METRICS"), (gates, "TASK_GAIN_METRICS"),
