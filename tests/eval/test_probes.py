@@ -205,7 +205,7 @@ def test_model_tuned_to_shout_fails_the_tone_probe(tiny_model_dir, tmp_path):
     from sftflow.eval.generate import generate
     from sftflow.io import write_jsonl
     from sftflow.model.corpus import general_corpus
-    from sftflow.model.load import load_model, load_tokenizer, load_tuned
+    from sftflow.model.load import load_chat, load_model, load_tuned
     from sftflow.model.tiny import one_torch_thread
     from sftflow.train.trainer import train
 
@@ -225,11 +225,11 @@ def test_model_tuned_to_shout_fails_the_tone_probe(tiny_model_dir, tmp_path):
     prompts = [[{"role": "user", "content": p["prompt"]}] for p in probes]
     with one_torch_thread():
         train(cfg, log=lambda m: None)
-        tuned, tok = load_tuned(cfg.run_dir, str(tiny_model_dir), method="full")
-        tuned_out = generate(tuned, tok, prompts, max_new_tokens=32)
-        base_tok = load_tokenizer(str(cfg.run_dir / "model"), padding_side="left")
-        base = load_model(str(tiny_model_dir), base_tok, method="full").eval()
-        base_out = generate(base, base_tok, prompts, max_new_tokens=32)
+        tuned, template = load_tuned(cfg.run_dir, str(tiny_model_dir), method="full")
+        tuned_out = generate(tuned, template, prompts, max_new_tokens=32)
+        base_template = load_chat(str(cfg.run_dir / "model"), padding_side="left")
+        base = load_model(str(tiny_model_dir), base_template, method="full").eval()
+        base_out = generate(base, base_template, prompts, max_new_tokens=32)
 
     shouting = compare_probes(probes, base_out, tuned_out)
     assert shouting["failed_by_check"]["tone"] >= len(probes) - 1, json.dumps(shouting["results"], indent=1)

@@ -60,7 +60,8 @@ def export_model(run_dir: Path, base_path: str, out_dir: Path, *, merge: bool, m
         )
     from sftflow.model.load import load_tuned
 
-    model, tok = load_tuned(run_dir, base_path, method="lora", trust_remote_code=trust_remote_code)
+    model, chat = load_tuned(run_dir, base_path, method="lora", trust_remote_code=trust_remote_code)
+    tok = chat.tokenizer
     model.save_pretrained(str(out_dir), safe_serialization=True)  # with generation_config.json (its stop tokens)
     model.generation_config.save_pretrained(str(out_dir))  # also for a model class that does not save it itself
     tok.padding_side = "right"

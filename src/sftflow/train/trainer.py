@@ -39,10 +39,11 @@ from sftflow.train.distributed import is_main_process, trainer_settings, world_s
 from sftflow.train.trackers import finish_wandb, start_wandb, trainer_trackers
 
 
-def tokenize_split(tokenizer, records: list[dict], max_length: int, reasoning: bool | str = True) -> tuple[list[dict], dict]:
+def tokenize_split(chat, records: list[dict], max_length: int, reasoning: bool | str = True) -> tuple[list[dict], dict]:
+    """Rows tokenized with the answer-only mask (`chat`: the tokenizer's ChatTemplate) and what was cut."""
     rows, truncated, empty, lengths = [], 0, 0, []
     for r in records:
-        t = tokenize_record(tokenizer, r, max_length, reasoning)
+        t = tokenize_record(chat, r, max_length, reasoning)
         lengths.append(t.full_length)
         if not any(t.assistant_masks):
             empty += 1  # truncation cut every answer token: nothing to learn, counted and reported
@@ -169,20 +170,20 @@ def build_trainer(cfg: Config, log=print, strict: bool = False):
     train_records, val_records = _read_splits(cfg)
     set_seed(t.seed)
     bf16 = bf16_supported() if t.bf16 == "auto" else bool(t.bf16)
-    model, tokenizer, memory_note = _load_model(cfg, bf16, log)
-    splits = _tokenize_splits(cfg, tokenizer, train_records, val_records, strict, log)
+    model, chat, memory_note = _load_model(cfg, bf16, log)
+    splits = _tokenize_splits(cfg, chat, train_records, val_records, strict, log)
     report_to, trackers = trainer_trackers(cfg, cfg.run_dir)
     args, plan = _trainer_arguments(cfg, model, bf16, len(splits.train_rows), report_to)
     # Padding-free rows are only isolated under SDPA/eager when the model sees position_ids
     # and no attention mask, and with the KV cache off (DESIGN.md).
     model.config.use_cache = False
-    new_token_ids = tokenizer.sftflow_added_token_ids
+    new_token_ids = chat.added_token_ids
     trainer = SFTTrainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(splits.train_rows),
         eval_dataset=Dataset.from_list(splits.val_rows),
-        processing_class=tokenizer,
+        processing_class=chat.tokenizer,
         peft_config=peft_config(cfg, new_token_ids, model) if t.method in ("lora", "qlora") else None,
         callbacks=_callbacks(cfg.run_dir, t.early_stopping_patience, splits.total_tokens / plan["steps_per_epoch"],
                              trackers, log),
@@ -207,19 +208,20 @@ def _read_splits(cfg: Config) -> tuple[list[dict], list[dict]]:
 
 
 def _load_model(cfg: Config, bf16: bool, log):
-    """Tokenizer (right padding, sftflow's chat template where the model has none) and model, made
-    ready for the method: packed attention for padding-free rows, the QLoRA preparation."""
-    from sftflow.model.load import load_model, load_tokenizer
+    """Model and ChatTemplate (its tokenizer: right padding, sftflow's chat template where the model has
+    none), made ready for the method: packed attention for padding-free rows, the QLoRA preparation."""
+    from sftflow.model.load import load_chat, load_model
 
     t = cfg.train
     model_path = cfg.model_path()
     template = str(cfg.path(cfg.model.chat_template)) if cfg.model.chat_template else None
-    tokenizer = load_tokenizer(model_path, chat_template=template, revision=cfg.model.revision,
-                               trust_remote_code=cfg.model.trust_remote_code, padding_side="right",
-                               template_date=cfg.model.template_date)
-    model = load_model(model_path, tokenizer, method=t.method, bf16=bf16, revision=cfg.model.revision,
+    chat = load_chat(model_path, chat_template=template, revision=cfg.model.revision,
+                     trust_remote_code=cfg.model.trust_remote_code, padding_side="right",
+                     template_date=cfg.model.template_date)
+    tokenizer = chat.tokenizer
+    model = load_model(model_path, chat, method=t.method, bf16=bf16, revision=cfg.model.revision,
                        trust_remote_code=cfg.model.trust_remote_code, attention=cfg.model.attention)
-    new_token_ids = tokenizer.sftflow_added_token_ids
+    new_token_ids = chat.added_token_ids
     if new_token_ids and t.method in ("lora", "qlora"):
         added = ", ".join(tokenizer.convert_ids_to_tokens(new_token_ids))
         tied = " (its tied head is untied)" if getattr(model.config, "tie_word_embeddings", False) else ""
@@ -250,24 +252,24 @@ def _load_model(cfg: Config, bf16: bool, log):
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False}
         )
-    return model, tokenizer, memory_note
+    return model, chat, memory_note
 
 
-def _tokenize_splits(cfg: Config, tokenizer, train_records: list[dict], val_records: list[dict], strict: bool,
+def _tokenize_splits(cfg: Config, chat, train_records: list[dict], val_records: list[dict], strict: bool,
                      log) -> Splits:
     """Tokenize with the answer-only mask, say what was cut or folded, and run the data guardrails
     (under --strict the settings warnings, already shown at config load, count as failures too)."""
     from sftflow.config import guardrail_warnings
     from sftflow.model.system_prompt import describe, system_prompts
-    from sftflow.model.system_role import FOLD_NOTE, refuses_system
+    from sftflow.model.system_role import FOLD_NOTE
     from sftflow.train.guardrails import data_warnings, enforce, hardware_warnings
 
     t = cfg.train
     keep_reasoning = t.reasoning  # keep, drop, or template (refuse what the template would drop)
     with phase(f"train: tokenizing {len(train_records) + len(val_records):,} train and val examples"):
-        train_rows, train_tok = tokenize_split(tokenizer, train_records, t.max_length, keep_reasoning)
-        val_rows, val_tok = tokenize_split(tokenizer, val_records, t.max_length, keep_reasoning)
-    if refuses_system(tokenizer):
+        train_rows, train_tok = tokenize_split(chat, train_records, t.max_length, keep_reasoning)
+        val_rows, val_tok = tokenize_split(chat, val_records, t.max_length, keep_reasoning)
+    if chat.refuses_system:
         log(f"train: {FOLD_NOTE}")
     systems = system_prompts(train_records, cfg.data.system_prompt)
     if describe(systems):
