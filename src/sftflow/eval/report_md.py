@@ -25,7 +25,7 @@ def _cell(text) -> str:
 
 MD_TEMPLATE = """# sftflow report · {{ name }} · {{ badge }}
 
-**{{ badge }}. Verdict: {{ headline }}**
+**Verdict: {{ headline }}**
 
 Evaluated on {{ metrics.test_examples }} held-out test examples only (never trained on).
 
