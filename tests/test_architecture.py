@@ -178,3 +178,19 @@ def test_no_environment_write_outside_the_cli_entry():
             if (module, function) not in ENTRY and (module, None) not in ENTRY:
                 found.append(f"{path.relative_to(SRC.parent)}:{line} (in {function or 'the module'})")
     assert found == [], "os.environ written outside cli.main: " + ", ".join(found)
+
+
+def test_no_sftflow_values_ride_on_library_objects():
+    """Facts about a tokenizer's template live in model/chat_template.py's ChatTemplate, passed as an
+    argument; none is stored as an extra attribute (`tok._sftflow_*`, `tok.sftflow_*`) for others to read."""
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets = n.targets if isinstance(n, ast.Assign) else [n.target] if isinstance(n, ast.AugAssign | ast.AnnAssign) else []
+            for t in targets:
+                if isinstance(t, ast.Attribute) and t.attr.lstrip("_").startswith("sftflow"):
+                    found.append(f"{path.relative_to(SRC.parent)}:{n.lineno} .{t.attr}")
+            if (isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "setattr" and len(n.args) > 1
+                    and isinstance(n.args[1], ast.Constant) and str(n.args[1].value).lstrip("_").startswith("sftflow")):
+                found.append(f"{path.relative_to(SRC.parent)}:{n.lineno} setattr {n.args[1].value}")
+    assert found == []
