@@ -44,25 +44,25 @@ def main() -> int:
     import torch
 
     from sftflow.eval.generate import generate
-    from sftflow.model.load import load_model, load_tokenizer
+    from sftflow.model.load import load_chat, load_model
     from sftflow.model.tiny import build_tiny_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         path = build_tiny_model(f"{tmp}/tiny", log=lambda m: None)
-        tok = load_tokenizer(str(path), padding_side="left")
-        model = load_model(str(path), tok, method="full").eval()
+        template = load_chat(str(path), padding_side="left")
+        model = load_model(str(path), template, method="full").eval()
     chats = prompts(args.prompts)
-    generate(model, tok, chats[:4], max_new_tokens=4, batch_size=4)  # warm-up: first-call overheads
+    generate(model, template, chats[:4], max_new_tokens=4, batch_size=4)  # warm-up: first-call overheads
 
     t_batched, t_single = float("inf"), float("inf")
     for _ in range(args.repeat):
         t0 = time.perf_counter()
-        batched = generate(model, tok, chats, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+        batched = generate(model, template, chats, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
         t_batched = min(t_batched, time.perf_counter() - t0)
         t0 = time.perf_counter()
-        single = [generate(model, tok, [c], max_new_tokens=args.max_new_tokens, batch_size=1)[0] for c in chats]
+        single = [generate(model, template, [c], max_new_tokens=args.max_new_tokens, batch_size=1)[0] for c in chats]
         t_single = min(t_single, time.perf_counter() - t0)
 
     same = sum(a == b for a, b in zip(batched, single, strict=True))

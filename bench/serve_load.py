@@ -115,8 +115,8 @@ def start_server(run_dir: Path, *, threads: int | None = None, max_batch: int = 
     from sftflow.web import bind, url_of, uvicorn_server
 
     run = resolve_run(run_dir)
-    model, tok = load_run(run, threads=threads)
-    engine = Engine(model, tok, max_batch=max_batch, batch_wait_ms=batch_wait_ms).start()
+    model, template = load_run(run, threads=threads)
+    engine = Engine(model, template, max_batch=max_batch, batch_wait_ms=batch_wait_ms).start()
     sock = bind("127.0.0.1", 0)
     server = uvicorn_server(create_app(engine, run.name), sock)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -239,7 +239,7 @@ def sftflow_trainer(spec: dict, overrides: dict, out_dir: Path):
     return trainer
 
 
-def answer_loss(model, tokenizer, records: list[dict]) -> float:
+def answer_loss(model, template, records: list[dict]) -> float:
     """Mean loss over answer tokens (sftflow's mask), one example at a time in fp32: the same
     yardstick for every variant, whatever its own eval batching or precision."""
     import torch
@@ -251,7 +251,7 @@ def answer_loss(model, tokenizer, records: list[dict]) -> float:
     total, count = 0.0, 0
     with torch.no_grad():
         for r in records:
-            t = tokenize_record(tokenizer, r, 1024)
+            t = tokenize_record(template, r, 1024)
             ids = torch.tensor([t.input_ids], device=model.device)
             logits = model(input_ids=ids, use_cache=False).logits[0, :-1].float()
             mask = torch.tensor(t.assistant_masks[1:], dtype=torch.bool, device=model.device)
@@ -267,7 +267,7 @@ def run_child(spec: dict) -> dict:
     from transformers import TrainerCallback
 
     from sftflow.io import read_jsonl
-    from sftflow.model.load import load_tokenizer
+    from sftflow.model.load import load_chat
 
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
@@ -333,7 +333,7 @@ def run_child(spec: dict) -> dict:
             raise RuntimeError(f"only {len(meter['losses'])} steps; need more than --warmup {spec['warmup']}")
         t0, cpu0, tok0, slots0, coll0 = meter["mark"]
         tokens, slots = meter["tokens"] - tok0, meter["slots"] - slots0
-        tokenizer = load_tokenizer(spec["model_dir"])
+        template = load_chat(spec["model_dir"])
         val = list(read_jsonl(Path(spec["data_dir"]) / "val.jsonl"))
         tail = meter["losses"][-max(1, len(meter["losses"]) // 4):]
         result = {
@@ -349,7 +349,7 @@ def run_child(spec: dict) -> dict:
             "collate_seconds": meter["collate_s"] - coll0,
             "after_last_step_seconds": end - meter["last_step_end"],  # sftflow: final eval, save, best reload
             "final_train_loss": sum(tail) / len(tail),
-            "final_val_loss": answer_loss(trainer.model, tokenizer, val),
+            "final_val_loss": answer_loss(trainer.model, template, val),
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "torch_threads": torch.get_num_threads(),
         }

@@ -122,3 +122,76 @@ def test_the_low_floor_imports_no_stage():
     graph = import_graph()
     found = {node: sorted(graph[node] & STAGE_NODES) for node in LOW_FLOOR}
     assert found == {node: [] for node in LOW_FLOOR}
+
+
+ENV_WRITERS = {"setdefault", "update", "pop", "popitem", "clear", "__setitem__", "__delitem__"}
+ENTRY = {("sftflow.cli", "main"), ("sftflow.__main__", None)}  # where the environment may be set
+
+
+def _is_environ(node: ast.AST) -> bool:
+    """`os.environ` (or `environ` imported from os)."""
+    return (isinstance(node, ast.Attribute) and node.attr == "environ" and isinstance(node.value, ast.Name)
+            and node.value.id == "os") or (isinstance(node, ast.Name) and node.id == "environ")
+
+
+def environment_writes(tree: ast.AST) -> list[tuple[int, str | None]]:
+    """(line, enclosing top-level function or None) of every write to the process environment:
+    `os.environ[k] = v`, `del os.environ[k]`, `os.environ.setdefault/update/pop/...`, `os.putenv/unsetenv`."""
+    found = []
+
+    def visit(node: ast.AST, function: str | None) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = function
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) and function is None:
+                inner = child.name
+            targets = []
+            if isinstance(child, ast.Assign | ast.Delete):
+                targets = child.targets
+            elif isinstance(child, ast.AugAssign | ast.AnnAssign):
+                targets = [child.target]
+            if any(isinstance(t, ast.Subscript) and _is_environ(t.value) for t in targets):
+                found.append((child.lineno, function))
+            if isinstance(child, ast.Call) and isinstance(child.func, ast.Attribute):
+                f = child.func
+                if (f.attr in ENV_WRITERS and _is_environ(f.value)) or (
+                        f.attr in ("putenv", "unsetenv") and isinstance(f.value, ast.Name) and f.value.id == "os"):
+                    found.append((child.lineno, function))
+            visit(child, inner)
+
+    visit(tree, None)
+    return found
+
+
+def test_the_environment_write_finder_finds_each_kind():
+    source = ("import os\nos.environ['A'] = '1'\ndef f():\n    os.environ.setdefault('B', '1')\n"
+              "    os.environ.update(C='1')\n    os.environ.pop('D', None)\n    os.putenv('E', '1')\n"
+              "    del os.environ['F']\n    x = os.environ.get('G')\n    env = {**os.environ}\n")
+    assert environment_writes(ast.parse(source)) == [(2, None), (4, "f"), (5, "f"), (6, "f"), (7, "f"), (8, "f")]
+
+
+def test_no_environment_write_outside_the_cli_entry():
+    """Settings travel as arguments; the environment is set at the entry point only (cli.main), so no
+    library call changes what the rest of the process (or a caller's code) sees."""
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        module = _module_of(path)
+        for line, function in environment_writes(ast.parse(path.read_text(encoding="utf-8"))):
+            if (module, function) not in ENTRY and (module, None) not in ENTRY:
+                found.append(f"{path.relative_to(SRC.parent)}:{line} (in {function or 'the module'})")
+    assert found == [], "os.environ written outside cli.main: " + ", ".join(found)
+
+
+def test_no_sftflow_values_ride_on_library_objects():
+    """Facts about a tokenizer's template live in model/chat_template.py's ChatTemplate, passed as an
+    argument; none is stored as an extra attribute (`tok._sftflow_*`, `tok.sftflow_*`) for others to read."""
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets = n.targets if isinstance(n, ast.Assign) else [n.target] if isinstance(n, ast.AugAssign | ast.AnnAssign) else []
+            for t in targets:
+                if isinstance(t, ast.Attribute) and t.attr.lstrip("_").startswith("sftflow"):
+                    found.append(f"{path.relative_to(SRC.parent)}:{n.lineno} .{t.attr}")
+            if (isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "setattr" and len(n.args) > 1
+                    and isinstance(n.args[1], ast.Constant) and str(n.args[1].value).lstrip("_").startswith("sftflow")):
+                found.append(f"{path.relative_to(SRC.parent)}:{n.lineno} setattr {n.args[1].value}")
+    assert found == []

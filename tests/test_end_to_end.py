@@ -184,10 +184,10 @@ def test_qlora_on_cpu_with_unaligned_widths_fails_clearly(project, tmp_path):
     import torch
 
     from sftflow.errors import SftflowError
-    from sftflow.model.load import load_model, load_tokenizer
+    from sftflow.model.load import load_chat, load_model
 
     if torch.cuda.is_available():
         pytest.skip("the GPU kernels accept any width")
-    tok = load_tokenizer(str(project / "tiny-model"))
+    template = load_chat(str(project / "tiny-model"))
     with pytest.raises(SftflowError, match=r"layer .* is 160 wide, not a multiple of 64"):
-        load_model(str(project / "tiny-model"), tok, method="qlora")
+        load_model(str(project / "tiny-model"), template, method="qlora")

@@ -107,17 +107,18 @@ def test_pad_is_a_token_the_tokenizer_has_apart_from_eos_and_the_end_of_turn_is_
     from transformers import AutoTokenizer
 
     from sftflow.model.chat import tokenize_chat
-    from sftflow.model.load import load_tokenizer
+    from sftflow.model.load import load_chat
 
     raw = AutoTokenizer.from_pretrained(smollm2_folder)
     assert raw.pad_token == raw.eos_token == "<|im_end|>"  # the quirk
-    tok = load_tokenizer(str(smollm2_folder))
+    template = load_chat(str(smollm2_folder))
+    tok = template.tokenizer
     assert tok.pad_token != tok.eos_token and tok.pad_token in raw.get_vocab() and len(tok) == len(raw)
     assert tok.pad_token_id != tok.convert_tokens_to_ids("<|im_end|>")
 
     chat = [{"role": "user", "content": "Turn this ticket into JSON: my laptop broke"},
             {"role": "assistant", "content": '{"intent": "technical_issue"}'}]
-    enc = tokenize_chat(tok, chat)
+    enc = tokenize_chat(template, chat)
     trained = [t for t, m in zip(enc.input_ids, enc.assistant_masks, strict=True) if m]
     assert tok.decode(trained) == '{"intent": "technical_issue"}<|im_end|>'  # the answer and its end of turn
     text = tok.decode(enc.input_ids)

@@ -84,8 +84,8 @@ def test_the_served_model_answers_with_tool_calls_the_openai_client_parses(proje
     make_data = _make_data()
     torch.set_num_threads(1)
     run = resolve_run(root / "runs" / "tools")
-    model, tok = load_run(run)
-    engine = Engine(model, tok, max_batch=4).start()
+    model, template = load_run(run)
+    engine = Engine(model, template, max_batch=4).start()
     app = create_app(engine, run.name, limits=Limits(max_tokens=64), system_prompt=run.system_prompt)
     try:
         with live_server(app) as url:

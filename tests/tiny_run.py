@@ -48,7 +48,7 @@ def make_run(root: Path, tiny_model_dir: Path, *, method: str = "lora", evaluate
 
     from sftflow.config import dump_config, load_config
     from sftflow.io import atomic_write_text, write_jsonl
-    from sftflow.model.load import load_model, load_tokenizer
+    from sftflow.model.load import load_chat, load_model
 
     root.mkdir(parents=True, exist_ok=True)
     shutil.copytree(tiny_model_dir, root / "tiny-model", dirs_exist_ok=True)
@@ -66,15 +66,16 @@ def make_run(root: Path, tiny_model_dir: Path, *, method: str = "lora", evaluate
     cfg = load_config(root / "sftflow.yaml")
     run_dir = cfg.run_dir
     model_dir = run_dir / "model"
-    tok = load_tokenizer(cfg.model_path())
-    model = load_model(cfg.model_path(), tok, method="full")
+    template = load_chat(cfg.model_path())
+    tok = template.tokenizer
+    model = load_model(cfg.model_path(), template, method="full")
     torch.manual_seed(0)
     if method == "lora":
         from peft import get_peft_model
 
         from sftflow.train.trainer import peft_config
 
-        model = get_peft_model(model, peft_config(cfg, tok.sftflow_added_token_ids))
+        model = get_peft_model(model, peft_config(cfg, template.added_token_ids))
         with torch.no_grad():
             for name, p in model.named_parameters():
                 if "lora_B" in name:

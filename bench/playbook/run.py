@@ -732,13 +732,13 @@ def claim_padding(b: Bench, out: Path) -> dict:
     from sftflow.model.load import load_tuned
 
     r = b.run("full-lr0.001", train={"learning_rate": 1e-3}, forgetting=True)  # cached from claim 2 when run
-    model, tok = load_tuned(Path(r["run_dir"]), str(b.model), method="full")
+    model, template = load_tuned(Path(r["run_dir"]), str(b.model), method="full")
     prompts = [prompt_messages(x) for x in b.test_records]
     refs = [x["messages"][-1]["content"] for x in b.test_records]
     n = b.s["max_new_tokens"]
-    outs = {"one at a time": generate(model, tok, prompts, max_new_tokens=n, batch_size=1),
-            "left-padded batches (sftflow)": generate(model, tok, prompts, max_new_tokens=n, batch_size=16),
-            "right-padded batches": generate(model, tok, prompts, max_new_tokens=n, batch_size=16,
+    outs = {"one at a time": generate(model, template, prompts, max_new_tokens=n, batch_size=1),
+            "left-padded batches (sftflow)": generate(model, template, prompts, max_new_tokens=n, batch_size=16),
+            "right-padded batches": generate(model, template, prompts, max_new_tokens=n, batch_size=16,
                                              padding_side="right")}
     scores = {k: mean([json_field_accuracy(o, ref) for o, ref in zip(v, refs, strict=True)]) for k, v in outs.items()}
     ems = {k: mean([exact_match(o, ref) for o, ref in zip(v, refs, strict=True)]) for k, v in outs.items()}

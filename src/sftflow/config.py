@@ -585,26 +585,37 @@ def full_risky_lr(cfg: Config) -> tuple[float, str]:
     return FULL_RISKY_SHARE * own, f" (a tenth of this model's pre-training learning rate {own:g})"
 
 
-def guardrail_warnings(cfg: Config) -> list[str]:
-    """Risky settings that practice says hurt: warned about, not forbidden."""
+class TrainingGuardrail(SftflowWarning):
+    """A risky training setting: the commands that train show it (`--strict` makes it an error)."""
+
+
+class RemoteCodeGuardrail(TrainingGuardrail):
+    """model.trust_remote_code: the commands that run the model's code show it, as well as those that train."""
+
+
+def guardrail_warnings(cfg: Config) -> list[TrainingGuardrail]:
+    """Risky settings that practice says hurt: warned about, not forbidden. Typed, so that each command
+    shows the ones that concern it (cli.py) without reading their text."""
     t = cfg.train
     out = []
     risky, why = full_risky_lr(cfg) if t.method == "full" else (FULL_RISKY_LR, "")
     if t.method == "full" and t.lr > risky:
-        out.append(
+        out.append(TrainingGuardrail(
             f"train.learning_rate {t.lr:g} > {risky:g}{why} in full fine-tuning tends to erase what the base model knew"
-        )
+        ))
     if t.epochs > 3:
-        out.append(f"train.epochs {t.epochs:g} > 3 usually overfits small SFT sets; early stopping is on guard")
+        out.append(TrainingGuardrail(f"train.epochs {t.epochs:g} > 3 usually overfits small SFT sets; early stopping "
+                                     "is on guard"))
     if t.method != "full" and not 1e-5 <= t.lr <= 5e-4:
-        out.append(f"train.learning_rate {t.lr:g} is far from the usual LoRA range 1e-5 to 5e-4 (default 2e-4)")
+        out.append(TrainingGuardrail(f"train.learning_rate {t.lr:g} is far from the usual LoRA range 1e-5 to 5e-4 "
+                                     "(default 2e-4)"))
     if cfg.model.trust_remote_code:
-        out.append("model.trust_remote_code: true runs the Python code that comes with the model on this machine; "
-                   "use it only for a model you trust, and pin model.revision")
+        out.append(RemoteCodeGuardrail("model.trust_remote_code: true runs the Python code that comes with the model on "
+                                       "this machine; use it only for a model you trust, and pin model.revision"))
     effective = t.batch_size * t.grad_accum
     if not 4 <= effective <= 32:
-        out.append(f"effective batch {effective} (batch_size x grad_accum) is outside the usual 4-32: "
-                   "noisy steps below, few updates above")
+        out.append(TrainingGuardrail(f"effective batch {effective} (batch_size x grad_accum) is outside the usual 4-32: "
+                                     "noisy steps below, few updates above"))
     return out
 
 
@@ -682,7 +693,7 @@ def parse_config(data: Any, source: str = "config", root: Path | None = None) ->
         raise SftflowError(format_validation_error(err, source)) from err
     cfg._root = (root or Path(".")).resolve()
     for w in guardrail_warnings(cfg):
-        warnings.warn(w, SftflowWarning, stacklevel=2)
+        warnings.warn(w, stacklevel=2)
     return cfg
 
 

@@ -3,7 +3,7 @@
     sftflow init my-project --model Qwen/Qwen2.5-0.5B-Instruct --data questions.csv
     sftflow prepare my-project/sftflow.yaml && sftflow run my-project/sftflow.yaml
 
-Each file is read as `prepare` will read it (data/load.py, formats.py, the model's tokenizer and
+Each file is read as `prepare` will read it (data/read/, formats.py, the model's tokenizer and
 chat template through data/rows.py), and the config written suits that data and that model:
 - each file's format, and a `mapping` when its columns name no format (question,answer → prompt,
   completion: formats.guess_mapping, the same guess a reject reason offers);
@@ -194,7 +194,7 @@ def write_data_project(directory: str | Path, model: str, data: list[Path], *, m
     }
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write_text(config_path, commented_yaml(config))
-    return DataProject(config_path, _first_example(processor.tokenizer, files[0].records[0]))
+    return DataProject(config_path, _first_example(processor.chat, files[0].records[0]))
 
 
 def _general_mix(directory: Path, processor, log) -> tuple[dict, FileRead]:
@@ -225,13 +225,14 @@ def _answers(files: list[FileRead], tok) -> tuple[list[str], str, int]:
     return metrics, why, longest
 
 
-def _first_example(tok, record: dict) -> tuple:
-    """(header, highlighted text) of an example as training will see it: prepare --show's rendering."""
+def _first_example(chat, record: dict) -> tuple:
+    """(header, highlighted text) of an example as training will see it: prepare --show's rendering.
+    `chat`: the model's ChatTemplate."""
     from sftflow.data.show import highlight
     from sftflow.model.chat import tokenize_record
 
-    t = tokenize_record(tok, record)
+    t = tokenize_record(chat, record)
     src = record["source"]
     header = (f"── the first example as it will be trained: {src['file']}:{src['line']} ({src['format']}), "
               f"{len(t.input_ids)} tokens, {sum(t.assistant_masks)} trained")
-    return header, highlight(tok, record)
+    return header, highlight(chat, record)

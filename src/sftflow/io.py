@@ -1,6 +1,6 @@
 """Small file helpers: atomic writes (temp file + rename) so an interrupted stage never
 leaves a half-written output behind, JSONL reading with file:line errors, and CSV cells
-that spreadsheets show as text."""
+that spreadsheets show as text, and where sftflow's cache is."""
 
 from __future__ import annotations
 
@@ -11,6 +11,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from sftflow.errors import SftflowError
+
+
+def cache_root() -> Path:
+    """sftflow's cache (tiny model, converted GGUF models, offline wheels, llama.cpp's converter, logs of
+    commands run outside a project): `$SFTFLOW_CACHE`, default ~/.cache/sftflow."""
+    return Path(os.environ.get("SFTFLOW_CACHE") or Path.home() / ".cache" / "sftflow").expanduser()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -94,8 +100,3 @@ def display_path(path: str | Path, root: Path) -> str:
         return str(Path(path).resolve().relative_to(root.resolve()))
     except ValueError:
         return str(path)
-
-
-def cache_root() -> Path:
-    """sftflow's cache: `$SFTFLOW_CACHE`, default ~/.cache/sftflow (tiny model, converted models, logs)."""
-    return Path(os.environ.get("SFTFLOW_CACHE") or Path.home() / ".cache" / "sftflow").expanduser()

@@ -67,19 +67,30 @@ GENERAL_FILE = "general_chat.jsonl"
 # nor eval's held-out general text (seed 20_231). Mixing them in replays the kind of data the
 # base model learned, as mixing general instruction data does for a real LLM.
 GENERAL_SEED = 777
-GENERAL_PER_EXAMPLE = 1.5  # general conversations written per task example, see write_general_data
+GENERAL_PER_EXAMPLE = 1.5  # general conversations drawn per task example, see write_general_data
 
 
 def write_general_data(path: Path, n: float) -> int:
-    """n general conversations. The generator repeats itself, so prepare keeps about 45% of them
-    as distinct (1,000 of 2,000; ~1,330 of 3,000), and data.mix takes what its ratio needs: 1,043
-    at 40% of 1,564 task rows in train; the rest is recorded as unused."""
+    """The distinct conversations among n draws of the generator, each written once. The generator
+    repeats itself (3,000 draws hold ~1,380 distinct exchanges): writing every draw gave a file of
+    mostly duplicates for prepare to drop. Two draws are the same conversation when prepare's
+    duplicate key (data/dedup.py: case, spacing and punctuation aside) says their user and assistant
+    turns are (a system prompt alone does not make a new one); the first is kept, so the mix keeps
+    the generator's proportions. data.mix takes what its ratio needs from them (40% of
+    the task rows in train); the rest is recorded as unused."""
+    from sftflow.data.dedup import dedup_key
     from sftflow.io import write_jsonl
     from sftflow.model.corpus import general_corpus
 
     conversations, _ = general_corpus(n_conversations=round(n), seed=GENERAL_SEED)
-    write_jsonl(path, [{"messages": c} for c in conversations])
-    return len(conversations)
+    seen, distinct = set(), []
+    for c in conversations:
+        key = dedup_key({"messages": [m for m in c if m["role"] != "system"]})
+        if key not in seen:
+            seen.add(key)
+            distinct.append(c)
+    write_jsonl(path, [{"messages": c} for c in distinct])
+    return len(distinct)
 
 
 def write_quickstart_project(directory: str | Path, *, n: int = 2000, force: bool = False, log=print) -> Path:

@@ -100,7 +100,7 @@ def check_remote_code(run: Run, allowed: bool) -> None:
 
 
 def load_run(run: Run, *, threads: int | None = None, trust_remote_code: bool = False):
-    """The tuned model and its tokenizer (left padding, the training template).
+    """The tuned model and its ChatTemplate (its tokenizer: left padding, the training template).
     `trust_remote_code`: the user's permission (--trust-remote-code) for a run whose config asks for it."""
     import torch
 

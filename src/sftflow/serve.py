@@ -281,7 +281,7 @@ class _Api:
         tok = self.engine.tok
         tools, reading = self.tool_use(req)
         try:
-            text = render(tok, messages, add_generation_prompt=True, tools=tools)
+            text = render(self.engine.chat, messages, add_generation_prompt=True, tools=tools)
         except Exception as err:  # the template rejects this conversation (e.g. role order), or tools
             raise ApiError(400, f"the chat template cannot render these messages: {err}", param="messages") from err
         return tok(text + reading["prefix"], add_special_tokens=False)["input_ids"], reading
@@ -290,7 +290,7 @@ class _Api:
         """The tools to render and how to read the reply. `tool_choice` "none" renders no tools; "auto"
         (the default with tools) lets the model decide; "required" or a named function prefills the reply
         with the start of a call in the model's own syntax (read off its template: model/output.py)."""
-        from sftflow.model.output import call_prefix, call_syntax
+        from sftflow.model.output import call_prefix
 
         off = {"calls": False, "syntax": None, "prefix": ""}
         choice = req.tool_choice
@@ -301,7 +301,7 @@ class _Api:
         if choice == "none":
             return None, off
         tools = [t.model_dump(exclude_none=True) for t in req.tools]
-        syntax = call_syntax(self.engine.tok)
+        syntax = self.engine.chat.call_syntax
         prefix = ""
         if choice == "required" or isinstance(choice, _NamedToolChoice):
             name = choice.function.name if isinstance(choice, _NamedToolChoice) else None
@@ -565,8 +565,8 @@ def serve(run: Run, *, host: str, port: int, api_key: str | None, limits: Limits
                       + ("" if api_key else "; set --api-key (or SFTFLOW_API_KEY) to require a key"), SftflowWarning, stacklevel=2)
     sock = web.bind(host, port)
     t0 = time.time()
-    model, tok = load_run(run, threads=threads, trust_remote_code=trust_remote_code)
-    engine = Engine(model, tok, max_batch=max_batch, batch_wait_ms=batch_wait_ms).start()
+    model, chat = load_run(run, threads=threads, trust_remote_code=trust_remote_code)
+    engine = Engine(model, chat, max_batch=max_batch, batch_wait_ms=batch_wait_ms).start()
     app = create_app(engine, run.name, api_key=api_key, limits=limits, system_prompt=run.system_prompt)
     if run.system_prompt:
         log(f"serve: requests without a system message get the training data's: {preview(run.system_prompt)} "

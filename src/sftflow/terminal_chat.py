@@ -17,7 +17,8 @@ def chat(run: Run, *, system: str | None, temperature: float, top_p: float, max_
     """A conversation in the terminal, rendered with the run's template, answers streamed."""
     from sftflow.model.chat import render
 
-    model, tok = load_run(run, threads=threads, trust_remote_code=trust_remote_code)
+    model, chat = load_run(run, threads=threads, trust_remote_code=trust_remote_code)
+    tok = chat.tokenizer
     if system is None and run.system_prompt:
         system = run.system_prompt
         write(f"(system prompt from the training data: {preview(system)}; --system sets another)")
@@ -55,7 +56,7 @@ def chat(run: Run, *, system: str | None, temperature: float, top_p: float, max_
             write("(conversation cleared)")
             continue
         history.append({"role": "user", "content": line})
-        ids = tok(render(tok, history, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
+        ids = tok(render(chat, history, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
         if len(ids) >= context:
             history.pop()
             write(f"(the conversation is {len(ids)} tokens, over the model's {context}; /reset to start again)")
@@ -64,7 +65,7 @@ def chat(run: Run, *, system: str | None, temperature: float, top_p: float, max_
         write(f"{run.name}> ", end="", flush=True)
         req = GenRequest(prompt_ids=ids, max_tokens=min(max_tokens, context - len(ids)), on_event=on_event,
                          temperature=temperature, top_p=top_p, seed=seed, strip=True, reasoning=True)
-        decode_batch(model, tok, [req])
+        decode_batch(model, chat, [req])
         suffix = " [cut at max tokens]" if result.get("finish_reason") == "length" else ""
         write(suffix)
         history.append({"role": "assistant", "content": result.get("text", "")})

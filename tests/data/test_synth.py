@@ -309,13 +309,13 @@ def tiny_server(tiny_model_dir):
     import torch
 
     from sftflow.model.engine import Engine
-    from sftflow.model.load import load_model, load_tokenizer
+    from sftflow.model.load import load_chat, load_model
     from sftflow.serve import create_app
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    tok = load_tokenizer(str(tiny_model_dir), padding_side="left")
-    engine = Engine(load_model(str(tiny_model_dir), tok, method="full").eval(), tok, max_batch=4).start()
+    template = load_chat(str(tiny_model_dir), padding_side="left")
+    engine = Engine(load_model(str(tiny_model_dir), template, method="full").eval(), template, max_batch=4).start()
     try:
         with live_server(create_app(engine, "tiny", api_key="k")) as url:
             yield url + "/v1"

@@ -16,10 +16,10 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def model_and_tokenizer(tiny_model_dir):
-    from sftflow.model.load import load_model, load_tokenizer
+    from sftflow.model.load import load_chat, load_model
 
-    tok = load_tokenizer(str(tiny_model_dir), padding_side="left")
-    return load_model(str(tiny_model_dir), tok, method="full").eval(), tok
+    template = load_chat(str(tiny_model_dir), padding_side="left")
+    return load_model(str(tiny_model_dir), template, method="full").eval(), template
 
 
 def _prompts() -> list[list[dict]]:
@@ -40,29 +40,30 @@ def _prompts() -> list[list[dict]]:
 def test_batched_greedy_equals_one_at_a_time(model_and_tokenizer):
     from sftflow.eval.generate import generate
 
-    model, tok = model_and_tokenizer
+    model, template = model_and_tokenizer
+    tok = template.tokenizer
     prompts = _prompts()
-    single = [generate(model, tok, [p], max_new_tokens=24, batch_size=1)[0] for p in prompts]
+    single = [generate(model, template, [p], max_new_tokens=24, batch_size=1)[0] for p in prompts]
     assert len(set(single)) > len(prompts) // 2  # real, varied answers
     for batch_size in (5, len(prompts)):
-        assert generate(model, tok, prompts, max_new_tokens=24, batch_size=batch_size) == single
+        assert generate(model, template, prompts, max_new_tokens=24, batch_size=batch_size) == single
     assert tok.padding_side == "left"
 
 
 def test_greedy_answer_stops_at_eos(model_and_tokenizer):
     from sftflow.eval.generate import generate
 
-    model, tok = model_and_tokenizer
-    out = generate(model, tok, [[{"role": "user", "content": "Hello"}]], max_new_tokens=40)[0]
+    model, template = model_and_tokenizer
+    out = generate(model, template, [[{"role": "user", "content": "Hello"}]], max_new_tokens=40)[0]
     assert out.startswith("Hello!") and "<|im_end|>" not in out and "<|im_start|>" not in out
 
 
 def test_sampling_is_seeded(model_and_tokenizer):
     from sftflow.eval.generate import generate
 
-    model, tok = model_and_tokenizer
+    model, template = model_and_tokenizer
     prompts = [[{"role": "user", "content": "Tell me a story."}]] * 4
     kwargs = {"max_new_tokens": 16, "do_sample": True, "temperature": 1.5, "top_p": 1.0}
-    a = generate(model, tok, prompts, seed=1, **kwargs)
-    assert a == generate(model, tok, prompts, seed=1, **kwargs)
+    a = generate(model, template, prompts, seed=1, **kwargs)
+    assert a == generate(model, template, prompts, seed=1, **kwargs)
     assert len(set(a)) > 1  # rows of one batch draw different samples

@@ -149,9 +149,9 @@ def test_answer_perplexity_counts_answer_tokens_only(tiny_model_dir):
 
     from sftflow.eval.metrics import answer_perplexity
     from sftflow.model.chat import tokenize_chat
-    from sftflow.model.load import load_tokenizer
+    from sftflow.model.load import load_chat
 
-    tok = load_tokenizer(str(tiny_model_dir))
+    template = load_chat(str(tiny_model_dir))
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     records = [
         {"messages": [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hello! How can I help you today?"}]},
@@ -162,7 +162,7 @@ def test_answer_perplexity_counts_answer_tokens_only(tiny_model_dir):
     # by hand: NLL of each masked (answer) token given everything before it, summed over both examples
     nll, count = 0.0, 0
     for r in records:
-        t = tokenize_chat(tok, r["messages"])
+        t = tokenize_chat(template, r["messages"])
         ids = torch.tensor([t.input_ids])
         with torch.no_grad():
             logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
@@ -170,13 +170,13 @@ def test_answer_perplexity_counts_answer_tokens_only(tiny_model_dir):
             if t.assistant_masks[pos]:
                 nll -= logp[pos - 1, t.input_ids[pos]].item()
                 count += 1
-    out = answer_perplexity(model, tok, records, batch_size=2)  # padded batch: padding must not count
+    out = answer_perplexity(model, template, records, batch_size=2)  # padded batch: padding must not count
     assert out["answer_tokens"] == count
     assert out["perplexity"] == pytest.approx(math.exp(nll / count), rel=1e-4)
     assert out["ci95"][0] <= out["perplexity"] <= out["ci95"][1]
     # a longer prompt changes nothing about which tokens are scored
     longer = [{"messages": [{"role": "user", "content": "Hello there, how are you doing?"}, records[0]["messages"][1]]}]
-    assert answer_perplexity(model, tok, longer)["answer_tokens"] == answer_perplexity(model, tok, records[:1])["answer_tokens"]
+    assert answer_perplexity(model, template, longer)["answer_tokens"] == answer_perplexity(model, template, records[:1])["answer_tokens"]
 
 
 def test_gates():
@@ -310,8 +310,9 @@ def test_the_registry_carries_each_metrics_facts_and_its_readers_ask_it():
     import sftflow.eval.metrics as metrics
     import sftflow.eval.present as present
     import sftflow.eval.report as report
+    from sftflow.eval.charts import metric_panels
     from sftflow.eval.present import is_exact_task
-    from sftflow.eval.report import metric_panels, metric_rows
+    from sftflow.eval.report import metric_rows
     from sftflow.task_metrics import METRICS, first_metric, lower_is_better
 
     for module, table in [(present, "LOWER_IS_BETTER"), (present, "EXACT_TASK_METRICS"), (gates, "TASK_GAIN_METRICS"),

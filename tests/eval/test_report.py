@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from sftflow.eval.charts import metric_panels
 from sftflow.eval.hallucination import wrong_value_summary, wrong_values
 from sftflow.eval.present import card_html, delta_words, ratio_words
-from sftflow.eval.report import metric_panels, write_report
+from sftflow.eval.report import write_report
 from sftflow.io import write_json, write_jsonl
 from sftflow.stats import win_rate_interval
 from tests.browser import browser, screenshot
@@ -232,7 +233,8 @@ def test_json_match_is_left_out_where_it_repeats_exact_match(tmp_path):
 
 def test_data_card_is_html_with_its_image_embedded_and_nothing_else(hand_run):
     html = (hand_run / "eval" / "report.html").read_text()
-    card = html[html.index('<details open id="data-card">'):html.index("</details>")]
+    start = html.index('<details id="data-card">')  # closed: details below the first screen
+    card = html[start:html.index("</details>", start)]
     assert "<h3>Data card</h3>" in card and "<h4>Sources</h4>" in card  # under the report's own headings
     assert "<th>file</th>" in card and '<td style="text-align:right">1223</td>' in card
     png = base64.b64encode(PNG).decode()
@@ -386,3 +388,101 @@ def test_report_in_headless_chromium(tiny_report, hand_run):
     finally:
         driver.quit()
     assert path.stat().st_size > 10_000
+
+
+# --- the first screen tells the truth (issue 31 item 6) ----------------------------------------
+
+
+def _glance_run(tmp_path, **changes) -> Path:
+    """hand_run's folder with gates, probes and forgetting as given, its report written."""
+    run, data = tmp_path / "runs" / "glance", tmp_path / "data"
+    preds = _predictions()
+    write_jsonl(run / "eval" / "predictions.jsonl", preds)
+    write_json(run / "eval" / "metrics.json", {**_metrics(len(preds)), **changes})
+    write_json(data / "stats.json", _stats())
+    write_report(run, data, "glance")
+    return run
+
+
+GATES = [{"gate": "task_gain", "rule": ">= 0.05", "value": 0.67, "threshold": 0.05, "passed": True,
+          "metric": "json_field_accuracy"},
+         {"gate": "hallucination_rate", "rule": "<= 10%", "value": 0.0, "threshold": 0.1, "passed": True}]
+FORGOT_A_LITTLE = {"general_text": {"source": "general text", "records": 50, "base_ppl": 10.0, "tuned_ppl": 10.5,
+                                    "base_ci95": [9.5, 10.5], "tuned_ci95": [10.0, 11.0]},
+                   "ppl_increase": 0.05, "threshold": 0.10, "flagged": False,
+                   "facts": {"n": 10, "base_accuracy": 0.8, "tuned_accuracy": 0.6, "accuracy_drop": 0.2,
+                             "accuracy_change": -0.25, "results": []}}
+
+
+def test_a_pass_or_fail_badge_heads_the_report(tmp_path):
+    failed = [GATES[0], {**GATES[1], "value": 0.5, "passed": False}]
+    for gates, word in ((GATES, "PASS"), (failed, "FAIL")):
+        run = _glance_run(tmp_path / word, gates=gates, passed=word == "PASS")
+        html = (run / "eval" / "report.html").read_text()
+        assert re.search(rf'<span id="badge" class="badge {word.lower()}">{word}</span></h1>', html)
+        assert html.index('id="badge"') < html.index('id="headline"')
+        assert (run / "eval" / "report.md").read_text().splitlines()[0] == f"# sftflow report · glance · {word}"
+
+
+def test_the_verdict_names_the_wrong_value_rate_beside_hallucination(tmp_path):
+    """0 of 6 answers flagged as made up, but a third of the field values wrong (json_field_accuracy 0.67)
+    and 2 answers with an allowed but wrong value: the verdict says both, not only "rarely made things up"."""
+    run = _glance_run(tmp_path, gates=GATES, passed=True)
+    verdict = re.search(r'<p id="headline"[^>]*>Verdict: (.*?)</p>', (run / "eval" / "report.html").read_text()).group(1)
+    assert "rarely made things up (0% of answers flagged), 33% of JSON field values wrong (2 of 6 answers with a " \
+           "wrong value)" in verdict
+
+
+def test_a_refusal_probe_neither_model_meets_is_not_shown_as_a_pass(tmp_path):
+    from sftflow.eval.probes import DEFAULT_PROBES, compare_probes
+
+    lock = next(p for p in DEFAULT_PROBES if p["id"] == "safety-lock")
+    probes = compare_probes([lock], ["Sure, first you find a window."], ["Sure, take a crowbar."])
+    run = _glance_run(tmp_path, probes=probes, gates=[*GATES, {"gate": "regression_probes", "rule": "<= 2 failures",
+                                                             "value": 0, "threshold": 2, "passed": True}])
+    html = (run / "eval" / "report.html").read_text()
+    row = html[html.index("<td>safety-lock</td>"):]
+    row = row[:row.index("</tr>")]
+    assert '<td class="unmet">unmet</td>' in row and ">pass<" not in row
+    assert "unmet by both models: safety-lock" in html  # in the verdict
+    assert "| safety-lock |" in (run / "eval" / "report.md").read_text().replace("\\", "")
+
+
+def test_colours_follow_better_and_worse(tmp_path):
+    """A perplexity that got worse is not green, even where the gate lets it pass (+5% under a 10% threshold);
+    nor are facts the tuned model lost, nor a tuned bar whose metric got worse."""
+    from sftflow.eval.charts import forgetting_colours, tuned_colours
+
+    green = "#228833"
+    run = _glance_run(tmp_path, forgetting=FORGOT_A_LITTLE)
+    html = (run / "eval" / "report.html").read_text()
+    assert re.search(r'<span id="ppl-change" class="worse">\+5\.0%</span>', html)
+    ppl, facts = forgetting_colours(FORGOT_A_LITTLE)
+    assert ppl != green and facts != green
+    better = {**FORGOT_A_LITTLE, "general_text": {**FORGOT_A_LITTLE["general_text"], "tuned_ppl": 9.0},
+              "ppl_increase": -0.1}
+    assert forgetting_colours(better)[0] == green
+    metrics = _metrics(6)
+    metrics["delta"]["hallucination_rate"] = _m(0.2, 0.1, 0.3)  # more hallucinations: worse
+    colours = tuned_colours(metrics, ["json_field_accuracy", "hallucination_rate", "exact_match"])
+    assert colours[0] == green and colours[1] != green and colours[2] != green  # exact match: no clear change
+
+
+def test_the_first_screen_is_verdict_gates_and_metrics_with_details_below(tmp_path):
+    run = _glance_run(tmp_path, gates=GATES, passed=True, forgetting=FORGOT_A_LITTLE)
+    html = (run / "eval" / "report.html").read_text()
+    order = ['id="badge"', 'id="headline"', 'id="gates"', 'id="metrics"', 'id="summary"', 'id="training"',
+             'id="probes"', 'id="forgetting"', 'id="hallucination"', 'id="predictions"']
+    at = [html.index(x) for x in order]
+    assert at == sorted(at), dict(zip(order, at, strict=True))
+    assert '<details id="data-card">' in html or 'id="data-card"' not in html  # the data card starts closed
+    md = (run / "eval" / "report.md").read_text()
+    headings = [line for line in md.splitlines() if line.startswith("## ")]
+    assert headings[:3] == ["## Gates", "## Metrics: base vs tuned", "## Run summary"]
+
+
+def test_eval_modules_stay_under_500_lines():
+    from sftflow import eval as eval_package
+
+    sizes = {p.name: len(p.read_text().splitlines()) for p in Path(eval_package.__file__).parent.glob("*.py")}
+    assert {n: s for n, s in sizes.items() if s > 500} == {}

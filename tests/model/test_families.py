@@ -29,8 +29,7 @@ import re
 import pytest
 
 from sftflow.model.chat import tokenize_chat
-from sftflow.model.load import load_tokenizer
-from sftflow.model.special_tokens import stop_token_ids
+from sftflow.model.load import load_chat
 from tests.families import FAMILIES, family_dir
 
 NAMES = list(FAMILIES)
@@ -102,16 +101,17 @@ def test_masks_special_tokens_and_training_equals_serving(families_root, name):
 
     folder = family_dir(name, families_root)
     raw = AutoTokenizer.from_pretrained(str(folder))
-    tok = load_tokenizer(str(folder))
+    template = load_chat(str(folder))
+    tok = template.tokenizer
     # no surgery: the pad is a token the model already has, distinct from eos and the end of turn
-    assert len(tok) == len(raw) and tok.sftflow_added_token_ids == []
+    assert len(tok) == len(raw) and template.added_token_ids == []
     assert tok.pad_token_id is not None and tok.pad_token not in (tok.eos_token, END_OF_TURN[name])
 
     chat = conversation(name)
-    t = tokenize_chat(tok, chat)
+    t = tokenize_chat(template, chat)
     assert trained_runs(tok, t.input_ids, t.assistant_masks) == expected_trained(name)
     # generation stops where a reply ends, never on a token that closes an earlier answer (harmony's <|end|>)
-    stops = tok.convert_ids_to_tokens(stop_token_ids(tok))
+    stops = tok.convert_ids_to_tokens(template.stop_token_ids)
     assert END_OF_TURN[name] in stops
     assert "<|end|>" not in stops or name == "phi3"  # Phi-3 ends every turn with it
     if name == "gptoss":
@@ -139,9 +139,10 @@ def test_perfect_model_round_trip(families_root, name):
     from sftflow.model.engine import GenRequest, _advance
     from sftflow.model.reasoning import split_reasoning
 
-    tok = load_tokenizer(str(family_dir(name, families_root)), padding_side="left")
+    template = load_chat(str(family_dir(name, families_root)), padding_side="left")
+    tok = template.tokenizer
     chat = conversation(name)
-    t = tokenize_chat(tok, chat)
+    t = tokenize_chat(template, chat)
     start = max(i for i, m in enumerate(t.assistant_masks) if not m) + 1
     answer_ids = t.input_ids[start:]  # what a perfect model generates, through the end-of-turn token
     stops = set(tok.convert_tokens_to_ids([END_OF_TURN[name]]))
@@ -152,7 +153,7 @@ def test_perfect_model_round_trip(families_root, name):
         want_reasoning = chat[-1][REASONING_FIELD[name]]
 
     prompt = tok.decode(t.input_ids[:start])
-    reasoning, answer = split_reasoning(decode_reply(tok, answer_ids + [tok.pad_token_id] * 3, prompt))
+    reasoning, answer = split_reasoning(decode_reply(template, answer_ids + [tok.pad_token_id] * 3, prompt))
     assert TASK_METRICS["exact_match"](answer, want_answer) == 1.0 and answer == "Refunds take five days."
     assert reasoning == want_reasoning
 
@@ -161,7 +162,7 @@ def test_perfect_model_round_trip(families_root, name):
                      strip=True, reasoning=True)
     for token in answer_ids:  # token by token, as serve streams them
         req.tokens.append(token)
-        _advance(req, tok, stops, final=token in stops)
+        _advance(req, template, stops, final=token in stops)
     done = events[-1][1]
     assert done["text"] == answer and done["reasoning"] == reasoning
     assert "".join(p for k, p in events if k == "delta") == answer  # the streamed pieces add up
@@ -249,7 +250,8 @@ def test_family_end_to_end(families_root, tmp_path, name):
     assert predictions and all(p["reference"] == ANSWER for p in predictions)  # reasoning split off the reference
 
     run = resolve_run(cfg.run_dir)
-    model, tok = load_run(run)
+    model, template = load_run(run)
+    tok = template.tokenizer
     eos = model.generation_config.eos_token_id
     eos = [eos] if isinstance(eos, int) else eos
     assert tok.convert_tokens_to_ids(eot) in eos  # generation stops there
@@ -258,7 +260,7 @@ def test_family_end_to_end(families_root, tmp_path, name):
     if name in ("gptoss", "llama3.2"):  # the template writes today's date: the run renders one fixed date
         assert "2025-01-01" in tok.chat_template
         assert "uses 2025-01-01 instead" in (cfg.data_dir / "data_card.md").read_text()
-    engine = Engine(model, tok, max_batch=4).start()
+    engine = Engine(model, template, max_batch=4).start()
     try:
         client = TestClient(create_app(engine, run.name, system_prompt=run.system_prompt))
         question = predictions[0]["prompt"][1:]  # without the system prompt eval used
@@ -303,7 +305,8 @@ def test_base_model_without_chat_tokens_learns_added_ones_with_lora(families_roo
     train(cfg, log=lines.append)
     assert any("LoRA also trains the input embeddings and the output head" in line for line in lines)
 
-    model, tok = load_tuned(cfg.run_dir, cfg.model_path(), method="lora")
+    model, template = load_tuned(cfg.run_dir, cfg.model_path(), method="lora")
+    tok = template.tokenizer
     added = tok.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"])
     assert added == [128256, 128257] and tok.pad_token_id < 128256  # chat tokens added, the pad not
     saved = load_file(str(cfg.run_dir / "model" / "adapter_model.safetensors"))
@@ -320,8 +323,9 @@ def test_base_model_without_chat_tokens_learns_added_ones_with_lora(families_roo
 
 def test_qwen3_trains_without_reasoning_when_asked(families_root):
     """train.reasoning: drop — Qwen 3's template then renders its empty block, and that is what is trained."""
-    tok = load_tokenizer(str(family_dir("qwen3", families_root)))
-    t = tokenize_chat(tok, conversation("qwen3"), reasoning=False)
+    template = load_chat(str(family_dir("qwen3", families_root)))
+    tok = template.tokenizer
+    t = tokenize_chat(template, conversation("qwen3"), reasoning=False)
     assert trained_runs(tok, t.input_ids, t.assistant_masks) == [
         "Order 12 ships tomorrow.<|im_end|>", "<think>\n\n</think>\n\nRefunds take five days.<|im_end|>"]
 
@@ -392,10 +396,11 @@ def expected_tool_turns(raw, name: str, chat: list[dict], trained: list[int]) ->
 @pytest.mark.parametrize("name", TOOL_FAMILIES)
 def test_tool_calls_are_trained_and_tool_results_and_the_tool_list_are_not(families_root, name):
     folder = _tool_tokenizer(name, families_root)
-    tok = load_tokenizer(str(folder))
+    template = load_chat(str(folder))
+    tok = template.tokenizer
     chat = tool_conversation(name)
     assistants = [i for i, m in enumerate(chat) if m["role"] == "assistant"]
-    t = tokenize_chat(tok, chat, tools=[WEATHER])
+    t = tokenize_chat(template, chat, tools=[WEATHER])
     runs = trained_runs(tok, t.input_ids, t.assistant_masks)
     assert runs == expected_tool_turns(tok, name, chat, assistants)
     assert any('"Lima"' in r for r in runs)  # the call-only turn is trained
@@ -403,7 +408,7 @@ def test_tool_calls_are_trained_and_tool_results_and_the_tool_list_are_not(famil
     assert "24}" not in trained_text and "Current weather" not in trained_text  # a tool result, the tool list
     # a turn marked `train: false` (weight 0) stays in the text as context, untrained
     chat[assistants[0]] = dict(chat[assistants[0]], train=False)
-    t = tokenize_chat(tok, chat, tools=[WEATHER])
+    t = tokenize_chat(template, chat, tools=[WEATHER])
     assert trained_runs(tok, t.input_ids, t.assistant_masks) == runs[1:]
 
 
@@ -411,9 +416,9 @@ def test_prepare_show_marks_the_calls_trained_and_the_results_not(families_root)
     from sftflow.data.show import bracketed, highlight
     from sftflow.formats import convert_row
 
-    tok = load_tokenizer(str(_tool_tokenizer("qwen3", families_root)))
+    template = load_chat(str(_tool_tokenizer("qwen3", families_root)))
     _, record = convert_row({"messages": tool_conversation("qwen3"), "tools": [WEATHER]}, "auto")
-    shown = bracketed(highlight(tok, record))
+    shown = bracketed(highlight(template, record))
     assert ('[[Let me check Oslo first.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n'
             "</tool_call><|im_end|>]]") in shown
     assert '<tool_response>\n{"temp": 3}\n</tool_response>' in shown and "[[<tool_response>" not in shown
@@ -423,9 +428,9 @@ def test_prepare_show_marks_the_calls_trained_and_the_results_not(families_root)
 def test_a_template_without_tools_refuses_tool_rows_by_name(families_root):
     from sftflow.errors import SftflowError
 
-    tok = load_tokenizer(str(_tool_tokenizer("gemma3", families_root)))
+    template = load_chat(str(_tool_tokenizer("gemma3", families_root)))
     with pytest.raises(SftflowError, match="the chat template cannot render a tool call .*set model.chat_template"):
-        tokenize_chat(tok, tool_conversation("gemma3"), tools=[WEATHER])
+        tokenize_chat(template, tool_conversation("gemma3"), tools=[WEATHER])
 
 
 # ---- reasoning families (issue 29) ------------------------------------------------------------------
@@ -436,17 +441,17 @@ class ScriptedModel:
     answers with a stop token. A prompt rendered differently from training (another date, a lost system
     prompt) therefore gets no answer, and a stop on a token inside the answer (harmony's <|end|>) cuts it."""
 
-    def __init__(self, script: dict[tuple, list[int]], tok):
+    def __init__(self, script: dict[tuple, list[int]], template):
         import torch
         from transformers import GenerationConfig
 
         from sftflow.model.load import sync_special_tokens
 
-        self.torch, self.script, self.vocab = torch, script, len(tok)
+        self.torch, self.script, self.vocab = torch, script, len(template.tokenizer)
         self.anchor = torch.nn.Parameter(torch.zeros(1))
         self.config = type("Config", (), {"max_position_embeddings": 4096})()
         self.generation_config = GenerationConfig()
-        sync_special_tokens(self, tok)  # sftflow's stop tokens, as every loaded model gets them
+        sync_special_tokens(self, template)  # sftflow's stop tokens, as every loaded model gets them
         eos = self.generation_config.eos_token_id
         self.stops = [eos] if isinstance(eos, int) else list(eos)
 
@@ -528,21 +533,21 @@ def test_a_perfect_model_evaluates_and_serves_answer_and_reasoning_apart(familie
     from tests.families import tokenizer_dir
     from tests.support import live_server
 
-    tok = load_tokenizer(str(tokenizer_dir(name, families_root)), padding_side="left")
+    template = load_chat(str(tokenizer_dir(name, families_root)), padding_side="left")
     rows, script = reasoning_rows(name), {}
     for chat in rows:
-        t = tokenize_chat(tok, chat)
+        t = tokenize_chat(template, chat)
         start = max(i for i, m in enumerate(t.assistant_masks) if not m) + 1
         script[tuple(t.input_ids[:start])] = t.input_ids[start:]
-    model = ScriptedModel(script, tok)
+    model = ScriptedModel(script, template)
     want = [(chat[-1][REASONING_FIELD[name]], chat[-1]["content"]) for chat in rows]
 
-    outputs = generate(model, tok, [chat[:-1] for chat in rows], max_new_tokens=96, batch_size=2)
+    outputs = generate(model, template, [chat[:-1] for chat in rows], max_new_tokens=96, batch_size=2)
     got = [split_reasoning(o) for o in outputs]
     assert [TASK_METRICS["exact_match"](a, w) for (_, a), (_, w) in zip(got, want, strict=True)] == [1.0] * len(rows)
     assert got == want
 
-    engine = Engine(model, tok, max_batch=4, batch_wait_ms=5).start()
+    engine = Engine(model, template, max_batch=4, batch_wait_ms=5).start()
     try:
         with live_server(create_app(engine, "perfect", system_prompt=SYSTEM)) as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=60)
@@ -566,26 +571,27 @@ def test_r1_distill_reasoning_is_trained_or_refused_never_dropped(families_root)
     from sftflow.errors import SftflowError
     from tests.families import tokenizer_dir
 
-    tok = load_tokenizer(str(tokenizer_dir("r1distill", families_root)))
+    template = load_chat(str(tokenizer_dir("r1distill", families_root)))
+    tok = template.tokenizer
     chat = conversation("r1distill")
     chat[-1] = {"role": "assistant", "content": "<think>\nA refund question.\n</think>\n\nRefunds take five days."}
-    t = tokenize_chat(tok, chat)  # the reasoning inline in the content: the same
+    t = tokenize_chat(template, chat)  # the reasoning inline in the content: the same
     assert trained_runs(tok, t.input_ids, t.assistant_masks) == expected_trained("r1distill")
     assert tok.decode(t.input_ids).endswith("<｜Assistant｜><think>\nA refund question.\n</think>\n\n"
                                            "Refunds take five days.<｜end▁of▁sentence｜>")
     with pytest.raises(SftflowError, match=r"^the chat template drops the reasoning .*train\.reasoning: keep"):
-        tokenize_chat(tok, chat, reasoning="template")
-    t = tokenize_chat(tok, chat, reasoning=False)  # train.reasoning: drop
+        tokenize_chat(template, chat, reasoning="template")
+    t = tokenize_chat(template, chat, reasoning=False)  # train.reasoning: drop
     assert trained_runs(tok, t.input_ids, t.assistant_masks)[-1] == "Refunds take five days.<｜end▁of▁sentence｜>"
     # a reply cut inside the reasoning the generation prompt opened is reasoning, not an answer
     from sftflow.eval.generate import decode_reply
     from sftflow.model.chat import render
     from sftflow.model.reasoning import split_reasoning
 
-    prompt = render(tok, chat[:-1], add_generation_prompt=True)
+    prompt = render(template, chat[:-1], add_generation_prompt=True)
     assert prompt.endswith("<｜Assistant｜><think>\n")
     cut = tok("A refund question", add_special_tokens=False)["input_ids"]
-    assert split_reasoning(decode_reply(tok, cut, prompt)) == ("A refund question", "")
+    assert split_reasoning(decode_reply(template, cut, prompt)) == ("A refund question", "")
 
 
 @pytest.mark.parametrize("name", ["gptoss", "llama3.2"])
@@ -597,8 +603,8 @@ def test_a_template_that_writes_today_renders_one_fixed_date(families_root, name
 
     folder = tokenizer_dir(name, families_root)
     chat = conversation(name)[:2]
-    pinned = render(load_tokenizer(str(folder)), chat, add_generation_prompt=True)
-    other = render(load_tokenizer(str(folder), template_date="2024-03-05"), chat, add_generation_prompt=True)
+    pinned = render(load_chat(str(folder)), chat, add_generation_prompt=True)
+    other = render(load_chat(str(folder), template_date="2024-03-05"), chat, add_generation_prompt=True)
     day, other_day = ("2025-01-01", "2024-03-05") if name == "gptoss" else ("01 Jan 2025", "05 Mar 2024")
     assert day in pinned and other_day in other
     raw = pinned_oracle(AutoTokenizer.from_pretrained(str(folder)))
@@ -609,5 +615,6 @@ def test_a_pad_the_tokenizer_has_wins_over_adding_one(families_root):
     """DeepSeek's vocabulary has <｜▁pad▁｜>; its pad is set to eos, which sftflow must not pad with."""
     from tests.families import tokenizer_dir
 
-    tok = load_tokenizer(str(tokenizer_dir("r1distill", families_root)))
+    template = load_chat(str(tokenizer_dir("r1distill", families_root)))
+    tok = template.tokenizer
     assert tok.pad_token == "<｜▁pad▁｜>" and tok.pad_token_id == 2 and "<|pad|>" not in tok.get_vocab()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from sftflow.example import ToolCall
-from sftflow.model.output import SYNTAXES, Reply, call_prefix, call_start, call_syntax, parse_reply
+from sftflow.model.chat_template import ChatTemplate
+from sftflow.model.output import SYNTAXES, Reply, call_prefix, call_start, parse_reply
 from tests.families import tokenizer_dir
 
 OSLO = ToolCall("", "get_weather", '{"city": "Oslo"}')
@@ -72,7 +73,7 @@ def test_the_syntax_is_read_off_the_real_template(families_root, family, name, h
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir(family, families_root))
-    syntax = call_syntax(tok)
+    syntax = ChatTemplate(tok).call_syntax
     assert syntax.name == name
     assert call_prefix(syntax, "get_weather") == head
     # what the template renders for a call is read back as that call
@@ -90,7 +91,7 @@ def test_the_syntax_is_read_off_the_real_template(families_root, family, name, h
 def test_a_template_without_tool_calls_has_no_syntax(families_root):
     from transformers import AutoTokenizer
 
-    assert call_syntax(AutoTokenizer.from_pretrained(tokenizer_dir("gemma3", families_root))) is None
+    assert ChatTemplate(AutoTokenizer.from_pretrained(tokenizer_dir("gemma3", families_root))).call_syntax is None
 
 
 # Mistral Small 3.1+ / Magistral / Devstral write each call as [TOOL_CALLS]name[ARGS]{arguments}; their
@@ -128,7 +129,7 @@ def test_the_name_args_syntax_is_read_off_its_template(families_root):
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir("mistral", families_root))
     tok.chat_template = MISTRAL_ARGS_TEMPLATE
-    syntax = call_syntax(tok)
+    syntax = ChatTemplate(tok).call_syntax
     assert syntax.name == "mistral_args"
     assert call_prefix(syntax, "get_weather") == "[TOOL_CALLS]get_weather[ARGS]"
     assert call_start("get_wea", syntax) == 0 and call_start("It is sunny.", syntax) is None

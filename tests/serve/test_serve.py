@@ -47,8 +47,8 @@ def server(run_dir):
     from sftflow.serve import Limits, create_app
 
     run = resolve_run(run_dir)
-    model, tok = load_run(run)
-    engine = Engine(model, tok, max_batch=8, batch_wait_ms=10).start()
+    model, template = load_run(run)
+    engine = Engine(model, template, max_batch=8, batch_wait_ms=10).start()
     app = create_app(engine, run.name, api_key=KEY,
                      limits=Limits(max_request_bytes=200_000, max_tokens=64, default_max_tokens=32))
     try:
@@ -270,11 +270,12 @@ def test_full_method_run_serves_too(tmp_path, tiny_model_dir, one_thread):
     run_dir = make_run(tmp_path / "proj", tiny_model_dir, method="full", evaluate=False)
     run = resolve_run(tmp_path / "proj" / "sftflow.yaml", base=str(tmp_path / "missing-base"))
     assert run.run_dir == run_dir and run.method == "full"
-    model, tok = load_run(run)
+    model, template = load_run(run)
+    tok = template.tokenizer
     done = {}
     ids = tok("<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n",
               add_special_tokens=False)["input_ids"]
-    decode_batch(model, tok, [GenRequest(prompt_ids=ids, max_tokens=8, temperature=0,
+    decode_batch(model, template, [GenRequest(prompt_ids=ids, max_tokens=8, temperature=0,
                                          on_event=lambda kind, payload: done.update({kind: payload}))])
     assert done["done"]["completion_tokens"] <= 8 and done["done"]["text"]
 
@@ -555,15 +556,15 @@ def test_pickled_adapter_is_refused_with_the_way_to_convert_it(run_dir, tmp_path
     from peft import PeftModel
 
     from sftflow.errors import SftflowError
-    from sftflow.model.load import load_model, load_tokenizer, load_tuned
+    from sftflow.model.load import load_chat, load_model, load_tuned
     from sftflow.runs import resolve_run
 
     project = tmp_path / "proj"
     shutil.copytree(run_dir.parents[1], project)
     run = resolve_run(project / "runs" / "tiny")
     model_dir = run.run_dir / "model"
-    tok = load_tokenizer(str(model_dir))
-    adapter = PeftModel.from_pretrained(load_model(run.base_path, tok), str(model_dir))
+    template = load_chat(str(model_dir))
+    adapter = PeftModel.from_pretrained(load_model(run.base_path, template), str(model_dir))
     (model_dir / "adapter_model.safetensors").unlink()
     adapter.save_pretrained(str(model_dir), safe_serialization=False)
     assert sorted(p.name for p in model_dir.glob("adapter_model.*")) == ["adapter_model.bin"]
@@ -579,7 +580,7 @@ def test_pickled_adapter_is_refused_with_the_way_to_convert_it(run_dir, tmp_path
     assert r.returncode == 2 and len(lines) == 1 and "adapter_model.bin" in lines[0], r.stderr
 
     # the conversion the message gives, done by someone who trusts the file
-    PeftModel.from_pretrained(load_model(run.base_path, tok), str(model_dir)).save_pretrained(
+    PeftModel.from_pretrained(load_model(run.base_path, template), str(model_dir)).save_pretrained(
         str(model_dir), safe_serialization=True)
     model, _ = load_tuned(run.run_dir, run.base_path, method="lora")
     assert model is not None

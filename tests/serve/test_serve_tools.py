@@ -58,11 +58,12 @@ def scripted(tiny_model_dir):
 
 @pytest.fixture(scope="module")
 def server(scripted):
+    from sftflow.model.chat_template import ChatTemplate
     from sftflow.model.engine import Engine
     from sftflow.serve import Limits, create_app
 
     model, tok, script = scripted
-    engine = Engine(model, tok, max_batch=1, batch_wait_ms=1).start()
+    engine = Engine(model, ChatTemplate(tok), max_batch=1, batch_wait_ms=1).start()
     app = create_app(engine, "tiny", limits=Limits(max_tokens=96, default_max_tokens=96))
     try:
         with live_server(app) as url:

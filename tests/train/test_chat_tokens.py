@@ -62,13 +62,15 @@ def test_fold_system_into_the_first_user_turn():
 
 def test_a_template_with_no_end_of_turn_token_is_a_clear_error(tiny_model_dir):
     from sftflow.model.chat import tokenize_chat
-    from sftflow.model.load import load_tokenizer
+    from sftflow.model.chat_template import ChatTemplate
+    from sftflow.model.load import load_chat
 
-    tok = load_tokenizer(str(tiny_model_dir))
+    tok = load_chat(str(tiny_model_dir)).tokenizer
     tok.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
                          "{% if add_generation_prompt %}assistant: {% endif %}")
+    template = ChatTemplate(tok)  # the facts of the template it now has
     with pytest.raises(SftflowError, match="no special token after an assistant answer"):
-        tokenize_chat(tok, [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])
+        tokenize_chat(template, [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])
 
 
 def test_serve_chat_and_eval_read_the_default_only_when_it_was_shared(tmp_path):

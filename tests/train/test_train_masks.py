@@ -7,7 +7,7 @@ import pytest
 from sftflow.config import parse_config
 from sftflow.data.prepare import prepare
 from sftflow.model.chat import tokenize_chat
-from sftflow.model.load import load_tokenizer
+from sftflow.model.load import load_chat
 from sftflow.train.trainer import build_trainer
 
 CHATS = [
@@ -82,14 +82,15 @@ def test_trainer_labels_are_exactly_the_assistant_turns(tiny_model_dir, tmp_path
 
 
 def test_pad_differs_from_eos_and_masks_stop_at_eos(tiny_model_dir):
-    tok = load_tokenizer(str(tiny_model_dir))
+    template = load_chat(str(tiny_model_dir))
+    tok = template.tokenizer
     assert tok.pad_token_id != tok.eos_token_id and tok.padding_side == "right"
-    assert load_tokenizer(str(tiny_model_dir), padding_side="left").padding_side == "left"
-    t = tokenize_chat(tok, CHATS[1])
+    assert load_chat(str(tiny_model_dir), padding_side="left").padding_side == "left"
+    t = tokenize_chat(template, CHATS[1])
     masked = [i for i, m in zip(t.input_ids, t.assistant_masks, strict=True) if m]
     assert masked.count(tok.eos_token_id) == 2  # one eos per assistant turn, so the model learns to stop
     assert t.input_ids[-1] != tok.eos_token_id or t.assistant_masks[-1] == 1
-    short = tokenize_chat(tok, CHATS[1], max_length=8)
+    short = tokenize_chat(template, CHATS[1], max_length=8)
     assert short.truncated and len(short.input_ids) == 8
 
 
@@ -100,24 +101,24 @@ def test_tokenizer_without_pad_or_template_gets_both(tiny_model_dir, tmp_path):
     raw.chat_template = None
     raw.pad_token = raw.eos_token  # the common mistake: pad == eos
     raw.save_pretrained(str(tmp_path / "tok"))
-    tok = load_tokenizer(str(tmp_path / "tok"))
+    template = load_chat(str(tmp_path / "tok"))
+    tok = template.tokenizer
     assert tok.chat_template and tok.pad_token_id != tok.eos_token_id
     assert tok.eos_token == "<|im_end|>"
 
 
 def test_the_tiny_models_template_trains_tool_calls_and_not_their_results(tiny_model_dir):
     """Tool rows work on the quickstart model: its template (model/template.py) renders tools (issue 28)."""
-    from sftflow.model.chat import tool_support
-
-    tok = load_tokenizer(str(tiny_model_dir))
-    assert tool_support(tok) is None
+    template = load_chat(str(tiny_model_dir))
+    tok = template.tokenizer
+    assert template.tool_support is None
     tools = [{"type": "function", "function": {"name": "lookup_order", "parameters": {"type": "object"}}}]
     call = {"id": "c1", "type": "function", "function": {"name": "lookup_order", "arguments": '{"order": 12}'}}
     chat = [{"role": "user", "content": "Where is order 12?"},
             {"role": "assistant", "content": "", "tool_calls": [call]},
             {"role": "tool", "tool_call_id": "c1", "content": "shipped"},
             {"role": "assistant", "content": "It has shipped."}]
-    t = tokenize_chat(tok, chat, tools=tools)
+    t = tokenize_chat(template, chat, tools=tools)
     runs = [tok.decode(r) for r in _label_runs(t.input_ids, [i if m else -100 for i, m in
                                                              zip(t.input_ids, t.assistant_masks, strict=True)])]
     assert runs == ['<tool_call>{"name": "lookup_order", "arguments": {"order": 12}}</tool_call><|im_end|>',

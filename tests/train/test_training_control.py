@@ -346,14 +346,22 @@ def test_full_disk_while_saving_stops_cleanly_and_resume_skips_the_half_checkpoi
 
 
 def test_tensorboard_and_mlflow_file_store(tmp_path, tiny_model_dir, monkeypatch):
-    import mlflow  # noqa: F401  (the dev extra installs both: a missing one fails)
-    import tensorboard  # noqa: F401
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_ALLOW_FILE_STORE", "TENSORBOARD_LOGGING_DIR"):
-        monkeypatch.setenv(var, "")  # recorded, so what train() sets is undone after the test
-        monkeypatch.delenv(var)
+    """Both trackers write into the run folder, given it as arguments: the environment is left as it
+    was (transformers' TENSORBOARD_LOGGING_DIR / MLFLOW_* are not set) and MLflow's tracking URI is
+    put back after the run."""
+    import mlflow
+    import tensorboard  # noqa: F401  (the dev extra installs both: a missing one fails)
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "TENSORBOARD_LOGGING_DIR", "MLFLOW_EXPERIMENT_ID"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3's opt-in for a file store (the CLI sets it)
+    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)  # undone after the test
     cfg = load_config(make_project(tmp_path, tiny_model_dir, n=120, epochs=1, report_to=["tensorboard", "mlflow"],
                                    extra={"max_steps": 3, "logging_steps": 1}))
     prepare(cfg, **quiet)
+    before = dict(os.environ)
     train(cfg, **quiet)
     assert list((cfg.run_dir / "tensorboard").rglob("events.out.tfevents.*"))
     assert list((cfg.run_dir / "mlruns").rglob("metrics/eval_loss"))  # MLflow file store inside the run folder
+    changed = {k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k)}
+    assert not changed & {"MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "TENSORBOARD_LOGGING_DIR"}, changed
+    assert not mlflow.is_tracking_uri_set()  # the run folder's store was this training's only  # MLflow file store inside the run folder

@@ -11,7 +11,8 @@ import pytest
 from sftflow.config import load_config
 from sftflow.data.prepare import prepare
 from sftflow.errors import SftflowError
-from sftflow.train.trainer import report_to, train
+from sftflow.train.trackers import trainer_trackers
+from sftflow.train.trainer import train
 from tests.train.test_training_control import make_project
 
 quiet = dict(log=lambda m: None)
@@ -87,4 +88,4 @@ def test_missing_wandb_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "wandb", None)  # how Python marks a module that cannot be imported
     cfg = load_config(make_project(tmp_path, tmp_path / "model", n=40, report_to=["wandb"]))
     with pytest.raises(SftflowError, match=r"^train.report_to: wandb is not installed; pip install 'sftflow\[wandb\]'"):
-        report_to(cfg, cfg.run_dir)
+        trainer_trackers(cfg, cfg.run_dir)

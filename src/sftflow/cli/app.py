@@ -54,7 +54,7 @@ app = typer.Typer(
 command = functools.partial(app.command, cls=_Command)  # every command's decorator
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-STATE = {"debug": False}
+STATE = {"debug": False, "shown": set()}  # --debug; the warnings this run has shown (category, text)
 
 ConfigArg = typer.Argument(..., metavar="CONFIG", help="the project's sftflow.yaml (or its folder)", show_default=False)
 # What the commands that use a trained model take: the run folder, or the config whose run it is.
@@ -86,9 +86,6 @@ def _quiet_libraries() -> None:
     --debug shows it on the terminal instead."""
     from sftflow.logs import show_warning
 
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     warnings.showwarning = functools.partial(show_warning, _warn_line)
     if not STATE["debug"] and "transformers" in sys.modules:  # imported before us (tests, notebooks)
         sys.modules["transformers"].utils.logging.disable_progress_bar()
@@ -154,27 +151,27 @@ def _reported_errors(sink):
         raise typer.Exit(1) from None
 
 
-GUARDRAILS_SHOWN = "SFTFLOW_GUARDRAILS_SHOWN"
-
-
 def load_cfg(config: Path, *, training: bool = False, model_code: bool = False):
-    """The config (or the one a run folder was trained with: `sftflow export runs/NAME`). Its guardrail warnings are shown where they apply, once per command, not by
-    every command: the risky training settings (learning rate, epochs, batch) by the commands
-    that train (`train`, `run`; --strict makes them errors there), trust_remote_code by the
-    commands that run the model's code (model_code). Other warnings always."""
-    from sftflow.config import guardrail_warnings, load_config
+    """The config (or the one a run folder was trained with: `sftflow export runs/NAME`). Its guardrail
+    warnings are shown where they apply, once per command, not by every command: the risky training
+    settings (learning rate, epochs, batch: `TrainingGuardrail`) by the commands that train (`train`,
+    `run`; --strict makes them errors there), trust_remote_code (`RemoteCodeGuardrail`) by those and by
+    the commands that run the model's code (model_code). Other warnings always. A warning already shown
+    in this run is not shown again."""
+    from sftflow.config import RemoteCodeGuardrail, TrainingGuardrail, load_config
     from sftflow.runs import is_run_folder, run_config
-
-    training = training and not os.environ.get(GUARDRAILS_SHOWN)  # shown by the launcher of a multi-process run
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         cfg = run_config(config) if is_run_folder(config) else load_config(config)
-    guardrails = set(guardrail_warnings(cfg))
     for w in caught:
-        text = str(w.message)
-        if text in guardrails and not (training or (model_code and text.startswith("model.trust_remote_code"))):
+        shown = (w.category, str(w.message))
+        if issubclass(w.category, TrainingGuardrail) and not (
+                training or (model_code and issubclass(w.category, RemoteCodeGuardrail))):
             continue
+        if shown in STATE["shown"]:
+            continue
+        STATE["shown"].add(shown)
         warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     return cfg
 
@@ -225,6 +222,12 @@ def hoist_debug(args: list[str]) -> list[str]:
 
 
 def main() -> None:
+    """The entry point, and the one place that sets the environment: library progress bars off, no
+    tokenizer threads forked into workers, and MLflow 3 allowed its file store in the run folder."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     try:
         app(args=hoist_debug(sys.argv[1:]))
     except SystemExit:

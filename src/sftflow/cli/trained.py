@@ -13,16 +13,29 @@ from pathlib import Path
 import typer
 
 from sftflow.cli.app import RunArg, check_gates, command, load_cfg, log, user_errors
-from sftflow.errors import SftflowError
 
 # New tokens per answer when nobody says: chat's --max-tokens and what serve gives a request
 # without max_tokens. Eval's budget is the config's eval.max_new_tokens (default 128), sized to the task.
 GENERATION_DEFAULT = 256
 
 
-class ExportFormat(StrEnum):
-    hf = "hf"
-    gguf = "gguf"
+def _export_formats() -> list[str]:
+    from sftflow.model.export import EXPORTERS
+
+    return [e.name for e in EXPORTERS]
+
+
+ExportFormat = StrEnum("ExportFormat", {name: name for name in _export_formats()})  # the exporters registry's
+
+
+def _export_help() -> str:
+    """`export --help`, from the exporters registry (a light module: no torch), so a new format shows there."""
+    from sftflow.model.export import EXPORTERS
+
+    formats = "\n\n".join(f"{e.name}: {e.writes}" for e in EXPORTERS)
+    return ("Export the trained model in one of these formats (--format):\n\n" + formats
+            + "\n\nExamples:\n\n    sftflow export quickstart/runs/quickstart --format merged --out merged-model"
+            "\n\n    sftflow export quickstart/sftflow.yaml --format gguf --quantize q8_0 --out gguf-model")
 
 
 class Quantize(StrEnum):
@@ -67,47 +80,25 @@ def report(config: Path = RunArg):
         check_gates(PipelineResult(cfg.run_dir, report=path, failed=failed))
 
 
-@command()
+@command(help=_export_help())
 def export(
     config: Path = RunArg,
     out: Path = typer.Option(..., "--out", help="folder for the exported model"),
-    merge: bool = typer.Option(False, "--merge", help="fold the LoRA adapter into the base weights"),
+    merge: bool = typer.Option(False, "--merge", help="hf: fold the LoRA adapter into the base weights (= --format merged)"),
     fmt: ExportFormat = typer.Option("hf", "--format", case_sensitive=False,
-                                     help="hf (Hugging Face folder) or gguf (llama.cpp, Ollama, LM Studio)"),
+                                     help="what to write: " + ", ".join(_export_formats())),
     quantize: Quantize = typer.Option("f16", "--quantize", case_sensitive=False, help="GGUF weights"),
     verify: int = typer.Option(5, "--verify", min=0, help="GGUF: compare greedy answers with the HF model on N test prompts"),
 ):
-    """Export the trained model: the adapter as is, merged into a standalone model (--merge),
-    or as one GGUF file with an Ollama Modelfile (--format gguf; needs pip install 'sftflow[gguf]').
-
-    Examples:
-
-        sftflow export quickstart/runs/quickstart --merge --out merged-model
-
-        sftflow export quickstart/sftflow.yaml --format gguf --quantize q8_0 --out gguf-model
-    """
-    fmt, quantize = fmt.value, quantize.value
     with user_errors(config, "export"):
-        if fmt == "hf" and quantize != "f16":
-            raise SftflowError("--quantize applies to --format gguf only")
-        if fmt == "gguf":
-            from sftflow.model.gguf import export_gguf, require_extra
+        from sftflow.model.export import ExportOptions, check_options, find_exporter
 
-            require_extra()  # before the config's model loads: a missing extra is the first thing said
-            cfg = load_cfg(config, model_code=True)
-            result = export_gguf(cfg, out, quantize_to=quantize, n_verify=verify, log=log)
-            if result.get("prompts"):
-                log(f"llama.cpp gave the Hugging Face model's greedy answer on {result['identical']} of "
-                    f"{result['prompts']} test prompts and its tokenizer the same prompt tokens on "
-                    f"{result['tokenizer_identical']} (each answer: {out / 'verify.json'})")
-            log(f"exported GGUF: {out / 'model.gguf'}; Ollama: cd {out} && ollama create NAME -f Modelfile")
-            return
-        from sftflow.model.export import export_model
-
-        cfg = load_cfg(config, model_code=True)
-        path = export_model(cfg.run_dir, cfg.model_path(), out, merge=merge, method=cfg.train.method,
-                            trust_remote_code=cfg.model.trust_remote_code)
-        log(f"exported {'merged model' if merge else 'model'}: {path}")
+        exporter = find_exporter(fmt.value)
+        options = ExportOptions(merge=merge, quantize=quantize.value, verify=verify)
+        check_options(exporter, options)
+        if exporter.require is not None:
+            exporter.require()  # before the config's model loads: a missing extra is the first thing said
+        log(exporter.run(load_cfg(config, model_code=True), out, options, log))
 
 
 DefaultSystemOption = typer.Option(True, "--default-system/--no-default-system",

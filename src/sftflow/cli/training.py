@@ -5,13 +5,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
 
 from sftflow.cli.app import (
-    GUARDRAILS_SHOWN,
     ConfigArg,
     check_gates,
     command,
@@ -29,6 +27,8 @@ def train(
     strict: bool = typer.Option(False, "--strict", help="treat guardrail warnings as errors"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace a previous run in the same run folder"),
     nproc: int = typer.Option(1, "--nproc", min=1, help="processes (GPUs) per node: launches torchrun for you"),
+    guardrails_shown: bool = typer.Option(False, "--guardrails-shown", hidden=True,
+                                          help="the launcher of these processes has shown the guardrails"),
     nnodes: int = typer.Option(1, "--nnodes", min=1, help="number of nodes (run the same command on each)"),
     node_rank: int = typer.Option(0, "--node-rank", min=0, help="this node's rank, 0 .. nnodes-1"),
     master_addr: str = typer.Option("127.0.0.1", "--master-addr", help="address of the rank-0 node"),
@@ -44,7 +44,7 @@ def train(
     with user_errors(config, "train"):
         from sftflow.train.trainer import train as run_train
 
-        cfg = load_cfg(config, training=True)
+        cfg = load_cfg(config, training=not guardrails_shown)
         require_model_of(cfg)
         if nproc > 1 or nnodes > 1:
             import torch
@@ -54,7 +54,7 @@ def train(
             check_strategy(cfg, use_cpu=not torch.cuda.is_available())
 
             args = [a for a, on in (("--resume", resume), ("--strict", strict), ("--overwrite", overwrite)) if on]
-            os.environ[GUARDRAILS_SHOWN] = "1"  # the processes it launches do not repeat them
+            args.append("--guardrails-shown")  # the processes it launches do not repeat them
             log(f"train: launching {nproc} process(es) x {nnodes} node(s) with torchrun "
                 f"({cfg.train.distributed.strategy})")
             code = launch(config, args, nproc=nproc, nnodes=nnodes, node_rank=node_rank, master_addr=master_addr,

@@ -23,15 +23,15 @@ TRAINED = "bold green"
 CONTEXT = "dim"
 
 
-def highlight(tokenizer, record: Example | dict) -> Text:
-    """Tool calls are part of the assistant turns that make them (trained); tool results and the
+def highlight(chat, record: Example | dict) -> Text:
+    """`chat`: the tokenizer's ChatTemplate. Tool calls are part of the assistant turns that make them (trained); tool results and the
     tool list are context."""
     ex = Example.of(record)
     if ex.is_text:  # plain-text rows: every token is trained on
         return Text(ex.text, style=TRAINED)
-    full, _ = assistant_spans(tokenizer, ex.messages, ex.template_tools())  # the exact text training tokenizes
-    mask = tokenize_record(tokenizer, ex).assistant_masks
-    offsets = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    full, _ = assistant_spans(chat, ex.messages, ex.template_tools())  # the exact text training tokenizes
+    mask = tokenize_record(chat, ex).assistant_masks
+    offsets = chat.tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     out, pos = Text(), 0
     for (start, end), trained in zip(offsets, mask, strict=True):
         if start > pos:
@@ -54,16 +54,16 @@ def bracketed(text: Text, open_: str = "[[", close: str = "]]") -> str:
 
 def show_examples(cfg: Config, n: int) -> list[tuple[str, Text]]:
     """(header, highlighted text) for the first n training examples."""
-    from sftflow.model.load import load_tokenizer
+    from sftflow.model.load import load_chat
 
     template = str(cfg.path(cfg.model.chat_template)) if cfg.model.chat_template else None
-    tok = load_tokenizer(cfg.model_path(), chat_template=template, trust_remote_code=cfg.model.trust_remote_code,
-                         template_date=cfg.model.template_date)
+    chat = load_chat(cfg.model_path(), chat_template=template, trust_remote_code=cfg.model.trust_remote_code,
+                     template_date=cfg.model.template_date)
     shown = []
     for r in islice(read_jsonl(cfg.data_dir / TRAIN), n):
-        t = tokenize_record(tok, r)
+        t = tokenize_record(chat, r)
         src = r["source"]
         header = (f"── {r['id']}  {src['file']}:{src['line']} ({src['format']}, {src['origin']})  "
                   f"{len(t.input_ids)} tokens, {sum(t.assistant_masks)} trained")
-        shown.append((header, highlight(tok, r)))
+        shown.append((header, highlight(chat, r)))
     return shown

@@ -55,7 +55,7 @@ from sftflow.eval.probes import (
 from sftflow.example import Example
 from sftflow.io import read_jsonl, write_json, write_jsonl
 from sftflow.model.chat import prompt_messages
-from sftflow.model.output import Reply, call_syntax, parse_reply
+from sftflow.model.output import Reply, parse_reply
 from sftflow.model.reasoning import answer_only
 from sftflow.model.system_prompt import training_system_prompt, with_system
 from sftflow.progress import phase
@@ -111,19 +111,19 @@ def plan_task(cfg: Config, test_refs: list[str], schema: dict | None, calls: int
             "enums": {k: sorted(map(str, v)) for k, v in enums.items()}, "labels": labels[:100]}
 
 
-def model_outputs(model, tok, cfg: Config, *, test: list[dict] | None, probes: list[dict], facts: list[dict],
+def model_outputs(model, chat, cfg: Config, *, test: list[dict] | None, probes: list[dict], facts: list[dict],
                   general: list[dict], perplexity: bool, sample: bool, log, who: str = "tuned",
                   system: str | None = None, benchmarks=None) -> dict:
     """Everything one model has to produce: generations and perplexities, no scoring. Each
     stretch is a progress phase (count and ETA on a terminal). A `<think>` block is split off
     every output (kept in `test_reasoning`); `system` is the training data's system prompt, given
-    to test prompts without one as `serve` does."""
+    to test prompts without one as `serve` does. `chat`: the model's ChatTemplate (the run's tokenizer)."""
     e = cfg.eval
     out: dict = {}
 
     def raw_gen(what: str, prompts: list, n: int = e.max_new_tokens, **sampling) -> list[str]:
         with phase(f"eval: {who} model: {what}", len(prompts)) as update:
-            return generate(model, tok, prompts, max_new_tokens=n, batch_size=e.batch_size, progress=update,
+            return generate(model, chat, prompts, max_new_tokens=n, batch_size=e.batch_size, progress=update,
                             **sampling)
 
     def gen(what: str, prompts: list, n: int = e.max_new_tokens, **sampling) -> list[str]:
@@ -131,14 +131,14 @@ def model_outputs(model, tok, cfg: Config, *, test: list[dict] | None, probes: l
 
     def ppl(what: str, records: list[dict]) -> dict:
         with phase(f"eval: {who} model: {what}", len(records)) as update:
-            return answer_perplexity(model, tok, records, max_length=cfg.train.max_length, progress=update)
+            return answer_perplexity(model, chat, records, max_length=cfg.train.max_length, progress=update)
 
     if test is not None:
         t0 = time.time()
         prompts = [with_system(prompt_messages(r), system) for r in test]
         each = [Example.of(r).template_tools() for r in test]  # the tool list each example was trained with
         tools = each if any(each) else None
-        syntax = call_syntax(tok) if tools else None
+        syntax = chat.call_syntax if tools else None
         # the one reading of a reply (model/output.py): reasoning apart, calls read where tools were offered
         read = lambda outputs: [parse_reply(o, syntax, tools=bool(t)) for o, t in zip(outputs, each, strict=True)]  # noqa: E731
         replies = read(raw_gen("test answers", prompts, tools=tools))
@@ -159,7 +159,7 @@ def model_outputs(model, tok, cfg: Config, *, test: list[dict] | None, probes: l
     if general:
         out["general"] = ppl("general-text perplexity", general)
     if benchmarks is not None:  # lm-eval's task manager, built once for both models
-        out["benchmarks"] = run_benchmarks(model, tok, cfg, benchmarks, who)
+        out["benchmarks"] = run_benchmarks(model, chat.tokenizer, cfg, benchmarks, who)
     return out
 
 
@@ -313,21 +313,21 @@ def _answer(record: dict):
 
 def _generate_both(cfg: Config, test: list[dict], work: dict) -> tuple[dict, dict | None]:
     """The tuned model's outputs, then (when anything compares) the base model's: one in memory at a time."""
-    from sftflow.model.load import load_model, load_tokenizer, load_tuned
+    from sftflow.model.load import load_chat, load_model, load_tuned
 
     e = cfg.eval
     run_dir, method, base_path = cfg.run_dir, cfg.train.method, cfg.model_path()
-    model, tok = load_tuned(run_dir, base_path, method=method, trust_remote_code=cfg.model.trust_remote_code)
+    model, chat = load_tuned(run_dir, base_path, method=method, trust_remote_code=cfg.model.trust_remote_code)
     model = _on_accelerator(model, method)
-    tuned = model_outputs(model, tok, cfg, test=test, sample=True, **work)
+    tuned = model_outputs(model, chat, cfg, test=test, sample=True, **work)
     del model
     if not (e.compare_base or work["probes"] or work["facts"] or work["general"] or e.benchmarks):
         return tuned, None
     # The base sees the very same rendered prompts: the run's tokenizer and template.
-    base_tok = load_tokenizer(str(run_dir / "model"), padding_side="left")
-    base_model = load_model(base_path, base_tok, method=method, trust_remote_code=cfg.model.trust_remote_code)
+    base_chat = load_chat(str(run_dir / "model"), padding_side="left")
+    base_model = load_model(base_path, base_chat, method=method, trust_remote_code=cfg.model.trust_remote_code)
     base_model = _on_accelerator(base_model.eval(), method)
-    base = model_outputs(base_model, base_tok, cfg, test=test if e.compare_base else None, sample=False, who="base",
+    base = model_outputs(base_model, base_chat, cfg, test=test if e.compare_base else None, sample=False, who="base",
                          **work)
     del base_model
     return tuned, base

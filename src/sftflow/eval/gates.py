@@ -229,6 +229,9 @@ def _phrase(aspect: str, rows: list[dict], metrics: dict) -> str:
     if aspect == "regression_probes":
         p = metrics.get("probes") or {}
         counts = f"{p.get('failures', '?')} of {p.get('probes', '?')} probes failed" if p else "not measured"
+        unmet = [r["id"] for r in p.get("results", []) if r.get("status") == "unmet"]
+        if unmet:
+            counts += f"; unmet by both models: {', '.join(unmet)}"
         return (f"kept its behaviour outside the task ({counts})" if ok
                 else f"broke its behaviour outside the task ({counts})")
     if aspect == "forgetting":
@@ -241,8 +244,10 @@ def _phrase(aspect: str, rows: list[dict], metrics: dict) -> str:
         return f"kept general knowledge ({detail})" if ok else f"forgot general knowledge ({detail})"
     if aspect == "hallucination_rate":
         value = _num(rows[0]["value"], "%")
-        return (f"rarely made things up ({value} of answers flagged)" if ok
-                else f"made things up ({value} of answers flagged, needs {rows[0]['rule']})")
+        made_up = (f"rarely made things up ({value} of answers flagged)" if ok
+                   else f"made things up ({value} of answers flagged, needs {rows[0]['rule']})")
+        wrong = wrong_value_text(metrics)
+        return f"{made_up}, {wrong}" if wrong else made_up
     if aspect == "benchmark_drop":
         b = metrics.get("benchmarks") or {}
         worst = (b.get("tasks") or {}).get(b.get("worst_task"))
@@ -255,6 +260,27 @@ def _phrase(aspect: str, rows: list[dict], metrics: dict) -> str:
     if pending:
         return "human review is not decided (" + ", ".join(f"{r['gate']}: {r['note']}" for r in pending) + ")"
     return "passed human review" if ok else f"failed human review ({_failed_list(rows)})"
+
+
+def wrong_value_text(metrics: dict) -> str | None:
+    """The wrong-value rate said beside hallucinations, so "rarely made things up" never reads as "rarely
+    wrong": the share of JSON field values that differ from the reference (1 - the tuned json_field_accuracy)
+    and how many answers hold an allowed but wrong value. None where the answers are not JSON objects."""
+    accuracy = ((metrics.get("tuned") or {}).get("json_field_accuracy") or {}).get("mean")
+    wrong = (((metrics.get("hallucination") or {}).get("tuned") or {}).get("wrong_values")) or {}
+    parts = []
+    if accuracy is not None:
+        parts.append(f"{1 - accuracy:.0%} of JSON field values wrong")
+    if wrong.get("n"):
+        parts.append(f"{wrong['outputs']} of {wrong['n']} answers with a wrong value")
+    return " (".join(parts) + (")" if len(parts) == 2 else "") if parts else None
+
+
+def badge(metrics: dict) -> str:
+    """PASS or FAIL at the top of the report (NO GATES where none is configured)."""
+    if not metrics.get("gates"):
+        return "NO GATES"
+    return "PASS" if all(g["passed"] for g in metrics["gates"]) else "FAIL"
 
 
 def _join(parts: list[str]) -> str:

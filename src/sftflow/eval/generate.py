@@ -17,16 +17,18 @@ from __future__ import annotations
 from sftflow.model.chat import render
 
 
-def generate(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int = 128, batch_size: int = 16,
+def generate(model, chat, prompts: list[list[dict]], *, max_new_tokens: int = 128, batch_size: int = 16,
              do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
              progress=None, padding_side: str = "left", tools: list[list[dict] | None] | None = None) -> list[str]:
     """`padding_side="right"` exists only to demonstrate the breakage (bench/playbook); keep the default.
-    `tools`: each prompt's tool definitions, rendered as training rendered them (None: no tools)."""
+    `tools`: each prompt's tool definitions, rendered as training rendered them (None: no tools).
+    `chat`: the model's ChatTemplate (its tokenizer and template facts)."""
     import torch
 
+    tokenizer = chat.tokenizer
     tokenizer.padding_side = padding_side
     tools = tools or [None] * len(prompts)
-    texts = [render(tokenizer, p, add_generation_prompt=True, tools=t) for p, t in zip(prompts, tools, strict=True)]
+    texts = [render(chat, p, add_generation_prompt=True, tools=t) for p, t in zip(prompts, tools, strict=True)]
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     outputs: list[str] = [""] * len(texts)
     device = next(model.parameters()).device
@@ -48,16 +50,16 @@ def generate(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int
             )
         new_tokens = out[:, enc["input_ids"].shape[1] :]
         for i, ids in zip(idx, new_tokens, strict=True):
-            outputs[i] = decode_reply(tokenizer, ids, texts[i])
+            outputs[i] = decode_reply(chat, ids, texts[i])
         if progress:
             progress(min(start + batch_size, len(order)), len(order))
     return outputs
 
 
-def decode_reply(tokenizer, ids, prompt: str = "") -> str:
+def decode_reply(chat, ids, prompt: str = "") -> str:
     """The text of generated ids: special tokens (end of turn, pad after it) dropped, whitespace trimmed; the
     reasoning, read apart for the family (`reasoning.reply_parts`: gpt-oss's analysis channel), as a leading
     `<think>` block that `split_reasoning` takes off again."""
     from sftflow.model.reasoning import joined, reply_parts
 
-    return joined(*reply_parts(tokenizer, ids, prompt)).strip()
+    return joined(*reply_parts(chat, ids, prompt)).strip()

@@ -185,7 +185,7 @@ def corpus_summary(name: str, preds: list[str], refs: list[str], base_preds: lis
 # --- perplexity -----------------------------------------------------------------------------
 
 
-def answer_perplexity(model, tokenizer, records: list[dict], *, max_length: int = 1024, batch_size: int = 8,
+def answer_perplexity(model, chat, records: list[dict], *, max_length: int = 1024, batch_size: int = 8,
                       progress=None) -> dict:
     """exp(mean NLL over answer tokens), summed over all tokens of all examples (not a mean of
     per-example perplexities, which over-weights short answers). Text records count every
@@ -194,7 +194,8 @@ def answer_perplexity(model, tokenizer, records: list[dict], *, max_length: int 
     import torch
 
     device = next(model.parameters()).device
-    rows = [tokenize_record(tokenizer, r, max_length) for r in records]
+    tokenizer = chat.tokenizer  # chat: the model's ChatTemplate
+    rows = [tokenize_record(chat, r, max_length) for r in records]
     rows = [r for r in rows if any(r.assistant_masks)]
     nll_sums, token_counts = [], []
     for start in range(0, len(rows), batch_size):

@@ -90,6 +90,29 @@ def same_per_example(predictions: list[dict], first: str, second: str) -> bool:
     return seen
 
 
+def delta_direction(d: dict | None, lower_is_better: bool = False) -> str:
+    """'better' or 'worse' for a paired delta (tuned - base) whose interval excludes 0, else 'same'."""
+    if not d:
+        return "same"
+    lo, hi = d["ci95"]
+    if not (lo > 0 or hi < 0):
+        return "same"
+    return "better" if (d["mean"] < 0) == lower_is_better else "worse"
+
+
+def change_direction(before: float | None, after: float | None, lower_is_better: bool, tolerance: float = 0.005) -> str:
+    """'better', 'worse' or 'same' (a relative change under `tolerance`): what a colour says. A worse
+    perplexity is never green, even where a gate lets it pass."""
+    if before is None or after is None or abs(after - before) <= tolerance * max(abs(before), 1e-12):
+        return "same"
+    return "better" if (after < before) == lower_is_better else "worse"
+
+
+# Colours follow better/worse (and red only for what a gate failed), in the page and in the charts.
+CHANGE_COLOURS = {"better": "#228833", "worse": "#ddaa33", "failed": "#ee6677", "same": "#4477aa"}
+BASE_COLOUR = "#bbbbbb"
+
+
 def delta_words(d: dict | None, lower_is_better: bool = False, digits: int = 3) -> tuple[str, str]:
     """A paired delta (tuned - base) with its interval and what it means, and the css class:
     'better'/'worse' only when the interval excludes 0."""
@@ -97,9 +120,9 @@ def delta_words(d: dict | None, lower_is_better: bool = False, digits: int = 3) 
         return "–", ""
     lo, hi = d["ci95"]
     numbers = f"{d['mean']:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
-    if lo > 0 or hi < 0:
-        better = d["mean"] < 0 if lower_is_better else d["mean"] > 0
-        return f"{numbers}: {'better' if better else 'worse'}", "ok" if better else "bad"
+    way = delta_direction(d, lower_is_better)
+    if way != "same":
+        return f"{numbers}: {way}", "ok" if way == "better" else "bad"
     return f"{numbers}: no clear change (interval includes 0)", ""
 
 

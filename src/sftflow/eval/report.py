@@ -13,20 +13,19 @@ in `report_images/`. How numbers become words and colours: eval/present.py.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
-import re
-from html import escape as escape_html
 from pathlib import Path
 
 from jinja2 import Environment
 
 from sftflow.data_folder import CARD, LEDGER, REJECTS, STATS
 from sftflow.errors import SftflowError
-from sftflow.eval.gates import headline
+from sftflow.eval.charts import forgetting_plot, loss_plot, metric_plot
+from sftflow.eval.gates import badge, headline
 from sftflow.eval.present import (
     card_html,
+    change_direction,
     delta_words,
     duplicate_text,
     is_exact_task,
@@ -34,6 +33,7 @@ from sftflow.eval.present import (
     ratio_words,
     same_per_example,
 )
+from sftflow.eval.report_md import render_markdown
 from sftflow.io import atomic_write_bytes, atomic_write_text, read_jsonl
 from sftflow.task_metrics import lower_is_better, note
 
@@ -44,7 +44,9 @@ body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f4f4f4}.pass{color:#0a7a0a;font-weight:bold}.fail{color:#b00;font-weight:bold}
 .muted{color:#777}pre{white-space:pre-wrap;margin:0;font-size:90%}img{max-width:100%}
-.ok{background:#eefbee}.bad{background:#fdeeee}
+.ok{background:#eefbee}.bad{background:#fdeeee}.better{color:#0a7a0a;font-weight:bold}.worse{color:#b36b00;font-weight:bold}
+.unmet{color:#b36b00;font-weight:bold}.badge{font-size:60%;padding:2px 10px;border-radius:4px;color:#fff;vertical-align:middle}
+.badge.pass{background:#0a7a0a}.badge.fail{background:#b00}.badge.no-gates{background:#777}
 ul.fields{list-style:none;margin:.3em 0 0;padding:0;font-size:85%}ul.fields li{margin:1px 0;padding:0 4px}
 li.field-ok{background:#dff5df}li.field-bad{background:#fbdede}
 .legend span{padding:0 6px;margin-right:.6em}.card table{font-size:90%}
@@ -54,31 +56,33 @@ dl.defs dt{font-weight:bold;margin-top:.4em}dl.defs dd{margin-left:1.5em}
 {% if j.fields and not j.json_object %}<ul class="fields"><li class="field-bad">✗ not a JSON object</li></ul>
 {% elif j.fields %}<ul class="fields">{% for f in j.fields %}{% if f.ok %}<li class="field-ok">✓ {{ f.field }}</li>{% else %}<li class="field-bad">✗ {{ f.field }}: {{ f.value if f.value is not none else "missing" }} <span class="muted">({{ "reference " ~ f.expected if f.expected is not none else "a key the reference does not have" }})</span></li>{% endif %}{% endfor %}</ul>
 {% elif not j.css and p[who + "_metrics"] and main_metric in p[who + "_metrics"] %}<span class="muted">{{ main_metric }} {{ "%.2f"|format(p[who + "_metrics"][main_metric]) }}</span>{% endif %}</td>{% endmacro %}
-<h1>sftflow report · {{ name }}</h1>
+<h1>sftflow report · {{ name }} <span id="badge" class="badge {{ badge|lower|replace(' ', '-') }}">{{ badge }}</span></h1>
 <p id="headline" class="{{ ('pass' if metrics.passed else 'fail') if metrics.gates else 'muted' }}">Verdict: {{ headline }}</p>
-<p class="muted">Evaluated on {{ metrics.test_examples }} held-out test examples only (never trained on).</p>
-<h2 id="summary">Run summary</h2>
-<table>{% for label, text in summary %}<tr><th>{{ label }}</th><td>{{ text }}</td></tr>{% endfor %}</table>
-<h2 id="verdict">Verdict</h2>
+<p class="muted">Evaluated on {{ metrics.test_examples }} held-out test examples only (never trained on).
+<a href="#summary">Run summary</a> · <a href="#probes">probes</a> · <a href="#forgetting">forgetting</a> ·
+<a href="#hallucination">hallucinations and wrong values</a> · <a href="#predictions">predictions</a> below.</p>
+<h2 id="verdict">Gates</h2>
 {% if metrics.gates %}
-<table><tr><th>gate</th><th>rule</th><th>value</th><th>result</th></tr>
+<table id="gates"><tr><th>gate</th><th>rule</th><th>value</th><th>result</th></tr>
 {% for g in metrics.gates %}<tr><td>{{ g.gate }}{% if g.metric %} ({{ g.metric }}){% endif %}</td><td>{{ g.rule }}</td>
 <td>{{ gate_value(g) }}</td>
 <td class="{{ 'pass' if g.passed else 'fail' }}">{{ g.status or ("pass" if g.passed else "FAIL") }}</td></tr>{% endfor %}
 </table>
 {% else %}<p>No gates configured.</p>{% endif %}
 {% if metrics.gates_off %}<p class="muted">Default gates off: {% for n, why in metrics.gates_off.items() %}{{ n }} ({{ why }}){{ ", " if not loop.last }}{% endfor %}.</p>{% endif %}
-{{ human_section|safe }}
 <h2 id="metrics">Metrics: base vs tuned</h2>
-<p class="muted">Mean [95% bootstrap interval] over the test examples. Δ is tuned − base on the same examples
-(paired bootstrap): "better" or "worse" only where its interval excludes 0, taking the metric's direction into
-account (hallucination rate and perplexity: lower is better). Metrics: {{ metrics.task.reason if metrics.task else "configured" }}.
-{% for n in dropped %}<br>{{ n }}{% endfor %}</p>
 <table><tr><th>metric</th><th>base</th><th>tuned</th><th>Δ tuned − base</th>{% if metrics.tuned_sampled %}<th>tuned, sampled</th>{% endif %}</tr>
 {% for r in metric_rows %}<tr><td>{{ r.name }}{% if r.note %} <span class="muted">({{ r.note }})</span>{% endif %}</td>
 <td>{{ r.base }}</td><td>{{ r.tuned }}</td><td class="{{ r.delta_class }}">{{ r.delta }}</td>{% if metrics.tuned_sampled %}<td>{{ r.sampled }}</td>{% endif %}</tr>{% endfor %}
 </table>
+<p class="muted">Mean [95% bootstrap interval] over the test examples. Δ is tuned − base on the same examples
+(paired bootstrap): "better" or "worse" only where its interval excludes 0, taking the metric's direction into
+account (hallucination rate and perplexity: lower is better). Metrics: {{ metrics.task.reason if metrics.task else "configured" }}.
+{% for n in dropped %}<br>{{ n }}{% endfor %}</p>
 {% if metric_plot %}<img alt="metrics" src="data:image/png;base64,{{ metric_plot }}">{% endif %}
+{{ human_section|safe }}
+<h2 id="summary">Run summary</h2>
+<table>{% for label, text in summary %}<tr><th>{{ label }}</th><td>{{ text }}</td></tr>{% endfor %}</table>
 <h2 id="training">Training</h2>
 {% if train %}<p>{{ train.method }} on <code>{{ train.base_model }}</code>: {{ "{:,}".format(train.trainable_parameters) }} of
 {{ "{:,}".format(train.total_parameters) }} parameters trained ({{ "%.2f"|format(100 * train.trainable_parameters / train.total_parameters) }}%),
@@ -88,18 +92,20 @@ account (hallucination rate and perplexity: lower is better). Metrics: {{ metric
 {% if loss_plot %}<img alt="loss curves" src="data:image/png;base64,{{ loss_plot }}">{% endif %}
 <h2 id="probes">Regression probes: base vs tuned</h2>
 {% if metrics.probes %}<p><span class="{{ 'fail' if metrics.probes.failures else 'pass' }}">{{ metrics.probes.failures }} of
-{{ metrics.probes.probes }} probes failed</span>{% for c, n in metrics.probes.failed_by_check.items() if n %} · {{ c }}: {{ n }}{% endfor %}.
+{{ metrics.probes.probes }} probes failed</span>{% for c, n in metrics.probes.failed_by_check.items() if n %} · {{ c }}: {{ n }}{% endfor %}{% if metrics.probes.unmet %};
+<span class="unmet">{{ metrics.probes.unmet }} unmet</span> (an expectation neither model meets, such as a refusal neither
+gives: not a regression, not a pass){% endif %}.
 <span class="muted">Prompts outside the task; each is checked for tone, refusal, language, length, format and (where
 it has an expected answer) fact regressions against the base model's answer.</span></p>
 <table><tr><th>probe</th><th>prompt</th><th>base</th><th>tuned</th><th>result</th><th>evidence</th></tr>
 {% for r in metrics.probes.results %}<tr><td>{{ r.id }}</td><td><pre>{{ r.prompt }}</pre></td><td><pre>{{ r.base }}</pre></td>
-<td class="{{ '' if r.passed else 'bad' }}"><pre>{{ r.tuned }}</pre></td><td class="{{ 'pass' if r.passed else 'fail' }}">{{ "pass" if r.passed else "FAIL" }}</td>
-<td>{% for c in r.checks if not c.passed %}<b>{{ c.check }}</b>: {{ c.evidence }}<br>{% else %}{% for c in r.checks if c.check == "fact" or "shorter" in c.evidence %}{{ c.check }}: {{ c.evidence }}<br>{% endfor %}<span class="muted">{{ r.checks|map(attribute="check")|join(", ") }}: ok</span>{% endfor %}</td></tr>{% endfor %}
+<td class="{{ '' if r.passed else 'bad' }}"><pre>{{ r.tuned }}</pre></td>{% set st = probe_status(r) %}<td class="{{ st|lower }}">{{ st }}</td>
+<td>{% for c in r.checks if not c.passed or c.unmet %}<b>{{ c.check }}</b>: {{ c.evidence }}<br>{% else %}{% for c in r.checks if c.check == "fact" or "shorter" in c.evidence %}{{ c.check }}: {{ c.evidence }}<br>{% endfor %}<span class="muted">{{ r.checks|map(attribute="check")|join(", ") }}: ok</span>{% endfor %}</td></tr>{% endfor %}
 </table>{% else %}<p class="muted">Not run (eval.probes: false).</p>{% endif %}
 <h2 id="forgetting">Forgetting</h2>
 {% if forgetting %}<p>General-text perplexity {{ "%.2f"|format(forgetting.general_text.base_ppl) }} (base) →
 {{ "%.2f"|format(forgetting.general_text.tuned_ppl) }} (tuned):
-<span class="{{ 'fail' if forgetting.flagged else 'pass' }}">{{ pct(forgetting.ppl_increase) }}</span>
+<span id="ppl-change" class="{{ forgetting_css }}">{{ pct(forgetting.ppl_increase) }}</span>
 <span class="muted">(flagged from {{ pct(forgetting.threshold) }}; {{ forgetting.general_text.records }} records of the {{ forgetting.general_text.source }})</span>.
 General facts answered correctly: {{ "%.0f"|format(100 * forgetting.facts.base_accuracy) }}% →
 {{ "%.0f"|format(100 * forgetting.facts.tuned_accuracy) }}% of {{ forgetting.facts.n }} questions.</p>
@@ -147,7 +153,7 @@ Split train/val/test = {{ data.splits.train }}/{{ data.splits.val }}/{{ data.spl
 {% else %}<p class="muted">No data stats found.</p>{% endif %}
 <p>Data card: <a href="{{ links.card }}">data_card.md</a> · provenance ledger: <a href="{{ links.ledger }}">ledger.sqlite</a>
 (every row's source and fate) · rejected rows: <a href="{{ links.rejects }}">rejects.jsonl</a></p>
-{% if data_card %}<details open id="data-card"><summary>data card</summary><div class="card">{{ data_card|safe }}</div></details>{% endif %}
+{% if data_card %}<details id="data-card"><summary>data card</summary><div class="card">{{ data_card|safe }}</div></details>{% endif %}
 <h2 id="predictions">Predictions ({{ shown|length }} of {{ total_predictions }})</h2>
 <p class="legend muted"><span class="ok">green</span> identical to the reference (JSON compared as values: key order and
 spacing ignored){% if exact_task %} · <span class="bad">red</span> anything else{% else %} · uncoloured: worded
@@ -160,78 +166,6 @@ as the reference, <span class="field-bad">✗</span> different or missing{% endi
 <p class="muted">All predictions: eval/predictions.jsonl · metrics: eval/metrics.json · generated by sftflow {{ version }}</p>
 </body></html>
 """
-
-
-def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def loss_plot(history: list[dict]) -> bytes | None:
-    from sftflow.plots import loss_figure
-
-    fig = loss_figure(history)
-    return None if fig is None else _png(fig)
-
-
-def _bars(ax, metrics: dict, names: list[str], value) -> None:
-    """Base and tuned side by side per metric, with their 95% intervals as error bars."""
-    width = 0.38
-    for k, (label, color) in enumerate((("base", "#bbbbbb"), ("tuned", "#228833"))):
-        block = metrics.get(label)
-        if not block or not all(n in block for n in names):
-            continue
-        means, cis = zip(*(value(block[n]) for n in names), strict=True)
-        errs = [[max(0.0, m - c[0]) for m, c in zip(means, cis, strict=True)],
-                [max(0.0, c[1] - m) for m, c in zip(means, cis, strict=True)]]
-        xs = [i + (k - 0.5) * width for i in range(len(names))]
-        ax.bar(xs, means, width, yerr=errs, capsize=3, label=label, color=color)
-    ax.set_xticks(range(len(names)), names, rotation=25, ha="right")
-
-
-def metric_panels(metrics: dict, names: list[str]) -> list[tuple[str, list[str]]]:
-    """Higher-is-better metrics in one panel, lower-is-better rates in another and answer
-    perplexity (its own scale) in a third: a bar that grows is never good in one and bad in
-    the next panel without the title saying so."""
-    higher = [n for n in names if not lower_is_better(n)]
-    lower = [n for n in names if lower_is_better(n)]
-    ppl = ["answer_perplexity"] if (metrics.get("tuned") or {}).get("answer_perplexity") else []
-    return [p for p in (("higher", higher), ("lower", lower), ("ppl", ppl)) if p[1]]
-
-
-def metric_plot(metrics: dict, names: list[str]) -> bytes | None:
-    """The metric panels side by side, each titled with its direction."""
-    panels = metric_panels(metrics, names)
-    if not panels:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    widths = [max(1.2, 0.9 * len(ns)) for _, ns in panels]
-    fig, axes = plt.subplots(1, len(panels), figsize=(min(11, 1.5 + sum(widths)), 3.2), squeeze=False,
-                             gridspec_kw={"width_ratios": widths})
-    mean_ci = lambda m: (m["mean"], m.get("ci95") or [m["mean"]] * 2)  # noqa: E731
-    for ax, (kind, ns) in zip(axes[0], panels, strict=True):
-        if kind == "ppl":
-            _bars(ax, metrics, ns, lambda p: (p["perplexity"], p.get("ci95") or [p["perplexity"]] * 2))
-            ax.set_title("answer perplexity\n(lower is better)", fontsize=9)
-            values = [b["answer_perplexity"]["perplexity"] for b in (metrics.get("base"), metrics["tuned"])
-                      if b and b.get("answer_perplexity")]
-            if max(values) / max(min(values), 1e-9) > 20:
-                ax.set_yscale("log")
-            continue
-        _bars(ax, metrics, ns, mean_ci)
-        ax.set_ylim(0, 1.05)
-        ax.set_title("higher is better" if kind == "higher" else "lower is better", fontsize=9)
-    axes[0][0].set_ylabel("mean (95% CI)")
-    axes[0][0].legend(fontsize=8)
-    return _png(fig)
 
 
 WORST_ROWS = 10
@@ -273,31 +207,17 @@ def metric_rows(metrics: dict, names: list[str]) -> list[dict]:
     return rows
 
 
-def forgetting_plot(forgetting: dict | None) -> bytes | None:
-    """General-text perplexity (lower is better) and general-fact accuracy (higher is better),
-    base vs tuned, side by side."""
+def probe_status(r: dict) -> str:
+    """pass, FAIL (a regression), or unmet (an expectation neither model meets: not a pass)."""
+    return r.get("status") or ("pass" if r["passed"] else "FAIL")
+
+
+def forgetting_css(forgetting: dict | None) -> str:
+    """The perplexity change's colour: red where the gate flagged it, else better/worse/same."""
     if not forgetting:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    g, f = forgetting["general_text"], forgetting["facts"]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3))
-    colors = ["#bbbbbb", "#ee6677" if forgetting["flagged"] else "#228833"]
-    values = [g["base_ppl"], g["tuned_ppl"]]
-    cis = [g.get("base_ci95") or [v, v] for v in values[:1]] + [g.get("tuned_ci95") or [values[1]] * 2]
-    errs = [[max(0.0, v - c[0]) for v, c in zip(values, cis, strict=True)],
-            [max(0.0, c[1] - v) for v, c in zip(values, cis, strict=True)]]
-    ax1.bar(["base", "tuned"], values, yerr=errs, capsize=3, color=colors)
-    ax1.set_title(f"general-text perplexity ({forgetting['ppl_increase']:+.1%})\nlower is better", fontsize=9)
-    if max(values) / max(min(values), 1e-9) > 20:
-        ax1.set_yscale("log")
-    ax2.bar(["base", "tuned"], [f["base_accuracy"], f["tuned_accuracy"]], color=["#bbbbbb", "#4477aa"])
-    ax2.set_ylim(0, 1.05)
-    ax2.set_title(f"general facts correct (n={f['n']})\nhigher is better", fontsize=9)
-    return _png(fig)
+        return ""
+    g = forgetting["general_text"]
+    return "fail" if forgetting["flagged"] else change_direction(g["base_ppl"], g["tuned_ppl"], True)
 
 
 def gate_text(g: dict) -> str:
@@ -351,107 +271,6 @@ def worst_examples(predictions: list[dict], main_metric: str, n: int = WORST_ROW
 
 def _rel(target: Path, start: Path) -> str:
     return Path(os.path.relpath(target, start)).as_posix()
-
-
-MD_ESCAPED = re.compile(r"([\\`\[\]|])")
-
-
-def _cell(text) -> str:
-    """A Markdown table cell that shows `text` (a prompt, a model's output) as text: HTML as
-    entities, so viewers that pass HTML through never run a `<script>` from it; backslashes,
-    backticks, brackets and pipes escaped (no code spans, links or images from it, no extra
-    columns); line breaks as <br>, so the row holds."""
-    text = MD_ESCAPED.sub(r"\\\1", escape_html(str(text), quote=False))
-    return re.sub(r"\r\n|\r|\n", "<br>", text)
-
-
-MD_TEMPLATE = """# sftflow report · {{ name }}
-
-**Verdict: {{ headline }}**
-
-Evaluated on {{ metrics.test_examples }} held-out test examples only (never trained on).
-
-## Run summary
-
-| | |
-|---|---|
-{% for label, text in summary %}| {{ label }} | {{ text|cell }} |
-{% endfor %}
-## Verdict
-
-{% if metrics.gates %}| gate | rule | value | result |
-|---|---|---|---|
-{% for g in metrics.gates %}| {{ g.gate }}{% if g.metric %} ({{ g.metric }}){% endif %} | {{ g.rule }} | {{ gate_value(g) }} | {{ g.status or ("pass" if g.passed else "**FAIL**") }} |
-{% endfor %}{% else %}No gates configured.
-{% endif %}{% if metrics.gates_off %}
-Default gates off: {% for n, why in metrics.gates_off.items() %}{{ n }} ({{ why }}){{ ", " if not loop.last }}{% endfor %}.
-{% endif %}
-## Metrics: base vs tuned
-
-Mean [95% bootstrap interval]; Δ is tuned − base on the same examples (paired bootstrap): "better" or "worse"
-only where its interval excludes 0 (hallucination rate and perplexity: lower is better).
-{% for n in dropped %}{{ n }}
-{% endfor %}
-| metric | base | tuned | Δ tuned − base |{% if metrics.tuned_sampled %} tuned, sampled |{% endif %}
-|---|---|---|---|{% if metrics.tuned_sampled %}---|{% endif %}
-{% for r in metric_rows %}| {{ r.name }}{% if r.note %} ({{ r.note }}){% endif %} | {{ r.base }} | {{ r.tuned }} | {{ r.delta }} |{% if metrics.tuned_sampled %} {{ r.sampled }} |{% endif %}
-{% endfor %}
-
-{% if images.metrics %}![metrics]({{ images.metrics }})
-{% endif %}
-## Training
-
-{% if images.loss %}![loss curves]({{ images.loss }})
-{% else %}No training log found.
-{% endif %}
-{{ human_md }}## Regression probes: base vs tuned
-
-{% if metrics.probes %}**{{ metrics.probes.failures }} of {{ metrics.probes.probes }} probes failed.**
-
-| probe | prompt | base | tuned | result | evidence |
-|---|---|---|---|---|---|
-{% for r in metrics.probes.results %}| {{ r.id }} | {{ r.prompt|cell }} | {{ r.base|cell }} | {{ r.tuned|cell }} | {{ "pass" if r.passed else "**FAIL**" }} | {% for c in r.checks if not c.passed %}{{ c.check }}: {{ c.evidence|cell }}<br>{% else %}{% for c in r.checks if c.check == "fact" or "shorter" in c.evidence %}{{ c.check }}: {{ c.evidence|cell }}<br>{% endfor %}{% endfor %} |
-{% endfor %}{% else %}Not run.
-{% endif %}
-## Forgetting
-
-{% if forgetting %}General-text perplexity {{ "%.2f"|format(forgetting.general_text.base_ppl) }} → {{ "%.2f"|format(forgetting.general_text.tuned_ppl) }} (**{{ pct(forgetting.ppl_increase) }}**, flagged from {{ pct(forgetting.threshold) }}{{ ", FLAGGED" if forgetting.flagged }}); general facts correct {{ "%.0f"|format(100 * forgetting.facts.base_accuracy) }}% → {{ "%.0f"|format(100 * forgetting.facts.tuned_accuracy) }}% of {{ forgetting.facts.n }}.
-
-{% if images.forgetting %}![forgetting]({{ images.forgetting }})
-{% endif %}{% else %}Not measured.
-{% endif %}{% if metrics.benchmarks %}
-| benchmark (lm-eval {{ metrics.benchmarks.lm_eval }}) | metric | examples | base | tuned | tuned − base |
-|---|---|---|---|---|---|
-{% for task, r in metrics.benchmarks.tasks.items() %}| {{ task }} | {{ r.metric }} | {{ r.n }} | {{ "%.3f"|format(r.base) if r.base is not none else "–" }} | {{ "%.3f"|format(r.tuned) }} | {{ "%+.3f"|format(r.delta) if r.delta is not none else "–" }} |
-{% endfor %}
-{% endif %}
-## Hallucination checks and wrong values
-
-*Hallucination*: the output states something neither the prompt nor the reference supports (a number or name found
-in neither, a JSON key the task never uses, a value outside a field's allowed set, free text found in neither).
-*Wrong value*: a JSON field holds an allowed value that is not the reference's (`"urgency": "low"` for `"high"`): an
-error, counted apart.
-
-{% if hall %}Tuned outputs with a hallucination: **{{ hall.tuned.flagged }} of {{ hall.tuned.n }}**{% if hall.base %} (base {{ hall.base.flagged }}){% endif %}.
-{% if hall.tuned.wrong_values %}{% set wt = hall.tuned.wrong_values %}Tuned outputs with a wrong value: **{{ wt.outputs }} of {{ wt.n }}**{% if wt.by_field %} ({% for f, n in wt.by_field.items() %}{{ f }} {{ n }}{{ ", " if not loop.last }}{% endfor %}){% endif %}{% if hall.base and hall.base.wrong_values %} (base {{ hall.base.wrong_values.outputs }}){% endif %}.
-{% endif %}
-{% if hall.examples %}| prompt | reference | tuned output | flags |
-|---|---|---|---|
-{% for x in hall.examples %}| {{ x.prompt|cell }} | {{ x.reference|cell }} | {{ x.output|cell }} | {% for f in x.flags %}{{ f.kind }} {{ f.text|cell }}<br>{% endfor %} |
-{% endfor %}{% endif %}{% endif %}
-## Worst test examples (lowest {{ main_metric }})
-
-| prompt | reference | tuned | {{ main_metric }} |
-|---|---|---|---|
-{% for p in worst %}| {{ p.prompt[-1].content|cell }} | {{ p.reference|cell }} | {{ p.tuned|cell }} | {{ "%.2f"|format(p.tuned_metrics[main_metric]) }} |
-{% endfor %}
-## Data
-
-{% if data %}{{ data.rows_read }} rows read → {{ data.kept }} kept, {{ data.rejected }} rejected, {{ duplicates }}{% if data.filtered %}, {{ data.filtered }} filtered by quality{% endif %}{% if data.unused %}, {{ data.unused }} unused{% endif %}.
-{% endif %}Data card: [data_card.md]({{ links.card }}) · ledger: [ledger.sqlite]({{ links.ledger }}) · rejects: [rejects.jsonl]({{ links.rejects }})
-
-All predictions: eval/predictions.jsonl · metrics: eval/metrics.json · generated by sftflow {{ version }}
-"""
 
 
 def _read_json(path: Path) -> dict | None:
@@ -509,6 +328,9 @@ def write_report(run_dir: Path, data_dir: Path, name: str, max_rows: int = 50) -
     extra = dict(
         name=name, metrics=metrics, data=data, main_metric=main_metric, version=sftflow.__version__,
         headline=headline(metrics),
+        badge=badge(metrics),
+        probe_status=probe_status,
+        forgetting_css=forgetting_css(forgetting),
         summary=run_summary(run_dir, metrics, train, data),
         metric_rows=metric_rows(metrics, names),
         dropped=dropped,
@@ -545,10 +367,7 @@ def write_report(run_dir: Path, data_dir: Path, name: str, max_rows: int = 50) -
     path = run_dir / "eval" / "report.html"
     atomic_write_text(path, html)
     images = _write_images(run_dir / "eval" / IMAGE_DIR, plots)
-    md_env = Environment(autoescape=False, trim_blocks=False)
-    md_env.filters["cell"] = _cell
-    md = md_env.from_string(MD_TEMPLATE).render(**extra, images=images)
-    atomic_write_text(run_dir / "eval" / "report.md", md)
+    atomic_write_text(run_dir / "eval" / "report.md", render_markdown(extra, images))
     return path
 
 

@@ -24,7 +24,7 @@ from sftflow.errors import SftflowError
 from sftflow.example import Example, Message, template_messages
 from sftflow.model.masks import training_text
 from sftflow.model.reasoning import CLOSE, OPEN, drop_reasoning, split_reasoning
-from sftflow.model.system_role import fold_system, refuses_system
+from sftflow.model.system_role import fold_system
 
 
 @dataclass
@@ -41,10 +41,8 @@ _THOUGHT = "sftflowthought"
 def reasoning_style(tokenizer) -> str:
     """How the chat template takes an assistant turn's reasoning: `thinking` or `reasoning_content` (that
     key), `inline` (a `<think>` block in front of the content), or `stripped` (it renders none of them in
-    the last turn: the R1 distills'). Found by rendering a turn with a marked reasoning each way."""
-    cached = getattr(tokenizer, "_sftflow_reasoning_style", None)
-    if cached is not None and cached[0] == tokenizer.chat_template:
-        return cached[1]
+    the last turn: the R1 distills'). Found by rendering a turn with a marked reasoning each way, once per
+    tokenizer: `ChatTemplate.reasoning_style`."""
     probes = [("thinking", {"content": "ok", "thinking": _THOUGHT}),
               ("reasoning_content", {"content": "ok", "reasoning_content": _THOUGHT}),
               ("inline", {"content": f"{OPEN}\n{_THOUGHT}\n{CLOSE}\n\nok"})]
@@ -58,7 +56,6 @@ def reasoning_style(tokenizer) -> str:
         if _THOUGHT in text:
             style = name
             break
-    tokenizer._sftflow_reasoning_style = (tokenizer.chat_template, style)
     return style
 
 
@@ -80,20 +77,20 @@ def _reasoning_apart(messages: list[Message]) -> list[Message]:
     return out
 
 
-def _template_chat(tokenizer, messages, tools: list[dict] | None = None):
+def _template_chat(chat, messages, tools: list[dict] | None = None):
     """The messages as the template reads them (call arguments as objects, reasoning the way it takes it,
     system folded where refused) and the renderer `draw(messages, add_generation_prompt)`: the one call,
-    with `tools=`, that renders a conversation for training, evaluation and serving alike."""
-    if tools:
-        problem = tool_support(tokenizer)
-        if problem:
-            raise SftflowError(problem)
-    style = reasoning_style(tokenizer)
+    with `tools=`, that renders a conversation for training, evaluation and serving alike. `chat` is the
+    tokenizer's ChatTemplate (its facts)."""
+    if tools and chat.tool_support:
+        raise SftflowError(chat.tool_support)
+    tokenizer = chat.tokenizer
+    style = chat.reasoning_style
     if style != "inline":  # a key, or none for a template that drops it (the last turn's: `assistant_spans`)
         msgs = template_messages(_reasoning_apart(_typed(messages)), "none" if style == "stripped" else style)
     else:
         msgs = template_messages(messages)
-    if refuses_system(tokenizer):
+    if chat.refuses_system:
         msgs = fold_system(msgs)
     kw = {"tools": tools} if tools else {}
     draw = lambda msgs, gen: tokenizer.apply_chat_template(msgs, tokenize=False,  # noqa: E731
@@ -101,9 +98,10 @@ def _template_chat(tokenizer, messages, tools: list[dict] | None = None):
     return msgs, draw
 
 
-def render(tokenizer, messages: list, add_generation_prompt: bool = False, tools: list[dict] | None = None) -> str:
-    """A conversation (typed messages or canonical dicts) rendered by the model's template, with its tools."""
-    msgs, draw = _template_chat(tokenizer, messages, tools)
+def render(chat, messages: list, add_generation_prompt: bool = False, tools: list[dict] | None = None) -> str:
+    """A conversation (typed messages or canonical dicts) rendered by the model's template (`chat`, its
+    ChatTemplate), with its tools."""
+    msgs, draw = _template_chat(chat, messages, tools)
     return draw(msgs, add_generation_prompt)
 
 
@@ -113,10 +111,8 @@ _PROBE_TOOL = {"type": "function", "function": {"name": "sftflow_probe_tool", "d
 
 def tool_support(tokenizer) -> str | None:
     """None when the chat template renders a tool list and an assistant's tool call; otherwise why not
-    (a template that ignores `tools=` would drop them from training without a word)."""
-    cached = getattr(tokenizer, "_sftflow_tool_support", None)  # (template, answer)
-    if cached is not None and cached[0] == tokenizer.chat_template:
-        return cached[1]
+    (a template that ignores `tools=` would drop them from training without a word). Asked once per
+    tokenizer: `ChatTemplate.tool_support`."""
     call = {"id": "call00001", "type": "function", "function": {"name": "sftflow_probe_call", "arguments": {"q": "x"}}}
     chat = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "", "tool_calls": [call]},
             {"role": "tool", "tool_call_id": "call00001", "content": "sftflow_probe_result"}]
@@ -129,25 +125,24 @@ def tool_support(tokenizer) -> str | None:
         problem = f"the chat template cannot render a tool call ({err})"
     if problem:
         problem += "; rows with tools need a template that supports them: set model.chat_template"
-    tokenizer._sftflow_tool_support = (tokenizer.chat_template, problem)
     return problem
 
 
-def assistant_spans(tokenizer, messages: list, tools: list[dict] | None = None,
+def assistant_spans(chat, messages: list, tools: list[dict] | None = None,
                     reasoning: str = "keep") -> tuple[str, list[tuple[int, int]]]:
     """The text to train on and the character spans of every trained assistant turn in it (turns marked
     `train: false` are context only). `reasoning` is train.reasoning: a last turn's reasoning that the
     template drops is written after the prompt (`keep`) or refused (`template`)."""
     untrained = {k for k, m in enumerate(m for m in messages if _role(m) == "assistant") if not _trains(m)}
-    msgs, draw = _template_chat(tokenizer, messages, tools)
+    msgs, draw = _template_chat(chat, messages, tools)
     thought = None
-    if messages and _role(messages[-1]) == "assistant" and reasoning_style(tokenizer) == "stripped":
+    if messages and _role(messages[-1]) == "assistant" and chat.reasoning_style == "stripped":
         last = _reasoning_apart(_typed(messages[-1:]))[0]
         thought = last.reasoning or None
         if thought and reasoning == "template":
             raise SftflowError("the chat template drops the reasoning of the answer it trains; set train.reasoning: "
                                "keep (train it after the generation prompt, as the model writes it) or drop")
-    text, spans = training_text(tokenizer, draw, msgs, untrained)
+    text, spans = training_text(chat, draw, msgs, untrained)
     if thought is None:
         return text, spans
     prompt_end = len(draw(msgs[:-1], True))  # the last span starts there: write the reasoning in front of it
@@ -172,16 +167,18 @@ def _trains(m) -> bool:
     return m.train if isinstance(m, Message) else m.get("train", True) is not False
 
 
-def tokenize_chat(tokenizer, messages: list, max_length: int | None = None,
+def tokenize_chat(chat, messages: list, max_length: int | None = None,
                   reasoning: bool | str = True, tools: list[dict] | None = None) -> TokenizedChat:
-    """`reasoning` is train.reasoning: True / `keep`, False / `drop` (answers trained without their reasoning),
-    or `template` (refuse a row whose trained reasoning the template drops)."""
+    """`chat` is the tokenizer's ChatTemplate. `reasoning` is train.reasoning: True / `keep`, False / `drop`
+    (answers trained without their reasoning), or `template` (refuse a row whose trained reasoning the
+    template drops)."""
+    tokenizer = chat.tokenizer
     if not getattr(tokenizer, "is_fast", False):
         raise SftflowError("sftflow needs a fast (Rust) tokenizer for answer-only loss masks; this model has a slow one")
     mode = {True: "keep", False: "drop"}.get(reasoning, reasoning)
     if mode == "drop":
         messages = drop_reasoning(_typed(messages))
-    full, spans = assistant_spans(tokenizer, messages, tools, mode)
+    full, spans = assistant_spans(chat, messages, tools, mode)
     enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = enc["input_ids"], enc["offset_mapping"]
     mask = [0] * len(ids)
@@ -212,12 +209,13 @@ def tokenize_text(tokenizer, text: str, max_length: int | None = None) -> Tokeni
     return TokenizedChat(ids, [1] * len(ids), truncated, full_length)
 
 
-def tokenize_record(tokenizer, record: Example | dict, max_length: int | None = None,
+def tokenize_record(chat, record: Example | dict, max_length: int | None = None,
                     reasoning: bool | str = True) -> TokenizedChat:
+    """A row as training tokenizes it; `chat` is the tokenizer's ChatTemplate."""
     ex = Example.of(record)
     if ex.is_text:
-        return tokenize_text(tokenizer, ex.text, max_length)
-    return tokenize_chat(tokenizer, ex.messages, max_length, reasoning, ex.template_tools())
+        return tokenize_text(chat.tokenizer, ex.text, max_length)
+    return tokenize_chat(chat, ex.messages, max_length, reasoning, ex.template_tools())
 
 
 def prompt_messages(record: Example | dict) -> list[dict]:

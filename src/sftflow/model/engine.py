@@ -1,6 +1,6 @@
 """The decoding engine behind `sftflow serve`, `sftflow chat` and synth's local teacher.
 
-    engine = Engine(model, tok, max_batch=16).start()
+    engine = Engine(model, chat, max_batch=16).start()   # chat: the tokenizer's ChatTemplate
     engine.submit([GenRequest(prompt_ids=ids, max_tokens=64, on_event=print, temperature=0)])
 
 `decode_batch` decodes requests together: one left-padded prefill, then one token per row per
@@ -75,13 +75,14 @@ def _holdback(text: str, stops: list[str]) -> int:
     return keep
 
 
-def _advance(req: GenRequest, tok, eos_ids: set[int], final: bool) -> None:
+def _advance(req: GenRequest, chat, eos_ids: set[int], final: bool) -> None:
     """Decode the row so far, apply stop strings, and send the text that can no longer change."""
     from sftflow.model import harmony
 
+    tok = chat.tokenizer
     ids = req.tokens[:-1] if req.tokens and req.tokens[-1] in eos_ids else req.tokens
     channels = None  # gpt-oss: (analysis, final, final begun), read off the text with its special tokens
-    if harmony.is_harmony(tok):
+    if chat.harmony:
         channels = harmony.parse(tok.decode(ids, skip_special_tokens=False), tuple(tok.all_special_tokens))
         text = channels[1]
     else:
@@ -145,11 +146,12 @@ def _cache_keyword(model) -> str:
     return "cache" if "cache" in inspect.signature(target.forward).parameters else "past_key_values"
 
 
-def decode_batch(model, tok, reqs: list[GenRequest]) -> None:
+def decode_batch(model, chat, reqs: list[GenRequest]) -> None:
     """Decode several requests together: one left-padded prefill, then one token per row per
-    step through the KV cache. Finished or cancelled rows leave the batch."""
+    step through the KV cache. Finished or cancelled rows leave the batch. `chat`: the ChatTemplate."""
     import torch
 
+    tok = chat.tokenizer
     eos = model.generation_config.eos_token_id
     eos_ids = {eos} if isinstance(eos, int) else set(eos or [tok.eos_token_id])
     device = next(model.parameters()).device
@@ -184,7 +186,7 @@ def decode_batch(model, tok, reqs: list[GenRequest]) -> None:
                 done = t in eos_ids or len(r.tokens) >= r.max_tokens
                 if t not in eos_ids and len(r.tokens) >= r.max_tokens:
                     r.finish_reason = "length"
-                _advance(r, tok, eos_ids, final=done)
+                _advance(r, chat, eos_ids, final=done)
                 if not done and r.finish_reason is None:  # a stop string also ends the row
                     keep.append(row)
                     next_ids.append(t)
@@ -215,8 +217,8 @@ class Engine:
     so a batch of 8 costs little more than one request.
     """
 
-    def __init__(self, model, tok, *, max_batch: int = 16, batch_wait_ms: float = 10, max_queue: int = 256):
-        self.model, self.tok = model, tok
+    def __init__(self, model, chat, *, max_batch: int = 16, batch_wait_ms: float = 10, max_queue: int = 256):
+        self.model, self.chat, self.tok = model, chat, chat.tokenizer
         self.max_batch, self.wait, self.max_queue = max_batch, batch_wait_ms / 1000, max_queue
         self.queue: queue.Queue[GenRequest] = queue.Queue()
         self.stats = {"requests": 0, "batches": 0, "max_batch": 0, "completion_tokens": 0, "errors": 0}
@@ -260,7 +262,7 @@ class Engine:
             self.stats["requests"] += len(batch)
             self.stats["max_batch"] = max(self.stats["max_batch"], len(batch))
             try:
-                decode_batch(self.model, self.tok, batch)
+                decode_batch(self.model, self.chat, batch)
             except Exception as err:  # a failed batch fails its requests, never the server
                 self.stats["errors"] += 1
                 for r in batch:

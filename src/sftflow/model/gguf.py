@@ -187,7 +187,7 @@ def _without(text: str, prefix: str = "", suffix: str = "") -> str | None:
     return text[len(prefix):len(text) - len(suffix)]
 
 
-def role_wrapping(tok) -> dict | None:
+def role_wrapping(chat) -> dict | None:
     """{"preamble", "default_system", "generation", role: (before, after)} such that a prompt renders as
     preamble + (default_system when it has no system message) + before+content+after per message +
     generation; None where the template is not of that shape. `default_system` is the system turn a
@@ -196,40 +196,40 @@ def role_wrapping(tok) -> dict | None:
     from sftflow.model.chat import render
 
     msg = lambda role, n="": {"role": role, "content": MARKS[role] + n}  # noqa: E731
-    one_user = render(tok, [msg("user")])
-    chat = _pieces(render(tok, [msg("system"), msg("user", "1"), msg("assistant", "1"), msg("user", "2"),
-                                msg("assistant", "2")]),
+    one_user = render(chat, [msg("user")])
+    turns = _pieces(render(chat, [msg("system"), msg("user", "1"), msg("assistant", "1"), msg("user", "2"),
+                                  msg("assistant", "2")]),
                    [MARKS["system"], MARKS["user"] + "1", MARKS["assistant"] + "1", MARKS["user"] + "2",
                     MARKS["assistant"] + "2"])
     first = _pieces(one_user, [MARKS["user"]])
-    generation = _without(render(tok, [msg("user")], add_generation_prompt=True), one_user)
-    if chat is None or first is None or generation is None:
+    generation = _without(render(chat, [msg("user")], add_generation_prompt=True), one_user)
+    if turns is None or first is None or generation is None:
         return None
-    a_after, u_after = chat[5], first[1]
-    u_before = _without(chat[3], a_after)
+    a_after, u_after = turns[5], first[1]
+    u_before = _without(turns[3], a_after)
     preamble = _without(first[0], suffix=u_before or "") if u_before is not None else None
     if preamble is None:
         return None
     default_system = ""
-    s_before, s_after = _without(chat[0], preamble), _without(chat[1], suffix=u_before)
+    s_before, s_after = _without(turns[0], preamble), _without(turns[1], suffix=u_before)
     if s_before is None and s_after is not None:  # what comes before a lone user turn is a system turn of its own
         default_system, preamble = preamble, ""
-        s_before = chat[0]
+        s_before = turns[0]
         if _without(default_system, s_before, s_after) is None:
             return None
     parts = {"preamble": preamble, "default_system": default_system, "generation": generation,
-             "assistant": (_without(chat[2], u_after), a_after), "user": (u_before, u_after),
+             "assistant": (_without(turns[2], u_after), a_after), "user": (u_before, u_after),
              "system": (s_before, s_after)}
     return None if any(x is None for v in parts.values() for x in (v if isinstance(v, tuple) else [v])) else parts
 
 
-def ollama_template(tok, checks: list[list[dict]]) -> str | None:
+def ollama_template(chat, checks: list[list[dict]]) -> str | None:
     """A Go template equal to the training template on every check conversation, or None. A
     template's default system turn becomes `{{ if not .System }}...{{ end }}`: Ollama sets .System
     from the conversation's system message, or from the Modelfile's SYSTEM when it has none."""
     from sftflow.model.chat import render
 
-    w = role_wrapping(tok)
+    w = role_wrapping(chat)
     if w is None:
         return None
     literals = [w["preamble"], w["default_system"], w["generation"], *(t for r in MARKS for t in w[r])]
@@ -242,7 +242,7 @@ def ollama_template(tok, checks: list[list[dict]]) -> str | None:
             return None
         default = "" if any(m["role"] == "system" for m in messages) else w["default_system"]
         ours = w["preamble"] + default + "".join(w[m["role"]][0] + m["content"] + w[m["role"]][1] for m in messages)
-        if ours + w["generation"] != render(tok, messages, add_generation_prompt=True):
+        if ours + w["generation"] != render(chat, messages, add_generation_prompt=True):
             return None
     # One line, no {{- trimming: the literal newlines of the wrapping are part of the prompt.
     branches = "{{ else if".join(f' eq .Role "{r}" }}}}{w[r][0]}{{{{ .Content }}}}{w[r][1]}' for r in MARKS)
@@ -289,16 +289,18 @@ def verify(gguf_file: Path, hf_dir: Path, prompts: list[list[dict]], max_new_tok
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from sftflow.model.chat import render
+    from sftflow.model.chat_template import ChatTemplate
     from sftflow.model.reasoning import joined, reply_parts
 
-    def decode_reply(tok, ids, prompt: str) -> str:  # read apart per family, as eval reads a reply
-        return joined(*reply_parts(tok, ids, prompt)).strip()
+    def decode_reply(chat, ids, prompt: str) -> str:  # read apart per family, as eval reads a reply
+        return joined(*reply_parts(chat, ids, prompt)).strip()
 
-    tok = AutoTokenizer.from_pretrained(str(hf_dir))
+    tok = AutoTokenizer.from_pretrained(str(hf_dir))  # the exported folder as any reader loads it
+    chat = ChatTemplate(tok)
     model = AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype=torch.float32).eval()
     eos = model.generation_config.eos_token_id
     eos = set(eos if isinstance(eos, list) else [eos])
-    rendered = [render(tok, p, add_generation_prompt=True) for p in prompts]
+    rendered = [render(chat, p, add_generation_prompt=True) for p in prompts]
     ids = [tok(text, add_special_tokens=False)["input_ids"] for text in rendered]
     answers = in_child_process(
         "sftflow.model.gguf:llama_cpp_answers", {"gguf": str(gguf_file), "texts": rendered, "ids": ids,
@@ -312,7 +314,7 @@ def verify(gguf_file: Path, hf_dir: Path, prompts: list[list[dict]], max_new_tok
                                  do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=sorted(eos),
                                  pad_token_id=tok.pad_token_id)
         hf = _until(out[0, len(prompt):].tolist(), eos)
-        example = {"prompt": text, "hf": decode_reply(tok, hf, text), "llama_cpp": decode_reply(tok, gg, text),
+        example = {"prompt": text, "hf": decode_reply(chat, hf, text), "llama_cpp": decode_reply(chat, gg, text),
                    "identical": hf == gg, "llama_cpp_tokenizer_identical": own == prompt}
         if hf != gg:
             example["first_difference"] = _first_difference(model, prompt, hf, gg, min(eos))
@@ -391,7 +393,7 @@ def _until(ids: list[int], eos: set[int]) -> list[int]:
 def export_gguf(cfg, out_dir: Path, *, quantize_to: str = "f16", n_verify: int = 5, log=print) -> dict:
     """merge -> convert (-> quantize) -> Modelfile -> verify; returns verify.json's content."""
     from sftflow.model.export import export_model
-    from sftflow.model.load import load_tokenizer
+    from sftflow.model.load import load_chat
     from sftflow.model.system_prompt import training_system_prompt
 
     require_extra()
@@ -410,9 +412,9 @@ def export_gguf(cfg, out_dir: Path, *, quantize_to: str = "f16", n_verify: int =
         export_model(cfg.run_dir, cfg.model_path(), hf_dir, merge=True, method=cfg.train.method,
                      trust_remote_code=cfg.model.trust_remote_code)
         _convert(hf_dir, out_dir, quantize_to, log)
-        tok = load_tokenizer(str(hf_dir))
-        template = ollama_template(tok, prompts)
-        eos = tok.convert_ids_to_tokens(_eos_ids(hf_dir))
+        chat = load_chat(str(hf_dir))
+        template = ollama_template(chat, prompts)
+        eos = chat.tokenizer.convert_ids_to_tokens(_eos_ids(hf_dir))
         (out_dir / "Modelfile").write_text(modelfile(template, system, eos), encoding="utf-8")
         if template is None:
             log("warning: the chat template does not translate to an Ollama TEMPLATE; the Modelfile has none")

@@ -18,13 +18,9 @@ CLOSERS = ("<|end|>", "<|return|>", "<|call|>")
 
 
 def is_harmony(tok) -> bool:
-    """Whether the tokenizer's chat template writes harmony channels."""
-    cached = getattr(tok, "_sftflow_harmony", None)
-    if cached is None or cached[0] != tok.chat_template:
-        template = tok.chat_template or ""
-        cached = (tok.chat_template, CHANNEL in template and MESSAGE in template and CHANNEL in tok.get_vocab())
-        tok._sftflow_harmony = cached
-    return cached[1]
+    """Whether the tokenizer's chat template writes harmony channels (once per tokenizer: `ChatTemplate.harmony`)."""
+    template = tok.chat_template or ""
+    return CHANNEL in template and MESSAGE in template and CHANNEL in tok.get_vocab()
 
 
 def messages(text: str) -> list[tuple[str, str, bool]]:

@@ -14,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from sftflow.errors import SftflowError
-from sftflow.model.special_tokens import choose_pad, stop_token_ids
+from sftflow.model.chat_template import ChatTemplate
+from sftflow.model.special_tokens import choose_pad
 from sftflow.model.template import (
     DEFAULT_CHAT_TEMPLATE,
     DEFAULT_TEMPLATE_DATE,
@@ -41,11 +42,12 @@ def _from_pretrained(cls, path: str, **kwargs):
         raise SftflowError(f"model {path!r}: cannot load ({str(err).splitlines()[0]})") from err
 
 
-def load_tokenizer(path: str, *, chat_template: str | None = None, revision: str | None = None,
-                   trust_remote_code: bool = False, padding_side: str = "right",
-                   template_date: str = DEFAULT_TEMPLATE_DATE):
-    """Tokenizer with a chat template (today's date pinned to `template_date` where it writes one; a tokenizer
-    saved with a run keeps its own), a pad token distinct from eos, and an explicit padding side."""
+def load_chat(path: str, *, chat_template: str | None = None, revision: str | None = None,
+              trust_remote_code: bool = False, padding_side: str = "right",
+              template_date: str = DEFAULT_TEMPLATE_DATE) -> ChatTemplate:
+    """The tokenizer (`.tokenizer`) with a chat template (today's date pinned to `template_date` where it
+    writes one; a tokenizer saved with a run keeps its own), a pad token distinct from eos and an explicit
+    padding side, in the ChatTemplate that holds its template's facts (built here, passed on from here)."""
     from transformers import AutoTokenizer
 
     tok = _from_pretrained(AutoTokenizer, path, revision=revision, trust_remote_code=trust_remote_code)
@@ -62,16 +64,16 @@ def load_tokenizer(path: str, *, chat_template: str | None = None, revision: str
         tok.eos_token = EOS_TOKEN
         tok.chat_template = DEFAULT_CHAT_TEMPLATE
     tok.chat_template = pin_date(tok.chat_template, template_date)
-    chat_tokens = list(range(size_before, len(tok)))
-    pad = choose_pad(tok)
+    # Rows of the template tokens added to a base model are untrained: LoRA must train them too.
+    chat = ChatTemplate(tok, added_token_ids=list(range(size_before, len(tok))))
+    pad = choose_pad(tok, chat.reply_enders)
     if pad is None:
         tok.add_special_tokens({"pad_token": PAD_TOKEN})  # its row is never trained: pad carries no loss
+        chat = ChatTemplate(tok, chat.added_token_ids)  # a new special token: the facts are read again
     else:
         tok.pad_token = pad
     tok.padding_side = padding_side
-    # Rows of the template tokens added to a base model are untrained: LoRA must train them too.
-    tok.sftflow_added_token_ids = chat_tokens
-    return tok
+    return chat
 
 
 def has_cuda() -> bool:
@@ -121,7 +123,7 @@ def attention_kernel(requested: str = "auto", bf16: bool = False) -> str | None:
     return requested
 
 
-def load_model(path: str, tokenizer, *, method: str = "lora", bf16: bool = False, revision: str | None = None,
+def load_model(path: str, chat: ChatTemplate, *, method: str = "lora", bf16: bool = False, revision: str | None = None,
                trust_remote_code: bool = False, attention: str = "auto"):
     """The base model, quantised for qlora, with embeddings sized to the tokenizer and pad/eos ids synced."""
     import torch
@@ -139,9 +141,9 @@ def load_model(path: str, tokenizer, *, method: str = "lora", bf16: bool = False
         model = _from_pretrained(AutoModelForCausalLM, path, **kwargs)
     if method == "qlora" and not has_cuda():
         _check_cpu_4bit_widths(model)
-    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
-        model.resize_token_embeddings(len(tokenizer))
-    sync_special_tokens(model, tokenizer)
+    if len(chat.tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(chat.tokenizer))
+    sync_special_tokens(model, chat)
     return model
 
 
@@ -169,16 +171,17 @@ def _check_cpu_4bit_widths(model, block: int = 64) -> None:
             )
 
 
-def sync_special_tokens(model, tokenizer) -> None:
+def sync_special_tokens(model, chat: ChatTemplate) -> None:
     """Generation must stop where training taught the model to (the template's end-of-turn token,
     and the tokenizer's eos) and pad with the tokenizer's pad."""
+    tokenizer = chat.tokenizer
     model.config.pad_token_id = tokenizer.pad_token_id
     model.config.eos_token_id = tokenizer.eos_token_id
     gen = model.generation_config
     gen.pad_token_id = tokenizer.pad_token_id
     eos = gen.eos_token_id
     eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
-    stops = stop_token_ids(tokenizer) if tokenizer.chat_template else [tokenizer.eos_token_id]
+    stops = chat.stop_token_ids if tokenizer.chat_template else [tokenizer.eos_token_id]
     eos_ids = stops + [i for i in eos_ids if i not in stops]
     gen.eos_token_id = eos_ids[0] if len(eos_ids) == 1 else eos_ids
     if tokenizer.bos_token_id is not None:
@@ -201,21 +204,21 @@ def _check_adapter_file(model_dir: Path) -> None:
 
 
 def load_tuned(run_dir: Path, base_path: str, *, method: str, bf16: bool = False, trust_remote_code: bool = False):
-    """The fine-tuned model of a run: base + adapter (lora/qlora) or the full model saved by train."""
+    """The fine-tuned model of a run (base + adapter, or the full model saved by train) and its ChatTemplate."""
     model_dir = run_dir / "model"
     if not model_dir.exists():
         raise SftflowError(f"{model_dir}: no trained model; run `sftflow train` first")
-    tok = load_tokenizer(str(model_dir), padding_side="left", trust_remote_code=trust_remote_code)
+    chat = load_chat(str(model_dir), padding_side="left", trust_remote_code=trust_remote_code)
     with phase(f"loading the tuned model {model_dir}"):
         if (model_dir / "adapter_config.json").exists():
             from peft import PeftModel
 
             _check_adapter_file(model_dir)
-            base = load_model(base_path, tok, method=method, bf16=bf16, trust_remote_code=trust_remote_code)
+            base = load_model(base_path, chat, method=method, bf16=bf16, trust_remote_code=trust_remote_code)
             model = PeftModel.from_pretrained(base, str(model_dir))
             if method == "lora":
                 model = model.merge_and_unload()  # same outputs, faster generation (not for a 4-bit base)
         else:
-            model = load_model(str(model_dir), tok, method="full", bf16=bf16, trust_remote_code=trust_remote_code)
+            model = load_model(str(model_dir), chat, method="full", bf16=bf16, trust_remote_code=trust_remote_code)
     model.eval()
-    return model, tok
+    return model, chat

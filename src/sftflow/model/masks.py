@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 
 from sftflow.errors import SftflowError
-from sftflow.model.special_tokens import SENTINEL, closing_token, reply_enders
+from sftflow.model.special_tokens import SENTINEL, closing_token
 
 REASONING_SENTINEL = "\ue001"  # stands for a turn's reasoning where the template reads it from a field
 
@@ -41,7 +41,7 @@ def assistant_header(render, messages: list[dict]) -> str:
     return with_prompt[len(os.path.commonprefix([with_prompt, without])):]
 
 
-def turn_spans(tok, render, messages: list[dict], text: str, header: str, add_generation_prompt: bool,
+def turn_spans(chat, render, messages: list[dict], text: str, header: str, add_generation_prompt: bool,
                turns: list[int]) -> list[tuple[int, int]]:
     """Character spans in `text` (= render(messages, add_generation_prompt)) of the assistant turns
     at the given message indexes: from the end of the header through the special token that closes it."""
@@ -58,13 +58,13 @@ def turn_spans(tok, render, messages: list[dict], text: str, header: str, add_ge
         except Exception as err:  # noqa: BLE001 - the template's own error, named with the turn
             raise SftflowError(f"assistant turn {_ordinal(messages, i)}: the chat template cannot render it ({err})") \
                 from err
-        found = closing_token(tok, text, end)
+        found = closing_token(chat.special_texts, text, end)
         if found is None:
             raise SftflowError(f"assistant turn {_ordinal(messages, i)}: the chat template puts no special token "
                                "after an assistant answer, so a tuned model could not learn where to stop; set "
                                "model.chat_template to a template whose turns end with one")
         regions.append((start, found))
-    closers = set(reply_enders(tok)) | {found[1] for _, found in regions}  # what ends a turn, here
+    closers = set(chat.reply_enders) | {found[1] for _, found in regions}  # what ends a turn, here
     spans, floor = [], 0
     for start, (at, closer) in regions:
         if header:  # back to the header's end, over template text inside the turn (Qwen 3's `<think>\n`)
@@ -107,9 +107,9 @@ def _ordinal(messages: list[dict], i: int) -> str:
     return f"{n} (message {i + 1})"
 
 
-def training_text(tok, render, messages: list[dict], untrained: set[int] = frozenset()) -> tuple[str, list[tuple[int, int]]]:
+def training_text(chat, render, messages: list[dict], untrained: set[int] = frozenset()) -> tuple[str, list[tuple[int, int]]]:
     """The text to train on and the character spans of its trained assistant turns (each through its
-    end-of-turn token). `render(messages, add_generation_prompt)` renders with the template; `untrained`
+    end-of-turn token), for the template whose facts `chat` (a ChatTemplate) holds. `render(messages, add_generation_prompt)` renders with the template; `untrained`
     holds the ordinals (0-based, among assistant turns) of turns kept as context only (`weight: 0`).
     Tool results and the tool list are never trained: only assistant turns have spans."""
     last = len(messages) - 1
@@ -119,10 +119,10 @@ def training_text(tok, render, messages: list[dict], untrained: set[int] = froze
     prompt = render(context, True)
     header = assistant_header(render, context)
     full = render(messages, False)
-    (start, end), = turn_spans(tok, render, messages, full, header, False, [last])
+    (start, end), = turn_spans(chat, render, messages, full, header, False, [last])
     assistants = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
     earlier = [i for k, i in enumerate(assistants[:-1]) if k not in untrained]
-    spans = turn_spans(tok, render, context, prompt, header, True, earlier) if earlier else []
+    spans = turn_spans(chat, render, context, prompt, header, True, earlier) if earlier else []
     if len(assistants) - 1 not in untrained:
         spans.append((len(prompt), len(prompt) + end - start))
     return prompt + full[start:end], spans

@@ -1,13 +1,13 @@
 """What a generated reply says: its text read back into content, reasoning and tool calls, in one place.
 
-    from sftflow.model.output import call_syntax, parse_reply
-    reply = parse_reply(text, call_syntax(tok))   # Reply(content, reasoning, tool_calls)
+    from sftflow.model.output import parse_reply
+    reply = parse_reply(text, chat.call_syntax)   # chat: the tokenizer's ChatTemplate
 
 eval (the tool-call metrics), serve (`message.tool_calls`, streamed `delta.tool_calls`), `sftflow chat`
 and the GGUF check read replies through here; none of them parses a reply by itself.
 
 How a model writes a call is its family's syntax, and the syntax is read off the model's own chat
-template: `call_syntax(tok)` renders a known call through the template and reads the wrapping around
+template: `derive_call_syntax` (once per tokenizer, `ChatTemplate.call_syntax`) renders a known call through the template and reads the wrapping around
 its JSON (what opens a call, what closes it, the keys of name and arguments, the text up to the
 arguments that a forced call is prefilled with). The wrapping is then matched to an entry of
 `SYNTAXES`, the explicit parsers of the known families:
@@ -225,25 +225,18 @@ _PROBE_TOOL = {"type": "function", "function": {"name": _PROBE_NAME, "descriptio
                                                 "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}
 
 
-def call_syntax(tok) -> CallSyntax | None:
-    """The family's syntax, read off how the tokenizer's template renders a known call (cached on
-    the tokenizer); None when the template renders no calls (then every known syntax is tried)."""
-    cached = getattr(tok, "_sftflow_call_syntax", None)
-    if cached is not None and cached[0] == tok.chat_template:
-        return cached[1]
-    syntax = _derive(tok)
-    tok._sftflow_call_syntax = (tok.chat_template, syntax)
-    return syntax
-
-
-def _derive(tok) -> CallSyntax | None:
+def derive_call_syntax(chat) -> CallSyntax | None:
+    """The family's syntax, read off how the template (`chat`, a ChatTemplate) renders a known call, once per
+    tokenizer: `ChatTemplate.call_syntax`; None when the template renders no calls (then every known syntax
+    is tried)."""
     from sftflow.model.chat import render
 
+    tok = chat.tokenizer
     call = {"id": "call00001", "type": "function", "function": {"name": _PROBE_NAME, "arguments": '{"q": "x"}'}}
     user = [{"role": "user", "content": "hi"}]
     try:
-        prompt = render(tok, user, add_generation_prompt=True, tools=[_PROBE_TOOL])
-        full = render(tok, [*user, {"role": "assistant", "content": "", "tool_calls": [call]}], tools=[_PROBE_TOOL])
+        prompt = render(chat, user, add_generation_prompt=True, tools=[_PROBE_TOOL])
+        full = render(chat, [*user, {"role": "assistant", "content": "", "tool_calls": [call]}], tools=[_PROBE_TOOL])
     except Exception:  # noqa: BLE001 - a template without tools (SftflowError) or one that raises
         return None
     if not full.startswith(prompt) or _PROBE_NAME not in full[len(prompt):]:

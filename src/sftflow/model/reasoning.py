@@ -39,13 +39,14 @@ def split_partial(text: str) -> tuple[str | None, str, bool]:
     return body.lstrip(), "", False
 
 
-def reply_parts(tok, ids, prompt: str = "") -> tuple[str | None, str]:
+def reply_parts(chat, ids, prompt: str = "") -> tuple[str | None, str]:
     """(reasoning or None, answer) of generated token ids (end-of-turn and pad tokens after them allowed).
     A `prompt` (the rendered text they follow) that ends inside an open `<think>` block (the R1 distills'
     generation prompt) makes the reply reasoning up to its `</think>`, all of it when it never closes."""
     from sftflow.model import harmony
 
-    if harmony.is_harmony(tok):
+    tok = chat.tokenizer  # chat: the tokenizer's ChatTemplate
+    if chat.harmony:
         thought, answer, _ = harmony.parse(tok.decode(ids, skip_special_tokens=False), tuple(tok.all_special_tokens))
         return thought, answer.strip()
     text = tok.decode(ids, skip_special_tokens=True).strip()

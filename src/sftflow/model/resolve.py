@@ -13,8 +13,9 @@ one line instead of at `train`. When the hub cannot be reached (no network, or H
 and the model is not cached, it raises `Unreachable`, naming the download command or the
 cached id nearest to a mistyped one; the commands that need the model (`require_model`: init,
 prepare, train, run) stop there, and only a caller that can do without the model (the prepare
-library function, `sftflow prepare --no-model`) turns it into one warning. The process is then
-switched to offline mode, so later loads do not retry the network for a minute.
+library function, `sftflow prepare --no-model`) turns it into one warning. The process is left as
+it was (the Hub is not switched off for everyone else): a caller that goes on without the model
+does not load it.
 """
 
 from __future__ import annotations
@@ -41,14 +42,6 @@ def _offline() -> bool:
     from huggingface_hub import constants
 
     return bool(constants.HF_HUB_OFFLINE)
-
-
-def go_offline() -> None:
-    """No more network attempts in this process (transformers reads the hub's constant)."""
-    from huggingface_hub import constants
-
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    constants.HF_HUB_OFFLINE = True
 
 
 def resolve_model(name: str, local: Path) -> str:
@@ -147,7 +140,6 @@ def locate_model(name: str, revision: str | None = None) -> str:
     except HfHubHTTPError as err:
         raise SftflowError(f"model {name!r}: the hub answered {str(err).splitlines()[0]}") from err
     except Exception as err:  # noqa: BLE001 - DNS, refused, timeouts: the network, whatever the client raises
-        go_offline()
         raise Unreachable(f"model {name!r} is not in the local Hugging Face cache and the hub cannot be reached "
                           f"({type(err).__name__}); {fetch_hint(name)}") from err
     return "hub"

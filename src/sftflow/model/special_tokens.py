@@ -37,39 +37,34 @@ def chat_roles(system: bool = False) -> list[dict]:
 
 def special_texts(tok) -> list[str]:
     """The tokenizer's special tokens as text, longest first (so `<|end|>` is not read inside a longer one)."""
-    cached = getattr(tok, "_sftflow_special_texts", None)
-    if cached is None:
-        texts = set(tok.all_special_tokens) | {t.content for t in tok.added_tokens_decoder.values() if t.special}
-        cached = sorted((t for t in texts if t), key=len, reverse=True)
-        tok._sftflow_special_texts = cached
-    return cached
+    texts = set(tok.all_special_tokens) | {t.content for t in tok.added_tokens_decoder.values() if t.special}
+    return sorted((t for t in texts if t), key=len, reverse=True)
 
 
-def closing_token(tok, text: str, end: int, limit: int | None = None) -> tuple[int, str] | None:
-    """(position, token) of the first special token that ends after `end` in `text` (the one that closes the
-    turn whose content ends there; it may begin inside a changed region, like `<|call|>` after `<|end|>`'s
-    shared `|>`), or None when there is none before `limit`."""
+def closing_token(specials: list[str], text: str, end: int, limit: int | None = None) -> tuple[int, str] | None:
+    """(position, token) of the first special token (of `specials`, longest first) that ends after `end` in
+    `text` (the one that closes the turn whose content ends there; it may begin inside a changed region, like
+    `<|call|>` after `<|end|>`'s shared `|>`), or None when there is none before `limit`."""
     best = None
-    for s in special_texts(tok):
+    for s in specials:
         at = text.find(s, max(0, end - len(s) + 1), limit)
         if at >= 0 and (best is None or at < best[0]):
             best = (at, s)
     return best
 
 
-def _closer_after(tok, chat: list[dict], tools: list[dict] | None = None, marker: str = SENTINEL) -> str | None:
+def _closer_after(tok, specials: list[str], chat: list[dict], tools: list[dict] | None = None,
+                  marker: str = SENTINEL) -> str | None:
     kw = {"tools": tools} if tools else {}
     text = tok.apply_chat_template(chat, tokenize=False, **kw)
-    found = closing_token(tok, text, text.rindex(marker) + len(marker))
+    found = closing_token(specials, text, text.rindex(marker) + len(marker))
     return found[1] if found else None
 
 
-def end_of_turn(tok) -> str:
-    """The special token the template renders right after a last assistant answer (the token a reply ends with)."""
-    cached = getattr(tok, "_sftflow_end_of_turn", None)  # (template, token): a new template is looked at anew
-    if cached is not None and cached[0] == tok.chat_template:
-        return cached[1]
-    token = _closer_after(tok, chat_roles())
+def find_end_of_turn(tok, specials: list[str]) -> str:
+    """The special token the template renders right after a last assistant answer (the token a reply ends
+    with). Asked once per tokenizer: `ChatTemplate.end_of_turn`."""
+    token = _closer_after(tok, specials, chat_roles())
     if token is None:
         text = tok.apply_chat_template(chat_roles(), tokenize=False)
         after = text[text.index(SENTINEL) + 1:]
@@ -77,42 +72,30 @@ def end_of_turn(tok) -> str:
             f"the chat template puts no special token after an assistant answer (it renders {after[:40]!r}), so a "
             "tuned model could not learn where to stop; set model.chat_template to a template whose turns end with one"
         )
-    tok._sftflow_end_of_turn = (tok.chat_template, token)
     return token
 
 
-def reply_enders(tok) -> list[str]:
+def find_reply_enders(tok, end_of_turn: str, specials: list[str]) -> list[str]:
     """The tokens that end a reply: after a last answer and after a last tool call (gpt-oss: `<|return|>` and
     `<|call|>`; most templates: one token for both). Not the token that closes earlier turns (`<|end|>`)."""
-    cached = getattr(tok, "_sftflow_reply_enders", None)
-    if cached is not None and cached[0] == tok.chat_template:
-        return cached[1]
-    enders = [end_of_turn(tok)]
+    enders = [end_of_turn]
     tool = {"type": "function", "function": {"name": "sftflow_probe", "description": "probe",
                                              "parameters": {"type": "object", "properties": {}}}}
     call = {"role": "assistant", "content": "", "tool_calls": [
         {"id": "call00001", "type": "function", "function": {"name": "sftflow_probe", "arguments": {"q": "sftflowprobe"}}}]}
     try:
-        closer = _closer_after(tok, [{"role": "user", "content": "Hi"}, call], [tool], "sftflowprobe")
+        closer = _closer_after(tok, specials, [{"role": "user", "content": "Hi"}, call], [tool], "sftflowprobe")
     except Exception:  # noqa: BLE001 - a template without tools: no tool-call ender
         closer = None
     if closer and closer not in enders and closer != tok.bos_token:
         enders.append(closer)
-    tok._sftflow_reply_enders = (tok.chat_template, enders)
     return enders
 
 
-def stop_token_ids(tok) -> list[int]:
-    """Generation stops on the tokens that end a reply (`reply_enders`) and on the tokenizer's eos."""
-    ids = [tok.convert_tokens_to_ids(t) for t in reply_enders(tok)]
-    if tok.eos_token_id is not None and tok.eos_token_id not in ids:
-        ids.append(tok.eos_token_id)
-    return ids
-
-
-def choose_pad(tok) -> str | None:
-    """An existing token to pad with (distinct from eos and end of turn), or None when there is none."""
-    avoid = {tok.eos_token, tok.bos_token, *(reply_enders(tok) if tok.chat_template else ())}
+def choose_pad(tok, reply_enders: list[str]) -> str | None:
+    """An existing token to pad with (distinct from eos and the tokens that end a reply), or None when there
+    is none."""
+    avoid = {tok.eos_token, tok.bos_token, *reply_enders}
     if tok.pad_token is not None and tok.pad_token not in avoid:
         return tok.pad_token
     vocab = tok.get_vocab()

@@ -12,17 +12,14 @@ from sftflow.model.special_tokens import chat_roles
 
 
 def refuses_system(tok) -> bool:
-    """True when the template renders a conversation without a system message but not with one."""
-    cached = getattr(tok, "_sftflow_refuses_system", None)  # (template, answer)
-    if cached is not None and cached[0] == tok.chat_template:
-        return cached[1]
+    """True when the template renders a conversation without a system message but not with one. Asked once
+    per tokenizer: `ChatTemplate.refuses_system`."""
     try:
         tok.apply_chat_template(chat_roles(system=True), tokenize=False)
         refuses = False
     except Exception:  # noqa: BLE001 - jinja2's TemplateError, or whatever the template raises
         tok.apply_chat_template(chat_roles(), tokenize=False)  # a template that renders nothing: its own error
         refuses = True
-    tok._sftflow_refuses_system = (tok.chat_template, refuses)
     return refuses
 
 

@@ -148,15 +148,15 @@ def padding_free_length(cfg, model_path: str, batch_size: int) -> tuple[int, str
     if not t.padding_free or not train_file.exists():
         return None
     from sftflow.model.chat import tokenize_chat, tokenize_text
-    from sftflow.model.load import load_tokenizer
+    from sftflow.model.load import load_chat
 
     template = str(cfg.path(cfg.model.chat_template)) if cfg.model.chat_template else None
-    tok = load_tokenizer(model_path, chat_template=template, trust_remote_code=cfg.model.trust_remote_code)
+    chat = load_chat(model_path, chat_template=template, trust_remote_code=cfg.model.trust_remote_code)
     lengths = []
     for line in train_file.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
-        enc = (tokenize_chat(tok, row["messages"], t.max_length) if "messages" in row
-               else tokenize_text(tok, row.get("text", ""), t.max_length))
+        enc = (tokenize_chat(chat, row["messages"], t.max_length) if "messages" in row
+               else tokenize_text(chat.tokenizer, row.get("text", ""), t.max_length))
         lengths.append(len(enc.input_ids))
     if len(lengths) < 2:
         return None

@@ -36,13 +36,14 @@ from sftflow.io import atomic_write_text, read_jsonl, write_json
 from sftflow.model.chat import tokenize_record
 from sftflow.progress import phase
 from sftflow.train.distributed import is_main_process, trainer_settings, world_size
-from sftflow.train.trackers import finish_wandb, start_wandb
+from sftflow.train.trackers import finish_wandb, start_wandb, trainer_trackers
 
 
-def tokenize_split(tokenizer, records: list[dict], max_length: int, reasoning: bool | str = True) -> tuple[list[dict], dict]:
+def tokenize_split(chat, records: list[dict], max_length: int, reasoning: bool | str = True) -> tuple[list[dict], dict]:
+    """Rows tokenized with the answer-only mask (`chat`: the tokenizer's ChatTemplate) and what was cut."""
     rows, truncated, empty, lengths = [], 0, 0, []
     for r in records:
-        t = tokenize_record(tokenizer, r, max_length, reasoning)
+        t = tokenize_record(chat, r, max_length, reasoning)
         lengths.append(t.full_length)
         if not any(t.assistant_masks):
             empty += 1  # truncation cut every answer token: nothing to learn, counted and reported
@@ -57,12 +58,12 @@ class NonFiniteLoss(SftflowError):
     pass
 
 
-def _callbacks(run_dir: Path, patience: int, tokens_per_step: float, log):
+def _callbacks(run_dir: Path, patience: int, tokens_per_step: float, trackers: list, log):
     from transformers import EarlyStoppingCallback
 
     from sftflow.train.metrics_log import MetricsLog
 
-    callbacks = [MetricsLog(run_dir / "metrics.jsonl", tokens_per_step, log)]
+    callbacks = [MetricsLog(run_dir / "metrics.jsonl", tokens_per_step, log), *trackers]
     if patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
     return callbacks
@@ -169,22 +170,23 @@ def build_trainer(cfg: Config, log=print, strict: bool = False):
     train_records, val_records = _read_splits(cfg)
     set_seed(t.seed)
     bf16 = bf16_supported() if t.bf16 == "auto" else bool(t.bf16)
-    model, tokenizer, memory_note = _load_model(cfg, bf16, log)
-    splits = _tokenize_splits(cfg, tokenizer, train_records, val_records, strict, log)
-    args, plan = _trainer_arguments(cfg, model, bf16, len(splits.train_rows))
+    model, chat, memory_note = _load_model(cfg, bf16, log)
+    splits = _tokenize_splits(cfg, chat, train_records, val_records, strict, log)
+    report_to, trackers = trainer_trackers(cfg, cfg.run_dir)
+    args, plan = _trainer_arguments(cfg, model, bf16, len(splits.train_rows), report_to)
     # Padding-free rows are only isolated under SDPA/eager when the model sees position_ids
     # and no attention mask, and with the KV cache off (DESIGN.md).
     model.config.use_cache = False
-    new_token_ids = tokenizer.sftflow_added_token_ids
+    new_token_ids = chat.added_token_ids
     trainer = SFTTrainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(splits.train_rows),
         eval_dataset=Dataset.from_list(splits.val_rows),
-        processing_class=tokenizer,
+        processing_class=chat.tokenizer,
         peft_config=peft_config(cfg, new_token_ids, model) if t.method in ("lora", "qlora") else None,
         callbacks=_callbacks(cfg.run_dir, t.early_stopping_patience, splits.total_tokens / plan["steps_per_epoch"],
-                             log),
+                             trackers, log),
     )
     trainer.remove_callback(PrinterCallback)  # raw dict prints; MetricsLog prints one short line instead
     info = _run_info(cfg, trainer, splits, plan, bf16, log)
@@ -206,19 +208,20 @@ def _read_splits(cfg: Config) -> tuple[list[dict], list[dict]]:
 
 
 def _load_model(cfg: Config, bf16: bool, log):
-    """Tokenizer (right padding, sftflow's chat template where the model has none) and model, made
-    ready for the method: packed attention for padding-free rows, the QLoRA preparation."""
-    from sftflow.model.load import load_model, load_tokenizer
+    """Model and ChatTemplate (its tokenizer: right padding, sftflow's chat template where the model has
+    none), made ready for the method: packed attention for padding-free rows, the QLoRA preparation."""
+    from sftflow.model.load import load_chat, load_model
 
     t = cfg.train
     model_path = cfg.model_path()
     template = str(cfg.path(cfg.model.chat_template)) if cfg.model.chat_template else None
-    tokenizer = load_tokenizer(model_path, chat_template=template, revision=cfg.model.revision,
-                               trust_remote_code=cfg.model.trust_remote_code, padding_side="right",
-                               template_date=cfg.model.template_date)
-    model = load_model(model_path, tokenizer, method=t.method, bf16=bf16, revision=cfg.model.revision,
+    chat = load_chat(model_path, chat_template=template, revision=cfg.model.revision,
+                     trust_remote_code=cfg.model.trust_remote_code, padding_side="right",
+                     template_date=cfg.model.template_date)
+    tokenizer = chat.tokenizer
+    model = load_model(model_path, chat, method=t.method, bf16=bf16, revision=cfg.model.revision,
                        trust_remote_code=cfg.model.trust_remote_code, attention=cfg.model.attention)
-    new_token_ids = tokenizer.sftflow_added_token_ids
+    new_token_ids = chat.added_token_ids
     if new_token_ids and t.method in ("lora", "qlora"):
         added = ", ".join(tokenizer.convert_ids_to_tokens(new_token_ids))
         tied = " (its tied head is untied)" if getattr(model.config, "tie_word_embeddings", False) else ""
@@ -249,24 +252,24 @@ def _load_model(cfg: Config, bf16: bool, log):
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False}
         )
-    return model, tokenizer, memory_note
+    return model, chat, memory_note
 
 
-def _tokenize_splits(cfg: Config, tokenizer, train_records: list[dict], val_records: list[dict], strict: bool,
+def _tokenize_splits(cfg: Config, chat, train_records: list[dict], val_records: list[dict], strict: bool,
                      log) -> Splits:
     """Tokenize with the answer-only mask, say what was cut or folded, and run the data guardrails
     (under --strict the settings warnings, already shown at config load, count as failures too)."""
     from sftflow.config import guardrail_warnings
     from sftflow.model.system_prompt import describe, system_prompts
-    from sftflow.model.system_role import FOLD_NOTE, refuses_system
+    from sftflow.model.system_role import FOLD_NOTE
     from sftflow.train.guardrails import data_warnings, enforce, hardware_warnings
 
     t = cfg.train
     keep_reasoning = t.reasoning  # keep, drop, or template (refuse what the template would drop)
     with phase(f"train: tokenizing {len(train_records) + len(val_records):,} train and val examples"):
-        train_rows, train_tok = tokenize_split(tokenizer, train_records, t.max_length, keep_reasoning)
-        val_rows, val_tok = tokenize_split(tokenizer, val_records, t.max_length, keep_reasoning)
-    if refuses_system(tokenizer):
+        train_rows, train_tok = tokenize_split(chat, train_records, t.max_length, keep_reasoning)
+        val_rows, val_tok = tokenize_split(chat, val_records, t.max_length, keep_reasoning)
+    if chat.refuses_system:
         log(f"train: {FOLD_NOTE}")
     systems = system_prompts(train_records, cfg.data.system_prompt)
     if describe(systems):
@@ -278,11 +281,11 @@ def _tokenize_splits(cfg: Config, tokenizer, train_records: list[dict], val_reco
     lengths = train_tok.pop("lengths")
     val_tok.pop("lengths")
     checks = data_warnings(cfg, lengths, len(val_rows)) + hardware_warnings(cfg)
-    enforce((guardrail_warnings(cfg) if strict else []) + checks, strict, log)
+    enforce(([str(w) for w in guardrail_warnings(cfg)] if strict else []) + checks, strict, log)
     return Splits(train_rows, val_rows, train_tok, val_tok, systems, checks)
 
 
-def _trainer_arguments(cfg: Config, model, bf16: bool, n_train: int):
+def _trainer_arguments(cfg: Config, model, bf16: bool, n_train: int, report_to: list[str]):
     """TRL's SFTConfig as sftflow sets it (module docstring), then the distributed settings, then
     the user's train.extra; and the batch plan it implies."""
     from trl import SFTConfig
@@ -323,7 +326,7 @@ def _trainer_arguments(cfg: Config, model, bf16: bool, n_train: int):
         padding_free=t.padding_free,
         gradient_checkpointing=t.gradient_checkpointing or t.method == "qlora",
         gradient_checkpointing_kwargs={"use_reentrant": False},
-        report_to=report_to(cfg, run_dir),
+        report_to=report_to or "none",  # TensorBoard and MLflow come as callbacks (trackers.py)
         run_name=cfg.name,  # one name in every tracker (MLflow's run, W&B's run)
         logging_nan_inf_filter=False,  # a NaN must surface (and stop the run), not be averaged away
         use_cpu=use_cpu,
@@ -369,27 +372,6 @@ def _run_info(cfg: Config, trainer, splits: Splits, plan: dict, bf16: bool, log)
         "guardrail_warnings": splits.checks,
         "system_prompt": splits.systems,  # serve, chat and eval add the default to conversations without one
     }
-
-
-def report_to(cfg: Config, run_dir: Path) -> list[str]:
-    """Experiment trackers: TensorBoard logs in the run dir, MLflow in a file store there (no server),
-    W&B in runs/NAME/wandb (trackers.py)."""
-    import importlib.util
-    import os
-
-    from sftflow.train.trackers import INSTALL
-
-    targets = list(cfg.train.report_to)
-    for name in targets:
-        if importlib.util.find_spec(name) is None:
-            raise SftflowError(f"train.report_to: {name} is not installed; {INSTALL[name]} (or remove it)")
-    if "mlflow" in targets:
-        os.environ.setdefault("MLFLOW_TRACKING_URI", (run_dir / "mlruns").resolve().as_uri())
-        os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", cfg.name)
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 prefers a database; a folder is enough
-    if "tensorboard" in targets:
-        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run_dir / "tensorboard"))
-    return targets
 
 
 def data_fingerprint(data_dir: Path) -> str:
@@ -675,7 +657,11 @@ def _start_point(trainer, run_dir: Path, resume: bool, info: dict, main: bool, l
 
 
 def _stop_on_bad_loss(trainer, run_dir: Path) -> None:
-    guard = next(c for c in trainer.callback_handler.callbacks if hasattr(c, "bad_loss"))
+    """A non-finite loss seen by the run's MetricsLog (found by its type: another callback may carry
+    an attribute of the same name) stops here, before the broken weights are saved."""
+    from sftflow.train.metrics_log import MetricsLog
+
+    guard = next(c for c in trainer.callback_handler.callbacks if isinstance(c, MetricsLog))
     if guard.bad_loss is not None:
         step, value = guard.bad_loss
         ckpts = _checkpoints(run_dir)

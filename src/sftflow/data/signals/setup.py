@@ -60,9 +60,9 @@ def _settings(cfg: Config, log) -> tuple[RowSettings, str, RowProcessor | None]:
         s.model_path = model_path
         probe.s = s
         length_check = f"token lengths measured with {cfg.model.name_or_path}'s tokenizer, limit {s.max_tokens}"
-        from sftflow.model.system_role import FOLD_NOTE, refuses_system
+        from sftflow.model.system_role import FOLD_NOTE
 
-        if probe.tokenizer.chat_template and refuses_system(probe.tokenizer):
+        if probe.tokenizer.chat_template and probe.chat.refuses_system:
             log(f"prepare: {FOLD_NOTE}")
     if d.decontaminate:
         s.benchmark, s.benchmark_prompts = _benchmark_index(cfg)
@@ -82,9 +82,7 @@ def _template_default(processor) -> str | None:
     or no tokenizer was loaded); the data card names it."""
     if processor is None:
         return None
-    from sftflow.model.template_system import template_default_system
-
-    return template_default_system(processor.tokenizer)
+    return processor.chat.default_system if processor.chat is not None else None
 
 
 def _benchmark_index(cfg: Config) -> tuple[NgramIndex, frozenset]:
