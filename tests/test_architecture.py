@@ -125,7 +125,7 @@ def test_the_low_floor_imports_no_stage():
 
 
 ENV_WRITERS = {"setdefault", "update", "pop", "popitem", "clear", "__setitem__", "__delitem__"}
-ENTRY = {("sftflow.cli", "main"), ("sftflow.__main__", None)}  # where the environment may be set
+ENTRY = {("sftflow.cli.app", "main"), ("sftflow.__main__", None)}  # where the environment may be set
 
 
 def _is_environ(node: ast.AST) -> bool:

@@ -78,7 +78,7 @@ def write_general_data(path: Path, n: float) -> int:
     turns are (a system prompt alone does not make a new one); the first is kept, so the mix keeps
     the generator's proportions. data.mix takes what its ratio needs from them (40% of
     the task rows in train); the rest is recorded as unused."""
-    from sftflow.data.dedup import dedup_key
+    from sftflow.data.decide.dedup import dedup_key
     from sftflow.io import write_jsonl
     from sftflow.model.corpus import general_corpus
 

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from sftflow import cli
+from sftflow.cli.app import load_cfg
 from sftflow.config import RemoteCodeGuardrail, TrainingGuardrail, guardrail_warnings, parse_config
 from sftflow.train.metrics_log import MetricsLog
 
@@ -28,7 +29,7 @@ def shown_by_load(tmp_path, capsys, **load):
                       "train: {epochs: 5}\n")
     with warnings.catch_warnings():
         warnings.showwarning = lambda message, *a, **k: print(f"warning: {message}")
-        cli._load(config, **load)
+        load_cfg(config, **load)
     return [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning:")]
 
 
@@ -54,6 +55,7 @@ def test_the_processes_a_multi_process_train_launches_are_told_by_argument(monke
     monkeypatch.setattr(distributed, "launch", lambda config, args, **kw: launched.setdefault("args", args) and 0)
     monkeypatch.setattr(distributed, "check_strategy", lambda cfg, use_cpu: None)
     config = tmp_path / "sftflow.yaml"
+    (tmp_path / "m").mkdir()  # a local model folder: `train` checks the model can be had before launching
     config.write_text("data: {sources: [{path: raw.jsonl}]}\nmodel: {name_or_path: m}\n")
     before = dict(os.environ)
     result = CliRunner().invoke(cli.app, ["train", str(config), "--nproc", "2", "--resume"])
