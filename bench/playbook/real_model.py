@@ -13,7 +13,7 @@ every arm measures its own forgetting (general-text perplexity, facts, probes) a
   full-2e-5      full fine-tuning at 2e-5 (the playbook's full-FT rate), otherwise the same
   full-2e-4      full fine-tuning at 2e-4 (the rate the playbook warns makes a model forget)
   full-2e-4-nomix  the same without general data mixed in
-  lora-early     LoRA 5e-4 for up to 5 epochs, stopping when validation loss stops dropping
+  lora-early     LoRA 5e-4 for up to 4 epochs, stopping when validation loss stops dropping
 
 Writes RESULTS_135M.md (a table and the verdicts) and results_135m.json next to this file.
 """
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -40,7 +39,7 @@ ARMS = {
     "full-2e-5": {"train": {"method": "full", "learning_rate": 2e-5}},
     "full-2e-4": {"train": {"method": "full", "learning_rate": 2e-4}},
     "full-2e-4-nomix": {"train": {"method": "full", "learning_rate": 2e-4}, "data": {"mix": None}},
-    "lora-early": {"train": {"epochs": 5, "early_stopping_patience": 1}},
+    "lora-early": {"train": {"epochs": 4, "early_stopping_patience": 1}},
 }
 
 
@@ -70,33 +69,40 @@ def write_arm(project: Path, name: str, first: bool) -> Path:
     return path
 
 
+def _value(metric):
+    """A metric as one number: eval writes {mean, ci95, n} where it has an interval."""
+    return metric["mean"] if isinstance(metric, dict) else metric
+
+
 def run_arm(project: Path, name: str, first: bool) -> dict:
-    path = write_arm(project, name, first)
-    start = time.perf_counter()
-    proc = subprocess.run([SFTFLOW, "run", str(path)], text=True, capture_output=True)
-    seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child so far (MiB)
-    if proc.returncode not in (0, 1):
-        raise SystemExit(f"{name}: sftflow run exited {proc.returncode}:\n{proc.stderr[-3000:]}")
     run = project / "runs" / name
+    if (run / "eval" / "metrics.json").exists():  # finished by an earlier, interrupted call: its file times
+        seconds = (run / "eval" / "metrics.json").stat().st_mtime - (run / ".sftflow.lock").stat().st_mtime
+    else:
+        path = write_arm(project, name, first)
+        start = time.perf_counter()
+        proc = subprocess.run([SFTFLOW, "run", str(path)], text=True, capture_output=True)
+        seconds = time.perf_counter() - start
+        if proc.returncode not in (0, 1):
+            raise SystemExit(f"{name}: sftflow run exited {proc.returncode}:\n{proc.stderr[-3000:]}")
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     summary = json.loads((run / "train_summary.json").read_text())
     forgetting = metrics.get("forgetting") or {}
     general, facts = forgetting.get("general_text") or {}, forgetting.get("facts") or {}
     return {
         "arm": name, "seconds": round(seconds, 1), "train_seconds": summary.get("seconds"),
-        "max_rss_so_far_mib": round(peak), "method": summary["method"], "learning_rate": summary["learning_rate"],
+        "method": summary["method"], "learning_rate": summary["learning_rate"],
         "train_examples": summary["train_examples"], "epochs_configured": summary["epochs_configured"],
         "epochs_done": summary["epochs_done"], "early_stopped": summary["early_stopped"],
         "val_loss_initial": summary["val_loss_initial"], "val_losses": summary["val_losses"],
-        "exact_match": metrics["tuned"]["exact_match"], "json_valid": metrics["tuned"]["json_valid"],
-        "base_exact_match": (metrics.get("base") or {}).get("exact_match"),
+        "exact_match": _value(metrics["tuned"]["exact_match"]), "json_valid": _value(metrics["tuned"]["json_valid"]),
+        "base_exact_match": _value((metrics.get("base") or {}).get("exact_match")),
         "ppl_base": general.get("base_ppl"), "ppl_tuned": general.get("tuned_ppl"),
         "ppl_increase": forgetting.get("ppl_increase"),
         "facts_base": facts.get("base_accuracy"), "facts_tuned": facts.get("tuned_accuracy"),
         "probes_failed": (metrics.get("probes") or {}).get("failures"),
         "probes": len((metrics.get("probes") or {}).get("results") or []),
-        "hallucination_rate": metrics["tuned"].get("hallucination_rate"),
+        "hallucination_rate": _value(metrics["tuned"].get("hallucination_rate")),
     }
 
 
