@@ -76,15 +76,20 @@ def _value(metric):
 
 def run_arm(project: Path, name: str, first: bool) -> dict:
     run = project / "runs" / name
+    path = project / f"{name}.yaml"
     if (run / "eval" / "metrics.json").exists():  # finished by an earlier, interrupted call: its file times
         seconds = (run / "eval" / "metrics.json").stat().st_mtime - (run / ".sftflow.lock").stat().st_mtime
+    elif (run / "train_summary.json").exists():  # trained, eval interrupted: evaluate it now, time the parts
+        start = time.perf_counter()
+        proc = subprocess.run([SFTFLOW, "eval", str(path)], text=True, capture_output=True)
+        seconds = json.loads((run / "train_summary.json").read_text())["seconds"] + time.perf_counter() - start
     else:
         path = write_arm(project, name, first)
         start = time.perf_counter()
         proc = subprocess.run([SFTFLOW, "run", str(path)], text=True, capture_output=True)
         seconds = time.perf_counter() - start
-        if proc.returncode not in (0, 1):
-            raise SystemExit(f"{name}: sftflow run exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    if not (run / "eval" / "metrics.json").exists():  # exit 1 is a failed gate only when eval wrote its metrics
+        raise SystemExit(f"{name}: sftflow exited {proc.returncode} without eval metrics:\n{proc.stderr[-3000:]}")
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     summary = json.loads((run / "train_summary.json").read_text())
     forgetting = metrics.get("forgetting") or {}
