@@ -53,11 +53,11 @@ def test_one_call_runs_every_stage_and_aggregates_the_gates_of_eval_and_report(p
     # the oracle: each configured gate checked by hand on what eval measured
     exact, valid = written["tuned"]["exact_match"]["mean"], written["tuned"]["json_valid"]["mean"]
     assert exact < 2 and valid >= 0  # so exact_match fails and json_valid passes
-    expected_failed = ["exact_match", "human_win_rate"]  # ... and without ratings there is no human win rate
+    expected_failed = ["exact_match", "human_win_rate"]  # ... and without ratings the human gate cannot pass
     assert [f.split(" ")[0] for f in result.failed] == expected_failed, result.failed
     assert result.failed[0].startswith("exact_match (") and result.failed[0].endswith(", needs >= 2)")
     assert result.passed is False
-    assert result.failure().startswith("gates failed: exact_match (") and "), human_win_rate (see " in result.failure()
+    assert result.failure().startswith("gates failed: exact_match (") and "), human_win_rate (not enough ratings) (see " in result.failure()
     # the report stage merged the human gate into metrics.json: the failed verdict covers both stages
     written = json.loads((cfg.run_dir / "eval" / "metrics.json").read_text())
     assert written["passed"] is False
@@ -75,7 +75,7 @@ def test_sftflow_run_exits_1_with_every_failed_gate_on_one_line(project):
     assert r.exit_code == 1, r.output
     assert "run: finished in " in r.output
     failed = [line for line in r.output.splitlines() if line.startswith("error: gates failed: ")]
-    assert len(failed) == 1 and "exact_match (" in failed[0] and "needs >= 2), human_win_rate (see " in failed[0]
+    assert len(failed) == 1 and "exact_match (" in failed[0] and "needs >= 2), human_win_rate (not enough ratings) (see " in failed[0]
 
     r = CliRunner().invoke(app, ["report", str(project / "sftflow.yaml")])  # the report stage alone: its gate only
-    assert r.exit_code == 1 and "error: gates failed: human_win_rate (see " in r.output, r.output
+    assert r.exit_code == 1 and "error: gates failed: human_win_rate (not enough ratings) (see " in r.output, r.output
