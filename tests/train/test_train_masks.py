@@ -85,7 +85,7 @@ def test_pad_differs_from_eos_and_masks_stop_at_eos(tiny_model_dir):
     template = load_chat(str(tiny_model_dir))
     tok = template.tokenizer
     assert tok.pad_token_id != tok.eos_token_id and tok.padding_side == "right"
-    assert load_chat(str(tiny_model_dir), padding_side="left").padding_side == "left"
+    assert load_chat(str(tiny_model_dir), padding_side="left").tokenizer.padding_side == "left"
     t = tokenize_chat(template, CHATS[1])
     masked = [i for i, m in zip(t.input_ids, t.assistant_masks, strict=True) if m]
     assert masked.count(tok.eos_token_id) == 2  # one eos per assistant turn, so the model learns to stop
