@@ -19,13 +19,17 @@ from sftflow.cli.app import (
     user_errors,
 )
 
+# the options `train` and `run` share
+StrictOption = typer.Option(False, "--strict", help="treat guardrail warnings as errors")
+OverwriteOption = typer.Option(False, "--overwrite", help="replace a previous run in the same run folder")
+
 
 @command()
 def train(
     config: Path = ConfigArg,
     resume: bool = typer.Option(False, "--resume", help="continue from the last checkpoint of this run"),
-    strict: bool = typer.Option(False, "--strict", help="treat guardrail warnings as errors"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="replace a previous run in the same run folder"),
+    strict: bool = StrictOption,
+    overwrite: bool = OverwriteOption,
     nproc: int = typer.Option(1, "--nproc", min=1, help="processes (GPUs) per node: launches torchrun for you"),
     guardrails_shown: bool = typer.Option(False, "--guardrails-shown", hidden=True,
                                           help="the launcher of these processes has shown the guardrails"),
@@ -68,8 +72,8 @@ def train(
 @command()
 def run(
     config: Path = ConfigArg,
-    strict: bool = typer.Option(False, "--strict", help="treat guardrail warnings as errors"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="replace a previous run in the same run folder"),
+    strict: bool = StrictOption,
+    overwrite: bool = OverwriteOption,
     resume: bool = typer.Option(False, "--resume", help="continue the run's training from its last checkpoint"),
 ):
     """Run the whole pipeline: prepare → train → eval → report.
