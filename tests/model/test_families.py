@@ -567,6 +567,51 @@ def test_a_perfect_model_evaluates_and_serves_answer_and_reasoning_apart(familie
         engine.stop()
 
 
+def test_a_perfect_gpt_oss_model_serves_its_call_as_tool_calls(families_root):
+    """gpt-oss writes a call as a harmony message to the function (after its analysis): serve returns it as
+    `tool_calls` with the reasoning apart, streamed and not, and eval reads the same call."""
+    import openai
+
+    from sftflow.eval.generate import generate
+    from sftflow.model.engine import Engine
+    from sftflow.model.output import parse_reply
+    from sftflow.serve import create_app
+    from tests.families import tokenizer_dir
+    from tests.support import live_server
+
+    template = load_chat(str(tokenizer_dir("gptoss", families_root)), padding_side="left")
+    user = {"role": "user", "content": "Weather in Oslo?"}
+    chat = [{"role": "system", "content": SYSTEM}, user,
+            {"role": "assistant", "content": "", "thinking": "Needs the tool.", "tool_calls": [_call("c1", "Oslo")]}]
+    t = tokenize_chat(template, chat, tools=[WEATHER])
+    start = max(i for i, m in enumerate(t.assistant_masks) if not m) + 1
+    model = ScriptedModel({tuple(t.input_ids[:start]): t.input_ids[start:]}, template)
+
+    [output] = generate(model, template, [chat[:-1]], max_new_tokens=96, batch_size=1, tools=[[WEATHER]])
+    reply = parse_reply(output, template.call_syntax)
+    assert (reply.reasoning, [(c.name, c.arguments) for c in reply.tool_calls]) == (
+        "Needs the tool.", [("get_weather", '{"city": "Oslo"}')])
+
+    engine = Engine(model, template, max_batch=4, batch_wait_ms=5).start()
+    try:
+        with live_server(create_app(engine, "perfect", system_prompt=SYSTEM)) as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=60)
+            message = client.chat.completions.create(model="perfect", messages=[user], tools=[WEATHER],
+                                                     temperature=0, max_tokens=96).choices[0].message
+            assert [(c.function.name, c.function.arguments) for c in message.tool_calls] == [
+                ("get_weather", '{"city": "Oslo"}')]
+            assert (message.content or "", message.reasoning_content) == ("", "Needs the tool.")
+            names, arguments = "", ""
+            for chunk in client.chat.completions.create(model="perfect", messages=[user], tools=[WEATHER],
+                                                        temperature=0, max_tokens=96, stream=True):
+                for call in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+                    names += call.function.name or ""
+                    arguments += call.function.arguments or ""
+            assert (names, arguments) == ("get_weather", '{"city": "Oslo"}')
+    finally:
+        engine.stop()
+
+
 def test_r1_distill_reasoning_is_trained_or_refused_never_dropped(families_root):
     from sftflow.errors import SftflowError
     from tests.families import tokenizer_dir

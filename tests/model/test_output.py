@@ -133,3 +133,47 @@ def test_the_name_args_syntax_is_read_off_its_template(families_root):
     assert syntax.name == "mistral_args"
     assert call_prefix(syntax, "get_weather") == "[TOOL_CALLS]get_weather[ARGS]"
     assert call_start("get_wea", syntax) == 0 and call_start("It is sunny.", syntax) is None
+
+
+# gpt-oss (harmony): a call is a message addressed to the function, its text the arguments; model/harmony.py
+# reads the channels and writes each call after the final text, where the harmony syntax reads it.
+@pytest.mark.parametrize("text, want", [
+    ('to=functions.get_weather<|message|>{"city": "Oslo"}<|call|>', Reply("", None, (OSLO,))),
+    ('Let me see.to=functions.get_weather<|message|>{"city": "Oslo"}<|call|>'
+     'to=functions.get_time<|message|>{"city": "Oslo", "tz": true}<|call|>', Reply("Let me see.", None, (OSLO, TIME))),
+    # a forced call: the template's header was the prefill, the model wrote the arguments
+    (' to=functions.get_weather<|channel|>commentary json<|message|>{"city": "Oslo"}', Reply("", None, (OSLO,))),
+    ('to=functions.get_weather<|message|>{"city": "Os', Reply('to=functions.get_weather<|message|>{"city": "Os')),
+    ("It is sunny in Oslo.", Reply("It is sunny in Oslo.")),
+])
+def test_harmony_calls(text, want):
+    assert parse_reply(text, SYNTAXES["harmony"]) == want
+    assert parse_reply(text) == want  # no syntax known: found among the families
+
+
+def test_a_gpt_oss_reply_reads_back_into_reasoning_and_the_call_its_template_wrote(families_root):
+    """The oracle is the real gpt-oss template: the reply it renders for a turn with reasoning and a call,
+    as token ids, is read back (reasoning.reply_parts, then parse_reply with the syntax read off the same
+    template) into that reasoning and that call; a forced call is prefilled with the template's own header."""
+    from transformers import AutoTokenizer
+
+    from sftflow.model.reasoning import joined, reply_parts
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir("gptoss", families_root))
+    chat = ChatTemplate(tok)
+    assert chat.call_syntax.name == "harmony"
+    call = {"id": "call00001", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}
+    user = [{"role": "user", "content": "Weather in Oslo?"}]
+    prompt = tok.apply_chat_template(user, tools=[WEATHER], tokenize=False, add_generation_prompt=True)
+    full = tok.apply_chat_template([*user, {"role": "assistant", "content": "", "thinking": "Needs the weather tool.",
+                                            "tool_calls": [call]}], tools=[WEATHER], tokenize=False)
+    assert full.startswith(prompt)
+    ids = tok(full[len(prompt):], add_special_tokens=False)["input_ids"]
+    reply = parse_reply(joined(*reply_parts(chat, ids, prompt)), chat.call_syntax)
+    assert reply == Reply("", "Needs the weather tool.", (OSLO,))
+    head = call_prefix(chat.call_syntax, "get_weather")
+    assert head.strip() and full[len(prompt):].split("<|start|>assistant")[-1].startswith(head)
+
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Current weather in a city",
+                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}

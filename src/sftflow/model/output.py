@@ -17,14 +17,16 @@ arguments that a forced call is prefilled with). The wrapping is then matched to
   mistral_args [TOOL_CALLS]name[ARGS]{…} (one per call)                  Mistral Small 3.1+, Magistral, Devstral
   llama3_json  <|python_tag|>{"name": …, "parameters": {…}}            Llama 3.1 / 3.2 (the tag optional)
   json         {"name": …, "arguments": {…}} or a list of them, bare   templates with no wrapping
+  harmony      to=functions.name<|channel|>commentary json<|message|>{…}<|call|>   gpt-oss
 
 A family with another wrapping works from the derived entry alone. Openers that are special tokens
 (Mistral's `[TOOL_CALLS]`) vanish from text decoded with `skip_special_tokens=True`, so a reply
 whose whole answer is call JSON is read as calls whatever the syntax. Adding a family is one
-`CallSyntax` entry; one with a grammar of its own gives the entry a `parse` function. gpt-oss's
-harmony format (issue 29) goes here that way: an entry whose `parse` reads the `analysis` channel
-as reasoning, `commentary to=functions.NAME … <|message|>{args}<|call|>` as calls and the `final`
-channel as content. Reasoning (`<think>`) is split off by model/reasoning.py's functions first.
+`CallSyntax` entry; one with a grammar of its own gives the entry a `parse` function: Mistral's
+`[ARGS]` calls, and gpt-oss's harmony calls, which model/harmony.py reads off the reply's channels
+(a message addressed `to=functions.NAME`) and writes after the final text as
+`to=functions.NAME<|message|>{args}<|call|>`. Reasoning (`<think>`, harmony's analysis channel) is
+split off by model/reasoning.py's functions first.
 """
 
 from __future__ import annotations
@@ -98,12 +100,36 @@ def _parse_named_calls(text: str) -> tuple[str, list[ToolCall]]:
     return text[:max(start, 0)].strip(), calls
 
 
+_HARMONY_CALL = re.compile(r"\s*to=functions\.([\w.-]+)[^{\[]*?<\|message\|>\s*")
+
+
+def _parse_harmony_calls(text: str) -> tuple[str, list[ToolCall]]:
+    """gpt-oss's calls as model/harmony.py writes them into the answer (`to=functions.NAME<|message|>{…}<|call|>`),
+    or as a forced call's prefill leaves them (the template's whole header before `<|message|>`)."""
+    start = text.find("to=functions.")
+    if start < 0:
+        return text.strip(), []
+    decoder, calls, pos = json.JSONDecoder(), [], start
+    while (m := _HARMONY_CALL.match(text, pos)) is not None:
+        try:
+            value, pos = decoder.raw_decode(text, m.end())
+        except ValueError:
+            break
+        calls.append(ToolCall("", m.group(1), value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)))
+        pos = _SEPARATORS.match(text, pos).end()
+        pos += len("<|call|>") if text.startswith("<|call|>", pos) else 0
+    if not calls:
+        return text.strip(), []
+    return text[:start].strip(), calls
+
+
 SYNTAXES = {s.name: s for s in [
     CallSyntax("hermes", "<tool_call>", "</tool_call>", '<tool_call>\n{{"name": "{name}", "arguments": '),
     CallSyntax("mistral", "[TOOL_CALLS]", "", '[TOOL_CALLS][{{"name": "{name}", "arguments": '),
     CallSyntax("mistral_args", "[TOOL_CALLS]", "", "[TOOL_CALLS]{name}[ARGS]", parse=_parse_named_calls),
     CallSyntax("llama3_json", "<|python_tag|>", "", '{{"name": "{name}", "parameters": '),
     CallSyntax("json", "", "", '{{"name": "{name}", "arguments": '),
+    CallSyntax("harmony", "to=functions.", "<|call|>", "to=functions.{name}<|message|>", parse=_parse_harmony_calls),
 ]}
 
 
@@ -244,6 +270,10 @@ def derive_call_syntax(chat) -> CallSyntax | None:
     tail = split_reasoning(full[len(prompt):])[1] if "</think>" in full[len(prompt):] else full[len(prompt):]
     if f"{_PROBE_NAME}[ARGS]" in tail:  # a grammar of its own: name, then [ARGS], then the arguments alone
         return SYNTAXES["mistral_args"]
+    if f"to=functions.{_PROBE_NAME}" in tail:  # harmony: the call is a message to the function, its text the arguments
+        header = tail[: tail.find("<|message|>", tail.find(_PROBE_NAME)) + len("<|message|>")]
+        header = header[header.rfind("<|start|>assistant") + len("<|start|>assistant"):] if "<|start|>" in header else header
+        return replace(SYNTAXES["harmony"], head=header.replace(_PROBE_NAME, "{name}"))
     at = tail.find(_PROBE_NAME)
     span = _json_around(tail, at)
     if span is None:
