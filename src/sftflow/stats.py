@@ -53,18 +53,27 @@ def paired_delta(tuned: list[float], base: list[float]) -> dict:
     return summarise(diffs)
 
 
-def cohen_kappa(a: list, b: list) -> float | None:
-    """Agreement beyond chance between two raters on the same items; None where undefined
-    (no items, or both raters always gave the one same answer)."""
+def cohen_kappa(a: list, b: list, weights: str | None = None) -> float | None:
+    """Agreement beyond chance between two raters on the same items, 1 - observed / expected
+    disagreement; None where undefined (no items, or both raters always gave the one same
+    answer). Unweighted, any two different answers disagree fully: right for categories.
+    `weights="linear"` is for ordinal numbers (scores 1-5): a disagreement costs its distance,
+    so 4 against 5 is a near miss and 1 against 5 a full disagreement."""
+    if weights not in (None, "linear"):
+        raise ValueError(f"cohen_kappa: weights is None or 'linear', not {weights!r}")
     n = len(a)
     if n == 0:
         return None
-    observed = sum(x == y for x, y in zip(a, b, strict=True)) / n
+
+    def cost(x, y) -> float:
+        return abs(x - y) if weights == "linear" else float(x != y)
+
+    observed = sum(cost(x, y) for x, y in zip(a, b, strict=True)) / n
     count_a, count_b = Counter(a), Counter(b)
-    expected = sum(count_a[c] * count_b[c] for c in set(a) | set(b)) / (n * n)
-    if expected >= 1.0:
+    expected = sum(count_a[x] * count_b[y] * cost(x, y) for x in count_a for y in count_b) / (n * n)
+    if expected == 0:
         return None
-    return (observed - expected) / (1.0 - expected)
+    return 1.0 - observed / expected
 
 
 def win_rate_interval(win_rate: dict) -> str:

@@ -13,7 +13,8 @@ import pytest
 
 from sftflow.config import ReviewConfig
 from tests.review.conftest import ADMIN, TOKEN
-from tests.review.test_review import AS_ADMIN, FULL_FORM, _client, _csrf, _ids, _rows
+from tests.review.session import stored_ratings
+from tests.review.test_review import AS_ADMIN, FULL_FORM, _client, _csrf, _ids
 
 
 def _page_csrf(client, path: str = "/review") -> str:
@@ -105,7 +106,7 @@ def test_names_are_case_insensitive_and_reuse_is_said(run_dir):
     eid = _ids(run_dir)[0]
     csrf = _page_csrf(second)
     assert second.post(f"/review/{eid}", data={**FULL_FORM, "csrf": csrf}).status_code == 303
-    assert [r["reviewer"] for r in _rows(run_dir)] == ["Alice"]  # one reviewer, as first typed
+    assert [r["reviewer"] for r in stored_ratings(run_dir)] == ["Alice"]  # one reviewer, as first typed
 
 
 def _toss(client, name: str, value: str) -> None:
@@ -126,7 +127,7 @@ def test_a_cookie_set_by_another_page_does_not_change_who_rates(run_dir):
     assert 'id="reviewer">ann<' in page and "Mallory" not in page
     eid = _ids(run_dir)[0]
     assert client.post(f"/review/{eid}", data={**FULL_FORM, "csrf": _csrf(page)}).status_code == 303
-    assert [r["reviewer"] for r in _rows(run_dir)] == ["ann"]
+    assert [r["reviewer"] for r in stored_ratings(run_dir)] == ["ann"]
     stranger = _client(run_dir, None)  # a tossed name alone logs nobody in
     _toss(stranger, "sftflow_reviewer", "Mallory")
     assert stranger.get(f"/review/{eid}").status_code == 401
@@ -172,7 +173,7 @@ def test_a_rating_can_be_corrected_until_the_batch_is_submitted(run_dir):
     assert 'name="a_coherence" value="4" required checked' in page and "first try</textarea>" in page
     fixed = {**FULL_FORM, "a_coherence": "2", "preferred": "B", "csrf": client.csrf}
     assert client.post(f"/review/{eid}", data=fixed).status_code == 303
-    (row,) = _rows(run_dir)
+    (row,) = stored_ratings(run_dir)
     a = row["a_model"]
     assert row[f"{a}_coherence"] == 2 and row[f"{a}_note"] == "" and row["preferred"] != a
     r = client.post("/batch", data={"csrf": client.csrf})
@@ -182,7 +183,7 @@ def test_a_rating_can_be_corrected_until_the_batch_is_submitted(run_dir):
     assert client.post("/batch", data={"csrf": client.csrf}).status_code == 303
     r = client.post(f"/review/{eid}", data={**FULL_FORM, "csrf": client.csrf})
     assert r.status_code == 409 and "final" in r.text
-    assert len(_rows(run_dir)) == 2
+    assert len(stored_ratings(run_dir)) == 2
 
 
 def test_an_id_with_a_slash_is_reachable(run_dir):
@@ -198,5 +199,5 @@ def test_an_id_with_a_slash_is_reachable(run_dir):
     assert page.status_code == 200 and 'action="/review/tickets%2F2024%2F17"' in page.text
     assert client.post(loc, data={**FULL_FORM, "csrf": _csrf(page.text)}).status_code == 303
     assert client.post("/review/tickets/2024/17", data={**FULL_FORM, "csrf": _csrf(page.text)}).status_code == 303
-    assert [r["example_id"] for r in _rows(run_dir)] == ["tickets/2024/17"]
+    assert [r["example_id"] for r in stored_ratings(run_dir)] == ["tickets/2024/17"]
     assert client.get("/review").headers["location"] == "/batch"

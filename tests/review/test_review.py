@@ -12,7 +12,6 @@ import io
 import json
 import re
 import signal
-import sqlite3
 import subprocess
 import time
 
@@ -20,6 +19,7 @@ import pytest
 
 from tests.browser import ARTIFACTS, browser
 from tests.review.conftest import ADMIN, TOKEN
+from tests.review.session import browser_login, start_review, stored_ratings
 from tests.support import SFTFLOW, live_server
 
 AS_ADMIN = {"Authorization": f"Bearer {ADMIN}"}
@@ -54,15 +54,6 @@ def _ids(run_dir) -> list[str]:
     return [json.loads(line)["id"] for line in (run_dir / "eval" / "predictions.jsonl").read_text().splitlines()]
 
 
-def _rows(run_dir) -> list[dict]:
-    db = sqlite3.connect(run_dir / "eval" / "review.sqlite")
-    db.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in db.execute("SELECT * FROM ratings ORDER BY created_at, rowid")]
-    finally:
-        db.close()
-
-
 # ------------------------------------------------------------------ statistics
 
 
@@ -76,6 +67,69 @@ def test_cohen_kappa_known_values():
     assert cohen_kappa(["x", "y"], ["x", "y"]) == 1.0
     assert cohen_kappa(["x", "x"], ["x", "x"]) is None  # undefined: no variation at all
     assert cohen_kappa([], []) is None
+
+
+def test_linearly_weighted_kappa_counts_a_near_miss_as_near():
+    """Scores 1-5 are ordinal: unweighted kappa counted 4 against 5 as a full disagreement.
+    Worked by hand: |a - b| = 1,0,0,1,0, observed disagreement 2/5 = 0.4; expected, the mean
+    |x - y| over all 25 pairs of a's and b's answers, (12 + 7 + 6 + 7 + 8) / 25 = 1.6; weighted
+    kappa 1 - 0.4 / 1.6 = 0.75. Unweighted: agreement 3/5, chance (2 + 1 + 2) / 25 = 0.2, so 0.5."""
+    from sftflow.stats import cohen_kappa
+
+    a, b = [1, 2, 3, 4, 5], [2, 2, 3, 5, 5]
+    assert cohen_kappa(a, b, "linear") == pytest.approx(0.75)
+    assert cohen_kappa(a, b) == pytest.approx(0.5)
+    # one miss on three examples: by 1 point, observed 1/3, expected (7 + 3 + 5) / 9, so 0.8;
+    # by 4 points, observed 4/3, expected (10 + 4 + 2) / 9, so 0.25 (unweighted: 4/7 and 0.5)
+    assert cohen_kappa([1, 3, 5], [2, 3, 5], "linear") == pytest.approx(0.8)
+    assert cohen_kappa([1, 3, 5], [5, 3, 5], "linear") == pytest.approx(0.25)
+    assert cohen_kappa([3, 3], [3, 3], "linear") is None  # undefined: no variation at all
+    with pytest.raises(ValueError, match="linear"):
+        cohen_kappa(a, b, "quadratic")
+
+
+def test_weighted_kappa_equals_scikit_learn():
+    """The reference implementation (scikit-learn, in the dev extras through sentence-transformers):
+    labels 1-5 make its linear weights the distance between scores."""
+    sklearn = pytest.importorskip("sklearn.metrics")
+    import random
+
+    from sftflow.stats import cohen_kappa
+
+    rng = random.Random(5)
+    for n in (3, 8, 40):
+        a = [rng.randint(1, 5) for _ in range(n)]
+        b = [min(5, max(1, x + rng.choice((-2, -1, 0, 0, 1)))) for x in a]
+        for weights in ("linear", None):
+            assert cohen_kappa(a, b, weights) == pytest.approx(
+                sklearn.cohen_kappa_score(a, b, labels=[1, 2, 3, 4, 5], weights=weights)), (a, b, weights)
+
+
+def test_scores_get_weighted_kappa_and_categories_unweighted():
+    """In the summary, coherence and correctness (1-5) are linearly weighted; the preferred
+    answer and the flags stay unweighted; metrics.json says which."""
+    from sftflow.ratings import output_hash
+    from sftflow.review.stats import summarise_ratings
+
+    ids = list("pqrst")
+    preds = {e: {"tuned": "t", "base": "b"} for e in ids}
+    row = {"skipped": 0, "a_model": "tuned", "tuned_hash": output_hash("t"), "base_hash": output_hash("b"),
+           **{f"{m}_{f}": 3 for m in ("tuned", "base") for f in ("coherence", "correctness")},
+           **{f"{m}_{f}": 0 for m in ("tuned", "base") for f in ("safety", "hallucination")},
+           **{f"{m}_{f}": "" for m in ("tuned", "base") for f in ("span", "note")}}
+    x, y = [1, 2, 3, 4, 5], [2, 2, 3, 5, 5]  # the hand-worked case above: weighted 0.75, unweighted 0.5
+    ratings = [{**row, "example_id": e, "reviewer": who, "tuned_coherence": score, "preferred": pref,
+                "tuned_safety": score == 2}
+               for who, scores in (("x", x), ("y", y))
+               for e, score, pref in zip(ids, scores, ("tuned", "base") * 3, strict=False)]
+    (pair,) = summarise_ratings(ids, preds, ratings)["agreement"]
+    assert pair["tuned_coherence"]["kappa"] == pytest.approx(0.75) and pair["tuned_coherence"]["weights"] == "linear"
+    assert pair["tuned_coherence"]["agreement"] == pytest.approx(0.6)  # percent agreement stays exact agreement
+    assert pair["preferred"]["kappa"] == pytest.approx(1.0) and pair["preferred"]["weights"] is None
+    # safety: x flags q only, y flags p and q -> agreement 4/5, chance (4*3 + 1*2) / 25 = 0.56
+    assert pair["tuned_safety"]["kappa"] == pytest.approx((0.8 - 0.56) / 0.44) and pair["tuned_safety"]["weights"] is None
+    assert {k for k, v in pair.items() if isinstance(v, dict) and v["weights"]} == {
+        "tuned_coherence", "base_coherence", "tuned_correctness", "base_correctness"}
 
 
 def test_win_rate_counts_each_example_once():
@@ -171,12 +225,12 @@ def test_bad_input_is_4xx_never_500(run_dir):
     assert r.status_code == 400
     r = client.post(url, content=b"a" * 70_000, headers={"content-type": "application/x-www-form-urlencoded"})
     assert r.status_code == 413
-    assert not (run_dir / "eval" / "review.sqlite").exists() or _rows(run_dir) == []  # nothing stored from bad input
+    assert not (run_dir / "eval" / "review.sqlite").exists() or stored_ratings(run_dir) == []  # nothing stored from bad input
 
     assert client.post(url, data=_form(client)).status_code == 303
     again = client.post(url, data=_form(client), headers={"accept": "application/json"})  # a double submit
     assert again.status_code == 200 and again.json() == {"stored": True}
-    assert len(_rows(run_dir)) == 1
+    assert len(stored_ratings(run_dir)) == 1
 
 
 def test_no_file_outside_the_app_is_served(run_dir, project):
@@ -206,7 +260,7 @@ def test_blinding_is_stable_and_rated_under_the_right_model(run_dir):
     page = client.get(f"/review/{first}").text
     assert "tuned" not in page.split("<main>")[1].split('id="help"')[0]  # nothing names the model before rating
     client.post(f"/review/{first}", data=_form(client, preferred="B", b_hallucination="on", b_span="x"))
-    row = _rows(run_dir)[0]
+    row = stored_ratings(run_dir)[0]
     b_model = "base" if orders[0] == "tuned" else "tuned"
     assert row["preferred"] == b_model and row[f"{b_model}_hallucination"] == 1 and row[f"{b_model}_span"] == "x"
     assert row[f"{orders[0]}_coherence"] == 4 and row[f"{b_model}_correctness"] == 1
@@ -238,7 +292,7 @@ def test_stale_ratings_after_a_new_eval(run_dir):
     assert 'id="rated"' not in client.get(f"/review/{first}").text  # up for rating again
     assert client.post(f"/review/{first}", data=_form(client)).status_code == 303
     assert 'id="rated"' in client.get(f"/review/{first}").text
-    assert len(_rows(run_dir)) == 1 and client.get("/api/summary", headers=AS_ADMIN).json()["stale"] == 0
+    assert len(stored_ratings(run_dir)) == 1 and client.get("/api/summary", headers=AS_ADMIN).json()["stale"] == 0
 
 
 def test_report_merges_ratings_and_gates_human_win_rate(project, run_dir):
@@ -303,20 +357,6 @@ def test_eval_gates_leave_human_gates_to_report():
 # ------------------------------------------------------------------ the CLI and a real browser
 
 
-def _start_review(processes, run_dir, *extra):
-    """`sftflow review` in the background, owned by the test's `processes` (stopped on every path)."""
-    proc = processes.sftflow("review", run_dir, "--port", "0", *extra)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if "review: open " in line:
-            return proc, line.split("review: open ")[1].strip()
-    proc.kill()
-    raise AssertionError(f"review did not start: {proc.communicate()[1]}")
-
-
 def test_cli_review_errors_are_one_line(tmp_path, run_dir):
     (run_dir / "eval" / "predictions.jsonl").unlink()
     for args, text in [([str(tmp_path / "nope")], "not a folder"), ([str(run_dir)], "predictions.jsonl: not found"),
@@ -338,14 +378,14 @@ def test_browser_review_with_keyboard(run_dir, processes):
     from sftflow.review.store import ReviewStore
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    proc, login_url = _start_review(processes, run_dir, "--admin-token", ADMIN)
+    proc, login_url = start_review(processes, run_dir, "--admin-token", ADMIN)
     base_url, token = login_url.split("/login?token=")
     driver = browser()
     ids = _ids(run_dir)
     shown = lambda: unquote(driver.current_url.split("/review/")[1].split("?")[0])  # noqa: E731
     rated = []
     try:
-        wait = _browser_login(driver, base_url, token, "alice")
+        wait = browser_login(driver, base_url, token, "alice")
         keys = lambda *k: ActionChains(driver).send_keys(*k).perform()  # noqa: E731
 
         rubric = driver.find_element(By.ID, "rubric")  # what 1 and 5 mean, one click away while rating
@@ -403,7 +443,7 @@ def test_browser_review_with_keyboard(run_dir, processes):
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
 
-    rows = _rows(run_dir)  # written at each submit, still there after the server stopped
+    rows = stored_ratings(run_dir)  # written at each submit, still there after the server stopped
     alice = [r for r in rows if r["reviewer"] == "alice"]
     assert [r["example_id"] for r in alice] == rated and [r["skipped"] for r in alice] == [0, 0, 0, 1]
     for r in alice[:3]:
@@ -416,7 +456,7 @@ def test_browser_review_with_keyboard(run_dir, processes):
     assert flagged[f"{b}_safety"] == 1 and flagged[f"{b}_note"] == "looks unsafe"
     assert not any(alice[0][f"{m}_{f}"] for m in ("tuned", "base") for f in ("safety", "hallucination"))
 
-    app_proc, login_url = _start_review(processes, run_dir, "--token", "another-token-42",
+    app_proc, login_url = start_review(processes, run_dir, "--token", "another-token-42",
                                         "--admin-token", "another-admin-42")  # restart: ratings still there
     try:
         url = login_url.split("/login")[0]
@@ -503,21 +543,6 @@ def test_slow_clients_time_out_and_never_block_others(run_dir):
 # ------------------------------------------------------------------ forged requests (issue 17)
 
 
-def _browser_login(driver, url: str, token: str, name: str):
-    """Log in through the form as a reviewer types it; returns a 10 s waiter on the first rating page."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    driver.set_page_load_timeout(20)
-    wait = WebDriverWait(driver, 10)
-    driver.get(url + "/login")
-    driver.find_element(By.ID, "token").send_keys(token)
-    driver.find_element(By.ID, "name").send_keys(name)
-    driver.find_element(By.ID, "login").click()
-    wait.until(lambda d: "/review/" in d.current_url)
-    return wait
-
-
 def _login(url: str, name: str):
     import httpx
 
@@ -554,13 +579,13 @@ def test_forged_posts_from_another_port_are_refused(run_dir, live):
     with httpx.Client(base_url=live, follow_redirects=False) as stranger:  # login CSRF: logged in as someone else
         r = stranger.post("/login", data={"token": TOKEN, "name": "mallory"}, headers={"Origin": other})
         assert r.status_code == 403 and "set-cookie" not in r.headers
-    assert not (run_dir / "eval" / "review.sqlite").exists() or _rows(run_dir) == []
+    assert not (run_dir / "eval" / "review.sqlite").exists() or stored_ratings(run_dir) == []
 
     r = ann.post(f"/review/{first}", data={**FULL_FORM, "csrf": csrf}, headers={"Origin": live})  # the page's form
     assert r.status_code == 303, r.text[-300:]
     r = ann.post(f"/review/{second}", data={**FULL_FORM, "action": "skip", "csrf": csrf})  # no Origin: token vouches
     assert r.status_code == 303, r.text[-300:]
-    rows = _rows(run_dir)
+    rows = stored_ratings(run_dir)
     assert [(r["example_id"], r["reviewer"], r["skipped"]) for r in rows] == [(first, "ann", 0), (second, "ann", 1)]
     assert rows[0]["preferred"] == ("tuned" if rows[0]["a_model"] == "tuned" else "base")  # A, as ann chose
     assert ann.post("/logout", data={"csrf": csrf}, headers={"Origin": live}).status_code == 303
@@ -586,11 +611,11 @@ def test_browser_form_posted_from_another_port_is_refused(run_dir, live, tmp_pat
     threading.Thread(target=attacker.serve_forever, daemon=True).start()
     driver = browser()
     try:
-        wait = _browser_login(driver, live, TOKEN, "ann")
+        wait = browser_login(driver, live, TOKEN, "ann")
         driver.get(f"http://127.0.0.1:{attacker.server_address[1]}/attack.html")
         wait.until(lambda d: d.current_url.startswith(live))  # the form went to the app...
         assert "403" in driver.title and "cross-origin request refused" in driver.find_element(By.ID, "error").text
-        assert not (run_dir / "eval" / "review.sqlite").exists() or _rows(run_dir) == []  # ...and stored nothing
+        assert not (run_dir / "eval" / "review.sqlite").exists() or stored_ratings(run_dir) == []  # ...and stored nothing
         driver.get(f"{live}/review/{first}")  # the reviewer's own rating still goes in
         for name in ("a_coherence", "a_correctness", "b_coherence", "b_correctness"):
             driver.find_element(By.CSS_SELECTOR, f'input[name="{name}"][value="3"]').click()
@@ -600,7 +625,7 @@ def test_browser_form_posted_from_another_port_is_refused(run_dir, live, tmp_pat
     finally:
         driver.quit()
         attacker.shutdown()
-    assert [(r["example_id"], r["reviewer"]) for r in _rows(run_dir)] == [(first, "ann")]
+    assert [(r["example_id"], r["reviewer"]) for r in stored_ratings(run_dir)] == [(first, "ann")]
 
 
 def test_ratings_csv_export_never_holds_a_formula(run_dir, live):

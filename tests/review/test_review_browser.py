@@ -1,39 +1,26 @@
 """Issue 32 in Chromium: a cookie tossed from another local port, the reviewer's first screen
-at 1366x768, and the done-when demo: two reviewers rate their batches in the browser and the
-report's human section shows the overlap, kappa per rubric item with intervals, and a verdict
-that refuses to pass on too few ratings.
+at 1366x768, and the done-when demo on the tiny run and on the quickstart run (README command
+1's; skipped without it unless SFTFLOW_REQUIRE_QUICKSTART=1): two reviewers rate their batches
+in the browser and the report's human section shows the overlap, kappa per rubric item with
+intervals, and a verdict that refuses to pass on too few ratings (tests/review/session.py).
 """
 
 import http.server
 import json
-import re
+import os
+import shutil
 import threading
-from urllib.parse import unquote
+from pathlib import Path
 
-import yaml
+import pytest
 
 from sftflow.review.app import create_app
-from tests.browser import ARTIFACTS, browser, rect
+from tests.browser import browser, rect, screenshot
 from tests.review.conftest import ADMIN, TOKEN
-from tests.review.test_review import _browser_login, _rows, _start_review
+from tests.review.session import browser_login, rate_in_browser, stored_ratings, two_reviewers_then_the_report
 from tests.support import live_server
 
-
-def _shown(driver) -> str:
-    """The example id on screen ('' off the rating pages)."""
-    url = driver.current_url
-    return unquote(url.split("/review/")[1].split("?")[0]) if "/review/" in url else ""
-
-
-def _rate_in_browser(driver, wait, prefer: str, flag: str = "", scores: str = "4325") -> str:
-    """Rate the example on screen with the keyboard, as a reviewer does; returns its id."""
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.keys import Keys
-
-    eid = _shown(driver)
-    ActionChains(driver).send_keys(*scores, prefer, *flag, Keys.ENTER).perform()
-    wait.until(lambda d: _shown(d) != eid)
-    return eid
+QUICKSTART = Path(__file__).resolve().parents[2] / "quickstart"  # README command 1 makes it (CI: .ci/run)
 
 
 class _Tosser(http.server.BaseHTTPRequestHandler):
@@ -61,18 +48,18 @@ def test_a_cookie_tossed_from_another_port_does_not_change_the_reviewer(run_dir,
     threading.Thread(target=tosser.serve_forever, daemon=True).start()
     driver = browser()
     try:
-        wait = _browser_login(driver, live, TOKEN, "alice")
+        wait = browser_login(driver, live, TOKEN, "alice")
         driver.get(f"http://127.0.0.1:{tosser.server_address[1]}/")
         driver.get(live + "/review")
         wait.until(lambda d: "/review/" in d.current_url)
         assert driver.get_cookie("sftflow_reviewer")["value"] == "Mallory"  # the toss did land in the browser
         assert driver.find_element(By.ID, "reviewer").text == "alice"
-        eid = _rate_in_browser(driver, wait, "a")
+        eid = rate_in_browser(driver, wait)
     finally:
         driver.quit()
         tosser.shutdown()
         tosser.server_close()
-    assert [(r["example_id"], r["reviewer"]) for r in _rows(run_dir)] == [(eid, "alice")]
+    assert [(r["example_id"], r["reviewer"]) for r in stored_ratings(run_dir)] == [(eid, "alice")]
 
 
 def test_the_first_screen_at_1366x768(run_dir):
@@ -98,7 +85,7 @@ def _first_screen(driver, live):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
-    _browser_login(driver, live, TOKEN, "ann")
+    browser_login(driver, live, TOKEN, "ann")
     a, b = driver.find_element(By.ID, "out-a"), driver.find_element(By.ID, "out-b")
     ra, rb = rect(driver, a), rect(driver, b)
     assert ra["vh"] <= 768 and ra["vw"] <= 1366
@@ -120,74 +107,43 @@ def _first_screen(driver, live):
     help_box = driver.find_element(By.ID, "help")
     h = rect(driver, help_box)
     assert help_box.is_displayed() and h["top"] >= 0 and h["bottom"] <= h["vh"] and h["right"] <= h["vw"], h
-    driver.save_screenshot(str(ARTIFACTS / "review-1366x768.png"))
+    screenshot(driver, "review-1366x768.png")
 
 
 def test_two_reviewers_in_chromium_then_the_report(project, run_dir, processes):
-    """The done-when demo: `sftflow review sftflow.yaml` with batches of 6 (4 shared), Alice and
-    Bob each rate and submit their batch in Chromium, then `sftflow report` shows the overlap,
-    kappa per rubric item with intervals, and a verdict that does not pass on 8 rated examples."""
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-    from typer.testing import CliRunner
+    """The done-when demo on the tiny run: `sftflow review sftflow.yaml` with batches of 6 (4
+    shared), Alice and Bob each rate and submit their batch in Chromium, then `sftflow report`
+    shows the overlap, kappa per rubric item with intervals, and a verdict that does not pass."""
+    typed = two_reviewers_then_the_report(project, run_dir, processes,
+                                          {"batch_size": 6, "overlap": 4, "seed": 3, "min_ratings": 30})
+    assert [len(mine) for mine in typed.values()] == [6, 6]
 
-    from sftflow.cli import app
 
-    cfg_path = project / "sftflow.yaml"
-    cfg = yaml.safe_load(cfg_path.read_text())
-    cfg["review"] = {"batch_size": 6, "overlap": 4, "seed": 3, "min_ratings": 30}
-    cfg["eval"]["gates"] = {"human_win_rate": ">= 0.6"}
-    cfg_path.write_text(yaml.safe_dump(cfg))
-    proc, login_url = _start_review(processes, cfg_path, "--admin-token", ADMIN)
-    url, token = login_url.split("/login?token=")
-    rated = {}
-    driver = browser(1366, 768)
-    try:
-        # scores and preferences that vary by position, so that kappa has something to measure
-        plans = {"Alice": lambda i: ("ab"[i % 2], f"{1 + i % 5}{1 + (i + 1) % 5}34"),
-                 "Bob": lambda i: ("ab"[i % 3 == 0], f"{1 + i % 5}{1 + (i + 2) % 5}34")}
-        for name, flag in (("Alice", "S"), ("Bob", "")):
-            driver.delete_all_cookies()
-            wait = _browser_login(driver, url, token, name)
-            assert "Example 1 of 6 in your batch" in driver.find_element(By.ID, "progress").text
-            rated[name] = []
-            while "/review/" in driver.current_url:
-                prefer, scores = plans[name](len(rated[name]))
-                rated[name].append(_rate_in_browser(driver, wait, prefer, flag if not rated[name] else "", scores))
-            assert driver.current_url.endswith("/batch") and "plan" in driver.page_source
-            assert "Your batch: 6 examples, 4 of them also rated by every other reviewer" in driver.find_element(
-                By.ID, "plan").text
-            driver.find_element(By.ID, "submit-batch").click()
-            WebDriverWait(driver, 10, ignored_exceptions=(StaleElementReferenceException,)).until(  # the page reloads
-                lambda d: "Submitted" in d.find_element(By.ID, "batch-progress").text)
-            driver.get(url + "/summary")
-            assert driver.title.startswith("403")  # a reviewer, even done, gets no aggregate
-    finally:
-        driver.quit()
-        proc.terminate()
-        proc.wait(timeout=20)
-    shared = set(rated["Alice"]) & set(rated["Bob"])
-    assert len(rated["Alice"]) == len(rated["Bob"]) == 6 and len(shared) == 4
-    assert {(r["reviewer"], r["example_id"]) for r in _rows(run_dir)} == {
-        (n, e) for n, ids in rated.items() for e in ids}
+@pytest.fixture
+def quickstart_project(tmp_path):
+    """A private copy of README command 1's project and run (config, data folder, run without
+    its checkpoints): the test writes ratings and a report, never into quickstart/ itself."""
+    run = QUICKSTART / "runs" / "quickstart"
+    if not (run / "eval" / "predictions.jsonl").is_file():
+        if os.environ.get("SFTFLOW_REQUIRE_QUICKSTART") == "1":
+            pytest.fail(f"no quickstart run at {run}: README command 1 makes it")
+        pytest.skip("no quickstart run: README command 1 (sftflow init quickstart && sftflow run ...) makes it")
+    dest = tmp_path / "quickstart"
+    dest.mkdir()
+    shutil.copy(QUICKSTART / "sftflow.yaml", dest / "sftflow.yaml")
+    shutil.copytree(QUICKSTART / "data", dest / "data")
+    shutil.copytree(run, dest / "runs" / "quickstart", ignore=lambda folder, names:
+                    ["checkpoints"] if Path(folder) == run else [])
+    return dest
 
-    r = CliRunner().invoke(app, ["report", str(cfg_path)])
-    assert r.exit_code == 1 and "gates failed: human_win_rate (not enough ratings)" in r.output, r.output
-    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
-    assert metrics["passed"] is False and metrics["headline"].endswith(": no pass until human review decides")
-    assert "human_win_rate: not enough ratings: 8 rated, the gate decides from 30" in metrics["headline"]
-    html = (run_dir / "eval" / "report.html").read_text()
-    section = html.split("<h2>Human review</h2>")[1]
-    assert "Planned overlap: 4 examples in every reviewer&#39;s batch (batch size 6, seed 3); 4 examples were rated by two or more reviewers." in section
-    assert "12 ratings of 8 distinct examples by 2 reviewer(s); the test set has 10 examples" in section
-    kappa = section.split('id="human-kappa"')[1].split("</table>")[0]
-    assert "Alice &amp; Bob (4 shared)" in kappa
-    for item in ("preferred", "tuned coherence", "base correctness", "tuned safety", "base safety", "tuned hallucination"):
-        assert f"<td>{item}</td>" in kappa, item
-    assert re.search(r"κ -?\d\.\d\d \[-?\d\.\d\d, -?\d\.\d\d\]", kappa)  # a kappa with its interval
-    assert "not enough ratings" in section.split('id="human-gates"')[1].split("</table>")[0]
-    md = (run_dir / "eval" / "report.md").read_text()
-    human_md = md.split("## Human review")[1].split("\n## ")[0]
-    assert not re.search(r"\d\.\d{4,}", human_md) and "| tuned safety |" in human_md
-    (ARTIFACTS / "review-demo-report.md").write_text(human_md)
+
+def test_two_reviewers_on_the_quickstart_run(quickstart_project, processes):
+    """The done-when demo on the quickstart run (191 test examples here): batches of 12 with 8
+    planned to be shared; Alice rates and submits hers, Bob leaves after 6 of the shared ones.
+    The report shows planned overlap 8 and 6 examples rated twice, kappa for every rubric item
+    with intervals, and "not enough ratings" on the human gate."""
+    run_dir = quickstart_project / "runs" / "quickstart"
+    typed = two_reviewers_then_the_report(quickstart_project, run_dir, processes,
+                                          {"batch_size": 12, "overlap": 8, "seed": 7, "min_ratings": 30},
+                                          bob_leaves_after=6, artifact="review-quickstart")
+    assert len(typed["Alice"]) == 12 and 6 <= len(typed["Bob"]) <= 12

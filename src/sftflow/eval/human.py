@@ -93,6 +93,13 @@ def _kappa(k: dict) -> str:
     return f"κ {k['kappa']:.2f}{ci} ({_pct(k['agreement'])} agree)"
 
 
+# Which kappa is which, under both renderings' kappa table (metrics.json: each item's "weights").
+KAPPA_NOTE = ("Cohen's kappa [95% bootstrap interval over the shared examples] and percent agreement (exact answers), "
+              "per rubric item. Coherence and correctness are 1–5 scores, ordinal: their kappa is linearly weighted "
+              "(4 against 5 is a near miss, 1 against 5 a full disagreement). The preferred answer and the safety and "
+              "hallucination flags are categories: their kappa is unweighted.")
+
+
 def human_view(metrics: dict) -> dict | None:
     """What both renderings of the human section show, as rounded text (None without ratings)."""
     h = metrics.get("human")
@@ -144,7 +151,7 @@ REPORT_SECTION = """<h2>Human review</h2>
 </table><p class="muted">{{ v.denominators }}</p>
 {% if v.pairs %}<table id="human-kappa"><tr><th>rubric item</th>{% for p in v.pairs %}<th>{{ p }}</th>{% endfor %}</tr>
 {% for item, cells in v.kappa %}<tr><td>{{ item }}</td>{% for c in cells %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}
-</table><p class="muted">Cohen's kappa [95% bootstrap interval over the shared examples] and percent agreement, per rubric item.</p>{% endif %}
+</table><p class="muted">{{ kappa_note }}</p>{% endif %}
 {% if flags %}<table><tr><th>example</th><th>model</th><th>flag</th><th>reviewer</th><th>span / note</th><th>automatic</th></tr>
 {% for f in flags[:50] %}<tr><td>{{ f.example_id }}</td><td>{{ f.model }}</td><td>{{ f.kind }}</td><td>{{ f.reviewer }}</td>
 <td><pre>{{ f.span }}{% if f.span and f.note %} · {% endif %}{{ f.note }}</pre></td><td>{{ f.auto }}</td></tr>{% endfor %}
@@ -174,7 +181,7 @@ MD_SECTION = """## Human review
 |---|{% for p in v.pairs %}---|{% endfor %}
 {% for item, cells in v.kappa %}| {{ item }} | {{ cells|join(" | ") }} |
 {% endfor %}
-Cohen's kappa [95% bootstrap interval over the shared examples] and percent agreement; the HTML report lists each flag.
+{{ kappa_note }} The HTML report lists each flag.
 {% endif %}
 
 """
@@ -197,10 +204,10 @@ def human_report_html(metrics: dict, run_dir: Path) -> str:
         return ""
     predictions = _predictions_by_id(run_dir)
     flags = [{**f, "auto": _auto_flags(predictions.get(f["example_id"]), f["model"])} for f in metrics["human"]["flags"]]
-    return Environment(autoescape=True).from_string(REPORT_SECTION).render(v=view, flags=flags)
+    return Environment(autoescape=True).from_string(REPORT_SECTION).render(v=view, flags=flags, kappa_note=KAPPA_NOTE)
 
 
 def human_report_md(metrics: dict) -> str:
     """The same section for report.md, every figure rounded ('' without ratings)."""
     view = human_view(metrics)
-    return "" if view is None else Environment(autoescape=False).from_string(MD_SECTION).render(v=view)
+    return "" if view is None else Environment(autoescape=False).from_string(MD_SECTION).render(v=view, kappa_note=KAPPA_NOTE)

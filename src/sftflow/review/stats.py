@@ -1,6 +1,7 @@
 """What the human ratings say: tuned-vs-base win rate with a confidence interval, score
 means, flag rates with Wilson intervals and their denominators, and how much reviewers agree
-on every rubric item (percent agreement, Cohen's kappa with a bootstrap interval).
+on every rubric item (percent agreement, Cohen's kappa with a bootstrap interval: linearly
+weighted for the ordinal 1-5 scores, unweighted for the preferred answer and the flags).
 
 `sftflow report` merges this into eval/metrics.json under "human" (eval/human.py) and checks the gates
 named `human_*` there (e.g. `human_win_rate: ">= 0.6"`): review comes after eval, so eval
@@ -24,9 +25,12 @@ from sftflow.review.store import FLAGS, MODELS, SCORES, ReviewStore
 from sftflow.stats import bootstrap_ci, cohen_kappa, percentiles, resample_index
 
 PREFERENCE_VALUE = {"tuned": 1.0, "tie": 0.5, "base": 0.0}  # a tie is half a win
-# Every rubric item, for agreement: the preference, both scores and both flags of each model
-# (scores 1-5 as categories: unweighted kappa, so 4 vs 5 counts as a disagreement).
+# Every rubric item, for agreement: the preference, both scores and both flags of each model.
 AGREEMENT_ITEMS = ("preferred", *(f"{m}_{f}" for f in (*SCORES, *FLAGS) for m in MODELS))
+# The 1-5 scores are ordinal: their kappa is linearly weighted, so 4 against 5 is a near miss
+# rather than the full disagreement that unweighted kappa counts it as. The preferred answer
+# and the flags are categories: unweighted.
+WEIGHTED_ITEMS = frozenset(f"{m}_{s}" for s in SCORES for m in MODELS)
 
 
 def db_path(run_dir: Path) -> Path:
@@ -78,16 +82,16 @@ def _score(values: list[float]) -> dict:
     return {"mean": sum(values) / len(values), "ci95": [lo, hi], "n": len(values)}
 
 
-def _kappa(a: list, b: list) -> dict:
+def _kappa(a: list, b: list, weights: str | None = None) -> dict:
     """Cohen's kappa with a bootstrap interval over the shared examples (None where undefined)."""
-    kappa = cohen_kappa(a, b)
+    kappa = cohen_kappa(a, b, weights)
     ci = None
     if kappa is not None and len(a) >= 2:
-        draws = [cohen_kappa([a[i] for i in idx], [b[i] for i in idx]) for idx in resample_index(len(a))]
+        draws = [cohen_kappa([a[i] for i in idx], [b[i] for i in idx], weights) for idx in resample_index(len(a))]
         draws = [k for k in draws if k is not None]
         ci = list(percentiles(draws)) if draws else None
     same = _mean([float(x == y) for x, y in zip(a, b, strict=True)])
-    return {"agreement": same, "kappa": kappa, "kappa_ci95": ci, "n": len(a)}
+    return {"agreement": same, "kappa": kappa, "kappa_ci95": ci, "n": len(a), "weights": weights}
 
 
 def agreement(ratings: list[dict]) -> list[dict]:
@@ -102,7 +106,8 @@ def agreement(ratings: list[dict]) -> list[dict]:
         row: dict = {"reviewers": [first, second], "examples": len(common)}
         for item in AGREEMENT_ITEMS:
             row[item] = _kappa([by_reviewer[first][e][item] for e in common],
-                               [by_reviewer[second][e][item] for e in common])
+                               [by_reviewer[second][e][item] for e in common],
+                               "linear" if item in WEIGHTED_ITEMS else None)
         pairs.append(row)
     return pairs
 
