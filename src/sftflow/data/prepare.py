@@ -37,7 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from sftflow.config import Config, DataConfig
+from sftflow.config import Config
+from sftflow.config.data import DataConfig
 from sftflow.data.account.card import write_data_card
 from sftflow.data.account.collect import SPOOL, Collector
 from sftflow.data.account.leakage import Leakage

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sftflow.config import DedupConfig
+from sftflow.config.data import DedupConfig
 from sftflow.data.account.census import Formats, Lowest, PersonalData, SystemPrompts
 from sftflow.data.account.decisions import Decisions
 from sftflow.data.account.ledger import Ledger

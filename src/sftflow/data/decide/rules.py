@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from sftflow.config import DataConfig
+from sftflow.config.data import DataConfig
 from sftflow.data.columns import ColumnStore
 from sftflow.data.decide.conflicts import conflict_groups, resolve
 from sftflow.data.decide.dedup import (
