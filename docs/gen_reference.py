@@ -102,7 +102,7 @@ def config_sections(model: type[BaseModel], path: str = "") -> list[tuple[str, t
 def config_reference() -> str:
     from sftflow.config import Config
 
-    lines = [HEADER.format(source="the pydantic models in src/sftflow/config.py"),
+    lines = [HEADER.format(source="the pydantic models in src/sftflow/config/"),
              "# Config reference\n",
              "Every key of `sftflow.yaml`, generated from the models that validate it. Unknown keys are "
              "errors with a \"did you mean\" hint; relative paths are resolved against the config file's "

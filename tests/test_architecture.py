@@ -195,3 +195,13 @@ def test_no_sftflow_values_ride_on_library_objects():
                     and isinstance(n.args[1], ast.Constant) and str(n.args[1].value).lstrip("_").startswith("sftflow")):
                 found.append(f"{path.relative_to(SRC.parent)}:{n.lineno} setattr {n.args[1].value}")
     assert found == []
+
+
+MAX_MODULE_LINES = 500
+
+
+def test_no_module_is_over_500_lines():
+    """One module per concept: a module past 500 lines is split along its concepts (issue 30)."""
+    long = {str(path.relative_to(SRC.parent)): n for path in sorted(SRC.rglob("*.py"))
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
+    assert long == {}, f"modules over {MAX_MODULE_LINES} lines: {long}"

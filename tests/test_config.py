@@ -1,6 +1,7 @@
 import pytest
 
-from sftflow.config import Config, commented_yaml, dump_config, load_config, parse_config
+from sftflow.config import Config, dump_config, load_config, parse_config
+from sftflow.config.commented import commented_yaml
 from sftflow.errors import SftflowError
 
 MINIMAL = {"data": {"sources": [{"path": "raw.jsonl"}]}, "model": {"name_or_path": "some/model"}}

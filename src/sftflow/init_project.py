@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-from sftflow.config import LORA_DEFAULT_LR, MixConfig, commented_yaml
+from sftflow.config.commented import commented_yaml
+from sftflow.config.data import MixConfig
+from sftflow.config.train import LORA_DEFAULT_LR
 from sftflow.errors import SftflowError
 from sftflow.io import atomic_write_text
 
@@ -81,7 +83,7 @@ def read_file(path: Path, directory: Path, processor) -> FileRead:
     """One file's rows converted and measured; when no row names a format, read again with the guessed mapping."""
     from sftflow.data.read import read_rows
     from sftflow.data.signals.rows import SourceSpec
-    from sftflow.formats import guess_mapping
+    from sftflow.formats.mapping import guess_mapping
 
     if not path.is_file():
         raise SftflowError(f"--data {path}: no such file")

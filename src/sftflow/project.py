@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sftflow.config import commented_yaml
+from sftflow.config.commented import commented_yaml
 from sftflow.errors import SftflowError
 from sftflow.io import atomic_write_text
 

@@ -29,7 +29,7 @@ import json
 import random
 from pathlib import Path
 
-from sftflow.config import commented_yaml
+from sftflow.config.commented import commented_yaml
 from sftflow.errors import SftflowError
 from sftflow.eval.probes import DEFAULT_PROBES
 from sftflow.io import atomic_write_text

@@ -15,6 +15,7 @@ from sftflow.data.decide.dedup import (
     shingle_hash,
     shingles,
 )
+from sftflow.data.sizes import Sizes
 
 WORDS = [f"w{i}" for i in range(2000)]
 
@@ -83,29 +84,27 @@ def test_equal_keys_found_a_key_range_at_a_time_match_one_big_sort():
 
     whole = sorted(map(tuple, equal_key_pairs(keys).tolist()))
     assert len(whole) > 800
-    for max_keys in (None, 700, 40):
+    for max_keys in (Sizes().partition_keys, 700, 40):
         assert sorted(map(tuple, equal_key_pairs_in_blocks(blocks, len(keys), max_keys).tolist())) == whole
     ranges = key_ranges(5000, 40)
     assert len(ranges) == 125 and ranges[0][0] == 0 and ranges[-1][1] == np.uint64(2**64 - 1)
     assert all(int(a[1]) + 1 == int(b[0]) for a, b in zip(ranges, ranges[1:], strict=False))  # no gap, no overlap
 
 
-def test_spooled_index_finds_the_pairs_of_the_in_memory_one_with_small_key_ranges(tmp_path, monkeypatch):
-    from sftflow.data.decide import dedup
-
+def test_spooled_index_finds_the_pairs_of_the_in_memory_one_with_small_key_ranges(tmp_path):
     rng = random.Random(4)
     texts = [sentence(rng, 150) for _ in range(300)]
     texts += [edit(rng, t, 1) for t in texts[:60]]
     sig = NearDupIndex.signatures_of(texts, 128, 5)
-    memory, spooled = NearDupIndex(), NearDupIndex(spool=tmp_path / "sig.u32")
+    # 8 key ranges per band, band files read 100 keys at a time
+    memory, spooled = NearDupIndex(), NearDupIndex(spool=tmp_path / "sig.u32", sizes=Sizes(block=100, partition_keys=50))
     for lo in range(0, len(texts), 64):
         memory.add(sig[lo : lo + 64])
         spooled.add(sig[lo : lo + 64])
-    monkeypatch.setattr(dedup, "PARTITION_KEYS", 50)  # 8 key ranges per band
     assert len(memory.pairs()) >= 55 and np.array_equal(memory.pairs(), spooled.pairs())
 
 
-def test_signatures_are_the_same_whatever_the_shingle_slice(monkeypatch):
+def test_signatures_are_the_same_whatever_the_shingle_slice():
     """Long texts are hashed a slice of shingles at a time (bounded memory); slices that cut through
     texts, and texts shorter than a shingle, give the signatures of one pass."""
     import random
@@ -116,5 +115,4 @@ def test_signatures_are_the_same_whatever_the_shingle_slice(monkeypatch):
     texts = [" ".join(f"w{rng.randrange(50)}" for _ in range(n)) for n in (1, 3, 5, 6, 40, 200, 7, 0, 1000)]
     whole = dedup.NearDupIndex.signatures_of(texts, 64, 5)
     for size in (1, 7, 64):
-        monkeypatch.setattr(dedup, "SHINGLE_SLICE", size)
-        assert (dedup.NearDupIndex.signatures_of(texts, 64, 5) == whole).all()
+        assert (dedup.NearDupIndex.signatures_of(texts, 64, 5, shingle_slice=size) == whole).all()

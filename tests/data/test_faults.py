@@ -151,7 +151,8 @@ def test_generated_projects_account_for_every_row_through_prepare(tmp_path):
 @settings(max_examples=300 * SOAK, deadline=None)
 @given(row=shaped)
 def test_any_row_shape_is_converted_or_rejected_with_a_field(row):
-    from sftflow.formats import RowError, convert_row
+    from sftflow.errors import RowError
+    from sftflow.formats import convert_row
 
     try:
         convert_row(row, "auto")

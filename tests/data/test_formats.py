@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from sftflow.formats import RowError, convert_row
+from sftflow.errors import RowError
+from sftflow.formats import convert_row
 
 SYS = {"role": "system", "content": "Answer in JSON."}
 
@@ -94,7 +95,8 @@ def test_non_object_row():
 
 
 def test_unknown_format_reason_is_one_line_even_with_newlines_in_field_names():
-    from sftflow.formats import RowError, convert_row
+    from sftflow.errors import RowError
+    from sftflow.formats import convert_row
 
     with pytest.raises(RowError) as err:
         convert_row({"a\nb": 1, "c": 2}, "auto")
@@ -102,7 +104,8 @@ def test_unknown_format_reason_is_one_line_even_with_newlines_in_field_names():
 
 
 def test_unknown_format_reason_gives_the_mapping_line_to_paste():
-    from sftflow.formats import RowError, convert_row
+    from sftflow.errors import RowError
+    from sftflow.formats import convert_row
 
     with pytest.raises(RowError) as caught:
         convert_row({"ticket_id": "17", "message": "my laptop is cracked", "label_json": '{"product": "laptop"}'},

@@ -13,14 +13,12 @@ from sftflow.config import parse_config
 from sftflow.data.prepare import prepare
 from sftflow.data.read import (
     ReadAccount,
+    ReadOptions,
     check_account,
-    json_array,
-    jsonl,
     read_rows,
     registry,
     resolve_sources,
 )
-from sftflow.data.read import account as read_account
 from sftflow.errors import SftflowError
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(usable examples|test split has only|NOT checked):UserWarning")
@@ -169,8 +167,8 @@ def test_a_reader_that_skips_a_row_stops_prepare(tmp_path, monkeypatch):
     """The reconciliation itself: a reader bug that drops a row is caught by the independent line count."""
     real = registry.read_jsonl
 
-    def dropping(path, account, name=None):
-        for r in real(path, account, name):
+    def dropping(path, account, *options):
+        for r in real(path, account, *options):
             if r.line != 3:
                 yield r
 
@@ -183,13 +181,13 @@ def test_a_reader_that_skips_a_row_stops_prepare(tmp_path, monkeypatch):
         check_account(tmp_path / "raw" / "a.jsonl", "a.jsonl", account)
 
 
-def test_a_row_over_the_size_limit_is_rejected_not_held(tmp_path, monkeypatch):
-    for module in (read_account, jsonl, json_array):
-        monkeypatch.setattr(module, "MAX_ROW_BYTES", 1000)
+def test_a_row_over_the_size_limit_is_rejected_not_held(tmp_path):
+    small = ReadOptions(max_row_bytes=1000)
     big = json.dumps({"instruction": "q", "output": "x" * 5000})
-    got = list(read_rows(_write(tmp_path / "a.jsonl", (big + "\n" + json.dumps(alpaca(1)) + "\n").encode())))
+    got = list(read_rows(_write(tmp_path / "a.jsonl", (big + "\n" + json.dumps(alpaca(1)) + "\n").encode()),
+                         options=small))
     assert got[0].error.startswith("row is 0.0 MiB, over the 0 MiB limit") and got[1].row == alpaca(1)
-    got = list(read_rows(_write(tmp_path / "a.json", f"[{big},\n{json.dumps(alpaca(1))}]".encode())))
+    got = list(read_rows(_write(tmp_path / "a.json", f"[{big},\n{json.dumps(alpaca(1))}]".encode()), options=small))
     assert got[0].error.startswith("row is") and got[1].row == alpaca(1)
 
 
@@ -237,13 +235,12 @@ def test_a_single_source_file_beside_the_output_folder_is_fine(tmp_path):
         prepare(project(tmp_path, ["*.jsonl"], output_dir="."), **quiet)
 
 
-def test_a_one_line_array_longer_than_the_row_limit_is_read_row_by_row(tmp_path, monkeypatch):
+def test_a_one_line_array_longer_than_the_row_limit_is_read_row_by_row(tmp_path):
     """The row size limit counts a row's own text, not the rest of its (one, long) line."""
-    for module in (read_account, jsonl, json_array):
-        monkeypatch.setattr(module, "MAX_ROW_BYTES", 2000)
     rows = [json.dumps(alpaca(i)) for i in range(100)]
     rows[40] = rows[40][:-1]  # a broken row in the middle too
-    got = list(read_rows(_write(tmp_path / "a.json", ("[" + ",".join(rows) + "]").encode())))
+    got = list(read_rows(_write(tmp_path / "a.json", ("[" + ",".join(rows) + "]").encode()),
+                         options=ReadOptions(max_row_bytes=2000)))
     assert len(got) == 100 and [r.error is not None for r in got].count(True) == 1 and got[41].row == alpaca(41)
 
 

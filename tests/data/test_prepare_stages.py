@@ -7,9 +7,8 @@ import random
 import sqlite3
 
 from sftflow.config import parse_config
-from sftflow.data.account import leakage, write
 from sftflow.data.prepare import prepare
-from sftflow.data.signals import stream
+from sftflow.data.sizes import Sizes
 
 WORDS = [f"w{i}" for i in range(3000)]
 quiet = dict(log=lambda m: None)
@@ -99,26 +98,21 @@ def test_every_row_has_exactly_one_fate_in_the_ledger(tmp_path):
     assert "refusal_boilerplate" in card and "Leakage report" in card and "quality_hist.png" in card
 
 
-def test_small_chunks_and_worker_processes_give_identical_outputs(tmp_path, monkeypatch):
+def test_small_chunks_and_worker_processes_give_identical_outputs(tmp_path):
     rows = corpus(120) + corpus(30)[:30]  # with exact duplicates across chunk borders
     cfg = project(tmp_path, {"a.jsonl": rows})
     prepare(cfg, **quiet)
     reference = {s: (cfg.data_dir / f"{s}.jsonl").read_text() for s in ("train", "val", "test", "rejects")}
-    monkeypatch.setattr(stream, "CHUNK", 7)  # a file many times larger than the chunk
-    prepare(cfg, **quiet)
+    prepare(cfg, sizes=Sizes(chunk=7), **quiet)  # a file many times larger than the chunk
     assert {s: (cfg.data_dir / f"{s}.jsonl").read_text() for s in reference} == reference
-    monkeypatch.setattr(stream, "CHUNK", 16)
-    prepare(cfg, workers=2, **quiet)
+    prepare(cfg, workers=2, sizes=Sizes(chunk=16), **quiet)
     assert {s: (cfg.data_dir / f"{s}.jsonl").read_text() for s in reference} == reference
 
 
-def test_reading_keys_in_small_blocks_and_key_ranges_changes_nothing(tmp_path, monkeypatch):
+def test_reading_keys_in_small_blocks_and_key_ranges_changes_nothing(tmp_path):
     """prepare's bounded-memory paths (key columns read back a block at a time, equal keys sorted a
     key range at a time, only records with something in common decided together) against blocks and
     ranges larger than the data: the same outputs, stats and ledger, with every kind of fate."""
-    from sftflow.data import columns
-    from sftflow.data.decide import dedup
-
     rng = random.Random(2)
     rows = corpus(150, words=150)
     rows += [rows[i] for i in range(20)]  # exact duplicates
@@ -133,8 +127,8 @@ def test_reading_keys_in_small_blocks_and_key_ranges_changes_nothing(tmp_path, m
     cfg = project(tmp_path, {"a.jsonl": rows, "_general.jsonl": general}, mix={"path": "raw/_general.jsonl",
                   "ratio": 0.2}, synth={"max_train_share": 0.1, "in_test": False})
 
-    def run():
-        stats = prepare(cfg, **quiet)
+    def run(sizes=Sizes()):
+        stats = prepare(cfg, sizes=sizes, **quiet)
         stats.pop("seconds")
         with sqlite3.connect(cfg.data_dir / "ledger.sqlite") as db:
             ledger = sorted(map(str, db.execute("SELECT example_id, source_line, stage, decision, reason, detail "
@@ -145,10 +139,7 @@ def test_reading_keys_in_small_blocks_and_key_ranges_changes_nothing(tmp_path, m
     stats = reference[0]
     assert stats["duplicates"] >= 40 and stats["near_duplicates"] >= 15 and stats["general_mix_in_train"] > 0
     assert stats["synthetic"]["over_cap"] > 0 and stats["unused"] > stats["synthetic"]["over_cap"]
-    monkeypatch.setattr(columns, "BLOCK", 13)
-    monkeypatch.setattr(write, "WRITE_BLOCK", 11)
-    monkeypatch.setattr(dedup, "PARTITION_KEYS", 20)
-    assert run() == reference
+    assert run(Sizes(block=13, write_block=11, partition_keys=20)) == reference
 
 
 def test_general_mix_goes_to_train_only_at_the_ratio(tmp_path):
@@ -249,9 +240,8 @@ def test_templated_prompts_do_not_chain_into_one_giant_split_group(tmp_path):
     assert stats["leakage"]["exact_prompt_leaks"] == 0
 
 
-def test_leakage_report_counts_shared_ngrams_exactly_in_any_hash_range_size(tmp_path, monkeypatch):
+def test_leakage_report_counts_shared_ngrams_exactly_in_any_hash_range_size(tmp_path):
     # a third of the answers quote one of three 15-word passages: shared 13-grams across the splits
-    from sftflow.data.decide import dedup
     from sftflow.data.decide.dedup import dedup_texts
     from sftflow.data.decide.split import ngram_hashes
 
@@ -274,6 +264,4 @@ def test_leakage_report_counts_shared_ngrams_exactly_in_any_hash_range_size(tmp_
     first = [{"train": ids["train"][j], "eval": eval_ids[min(k for k, g in enumerate(evals) if g & grams["train"][j])]}
              for j in train_hits[:5]]
     assert whole["examples"] == first
-    monkeypatch.setattr(leakage, "NGRAM_RANGE", 40)  # about 100 hash ranges
-    monkeypatch.setattr(dedup, "PARTITION_KEYS", 16)
-    assert prepare(cfg, **quiet)["leakage"] == whole
+    assert prepare(cfg, sizes=Sizes(ngram_range=40, partition_keys=16), **quiet)["leakage"] == whole  # ~100 ranges

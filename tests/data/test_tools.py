@@ -9,8 +9,9 @@ import pytest
 
 from sftflow.config import parse_config
 from sftflow.data.prepare import prepare
+from sftflow.errors import RowError
 from sftflow.example import Example, Message, ToolCall
-from sftflow.formats import RowError, convert_example, convert_row
+from sftflow.formats import convert_example, convert_row
 from tests.data.tool_rows import KINDS, TOOLS, calls_in, tool_rows
 
 

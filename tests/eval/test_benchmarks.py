@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sftflow.config import EvalConfig, load_config, parse_config
+from sftflow.config import load_config, parse_config
+from sftflow.config.eval import EvalConfig
 from sftflow.errors import SftflowError
 from sftflow.eval.benchmarks import benchmark_specs, check_benchmarks
 from sftflow.eval.gates import check_gates, resolve_gates

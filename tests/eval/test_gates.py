@@ -3,7 +3,8 @@
 import pytest
 import yaml
 
-from sftflow.config import EvalConfig, parse_config
+from sftflow.config import parse_config
+from sftflow.config.eval import EvalConfig
 from sftflow.errors import SftflowError
 from sftflow.eval.gates import check_gates, gate_value, headline, resolve_gates, value_text
 from sftflow.eval.probes import compare_forgetting

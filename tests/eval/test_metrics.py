@@ -193,7 +193,7 @@ def test_gates():
 
 
 def test_run_gates_with_percent_and_failure_counts():
-    from sftflow.config import parse_gate
+    from sftflow.config.eval import parse_gate
 
     assert parse_gate("g", "< 10%") == ("<", pytest.approx(0.10))
     assert parse_gate("g", "== 0 failures") == ("==", 0.0)

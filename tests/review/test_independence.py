@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from sftflow.config import ReviewConfig
+from sftflow.config.review import ReviewConfig
 from tests.review.conftest import ADMIN, TOKEN
 from tests.review.session import stored_ratings
 from tests.review.test_review import AS_ADMIN, FULL_FORM, _client, _csrf, _ids

@@ -11,7 +11,8 @@ import pytest
 
 from sftflow import cli
 from sftflow.cli.app import load_cfg
-from sftflow.config import RemoteCodeGuardrail, TrainingGuardrail, guardrail_warnings, parse_config
+from sftflow.config import parse_config
+from sftflow.config.guardrails import RemoteCodeGuardrail, TrainingGuardrail, guardrail_warnings
 from sftflow.train.metrics_log import MetricsLog
 
 MINIMAL = {"data": {"sources": [{"path": "raw.jsonl"}]}, "model": {"name_or_path": "some/model"}}

@@ -158,7 +158,8 @@ def load_cfg(config: Path, *, training: bool = False, model_code: bool = False):
     `run`; --strict makes them errors there), trust_remote_code (`RemoteCodeGuardrail`) by those and by
     the commands that run the model's code (model_code). Other warnings always. A warning already shown
     in this run is not shown again."""
-    from sftflow.config import RemoteCodeGuardrail, TrainingGuardrail, load_config
+    from sftflow.config import load_config
+    from sftflow.config.guardrails import RemoteCodeGuardrail, TrainingGuardrail
     from sftflow.runs import is_run_folder, run_config
 
     with warnings.catch_warnings(record=True) as caught:

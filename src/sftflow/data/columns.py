@@ -13,14 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-BLOCK = 1 << 18  # records read back at a time (a few MiB per column)
+from sftflow.data.sizes import SIZES
 
 
 class ColumnStore:
     """Named fixed-width columns, one file each, all the same length."""
 
-    def __init__(self, folder: Path, dtypes: dict[str, type]):
-        self.folder = folder
+    def __init__(self, folder: Path, dtypes: dict[str, type], block: int = SIZES.block):
+        self.folder, self.block = folder, block  # block: records read back at a time
         folder.mkdir(parents=True, exist_ok=True)
         self.dtypes = {name: np.dtype(t) for name, t in dtypes.items()}
         self._files = {name: open(self.path(name), "wb") for name in self.dtypes}  # noqa: SIM115 - closed in close()
@@ -60,7 +60,7 @@ class ColumnStore:
 
     def blocks(self, *names: str, size: int | None = None) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
         """(first record, {column: values}) for consecutive blocks of records."""
-        size = size or BLOCK
+        size = size or self.block
         for start in range(0, self.n, size):
             yield start, {name: self.read(name, start, start + size) for name in names}
 
@@ -73,9 +73,9 @@ class ColumnStore:
         return out
 
 
-def file_blocks(path: Path, dtype: type, size: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """(first position, values) for consecutive blocks of a flat binary file of `dtype` values."""
-    dtype, size = np.dtype(dtype), size or BLOCK
+def file_blocks(path: Path, dtype: type, size: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(first position, values) for consecutive blocks of `size` values of a flat binary file of `dtype` values."""
+    dtype = np.dtype(dtype)
     n = path.stat().st_size // dtype.itemsize
     for start in range(0, n, size):
         yield start, np.fromfile(path, dtype=dtype, count=min(size, n - start), offset=start * dtype.itemsize)

@@ -37,7 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from sftflow.config import Config, DataConfig
+from sftflow.config import Config
+from sftflow.config.data import DataConfig
 from sftflow.data.account.card import write_data_card
 from sftflow.data.account.collect import SPOOL, Collector
 from sftflow.data.account.leakage import Leakage
@@ -49,6 +50,7 @@ from sftflow.data.signals.judge import Judge
 from sftflow.data.signals.semantic import Semantic
 from sftflow.data.signals.setup import RowSetup
 from sftflow.data.signals.stream import ReadAndScore
+from sftflow.data.sizes import SIZES, Sizes
 from sftflow.data.sources import list_sources
 from sftflow.data_folder import (
     LEDGER,
@@ -64,8 +66,9 @@ from sftflow.errors import SftflowError
 from sftflow.io import write_json
 
 
-def prepare(cfg: Config, log=print, workers: int = 1) -> dict:
-    """The data stage under the data folder's lock; its outputs appear all together or not at all."""
+def prepare(cfg: Config, log=print, workers: int = 1, sizes: Sizes = SIZES) -> dict:
+    """The data stage under the data folder's lock; its outputs appear all together or not at all.
+    `sizes`: how much the steps handle at once (data/sizes.py; the outputs do not depend on them)."""
     from sftflow.lock import hold
 
     data_dir = cfg.data_dir
@@ -73,7 +76,7 @@ def prepare(cfg: Config, log=print, workers: int = 1) -> dict:
         finish_interrupted_publish(data_dir, log)
         work = Path(tempfile.mkdtemp(prefix=".prepare-", dir=data_dir))
         try:
-            stats = _prepare(cfg, work, log, workers)
+            stats = _prepare(cfg, work, log, workers, sizes)
             publish(work, data_dir)
         except (OSError, sqlite3.OperationalError) as err:
             if getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "disk is full" in str(err):
@@ -86,30 +89,31 @@ def prepare(cfg: Config, log=print, workers: int = 1) -> dict:
     return stats
 
 
-def _prepare(cfg: Config, work: Path, log, workers: int) -> dict:
+def _prepare(cfg: Config, work: Path, log, workers: int, sizes: Sizes) -> dict:
     """The data stage in `work`: its steps, in order."""
     d, clock = cfg.data, Clock()
     sources = list(list_sources(cfg))  # a missing file fails now, before any work
     rows = RowSetup.of(cfg, log)  # the row settings, and the tokenizer that measures token lengths
     semantic = Semantic.of(d.semantic, cfg.path)  # a missing extra fails now, before any work
-    col = Collector(work, d.dedup, stratified=d.stratify_field is not None)
+    col = Collector(work, d.dedup, stratified=d.stratify_field is not None, sizes=sizes)
     judge = Judge.of(d.quality, cfg.root, cfg.data_dir, cfg.run_dir)
-    read = ReadAndScore(sources, rows.processor, workers, d.bad_csv, _max_rows(d), filters=[judge] if judge else [])
+    read = ReadAndScore(sources, rows.processor, workers, d.bad_csv, _max_rows(d), filters=[judge] if judge else [],
+                        chunk=sizes.chunk)
     agreement = _read(read, col, judge)  # pass 1
     clock.lap("read_score_hash")
     sem = None
     if semantic is not None:
         sem = semantic.run(work / SPOOL, col.keys, col.files.rows_read)
         clock.lap("semantic")
-    fate = Decide(d).run(col.keys, col.files.source_of, None if sem is None else sem.edges)
+    fate = Decide(d, sizes).run(col.keys, col.files.source_of, None if sem is None else sem.edges)
     sem_stats = semantic.stats(work / SPOOL, sem, fate) if semantic else None
     clock.lap("dedup_split_decisions")
-    tally = WriteSplits(work).run(col, fate)  # pass 2
+    tally = WriteSplits(work, sizes.write_block).run(col, fate)  # pass 2
     counts, totals = fate_totals(col, tally)
     if totals["kept"] == tally.mix_in_train:
         _no_usable_examples(work, cfg.data_dir, col, totals, tally, log)
     clock.lap("write_splits")
-    leakage = Leakage(work).run(counts)  # pass 3
+    leakage = Leakage(work, sizes).run(counts)  # pass 3
     clock.lap("leakage_report")
     warns = warn(fate, col, counts, totals["kept"] - tally.mix_in_train, judge)
     col.ledger.carry_runs_from(cfg.data_dir / LEDGER)

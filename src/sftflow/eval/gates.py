@@ -26,7 +26,7 @@ import json
 import operator
 from pathlib import Path
 
-from sftflow.config import GATE_OFF, EvalConfig, parse_gate
+from sftflow.config.eval import GATE_OFF, EvalConfig, parse_gate
 from sftflow.task_metrics import first_metric
 
 HUMAN = "human_"  # gates on human review (sftflow review), checked by `sftflow report`

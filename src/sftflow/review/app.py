@@ -32,7 +32,7 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader
 
 from sftflow import web
-from sftflow.config import ReviewConfig
+from sftflow.config.review import ReviewConfig
 from sftflow.errors import SftflowError, SftflowWarning
 from sftflow.ratings import current
 from sftflow.review.assign import batch, plan_text

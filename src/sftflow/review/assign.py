@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import random
 
-from sftflow.config import ReviewConfig
+from sftflow.config.review import ReviewConfig
 
 Z95 = 1.959964
 

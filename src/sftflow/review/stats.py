@@ -15,7 +15,7 @@ from collections import defaultdict
 from itertools import combinations
 from pathlib import Path
 
-from sftflow.config import ReviewConfig
+from sftflow.config.review import ReviewConfig
 from sftflow.errors import SftflowError
 from sftflow.io import read_jsonl
 from sftflow.ratings import current

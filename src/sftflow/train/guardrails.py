@@ -2,7 +2,7 @@
 
 Warned about loudly; `sftflow train --strict` turns every warning into an error, for
 pipelines that must not train on a risky setup unnoticed. Settings-only checks live in
-`config.guardrail_warnings` (they run when a config is loaded); the checks here need the
+`config/guardrails.py` (they run when a config is loaded); the checks here need the
 tokenized data or the hardware.
 """
 

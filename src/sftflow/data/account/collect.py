@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sftflow.config import DedupConfig
+from sftflow.config.data import DedupConfig
 from sftflow.data.account.census import Formats, Lowest, PersonalData, SystemPrompts
 from sftflow.data.account.decisions import Decisions
 from sftflow.data.account.ledger import Ledger
@@ -24,6 +24,7 @@ from sftflow.data.columns import Codes, ColumnStore
 from sftflow.data.decide.dedup import NearDupIndex
 from sftflow.data.decide.fate import SOURCE_MAX_ROWS, Fate
 from sftflow.data.signals.rows import Chunk, RawRow, SourceSpec
+from sftflow.data.sizes import SIZES, Sizes
 from sftflow.data.step import Drop
 from sftflow.data_folder import LEDGER, REJECTS
 
@@ -77,11 +78,12 @@ class Keys:
     """Per-record keys in column files (~60 bytes a record; texts stay in the spool), the MinHash indexes,
     and the codes of the values repeated in the columns."""
 
-    def __init__(self, work: Path, d: DedupConfig, stratified: bool):
-        self.store = ColumnStore(work / "columns", COLUMNS)
-        self.near_whole = NearDupIndex(d.threshold, d.num_perm, d.ngram, verify=True, spool=work / "signatures.u32")
+    def __init__(self, work: Path, d: DedupConfig, stratified: bool, sizes: Sizes = SIZES):
+        self.store = ColumnStore(work / "columns", COLUMNS, sizes.block)
+        self.near_whole = NearDupIndex(d.threshold, d.num_perm, d.ngram, verify=True, spool=work / "signatures.u32",
+                                       sizes=sizes)
         self.near_prompt = NearDupIndex(d.threshold, d.num_perm, d.ngram, verify=True,
-                                        spool=work / "prompt_signatures.u32")
+                                        spool=work / "prompt_signatures.u32", sizes=sizes)
         self.files, self.origins = Codes(), Codes()
         self.drops = Codes(None)  # the "filter" column's codes → why filtered; 0: not filtered
         self.quality_reasons = Codes("")  # the quality rules a record tripped, for the ledger
@@ -139,12 +141,12 @@ class Files:
 class Collector:
     """Routes pass 1's rows, in input order, to the objects that keep them."""
 
-    def __init__(self, work: Path, dedup: DedupConfig, stratified: bool):
+    def __init__(self, work: Path, dedup: DedupConfig, stratified: bool, sizes: Sizes = SIZES):
         self.ledger = Ledger(work / LEDGER)
         self.decisions = Decisions(self.ledger)
         self.spool = open(work / SPOOL, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self.rejects = Rejects(work / REJECTS)
-        self.keys = Keys(work, dedup, stratified)
+        self.keys = Keys(work, dedup, stratified, sizes)
         self.files = Files()
         self.provenance = Provenance(self.decisions)
         self.systems, self.formats, self.pii, self.lowest = SystemPrompts(), Formats(), PersonalData(), Lowest()

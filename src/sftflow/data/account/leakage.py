@@ -15,12 +15,11 @@ import numpy as np
 from sftflow.data.columns import file_blocks
 from sftflow.data.decide.dedup import dedup_texts, key_ranges, keys_in_range
 from sftflow.data.decide.split import NGRAM, NgramIndex, ngram_hashes
+from sftflow.data.sizes import SIZES, Sizes
 from sftflow.data.step import Step
 from sftflow.data_folder import TEST, TRAIN, VAL
 from sftflow.errors import SftflowError
 from sftflow.progress import phase
-
-NGRAM_RANGE = 1 << 20  # n-grams (train and val/test together) matched at once (~30 MiB)
 
 
 class Leakage(Step):
@@ -28,13 +27,13 @@ class Leakage(Step):
 
     name = "leakage"
 
-    def __init__(self, work: Path):
+    def __init__(self, work: Path, sizes: Sizes = SIZES):
         super().__init__()
-        self.work = work
+        self.work, self.sizes = work, sizes
 
     def run(self, counts: dict) -> dict:
         with phase("prepare: leakage report (val/test against train)"):
-            leakage = leakage_report(self.work, counts["train"], counts["val"] + counts["test"])
+            leakage = leakage_report(self.work, counts["train"], counts["val"] + counts["test"], self.sizes)
         if leakage["exact_prompt_leaks"]:
             raise SftflowError(f"{leakage['exact_prompt_leaks']} val/test prompts also appear in train: "
                                "this should be impossible; please report it with your config")
@@ -43,23 +42,24 @@ class Leakage(Step):
         return leakage
 
 
-def leakage_report(work: Path, n_train: int, n_eval: int) -> dict:
+def leakage_report(work: Path, n_train: int, n_eval: int, sizes: Sizes = SIZES) -> dict:
     """Val/test against train: exact shared prompts (must be 0) and shared word 13-grams (reported).
 
     Prompt keys, and the n-gram hashes of both sides (written to files first), are compared a
     hash range at a time, so memory stays bounded however large the splits are. The examples
     are the first train rows (in train.jsonl order) that share an n-gram with val/test, each with
-    the first val/test example (val.jsonl, then test.jsonl) it shares one with."""
-    exact = _keys_in_both(work / "prompts.eval.u64", work / "prompts.train.u64")
+    the first val/test example (val.jsonl, then test.jsonl) it shares one with. `sizes`: the hash
+    ranges (`ngram_range` n-grams, `partition_keys` prompt keys) and the blocks files are read in."""
+    exact = _keys_in_both(work / "prompts.eval.u64", work / "prompts.train.u64", sizes)
     train, evals = work / "ngrams.train.bin", work / "ngrams.eval.bin"
     _write_ngrams([work / TRAIN], train)
     _write_ngrams([work / VAL, work / TEST], evals)
     train_hit = np.zeros(n_train, dtype=bool)
     eval_hit = np.zeros(n_eval, dtype=bool)
-    ranges = key_ranges((train.stat().st_size + evals.stat().st_size) // NGRAM_RECORD.itemsize, NGRAM_RANGE)
+    ranges = key_ranges((train.stat().st_size + evals.stat().st_size) // NGRAM_RECORD.itemsize, sizes.ngram_range)
     first: dict[int, int] = {}  # the first train rows with a hit so far → their first val/test row
     for lo, hi in ranges:
-        rows, owners = _shared_ngrams(train, evals, lo, hi)
+        rows, owners = _shared_ngrams(train, evals, lo, hi, sizes.block)
         train_hit[rows] = True
         eval_hit[owners] = True
         # A row among the first 5 at the end is among the first 5 so far whenever it has a hit,
@@ -106,18 +106,18 @@ def _ngram_records(hashes: list[int], rows: list[int]) -> bytes:
     return out.tobytes()
 
 
-def _ngrams_in_range(path: Path, lo: np.uint64, hi: np.uint64):
-    """(hashes, rows) of the n-grams in a file whose hash is in [lo, hi]."""
-    records = keys_in_range(file_blocks(path, NGRAM_RECORD), lo, hi, field="hash")[0]
+def _ngrams_in_range(path: Path, lo: np.uint64, hi: np.uint64, block: int):
+    """(hashes, rows) of the n-grams in a file whose hash is in [lo, hi], read `block` records at a time."""
+    records = keys_in_range(file_blocks(path, NGRAM_RECORD, block), lo, hi, field="hash")[0]
     if not len(records):
         return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int32)
     return records["hash"], records["row"]
 
 
-def _shared_ngrams(train: Path, evals: Path, lo: np.uint64, hi: np.uint64):
+def _shared_ngrams(train: Path, evals: Path, lo: np.uint64, hi: np.uint64, block: int):
     """(train row, eval row) for every n-gram with a hash in [lo, hi] that both sides have."""
-    index = NgramIndex.of_hashes(*_ngrams_in_range(evals, lo, hi))
-    return index.matches(*_ngrams_in_range(train, lo, hi))
+    index = NgramIndex.of_hashes(*_ngrams_in_range(evals, lo, hi, block))
+    return index.matches(*_ngrams_in_range(train, lo, hi, block))
 
 
 def _ids_at(split_files: list[Path], rows: list[int]) -> list[str]:
@@ -134,12 +134,12 @@ def _ids_at(split_files: list[Path], rows: list[int]) -> list[str]:
     return [found[r] for r in rows]
 
 
-def _keys_in_both(probe: Path, among: Path) -> int:
+def _keys_in_both(probe: Path, among: Path, sizes: Sizes) -> int:
     """How many keys of the file `probe` also appear in the file `among` (flat uint64 files),
     compared a key range at a time."""
     count = 0
     n = (probe.stat().st_size + among.stat().st_size) // 8
-    for lo, hi in key_ranges(n):
-        seen = np.unique(keys_in_range(file_blocks(among, np.uint64), lo, hi)[0])
-        count += int(np.isin(keys_in_range(file_blocks(probe, np.uint64), lo, hi)[0], seen).sum())
+    for lo, hi in key_ranges(n, sizes.partition_keys):
+        seen = np.unique(keys_in_range(file_blocks(among, np.uint64, sizes.block), lo, hi)[0])
+        count += int(np.isin(keys_in_range(file_blocks(probe, np.uint64, sizes.block), lo, hi)[0], seen).sum())
     return count

@@ -11,7 +11,7 @@ from collections import Counter
 
 import numpy as np
 
-from sftflow.config import DataConfig
+from sftflow.config.data import DataConfig
 from sftflow.data.account.collect import Collector
 from sftflow.data.account.write import Tally
 from sftflow.data.decide.fate import SOURCE_MAX_ROWS, SOURCE_WEIGHT, Fate, Fates

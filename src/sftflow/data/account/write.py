@@ -30,11 +30,10 @@ from sftflow.data.decide.fate import (
     Fates,
 )
 from sftflow.data.decide.split import SPLITS
+from sftflow.data.sizes import SIZES
 from sftflow.data.step import Step
 from sftflow.example import Example
 from sftflow.progress import phase
-
-WRITE_BLOCK = 1 << 14  # records written out per block (their keys become Python objects here)
 
 
 @dataclass
@@ -88,9 +87,9 @@ class WriteSplits(Step):
 
     name = "write"
 
-    def __init__(self, work: Path):
+    def __init__(self, work: Path, block: int = SIZES.write_block):
         super().__init__()
-        self.work = work
+        self.work, self.block = work, block  # block: records written out at a time
 
     def run(self, col: Collector, fate: Fates) -> Tally:
         with phase("prepare: writing train/val/test and the ledger", total=col.files.rows_read) as update:
@@ -107,7 +106,7 @@ class WriteSplits(Step):
                  "prompt", "split", "reasons")
         shown = set(np.unique(fate.conflict[fate.conflict >= 0])[:SHOWN_GROUPS].tolist())
         with open(work / SPOOL, encoding="utf-8") as spool:
-            for start, b in keys.store.blocks(*names, size=WRITE_BLOCK):
+            for start, b in keys.store.blocks(*names, size=self.block):
                 state, split, near = self._block(start, b, spool, col, fate, tally, outs, shown)
                 tally.add(state, split, near, b)
                 progress(start + len(state))

@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from sftflow.data.columns import file_blocks
+from sftflow.data.sizes import SIZES, Sizes
 from sftflow.example import Example
 
-PARTITION_KEYS = 1 << 18  # keys sorted at once when looking for equal keys (~8 MiB at the peak)
 _WS = re.compile(r"\s+")
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
 
@@ -133,7 +133,7 @@ class NearDupIndex:
     """
 
     def __init__(self, threshold: float = 0.85, num_perm: int = 128, ngram: int = 5, seed: int = 1,
-                 verify: bool = True, spool: Path | None = None):
+                 verify: bool = True, spool: Path | None = None, sizes: Sizes = SIZES):
         from datasketch import MinHashLSH
 
         # datasketch's optimal (bands, rows), weighted towards recall: candidates are verified, so a
@@ -142,6 +142,7 @@ class NearDupIndex:
         lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=(0.05, 0.95))
         self.bands, self.rows = lsh.b, lsh.r
         self.threshold, self.num_perm, self.ngram, self.seed, self.verify = threshold, num_perm, ngram, seed, verify
+        self.sizes = sizes  # the band files are read `block` keys, and sorted `partition_keys` keys, at a time
         rng = np.random.default_rng(seed)
         self._mix = rng.integers(1, 2**63, size=self.rows, dtype=np.uint64) | np.uint64(1)
         self._band_chunks: list[np.ndarray] = []
@@ -155,7 +156,8 @@ class NearDupIndex:
         self.size = 0
 
     @staticmethod
-    def signatures_of(texts: list[str], num_perm: int, ngram: int, seed: int = 1) -> np.ndarray:
+    def signatures_of(texts: list[str], num_perm: int, ngram: int, seed: int = 1,
+                      shingle_slice: int = SIZES.shingle_slice) -> np.ndarray:
         """(len(texts), num_perm) uint32 MinHash signatures over word n-grams.
 
         The same values as datasketch's `MinHash(num_perm, seed, hashfunc=shingle_hash)
@@ -184,9 +186,9 @@ class NearDupIndex:
             owner = np.repeat(np.arange(len(block)), counts)  # the text of each shingle, ascending
             lows = None
             # (shingles x permutations) a slice at a time: one long text must not cost GBs
-            for s in range(0, len(positions), SHINGLE_SLICE):
-                phv = _fmix(sums[positions[s : s + SHINGLE_SLICE]], 32)[:, None] * a + b  # the affine32 permutation
-                ids = owner[s : s + SHINGLE_SLICE]
+            for s in range(0, len(positions), shingle_slice):
+                phv = _fmix(sums[positions[s : s + shingle_slice]], 32)[:, None] * a + b  # the affine32 permutation
+                ids = owner[s : s + shingle_slice]
                 firsts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
                 mins = np.minimum.reduceat(phv, firsts, axis=0)
                 if lows is None:
@@ -226,8 +228,8 @@ class NearDupIndex:
             if keys is not None:
                 pairs = equal_key_pairs(keys[:, b])
             else:  # one band's keys, a key range at a time: memory bounded however many examples
-                pairs = equal_key_pairs_in_blocks(functools.partial(file_blocks, self._band_files[b], np.uint64),
-                                                  self.size)
+                band = functools.partial(file_blocks, self._band_files[b], np.uint64, self.sizes.block)
+                pairs = equal_key_pairs_in_blocks(band, self.size, self.sizes.partition_keys)
             pairs.sort(axis=1)
             # merged band by band: a pair found in every band (exact copies) is held once, not 12 times
             out = np.unique(np.concatenate([out, pairs]), axis=0)
@@ -269,9 +271,6 @@ def _word_hash(word: str) -> int:
 
 # odd 32-bit weights of the words at positions 0, 1, 2, ... of a shingle (a prefix serves any n-gram size)
 _SHINGLE_WEIGHTS = np.random.default_rng(12345).integers(0, 2**31, size=64, dtype=np.uint64).astype(np.uint32) * 2 + 1
-
-
-SHINGLE_SLICE = 1 << 14  # shingles hashed at once: (16k x 128 permutations) x 8 bytes = 16 MiB
 
 
 def _shingle_coefficients(n: int) -> np.ndarray:
@@ -317,10 +316,10 @@ def equal_key_pairs(keys: np.ndarray) -> np.ndarray:
     return np.stack([order[:-1][same], order[1:][same]], axis=1)
 
 
-def key_ranges(n: int, max_keys: int | None = None) -> list[tuple[np.uint64, np.uint64]]:
+def key_ranges(n: int, max_keys: int) -> list[tuple[np.uint64, np.uint64]]:
     """Inclusive ranges [lo, hi] cutting the 64-bit key space into parts of about `max_keys`
-    (default PARTITION_KEYS) of n keys (the keys are hashes, so evenly spread)."""
-    parts = max(1, -(-n // (max_keys or PARTITION_KEYS)))
+    of n keys (the keys are hashes, so evenly spread)."""
+    parts = max(1, -(-n // max_keys))
     edges = [2**64 * p // parts for p in range(parts + 1)]
     return [(np.uint64(edges[p]), np.uint64(edges[p + 1] - 1)) for p in range(parts)]
 
@@ -337,7 +336,7 @@ def keys_in_range(blocks, lo: np.uint64, hi: np.uint64, field: str | None = None
     return (np.concatenate(values) if values else np.zeros(0, dtype=np.uint64)), np.concatenate(positions)
 
 
-def equal_key_pairs_in_blocks(blocks, n: int, max_keys: int | None = None) -> np.ndarray:
+def equal_key_pairs_in_blocks(blocks, n: int, max_keys: int) -> np.ndarray:
     """`equal_key_pairs` over a uint64 column of n keys too large to sort at once.
 
     `blocks()` yields (first position, keys) in order and is called once per key range: each

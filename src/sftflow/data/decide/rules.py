@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from sftflow.config import DataConfig
+from sftflow.config.data import DataConfig
 from sftflow.data.columns import ColumnStore
 from sftflow.data.decide.conflicts import conflict_groups, resolve
 from sftflow.data.decide.dedup import (
@@ -30,6 +30,7 @@ from sftflow.data.decide.dedup import (
 )
 from sftflow.data.decide.fate import DUPLICATE, FILTERED, KEPT, UNUSED, Fates
 from sftflow.data.decide.split import assign_splits, split_keys
+from sftflow.data.sizes import SIZES, Sizes
 from sftflow.data.step import Step
 from sftflow.errors import SftflowWarning
 from sftflow.progress import phase
@@ -45,27 +46,29 @@ class Decide(Step):
 
     name = "decide"
 
-    def __init__(self, d: DataConfig):
+    def __init__(self, d: DataConfig, sizes: Sizes = SIZES):
         super().__init__()
-        self.d = d
+        self.d, self.sizes = d, sizes
 
     def run(self, keys, source_of: dict[str, int], semantic_edges: np.ndarray | None) -> Fates:
         """Fates of the records in `keys` (account/collect.py); `source_of`: each file's data.sources entry."""
         with phase("prepare: duplicates, conflicts and splits"):
             file_source = np.array([source_of.get(f, -1) for f in keys.files.values], dtype=np.int64)
             fate = decide(keys.store, keys.strata, keys.near_whole, keys.near_prompt, self.d, file_source,
-                          semantic_edges)
+                          semantic_edges, self.sizes.partition_keys)
         self.counts.update(decided_together=len(fate.rows), warnings=len(fate.warnings))
         return fate
 
 
 def decide(store: ColumnStore, strata: list | None, near_whole: NearDupIndex, near_prompt: NearDupIndex,
-           d: DataConfig, file_source: np.ndarray | None = None, semantic_edges: np.ndarray | None = None) -> Fates:
+           d: DataConfig, file_source: np.ndarray | None = None, semantic_edges: np.ndarray | None = None,
+           partition_keys: int = SIZES.partition_keys) -> Fates:
     """Fates of all records in the store; writes its "split" column for the records not in Fates.rows.
     `file_source`: the data.sources entry of each file code (-1: none), for the source weights.
-    `semantic_edges`: record pairs the semantic step found to be duplicates (signals/semantic.py)."""
+    `semantic_edges`: record pairs the semantic step found to be duplicates (signals/semantic.py).
+    `partition_keys`: equal keys are looked for this many keys at a time."""
     n = len(store)
-    keys = functools.partial(_equal_keys, store)
+    keys = functools.partial(_equal_keys, store, max_keys=partition_keys)
     near = d.dedup.near
     none = np.zeros((0, 2), dtype=np.int64)
     dup_edges = [keys("exact"), near_whole.pairs() if near else none] + ([] if semantic_edges is None else [semantic_edges])
@@ -94,8 +97,8 @@ def decide(store: ColumnStore, strata: list | None, near_whole: NearDupIndex, ne
                    weighted_out=rows[fates.weighted_out])
 
 
-def _equal_keys(store: ColumnStore, name: str) -> np.ndarray:
-    return equal_key_pairs_in_blocks(lambda: ((s, b[name]) for s, b in store.blocks(name)), len(store))
+def _equal_keys(store: ColumnStore, name: str, max_keys: int) -> np.ndarray:
+    return equal_key_pairs_in_blocks(lambda: ((s, b[name]) for s, b in store.blocks(name)), len(store), max_keys)
 
 
 def _weighted_files(d: DataConfig, file_source: np.ndarray | None) -> np.ndarray | None:

@@ -11,7 +11,7 @@ in UTF-8, UTF-16/32 or a legacy encoding (named by `encoding:`, else guessed wit
 Nothing is lost on the way: a row that cannot be parsed comes out as a `RawRow` with `error` set (and
 its raw text, bounded), never raised, and the readers recover after it. Every reader also fills a
 `ReadAccount`: which physical lines its rows covered, and which were blank or structure. A row over
-`MAX_ROW_BYTES` is rejected without being held whole.
+`ReadOptions.max_row_bytes` (default `MAX_ROW_BYTES`) is rejected without being held whole.
 """
 
 from sftflow.data.read.account import MAX_ROW_BYTES, RawRow, ReadAccount, check_account

@@ -12,6 +12,7 @@ from sftflow.data.read.text import count_lines
 from sftflow.errors import SftflowError
 
 MAX_ROW_BYTES = 16 << 20  # a row (a JSONL line, a JSON element, a CSV record) larger than this is rejected
+# (the default of ReadOptions.max_row_bytes)
 
 
 @dataclass
@@ -71,6 +72,6 @@ def check_account(path: Path | None, display: str, account: ReadAccount) -> None
                            "were not read as rows — please report this with the file")
 
 
-def too_big(size: int) -> str:
-    return (f"row is {size / (1 << 20):.1f} MiB, over the {MAX_ROW_BYTES >> 20} MiB limit for one example; "
+def too_big(size: int, limit: int) -> str:
+    return (f"row is {size / (1 << 20):.1f} MiB, over the {limit >> 20} MiB limit for one example; "
             "split or shorten it")

@@ -26,7 +26,8 @@ class _TooLong(Exception):
     pass
 
 
-def read_delimited(path: Path, account: ReadAccount, delimiter: str | None, bad: str) -> Iterator[RawRow]:
+def read_delimited(path: Path, account: ReadAccount, delimiter: str | None, bad: str,
+                   max_row_bytes: int = MAX_ROW_BYTES) -> Iterator[RawRow]:
     """CSV/TSV records with their physical line spans. A record that fails to parse because a
     quote opened and never closed properly (a stray quote reads on into the next lines until the
     next quote, where the CSV then breaks) is taken back: its first line is rejected alone and
@@ -40,7 +41,7 @@ def read_delimited(path: Path, account: ReadAccount, delimiter: str | None, bad:
     header = None
     while True:
         taken: list[tuple[int, bytes]] = []
-        reader = csv.reader(_feed(source, pending, taken), delimiter=delimiter, strict=True)
+        reader = csv.reader(_feed(source, pending, taken, max_row_bytes), delimiter=delimiter, strict=True)
         while True:
             del taken[:]
             try:
@@ -80,8 +81,8 @@ def read_delimited(path: Path, account: ReadAccount, delimiter: str | None, bad:
             yield RawRow(name, first, dict(zip(header, values, strict=True)), end_line=last)
 
 
-def _feed(source, pending: deque, taken: list) -> Iterator[str]:
-    """Lines for csv.reader, recording which physical lines each record took."""
+def _feed(source, pending: deque, taken: list, limit: int) -> Iterator[str]:
+    """Lines for csv.reader, recording which physical lines each record took (at most `limit` bytes a record)."""
     size = 0
     while True:
         if pending:
@@ -94,7 +95,7 @@ def _feed(source, pending: deque, taken: list) -> Iterator[str]:
             size = 0
         taken.append(item)
         size += len(item[1])
-        if size > MAX_ROW_BYTES:
+        if size > limit:
             raise _TooLong
         yield item[1].decode("utf-8", "surrogateescape") + "\n"
 

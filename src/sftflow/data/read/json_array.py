@@ -24,7 +24,8 @@ from sftflow.io import preview
 _TOKEN = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[\]{},:]')
 
 
-def read_json(path: Path, account: ReadAccount, field: str | None = None) -> Iterator[RawRow]:
+def read_json(path: Path, account: ReadAccount, field: str | None = None,
+              max_row_bytes: int = MAX_ROW_BYTES) -> Iterator[RawRow]:
     """A JSON array streams element by element (`_ArrayScanner`); an object is read whole: one row,
     or an object of arrays ({"train": [...]}, or columnar {"prompt": [...], "completion": [...]}), or the
     array under `field` ({"version": 2, "data": [...]} with field: data)."""
@@ -43,7 +44,7 @@ def read_json(path: Path, account: ReadAccount, field: str | None = None) -> Ite
         if field is not None:
             raise SftflowError(f"{path}: field: {field!r} names a key of a JSON object, but this file is an array "
                                "of rows; remove field from its data.sources entry")
-        yield from _ArrayScanner(str(path), account).scan(_chain(first, lines))
+        yield from _ArrayScanner(str(path), account, max_row_bytes).scan(_chain(first, lines))
         return
     yield from read_json_object(path, account, field)
 
@@ -54,10 +55,10 @@ def _chain(first: list, rest: Iterator) -> Iterator:
 
 
 class _Element:
-    """One array element being read: the lines it spans (held, up to MAX_ROW_BYTES), its open brackets."""
+    """One array element being read: the lines it spans (held, up to `limit` bytes), its open brackets."""
 
-    def __init__(self, lineno: int, line: bytes, col: int, indent: int):
-        self.start, self.col, self.indent = lineno, col, indent
+    def __init__(self, lineno: int, line: bytes, col: int, indent: int, limit: int):
+        self.start, self.col, self.indent, self.limit = lineno, col, indent, limit
         self.lines: list[tuple[int, bytes]] = [(lineno, line)]
         self.size = len(line) - col
         self.base = -col  # where the current line starts in its text
@@ -72,7 +73,7 @@ class _Element:
         self.base = self.size + 1  # where this line starts in its text
         self.size += len(line) + 1
         self.last = lineno
-        if self.size <= MAX_ROW_BYTES:
+        if self.size <= self.limit:
             self.lines.append((lineno, line))
 
     def where(self, offset: int) -> tuple[int, int]:
@@ -106,8 +107,8 @@ class _ArrayScanner:
     Arrays one after another (`[...][...]`) are read as one; text outside them is rejected a
     line at a time."""
 
-    def __init__(self, name: str, account: ReadAccount):
-        self.name, self.account = name, account
+    def __init__(self, name: str, account: ReadAccount, max_row_bytes: int):
+        self.name, self.account, self.limit = name, account, max_row_bytes
         self.inside = False
         self.elem: _Element | None = None
         self.indent: int | None = None  # indentation of rows that start a line, once one has
@@ -193,7 +194,7 @@ class _ArrayScanner:
         read again, and the element must be cut."""
         if e.stack and line.lstrip()[:1] == b"{" and indent <= (e.indent if self.indent is None else self.indent):
             e.cuts.append((lineno, indent))
-        if e.cuts and e.size + len(line) + 1 > MAX_ROW_BYTES:  # read again from the cut, this line too
+        if e.cuts and e.size + len(line) + 1 > self.limit:  # read again from the cut, this line too
             self.pending.appendleft((lineno, line, 0))
             return False
         e.hold(lineno, line)
@@ -227,7 +228,7 @@ class _ArrayScanner:
     def _begin(self, lineno: int, line: bytes, col: int, indent: int) -> _Element:
         if self.indent is None and col == indent:  # the row starts its line
             self.indent = indent
-        self.elem = _Element(lineno, line, col, indent)
+        self.elem = _Element(lineno, line, col, indent, self.limit)
         self.elem.check_at = max(CHECK_MIN, 4 * self.largest)
         return self.elem
 
@@ -237,8 +238,8 @@ class _ArrayScanner:
         e = self.elem
         self.elem = None
         size = e.base + col  # its text up to here (a one-line array is one long line: not all of it)
-        if size > MAX_ROW_BYTES:
-            return RawRow(self.name, e.start, error=too_big(size), raw=preview(e.text()), end_line=lineno), False
+        if size > self.limit:
+            return RawRow(self.name, e.start, error=too_big(size, self.limit), raw=preview(e.text()), end_line=lineno), False
         text = e.text(lineno, col)
         row = parse_json(text, self.name, e.start, lineno)
         if row.error is None:
@@ -254,7 +255,7 @@ class _ArrayScanner:
     def _cut_at(self, e: _Element, text: bytes) -> tuple[int, int] | None:
         """Where the next row seems to start inside a broken element's text: the first of the places
         the raw text shows (`_row_starts`) and the lines that start like a row while brackets were open."""
-        starts = [e.where(at) for at in _row_starts(text[:MAX_ROW_BYTES], self.keys)]
+        starts = [e.where(at) for at in _row_starts(text[:self.limit], self.keys)]
         return min(starts + e.cuts[:1], default=None)
 
     def _cut(self, why: str, cut: tuple[int, int] | None = None) -> RawRow:

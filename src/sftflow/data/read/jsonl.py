@@ -20,7 +20,8 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 LONE_SURROGATE = "invalid Unicode: a lone surrogate escape (\\ud800-\\udfff) that UTF-8 cannot hold"
 
 
-def read_jsonl(path: Path, account: ReadAccount, name: str | None = None) -> Iterator[RawRow]:
+def read_jsonl(path: Path, account: ReadAccount, name: str | None = None,
+               max_row_bytes: int = MAX_ROW_BYTES) -> Iterator[RawRow]:
     shown, name = name or str(path), str(path)
     commas: list[int] = []
     for lineno, raw in enumerate(physical_lines(utf8_blocks(path, account.encoding)), start=1):
@@ -31,8 +32,8 @@ def read_jsonl(path: Path, account: ReadAccount, name: str | None = None) -> Ite
                     continue
             except UnicodeDecodeError:
                 pass
-        if len(raw) > MAX_ROW_BYTES:
-            yield RawRow(name, lineno, error=too_big(len(raw)), raw=preview(raw))
+        if len(raw) > max_row_bytes:
+            yield RawRow(name, lineno, error=too_big(len(raw), max_row_bytes), raw=preview(raw))
             continue
         try:
             raw.decode("utf-8")

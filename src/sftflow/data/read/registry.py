@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sftflow.data.read.account import RawRow, ReadAccount
+from sftflow.data.read.account import MAX_ROW_BYTES, RawRow, ReadAccount
 from sftflow.data.read.delimited import read_delimited
 from sftflow.data.read.hub import is_saved_dataset, read_saved
 from sftflow.data.read.json_array import read_json
@@ -27,6 +27,7 @@ class ReadOptions:
     field: str | None = None  # the key of a JSON object whose array holds the rows
     bad_csv: str = "reject"
     name: str | None = None  # how warnings name the file (its path relative to the project)
+    max_row_bytes: int = MAX_ROW_BYTES  # a larger row is rejected without being held whole
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,10 @@ class Reader:
 
 
 READERS = (
-    Reader("jsonl", (".jsonl", ".ndjson"), lambda p, a, o: read_jsonl(p, a, o.name)),
-    Reader("json", (".json",), lambda p, a, o: read_json(p, a, o.field), takes_field=True),
-    Reader("csv", (".csv",), lambda p, a, o: read_delimited(p, a, None, o.bad_csv)),
-    Reader("tsv", (".tsv",), lambda p, a, o: read_delimited(p, a, "\t", o.bad_csv)),
+    Reader("jsonl", (".jsonl", ".ndjson"), lambda p, a, o: read_jsonl(p, a, o.name, o.max_row_bytes)),
+    Reader("json", (".json",), lambda p, a, o: read_json(p, a, o.field, o.max_row_bytes), takes_field=True),
+    Reader("csv", (".csv",), lambda p, a, o: read_delimited(p, a, None, o.bad_csv, o.max_row_bytes)),
+    Reader("tsv", (".tsv",), lambda p, a, o: read_delimited(p, a, "\t", o.bad_csv, o.max_row_bytes)),
     Reader("parquet", (".parquet",), lambda p, a, o: read_parquet(p, a), text=False),
     Reader("save_to_disk", (), lambda p, a, o: read_saved(p, a), text=False, detect=is_saved_dataset),
 )

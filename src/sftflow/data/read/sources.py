@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from sftflow.config import DataSource
+from sftflow.config.data import DataSource
 from sftflow.data.read.account import RawRow, ReadAccount
 from sftflow.data.read.hub import DatasetPart, is_saved_dataset, load_hub, load_saved, read_part, split_parts
 from sftflow.data.read.registry import ReadOptions, has_data_suffix, read_rows, reader_for, supported

@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from sftflow.config import JudgeConfig, QualityConfig
+from sftflow.config.data import JudgeConfig, QualityConfig
 from sftflow.data.decide.filters import LOW_QUALITY, low_quality
 from sftflow.data.llm.prompts import load_template, parse_json_object
 from sftflow.data.llm.teacher import BudgetSpent, RequestRefused, TeacherFailed, budget_for, open_model

@@ -21,9 +21,9 @@ from sftflow.data.pii import find_pii, redact, redact_message
 from sftflow.data.quality import Quality, score_messages, score_text
 from sftflow.data.read.account import RawRow
 from sftflow.data.step import Drop
-from sftflow.errors import SftflowError
+from sftflow.errors import RowError, SftflowError
 from sftflow.example import Example
-from sftflow.formats import RowError, convert_example
+from sftflow.formats import convert_example
 from sftflow.io import preview
 
 

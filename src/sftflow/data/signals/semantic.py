@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sftflow.config import SemanticConfig
+from sftflow.config.data import SemanticConfig
 from sftflow.data.columns import ColumnStore
 from sftflow.data.decide.dedup import equal_key_pairs, hash64
 from sftflow.data.decide.fate import FILTERED, KEPT, Fate, Fates

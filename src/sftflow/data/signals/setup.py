@@ -87,7 +87,8 @@ def _template_default(processor) -> str | None:
 
 def _benchmark_index(cfg: Config) -> tuple[NgramIndex, frozenset]:
     from sftflow.data.decide.dedup import prompt_key
-    from sftflow.formats import RowError, convert_row
+    from sftflow.errors import RowError
+    from sftflow.formats import convert_row
 
     texts, prompts = [], set()
     for i, pattern in enumerate(cfg.data.decontaminate):

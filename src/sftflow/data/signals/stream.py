@@ -15,11 +15,10 @@ from pathlib import Path
 
 from sftflow.data.read import ReadAccount, check_account
 from sftflow.data.signals.rows import Chunk, RawRow, RowProcessor, RowSettings, SourceSpec
+from sftflow.data.sizes import SIZES
 from sftflow.data.step import Filter, Step
 from sftflow.errors import SftflowError
 from sftflow.progress import phase
-
-CHUNK = 2048  # rows converted at a time (a worker's job)
 
 
 @dataclass
@@ -31,13 +30,15 @@ class Capped:
 
 class ReadAndScore(Step):
     """Pass 1: `sources` read with `bad_csv`, their first `max_rows` (data.sources entry → cap) rows
-    processed by `processor` in `workers` processes, then by `filters` (task rows only), then collected."""
+    processed by `processor` in `workers` processes, `chunk` rows at a time, then by `filters` (task rows
+    only), then collected."""
 
     name = "read"
 
     def __init__(self, sources: list, processor: RowProcessor, workers: int, bad_csv: str,
-                 max_rows: dict[int, int], filters: list[Filter]):
+                 max_rows: dict[int, int], filters: list[Filter], chunk: int = SIZES.chunk):
         super().__init__()
+        self.chunk = chunk
         self.sources, self.processor, self.workers = sources, processor, workers
         self.bad_csv, self.max_rows, self.filters = bad_csv, max_rows, filters
 
@@ -71,7 +72,7 @@ class ReadAndScore(Step):
             rows = source.rows(account[1], self.bad_csv)
             room = self.max_rows[src.source] - taken[src.source] if src.source in self.max_rows else None
             head = rows if room is None else islice(rows, max(0, room))  # leaves the rest of `rows` unread
-            jobs = ((raws, src) for raws in _batches(head, CHUNK))
+            jobs = ((raws, src) for raws in _batches(head, self.chunk))
             if pool is None:
                 for raws, s in jobs:
                     yield self.processor.process(raws, s), src
@@ -80,7 +81,7 @@ class ReadAndScore(Step):
                     yield chunk, src
             taken[src.source] += account[1].rows
             if room is not None:
-                for over in _batches(rows, CHUNK):
+                for over in _batches(rows, self.chunk):
                     yield Capped(over), src
 
     @staticmethod

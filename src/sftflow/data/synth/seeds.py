@@ -8,7 +8,8 @@ from dataclasses import dataclass, replace
 from sftflow.data.decide.dedup import content_hash
 from sftflow.data.pii import redact_message
 from sftflow.data.read import iter_sources
-from sftflow.formats import RowError, convert_example
+from sftflow.errors import RowError
+from sftflow.formats import convert_example
 
 
 @dataclass
