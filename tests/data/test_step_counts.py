@@ -8,6 +8,8 @@ import sqlite3
 
 from sftflow.config import parse_config
 from sftflow.data.prepare import prepare
+from sftflow.data.read import RawRow
+from sftflow.data.signals.rows import RowProcessor, RowSettings, SourceSpec
 from sftflow.data_folder import LEDGER, REJECTS, STATS
 from tests.data.test_prepare import chat
 
@@ -70,3 +72,15 @@ def test_the_steps_counters_equal_what_the_outputs_hold_with_several_workers(tmp
     assert steps["write"] == {"kept": kept, "duplicates": fates["duplicate"], "filtered": len(filtered),
                               "unused": fates.get("unused", 0)}
     assert steps["leakage"]["exact_prompt_leaks"] == 0
+
+
+def test_a_row_rejected_as_over_long_never_meets_the_filters(tiny_model_dir):
+    """The length check comes before the filter chain: an over-long refusal is rejected and not also
+    counted as dropped, so a filter's `dropped` equals the filtered rows it leaves in the ledger."""
+    p = RowProcessor(RowSettings(model_path=str(tiny_model_dir), max_tokens=64))
+    too_long = chat(1, REFUSAL + " " + " ".join(f"word{i}" for i in range(200)))
+    raws = [RawRow("t.jsonl", 1, too_long), RawRow("t.jsonl", 2, _good(2)), RawRow("t.jsonl", 3, chat(3, REFUSAL))]
+    chunk = p.process(raws, SourceSpec("t.jsonl"))
+    assert [r.reject is not None for r in chunk.rows] == [True, False, False]
+    assert [r.drop.code if r.drop else None for r in chunk.rows] == [None, None, "low_quality"]
+    assert chunk.filter_counts["low_quality"] == {"seen": 2, "kept": 1, "dropped": 1}
