@@ -115,8 +115,8 @@ def one(method: str, root: Path, steps: int) -> int:
 
     from sftflow.config import parse_config
     from sftflow.data.prepare import prepare
+    from sftflow.train.build import build_trainer
     from sftflow.train.estimate import estimate_memory
-    from sftflow.train.trainer import build_trainer
 
     big = root / "big-model"
     cfg = parse_config({

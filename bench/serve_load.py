@@ -111,7 +111,7 @@ def start_server(run_dir: Path, *, threads: int | None = None, max_batch: int = 
     """The `sftflow serve` app on a free port in a background thread; returns (url, model, stop)."""
     from sftflow.model.engine import Engine
     from sftflow.runs import load_run, resolve_run
-    from sftflow.serve import create_app
+    from sftflow.serve.app import create_app
     from sftflow.web import bind, url_of, uvicorn_server
 
     run = resolve_run(run_dir)

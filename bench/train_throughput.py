@@ -17,7 +17,7 @@ one example at a time, fp32. The median of the repeats is reported.
 - baseline: what a user gets from a plain script: `SFTTrainer(model, SFTConfig(...), peft_config=...)`
   on prompt/completion conversations, leaving TRL's throughput defaults alone (pad to the
   longest in the batch, no packing, `bf16=True`, `gradient_checkpointing=True`, `max_length` 1024);
-- sftflow: `sftflow.train.trainer.build_trainer` with the config defaults;
+- sftflow: `sftflow.train.build.build_trainer` with the config defaults;
 - variants: sftflow with one setting changed (see VARIANTS), and the baseline in fp32 without
   gradient checkpointing, to separate what TRL's CPU defaults cost from what padding-free wins.
 
@@ -229,7 +229,7 @@ def baseline_trainer(spec: dict, overrides: dict, out_dir: Path):
 def sftflow_trainer(spec: dict, overrides: dict, out_dir: Path):
     """sftflow's own path: build_trainer on a config that sets only the shared run parameters."""
     from sftflow.config import parse_config
-    from sftflow.train.trainer import build_trainer
+    from sftflow.train.build import build_trainer
 
     train = {"method": "lora", "learning_rate": spec["lr"], "epochs": 1, "batch_size": BATCH, "grad_accum": ACCUM,
              "seed": spec["seed"], **overrides}

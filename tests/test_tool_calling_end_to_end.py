@@ -78,7 +78,7 @@ def test_the_served_model_answers_with_tool_calls_the_openai_client_parses(proje
 
     from sftflow.model.engine import Engine
     from sftflow.runs import load_run, resolve_run
-    from sftflow.serve import Limits, create_app
+    from sftflow.serve.app import Limits, create_app
 
     root, _ = project
     make_data = _make_data()

@@ -73,7 +73,7 @@ def make_run(root: Path, tiny_model_dir: Path, *, method: str = "lora", evaluate
     if method == "lora":
         from peft import get_peft_model
 
-        from sftflow.train.trainer import peft_config
+        from sftflow.train.build import peft_config
 
         model = get_peft_model(model, peft_config(cfg, template.added_token_ids))
         with torch.no_grad():

@@ -366,7 +366,7 @@ def test_a_full_disk_is_recognised_in_the_errors_that_wrap_it(tmp_path):
     no errno; /dev/full fails every write with ENOSPC, so it gives the real error to recognise."""
     import torch
 
-    from sftflow.train.trainer import disk_full
+    from sftflow.train.run_folder import disk_full
 
     with pytest.raises(RuntimeError) as caught:
         torch.save({"w": torch.ones(4096)}, "/dev/full")

@@ -104,7 +104,9 @@ def test_filter_counts_are_a_chunks_own():
     src = SourceSpec("t.jsonl")
     first = p.process([RawRow("t.jsonl", 1, chat("Close my account.", REFUSAL))], src).filter_counts
     second = p.process([RawRow("t.jsonl", 2, chat("How do I reset my password?", GOOD))], src).filter_counts
-    assert first[LOW_QUALITY] == {"seen": 1, "dropped": 1} and second[LOW_QUALITY] == {"seen": 1, "kept": 1}
+    # all three counters, a zero included: stats.json's "steps" shows every filter alike
+    assert first[LOW_QUALITY] == {"seen": 1, "kept": 0, "dropped": 1}
+    assert second[LOW_QUALITY] == {"seen": 1, "kept": 1, "dropped": 0}
 
 
 def test_stats_count_drops_by_their_fields_not_by_their_words():

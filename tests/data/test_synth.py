@@ -310,7 +310,7 @@ def tiny_server(tiny_model_dir):
 
     from sftflow.model.engine import Engine
     from sftflow.model.load import load_chat, load_model
-    from sftflow.serve import create_app
+    from sftflow.serve.app import create_app
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -214,7 +214,7 @@ def test_family_end_to_end(families_root, tmp_path, name):
     from sftflow.io import read_jsonl
     from sftflow.model.engine import Engine
     from sftflow.runs import load_run, resolve_run
-    from sftflow.serve import create_app
+    from sftflow.serve.app import create_app
     from sftflow.train.trainer import train
 
     config = _project(tmp_path, family_dir(name, families_root), name)
@@ -529,7 +529,7 @@ def test_a_perfect_model_evaluates_and_serves_answer_and_reasoning_apart(familie
     from sftflow.eval.metrics import TASK_METRICS
     from sftflow.model.engine import Engine
     from sftflow.model.reasoning import split_reasoning
-    from sftflow.serve import create_app
+    from sftflow.serve.app import create_app
     from tests.families import tokenizer_dir
     from tests.support import live_server
 
@@ -575,7 +575,7 @@ def test_a_perfect_gpt_oss_model_serves_its_call_as_tool_calls(families_root):
     from sftflow.eval.generate import generate
     from sftflow.model.engine import Engine
     from sftflow.model.output import parse_reply
-    from sftflow.serve import create_app
+    from sftflow.serve.app import create_app
     from tests.families import tokenizer_dir
     from tests.support import live_server
 

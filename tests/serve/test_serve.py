@@ -44,7 +44,7 @@ def run_dir(tmp_path_factory, tiny_model_dir, one_thread):
 def server(run_dir):
     from sftflow.model.engine import Engine
     from sftflow.runs import load_run, resolve_run
-    from sftflow.serve import Limits, create_app
+    from sftflow.serve.app import Limits, create_app
 
     run = resolve_run(run_dir)
     model, template = load_run(run)
@@ -87,7 +87,7 @@ def test_a_request_without_the_system_prompt_gets_the_training_one(server, predi
     the user's message gets the same answer, because serve adds the training default."""
     from fastapi.testclient import TestClient
 
-    from sftflow.serve import create_app
+    from sftflow.serve.app import create_app
 
     max_new = yaml.safe_load((run_dir / "config.yaml").read_text())["eval"]["max_new_tokens"]
     system = predictions[0]["prompt"][0]
@@ -382,7 +382,7 @@ def test_api_key_is_compared_in_constant_time(server, monkeypatch):
 @pytest.fixture
 def strict_server(server):
     """A second app on the shared engine with 1-second header and body timeouts."""
-    from sftflow.serve import Limits, create_app
+    from sftflow.serve.app import Limits, create_app
 
     engine = server["engine"]
     app = create_app(engine, server["model"], api_key=KEY, limits=Limits(max_tokens=16, read_timeout_s=1.0))
@@ -512,8 +512,8 @@ def test_run_folders_own_code_needs_the_flag(remote_code_run, tmp_path):
     code is honoured (it really runs: the marker file appears)."""
     from sftflow.errors import SftflowError
     from sftflow.runs import load_run, resolve_run
-    from sftflow.serve import Limits
-    from sftflow.serve import serve as run_serve
+    from sftflow.serve.app import Limits
+    from sftflow.serve.app import serve as run_serve
     from sftflow.terminal_chat import chat as run_chat
 
     marker = tmp_path / "remote-code-ran"
@@ -592,7 +592,7 @@ def test_a_big_request_is_parsed_off_the_event_loop(server):
     comes back. No tight timing: the small request only has to overtake the big one."""
     import select
 
-    from sftflow.serve import Limits, create_app
+    from sftflow.serve.app import Limits, create_app
 
     app = create_app(server["engine"], server["model"], api_key=KEY, limits=Limits(max_request_bytes=8_000_000))
     with live_server(app) as url:

@@ -60,7 +60,7 @@ def scripted(tiny_model_dir):
 def server(scripted):
     from sftflow.model.chat_template import ChatTemplate
     from sftflow.model.engine import Engine
-    from sftflow.serve import Limits, create_app
+    from sftflow.serve.app import Limits, create_app
 
     model, tok, script = scripted
     engine = Engine(model, ChatTemplate(tok), max_batch=1, batch_wait_ms=1).start()

@@ -8,7 +8,7 @@ from sftflow.config import parse_config
 from sftflow.data.prepare import prepare
 from sftflow.model.chat import tokenize_chat
 from sftflow.model.load import load_chat
-from sftflow.train.trainer import build_trainer
+from sftflow.train.build import build_trainer
 
 CHATS = [
     [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"},

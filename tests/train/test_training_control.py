@@ -14,15 +14,11 @@ import yaml
 
 from sftflow.config import load_config, parse_config
 from sftflow.data.prepare import prepare
+from sftflow.train.build import build_trainer
 from sftflow.train.guardrails import data_warnings
-from sftflow.train.trainer import (
-    NonFiniteLoss,
-    build_trainer,
-    checkpoint_problem,
-    overfitting,
-    pick_checkpoint,
-    train,
-)
+from sftflow.train.run_folder import checkpoint_problem, pick_checkpoint
+from sftflow.train.summary import overfitting
+from sftflow.train.trainer import NonFiniteLoss, train
 from tests.support import SFTFLOW
 
 pytestmark = pytest.mark.slow

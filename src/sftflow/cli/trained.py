@@ -135,8 +135,8 @@ def serve(
     """
     with user_errors(run_dir, "serve"):
         from sftflow.runs import resolve_run
-        from sftflow.serve import Limits
-        from sftflow.serve import serve as run_server
+        from sftflow.serve.app import Limits
+        from sftflow.serve.app import serve as run_server
 
         limits = Limits(max_request_bytes=max_request_kb * 1024, max_tokens=max_tokens,
                         default_max_tokens=min(default_max_tokens, max_tokens))

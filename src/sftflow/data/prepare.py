@@ -42,7 +42,7 @@ from sftflow.config.data import DataConfig
 from sftflow.data.account.card import write_data_card
 from sftflow.data.account.collect import SPOOL, Collector
 from sftflow.data.account.leakage import Leakage
-from sftflow.data.account.stats import decision_stats, fate_totals, filter_kinds, warn
+from sftflow.data.account.stats import decision_stats, fate_totals, filter_kinds, step_counts, warn
 from sftflow.data.account.summary import log_summary
 from sftflow.data.account.write import Tally, WriteSplits
 from sftflow.data.decide.rules import Decide
@@ -105,15 +105,16 @@ def _prepare(cfg: Config, work: Path, log, workers: int, sizes: Sizes) -> dict:
     if semantic is not None:
         sem = semantic.run(work / SPOOL, col.keys, col.files.rows_read)
         clock.lap("semantic")
-    fate = Decide(d, sizes).run(col.keys, col.files.source_of, None if sem is None else sem.edges)
+    decide, write, check_leaks = Decide(d, sizes), WriteSplits(work, sizes.write_block), Leakage(work, sizes)
+    fate = decide.run(col.keys, col.files.source_of, None if sem is None else sem.edges)
     sem_stats = semantic.stats(work / SPOOL, sem, fate) if semantic else None
     clock.lap("dedup_split_decisions")
-    tally = WriteSplits(work, sizes.write_block).run(col, fate)  # pass 2
+    tally = write.run(col, fate)  # pass 2
     counts, totals = fate_totals(col, tally)
     if totals["kept"] == tally.mix_in_train:
         _no_usable_examples(work, cfg.data_dir, col, totals, tally, log)
     clock.lap("write_splits")
-    leakage = Leakage(work, sizes).run(counts)  # pass 3
+    leakage = check_leaks.run(counts)  # pass 3
     clock.lap("leakage_report")
     warns = warn(fate, col, counts, totals["kept"] - tally.mix_in_train, judge)
     col.ledger.carry_runs_from(cfg.data_dir / LEDGER)
@@ -122,7 +123,9 @@ def _prepare(cfg: Config, work: Path, log, workers: int, sizes: Sizes) -> dict:
              **decision_stats(d, col, tally, fate, judge, agreement, sem_stats),
              "length_check": rows.length_check, "template_date": rows.template_date,
              "template_default_system": rows.template_default_system, "truncated": tally.truncated_kept,
-             "leakage": leakage, "warnings": warns, "seconds": clock.seconds, "seed": d.seed,
+             "leakage": leakage, "warnings": warns, "seconds": clock.seconds,
+             "steps": step_counts(read, col.filter_counts, judge, semantic, decide, write, check_leaks),
+             "seed": d.seed,
              "fractions": d.split.model_dump(), "stratify_field": d.stratify_field, "group_field": d.group_field}
     write_json(work / STATS, stats)
     write_data_card(work, stats)

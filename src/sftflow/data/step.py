@@ -8,6 +8,8 @@ filters (decide/filters.py) run on every converted row in the worker processes; 
 (signals/judge.py) checks a chunk at a time in the main process; the semantic step
 (signals/semantic.py) checks every record at once after the read pass. All three drop a
 record the same way, with a `Drop`, and stats.json, the data card and the ledger read its code.
+stats.json's "steps" holds every step's counters in pipeline order; the rule filters count a
+chunk at a time in the workers and the main process adds the chunks up (account/collect.py).
 
 A new filter: one `Filter` subclass with `of(settings)` (None when the settings switch it
 off) and `check(row)`, listed in decide/filters.py's `FILTERS`, and its test.
@@ -47,6 +49,10 @@ class Filter(Step):
     """A step that keeps a record (None) or drops it with a reason (`check`); the base class counts."""
 
     code = ""  # the reason code of its drops
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts.update(seen=0, kept=0, dropped=0)  # all three in stats.json, a zero included
 
     @property
     def name(self) -> str:  # type: ignore[override]

@@ -194,7 +194,7 @@ def measure_warmup(cfg, steps: int = 5, log=print) -> dict:
 
     from transformers import TrainerCallback
 
-    from sftflow.train.trainer import build_trainer
+    from sftflow.train.build import build_trainer
 
     class StepClock(TrainerCallback):
         def __init__(self):

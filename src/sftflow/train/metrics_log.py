@@ -1,6 +1,6 @@
 """The training run's own callback: metrics.jsonl, one short progress line per log, NaN stop.
 
-Imported by `trainer.py` when a trainer is built (it needs transformers).
+Imported by `build.py` when a trainer is built (it needs transformers).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from sftflow.data.account.collect import Collector
 from sftflow.data.account.write import Tally
 from sftflow.data.decide.fate import SOURCE_MAX_ROWS, SOURCE_WEIGHT, Fate, Fates
 from sftflow.data.decide.split import SPLITS
-from sftflow.data.step import Drop
+from sftflow.data.step import Drop, Step
 from sftflow.errors import SftflowWarning
 
 MIN_TEST_EXAMPLES = 50  # below this a test metric is mostly noise
@@ -45,6 +45,14 @@ def filter_kinds(drops: list[Drop | None], counts: np.ndarray) -> Counter:
     for code in np.flatnonzero(counts[1:]) + 1:
         kinds[drops[code].kind] += int(counts[code])
     return kinds
+
+
+def step_counts(read: Step, rule_filters: dict[str, Counter], *later: Step | None) -> dict[str, dict[str, int]]:
+    """stats.json's "steps": each step's own counters, in pipeline order: pass 1, the rule filters it ran
+    on every record (`rule_filters`: their counts summed over the chunks of every worker), then the steps
+    after it (None: a step these settings switch off)."""
+    steps = [(read.name, read.counts), *rule_filters.items(), *((s.name, s.counts) for s in later if s is not None)]
+    return {name: {k: int(v) for k, v in counts.items()} for name, counts in steps}
 
 
 def source_counts(d: DataConfig, col: Collector) -> list[dict]:

@@ -115,16 +115,19 @@ class RowProcessor:
         rows = [self._convert(raw, src) for raw in raws]
         records = [r for r in rows if r.reject is None]
         self._check_lengths(records)
+        records = [r for r in records if r.reject is None]  # not rejected as over-long
+        for r in records:  # only records meet the filters, so their counts agree with the ledger's fates
+            r.drop = first_drop(self.filters, r)
         from sftflow.data.decide.dedup import NearDupIndex
 
-        texts = [dedup_texts(r.record) for r in records if r.reject is None]
+        texts = [dedup_texts(r.record) for r in records]
         sig = NearDupIndex.signatures_of
         return Chunk(rows, sig([t[0] for t in texts], self.s.num_perm, self.s.ngram),
                      sig([t[1] for t in texts], self.s.num_perm, self.s.ngram),
                      {f.code: Counter(f.counts) for f in self.filters})
 
     def _convert(self, raw: RawRow, src: SourceSpec) -> Row:
-        """One raw row: a reject, or a record with its keys and score that the filter chain has seen."""
+        """One raw row: a reject, or a record with its keys and score."""
         if raw.error is not None:
             return self._reject(raw, raw.field, raw.error)
         try:
@@ -140,7 +143,6 @@ class RowProcessor:
         example.id, example.source, example.group = content_hash(example), self._source(raw, src, fmt), group
         example.quality = quality.as_dict()
         row.record = example.to_dict()
-        row.drop = first_drop(self.filters, row)
         return row
 
     def _group_and_stratum(self, row: Row, raw_row: dict) -> str | None:

@@ -21,168 +21,37 @@ template; the reply is read by model/output.py in the family's own call syntax i
 `finish_reason: "tool_calls"`. `tool_choice` "none" renders no tools; "required" or a named
 function prefills the start of a call (a 400 where the template shows no call syntax).
 
-The pieces live apart: finding and loading the run in runs.py, decoding in model/engine.py,
+The pieces live apart: the wire format (requests, errors, response bodies) in serve/schemas.py,
+finding and loading the run in runs.py, decoding in model/engine.py,
 sockets, timeouts, body limits and the key check in web.py (shared with `sftflow review`),
 the terminal chat in terminal_chat.py.
 """
 
 import asyncio
 import json
-import secrets
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ValidationError
 
 from sftflow import web
 from sftflow.errors import SftflowWarning
 from sftflow.model.engine import Busy, Engine, GenRequest
 from sftflow.model.system_prompt import preview
 from sftflow.runs import Run, check_remote_code, load_run
-
-# ---------------------------------------------------------------- the OpenAI-shaped API
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None,
-                 code: str | None = None):
-        super().__init__(message)
-        self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
-
-    def body(self) -> dict:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
-
-
-class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    model: str
-    max_tokens: int | None = Field(None, ge=1)
-    temperature: float = Field(1.0, ge=0, le=2)
-    top_p: float = Field(1.0, gt=0, le=1)
-    stop: str | list[str] | None = None
-    seed: int | None = Field(None, ge=-(2**63), lt=2**64)  # what torch's generator takes
-    stream: bool = False
-    stream_options: dict | None = None
-    n: int = 1
-    user: str | None = None
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-
-    @model_validator(mode="after")
-    def _supported(self):
-        # Accepted for client compatibility at their neutral values; anything else would be silently ignored.
-        if self.n != 1:
-            raise ValueError("'n': only n=1 is supported; send several requests instead")
-        if self.presence_penalty or self.frequency_penalty:
-            raise ValueError("'presence_penalty'/'frequency_penalty': not supported; leave them at 0")
-        return self
-
-
-class _TextPart(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["text"]
-    text: str
-
-
-class _Function(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1)
-    description: str | None = None
-    parameters: dict | None = None
-    strict: bool | None = None
-
-
-class _ToolSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["function"]
-    function: _Function
-
-
-class _CalledFunction(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1)
-    arguments: str
-
-
-class _ToolCallIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: str
-    type: Literal["function"] = "function"
-    function: _CalledFunction
-
-
-class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[_TextPart] | None = None
-    name: str | None = None
-    tool_calls: list[_ToolCallIn] | None = None  # an assistant's earlier calls
-    tool_call_id: str | None = None  # a tool result: the call it answers
-
-    @model_validator(mode="after")
-    def _shape(self):
-        if self.content is None and not (self.role == "assistant" and self.tool_calls):
-            raise ValueError(f"'content': a {self.role} message needs content")
-        if self.role == "tool" and not self.tool_call_id:
-            raise ValueError("'tool_call_id': a tool message answers a call: give the call's id")
-        return self
-
-
-class _NamedFunction(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-
-
-class _NamedToolChoice(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["function"]
-    function: _NamedFunction
-
-
-class ChatRequest(_Request):
-    messages: list[_Message] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
-    tools: list[_ToolSpec] | None = None
-    tool_choice: Literal["none", "auto", "required"] | _NamedToolChoice | None = None
-    parallel_tool_calls: bool | None = None  # accepted; the model decides how many calls it writes
-
-
-class CompletionRequest(_Request):
-    prompt: str | list[str]
-
-
-def _validation_message(err: ValidationError) -> tuple[str, str]:
-    e = err.errors()[0]
-    param = ".".join(str(p) for p in e["loc"])
-    if e["type"] == "extra_forbidden":
-        return f"unsupported parameter '{param}'", param
-    if e["type"] == "missing":
-        return f"missing required parameter '{param}'", param
-    if e["type"] == "value_error":
-        return e["msg"].removeprefix("Value error, "), param or None
-    got = e.get("input")
-    shown = "" if isinstance(got, dict | list) else f" (got {json.dumps(got)[:60]})"
-    return f"'{param}': {e['msg']}{shown}", param
-
-
-def _stops(stop) -> list[str]:
-    stops = [stop] if isinstance(stop, str) else list(stop or [])
-    if len(stops) > 4:
-        raise ApiError(400, "'stop': at most 4 stop sequences", param="stop")
-    if any(not s for s in stops):
-        raise ApiError(400, "'stop': stop sequences must not be empty", param="stop")
-    return stops
+from sftflow.serve.schemas import (
+    ApiError,
+    ApiRequest,
+    ChatRequest,
+    CompletionRequest,
+    chat_shapes,
+    completion_shapes,
+    json_object,
+    openai_tool_calls,
+    stop_sequences,
+    validation_message,
+)
 
 
 @dataclass
@@ -229,9 +98,9 @@ class _Api:
 
     def parse(self, body: bytes, schema: type[BaseModel]):
         try:
-            req = schema.model_validate(_json_object(body))
+            req = schema.model_validate(json_object(body))
         except ValidationError as err:
-            message, param = _validation_message(err)
+            message, param = validation_message(err)
             raise ApiError(400, message, param=param) from err
         if req.model != self.model_id:
             raise ApiError(404, f"model '{req.model}' does not exist; this server serves '{self.model_id}'",
@@ -254,11 +123,11 @@ class _Api:
                            f"context of {context} tokens", param="max_tokens", code="context_length_exceeded")
         return requested
 
-    def sampling(self, req: _Request, prompt_ids: list[int], max_tokens: int | None, index: int = 0,
+    def sampling(self, req: ApiRequest, prompt_ids: list[int], max_tokens: int | None, index: int = 0,
                  strip: bool = False) -> GenRequest:
         return GenRequest(prompt_ids=prompt_ids, max_tokens=self.budget(max_tokens, len(prompt_ids)), on_event=None,
-                          temperature=req.temperature, top_p=req.top_p, stop=_stops(req.stop), seed=req.seed,
-                          strip=strip, index=index)
+                          temperature=req.temperature, top_p=req.top_p, stop=stop_sequences(req.stop),
+                          seed=req.seed, strip=strip, index=index)
 
     def chat_prompt(self, req: ChatRequest) -> tuple[list[int], dict]:
         """The conversation rendered with the run's chat template and the request's tools, as token ids,
@@ -279,60 +148,15 @@ class _Api:
             messages.append(d)
         messages = with_system(messages, self.system_prompt)
         tok = self.engine.tok
-        tools, reading = self.tool_use(req)
+        tools, reading = req.tool_use(self.engine.chat)
         try:
             text = render(self.engine.chat, messages, add_generation_prompt=True, tools=tools)
         except Exception as err:  # the template rejects this conversation (e.g. role order), or tools
             raise ApiError(400, f"the chat template cannot render these messages: {err}", param="messages") from err
         return tok(text + reading["prefix"], add_special_tokens=False)["input_ids"], reading
 
-    def tool_use(self, req: ChatRequest) -> tuple[list[dict] | None, dict]:
-        """The tools to render and how to read the reply. `tool_choice` "none" renders no tools; "auto"
-        (the default with tools) lets the model decide; "required" or a named function prefills the reply
-        with the start of a call in the model's own syntax (read off its template: model/output.py)."""
-        from sftflow.model.output import call_prefix
-
-        off = {"calls": False, "syntax": None, "prefix": ""}
-        choice = req.tool_choice
-        if not req.tools:
-            if choice not in (None, "none"):
-                raise ApiError(400, "'tool_choice': needs 'tools'", param="tool_choice")
-            return None, off
-        if choice == "none":
-            return None, off
-        tools = [t.model_dump(exclude_none=True) for t in req.tools]
-        syntax = self.engine.chat.call_syntax
-        prefix = ""
-        if choice == "required" or isinstance(choice, _NamedToolChoice):
-            name = choice.function.name if isinstance(choice, _NamedToolChoice) else None
-            if name is not None and name not in {t.function.name for t in req.tools}:
-                raise ApiError(400, f"'tool_choice': '{name}' is not one of the request's tools", param="tool_choice")
-            prefix = call_prefix(syntax, name)
-            if not prefix:
-                raise ApiError(400, f"'tool_choice': {json.dumps(choice if isinstance(choice, str) else choice.model_dump())}"
-                               " cannot be honoured: this model's chat template shows no tool-call syntax to start "
-                               "a call with; use \"auto\"", param="tool_choice")
-        return tools, {"calls": True, "syntax": syntax, "prefix": prefix}
-
     def model_card(self) -> dict:
         return {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "sftflow"}
-
-
-def _json_object(body: bytes) -> dict:
-    """The body as a JSON object of valid text, or a 400 saying what is wrong with it."""
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ApiError(400, f"request body is not valid JSON ({err})") from err
-    except RecursionError as err:
-        raise ApiError(400, "request body is not valid JSON (nested too deeply)") from err
-    if not isinstance(data, dict):
-        raise ApiError(400, "request body must be a JSON object")
-    try:  # "\ud800" is valid JSON but text no tokenizer can encode
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise ApiError(400, "request body has a lone surrogate escape (like \"\\ud800\"): not valid text") from err
-    return data
 
 
 def _submit(engine: Engine, reqs: list[GenRequest]) -> asyncio.Queue:
@@ -366,13 +190,7 @@ async def _gather(reqs: list[GenRequest], events: asyncio.Queue):
                 r.cancelled = True
 
 
-def _usage_of(results: list[dict]) -> dict:
-    p = sum(r["prompt_tokens"] for r in results)
-    c = sum(r["completion_tokens"] for r in results)
-    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
-
-
-async def _respond(engine: Engine, reqs: list[GenRequest], req: _Request, make_chunk, make_final):
+async def _respond(engine: Engine, reqs: list[GenRequest], req: ApiRequest, make_chunk, make_final):
     """One JSON answer when every row is done, or, with `stream`, server-sent events as text arrives."""
     from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -402,7 +220,8 @@ async def _sse(reqs: list[GenRequest], events, make_chunk, include_usage: bool):
                 yield f"data: {json.dumps(make_chunk(i, payload, None, kind='reasoning_content'))}\n\n"
             else:
                 if payload.get("tool_calls"):  # read whole at the end (held back while streaming), sent at once
-                    yield f"data: {json.dumps(make_chunk(i, _tool_calls(payload['tool_calls'], stream=True), None, kind='tool_calls'))}\n\n"
+                    calls = openai_tool_calls(payload["tool_calls"], stream=True)
+                    yield f"data: {json.dumps(make_chunk(i, calls, None, kind='tool_calls'))}\n\n"
                 usage["prompt_tokens"] += payload["prompt_tokens"]
                 usage["completion_tokens"] += payload["completion_tokens"]
                 yield f"data: {json.dumps(make_chunk(i, None, payload['finish_reason']))}\n\n"
@@ -414,59 +233,6 @@ async def _sse(reqs: list[GenRequest], events, make_chunk, include_usage: bool):
     except ApiError as err:
         yield f"data: {json.dumps(err.body())}\n\n"
     yield "data: [DONE]\n\n"
-
-
-def _chat_shapes(model_id: str):
-    """chat.completion.chunk and chat.completion bodies for one request."""
-    rid, now = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
-
-    def chunk(i, delta, finish, first=False, kind="content"):
-        d = {"role": "assistant", "content": ""} if first else ({kind: delta} if delta else {})
-        return {"id": rid, "object": "chat.completion.chunk", "created": now, "model": model_id,
-                "choices": [{"index": i, "delta": d, "finish_reason": finish, "logprobs": None}]}
-
-    def final(results):
-        r = results[0]
-        message = {"role": "assistant", "content": r["text"]}
-        if r.get("tool_calls"):
-            message["content"] = r["text"] or None
-            message["tool_calls"] = _tool_calls(r["tool_calls"])
-        if r.get("reasoning") is not None:  # the <think> block, apart (as vLLM's reasoning parsers return it)
-            message["reasoning_content"] = r["reasoning"]
-        return {"id": rid, "object": "chat.completion", "created": now, "model": model_id,
-                "choices": [{"index": 0, "message": message, "finish_reason": r["finish_reason"], "logprobs": None}],
-                "usage": _usage_of(results)}
-
-    return chunk, final
-
-
-def _tool_calls(calls, stream: bool = False) -> list[dict]:
-    """OpenAI's tool_calls: ids like call_…, arguments as JSON text; streamed ones carry their index."""
-    out = []
-    for k, c in enumerate(calls):
-        d = {"id": f"call_{secrets.token_hex(12)}", "type": "function",
-             "function": {"name": c.name, "arguments": c.arguments}}
-        out.append({"index": k, **d} if stream else d)
-    return out
-
-
-def _completion_shapes(model_id: str):
-    """text_completion bodies (chunk and final) for one request."""
-    rid, now = f"cmpl-{secrets.token_hex(12)}", int(time.time())
-
-    def chunk(i, delta, finish, first=False):
-        if first:
-            return None
-        return {"id": rid, "object": "text_completion", "created": now, "model": model_id,
-                "choices": [{"index": i, "text": delta or "", "finish_reason": finish, "logprobs": None}]}
-
-    def final(results):
-        return {"id": rid, "object": "text_completion", "created": now, "model": model_id,
-                "choices": [{"index": i, "text": r["text"], "finish_reason": r["finish_reason"], "logprobs": None}
-                            for i, r in enumerate(results)],
-                "usage": _usage_of(results)}
-
-    return chunk, final
 
 
 def _add_error_handlers(app) -> None:
@@ -535,7 +301,7 @@ def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, lim
         g = api.sampling(req, prompt_ids, req.max_completion_tokens or req.max_tokens, strip=True)
         g.reasoning = True
         g.calls, g.syntax, g.prefix = reading["calls"], reading["syntax"], reading["prefix"]
-        return await _respond(engine, [g], req, *_chat_shapes(model_id))
+        return await _respond(engine, [g], req, *chat_shapes(model_id))
 
     @app.post("/v1/completions")
     async def completions(request: Request):
@@ -549,7 +315,7 @@ def create_app(engine: Engine, model_id: str, *, api_key: str | None = None, lim
             if not ids:
                 raise ApiError(400, "'prompt': empty prompt", param="prompt")
             gens.append(api.sampling(req, ids, req.max_tokens, index=i))
-        return await _respond(engine, gens, req, *_completion_shapes(model_id))
+        return await _respond(engine, gens, req, *completion_shapes(model_id))
 
     return app
 
