@@ -26,10 +26,14 @@ class ApiError(Exception):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
-class ApiRequest(BaseModel):
-    """What both endpoints take: the model, sampling and streaming."""
+class _Closed(BaseModel):
+    """A request part that refuses fields it does not know (a typo is a 400 naming it, never ignored)."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class ApiRequest(_Closed):
+    """What both endpoints take: the model, sampling and streaming."""
 
     model: str
     max_tokens: int | None = Field(None, ge=1)
@@ -54,47 +58,35 @@ class ApiRequest(BaseModel):
         return self
 
 
-class _TextPart(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class _TextPart(_Closed):
     type: Literal["text"]
     text: str
 
 
-class _Function(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class _Function(_Closed):
     name: str = Field(min_length=1)
     description: str | None = None
     parameters: dict | None = None
     strict: bool | None = None
 
 
-class _ToolSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class _ToolSpec(_Closed):
     type: Literal["function"]
     function: _Function
 
 
-class _CalledFunction(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class _CalledFunction(_Closed):
     name: str = Field(min_length=1)
     arguments: str
 
 
-class _ToolCallIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class _ToolCallIn(_Closed):
     id: str
     type: Literal["function"] = "function"
     function: _CalledFunction
 
 
-class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class _Message(_Closed):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[_TextPart] | None = None
     name: str | None = None
@@ -110,15 +102,11 @@ class _Message(BaseModel):
         return self
 
 
-class _NamedFunction(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class _NamedFunction(_Closed):
     name: str
 
 
-class _NamedToolChoice(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class _NamedToolChoice(_Closed):
     type: Literal["function"]
     function: _NamedFunction
 
