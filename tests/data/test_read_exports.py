@@ -3,10 +3,12 @@ European spreadsheet's CSV, a Windows editor's JSONL, compressed files, trailing
 through `prepare` as typed in a config. Every file is written from Python objects here, so the
 expected rows and counts never come from the parser under test."""
 
+import bz2
 import csv
 import gzip
 import io
 import json
+import lzma
 import warnings
 from pathlib import Path
 
@@ -214,6 +216,8 @@ def _zstd(data: bytes) -> bytes:
     ("a.csv.gz", lambda rows: gzip.compress(delimited(rows, ";"))),
     ("a.jsonl.zst", lambda rows: _zstd(jsonl(rows))),
     ("a.json.zst", lambda rows: _zstd(json.dumps(rows).encode())),
+    ("a.jsonl.bz2", lambda rows: bz2.compress(jsonl(rows))),
+    ("a.csv.xz", lambda rows: lzma.compress(delimited(rows, "\t"))),
 ])
 def test_compressed_files_are_read_and_accounted(tmp_path, name, make):
     rows = [row(i) for i in range(150)]
@@ -229,6 +233,10 @@ def test_a_folder_finds_compressed_files_and_a_damaged_one_is_one_line(tmp_path)
     assert [s.display for s in iter_sources("raw", tmp_path)] == ["raw/a.jsonl.gz", "raw/b.jsonl.gz"]
     with pytest.raises(SftflowError, match=r"b\.jsonl\.gz: cannot be decompressed"):
         list(read_rows(tmp_path / "raw" / "b.jsonl.gz"))
+    for name in ("c.jsonl.bz2", "d.jsonl.xz"):
+        (tmp_path / "raw" / name).write_bytes(b"not compressed at all")
+        with pytest.raises(SftflowError, match=rf"{name}: cannot be decompressed"):
+            list(read_rows(tmp_path / "raw" / name))
 
 
 # ---------------------------------------------------------------- the registry

@@ -5,7 +5,7 @@
         for raw in source.rows(): ...
 
 Read: JSONL, JSON (an array, an object of arrays, or rows under `field:`), CSV (delimiter sniffed)
-and TSV, Parquet, `save_to_disk` folders and hub datasets; text files compressed (.gz, .zst) or not,
+and TSV, Parquet, `save_to_disk` folders and hub datasets; text files compressed (.gz, .zst, .bz2, .xz) or not,
 in UTF-8, UTF-16/32 or a legacy encoding (named by `encoding:`, else guessed with a warning).
 
 Nothing is lost on the way: a row that cannot be parsed comes out as a `RawRow` with `error` set (and

@@ -1,4 +1,4 @@
-"""A text file's bytes as UTF-8 lines, whatever it was written in: compressed or not (`COMPRESSIONS`),
+"""A text file's bytes as UTF-8 lines, whatever it was written in: compressed or not (`COMPRESSIONS`: .gz, .zst, .bz2, .xz),
 UTF-8 with or without BOM, UTF-16/32 (by BOM, or by the NULs around a first ASCII character, as
 RFC 4627 detects JSON's encoding), or a legacy 8-bit encoding (named by `encoding:` on the data
 source, or guessed: cp1252, else latin-1, with one warning line naming it). Lines end at \\n, \\r\\n
@@ -10,8 +10,10 @@ so a reader's account can be held against the file.
 
 from __future__ import annotations
 
+import bz2
 import codecs
 import gzip
+import lzma
 import re
 import warnings
 from collections.abc import Callable, Iterator
@@ -43,6 +45,8 @@ def _zstandard():
 COMPRESSIONS = {
     ".gz": Compression(gzip.open, lambda: (OSError, EOFError)),  # gzip.BadGzipFile is an OSError
     ".zst": Compression(lambda path: _zstandard().open(path, "rb"), lambda: (_zstandard().ZstdError, EOFError)),
+    ".bz2": Compression(bz2.open, lambda: (OSError, EOFError)),  # a bad bz2 stream is an OSError
+    ".xz": Compression(lzma.open, lambda: (lzma.LZMAError, EOFError)),
 }
 
 
