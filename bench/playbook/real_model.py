@@ -141,7 +141,8 @@ def verdicts(rows: dict) -> list[tuple[str, str, str]]:
         losses = ", ".join(f"{v:.3f}" for v in early["val_losses"])
         holds = early["early_stopped"] and early["exact_match"] >= lora["exact_match"] - 0.05
         out.append(("Stop when validation loss stops dropping",
-                    f"up to 5 epochs: validation loss by epoch {losses}; stopped after {early['epochs_done']:g} "
+                    f"up to {early['epochs_configured']:g} epochs: validation loss by epoch {losses}; stopped after "
+                    f"{early['epochs_done']:g} "
                     f"epochs (early_stopped={early['early_stopped']}), exact match {early['exact_match']:.2f} "
                     f"vs {lora['exact_match']:.2f} after 2 fixed epochs, {early['seconds']:.0f} s vs {lora['seconds']:.0f} s",
                     "holds" if holds else "does not hold here"))
