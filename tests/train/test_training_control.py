@@ -156,9 +156,12 @@ def test_a_run_interrupted_before_its_first_checkpoint_is_simply_run_again(tmp_p
     says once that there is nothing to resume, and neither keeps the interrupted run's metrics."""
     import shutil
 
-    cfg_path = make_project(tmp_path, tiny_model_dir, n=80, epochs=1, evals_per_epoch=1)  # one checkpoint, at step 4
+    # one checkpoint, at the end of the epoch: small batches make that epoch long enough (tens of steps) that the
+    # Ctrl-C sent when the first validation loss is printed always lands before it, however busy the machine
+    cfg_path = make_project(tmp_path, tiny_model_dir, n=80, epochs=1, evals_per_epoch=1, batch_size=2)
     env = {**os.environ, "NO_COLOR": "1"}
     assert subprocess.run([SFTFLOW, "prepare", str(cfg_path)], capture_output=True, env=env).returncode == 0
+    first_save = -(-len((tmp_path / "data" / "train.jsonl").read_text().splitlines()) // 2)  # steps in the epoch
     proc = processes.start([SFTFLOW, "train", cfg_path], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                            env=env)
     for line in proc.stdout:
@@ -169,7 +172,7 @@ def test_a_run_interrupted_before_its_first_checkpoint_is_simply_run_again(tmp_p
     run_dir = tmp_path / "runs" / "ctl"
     assert proc.returncode == 130 and not (run_dir / "model").exists()
     assert (run_dir / "checkpoints").is_dir() and not list(run_dir.glob("checkpoints/*/trainer_state.json"))
-    cut = run_dir / "checkpoints" / "checkpoint-4"  # and the first save cut short: a weights file, no state
+    cut = run_dir / "checkpoints" / f"checkpoint-{first_save}"  # and the first save cut short: weights, no state
     cut.mkdir()
     (cut / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}")
     shutil.copytree(run_dir, tmp_path / "interrupted")
