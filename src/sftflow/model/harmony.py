@@ -64,7 +64,8 @@ def messages(text: str) -> list[Part]:
 
 def parse(text: str, specials: tuple[str, ...] = ()) -> tuple[str | None, str, bool]:
     """(reasoning or None, answer, whether the answer has begun) of a reply decoded with its special tokens;
-    the answer is the final channel's text, then the calls (`call_text`). Text without any channel (a model that never learned the format) is all answer, `specials` removed."""
+    the answer is the final channel's text, then the calls (`call_text`). Text without any channel (a model
+    that never learned the format) is all answer, `specials` removed."""
     found = messages(text)
     if not found and CHANNEL not in text:
         for s in specials:

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from sftflow.example import Message, ToolCall
+from sftflow.model import harmony
 from sftflow.model.reasoning import split_reasoning
 
 _NAME_KEYS = ("name",)
@@ -100,13 +101,13 @@ def _parse_named_calls(text: str) -> tuple[str, list[ToolCall]]:
     return text[:max(start, 0)].strip(), calls
 
 
-_HARMONY_CALL = re.compile(r"\s*to=functions\.([\w.-]+)[^{\[]*?<\|message\|>\s*")
+_HARMONY_CALL = re.compile(rf"\s*{re.escape(harmony.RECIPIENT)}([\w.-]+)[^{{\[]*?{re.escape(harmony.MESSAGE)}\s*")
 
 
 def _parse_harmony_calls(text: str) -> tuple[str, list[ToolCall]]:
     """gpt-oss's calls as model/harmony.py writes them into the answer (`to=functions.NAME<|message|>{…}<|call|>`),
     or as a forced call's prefill leaves them (the template's whole header before `<|message|>`)."""
-    start = text.find("to=functions.")
+    start = text.find(harmony.RECIPIENT)
     if start < 0:
         return text.strip(), []
     decoder, calls, pos = json.JSONDecoder(), [], start
@@ -117,7 +118,7 @@ def _parse_harmony_calls(text: str) -> tuple[str, list[ToolCall]]:
             break
         calls.append(ToolCall("", m.group(1), value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)))
         pos = _SEPARATORS.match(text, pos).end()
-        pos += len("<|call|>") if text.startswith("<|call|>", pos) else 0
+        pos += len(harmony.CALL) if text.startswith(harmony.CALL, pos) else 0
     if not calls:
         return text.strip(), []
     return text[:start].strip(), calls
@@ -129,7 +130,8 @@ SYNTAXES = {s.name: s for s in [
     CallSyntax("mistral_args", "[TOOL_CALLS]", "", "[TOOL_CALLS]{name}[ARGS]", parse=_parse_named_calls),
     CallSyntax("llama3_json", "<|python_tag|>", "", '{{"name": "{name}", "parameters": '),
     CallSyntax("json", "", "", '{{"name": "{name}", "arguments": '),
-    CallSyntax("harmony", "to=functions.", "<|call|>", "to=functions.{name}<|message|>", parse=_parse_harmony_calls),
+    CallSyntax("harmony", harmony.RECIPIENT, harmony.CALL, harmony.call_text("{name}", "", closed=False),
+               parse=_parse_harmony_calls),
 ]}
 
 
@@ -270,9 +272,9 @@ def derive_call_syntax(chat) -> CallSyntax | None:
     tail = split_reasoning(full[len(prompt):])[1] if "</think>" in full[len(prompt):] else full[len(prompt):]
     if f"{_PROBE_NAME}[ARGS]" in tail:  # a grammar of its own: name, then [ARGS], then the arguments alone
         return SYNTAXES["mistral_args"]
-    if f"to=functions.{_PROBE_NAME}" in tail:  # harmony: the call is a message to the function, its text the arguments
-        header = tail[: tail.find("<|message|>", tail.find(_PROBE_NAME)) + len("<|message|>")]
-        header = header[header.rfind("<|start|>assistant") + len("<|start|>assistant"):] if "<|start|>" in header else header
+    if harmony.RECIPIENT + _PROBE_NAME in tail:  # harmony: the call is a message to the function, its text the arguments
+        header = tail[: tail.find(harmony.MESSAGE, tail.find(_PROBE_NAME)) + len(harmony.MESSAGE)]
+        header = header.rpartition(harmony.START + "assistant")[2]  # the call's own message, after the analysis
         return replace(SYNTAXES["harmony"], head=header.replace(_PROBE_NAME, "{name}"))
     at = tail.find(_PROBE_NAME)
     span = _json_around(tail, at)
